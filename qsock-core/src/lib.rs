@@ -1,0 +1,31 @@
+//! QSockets: attach a socket to a packet scheduler, tell the scheduler per
+//! packet what may be dropped and by when it must leave, and read back how the
+//! scheduler is doing.
+//!
+//! The API follows the QSockets paper: [`qsockinit`] installs a scheduler on a
+//! device, [`QSocket::new`] (`qsocket`) and [`QSocket::attach`] (`qattach`)
+//! put a socket's traffic in a stream of that scheduler, [`QSocket::change`]
+//! (`qchange`) changes the stream, [`QSocket::send`] / [`QSocket::send_to`]
+//! (`qsend`/`qsendto`) and [`QSocket::send_frame`] pass [`PacketFlags`],
+//! [`QSocket::info`] (`qinfo`) returns a [`QInfo`], and [`QSocket::close`]
+//! (`qclose`) ends it. The same calls exist in C (`include/qsock.h`).
+#![deny(missing_docs)]
+
+mod error;
+mod flags;
+mod info;
+mod params;
+mod sys;
+
+pub use error::{Error, ErrorKind, Result};
+pub use flags::{Deadline, DropFlag, PacketFlags};
+pub use info::{DropCounts, QInfo, QueueDelay, SchedulerStats};
+pub use params::{
+    validate_device, InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams,
+    WindowConstraint, MAX_DEVICE_NAME,
+};
+
+/// Nanoseconds on `CLOCK_MONOTONIC`, the clock of every [`Deadline`].
+pub fn monotonic_now() -> u64 {
+    sys::monotonic_nanos()
+}
