@@ -14,6 +14,7 @@
 mod error;
 mod flags;
 mod info;
+mod notice;
 mod params;
 mod sys;
 
