@@ -11,13 +11,16 @@
 //! (`qclose`) ends it. The same calls exist in C (`include/qsock.h`).
 #![deny(missing_docs)]
 
+mod backend;
 mod error;
 mod flags;
 mod info;
 mod notice;
 mod params;
+mod socket;
 mod sys;
 
+pub use backend::{qsockinit, report, reset, DeviceReport, InitReport, StreamReport};
 pub use error::{Error, ErrorKind, Result};
 pub use flags::{Deadline, DropFlag, PacketFlags};
 pub use info::{DropCounts, QInfo, QueueDelay, SchedulerStats};
@@ -25,6 +28,7 @@ pub use params::{
     validate_device, InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams,
     WindowConstraint, MAX_DEVICE_NAME,
 };
+pub use socket::{AttachError, QSocket};
 
 /// Nanoseconds on `CLOCK_MONOTONIC`, the clock of every [`Deadline`].
 pub fn monotonic_now() -> u64 {
