@@ -1,0 +1,419 @@
+//! Network-namespace test beds for qsock: two fresh network namespaces, a
+//! sender and a receiver, joined by a veth pair, with IPv4 addresses from the
+//! benchmarking range 198.18.0.0/15 and IPv6 addresses from a ULA prefix.
+//!
+//! Everything is set up with the `ip` and `tc` commands of iproute2, so that a
+//! person debugging a test can repeat each step by hand, and everything a
+//! [`TestBed`] created is removed when it is dropped, also when a test panics.
+//!
+//! ```no_run
+//! use qsock_testbed::TestBed;
+//! use std::net::UdpSocket;
+//!
+//! let bed = TestBed::new()?;
+//! let receiver = bed.run_in_receiver(|| UdpSocket::bind((bed.receiver_v4(), 5000)))??;
+//! bed.run_in_sender(|| {
+//!     let socket = UdpSocket::bind((bed.sender_v4(), 0))?;
+//!     socket.send_to(b"hello", (bed.receiver_v4(), 5000))
+//! })??;
+//! let mut buf = [0; 16];
+//! let (n, _) = receiver.recv_from(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+
+use nix::sched::{setns, CloneFlags};
+
+/// Where `ip netns` keeps its named namespaces.
+const NETNS_DIR: &str = "/run/netns";
+
+/// Why a test bed could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The process is not privileged enough to create namespaces.
+    #[error(
+        "creating a network-namespace test bed needs root (CAP_SYS_ADMIN to create and enter \
+         namespaces, CAP_NET_ADMIN to configure links and qdiscs): {0}"
+    )]
+    NeedsRoot(String),
+    /// A command could not be started at all (not installed?).
+    #[error("could not run `{command}`: {source} (is iproute2 installed?)")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why it did not start.
+        source: std::io::Error,
+    },
+    /// A command ran and failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What it wrote on standard error.
+        stderr: String,
+    },
+    /// Entering a namespace failed.
+    #[error("could not enter network namespace {namespace}: {source}")]
+    Enter {
+        /// The namespace.
+        namespace: String,
+        /// The error of `open` or `setns`.
+        source: std::io::Error,
+    },
+    /// The closure run inside a namespace panicked; the panic message.
+    #[error("the code run in namespace {namespace} panicked: {message}")]
+    Panicked {
+        /// The namespace.
+        namespace: String,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Test beds made by this process so far, to name the next one uniquely.
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Two network namespaces joined by a veth pair; see the crate documentation.
+#[derive(Debug)]
+pub struct TestBed {
+    sender_ns: String,
+    receiver_ns: String,
+    sender_dev: String,
+    receiver_dev: String,
+    subnet: u8,
+    /// Namespaces that exist and must be deleted on drop, in creation order.
+    created: Vec<String>,
+}
+
+impl TestBed {
+    /// Creates the namespaces, the veth pair, the addresses, and brings every
+    /// link (loopback too) up. Whatever was created is removed again if a
+    /// later step fails.
+    pub fn new() -> Result<TestBed> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::NeedsRoot(format!(
+                "this process runs as uid {}; run the tests as root, or set \
+                 QSOCK_SKIP_PRIVILEGED=1 to skip the privileged ones",
+                nix::unistd::geteuid()
+            )));
+        }
+        let pid = std::process::id();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // The subnet only has to be unique per namespace pair; varying it with
+        // pid and counter makes captures from parallel tests easier to tell apart.
+        let subnet = ((pid.wrapping_add(n)) % 250 + 1) as u8;
+        let mut bed = TestBed {
+            sender_ns: format!("qsk-{pid}-{n}-snd"),
+            receiver_ns: format!("qsk-{pid}-{n}-rcv"),
+            // Interface names have at most 15 bytes: "qsk" + pid (<= 7) + "s|r" + n.
+            sender_dev: short_name(pid, 's', n),
+            receiver_dev: short_name(pid, 'r', n),
+            subnet,
+            created: Vec::new(),
+        };
+        // On any error `bed` is dropped here, deleting what was created so far.
+        bed.set_up()?;
+        Ok(bed)
+    }
+
+    fn set_up(&mut self) -> Result<()> {
+        for ns in [self.sender_ns.clone(), self.receiver_ns.clone()] {
+            run(Command::new("ip").args(["netns", "add", &ns]))?;
+            self.created.push(ns);
+        }
+        // Both ends are born inside their namespaces, so nothing ever appears
+        // in the namespace the tests run in.
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            "name",
+            &self.sender_dev,
+            "netns",
+            &self.sender_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.receiver_dev,
+            "netns",
+            &self.receiver_ns,
+        ]))?;
+        let sides = [
+            (
+                self.sender_ns.clone(),
+                self.sender_dev.clone(),
+                self.sender_v4(),
+                self.sender_v6(),
+            ),
+            (
+                self.receiver_ns.clone(),
+                self.receiver_dev.clone(),
+                self.receiver_v4(),
+                self.receiver_v6(),
+            ),
+        ];
+        for (ns, dev, v4, v6) in sides {
+            self.ip(&ns, &["link", "set", "lo", "up"])?;
+            self.ip(&ns, &["addr", "add", &format!("{v4}/24"), "dev", &dev])?;
+            // nodad: the address is usable at once instead of after duplicate
+            // address detection, which would make the first IPv6 send fail.
+            self.ip(
+                &ns,
+                &[
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{v6}/64"),
+                    "dev",
+                    &dev,
+                    "nodad",
+                ],
+            )?;
+            self.ip(&ns, &["link", "set", &dev, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Puts a token-bucket filter of `rate` (tc syntax, e.g. `"10mbit"`) as the
+    /// root qdisc of the sender's veth: a bottleneck for baselines that run
+    /// without a qsock scheduler (`tc qdisc replace dev DEV root tbf ...`).
+    pub fn with_bottleneck(self, rate: &str) -> Result<TestBed> {
+        self.tc_in_sender(&[
+            "qdisc",
+            "replace",
+            "dev",
+            &self.sender_dev,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "32kbit",
+            "latency",
+            "100ms",
+        ])?;
+        Ok(self)
+    }
+
+    /// Runs `tc ARGS` in the sender's namespace and returns its standard output.
+    pub fn tc_in_sender(&self, args: &[&str]) -> Result<String> {
+        let output = run(Command::new("ip")
+            .args(["netns", "exec", &self.sender_ns, "tc"])
+            .args(args))?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The sender's namespace, as `ip netns` names it.
+    pub fn sender_ns(&self) -> &str {
+        &self.sender_ns
+    }
+
+    /// The receiver's namespace, as `ip netns` names it.
+    pub fn receiver_ns(&self) -> &str {
+        &self.receiver_ns
+    }
+
+    /// The sender's end of the veth pair (in the sender's namespace).
+    pub fn sender_dev(&self) -> &str {
+        &self.sender_dev
+    }
+
+    /// The receiver's end of the veth pair (in the receiver's namespace).
+    pub fn receiver_dev(&self) -> &str {
+        &self.receiver_dev
+    }
+
+    /// The sender's IPv4 address, 198.18.X.1 (prefix /24).
+    pub fn sender_v4(&self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.subnet, 1)
+    }
+
+    /// The receiver's IPv4 address, 198.18.X.2 (prefix /24).
+    pub fn receiver_v4(&self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.subnet, 2)
+    }
+
+    /// The sender's IPv6 address, fd51:7173:X::1 (prefix /64).
+    pub fn sender_v6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd51, 0x7173, u16::from(self.subnet), 0, 0, 0, 0, 1)
+    }
+
+    /// The receiver's IPv6 address, fd51:7173:X::2 (prefix /64).
+    pub fn receiver_v6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd51, 0x7173, u16::from(self.subnet), 0, 0, 0, 0, 2)
+    }
+
+    /// Runs `f` on a new thread that has entered the sender's namespace, so
+    /// that sockets it creates live there (they stay there when returned), and
+    /// returns what `f` returned. A panic in `f` becomes [`Error::Panicked`].
+    pub fn run_in_sender<T: Send, F: FnOnce() -> T + Send>(&self, f: F) -> Result<T> {
+        run_in(&self.sender_ns, f)
+    }
+
+    /// Like [`TestBed::run_in_sender`], in the receiver's namespace.
+    pub fn run_in_receiver<T: Send, F: FnOnce() -> T + Send>(&self, f: F) -> Result<T> {
+        run_in(&self.receiver_ns, f)
+    }
+
+    /// Starts `f` on a thread in the sender's namespace and returns at once;
+    /// join the handle for `f`'s result. The thread fails with
+    /// [`Error::Enter`] when it cannot enter the namespace.
+    pub fn spawn_in_sender<T, F>(&self, f: F) -> thread::JoinHandle<Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        spawn_in(self.sender_ns.clone(), f)
+    }
+
+    /// Like [`TestBed::spawn_in_sender`], in the receiver's namespace.
+    pub fn spawn_in_receiver<T, F>(&self, f: F) -> thread::JoinHandle<Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        spawn_in(self.receiver_ns.clone(), f)
+    }
+
+    /// `ip netns exec SENDER PROGRAM ARGS`, ready to run (e.g. `iperf3`).
+    pub fn command_in_sender<I, S>(&self, program: &str, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        command_in(&self.sender_ns, program, args)
+    }
+
+    /// `ip netns exec RECEIVER PROGRAM ARGS`, ready to run.
+    pub fn command_in_receiver<I, S>(&self, program: &str, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        command_in(&self.receiver_ns, program, args)
+    }
+
+    fn ip(&self, ns: &str, args: &[&str]) -> Result<Output> {
+        run(Command::new("ip").args(["-n", ns]).args(args))
+    }
+}
+
+impl Drop for TestBed {
+    fn drop(&mut self) {
+        // Deleting a namespace destroys the veth end in it, which takes the
+        // peer and any qdisc with it.
+        for ns in self.created.drain(..).rev() {
+            if let Err(err) = run(Command::new("ip").args(["netns", "del", &ns])) {
+                eprintln!("qsock-testbed: could not delete namespace {ns}: {err}");
+            }
+        }
+    }
+}
+
+/// Is the named namespace still there (`/run/netns/NAME`)?
+pub fn namespace_exists(name: &str) -> bool {
+    Path::new(NETNS_DIR).join(name).exists()
+}
+
+fn short_name(pid: u32, side: char, n: u32) -> String {
+    let name = format!("qsk{pid}{side}{n}");
+    if name.len() <= 15 {
+        name
+    } else {
+        // Only with huge counters: keep the tail, which is what makes it unique.
+        name[name.len() - 15..].to_owned()
+    }
+}
+
+fn command_in<I, S>(ns: &str, program: &str, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns, program]).args(args);
+    command
+}
+
+fn enter(ns: &str) -> Result<()> {
+    let enter_err = |source| Error::Enter {
+        namespace: ns.to_owned(),
+        source,
+    };
+    let file = File::open(Path::new(NETNS_DIR).join(ns)).map_err(enter_err)?;
+    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|errno| enter_err(errno.into()))
+}
+
+fn run_in<T: Send, F: FnOnce() -> T + Send>(ns: &str, f: F) -> Result<T> {
+    // A fresh thread, because setns changes the calling thread for good and
+    // the caller's thread must stay where it was.
+    thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                enter(ns)?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|payload| {
+                Err(Error::Panicked {
+                    namespace: ns.to_owned(),
+                    message: panic_message(payload.as_ref()),
+                })
+            })
+    })
+}
+
+fn spawn_in<T, F>(ns: String, f: F) -> thread::JoinHandle<Result<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    thread::spawn(move || {
+        enter(&ns)?;
+        Ok(f())
+    })
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(not a string)".to_owned()
+    }
+}
+
+fn run(command: &mut Command) -> Result<Output> {
+    let line = format!("{command:?}").replace('"', "");
+    let output = command.output().map_err(|source| Error::Spawn {
+        command: line.clone(),
+        source,
+    })?;
+    if output.status.success() {
+        return Ok(output);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    if stderr.contains("Operation not permitted") || stderr.contains("Permission denied") {
+        return Err(Error::NeedsRoot(format!("`{line}`: {stderr}")));
+    }
+    Err(Error::Command {
+        command: line,
+        status: output.status.to_string(),
+        stderr,
+    })
+}

@@ -1,0 +1,119 @@
+//! The test bed itself: datagrams cross the veth pair, and nothing is left
+//! behind. Needs root; `QSOCK_SKIP_PRIVILEGED=1` skips instead of failing.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use qsock_testbed::{namespace_exists, TestBed};
+
+/// A test bed, or `None` when privileged tests are to be skipped.
+fn new_bed() -> Option<TestBed> {
+    if !nix::unistd::geteuid().is_root()
+        && std::env::var("QSOCK_SKIP_PRIVILEGED").as_deref() == Ok("1")
+    {
+        eprintln!("SKIPPED: this test needs root (QSOCK_SKIP_PRIVILEGED=1 is set)");
+        return None;
+    }
+    match TestBed::new() {
+        Ok(bed) => Some(bed),
+        Err(err) => panic!("this test needs root to build a network-namespace test bed: {err}"),
+    }
+}
+
+fn crosses(bed: &TestBed, from: SocketAddr, to: SocketAddr) {
+    let receiver = bed
+        .run_in_receiver(|| UdpSocket::bind(to))
+        .expect("enter receiver namespace")
+        .expect("bind in receiver namespace");
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("set timeout");
+    let to = receiver.local_addr().expect("local addr");
+    bed.run_in_sender(|| {
+        let socket = UdpSocket::bind(from)?;
+        socket.send_to(b"across the veth", to)
+    })
+    .expect("enter sender namespace")
+    .expect("send");
+    let mut buf = [0u8; 64];
+    let (n, peer) = receiver.recv_from(&mut buf).expect("datagram arrives");
+    assert_eq!(&buf[..n], b"across the veth");
+    assert_eq!(peer.ip(), from.ip());
+}
+
+#[test]
+fn udp_crosses_in_ipv4() {
+    let Some(bed) = new_bed() else { return };
+    crosses(
+        &bed,
+        (bed.sender_v4(), 0).into(),
+        (bed.receiver_v4(), 0).into(),
+    );
+}
+
+#[test]
+fn udp_crosses_in_ipv6() {
+    let Some(bed) = new_bed() else { return };
+    crosses(
+        &bed,
+        (bed.sender_v6(), 0).into(),
+        (bed.receiver_v6(), 0).into(),
+    );
+}
+
+#[test]
+fn sockets_are_not_in_the_test_namespace() {
+    let Some(bed) = new_bed() else { return };
+    // The sender's address does not exist here, so binding to it fails here
+    // and succeeds inside the namespace.
+    assert!(UdpSocket::bind((bed.sender_v4(), 0)).is_err());
+    assert!(bed
+        .run_in_sender(|| UdpSocket::bind((bed.sender_v4(), 0)).is_ok())
+        .expect("enter"));
+}
+
+#[test]
+fn bottleneck_installs_tbf() {
+    let Some(bed) = new_bed() else { return };
+    let bed = bed.with_bottleneck("10mbit").expect("tbf");
+    let out = bed
+        .tc_in_sender(&["qdisc", "show", "dev", bed.sender_dev()])
+        .expect("tc qdisc show");
+    assert!(out.contains("qdisc tbf"), "{out}");
+}
+
+#[test]
+fn namespaces_are_gone_after_drop_even_on_panic() {
+    let Some(bed) = new_bed() else { return };
+    let names = [bed.sender_ns().to_owned(), bed.receiver_ns().to_owned()];
+    assert!(names.iter().all(|ns| namespace_exists(ns)));
+    drop(bed);
+    assert!(names.iter().all(|ns| !namespace_exists(ns)));
+
+    let Some(bed) = new_bed() else { return };
+    let names = [bed.sender_ns().to_owned(), bed.receiver_ns().to_owned()];
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _bed = bed;
+        panic!("a failing test");
+    }));
+    assert!(result.is_err());
+    assert!(names.iter().all(|ns| !namespace_exists(ns)));
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        names.iter().all(|ns| !listed.contains(ns.as_str())),
+        "{listed}"
+    );
+}
+
+#[test]
+fn closure_panic_is_reported() {
+    let Some(bed) = new_bed() else { return };
+    let err = bed
+        .run_in_sender(|| -> () { panic!("boom") })
+        .expect_err("panic becomes an error");
+    assert!(err.to_string().contains("boom"), "{err}");
+}
