@@ -103,23 +103,6 @@ impl Bed {
             Bed::Loopback => std::thread::spawn(f),
         }
     }
-
-    fn spawn_receiver<F>(&self, f: F) -> JoinHandle<Result<(), String>>
-    where
-        F: FnOnce() -> Result<(), String> + Send + 'static,
-    {
-        match self {
-            Bed::Namespaces(bed) => {
-                let inner = bed.spawn_in_receiver(f);
-                std::thread::spawn(move || match inner.join() {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(err)) => Err(err.to_string()),
-                    Err(_) => Err("the receiver thread panicked".into()),
-                })
-            }
-            Bed::Loopback => std::thread::spawn(f),
-        }
-    }
 }
 
 fn main() -> ExitCode {

@@ -43,8 +43,6 @@ impl FrameType {
 /// One frame of the source.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// Position in the stream, from 0.
-    pub number: u32,
     /// Its type.
     pub kind: FrameType,
     /// Its datagrams, header included.
@@ -111,7 +109,6 @@ impl Source {
             })
             .collect();
         Frame {
-            number,
             kind,
             packets,
         }
@@ -164,13 +161,13 @@ mod tests {
     #[test]
     fn frames_cut_into_packets_and_read_back() {
         let mut source = Source::new(7, 10);
-        for _ in 0..30 {
+        for number in 0..30 {
             let frame = source.next_frame();
-            assert_eq!(frame.number % 10 == 0, frame.kind == FrameType::I);
+            assert_eq!(number % 10 == 0, frame.kind == FrameType::I);
             for (index, packet) in frame.packets.iter().enumerate() {
                 assert!(packet.len() <= PACKET_SIZE);
                 let header = Header::decode(packet).unwrap();
-                assert_eq!(header.frame, frame.number);
+                assert_eq!(header.frame, number);
                 assert_eq!(usize::from(header.index), index);
                 assert_eq!(usize::from(header.count), frame.packets.len());
                 assert_eq!(header.kind, frame.kind);

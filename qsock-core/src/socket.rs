@@ -131,7 +131,8 @@ impl QSocket {
             && (params.scheduler == self.params.scheduler
                 || params.scheduler == SchedulerName::Auto);
         if same_place {
-            self.attachment_mut()?.change(&self.socket, &params.stream)?;
+            let attachment = self.attachment.as_mut().ok_or_else(closed)?;
+            attachment.change(&self.socket, &params.stream)?;
             self.params.stream = params.stream;
             return Ok(());
         }
@@ -293,10 +294,6 @@ impl QSocket {
 
     fn attachment(&self) -> Result<&dyn Attachment> {
         self.attachment.as_deref().ok_or_else(closed)
-    }
-
-    fn attachment_mut(&mut self) -> Result<&mut Box<dyn Attachment>> {
-        self.attachment.as_mut().ok_or_else(closed)
     }
 }
 
