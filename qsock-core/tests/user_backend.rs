@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use qsock::{
@@ -11,12 +12,15 @@ use qsock::{
 };
 use socket2::{Domain, Protocol, Type};
 
-/// The user scheduler is per process and per device; each test uses its own
-/// loopback alias name so that tests running in parallel do not share one.
-fn init(rate: &str) -> InitParams {
+/// The user scheduler is per process and per device, and only `lo` exists
+/// without privilege: the tests of this file take turns, so that one test's
+/// link rate is not another's.
+fn init(rate: &str) -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let turn = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let init = InitParams::new("lo", SchedulerName::User).with_link_rate(rate.parse().unwrap());
     qsock::qsockinit(&init).unwrap();
-    init
+    turn
 }
 
 const PAYLOAD: usize = 1000;
@@ -84,7 +88,7 @@ fn two_overloaded_streams_keep_their_loss_windows_and_non_droppable_packets() {
     // stream offers one every 5 ms (T = 5 ms): 400 a second in all, 1.6 times
     // the link. Windows 1/2 and 2/4 make the set feasible:
     // U = (1 - 1/2)·4/5 + (1 - 2/4)·4/5 = 0.8.
-    init("2mbit");
+    let _turn = init("2mbit");
     let (rx, address) = receiver();
     let period = Duration::from_millis(5);
     let lossy = |oln, old| {
@@ -180,7 +184,7 @@ fn sockets_need_qsockinit_and_valid_parameters() {
 
 #[test]
 fn send_frame_ipv6_and_info() {
-    init("100mbit");
+    let _turn = init("100mbit");
     let socket = socket2::Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
     if socket
         .bind(&"[::1]:0".parse::<SocketAddr>().unwrap().into())
