@@ -14,6 +14,7 @@
 mod error;
 mod flags;
 mod info;
+pub mod model;
 mod params;
 mod sys;
 
