@@ -11,12 +11,14 @@
 //! (`qclose`) ends it. The same calls exist in C (`include/qsock.h`).
 #![deny(missing_docs)]
 
+mod backend;
 mod error;
 mod flags;
 mod info;
 mod notice;
 mod params;
 mod sys;
+mod tc;
 
 pub use error::{Error, ErrorKind, Result};
 pub use flags::{Deadline, DropFlag, PacketFlags};
