@@ -17,9 +17,11 @@ mod flags;
 mod info;
 mod notice;
 mod params;
+mod socket;
 mod sys;
 mod tc;
 
+pub use backend::{qsockinit, report, reset, DeviceReport, InitReport, StreamReport};
 pub use error::{Error, ErrorKind, Result};
 pub use flags::{Deadline, DropFlag, PacketFlags};
 pub use info::{DropCounts, QInfo, QueueDelay, SchedulerStats};
@@ -27,6 +29,7 @@ pub use params::{
     validate_device, InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams,
     WindowConstraint, MAX_DEVICE_NAME,
 };
+pub use socket::{AttachError, QSocket};
 
 /// Nanoseconds on `CLOCK_MONOTONIC`, the clock of every [`Deadline`].
 pub fn monotonic_now() -> u64 {

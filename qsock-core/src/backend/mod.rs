@@ -97,3 +97,118 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
     /// packets have left; nothing non-droppable is discarded.
     fn detach(self: Box<Self>, socket: &Socket) -> Result<()>;
 }
+
+mod dwcs;
+mod user;
+
+use crate::error::{Error, ErrorKind};
+
+/// The backends `auto` tries, in order.
+fn registry() -> [&'static dyn Backend; 2] {
+    [&dwcs::Dwcs, &user::User]
+}
+
+/// The backend registered under `name` (`Auto` has none of its own).
+pub(crate) fn by_name(name: SchedulerName) -> Option<&'static dyn Backend> {
+    registry().into_iter().find(|backend| backend.name() == name)
+}
+
+/// Fails with `NoDevice` unless the device exists in this network namespace.
+pub(crate) fn require_device(device: &str) -> Result<()> {
+    crate::params::validate_device(device)?;
+    nix::net::if_::if_nametoindex(device)
+        .map(|_| ())
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::NoDevice,
+                format!(
+                    "no network device {device:?} here: `ip link` lists the devices of this \
+                     network namespace"
+                ),
+            )
+        })
+}
+
+/// `qsockinit`: installs the scheduler on the device. For `auto`, tries each
+/// backend in order and says why each one before the chosen was passed over.
+pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
+    init.validate()?;
+    require_device(&init.device)?;
+    if let Some(backend) = by_name(init.scheduler) {
+        return backend.install(init);
+    }
+    let mut passed_over = Vec::new();
+    for backend in registry() {
+        let attempt = InitParams {
+            scheduler: backend.name(),
+            ..init.clone()
+        };
+        match backend.install(&attempt) {
+            Ok(mut report) => {
+                if !passed_over.is_empty() {
+                    report.reason = format!("{} ({})", report.reason, passed_over.join("; "));
+                }
+                return Ok(report);
+            }
+            Err(err) if err.kind() == ErrorKind::InvalidInput => return Err(err),
+            Err(err) => passed_over.push(format!("{} passed over: {err}", backend.name())),
+        }
+    }
+    Err(Error::new(
+        ErrorKind::NotSupported,
+        format!("no scheduler could be installed: {}", passed_over.join("; ")),
+    ))
+}
+
+/// The backend a new socket on `device` goes to: the one named, which must be
+/// installed there; for `auto`, the kernel scheduler installed on the device,
+/// else the `user` scheduler of this process.
+pub(crate) fn resolve(device: &str, name: SchedulerName) -> Result<&'static dyn Backend> {
+    require_device(device)?;
+    if let Some(backend) = by_name(name) {
+        if backend.is_installed(device)? {
+            return Ok(backend);
+        }
+        return Err(Error::new(
+            ErrorKind::NotSupported,
+            format!(
+                "the {name} scheduler is not installed on {device}: call qsockinit first \
+                 (`qsockctl init --dev {device} --scheduler {name}`)"
+            ),
+        ));
+    }
+    for backend in registry() {
+        if backend.is_installed(device)? {
+            return Ok(backend);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::NotSupported,
+        format!("no qsock scheduler is installed on {device}: call qsockinit first"),
+    ))
+}
+
+/// `qsockctl show`: what scheduler the device has and its streams.
+pub fn report(device: &str) -> Result<DeviceReport> {
+    require_device(device)?;
+    for backend in registry() {
+        if backend.is_installed(device)? {
+            return backend.report(device);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::NotSupported,
+        format!("no qsock scheduler is installed on {device}"),
+    ))
+}
+
+/// `qsockctl reset`: removes whichever qsock scheduler the device has.
+pub fn reset(device: &str) -> Result<()> {
+    require_device(device)?;
+    for backend in registry() {
+        if backend.is_installed(device)? {
+            backend.reset(device)?;
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,171 @@
-fn main() {}
+//! qsockctl: install, inspect and remove qsock's packet schedulers.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use qsock::{DeviceReport, InitParams, Rate, SchedulerName, SchedulerStats};
+
+/// Install, inspect and remove the packet schedulers that qsockets attach to.
+///
+/// A qsocket's traffic is ordered and paced by a scheduler on the device it
+/// leaves by. `qsockctl init` puts one there (the paper's qsockinit), `show`
+/// prints it with its streams, `reset` takes it away again.
+#[derive(Debug, Parser)]
+#[command(name = "qsockctl", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install a scheduler as the device's root queueing discipline (qsockinit).
+    ///
+    /// Run once per device, as root (CAP_NET_ADMIN), before applications
+    /// attach sockets. Running it again with the same scheduler changes
+    /// nothing but the rate. A queueing discipline someone else installed on
+    /// purpose is left alone: remove it first.
+    ///
+    /// Example: qsockctl init --dev eth0 --scheduler htb --rate 10mbit
+    Init {
+        /// The network interface the traffic leaves by (see `ip link`).
+        #[arg(long = "dev", value_name = "DEV")]
+        device: String,
+        /// dwcs (kernel DWCS, needs the sch_dwcs module), htb (kernel HTB: rate
+        /// isolation only), user (in one process only, no privilege), or auto
+        /// (the first of these that works here).
+        #[arg(long, value_name = "NAME", default_value = "auto")]
+        scheduler: String,
+        /// The rate the scheduler may send at, as tc writes it (10mbit,
+        /// 500kbit, 2mbps = bytes per second). It becomes the bottleneck where
+        /// queues form and are ordered. Defaults to the device's speed.
+        #[arg(long, value_name = "RATE")]
+        rate: Option<String>,
+        /// Most packets queued in the scheduler at once.
+        #[arg(long, value_name = "PACKETS")]
+        limit: Option<u32>,
+    },
+    /// Print the device's scheduler, its streams and their statistics, like `tc -s class show`.
+    Show {
+        /// The network interface.
+        #[arg(long = "dev", value_name = "DEV")]
+        device: String,
+        /// Print JSON instead of a table, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the qsock scheduler and all its streams from the device.
+    ///
+    /// The device goes back to the kernel's default queueing discipline.
+    /// Sockets still attached keep working, unscheduled.
+    Reset {
+        /// The network interface.
+        #[arg(long = "dev", value_name = "DEV")]
+        device: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("qsockctl: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> qsock::Result<()> {
+    match command {
+        Command::Init {
+            device,
+            scheduler,
+            rate,
+            limit,
+        } => {
+            let scheduler: SchedulerName = scheduler.parse()?;
+            let mut init = InitParams::new(device, scheduler);
+            init.link_rate = rate.as_deref().map(str::parse::<Rate>).transpose()?;
+            init.limit = limit;
+            let report = qsock::qsockinit(&init)?;
+            let verb = if report.installed_now {
+                "installed"
+            } else {
+                "already installed"
+            };
+            println!(
+                "{}: {} {verb} ({})",
+                report.device, report.scheduler, report.reason
+            );
+            Ok(())
+        }
+        Command::Show { device, json } => {
+            let report = qsock::report(&device)?;
+            if json {
+                let text = serde_json::to_string_pretty(&report).map_err(|err| {
+                    qsock::Error::new(qsock::ErrorKind::Os, format!("cannot write JSON: {err}"))
+                })?;
+                println!("{text}");
+            } else {
+                print_report(&report);
+            }
+            Ok(())
+        }
+        Command::Reset { device } => {
+            qsock::reset(&device)?;
+            println!("{device}: qsock scheduler removed");
+            Ok(())
+        }
+    }
+}
+
+fn print_report(report: &DeviceReport) {
+    let scheduler = report
+        .scheduler
+        .map_or_else(|| "none".to_owned(), |name| name.to_string());
+    let rate = report
+        .link_rate
+        .map_or_else(|| "device speed".to_owned(), |rate| rate.to_string());
+    println!(
+        "{}: scheduler {scheduler}, root qdisc {}, link rate {rate}",
+        report.device, report.root_qdisc
+    );
+    for stream in &report.streams {
+        let rate = stream
+            .rate
+            .map_or_else(String::new, |rate| format!(" rate {rate}"));
+        println!("stream {}{rate}", stream.id);
+        print_stats(&stream.stats);
+    }
+    if let Some(best_effort) = &report.best_effort {
+        println!("best effort");
+        print_stats(best_effort);
+    }
+}
+
+fn print_stats(stats: &SchedulerStats) {
+    println!(
+        " Sent {} bytes {} pkt (dropped {}: late {}, window {}, frame {}, queue full {}) backlog {}b {}p",
+        stats.sent_bytes,
+        stats.sent_packets,
+        stats.dropped.total(),
+        stats.dropped.late,
+        stats.dropped.window,
+        stats.dropped.frame,
+        stats.dropped.queue_full,
+        stats.backlog_bytes,
+        stats.backlog_packets
+    );
+    let mut line = format!(
+        " deadline misses {} window violations {}",
+        stats.deadline_misses, stats.window_violations
+    );
+    if let Some(window) = stats.current_window {
+        line += &format!(" window {}/{}", window.oln, window.old);
+    }
+    if let Some(delay) = stats.queue_delay {
+        line += &format!(" queue delay mean {:?} max {:?}", delay.mean, delay.max);
+    }
+    println!("{line}");
+}

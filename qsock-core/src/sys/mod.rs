@@ -10,3 +10,101 @@ pub fn monotonic_nanos() -> u64 {
         .map(|ts| ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
         .unwrap_or(0)
 }
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use socket2::SockAddr;
+
+/// Bytes the socket has not yet handed to the device (`ioctl(SIOCOUTQ)`;
+/// libc names it by its alias `TIOCOUTQ`).
+pub fn unsent_bytes(socket: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut value: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one c_int through the pointer, which points at a
+    // live local of that type; the fd is borrowed, so it stays open for the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut value) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::try_from(value).unwrap_or(0))
+}
+
+/// Sends each buffer as one datagram in a single `sendmmsg(2)` call, to
+/// `destination` or to the connected peer. Returns how many were sent, which is
+/// fewer than given only when the socket would block or its buffer is full
+/// after at least one was sent.
+pub fn send_datagrams(
+    socket: BorrowedFd<'_>,
+    packets: &[&[u8]],
+    destination: Option<&SockAddr>,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    if packets.is_empty() {
+        return Ok(0);
+    }
+    let mut iovecs: Vec<libc::iovec> = packets
+        .iter()
+        .map(|packet| libc::iovec {
+            iov_base: packet.as_ptr() as *mut libc::c_void,
+            iov_len: packet.len(),
+        })
+        .collect();
+    let (name, name_len) = match destination {
+        Some(address) => (address.as_ptr() as *mut libc::c_void, address.len()),
+        None => (std::ptr::null_mut(), 0),
+    };
+    let mut headers: Vec<libc::mmsghdr> = iovecs
+        .iter_mut()
+        .map(|iovec| {
+            // SAFETY: mmsghdr is plain old data; all-zero is a valid value
+            // (null pointers, zero lengths) that the fields below complete.
+            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_name = name;
+            header.msg_hdr.msg_namelen = name_len;
+            header.msg_hdr.msg_iov = iovec;
+            header.msg_hdr.msg_iovlen = 1;
+            header
+        })
+        .collect();
+    let mut sent = 0;
+    while sent < headers.len() {
+        let batch = &mut headers[sent..];
+        let count = libc::c_uint::try_from(batch.len()).unwrap_or(libc::c_uint::MAX);
+        // SAFETY: every header points at an iovec in `iovecs` and at a packet
+        // slice, both alive until this function returns; the destination
+        // address, when given, outlives the call; the kernel only reads them
+        // and writes msg_len.
+        let rc = unsafe { libc::sendmmsg(socket.as_raw_fd(), batch.as_mut_ptr(), count, flags) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => continue,
+                _ if sent > 0 && is_pushback(&err) => return Ok(sent),
+                _ => return Err(err),
+            }
+        }
+        sent += usize::try_from(rc).unwrap_or(0);
+    }
+    Ok(sent)
+}
+
+/// Is this the socket or the device pushing back, so that a retry later may succeed?
+pub fn is_pushback(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EAGAIN) | Some(libc::ENOBUFS)
+    )
+}
+
+/// Waits until the socket can take more data or `timeout` passes (`poll(2)`).
+pub fn wait_writable(socket: &impl AsRawFd, timeout: std::time::Duration) {
+    let mut pollfd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one pollfd, alive on the stack for the call; poll only writes revents.
+    // The result does not matter: the caller retries its send either way.
+    let _ = unsafe { libc::poll(&mut pollfd, 1, millis) };
+}

@@ -1,0 +1,39 @@
+# qsock: `make demo` runs the main job, `make test` runs every test.
+# Both install what they need first (deps/install.sh), then build.
+
+CARGO ?= cargo
+CC ?= cc
+RELEASE_DIR := target/release
+
+.PHONY: all deps build demo test test-rust test-c lint bench clean
+
+all: build
+
+deps:
+	@bash deps/install.sh
+
+build: deps
+	$(CARGO) build --release --workspace --all-targets
+
+# The paper's simulated video server through a QSocket, side by side with an
+# unmanaged stream, while a bulk TCP transfer starts part way through.
+demo: build
+	$(RELEASE_DIR)/qsock-demo
+
+test: build lint test-rust test-c
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --release --workspace
+
+test-c:
+	@bash tests/c/run.sh
+
+bench: build
+	$(CARGO) bench -p qsock-core
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,429 @@
+//! The `user` backend: the DWCS model on a thread of this process, ordering
+//! and pacing the process's own qsockets on one device. It needs no
+//! privilege, and it cannot shield a stream from other processes' traffic:
+//! that takes a kernel scheduler (`dwcs` or `htb`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use socket2::{SockAddr, Socket, Type};
+
+use super::{Attachment, Backend, DeviceReport, InitReport, StreamReport};
+use crate::error::{Error, ErrorKind, Result};
+use crate::flags::PacketFlags;
+use crate::info::SchedulerStats;
+use crate::model::{self, Class, Next, StreamConfig, StreamId};
+use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
+use crate::sys;
+
+/// Packets queued at once per device when `qsockinit` gives no limit.
+const DEFAULT_LIMIT: u32 = 4096;
+
+/// Below this, the scheduler thread spins instead of sleeping: a condition
+/// variable's timed wait overshoots by tens of microseconds, which would show
+/// as jitter on a paced stream.
+const SPIN_BELOW: Duration = Duration::from_micros(150);
+
+/// How long the scheduler thread keeps retrying a datagram the socket pushes
+/// back (its send buffer or the device queue is full) before giving up on a
+/// droppable one. Non-droppable ones are retried until they go.
+const PUSHBACK_PATIENCE: Duration = Duration::from_millis(50);
+
+/// The in-process scheduler.
+#[derive(Debug)]
+pub(crate) struct User;
+
+fn devices() -> MutexGuard<'static, HashMap<String, Arc<Device>>> {
+    static DEVICES: OnceLock<Mutex<HashMap<String, Arc<Device>>>> = OnceLock::new();
+    DEVICES
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn device(name: &str) -> Option<Arc<Device>> {
+    devices().get(name).cloned()
+}
+
+/// One device's scheduler thread and the model it runs.
+struct Device {
+    name: String,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+struct State {
+    model: model::Scheduler<Outgoing>,
+    link_rate: Option<Rate>,
+    streams: BTreeMap<StreamId, StreamEntry>,
+    next_stream: u32,
+    next_packet: u64,
+    retired: bool,
+}
+
+struct StreamEntry {
+    params: StreamParams,
+    closing: bool,
+}
+
+/// A datagram waiting in the model, with what the thread needs to send it.
+struct Outgoing {
+    socket: Arc<Socket>,
+    data: Vec<u8>,
+    destination: Option<SockAddr>,
+    droppable: bool,
+}
+
+impl Device {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The scheduler thread: asks the model what to send next, sends it with
+    /// the lock released, and sleeps until the model's next eligible time.
+    fn run(self: Arc<Self>) {
+        let mut state = self.lock();
+        loop {
+            let now = sys::monotonic_nanos();
+            match state.model.dequeue(now) {
+                Next::Send(departure) => {
+                    drop(state);
+                    transmit(departure.packet.payload);
+                    state = self.lock();
+                }
+                Next::NotBefore(at) => {
+                    let wait = Duration::from_nanos(at.saturating_sub(now));
+                    if wait < SPIN_BELOW {
+                        drop(state);
+                        std::hint::spin_loop();
+                        std::thread::yield_now();
+                        state = self.lock();
+                    } else {
+                        state = self
+                            .wake
+                            .wait_timeout(state, wait - SPIN_BELOW / 2)
+                            .map(|(guard, _)| guard)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+                    }
+                }
+                Next::Idle => {
+                    state.remove_closed_streams();
+                    if state.retired && state.streams.is_empty() {
+                        return;
+                    }
+                    state = self
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+            }
+            // Drops are counted by the model; their payloads are freed here.
+            state.model.drain_drops().for_each(drop);
+            state.remove_closed_streams();
+        }
+    }
+}
+
+impl State {
+    fn remove_closed_streams(&mut self) {
+        let closed: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(id, entry)| {
+                entry.closing
+                    && self
+                        .model
+                        .stream_stats(**id)
+                        .is_none_or(|stats| stats.backlog_packets == 0)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            self.streams.remove(&id);
+            // The queue is empty, so nothing comes back.
+            let _ = self.model.remove_stream(id);
+        }
+    }
+}
+
+/// Sends one datagram, retrying while the socket pushes back: a non-droppable
+/// datagram until it goes, a droppable one for `PUSHBACK_PATIENCE`.
+fn transmit(outgoing: Outgoing) {
+    let started = std::time::Instant::now();
+    loop {
+        let result = match &outgoing.destination {
+            Some(address) => outgoing.socket.send_to_with_flags(
+                &outgoing.data,
+                address,
+                libc::MSG_DONTWAIT,
+            ),
+            None => outgoing
+                .socket
+                .send_with_flags(&outgoing.data, libc::MSG_DONTWAIT),
+        };
+        match result {
+            Ok(_) => return,
+            Err(err) if sys::is_pushback(&err) => {
+                if outgoing.droppable && started.elapsed() > PUSHBACK_PATIENCE {
+                    return;
+                }
+                sys::wait_writable(&outgoing.socket, Duration::from_millis(1));
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            // The peer is gone or unreachable: the kernel would drop it too.
+            Err(_) => return,
+        }
+    }
+}
+
+fn link_rate_bytes(rate: Option<Rate>) -> Option<u64> {
+    rate.map(|rate| rate.bytes_per_second().max(1))
+}
+
+impl Backend for User {
+    fn name(&self) -> SchedulerName {
+        SchedulerName::User
+    }
+
+    fn install(&self, init: &InitParams) -> Result<InitReport> {
+        init.validate()?;
+        let limit = init.limit.unwrap_or(DEFAULT_LIMIT);
+        let mut devices = devices();
+        if let Some(existing) = devices.get(&init.device) {
+            let mut state = existing.lock();
+            state.link_rate = init.link_rate;
+            state.model.set_config(model::SchedulerConfig {
+                link_rate: link_rate_bytes(init.link_rate),
+                limit,
+            });
+            drop(state);
+            existing.wake.notify_all();
+            return Ok(InitReport {
+                scheduler: SchedulerName::User,
+                device: init.device.clone(),
+                installed_now: false,
+                reason: "the user scheduler already runs for this device in this process".into(),
+            });
+        }
+        let device = Arc::new(Device {
+            name: init.device.clone(),
+            state: Mutex::new(State {
+                model: model::Scheduler::new(model::SchedulerConfig {
+                    link_rate: link_rate_bytes(init.link_rate),
+                    limit,
+                }),
+                link_rate: init.link_rate,
+                streams: BTreeMap::new(),
+                next_stream: 1,
+                next_packet: 0,
+                retired: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let runner = Arc::clone(&device);
+        std::thread::Builder::new()
+            .name(format!("qsock-user-{}", init.device))
+            .spawn(move || runner.run())
+            .map_err(|err| Error::os("cannot start the user scheduler thread", err))?;
+        devices.insert(init.device.clone(), device);
+        Ok(InitReport {
+            scheduler: SchedulerName::User,
+            device: init.device.clone(),
+            installed_now: true,
+            reason: "the user scheduler runs DWCS in this process and needs no privilege; it \
+                     orders and paces this process's qsockets but cannot hold back other \
+                     processes' traffic (the dwcs or htb scheduler can, with CAP_NET_ADMIN)"
+                .into(),
+        })
+    }
+
+    fn is_installed(&self, device_name: &str) -> Result<bool> {
+        Ok(device(device_name).is_some())
+    }
+
+    fn attach(&self, socket: &Socket, params: &QosParams) -> Result<Box<dyn Attachment>> {
+        params.validate()?;
+        let device = device(&params.device).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotSupported,
+                format!(
+                    "the user scheduler is not running for {}: call qsockinit with scheduler user first",
+                    params.device
+                ),
+            )
+        })?;
+        if socket.r#type().ok() != Some(Type::DGRAM) {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                "the user scheduler schedules datagram sockets only: a stream socket's bytes \
+                 cannot be paced from the process; use the htb or dwcs scheduler for TCP",
+            ));
+        }
+        let sender = socket
+            .try_clone()
+            .map_err(|err| Error::os("cannot duplicate the socket for the scheduler", err))?;
+        let mut state = device.lock();
+        let id = StreamId(state.next_stream);
+        state.next_stream = state.next_stream.wrapping_add(1).max(1);
+        state
+            .model
+            .add_stream(id, StreamConfig::from_params(&params.stream))?;
+        state.streams.insert(
+            id,
+            StreamEntry {
+                params: params.stream,
+                closing: false,
+            },
+        );
+        drop(state);
+        Ok(Box::new(UserStream {
+            device,
+            id,
+            class: class_of(&params.stream, id),
+            droppable: params.stream.droppable,
+            sender: Arc::new(sender),
+        }))
+    }
+
+    fn report(&self, device_name: &str) -> Result<DeviceReport> {
+        let device = device(device_name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotSupported,
+                format!("the user scheduler is not running for {device_name} in this process"),
+            )
+        })?;
+        let state = device.lock();
+        let streams = state
+            .streams
+            .keys()
+            .filter_map(|id| {
+                state.model.stream_stats(*id).map(|stats| StreamReport {
+                    id: format!("user:{}", id.0),
+                    rate: None,
+                    stats,
+                })
+            })
+            .collect();
+        Ok(DeviceReport {
+            device: device.name.clone(),
+            scheduler: Some(SchedulerName::User),
+            root_qdisc: "(in-process user scheduler)".into(),
+            link_rate: state.link_rate,
+            streams,
+            best_effort: Some(state.model.best_effort_stats()),
+        })
+    }
+
+    fn reset(&self, device_name: &str) -> Result<()> {
+        if let Some(device) = devices().remove(device_name) {
+            device.lock().retired = true;
+            device.wake.notify_all();
+        }
+        Ok(())
+    }
+}
+
+/// Best-effort sockets share the model's FIFO; every other kind is a stream.
+fn class_of(params: &StreamParams, id: StreamId) -> Class {
+    match params.kind {
+        StreamKind::BestEffort => Class::BestEffort,
+        StreamKind::Periodic | StreamKind::Aperiodic => Class::Stream(id),
+    }
+}
+
+/// One socket's stream in the user scheduler.
+struct UserStream {
+    device: Arc<Device>,
+    id: StreamId,
+    class: Class,
+    droppable: bool,
+    sender: Arc<Socket>,
+}
+
+impl fmt::Debug for UserStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserStream")
+            .field("device", &self.device.name)
+            .field("stream", &self.id)
+            .finish()
+    }
+}
+
+impl Attachment for UserStream {
+    fn change(&mut self, _socket: &Socket, stream: &StreamParams) -> Result<()> {
+        stream.validate()?;
+        let mut state = self.device.lock();
+        state
+            .model
+            .change_stream(self.id, StreamConfig::from_params(stream))?;
+        if let Some(entry) = state.streams.get_mut(&self.id) {
+            entry.params = *stream;
+        }
+        drop(state);
+        self.class = class_of(stream, self.id);
+        self.droppable = stream.droppable;
+        self.device.wake.notify_all();
+        Ok(())
+    }
+
+    fn send_frame(
+        &self,
+        _socket: &Socket,
+        packets: &[&[u8]],
+        destination: Option<&SockAddr>,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        let droppable = flags.drop.is_droppable(self.droppable);
+        let deadline = flags.deadline.map(|d| d.as_monotonic_nanos());
+        let mut state = self.device.lock();
+        let now = sys::monotonic_nanos();
+        let mut accepted = 0;
+        for (index, data) in packets.iter().enumerate() {
+            let id = state.next_packet;
+            state.next_packet += 1;
+            let packet = model::Packet {
+                id,
+                len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                deadline,
+                drop: flags.drop,
+                frame_start: flags.frame_start && index == 0,
+                payload: Outgoing {
+                    socket: Arc::clone(&self.sender),
+                    data: data.to_vec(),
+                    destination: destination.cloned(),
+                    droppable,
+                },
+            };
+            if state.model.enqueue(now, self.class, packet).is_err() {
+                break;
+            }
+            accepted += 1;
+        }
+        drop(state);
+        self.device.wake.notify_all();
+        Ok(accepted)
+    }
+
+    fn stats(&self) -> Result<SchedulerStats> {
+        let state = self.device.lock();
+        Ok(match self.class {
+            Class::BestEffort => state.model.best_effort_stats(),
+            Class::Stream(id) => state.model.stream_stats(id).unwrap_or_default(),
+        })
+    }
+
+    fn detach(self: Box<Self>, _socket: &Socket) -> Result<()> {
+        let mut state = self.device.lock();
+        if let Some(entry) = state.streams.get_mut(&self.id) {
+            entry.closing = true;
+        }
+        state.remove_closed_streams();
+        drop(state);
+        self.device.wake.notify_all();
+        Ok(())
+    }
+}

@@ -1,0 +1,334 @@
+//! `QSocket`: a socket whose traffic a scheduler backend orders and paces.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::backend::{self, Attachment};
+use crate::error::{Error, ErrorKind, Result};
+use crate::flags::PacketFlags;
+use crate::info::QInfo;
+use crate::notice;
+use crate::params::{QosParams, Rate, SchedulerName};
+use crate::sys;
+
+/// A socket attached to a stream of a packet scheduler.
+///
+/// Created by [`QSocket::new`] (the paper's `qsocket`) or [`QSocket::attach`]
+/// (`qattach`). Datagram sockets get everything: classification, per-packet
+/// deadlines and drop flags, frame groups. Stream sockets (TCP) get
+/// classification only: the scheduler paces the connection, but its bytes
+/// have no packet boundaries to attach flags to.
+pub struct QSocket {
+    socket: Socket,
+    params: QosParams,
+    datagram: bool,
+    attachment: Option<Box<dyn Attachment>>,
+    last_sample: Mutex<RateSample>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RateSample {
+    at_nanos: u64,
+    sent_bytes: u64,
+}
+
+/// A failed [`QSocket::attach`]: the error, and the socket handed back unchanged.
+#[derive(Debug)]
+pub struct AttachError {
+    /// Why the socket could not be attached.
+    pub error: Error,
+    /// The socket, as it was before the call.
+    pub socket: Socket,
+}
+
+impl From<AttachError> for Error {
+    fn from(failed: AttachError) -> Self {
+        failed.error
+    }
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for AttachError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl QSocket {
+    /// `qsocket`: creates a socket (`socket(2)`) and attaches it to a stream
+    /// of `params.scheduler` on `params.device`.
+    pub fn new(
+        domain: Domain,
+        ty: Type,
+        protocol: Option<Protocol>,
+        params: &QosParams,
+    ) -> Result<Self> {
+        params.validate()?;
+        let socket = Socket::new(domain, ty, protocol)
+            .map_err(|err| Error::os("cannot create the socket", err))?;
+        QSocket::attach(socket, params).map_err(Error::from)
+    }
+
+    /// `qattach`: attaches an existing socket to a stream of
+    /// `params.scheduler` on `params.device`. On failure the socket comes back
+    /// unchanged inside the error.
+    pub fn attach(socket: Socket, params: &QosParams) -> std::result::Result<Self, AttachError> {
+        match QSocket::attach_inner(&socket, params) {
+            Ok((attachment, resolved, datagram)) => {
+                let sent_bytes = attachment.stats().map(|s| s.sent_bytes).unwrap_or(0);
+                Ok(QSocket {
+                    socket,
+                    params: resolved,
+                    datagram,
+                    attachment: Some(attachment),
+                    last_sample: Mutex::new(RateSample {
+                        at_nanos: sys::monotonic_nanos(),
+                        sent_bytes,
+                    }),
+                })
+            }
+            Err(error) => Err(AttachError { error, socket }),
+        }
+    }
+
+    fn attach_inner(
+        socket: &Socket,
+        params: &QosParams,
+    ) -> Result<(Box<dyn Attachment>, QosParams, bool)> {
+        params.validate()?;
+        let ty = socket
+            .r#type()
+            .map_err(|err| Error::os("the descriptor is not a usable socket", err))?;
+        let datagram = ty == Type::DGRAM;
+        if !datagram && ty != Type::STREAM {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                "only datagram (UDP) and stream (TCP) sockets can be attached",
+            ));
+        }
+        let backend = backend::resolve(&params.device, params.scheduler)?;
+        let mut resolved = params.clone();
+        resolved.scheduler = backend.name();
+        let attachment = backend.attach(socket, &resolved)?;
+        Ok((attachment, resolved, datagram))
+    }
+
+    /// `qchange`: gives the stream new attributes. A different device or
+    /// scheduler moves the socket to a new stream there.
+    pub fn change(&mut self, params: &QosParams) -> Result<()> {
+        params.validate()?;
+        let same_place = params.device == self.params.device
+            && (params.scheduler == self.params.scheduler
+                || params.scheduler == SchedulerName::Auto);
+        if same_place {
+            let attachment = self.attachment.as_mut().ok_or_else(closed)?;
+            attachment.change(&self.socket, &params.stream)?;
+            self.params.stream = params.stream;
+            return Ok(());
+        }
+        let (attachment, resolved, _) = QSocket::attach_inner(&self.socket, params)?;
+        if let Some(old) = self.attachment.replace(attachment) {
+            old.detach(&self.socket)?;
+        }
+        self.params = resolved;
+        Ok(())
+    }
+
+    /// `qsend`: sends one datagram to the connected peer with `flags`.
+    pub fn send(&self, packet: &[u8], flags: &PacketFlags) -> Result<usize> {
+        self.send_one(packet, None, flags)
+    }
+
+    /// `qsendto`: sends one datagram to `destination` with `flags`.
+    pub fn send_to(
+        &self,
+        packet: &[u8],
+        destination: &SocketAddr,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        self.send_one(packet, Some(&SockAddr::from(*destination)), flags)
+    }
+
+    fn send_one(
+        &self,
+        packet: &[u8],
+        destination: Option<&SockAddr>,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        let sent = self.send_packets(&[packet], destination, flags)?;
+        if sent == 0 {
+            return Err(Error::new(
+                ErrorKind::QueueFull,
+                "the socket or the scheduler queue is full: retry the packet later",
+            ));
+        }
+        Ok(packet.len())
+    }
+
+    /// Sends every packet of one frame with one deadline and drop flag, in one
+    /// system call where the backend allows (`sendmmsg(2)`). The first packet
+    /// starts the frame. Returns how many packets were accepted: fewer than
+    /// given only when the queue pushed back, and then the caller retries the
+    /// rest (nothing non-droppable is dropped).
+    pub fn send_frame(
+        &self,
+        packets: &[&[u8]],
+        destination: Option<&SocketAddr>,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        let destination = destination.map(|address| SockAddr::from(*address));
+        let flags = flags.starting_frame();
+        self.send_packets(packets, destination.as_ref(), &flags)
+    }
+
+    fn send_packets(
+        &self,
+        packets: &[&[u8]],
+        destination: Option<&SockAddr>,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        if !self.datagram {
+            if *flags != PacketFlags::new() && *flags != PacketFlags::new().starting_frame() {
+                notice::once(
+                    "stream-socket-flags",
+                    "per-packet flags are ignored on stream (TCP) sockets: their bytes have no \
+                     packet boundaries; the scheduler still paces the connection",
+                );
+            }
+            let mut sent = 0;
+            for packet in packets {
+                let written = self
+                    .socket
+                    .send(packet)
+                    .map_err(|err| Error::os("send failed", err))?;
+                if written < packet.len() {
+                    return Err(Error::new(
+                        ErrorKind::Os,
+                        "a stream socket took part of the data: use write_all on socket() for bulk data",
+                    ));
+                }
+                sent += 1;
+            }
+            return Ok(sent);
+        }
+        for packet in packets {
+            if packet.len() > 65_507 {
+                return Err(Error::invalid(format!(
+                    "a datagram of {} bytes is larger than UDP can carry (65507 bytes): split it",
+                    packet.len()
+                )));
+            }
+        }
+        self.attachment()?
+            .send_frame(&self.socket, packets, destination, flags)
+    }
+
+    /// `qinfo`: how the scheduler is doing for this socket's stream, and what
+    /// the socket itself holds.
+    pub fn info(&self) -> Result<QInfo> {
+        let stats = self.attachment()?.stats()?;
+        let send_buffer_bytes = self
+            .socket
+            .send_buffer_size()
+            .map_err(|err| Error::os("cannot read SO_SNDBUF", err))? as u64;
+        let unsent_bytes = sys::unsent_bytes(self.socket.as_fd())
+            .map_err(|err| Error::os("cannot read SIOCOUTQ", err))?;
+        let now = sys::monotonic_nanos();
+        let mut sample = self
+            .last_sample
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let elapsed = now.saturating_sub(sample.at_nanos);
+        let delivered_rate = (elapsed > 0).then(|| {
+            let bytes = stats.sent_bytes.saturating_sub(sample.sent_bytes);
+            let bits = u128::from(bytes) * 8 * 1_000_000_000 / u128::from(elapsed);
+            Rate::from_bits_per_second(u64::try_from(bits).unwrap_or(u64::MAX))
+        });
+        *sample = RateSample {
+            at_nanos: now,
+            sent_bytes: stats.sent_bytes,
+        };
+        Ok(QInfo {
+            scheduler: self.params.scheduler,
+            stats,
+            delivered_rate,
+            interval: Duration::from_nanos(elapsed),
+            send_buffer_bytes,
+            unsent_bytes,
+        })
+    }
+
+    /// `qclose`: removes the stream once its queued packets have left, then
+    /// closes the socket.
+    pub fn close(mut self) -> Result<()> {
+        if let Some(attachment) = self.attachment.take() {
+            attachment.detach(&self.socket)?;
+        }
+        Ok(())
+    }
+
+    /// The socket underneath, for `bind`, `connect`, `set_*` options or plain sends.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The backend scheduling this socket (never `Auto`: what `auto` chose).
+    pub fn scheduler(&self) -> SchedulerName {
+        self.params.scheduler
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> &QosParams {
+        &self.params
+    }
+
+    fn attachment(&self) -> Result<&dyn Attachment> {
+        self.attachment.as_deref().ok_or_else(closed)
+    }
+}
+
+fn closed() -> Error {
+    Error::new(ErrorKind::NotAttached, "the qsocket was already closed")
+}
+
+impl Drop for QSocket {
+    fn drop(&mut self) {
+        if let Some(attachment) = self.attachment.take() {
+            if let Err(err) = attachment.detach(&self.socket) {
+                notice::once("drop-detach", &format!("closing a qsocket: {err}"));
+            }
+        }
+    }
+}
+
+impl fmt::Debug for QSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QSocket")
+            .field("fd", &self.socket.as_raw_fd())
+            .field("params", &self.params)
+            .field("attachment", &self.attachment)
+            .finish()
+    }
+}
+
+impl AsFd for QSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl AsRawFd for QSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
