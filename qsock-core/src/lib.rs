@@ -15,6 +15,7 @@ mod backend;
 mod error;
 mod flags;
 mod info;
+pub mod model;
 mod notice;
 mod params;
 mod socket;
