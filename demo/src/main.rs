@@ -231,9 +231,8 @@ fn run(args: &Args) -> Result<(), String> {
         if second == args.bulk_start {
             let stop = Arc::clone(&bulk_stop);
             let to = SocketAddr::new(receiver_ip, BULK_PORT);
-            bulk_sender = Some(
-                bed.spawn_sender(move || bulk::send(to, stop).map_err(|e| e.to_string())),
-            );
+            bulk_sender =
+                Some(bed.spawn_sender(move || bulk::send(to, stop).map_err(|e| e.to_string())));
             println!("      -- bulk TCP transfer starts --");
         }
         if second == args.bulk_stop {
@@ -246,7 +245,11 @@ fn run(args: &Args) -> Result<(), String> {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            );
         }
         if stop.load(Ordering::Relaxed) {
             break;

@@ -17,7 +17,9 @@ use socket2::{Domain, Protocol, Type};
 /// link rate is not another's.
 fn init(rate: &str) -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
-    let turn = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let turn = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let init = InitParams::new("lo", SchedulerName::User).with_link_rate(rate.parse().unwrap());
     qsock::qsockinit(&init).unwrap();
     turn
@@ -136,28 +138,48 @@ fn two_overloaded_streams_keep_their_loss_windows_and_non_droppable_packets() {
     let got_a = seen.get(&0).cloned().unwrap_or_default();
     let got_b = seen.get(&1).cloned().unwrap_or_default();
     // Overload really happened: both streams lost packets...
-    assert!(info_a.stats.dropped.total() > 0 && info_b.stats.dropped.total() > 0,
-        "the link was not overloaded: {info_a:?} {info_b:?}");
+    assert!(
+        info_a.stats.dropped.total() > 0 && info_b.stats.dropped.total() > 0,
+        "the link was not overloaded: {info_a:?} {info_b:?}"
+    );
     // ...and what the scheduler says it dropped is what did not arrive.
-    assert_eq!(u64::from(PACKETS) - got_a.len() as u64, info_a.stats.dropped.total());
-    assert_eq!(u64::from(PACKETS) - got_b.len() as u64, info_b.stats.dropped.total());
+    assert_eq!(
+        u64::from(PACKETS) - got_a.len() as u64,
+        info_a.stats.dropped.total()
+    );
+    assert_eq!(
+        u64::from(PACKETS) - got_b.len() as u64,
+        info_b.stats.dropped.total()
+    );
     for sequence in &non_droppable {
-        assert!(got_a.contains(sequence), "non-droppable packet {sequence} was lost");
+        assert!(
+            got_a.contains(sequence),
+            "non-droppable packet {sequence} was lost"
+        );
     }
     // Stream 1 has only droppable packets: its 2/4 window holds for losses.
     let worst_b = worst_window(&got_b, PACKETS, 4);
-    assert!(worst_b <= 2, "stream 1 lost {worst_b} of 4 consecutive packets");
+    assert!(
+        worst_b <= 2,
+        "stream 1 lost {worst_b} of 4 consecutive packets"
+    );
     // Stream 0's window counts a late non-droppable packet as a miss, so the
     // receiver's view of losses alone must still be within 1 of every 2.
     let worst_a = worst_window(&got_a, PACKETS, 2);
-    assert!(worst_a <= 1, "stream 0 lost {worst_a} of 2 consecutive packets");
+    assert!(
+        worst_a <= 1,
+        "stream 0 lost {worst_a} of 2 consecutive packets"
+    );
     // Link rate: what left cannot have exceeded 2 Mbit/s (plus one packet).
     let elapsed = start.elapsed();
     let bytes = (got_a.len() + got_b.len() + 2) as f64 * PAYLOAD as f64;
     let ceiling = Rate::from_bits_per_second(2_000_000).bytes_per_second() as f64
         * elapsed.as_secs_f64()
         + PAYLOAD as f64;
-    assert!(bytes <= ceiling, "{bytes} bytes left in {elapsed:?}: faster than the link");
+    assert!(
+        bytes <= ceiling,
+        "{bytes} bytes left in {elapsed:?}: faster than the link"
+    );
     a.close().unwrap();
     b.close().unwrap();
 }
@@ -172,11 +194,18 @@ fn sockets_need_qsockinit_and_valid_parameters() {
     // htb was never installed on lo in this process's namespace by this test.
     if let Err(err) = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params) {
         assert!(
-            matches!(err.kind(), ErrorKind::NotSupported | ErrorKind::PermissionDenied),
+            matches!(
+                err.kind(),
+                ErrorKind::NotSupported | ErrorKind::PermissionDenied
+            ),
             "{err}"
         );
     }
-    let bad_device = QosParams::new("nosuchdev0", SchedulerName::User, StreamParams::best_effort());
+    let bad_device = QosParams::new(
+        "nosuchdev0",
+        SchedulerName::User,
+        StreamParams::best_effort(),
+    );
     let err = QSocket::new(Domain::IPV4, Type::DGRAM, None, &bad_device).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoDevice);
     assert!(err.message().contains("nosuchdev0"), "{err}");
@@ -205,7 +234,10 @@ fn send_frame_ipv6_and_info() {
     let flags = PacketFlags::new()
         .non_droppable()
         .with_deadline(qsock::Deadline::after(Duration::from_millis(50)));
-    assert_eq!(qsocket.send_frame(&slices, Some(&address), &flags).unwrap(), 10);
+    assert_eq!(
+        qsocket.send_frame(&slices, Some(&address), &flags).unwrap(),
+        10
+    );
     let seen = receive_until_ends(&rx, &[7]);
     assert_eq!(seen[&7], (0..9).collect::<Vec<_>>());
     let info = qsocket.info().unwrap();

@@ -99,18 +99,21 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 }
 
 mod dwcs;
+pub(crate) mod htb;
 mod user;
 
 use crate::error::{Error, ErrorKind};
 
 /// The backends `auto` tries, in order.
-fn registry() -> [&'static dyn Backend; 2] {
-    [&dwcs::Dwcs, &user::User]
+fn registry() -> [&'static dyn Backend; 3] {
+    [&dwcs::Dwcs, &htb::Htb, &user::User]
 }
 
 /// The backend registered under `name` (`Auto` has none of its own).
 pub(crate) fn by_name(name: SchedulerName) -> Option<&'static dyn Backend> {
-    registry().into_iter().find(|backend| backend.name() == name)
+    registry()
+        .into_iter()
+        .find(|backend| backend.name() == name)
 }
 
 /// Fails with `NoDevice` unless the device exists in this network namespace.
@@ -156,7 +159,10 @@ pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
     }
     Err(Error::new(
         ErrorKind::NotSupported,
-        format!("no scheduler could be installed: {}", passed_over.join("; ")),
+        format!(
+            "no scheduler could be installed: {}",
+            passed_over.join("; ")
+        ),
     ))
 }
 

@@ -90,10 +90,7 @@ pub fn send_datagrams(
 
 /// Is this the socket or the device pushing back, so that a retry later may succeed?
 pub fn is_pushback(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EAGAIN) | Some(libc::ENOBUFS)
-    )
+    matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::ENOBUFS))
 }
 
 /// Waits until the socket can take more data or `timeout` passes (`poll(2)`).

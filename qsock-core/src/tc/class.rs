@@ -66,13 +66,15 @@ pub(crate) fn list(nl: &Netlink, link: &Link) -> Result<Vec<ClassInfo>> {
         device: &link.name,
     };
     let request = TcMessage::with_index(link_index(link));
-    let replies = nl.request(RouteNetlinkMessage::GetTrafficClass(request), NLM_F_DUMP, ctx)?;
+    let replies = nl.request(
+        RouteNetlinkMessage::GetTrafficClass(request),
+        NLM_F_DUMP,
+        ctx,
+    )?;
     Ok(replies
         .into_iter()
         .filter_map(|reply| match reply {
-            RouteNetlinkMessage::NewTrafficClass(msg)
-                if msg.header.index == link_index(link) =>
-            {
+            RouteNetlinkMessage::NewTrafficClass(msg) if msg.header.index == link_index(link) => {
                 Some(class_info(&msg))
             }
             _ => None,
@@ -177,7 +179,12 @@ fn read_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn htb_class_message(link: &Link, parent: TcHandle, handle: TcHandle, spec: &HtbClassSpec) -> TcMessage {
+fn htb_class_message(
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> TcMessage {
     let mut msg = TcMessage::with_index(link_index(link));
     msg.header.parent = parent;
     msg.header.handle = handle;

@@ -388,6 +388,9 @@ mod tests {
     fn ticks_are_64_ns() {
         // 1500 bytes at 10 Mbit/s take 1.2 ms = 18750 ticks.
         assert_eq!(transmit_ticks(mbit(10), 1500), 18_750);
-        assert_eq!(transmit_ticks(Rate::from_bits_per_second(8), u32::MAX), u32::MAX);
+        assert_eq!(
+            transmit_ticks(Rate::from_bits_per_second(8), u32::MAX),
+            u32::MAX
+        );
     }
 }

@@ -46,7 +46,11 @@ pub(crate) fn root(nl: &Netlink, link: &Link) -> Result<Option<RootQdisc>> {
     };
     let mut request = TcMessage::with_index(link_index(link));
     request.header.parent = TcHandle::ROOT;
-    let replies = nl.request(RouteNetlinkMessage::GetQueueDiscipline(request), NLM_F_DUMP, ctx)?;
+    let replies = nl.request(
+        RouteNetlinkMessage::GetQueueDiscipline(request),
+        NLM_F_DUMP,
+        ctx,
+    )?;
     // Older kernels ignore the index in a dump: filter here as well.
     Ok(replies.into_iter().find_map(|reply| match reply {
         RouteNetlinkMessage::NewQueueDiscipline(msg)
