@@ -50,6 +50,10 @@ const BEST_EFFORT_PRIO: u32 = 1;
 const BURST_PACKETS: u32 = 4;
 /// Slowest class rate: HTB's ratespec counts whole bytes per second.
 const MIN_RATE: Rate = Rate::from_bits_per_second(1_000);
+/// UDP (8), IPv6 (40) and Ethernet (14) headers around a datagram.
+const UDP_IPV6_ETHERNET_HEADERS: u32 = 62;
+/// Ethernet's header, around an MTU-sized IP packet.
+const ETHERNET_HEADER: u32 = 14;
 /// How long `detach` waits for a class's queue to drain before deleting it.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// How many free minors `attach` tries when other processes race for them.
@@ -138,7 +142,13 @@ fn stream_class(stream: &StreamParams, link_rate: Rate, mtu: u32) -> Result<Opti
     if stream.kind != StreamKind::Periodic {
         return Ok(None);
     }
-    let packet = stream.packet_size.unwrap_or(mtu);
+    // HTB charges each packet's length as the device sees it, headers
+    // included: a datagram of `packet_size` bytes grows by UDP, IPv6 (the
+    // larger IP header) and Ethernet headers; an MTU-sized packet by Ethernet's.
+    let packet = match stream.packet_size {
+        Some(size) => size.saturating_add(UDP_IPV6_ETHERNET_HEADERS),
+        None => mtu.saturating_add(ETHERNET_HEADER),
+    };
     let ipg_ns = stream.ipg.as_nanos().max(1);
     // Rounded up, so the class is never slower than the stream.
     let bits = (u128::from(packet) * 8 * 1_000_000_000).div_ceil(ipg_ns);
@@ -573,7 +583,8 @@ mod tests {
 
     #[test]
     fn stream_rate_follows_packet_size_and_ipg() {
-        let stream = StreamParams::periodic(Duration::from_millis(4), 0, 0).with_packet_size(1000);
+        // 938 bytes of payload + 62 of headers every 4 ms: 2 Mbit/s on the wire.
+        let stream = StreamParams::periodic(Duration::from_millis(4), 0, 0).with_packet_size(938);
         let spec = stream_class(&stream, mbit(10), 1500).unwrap().unwrap();
         assert_eq!(spec.rate, mbit(2));
         assert_eq!(spec.ceil, mbit(2));
@@ -583,10 +594,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(spec.ceil, mbit(10));
-        // Without a packet size, the MTU.
+        // Without a packet size, the MTU and an Ethernet header.
         let stream = StreamParams::periodic(Duration::from_millis(12), 0, 0);
         assert_eq!(
-            stream_class(&stream, mbit(10), 1500).unwrap().unwrap().rate,
+            stream_class(&stream, mbit(10), 1486).unwrap().unwrap().rate,
             mbit(1)
         );
     }
