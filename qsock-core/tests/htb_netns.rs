@@ -390,7 +390,9 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
     // packets or waits behind its queue.
     let unmanaged_lost = sent.1.saturating_sub(unmanaged.received);
     assert!(
-        unmanaged_lost * 100 >= sent.1 * 5 || unmanaged.percentile(0.5) > Duration::from_millis(50),
+        unmanaged_lost * 100 >= sent.1 * 5
+            || (unmanaged.percentile(0.95) > Duration::from_millis(30)
+                && unmanaged.percentile(0.5) > managed.percentile(0.95) * 10),
         "the control did not suffer: {summary}"
     );
     // TCP still gets most of the rest of the 10 Mbit/s link.

@@ -110,16 +110,15 @@ fn class_info(msg: &TcMessage) -> ClassInfo {
                     }
                 }
             }
-            TcAttribute::Stats(old) => {
-                // The legacy struct, used only if TCA_STATS2 is missing.
-                if info.stats == ClassStats::default() {
-                    info.stats.bytes = old.bytes;
-                    info.stats.packets = u64::from(old.packets);
-                    info.stats.drops = u64::from(old.drops);
-                    info.stats.overlimits = u64::from(old.overlimits);
-                    info.stats.backlog = u64::from(old.backlog);
-                    info.stats.qlen = u64::from(old.qlen);
-                }
+            // The legacy struct, used only if TCA_STATS2 is missing (the
+            // kernel puts it after TCA_STATS2).
+            TcAttribute::Stats(old) if info.stats == ClassStats::default() => {
+                info.stats.bytes = old.bytes;
+                info.stats.packets = u64::from(old.packets);
+                info.stats.drops = u64::from(old.drops);
+                info.stats.overlimits = u64::from(old.overlimits);
+                info.stats.backlog = u64::from(old.backlog);
+                info.stats.qlen = u64::from(old.qlen);
             }
             TcAttribute::Stats2(stats) => {
                 for stat in stats {
