@@ -423,3 +423,158 @@ fn iperf3_received_bps(json: &str) -> f64 {
         .as_f64()
         .unwrap_or_else(|| panic!("no end.sum_received.bits_per_second in {json}"))
 }
+
+/// Frame arrivals of one video stream: (frame number, time its last packet arrived).
+fn receive_frames(
+    socket: UdpSocket,
+    packets_per_frame: u8,
+    quiet: Duration,
+) -> Vec<(u32, Instant)> {
+    socket.set_read_timeout(Some(quiet)).expect("timeout");
+    let mut parts: std::collections::HashMap<u32, u8> = std::collections::HashMap::new();
+    let mut complete = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        if n < 4 {
+            continue;
+        }
+        let frame = u32::from_ne_bytes(buf[..4].try_into().expect("4 bytes"));
+        let count = parts.entry(frame).or_default();
+        *count += 1;
+        if *count == packets_per_frame {
+            complete.push((frame, Instant::now()));
+        }
+    }
+    complete
+}
+
+/// Frames per second between the first and last complete frame, and the
+/// standard deviation of the gaps between frames.
+fn frame_rate_and_jitter(frames: &[(u32, Instant)]) -> (f64, Duration) {
+    if frames.len() < 2 {
+        return (0.0, Duration::MAX);
+    }
+    let span = frames[frames.len() - 1].1 - frames[0].1;
+    let rate = (frames.len() - 1) as f64 / span.as_secs_f64();
+    let gaps: Vec<f64> = frames
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1).as_secs_f64())
+        .collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+    (rate, Duration::from_secs_f64(var.sqrt()))
+}
+
+#[test]
+fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
+    let Some(bed) = bed() else { return };
+    bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
+        .unwrap()
+        .unwrap();
+    const FPS: u32 = 20;
+    const FRAME_BYTES: usize = 8_000;
+    const MAX_DATAGRAM: usize = 1_400;
+    const FRAMES: u32 = 120;
+    let packets_per_frame = FRAME_BYTES.div_ceil(MAX_DATAGRAM) as u8;
+    let frame_period = Duration::from_secs(1) / FPS;
+
+    let rx_addr = bed.receiver_v4();
+    let bind = || {
+        bed.run_in_receiver(move || UdpSocket::bind((rx_addr, 0)))
+            .unwrap()
+            .unwrap()
+    };
+    let (managed_rx, unmanaged_rx) = (bind(), bind());
+    let managed_to = managed_rx.local_addr().unwrap();
+    let unmanaged_to = unmanaged_rx.local_addr().unwrap();
+    let quiet = Duration::from_secs(3);
+    let managed_seen =
+        std::thread::spawn(move || receive_frames(managed_rx, packets_per_frame, quiet));
+    let unmanaged_seen =
+        std::thread::spawn(move || receive_frames(unmanaged_rx, packets_per_frame, quiet));
+
+    let receiver = bed.receiver_v4().to_string();
+    let _server = Reaped(
+        bed.command_in_receiver("iperf3", ["-s", "-1", "-B", &receiver, "-p", "5202"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 is installed (apt-get install -y iperf3)"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let client = Reaped(
+        bed.command_in_sender("iperf3", ["-c", &receiver, "-p", "5202", "-t", "9", "-J"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("iperf3 client"),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The stream's class is sized for one full datagram per packet slot.
+    let params = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::periodic(frame_period / u32::from(packets_per_frame), 0, 0)
+            .with_packet_size(MAX_DATAGRAM as u32),
+    );
+    bed.run_in_sender(|| -> qsock::Result<()> {
+        let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
+        let unmanaged = UdpSocket::bind((bed.sender_v4(), 0)).expect("bind");
+        let frame = vec![0u8; FRAME_BYTES];
+        let start = Instant::now();
+        for number in 0..FRAMES {
+            let due = start + frame_period * number;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let packets: Vec<Vec<u8>> = frame
+                .chunks(MAX_DATAGRAM)
+                .map(|chunk| {
+                    let mut p = chunk.to_vec();
+                    p[..4].copy_from_slice(&number.to_ne_bytes());
+                    p
+                })
+                .collect();
+            let slices: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+            let mut sent = 0;
+            while sent < slices.len() {
+                sent +=
+                    managed.send_frame(&slices[sent..], Some(&managed_to), &PacketFlags::new())?;
+            }
+            for p in &slices {
+                let _ = unmanaged.send_to(p, unmanaged_to);
+            }
+        }
+        managed.close()
+    })
+    .unwrap()
+    .unwrap();
+
+    let output = client.wait_with_output_ref();
+    let managed = managed_seen.join().unwrap();
+    let unmanaged = unmanaged_seen.join().unwrap();
+    let (managed_fps, managed_jitter) = frame_rate_and_jitter(&managed);
+    let (unmanaged_fps, unmanaged_jitter) = frame_rate_and_jitter(&unmanaged);
+    let tcp_bps = iperf3_received_bps(&output);
+    let summary = format!(
+        "managed: {} of {FRAMES} frames, {managed_fps:.2} fps, jitter {managed_jitter:?}; \
+         unmanaged: {} frames, {unmanaged_fps:.2} fps, jitter {unmanaged_jitter:?}; iperf3 \
+         {:.1} Mbit/s",
+        managed.len(),
+        unmanaged.len(),
+        tcp_bps / 1e6
+    );
+    eprintln!("{summary}");
+    assert_eq!(managed.len(), FRAMES as usize, "{summary}");
+    assert!(
+        (managed_fps - f64::from(FPS)).abs() <= f64::from(FPS) * 0.02,
+        "{summary}"
+    );
+    assert!(managed_jitter < Duration::from_millis(5), "{summary}");
+    assert!(
+        unmanaged.len() < FRAMES as usize * 95 / 100 || unmanaged_jitter > managed_jitter * 3,
+        "the control did not suffer: {summary}"
+    );
+    assert!(tcp_bps > 5e6, "{summary}");
+}
