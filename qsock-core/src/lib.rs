@@ -20,6 +20,7 @@ mod notice;
 mod params;
 mod socket;
 mod sys;
+mod tc;
 
 pub use backend::{qsockinit, report, reset, DeviceReport, InitReport, StreamReport};
 pub use error::{Error, ErrorKind, Result};

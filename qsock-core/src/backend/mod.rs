@@ -99,13 +99,14 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 }
 
 mod dwcs;
+pub(crate) mod htb;
 mod user;
 
 use crate::error::{Error, ErrorKind};
 
 /// The backends `auto` tries, in order.
-fn registry() -> [&'static dyn Backend; 2] {
-    [&dwcs::Dwcs, &user::User]
+fn registry() -> [&'static dyn Backend; 3] {
+    [&dwcs::Dwcs, &htb::Htb, &user::User]
 }
 
 /// The backend registered under `name` (`Auto` has none of its own).
