@@ -55,6 +55,9 @@ struct Args {
     /// Latency budget of a frame: its deadline is this long after it is made.
     #[arg(long, default_value_t = 100)]
     budget_ms: u64,
+    /// Parallel TCP connections of the bulk transfer.
+    #[arg(long, default_value_t = 8)]
+    bulk_connections: u32,
     /// Run over loopback with the user scheduler even as root.
     #[arg(long)]
     loopback: bool,
@@ -219,7 +222,7 @@ fn run(args: &Args) -> Result<(), String> {
     };
 
     let bulk_stop = Arc::new(AtomicBool::new(false));
-    let mut bulk_sender = None;
+    let mut bulk_senders = Vec::new();
     println!();
     println!(
         "{:>4}  {:>12} {:>11}  {:>14} {:>11}  {:>9}",
@@ -280,7 +283,7 @@ fn run(args: &Args) -> Result<(), String> {
     unmanaged_sender
         .join()
         .map_err(|_| "the unmanaged sender panicked".to_string())??;
-    if let Some(bulk) = bulk_sender {
+    for bulk in bulk_senders {
         if let Ok(Err(err)) = bulk.join() {
             println!("bulk transfer: {err}");
         }

@@ -1,4 +1,5 @@
 //! The `user` backend over loopback, with no privilege: what an in-process
+#![allow(clippy::unwrap_used)] // a test that cannot set up should stop at once
 //! scheduler owns — ordering and pacing this process's streams within a link
 //! rate, keeping their loss windows, never losing a non-droppable packet.
 
