@@ -111,6 +111,9 @@ mod stream;
 pub mod trace;
 pub mod window;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
