@@ -16,15 +16,26 @@
 //! When a packet becomes head at time `t` (it arrives into an empty stream,
 //! or the previous head was sent or dropped at `t`):
 //!
-//! - `e = max(e_prev + T, t)`; for the first packet ever `e = t`.
+//! - `e = max(e_prev + T, t)` if it arrived into an empty stream, else
+//!   `e_prev + T`; for the first packet ever `e = t`.
 //! - `d` = the packet's own deadline if it has one; else `max(d_prev, t) + T`
 //!   if it arrived into an empty stream; else `d_prev + T` (`d_prev = 0`
 //!   before the first packet).
 //!
 //! **decision**: pacing has its own track `e` instead of dwcs.md's "not
-//! before `d - T`". In the steady periodic case `e == d - T`, but packets
-//! with explicit deadlines (a frame's packets share one) are still spaced one
-//! per `T` instead of all being held until `d - T` and sent in a burst.
+//! before `d - T`". For packets with periodic deadlines `e == d - T` always,
+//! but packets with explicit deadlines (a frame's packets share one) are
+//! still spaced one per `T` instead of all being held until `d - T` and sent
+//! in a burst.
+//!
+//! **decision** (a change from the first draft of this model, which used
+//! `e = max(e_prev + T, t)` for every new head): a head that follows its
+//! predecessor gets `e_prev + T` even when it reaches the head late. With the
+//! `max`, one stall (a busy link, a late send) moved `e` past `d - T` for
+//! good: every later head of a backlogged stream became eligible only after
+//! its deadline, so a lossy stream dropped everything and a lossless one sent
+//! everything late until it ran empty. Like dwcs.md's `d - T` rule, a stream
+//! that fell behind may now send back to back until it has caught up.
 //!
 //! A stream with a period is non-work-conserving by default: its head is not
 //! sent before `e`. Work-conserving streams and aperiodic streams (`T = 0`)

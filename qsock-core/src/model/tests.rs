@@ -101,6 +101,36 @@ fn non_work_conserving_streams_send_one_packet_per_period() {
 }
 
 #[test]
+fn a_stalled_stream_catches_up_instead_of_drifting() {
+    let mut s = sched();
+    s.add_stream(A, periodic(0, 0, false)).unwrap();
+    for id in 1..=5 {
+        s.enqueue(0, Class::Stream(A), pkt(id)).unwrap();
+    }
+    sent(s.dequeue(0));
+    // Nobody called dequeue until 35 (say the device was busy): 2 (d = 20)
+    // and 3 (d = 30) go late back to back, 4 (d = 40) goes in time, and the
+    // pacing track is where it would have been: 5 waits for 40.
+    let got: Vec<_> = (0..3)
+        .map(|_| {
+            let d = sent(s.dequeue(35));
+            (d.packet.id, d.deadline, d.late)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, Some(20), true),
+            (3, Some(30), true),
+            (4, Some(40), false)
+        ]
+    );
+    assert_eq!(s.dequeue(35), Next::NotBefore(40));
+    let d = sent(s.dequeue(40));
+    assert_eq!((d.packet.id, d.deadline, d.late), (5, Some(50), false));
+}
+
+#[test]
 fn work_conserving_streams_send_ahead() {
     let mut s = sched();
     let mut c = periodic(0, 0, false);
