@@ -114,6 +114,15 @@
 //! dwcs.md leaves unchanged on a miss, because a stream that tolerates no
 //! loss has had its constraint broken (its drops carry [`DropReason::Window`]).
 //!
+//! # What the window-constraint means
+//!
+//! `x'/y'` count consecutive windows of `old` packets: every packet, sent or
+//! missed, takes one from `y'`, and the window restarts when both reach 0.
+//! The guarantee of dwcs.md (equal periods and sizes, `U <= 1`) is therefore
+//! "at most `oln` misses in each consecutive window", not in every sliding
+//! window: a stream may lose `oln` packets at the end of one window and `oln`
+//! at the start of the next (see `tests/vectors/10_consecutive_windows.vec`).
+//!
 //! Never is a non-droppable packet dropped, and no input makes the model
 //! panic: time arithmetic saturates.
 
