@@ -518,14 +518,14 @@ impl<P> Scheduler<P> {
                 reason: RefuseReason::QueueFull,
             });
         }
+        // Callers check the stream exists before they get here.
         let counters = match class {
-            Class::Stream(id) => match self.streams.get_mut(&id) {
-                Some(stream) => &mut stream.counters,
-                None => &mut self.best_effort_counters,
-            },
-            Class::BestEffort => &mut self.best_effort_counters,
+            Class::Stream(id) => self.streams.get_mut(&id).map(|s| &mut s.counters),
+            Class::BestEffort => Some(&mut self.best_effort_counters),
         };
-        counters.count_drop(DropReason::QueueFull);
+        if let Some(counters) = counters {
+            counters.count_drop(DropReason::QueueFull);
+        }
         self.drops.push(Dropped {
             class,
             id: packet.id,
