@@ -581,3 +581,132 @@ proptest! {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Any call sequence, extreme values included
+
+#[derive(Debug, Clone)]
+enum Op {
+    Enqueue {
+        class: u32,
+        len: u32,
+        deadline: Option<u64>,
+        drop: u8,
+        start: bool,
+    },
+    Dequeue,
+    Advance(u64),
+    Change {
+        stream: u32,
+        config: StreamConfig,
+    },
+    Remove(u32),
+    Add {
+        stream: u32,
+        config: StreamConfig,
+    },
+    Limits {
+        rate: Option<u64>,
+        limit: u32,
+    },
+}
+
+fn extreme_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        0u64..10_000,
+        Just(u64::MAX),
+        Just(u64::MAX - 1),
+        any::<u64>()
+    ]
+}
+
+fn any_stream_config() -> impl Strategy<Value = StreamConfig> {
+    (
+        extreme_u64(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(period, oln, old, droppable, work_conserving)| StreamConfig {
+                period,
+                oln,
+                old,
+                droppable,
+                work_conserving,
+            },
+        )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u32..5, any::<u32>(), prop::option::of(extreme_u64()), 0u8..3, any::<bool>())
+            .prop_map(|(class, len, deadline, drop, start)| Op::Enqueue { class, len, deadline, drop, start }),
+        6 => Just(Op::Dequeue),
+        3 => extreme_u64().prop_map(Op::Advance),
+        1 => (1u32..4, any_stream_config()).prop_map(|(stream, config)| Op::Change { stream, config }),
+        1 => (1u32..4).prop_map(Op::Remove),
+        1 => (1u32..4, any_stream_config()).prop_map(|(stream, config)| Op::Add { stream, config }),
+        1 => (prop::option::of(extreme_u64()), 0u32..20).prop_map(|(rate, limit)| Op::Limits { rate, limit }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// No sequence of calls panics, non-droppable packets are never dropped,
+    /// and the backlog always equals what the statistics say is queued.
+    #[test]
+    fn any_call_sequence_keeps_the_invariants(ops in prop::collection::vec(op(), 1..200)) {
+        let mut s = Scheduler::<bool>::new(SchedulerConfig { link_rate: Some(1_000_000), limit: 8 });
+        let mut now: u64 = 0;
+        let mut next_id = 0u64;
+        // id -> droppable as the caller flagged it (resolved at drop time below).
+        let mut flags: HashMap<u64, (Class, DropFlag)> = HashMap::new();
+        for op in ops {
+            match op {
+                Op::Enqueue { class, len, deadline, drop, start } => {
+                    next_id += 1;
+                    let class = if class == 0 { Class::BestEffort } else { Class::Stream(StreamId(class)) };
+                    let drop = [DropFlag::StreamDefault, DropFlag::Droppable, DropFlag::NonDroppable][drop as usize];
+                    flags.insert(next_id, (class, drop));
+                    let packet = Packet { id: next_id, len, deadline, drop, frame_start: start, payload: false };
+                    if let Err(refused) = s.enqueue(now, class, packet) {
+                        prop_assert_eq!(refused.packet.id, next_id);
+                    }
+                }
+                Op::Dequeue => {
+                    if let Next::NotBefore(t) = s.dequeue(now) {
+                        prop_assert!(t > now, "NotBefore({t}) at {now}");
+                    }
+                }
+                Op::Advance(by) => now = now.saturating_add(by),
+                Op::Change { stream, config } => {
+                    let _ = s.change_stream(StreamId(stream), config);
+                }
+                Op::Remove(stream) => {
+                    let _ = s.remove_stream(StreamId(stream));
+                }
+                Op::Add { stream, config } => {
+                    // oln <= old also rules out old == 0 < oln.
+                    let valid = config.oln <= config.old;
+                    let existed = s.window(StreamId(stream)).is_some();
+                    prop_assert_eq!(s.add_stream(StreamId(stream), config).is_ok(), valid && !existed);
+                }
+                Op::Limits { rate, limit } => s.set_config(SchedulerConfig { link_rate: rate, limit }),
+            }
+            for d in s.drain_drops() {
+                let (_, flag) = flags[&d.id];
+                prop_assert_ne!(flag, DropFlag::NonDroppable, "packet {} flagged non-droppable was dropped: {:?}", d.id, d);
+            }
+            let mut queued = s.best_effort_stats().backlog_packets;
+            for id in s.stream_ids().collect::<Vec<_>>() {
+                let stats = s.stream_stats(id).expect("listed stream has stats");
+                queued += stats.backlog_packets;
+                prop_assert!(stats.current_window.is_some());
+            }
+            prop_assert_eq!(queued, s.backlog() as u64);
+        }
+    }
+}
