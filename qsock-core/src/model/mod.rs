@@ -16,15 +16,26 @@
 //! When a packet becomes head at time `t` (it arrives into an empty stream,
 //! or the previous head was sent or dropped at `t`):
 //!
-//! - `e = max(e_prev + T, t)`; for the first packet ever `e = t`.
+//! - `e = max(e_prev + T, t)` if it arrived into an empty stream, else
+//!   `e_prev + T`; for the first packet ever `e = t`.
 //! - `d` = the packet's own deadline if it has one; else `max(d_prev, t) + T`
 //!   if it arrived into an empty stream; else `d_prev + T` (`d_prev = 0`
 //!   before the first packet).
 //!
 //! **decision**: pacing has its own track `e` instead of dwcs.md's "not
-//! before `d - T`". In the steady periodic case `e == d - T`, but packets
-//! with explicit deadlines (a frame's packets share one) are still spaced one
-//! per `T` instead of all being held until `d - T` and sent in a burst.
+//! before `d - T`". For packets with periodic deadlines `e == d - T` always,
+//! but packets with explicit deadlines (a frame's packets share one) are
+//! still spaced one per `T` instead of all being held until `d - T` and sent
+//! in a burst.
+//!
+//! **decision** (a change from the first draft of this model, which used
+//! `e = max(e_prev + T, t)` for every new head): a head that follows its
+//! predecessor gets `e_prev + T` even when it reaches the head late. With the
+//! `max`, one stall (a busy link, a late send) moved `e` past `d - T` for
+//! good: every later head of a backlogged stream became eligible only after
+//! its deadline, so a lossy stream dropped everything and a lossless one sent
+//! everything late until it ran empty. Like dwcs.md's `d - T` rule, a stream
+//! that fell behind may now send back to back until it has caught up.
 //!
 //! A stream with a period is non-work-conserving by default: its head is not
 //! sent before `e`. Work-conserving streams and aperiodic streams (`T = 0`)
@@ -103,6 +114,15 @@
 //! dwcs.md leaves unchanged on a miss, because a stream that tolerates no
 //! loss has had its constraint broken (its drops carry [`DropReason::Window`]).
 //!
+//! # What the window-constraint means
+//!
+//! `x'/y'` count consecutive windows of `old` packets: every packet, sent or
+//! missed, takes one from `y'`, and the window restarts when both reach 0.
+//! The guarantee of dwcs.md (equal periods and sizes, `U <= 1`) is therefore
+//! "at most `oln` misses in each consecutive window", not in every sliding
+//! window: a stream may lose `oln` packets at the end of one window and `oln`
+//! at the start of the next (see `tests/vectors/10_consecutive_windows.vec`).
+//!
 //! Never is a non-droppable packet dropped, and no input makes the model
 //! panic: time arithmetic saturates.
 
@@ -110,6 +130,9 @@ pub mod order;
 mod stream;
 pub mod trace;
 pub mod window;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -495,14 +518,14 @@ impl<P> Scheduler<P> {
                 reason: RefuseReason::QueueFull,
             });
         }
+        // Callers check the stream exists before they get here.
         let counters = match class {
-            Class::Stream(id) => match self.streams.get_mut(&id) {
-                Some(stream) => &mut stream.counters,
-                None => &mut self.best_effort_counters,
-            },
-            Class::BestEffort => &mut self.best_effort_counters,
+            Class::Stream(id) => self.streams.get_mut(&id).map(|s| &mut s.counters),
+            Class::BestEffort => Some(&mut self.best_effort_counters),
         };
-        counters.count_drop(DropReason::QueueFull);
+        if let Some(counters) = counters {
+            counters.count_drop(DropReason::QueueFull);
+        }
         self.drops.push(Dropped {
             class,
             id: packet.id,

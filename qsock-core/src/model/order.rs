@@ -35,10 +35,14 @@ impl HeadKey {
 
 /// Compares two heads: `Less` means `a` goes first.
 ///
-/// 1. earliest deadline; 2. lowest `x'/y'` (cross-multiplied, exact in
-/// `u64` because both sides are `u32`); 3. both constraints zero: highest
-/// `y'`; 4. equal non-zero constraints: lowest `x'`; 5. lowest arrival
-/// sequence number. Sequence numbers are unique, so this is a total order.
+/// 1. Earliest deadline.
+/// 2. Lowest `x'/y'` (cross-multiplied, exact in `u64` because both sides
+///    are `u32`).
+/// 3. Both constraints zero: highest `y'`.
+/// 4. Equal non-zero constraints: lowest `x'`.
+/// 5. Lowest arrival sequence number.
+///
+/// Sequence numbers are unique, so this is a total order.
 pub fn compare(a: &HeadKey, b: &HeadKey) -> Ordering {
     a.deadline
         .cmp(&b.deadline)

@@ -231,8 +231,13 @@ impl<P> Stream<P> {
         } else {
             (0, None)
         };
+        // A head that follows its predecessor keeps the pacing track even if
+        // it reached the head late: taking max(.., now) here would push `e`
+        // past `d - T` after any stall, and from then on every head of a
+        // backlogged stream would become eligible only after its deadline.
         self.e = match e_prev {
-            Some(e_prev) => e_prev.saturating_add(period).max(now),
+            Some(e_prev) if into_empty => e_prev.saturating_add(period).max(now),
+            Some(e_prev) => e_prev.saturating_add(period),
             None => now,
         };
         self.d = match own_deadline {
