@@ -232,10 +232,13 @@ fn run(args: &Args) -> Result<(), String> {
     let mut during_bulk = Vec::new();
     for second in 0..args.seconds {
         if second == args.bulk_start {
-            let stop = Arc::clone(&bulk_stop);
-            let to = SocketAddr::new(receiver_ip, BULK_PORT);
-            bulk_sender =
-                Some(bed.spawn_sender(move || bulk::send(to, stop).map_err(|e| e.to_string())));
+            for _ in 0..args.bulk_connections {
+                let stop = Arc::clone(&bulk_stop);
+                let to = SocketAddr::new(receiver_ip, BULK_PORT);
+                bulk_senders.push(
+                    bed.spawn_sender(move || bulk::send(to, stop).map_err(|e| e.to_string())),
+                );
+            }
             println!("      -- bulk TCP transfer starts --");
         }
         if second == args.bulk_stop {
