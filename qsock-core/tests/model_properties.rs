@@ -119,7 +119,11 @@ fn any_trace() -> impl Strategy<Value = Trace> {
                 .collect();
             Trace {
                 header: vec![],
-                config: SchedulerConfig { link_rate, limit, resolution: 0 },
+                config: SchedulerConfig {
+                    link_rate,
+                    limit,
+                    resolution: 0,
+                },
                 streams: streams
                     .into_iter()
                     .enumerate()
@@ -295,40 +299,77 @@ proptest! {
     /// packets 2-5, 7-10 and 11 of the 4/5 stream: 7-11 are five in a row.
     #[test]
     fn feasible_sets_meet_every_window_constraint((trace, windows) in feasible_trace()) {
-        let outcome = replay(&trace);
-        let mut missed: HashMap<u64, bool> = HashMap::new();
-        for event in &outcome.events {
-            match *event {
-                Event::Send { id, late, .. } => {
-                    missed.insert(id, late);
-                }
-                Event::Drop { id, .. } => {
-                    missed.insert(id, true);
-                }
-                Event::Refuse { id, .. } => prop_assert!(false, "packet {id} refused"),
+        check_windows(&trace, &windows)?;
+    }
+
+    /// The same with real arrival times: every packet arrives up to half a
+    /// packet time after its period starts (a sender's scheduling jitter),
+    /// and the scheduler compares deadlines at a resolution of one packet
+    /// time, so the streams still share their deadline slots.
+    #[test]
+    fn jittered_feasible_sets_meet_every_window_constraint(
+        (trace, windows) in feasible_trace(),
+        seed in any::<u64>(),
+    ) {
+        check_windows(&jittered(trace, seed), &windows)?;
+    }
+}
+
+/// Moves every arrival up to half a packet time later, keeps the trace in
+/// time order, and sets the deadline resolution to one packet time.
+fn jittered(mut trace: Trace, seed: u64) -> Trace {
+    const C: u64 = 1_000;
+    let mut state = seed;
+    for arrival in &mut trace.arrivals {
+        // SplitMix64: a small, seedable source of offsets.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        arrival.time += (z ^ (z >> 31)) % (C / 2);
+    }
+    trace.arrivals.sort_by_key(|arrival| arrival.time);
+    trace.config.resolution = C;
+    trace
+}
+
+/// Checks, from sends and drops alone, that no consecutive window of `old`
+/// packets of a stream has more than `oln` misses.
+fn check_windows(trace: &Trace, windows: &[(u32, u32)]) -> Result<(), TestCaseError> {
+    let outcome = replay(trace);
+    let mut missed: HashMap<u64, bool> = HashMap::new();
+    for event in &outcome.events {
+        match *event {
+            Event::Send { id, late, .. } => {
+                missed.insert(id, late);
             }
+            Event::Drop { id, .. } => {
+                missed.insert(id, true);
+            }
+            Event::Refuse { id, .. } => prop_assert!(false, "packet {id} refused"),
         }
-        for (index, &(oln, old)) in windows.iter().enumerate() {
-            let class = Class::Stream(StreamId(index as u32 + 1));
-            let misses: Vec<bool> = trace
-                .arrivals
-                .iter()
-                .filter(|a| a.class == class)
-                .map(|a| missed.get(&a.id).copied().unwrap_or(true))
-                .collect();
-            // 0/0 tolerates no miss at all: windows of one packet.
-            let span = (old as usize).max(1);
-            let allowed = oln as usize;
-            for (n, w) in misses.chunks(span).enumerate() {
-                let count = w.iter().filter(|m| **m).count();
-                prop_assert!(
+    }
+    for (index, &(oln, old)) in windows.iter().enumerate() {
+        let class = Class::Stream(StreamId(index as u32 + 1));
+        let misses: Vec<bool> = trace
+            .arrivals
+            .iter()
+            .filter(|a| a.class == class)
+            .map(|a| missed.get(&a.id).copied().unwrap_or(true))
+            .collect();
+        // 0/0 tolerates no miss at all: windows of one packet.
+        let span = (old as usize).max(1);
+        let allowed = oln as usize;
+        for (n, w) in misses.chunks(span).enumerate() {
+            let count = w.iter().filter(|m| **m).count();
+            prop_assert!(
                     count <= allowed,
                     "stream {} ({oln}/{old}, period {}): {count} misses in window {n} (packets {}..{}) of {:?}",
                     index + 1, trace.streams[index].1.period, n * span, n * span + w.len(), misses
                 );
-            }
         }
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

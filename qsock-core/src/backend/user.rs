@@ -15,8 +15,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::flags::PacketFlags;
 use crate::info::SchedulerStats;
 use crate::model::{self, Class, Next, StreamConfig, StreamId};
-use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::notice;
+use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::sys;
 
 /// Packets queued at once per device when `qsockinit` gives no limit.
