@@ -136,9 +136,11 @@ fn run(args: &Args) -> Result<(), String> {
     } else if !root {
         println!(
             "not root: running over loopback with the user scheduler, which orders and paces \
-             this process's own stream but cannot hold back other traffic.\nAs root, the demo \
-             builds two network namespaces joined by a {rate} link and puts a kernel scheduler \
-             (dwcs or htb) on it, where it shields the stream from the bulk transfer."
+             this process's own stream but cannot hold back other traffic.\nLoopback has no \
+             bottleneck to share, so the bulk transfer competes only for the CPU: what a \
+             user-level scheduler is exposed to.\nAs root, the demo builds two network \
+             namespaces joined by a {rate} link and puts a kernel scheduler (dwcs or htb) on \
+             it, where it shields the stream from the bulk transfer."
         );
         Bed::Loopback
     } else {

@@ -20,6 +20,8 @@ pub(crate) fn once(key: &str, message: &str) {
     if log::max_level() >= log::LevelFilter::Warn {
         log::warn!("{message}");
     } else {
-        eprintln!("qsock: {message}");
+        // One write, so that the line is not split by other threads' output.
+        let line = format!("qsock: {message}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
 }
