@@ -159,7 +159,7 @@ impl QSocket {
         self.send_one(packet, Some(&SockAddr::from(*destination)), flags)
     }
 
-    fn send_one(
+    pub(crate) fn send_one(
         &self,
         packet: &[u8],
         destination: Option<&SockAddr>,
@@ -191,7 +191,7 @@ impl QSocket {
         self.send_packets(packets, destination.as_ref(), &flags)
     }
 
-    fn send_packets(
+    pub(crate) fn send_packets(
         &self,
         packets: &[&[u8]],
         destination: Option<&SockAddr>,
@@ -237,10 +237,10 @@ impl QSocket {
     /// the socket itself holds.
     pub fn info(&self) -> Result<QInfo> {
         let stats = self.attachment()?.stats()?;
-        let send_buffer_bytes = self
-            .socket
-            .send_buffer_size()
-            .map_err(|err| Error::os("cannot read SO_SNDBUF", err))? as u64;
+        let send_buffer_bytes =
+            self.socket
+                .send_buffer_size()
+                .map_err(|err| Error::os("cannot read SO_SNDBUF", err))? as u64;
         let unsent_bytes = sys::unsent_bytes(self.socket.as_fd())
             .map_err(|err| Error::os("cannot read SIOCOUTQ", err))?;
         let now = sys::monotonic_nanos();

@@ -110,7 +110,28 @@ fn registry() -> [&'static dyn Backend; 2] {
 
 /// The backend registered under `name` (`Auto` has none of its own).
 pub(crate) fn by_name(name: SchedulerName) -> Option<&'static dyn Backend> {
-    registry().into_iter().find(|backend| backend.name() == name)
+    registry()
+        .into_iter()
+        .find(|backend| backend.name() == name)
+}
+
+/// The backend registered under an explicit name. A name this build has no
+/// backend for is refused rather than silently served by another.
+fn named(name: SchedulerName) -> Result<&'static dyn Backend> {
+    by_name(name).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotSupported,
+            format!(
+                "the {name} scheduler is not part of this build of qsock: use one of {}",
+                registry()
+                    .iter()
+                    .map(|backend| backend.name().as_str())
+                    .chain(["auto"])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
 }
 
 /// Fails with `NoDevice` unless the device exists in this network namespace.
@@ -134,8 +155,8 @@ pub(crate) fn require_device(device: &str) -> Result<()> {
 pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
     init.validate()?;
     require_device(&init.device)?;
-    if let Some(backend) = by_name(init.scheduler) {
-        return backend.install(init);
+    if init.scheduler != SchedulerName::Auto {
+        return named(init.scheduler)?.install(init);
     }
     let mut passed_over = Vec::new();
     for backend in registry() {
@@ -156,7 +177,10 @@ pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
     }
     Err(Error::new(
         ErrorKind::NotSupported,
-        format!("no scheduler could be installed: {}", passed_over.join("; ")),
+        format!(
+            "no scheduler could be installed: {}",
+            passed_over.join("; ")
+        ),
     ))
 }
 
@@ -165,7 +189,8 @@ pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
 /// else the `user` scheduler of this process.
 pub(crate) fn resolve(device: &str, name: SchedulerName) -> Result<&'static dyn Backend> {
     require_device(device)?;
-    if let Some(backend) = by_name(name) {
+    if name != SchedulerName::Auto {
+        let backend = named(name)?;
         if backend.is_installed(device)? {
             return Ok(backend);
         }

@@ -90,10 +90,7 @@ pub fn send_datagrams(
 
 /// Is this the socket or the device pushing back, so that a retry later may succeed?
 pub fn is_pushback(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EAGAIN) | Some(libc::ENOBUFS)
-    )
+    matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::ENOBUFS))
 }
 
 /// Waits until the socket can take more data or `timeout` passes (`poll(2)`).
@@ -108,3 +105,5 @@ pub fn wait_writable(socket: &impl AsRawFd, timeout: std::time::Duration) {
     // The result does not matter: the caller retries its send either way.
     let _ = unsafe { libc::poll(&mut pollfd, 1, millis) };
 }
+
+pub(crate) mod capi;
