@@ -55,6 +55,9 @@ struct Args {
     /// Latency budget of a frame: its deadline is this long after it is made.
     #[arg(long, default_value_t = 100)]
     budget_ms: u64,
+    /// Parallel TCP connections of the bulk transfer.
+    #[arg(long, default_value_t = 8)]
+    bulk_connections: u32,
     /// Run over loopback with the user scheduler even as root.
     #[arg(long)]
     loopback: bool,
@@ -219,7 +222,7 @@ fn run(args: &Args) -> Result<(), String> {
     };
 
     let bulk_stop = Arc::new(AtomicBool::new(false));
-    let mut bulk_sender = None;
+    let mut bulk_senders = Vec::new();
     println!();
     println!(
         "{:>4}  {:>12} {:>11}  {:>14} {:>11}  {:>9}",
@@ -229,11 +232,13 @@ fn run(args: &Args) -> Result<(), String> {
     let mut during_bulk = Vec::new();
     for second in 0..args.seconds {
         if second == args.bulk_start {
-            let stop = Arc::clone(&bulk_stop);
-            let to = SocketAddr::new(receiver_ip, BULK_PORT);
-            bulk_sender = Some(
-                bed.spawn_sender(move || bulk::send(to, stop).map_err(|e| e.to_string())),
-            );
+            for _ in 0..args.bulk_connections {
+                let stop = Arc::clone(&bulk_stop);
+                let to = SocketAddr::new(receiver_ip, BULK_PORT);
+                bulk_senders.push(
+                    bed.spawn_sender(move || bulk::send(to, stop).map_err(|e| e.to_string())),
+                );
+            }
             println!("      -- bulk TCP transfer starts --");
         }
         if second == args.bulk_stop {
@@ -246,7 +251,11 @@ fn run(args: &Args) -> Result<(), String> {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            );
         }
         if stop.load(Ordering::Relaxed) {
             break;
@@ -277,7 +286,7 @@ fn run(args: &Args) -> Result<(), String> {
     unmanaged_sender
         .join()
         .map_err(|_| "the unmanaged sender panicked".to_string())??;
-    if let Some(bulk) = bulk_sender {
+    for bulk in bulk_senders {
         if let Ok(Err(err)) = bulk.join() {
             println!("bulk transfer: {err}");
         }

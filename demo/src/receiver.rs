@@ -100,11 +100,7 @@ impl StreamFigures {
             let gap = header.frame.checked_sub(frame)?;
             let expected = self.frame_interval * gap;
             let actual = at.duration_since(when);
-            Some(if actual > expected {
-                actual - expected
-            } else {
-                expected - actual
-            })
+            Some(actual.abs_diff(expected))
         });
         let second = &mut figures.seconds[index];
         second.frames += 1;

@@ -108,10 +108,7 @@ impl Source {
                 packet
             })
             .collect();
-        Frame {
-            kind,
-            packets,
-        }
+        Frame { kind, packets }
     }
 }
 

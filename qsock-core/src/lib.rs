@@ -16,10 +16,12 @@ mod capi;
 mod error;
 mod flags;
 mod info;
+pub mod model;
 mod notice;
 mod params;
 mod socket;
 mod sys;
+mod tc;
 
 pub use backend::{qsockinit, report, reset, DeviceReport, InitReport, StreamReport};
 pub use error::{Error, ErrorKind, Result};

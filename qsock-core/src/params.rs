@@ -104,7 +104,11 @@ impl Rate {
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bps = self.bits_per_second;
-        for (unit, scale) in [("gbit", 1_000_000_000), ("mbit", 1_000_000), ("kbit", 1_000)] {
+        for (unit, scale) in [
+            ("gbit", 1_000_000_000),
+            ("mbit", 1_000_000),
+            ("kbit", 1_000),
+        ] {
             if bps >= scale && bps % scale == 0 {
                 return write!(f, "{}{unit}", bps / scale);
             }
@@ -414,8 +418,14 @@ mod tests {
 
     #[test]
     fn rates_read_like_tc() {
-        assert_eq!("10mbit".parse::<Rate>().unwrap().bits_per_second(), 10_000_000);
-        assert_eq!("2mbps".parse::<Rate>().unwrap().bits_per_second(), 16_000_000);
+        assert_eq!(
+            "10mbit".parse::<Rate>().unwrap().bits_per_second(),
+            10_000_000
+        );
+        assert_eq!(
+            "2mbps".parse::<Rate>().unwrap().bits_per_second(),
+            16_000_000
+        );
         assert_eq!("1.5kbit".parse::<Rate>().unwrap().bits_per_second(), 1_500);
         assert_eq!("64000".parse::<Rate>().unwrap().bits_per_second(), 64_000);
         assert_eq!(Rate::from_bits_per_second(10_000_000).to_string(), "10mbit");
@@ -467,7 +477,9 @@ mod tests {
         assert!(validate_device("eth0").is_ok());
         assert_eq!(validate_device("").unwrap_err().kind(), ErrorKind::NoDevice);
         assert_eq!(
-            validate_device("a-very-long-interface-name").unwrap_err().kind(),
+            validate_device("a-very-long-interface-name")
+                .unwrap_err()
+                .kind(),
             ErrorKind::NoDevice
         );
     }

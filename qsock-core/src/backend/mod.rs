@@ -99,13 +99,14 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 }
 
 mod dwcs;
+pub(crate) mod htb;
 mod user;
 
 use crate::error::{Error, ErrorKind};
 
 /// The backends `auto` tries, in order.
-fn registry() -> [&'static dyn Backend; 2] {
-    [&dwcs::Dwcs, &user::User]
+fn registry() -> [&'static dyn Backend; 3] {
+    [&dwcs::Dwcs, &htb::Htb, &user::User]
 }
 
 /// The backend registered under `name` (`Auto` has none of its own).
@@ -115,21 +116,12 @@ pub(crate) fn by_name(name: SchedulerName) -> Option<&'static dyn Backend> {
         .find(|backend| backend.name() == name)
 }
 
-/// The backend registered under an explicit name. A name this build has no
-/// backend for is refused rather than silently served by another.
-fn named(name: SchedulerName) -> Result<&'static dyn Backend> {
+/// The backend registered under `name`, or why there is none.
+fn registered(name: SchedulerName) -> Result<&'static dyn Backend> {
     by_name(name).ok_or_else(|| {
         Error::new(
             ErrorKind::NotSupported,
-            format!(
-                "the {name} scheduler is not part of this build of qsock: use one of {}",
-                registry()
-                    .iter()
-                    .map(|backend| backend.name().as_str())
-                    .chain(["auto"])
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("the {name} scheduler is not part of this build of qsock"),
         )
     })
 }
@@ -156,7 +148,7 @@ pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
     init.validate()?;
     require_device(&init.device)?;
     if init.scheduler != SchedulerName::Auto {
-        return named(init.scheduler)?.install(init);
+        return registered(init.scheduler)?.install(init);
     }
     let mut passed_over = Vec::new();
     for backend in registry() {
@@ -190,7 +182,7 @@ pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
 pub(crate) fn resolve(device: &str, name: SchedulerName) -> Result<&'static dyn Backend> {
     require_device(device)?;
     if name != SchedulerName::Auto {
-        let backend = named(name)?;
+        let backend = registered(name)?;
         if backend.is_installed(device)? {
             return Ok(backend);
         }

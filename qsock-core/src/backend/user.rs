@@ -156,11 +156,11 @@ fn transmit(outgoing: Outgoing) {
     let started = std::time::Instant::now();
     loop {
         let result = match &outgoing.destination {
-            Some(address) => outgoing.socket.send_to_with_flags(
-                &outgoing.data,
-                address,
-                libc::MSG_DONTWAIT,
-            ),
+            Some(address) => {
+                outgoing
+                    .socket
+                    .send_to_with_flags(&outgoing.data, address, libc::MSG_DONTWAIT)
+            }
             None => outgoing
                 .socket
                 .send_with_flags(&outgoing.data, libc::MSG_DONTWAIT),

@@ -33,10 +33,6 @@ pub fn unsent_bytes(socket: BorrowedFd<'_>) -> io::Result<u64> {
 /// `destination` or to the connected peer. Returns how many were sent, which is
 /// fewer than given only when the socket would block or its buffer is full
 /// after at least one was sent.
-#[allow(
-    dead_code,
-    reason = "the send path of the kernel backends (htb, dwcs), which are on other branches"
-)]
 pub fn send_datagrams(
     socket: BorrowedFd<'_>,
     packets: &[&[u8]],

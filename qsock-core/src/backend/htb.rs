@@ -1,0 +1,632 @@
+//! The `htb` backend: the kernel's stock HTB qdisc as the device's root, one
+//! class per periodic stream with the stream's rate, and best-effort traffic
+//! in a default class. Rate isolation only: HTB knows nothing of deadlines or
+//! loss windows.
+//!
+//! Layout (`tc class show`):
+//!
+//! ```text
+//! qdisc htb 7173: root default fffe
+//! class htb 7173:1    rate LINK ceil LINK              (the link)
+//! class htb 7173:fffe rate LINK/100 ceil LINK prio 1   (best effort)
+//! class htb 7173:N    rate STREAM ceil STREAM|LINK prio 0   (one per stream, N >= 2)
+//! ```
+//!
+//! A socket is put in its class through `SO_PRIORITY` = `7173:N`, which HTB
+//! matches before any filter.
+
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use netlink_packet_route::tc::TcHandle;
+use socket2::{SockAddr, Socket};
+
+use super::{Attachment, Backend, DeviceReport, InitReport, StreamReport};
+use crate::error::{Error, ErrorKind, Result};
+use crate::flags::{DropFlag, PacketFlags};
+use crate::info::{DropCounts, SchedulerStats};
+use crate::notice;
+use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
+use crate::sys;
+use crate::tc::class::{self, ClassInfo};
+use crate::tc::htb::{HtbClassSpec, HtbGlob, MAX_QUANTUM};
+use crate::tc::link::{self, Link};
+use crate::tc::qdisc::{self, RootQdisc};
+use crate::tc::{handle_to_string, handle_to_u32, Namespace, Netlink, QSOCK_MAJOR};
+
+/// The class that stands for the whole link.
+const ROOT_MINOR: u16 = 1;
+/// The default class: traffic of no stream.
+const BEST_EFFORT_MINOR: u16 = 0xfffe;
+/// The first minor a stream may get.
+const FIRST_STREAM_MINOR: u16 = 2;
+/// Streams are served before best effort when both have tokens.
+const STREAM_PRIO: u32 = 0;
+/// Best effort's priority, below every stream.
+const BEST_EFFORT_PRIO: u32 = 1;
+/// A stream's bucket holds this many packets, so that the packets of one
+/// frame, sent back to back, leave back to back.
+const BURST_PACKETS: u32 = 4;
+/// Slowest class rate: HTB's ratespec counts whole bytes per second.
+const MIN_RATE: Rate = Rate::from_bits_per_second(1_000);
+/// UDP (8), IPv6 (40) and Ethernet (14) headers around a datagram.
+const UDP_IPV6_ETHERNET_HEADERS: u32 = 62;
+/// Ethernet's header, around an MTU-sized IP packet.
+const ETHERNET_HEADER: u32 = 14;
+/// How long `detach` waits for a class's queue to drain before deleting it.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// How many free minors `attach` tries when other processes race for them.
+const CLASS_ATTEMPTS: usize = 16;
+
+/// The `htb` backend.
+#[derive(Debug)]
+pub(crate) struct Htb;
+
+fn class_handle(minor: u16) -> TcHandle {
+    TcHandle {
+        major: QSOCK_MAJOR,
+        minor,
+    }
+}
+
+/// What `tc` prints for qsock's root class, to word errors.
+fn root_class() -> TcHandle {
+    class_handle(ROOT_MINOR)
+}
+
+/// The refusal for a root qdisc someone installed on purpose.
+fn busy(device: &str, root: &RootQdisc) -> Error {
+    Error::new(
+        ErrorKind::Busy,
+        format!(
+            "{device} already has a root qdisc that was installed on purpose ({}): qsock will not \
+             replace it. Remove it first with `qsockctl reset --dev {device}` or `tc qdisc del dev \
+             {device} root`, then call qsockinit again",
+            root.describe()
+        ),
+    )
+}
+
+/// Classes sized for a link of `rate`.
+fn link_class(rate: Rate, mtu: u32) -> HtbClassSpec {
+    // One millisecond of traffic, at least two full packets: enough that the
+    // link class never limits below its rate between timer ticks.
+    let burst = burst_for(rate, mtu);
+    HtbClassSpec {
+        rate,
+        ceil: rate,
+        burst,
+        cburst: burst,
+        prio: 0,
+        quantum: quantum_for(rate, mtu),
+    }
+}
+
+fn best_effort_class(link: Rate, mtu: u32) -> HtbClassSpec {
+    // A small guarantee keeps best effort from starving entirely; the rest it
+    // borrows up to the link rate whenever streams leave room.
+    let rate =
+        Rate::from_bits_per_second((link.bits_per_second() / 100).max(MIN_RATE.bits_per_second()));
+    HtbClassSpec {
+        rate,
+        ceil: link,
+        burst: burst_for(rate, mtu),
+        cburst: burst_for(link, mtu),
+        prio: BEST_EFFORT_PRIO,
+        quantum: quantum_for(link, mtu),
+    }
+}
+
+fn burst_for(rate: Rate, mtu: u32) -> u32 {
+    let millisecond = rate.bytes_per_second() / 1000;
+    u32::try_from(millisecond).unwrap_or(u32::MAX).max(2 * mtu)
+}
+
+fn quantum_for(rate: Rate, mtu: u32) -> u32 {
+    // The kernel's r2q rule (rate / 10) clamped to where it does not warn,
+    // and never below one packet, or a class could not send a full one per round.
+    let by_rate = u32::try_from(rate.bytes_per_second() / 10).unwrap_or(u32::MAX);
+    by_rate.clamp(mtu.min(MAX_QUANTUM), MAX_QUANTUM)
+}
+
+/// The r2q for a link: large enough that rate / r2q stays within the
+/// kernel's quantum range for every class we do not give a quantum.
+fn r2q_for(link: Rate) -> u32 {
+    let r2q = link.bytes_per_second() / u64::from(MAX_QUANTUM);
+    u32::try_from(r2q).unwrap_or(u32::MAX).max(10)
+}
+
+/// The class a stream needs, or `None` for streams that stay best effort.
+fn stream_class(stream: &StreamParams, link_rate: Rate, mtu: u32) -> Result<Option<HtbClassSpec>> {
+    if stream.kind != StreamKind::Periodic {
+        return Ok(None);
+    }
+    // HTB charges each packet's length as the device sees it, headers
+    // included: a datagram of `packet_size` bytes grows by UDP, IPv6 (the
+    // larger IP header) and Ethernet headers; an MTU-sized packet by Ethernet's.
+    let packet = match stream.packet_size {
+        Some(size) => size.saturating_add(UDP_IPV6_ETHERNET_HEADERS),
+        None => mtu.saturating_add(ETHERNET_HEADER),
+    };
+    let ipg_ns = stream.ipg.as_nanos().max(1);
+    // Rounded up, so the class is never slower than the stream.
+    let bits = (u128::from(packet) * 8 * 1_000_000_000).div_ceil(ipg_ns);
+    let rate = Rate::from_bits_per_second(u64::try_from(bits).unwrap_or(u64::MAX)).max(MIN_RATE);
+    if rate > link_rate {
+        return Err(Error::invalid(format!(
+            "the stream needs {rate} ({packet} bytes every {:?}) but the link rate given to \
+             qsockinit is {link_rate}: lengthen ipg, shrink the packets, or raise the link rate",
+            stream.ipg
+        )));
+    }
+    let ceil = if stream.work_conserving {
+        link_rate
+    } else {
+        rate
+    };
+    let burst = packet.saturating_mul(BURST_PACKETS);
+    Ok(Some(HtbClassSpec {
+        rate,
+        ceil,
+        burst,
+        cburst: burst,
+        prio: STREAM_PRIO,
+        quantum: packet.max(mtu).min(MAX_QUANTUM),
+    }))
+}
+
+/// The device, its root qdisc and the link rate qsock gave it.
+struct Installed {
+    link: Link,
+    link_rate: Rate,
+}
+
+/// Checks that qsock's HTB is the device's root and reads its link rate.
+fn installed(nl: &Netlink, device: &str) -> Result<Installed> {
+    let link = link::lookup(nl, device)?;
+    match qdisc::root(nl, &link)? {
+        Some(root) if root.is_qsock_htb() => {}
+        _ => {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                format!(
+                    "the htb scheduler is not installed on {device}: call qsockinit first \
+                     (`qsockctl init --dev {device} --scheduler htb --rate RATE`)"
+                ),
+            ))
+        }
+    }
+    let root = class::get(nl, &link, root_class())?.and_then(|c| c.rate());
+    let link_rate = root.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotSupported,
+            format!(
+                "{device} has qsock's HTB qdisc but not its root class 7173:1 (did someone delete \
+                 it?): run `qsockctl reset --dev {device}` and qsockinit again"
+            ),
+        )
+    })?;
+    Ok(Installed { link, link_rate })
+}
+
+fn stats_of(info: &ClassInfo) -> SchedulerStats {
+    SchedulerStats {
+        sent_packets: info.stats.packets,
+        sent_bytes: info.stats.bytes,
+        dropped: DropCounts {
+            queue_full: info.stats.drops,
+            ..DropCounts::default()
+        },
+        backlog_packets: info.stats.qlen,
+        backlog_bytes: info.stats.backlog,
+        // HTB measures neither queueing delay nor windows.
+        queue_delay: None,
+        current_window: None,
+        ..SchedulerStats::default()
+    }
+}
+
+/// Creates a class for `spec` under the root class at a free minor and returns
+/// its handle. Other processes may pick the same minor at the same time:
+/// NLM_F_EXCL makes the kernel refuse the loser with EEXIST, who tries the next.
+fn create_stream_class(nl: &Netlink, link: &Link, spec: &HtbClassSpec) -> Result<TcHandle> {
+    let mut taken: HashSet<u16> = class::list(nl, link)?
+        .into_iter()
+        .filter(|c| c.handle.major == QSOCK_MAJOR)
+        .map(|c| c.handle.minor)
+        .collect();
+    for _ in 0..CLASS_ATTEMPTS {
+        let minor = (FIRST_STREAM_MINOR..BEST_EFFORT_MINOR)
+            .find(|m| !taken.contains(m))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::QueueFull,
+                    format!("{}: every class number of qsock's HTB is in use", link.name),
+                )
+            })?;
+        let handle = class_handle(minor);
+        match class::add_htb(nl, link, root_class(), handle, spec) {
+            Ok(()) => return Ok(handle),
+            Err(err) if err.errno() == libc::EEXIST => {
+                taken.insert(minor);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Busy,
+        format!(
+            "{}: could not claim a free class after {CLASS_ATTEMPTS} tries; other processes keep \
+             taking them",
+            link.name
+        ),
+    ))
+}
+
+/// Puts the socket's packets in class `priority` (`setsockopt(SO_PRIORITY)`);
+/// values above 6 need CAP_NET_ADMIN.
+fn set_priority(socket: &Socket, priority: u32, device: &str) -> Result<()> {
+    socket
+        .set_priority(priority)
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::EPERM) => {
+                Error::needs_net_admin("setting SO_PRIORITY to a class handle", device)
+            }
+            _ => Error::os("setsockopt(SO_PRIORITY) failed", err),
+        })
+}
+
+impl Backend for Htb {
+    fn name(&self) -> SchedulerName {
+        SchedulerName::Htb
+    }
+
+    /// `tc qdisc replace dev DEV root handle 7173: htb r2q R default fffe`, then
+    /// `tc class add ... classid 7173:1` (the link) and `7173:fffe` (best effort).
+    fn install(&self, init: &InitParams) -> Result<InitReport> {
+        init.validate()?;
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, &init.device)?;
+        let root = qdisc::root(&nl, &link)?;
+        let device = &init.device;
+        match root {
+            Some(root) if root.is_qsock_htb() => {
+                let mut reason = format!("qsock's HTB was already the root qdisc of {device}");
+                if let Some(rate) = init.link_rate {
+                    let current = class::get(&nl, &link, root_class())?.and_then(|c| c.rate());
+                    if current != Some(rate) {
+                        class::change_htb(
+                            &nl,
+                            &link,
+                            TcHandle::ROOT,
+                            root_class(),
+                            &link_class(rate, link.mtu),
+                        )?;
+                        class::change_htb(
+                            &nl,
+                            &link,
+                            root_class(),
+                            class_handle(BEST_EFFORT_MINOR),
+                            &best_effort_class(rate, link.mtu),
+                        )?;
+                        reason.push_str(&format!("; its link rate is now {rate}"));
+                    }
+                }
+                return Ok(InitReport {
+                    scheduler: SchedulerName::Htb,
+                    device: device.clone(),
+                    installed_now: false,
+                    reason,
+                });
+            }
+            Some(root) if !root.is_kernel_default() => return Err(busy(device, &root)),
+            _ => {}
+        }
+        let (rate, source) = match init.link_rate {
+            Some(rate) => (rate, "as given"),
+            None => match link::speed(&link) {
+                Some(rate) => (rate, "the device's speed"),
+                None => {
+                    return Err(Error::invalid(format!(
+                        "{device} does not report its speed (virtual devices such as veth often \
+                         do not): give the link rate, e.g. `--rate 100mbit` (InitParams::link_rate)"
+                    )))
+                }
+            },
+        };
+        qdisc::replace_root_htb(&nl, &link, HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR))?;
+        let classes = class::add_htb(
+            &nl,
+            &link,
+            TcHandle::ROOT,
+            root_class(),
+            &link_class(rate, link.mtu),
+        )
+        .and_then(|()| {
+            class::add_htb(
+                &nl,
+                &link,
+                root_class(),
+                class_handle(BEST_EFFORT_MINOR),
+                &best_effort_class(rate, link.mtu),
+            )
+        });
+        if let Err(err) = classes {
+            // Without its classes the qdisc would hold every packet back (the
+            // default class would be missing): put the kernel's default back.
+            let _ = qdisc::delete_root(&nl, &link);
+            return Err(err);
+        }
+        Ok(InitReport {
+            scheduler: SchedulerName::Htb,
+            device: device.clone(),
+            installed_now: true,
+            reason: format!("installed HTB 7173: on {device} at {rate} ({source})"),
+        })
+    }
+
+    fn is_installed(&self, device: &str) -> Result<bool> {
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, device)?;
+        Ok(qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock_htb()))
+    }
+
+    /// `tc class add dev DEV parent 7173:1 classid 7173:N htb rate R ceil C
+    /// burst B prio 0`, then `SO_PRIORITY` = 7173:N.
+    fn attach(&self, socket: &Socket, params: &QosParams) -> Result<Box<dyn Attachment>> {
+        params.validate()?;
+        let namespace = Namespace::current()?;
+        let nl = Netlink::open()?;
+        let Installed { link, link_rate } = installed(&nl, &params.device)?;
+        let class = match stream_class(&params.stream, link_rate, link.mtu)? {
+            Some(spec) => {
+                let handle = create_stream_class(&nl, &link, &spec)?;
+                if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
+                    // Nothing may be left behind by a failed attach.
+                    let _ = class::delete(&nl, &link, handle);
+                    return Err(err);
+                }
+                Some(handle)
+            }
+            None => None,
+        };
+        Ok(Box::new(HtbStream {
+            namespace,
+            link,
+            link_rate,
+            class,
+            stream: params.stream,
+        }))
+    }
+
+    /// `tc -s -d class show dev DEV`.
+    fn report(&self, device: &str) -> Result<DeviceReport> {
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, device)?;
+        let root = qdisc::root(&nl, &link)?;
+        let root_qdisc = root
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), RootQdisc::describe);
+        let ours = root.as_ref().is_some_and(RootQdisc::is_qsock_htb);
+        let mut report = DeviceReport {
+            device: device.to_owned(),
+            scheduler: ours.then_some(SchedulerName::Htb),
+            root_qdisc,
+            link_rate: None,
+            streams: Vec::new(),
+            best_effort: None,
+        };
+        if !ours {
+            return Ok(report);
+        }
+        for info in class::list(&nl, &link)? {
+            if info.handle.major != QSOCK_MAJOR {
+                continue;
+            }
+            match info.handle.minor {
+                ROOT_MINOR => report.link_rate = info.rate(),
+                BEST_EFFORT_MINOR => report.best_effort = Some(stats_of(&info)),
+                _ => report.streams.push(StreamReport {
+                    id: handle_to_string(info.handle),
+                    rate: info.rate(),
+                    stats: stats_of(&info),
+                }),
+            }
+        }
+        Ok(report)
+    }
+
+    /// `tc qdisc del dev DEV root`, when the root is qsock's HTB.
+    fn reset(&self, device: &str) -> Result<()> {
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, device)?;
+        if qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock_htb()) {
+            qdisc::delete_root(&nl, &link)?;
+        }
+        Ok(())
+    }
+}
+
+/// One socket's stream: its class, or none for best-effort streams.
+#[derive(Debug)]
+struct HtbStream {
+    namespace: Namespace,
+    link: Link,
+    link_rate: Rate,
+    class: Option<TcHandle>,
+    stream: StreamParams,
+}
+
+impl HtbStream {
+    /// The class the stream's packets are counted in.
+    fn counted_in(&self) -> TcHandle {
+        self.class.unwrap_or(class_handle(BEST_EFFORT_MINOR))
+    }
+
+    /// Waits, bounded, until the class holds no packets.
+    fn drain(&self, nl: &Netlink, handle: TcHandle) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < DRAIN_TIMEOUT {
+            match class::get(nl, &self.link, handle)? {
+                Some(info) if info.stats.qlen > 0 => std::thread::sleep(Duration::from_millis(10)),
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Attachment for HtbStream {
+    /// `tc class change` with the new rate; a class is created or deleted when
+    /// the stream turns periodic or best effort.
+    fn change(&mut self, socket: &Socket, stream: &StreamParams) -> Result<()> {
+        stream.validate()?;
+        let wanted = stream_class(stream, self.link_rate, self.link.mtu)?;
+        let current = self.class;
+        let link = &self.link;
+        let new_class = self.namespace.run(|| {
+            let nl = Netlink::open()?;
+            match (current, wanted) {
+                (Some(handle), Some(spec)) => {
+                    class::change_htb(&nl, link, root_class(), handle, &spec)?;
+                    Ok(Some(handle))
+                }
+                (None, Some(spec)) => {
+                    let handle = create_stream_class(&nl, link, &spec)?;
+                    if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
+                        let _ = class::delete(&nl, link, handle);
+                        return Err(err);
+                    }
+                    Ok(Some(handle))
+                }
+                (Some(handle), None) => {
+                    set_priority(socket, 0, &link.name)?;
+                    class::delete(&nl, link, handle)?;
+                    Ok(None)
+                }
+                (None, None) => Ok(None),
+            }
+        })?;
+        self.class = new_class;
+        self.stream = *stream;
+        Ok(())
+    }
+
+    /// `sendmmsg(2)`: HTB needs nothing but the socket's priority.
+    fn send_frame(
+        &self,
+        socket: &Socket,
+        packets: &[&[u8]],
+        destination: Option<&SockAddr>,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        if flags.deadline.is_some() || flags.drop != DropFlag::StreamDefault {
+            notice::once(
+                "htb-deadline",
+                "the htb scheduler cannot honour per-packet deadlines or drop flags (nor loss \
+                 windows): it only isolates each stream's rate; use the dwcs or user scheduler \
+                 for deadlines",
+            );
+        }
+        sys::send_datagrams(socket.as_fd(), packets, destination, 0)
+            .map_err(|err| Error::os("sendmmsg failed", err))
+    }
+
+    /// The class's counters (`tc -s class show`); a best-effort stream has no
+    /// class of its own, and reports the shared default class.
+    fn stats(&self) -> Result<SchedulerStats> {
+        let handle = self.counted_in();
+        let link = &self.link;
+        self.namespace.run(|| {
+            let nl = Netlink::open()?;
+            let info = class::get(&nl, link, handle)?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotAttached,
+                    format!(
+                        "class {} is gone from {} (was the scheduler reset?)",
+                        handle_to_string(handle),
+                        link.name
+                    ),
+                )
+            })?;
+            Ok(stats_of(&info))
+        })
+    }
+
+    /// Moves the socket back to best effort, lets the class's queue drain
+    /// (HTB drops what a deleted class still holds), then `tc class del`.
+    fn detach(self: Box<Self>, socket: &Socket) -> Result<()> {
+        let Some(handle) = self.class else {
+            return Ok(());
+        };
+        set_priority(socket, 0, &self.link.name)?;
+        self.namespace.run(|| {
+            let nl = Netlink::open()?;
+            self.drain(&nl, handle)?;
+            match class::delete(&nl, &self.link, handle) {
+                // Already gone: the scheduler was reset under us.
+                Err(err) if err.errno() == libc::ENOENT => Ok(()),
+                other => other,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mbit(n: u64) -> Rate {
+        Rate::from_bits_per_second(n * 1_000_000)
+    }
+
+    #[test]
+    fn stream_rate_follows_packet_size_and_ipg() {
+        // 938 bytes of payload + 62 of headers every 4 ms: 2 Mbit/s on the wire.
+        let stream = StreamParams::periodic(Duration::from_millis(4), 0, 0).with_packet_size(938);
+        let spec = stream_class(&stream, mbit(10), 1500).unwrap().unwrap();
+        assert_eq!(spec.rate, mbit(2));
+        assert_eq!(spec.ceil, mbit(2));
+        assert_eq!(spec.burst, 4000);
+        assert_eq!(spec.prio, STREAM_PRIO);
+        let spec = stream_class(&stream.work_conserving(), mbit(10), 1500)
+            .unwrap()
+            .unwrap();
+        assert_eq!(spec.ceil, mbit(10));
+        // Without a packet size, the MTU and an Ethernet header.
+        let stream = StreamParams::periodic(Duration::from_millis(12), 0, 0);
+        assert_eq!(
+            stream_class(&stream, mbit(10), 1486).unwrap().unwrap().rate,
+            mbit(1)
+        );
+    }
+
+    #[test]
+    fn best_effort_and_aperiodic_streams_get_no_class() {
+        assert_eq!(
+            stream_class(&StreamParams::best_effort(), mbit(10), 1500).unwrap(),
+            None
+        );
+        assert_eq!(
+            stream_class(&StreamParams::aperiodic(), mbit(10), 1500).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_stream_faster_than_the_link_is_refused() {
+        let stream = StreamParams::periodic(Duration::from_micros(100), 0, 0);
+        let err = stream_class(&stream, mbit(10), 1500).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.message().contains("raise the link rate"), "{err}");
+    }
+
+    #[test]
+    fn quanta_stay_in_the_kernels_range() {
+        assert_eq!(quantum_for(mbit(10_000), 1500), MAX_QUANTUM);
+        assert_eq!(quantum_for(Rate::from_bits_per_second(100_000), 1500), 1500);
+        assert!(r2q_for(mbit(10_000)) >= 10);
+        assert_eq!(r2q_for(mbit(10)), 10);
+    }
+}

@@ -1,0 +1,249 @@
+//! Classes of a classful qdisc: list with statistics, add, change, delete.
+
+use netlink_packet_core::{Nla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcStats2};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::htb::{parse_class_options, HtbClassParams, HtbClassSpec};
+use super::link::Link;
+use super::qdisc::link_index;
+use super::{handle_to_string, Context, Netlink};
+use crate::error::Result;
+use crate::params::Rate;
+
+/// `TCA_STATS_RATE_EST`: `struct gnet_stats_rate_est` (u32 bps, u32 pps).
+const TCA_STATS_RATE_EST: u16 = 2;
+/// `TCA_STATS_RATE_EST64`: `struct gnet_stats_rate_est64` (u64 bps, u64 pps).
+const TCA_STATS_RATE_EST64: u16 = 5;
+/// `TCA_STATS_PKT64`: the packet count in 64 bits.
+const TCA_STATS_PKT64: u16 = 8;
+
+/// A class's counters (`tc -s class show`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ClassStats {
+    /// Bytes sent.
+    pub(crate) bytes: u64,
+    /// Packets sent.
+    pub(crate) packets: u64,
+    /// Packets dropped.
+    pub(crate) drops: u64,
+    /// Times the class was over its limit.
+    pub(crate) overlimits: u64,
+    /// Bytes queued.
+    pub(crate) backlog: u64,
+    /// Packets queued.
+    pub(crate) qlen: u64,
+    /// The rate estimator's bytes/s and packets/s, where the class has one.
+    pub(crate) rate_estimate: Option<(u64, u64)>,
+}
+
+/// One class as the kernel dumps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClassInfo {
+    /// Its handle.
+    pub(crate) handle: TcHandle,
+    /// Its parent's handle.
+    pub(crate) parent: TcHandle,
+    /// The qdisc kind it belongs to.
+    pub(crate) kind: String,
+    /// HTB parameters, for HTB classes.
+    pub(crate) htb: Option<HtbClassParams>,
+    /// Its counters.
+    pub(crate) stats: ClassStats,
+}
+
+impl ClassInfo {
+    /// The class's guaranteed rate, for HTB classes.
+    pub(crate) fn rate(&self) -> Option<Rate> {
+        self.htb.map(|h| h.rate)
+    }
+}
+
+/// Every class of the device (`tc -s -d class show dev DEV`).
+pub(crate) fn list(nl: &Netlink, link: &Link) -> Result<Vec<ClassInfo>> {
+    let ctx = Context {
+        what: "tc class show",
+        device: &link.name,
+    };
+    let request = TcMessage::with_index(link_index(link));
+    let replies = nl.request(
+        RouteNetlinkMessage::GetTrafficClass(request),
+        NLM_F_DUMP,
+        ctx,
+    )?;
+    Ok(replies
+        .into_iter()
+        .filter_map(|reply| match reply {
+            RouteNetlinkMessage::NewTrafficClass(msg) if msg.header.index == link_index(link) => {
+                Some(class_info(&msg))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// One class, or `None` when it does not exist.
+pub(crate) fn get(nl: &Netlink, link: &Link, handle: TcHandle) -> Result<Option<ClassInfo>> {
+    Ok(list(nl, link)?.into_iter().find(|c| c.handle == handle))
+}
+
+fn class_info(msg: &TcMessage) -> ClassInfo {
+    let mut info = ClassInfo {
+        handle: msg.header.handle,
+        parent: msg.header.parent,
+        kind: String::new(),
+        htb: None,
+        stats: ClassStats::default(),
+    };
+    let mut pkt64 = None;
+    for attribute in &msg.attributes {
+        match attribute {
+            TcAttribute::Kind(kind) => info.kind = kind.clone(),
+            // netlink-packet-route keeps an unmodelled kind's TCA_OPTIONS as
+            // one opaque attribute whose value is the nested list.
+            TcAttribute::Options(options) => {
+                for option in options {
+                    if let TcOption::Other(nla) = option {
+                        let mut value = vec![0; nla.value_len()];
+                        nla.emit_value(&mut value);
+                        info.htb = info.htb.or_else(|| parse_class_options(&value));
+                    }
+                }
+            }
+            // The legacy struct, used only if TCA_STATS2 is missing (the
+            // kernel puts it after TCA_STATS2).
+            TcAttribute::Stats(old) if info.stats == ClassStats::default() => {
+                info.stats.bytes = old.bytes;
+                info.stats.packets = u64::from(old.packets);
+                info.stats.drops = u64::from(old.drops);
+                info.stats.overlimits = u64::from(old.overlimits);
+                info.stats.backlog = u64::from(old.backlog);
+                info.stats.qlen = u64::from(old.qlen);
+            }
+            TcAttribute::Stats2(stats) => {
+                for stat in stats {
+                    match stat {
+                        TcStats2::Basic(basic) => {
+                            info.stats.bytes = basic.bytes;
+                            info.stats.packets = u64::from(basic.packets);
+                        }
+                        TcStats2::Queue(queue) => {
+                            info.stats.drops = u64::from(queue.drops);
+                            info.stats.overlimits = u64::from(queue.overlimits);
+                            info.stats.backlog = u64::from(queue.backlog);
+                            info.stats.qlen = u64::from(queue.qlen);
+                        }
+                        TcStats2::Other(nla) => {
+                            let mut value = vec![0; nla.value_len()];
+                            nla.emit_value(&mut value);
+                            match nla.kind() {
+                                TCA_STATS_PKT64 => pkt64 = read_u64(&value, 0),
+                                TCA_STATS_RATE_EST64 => {
+                                    if let (Some(bps), Some(pps)) =
+                                        (read_u64(&value, 0), read_u64(&value, 8))
+                                    {
+                                        info.stats.rate_estimate = Some((bps, pps));
+                                    }
+                                }
+                                TCA_STATS_RATE_EST if info.stats.rate_estimate.is_none() => {
+                                    if let (Some(bps), Some(pps)) =
+                                        (read_u32(&value, 0), read_u32(&value, 4))
+                                    {
+                                        info.stats.rate_estimate =
+                                            Some((u64::from(bps), u64::from(pps)));
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // The basic struct's packet count is 32 bits; newer kernels add 64.
+    if let Some(packets) = pkt64 {
+        info.stats.packets = packets;
+    }
+    info
+}
+
+fn read_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn read_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn htb_class_message(
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> TcMessage {
+    let mut msg = TcMessage::with_index(link_index(link));
+    msg.header.parent = parent;
+    msg.header.handle = handle;
+    msg.attributes.push(TcAttribute::Kind("htb".to_owned()));
+    msg.attributes.push(TcAttribute::Options(spec.options()));
+    msg
+}
+
+/// Creates an HTB class, failing with EEXIST if the handle is taken (`tc
+/// class add dev DEV parent P classid H htb ...`, NLM_F_EXCL).
+pub(crate) fn add_htb(
+    nl: &Netlink,
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> Result<()> {
+    let what = format!("tc class add classid {}", handle_to_string(handle));
+    let ctx = Context {
+        what: &what,
+        device: &link.name,
+    };
+    let msg = htb_class_message(link, parent, handle, spec);
+    nl.request(
+        RouteNetlinkMessage::NewTrafficClass(msg),
+        NLM_F_CREATE | NLM_F_EXCL,
+        ctx,
+    )?;
+    Ok(())
+}
+
+/// Changes an existing HTB class (`tc class change dev DEV parent P classid
+/// H htb ...`).
+pub(crate) fn change_htb(
+    nl: &Netlink,
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> Result<()> {
+    let what = format!("tc class change classid {}", handle_to_string(handle));
+    let ctx = Context {
+        what: &what,
+        device: &link.name,
+    };
+    let msg = htb_class_message(link, parent, handle, spec);
+    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), 0, ctx)?;
+    Ok(())
+}
+
+/// Deletes a class (`tc class del dev DEV classid H`); what it still queues
+/// is dropped by the kernel.
+pub(crate) fn delete(nl: &Netlink, link: &Link, handle: TcHandle) -> Result<()> {
+    let what = format!("tc class del classid {}", handle_to_string(handle));
+    let ctx = Context {
+        what: &what,
+        device: &link.name,
+    };
+    let mut msg = TcMessage::with_index(link_index(link));
+    msg.header.handle = handle;
+    nl.request(RouteNetlinkMessage::DelTrafficClass(msg), 0, ctx)?;
+    Ok(())
+}

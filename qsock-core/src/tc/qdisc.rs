@@ -1,0 +1,113 @@
+//! A device's root qdisc: what it is, replacing it with qsock's HTB, deleting it.
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::htb::HtbGlob;
+use super::link::Link;
+use super::{handle_to_string, Context, Netlink, QSOCK_MAJOR};
+use crate::error::Result;
+
+/// The root qdisc of a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RootQdisc {
+    /// Its kind as the kernel names it (`htb`, `noqueue`, `fq_codel`, ...).
+    pub(crate) kind: String,
+    /// Its handle; major 0 for the kernel's defaults, which nobody installed.
+    pub(crate) handle: TcHandle,
+}
+
+impl RootQdisc {
+    /// Did the kernel put it there by itself (noqueue, pfifo_fast, mq, the
+    /// default fq_codel ...)? Those have handle 0; anything installed on
+    /// purpose has a non-zero one.
+    pub(crate) fn is_kernel_default(&self) -> bool {
+        self.handle.major == 0
+    }
+
+    /// Is it qsock's own HTB?
+    pub(crate) fn is_qsock_htb(&self) -> bool {
+        self.kind == "htb" && self.handle.major == QSOCK_MAJOR
+    }
+
+    /// `kind handle`, as `tc qdisc show` starts its line (`htb 7173:`).
+    pub(crate) fn describe(&self) -> String {
+        format!("{} {}", self.kind, handle_to_string(self.handle))
+    }
+}
+
+/// The device's root qdisc (`tc qdisc show dev DEV root`); `None` only for
+/// devices without one at all, which the kernel does not create.
+pub(crate) fn root(nl: &Netlink, link: &Link) -> Result<Option<RootQdisc>> {
+    let ctx = Context {
+        what: "tc qdisc show",
+        device: &link.name,
+    };
+    let mut request = TcMessage::with_index(link_index(link));
+    request.header.parent = TcHandle::ROOT;
+    let replies = nl.request(
+        RouteNetlinkMessage::GetQueueDiscipline(request),
+        NLM_F_DUMP,
+        ctx,
+    )?;
+    // Older kernels ignore the index in a dump: filter here as well.
+    Ok(replies.into_iter().find_map(|reply| match reply {
+        RouteNetlinkMessage::NewQueueDiscipline(msg)
+            if msg.header.index == link_index(link) && msg.header.parent == TcHandle::ROOT =>
+        {
+            let kind = msg.attributes.iter().find_map(|a| match a {
+                TcAttribute::Kind(kind) => Some(kind.clone()),
+                _ => None,
+            })?;
+            Some(RootQdisc {
+                kind,
+                handle: msg.header.handle,
+            })
+        }
+        _ => None,
+    }))
+}
+
+/// Makes qsock's HTB the root qdisc (`tc qdisc replace dev DEV root handle
+/// 7173: htb r2q R default D`), replacing a kernel default. The caller checks
+/// that nothing installed on purpose is there.
+pub(crate) fn replace_root_htb(nl: &Netlink, link: &Link, glob: HtbGlob) -> Result<()> {
+    let ctx = Context {
+        what: "tc qdisc replace root handle 7173: htb",
+        device: &link.name,
+    };
+    let mut msg = TcMessage::with_index(link_index(link));
+    msg.header.parent = TcHandle::ROOT;
+    msg.header.handle = TcHandle {
+        major: QSOCK_MAJOR,
+        minor: 0,
+    };
+    msg.attributes.push(TcAttribute::Kind("htb".to_owned()));
+    msg.attributes.push(TcAttribute::Options(glob.options()));
+    nl.request(
+        RouteNetlinkMessage::NewQueueDiscipline(msg),
+        NLM_F_CREATE | NLM_F_REPLACE,
+        ctx,
+    )?;
+    Ok(())
+}
+
+/// Deletes the root qdisc and so every class under it (`tc qdisc del dev DEV
+/// root`); the kernel puts its default back.
+pub(crate) fn delete_root(nl: &Netlink, link: &Link) -> Result<()> {
+    let ctx = Context {
+        what: "tc qdisc del root",
+        device: &link.name,
+    };
+    let mut msg = TcMessage::with_index(link_index(link));
+    msg.header.parent = TcHandle::ROOT;
+    nl.request(RouteNetlinkMessage::DelQueueDiscipline(msg), 0, ctx)?;
+    Ok(())
+}
+
+/// tcmsg's ifindex is a signed int; interface indexes are positive and far
+/// below `i32::MAX`.
+pub(crate) fn link_index(link: &Link) -> i32 {
+    i32::try_from(link.index).unwrap_or(i32::MAX)
+}

@@ -1,0 +1,580 @@
+//! The `htb` backend against the real kernel, in network namespaces made for
+//! each test: qsockinit semantics, classes created and removed with sockets,
+//! and rate isolation of a managed UDP stream under a real iperf3 TCP
+//! transfer, with an unmanaged stream beside it as the control.
+//!
+//! Needs root (namespaces, qdiscs). Without it the tests fail, saying so,
+//! unless `QSOCK_SKIP_PRIVILEGED=1`, which turns them into skips.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use qsock::{
+    qsockinit, report, reset, ErrorKind, InitParams, PacketFlags, QSocket, QosParams, Rate,
+    SchedulerName, StreamParams,
+};
+use qsock_testbed::TestBed;
+use socket2::{Domain, Type};
+
+fn bed() -> Option<TestBed> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root && std::env::var("QSOCK_SKIP_PRIVILEGED").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: the htb tests need root; QSOCK_SKIP_PRIVILEGED=1 is set");
+        return None;
+    }
+    match TestBed::new() {
+        Ok(bed) => Some(bed),
+        Err(err) => panic!(
+            "the htb tests need root (CAP_SYS_ADMIN, CAP_NET_ADMIN) to build namespaces and \
+             install qdiscs; set QSOCK_SKIP_PRIVILEGED=1 to skip them: {err}"
+        ),
+    }
+}
+
+fn mbit(n: u64) -> Rate {
+    Rate::from_bits_per_second(n * 1_000_000)
+}
+
+fn htb_init(bed: &TestBed, rate: Rate) -> InitParams {
+    InitParams::new(bed.sender_dev(), SchedulerName::Htb).with_link_rate(rate)
+}
+
+fn tc_show(bed: &TestBed, what: &str) -> String {
+    bed.tc_in_sender(&["-s", "-d", what, "show", "dev", bed.sender_dev()])
+        .expect("tc show")
+}
+
+#[test]
+fn qsockinit_is_idempotent_and_changes_the_rate() {
+    let Some(bed) = bed() else { return };
+    let init = htb_init(&bed, mbit(10));
+    let first = bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
+    assert!(first.installed_now, "{first:?}");
+    assert_eq!(first.scheduler, SchedulerName::Htb);
+    let qdiscs = tc_show(&bed, "qdisc");
+    assert!(qdiscs.contains("qdisc htb 7173: root"), "{qdiscs}");
+    assert!(qdiscs.contains("default 0xfffe"), "{qdiscs}");
+    let classes = tc_show(&bed, "class");
+    assert!(classes.contains("class htb 7173:1 root"), "{classes}");
+    assert!(classes.contains("rate 10Mbit ceil 10Mbit"), "{classes}");
+    assert!(
+        classes.contains("class htb 7173:fffe parent 7173:1"),
+        "{classes}"
+    );
+
+    let again = bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
+    assert!(!again.installed_now, "{again:?}");
+
+    let faster = htb_init(&bed, mbit(20));
+    let changed = bed.run_in_sender(|| qsockinit(&faster)).unwrap().unwrap();
+    assert!(!changed.installed_now);
+    let shown = bed
+        .run_in_sender(|| report(bed.sender_dev()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown.link_rate, Some(mbit(20)), "{shown:?}");
+    assert_eq!(shown.scheduler, Some(SchedulerName::Htb));
+    assert_eq!(shown.root_qdisc, "htb 7173:");
+
+    bed.run_in_sender(|| reset(bed.sender_dev()))
+        .unwrap()
+        .unwrap();
+    let qdiscs = tc_show(&bed, "qdisc");
+    assert!(!qdiscs.contains("htb"), "a qdisc was left behind: {qdiscs}");
+    let classes = tc_show(&bed, "class");
+    assert!(
+        classes.trim().is_empty(),
+        "classes were left behind: {classes}"
+    );
+}
+
+#[test]
+fn qsockinit_refuses_a_qdisc_installed_on_purpose() {
+    let Some(bed) = bed() else { return };
+    let bed = bed.with_bottleneck("10mbit").expect("tbf");
+    let init = htb_init(&bed, mbit(10));
+    let err = bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+    assert_eq!(err.errno(), libc::EBUSY);
+    let text = err.to_string();
+    assert!(text.contains("tbf"), "{text}");
+    assert!(text.contains("qsockctl reset --dev"), "{text}");
+    assert!(text.contains("tc qdisc del dev"), "{text}");
+    // And the tbf is still there.
+    assert!(tc_show(&bed, "qdisc").contains("qdisc tbf"));
+}
+
+#[test]
+fn qsockinit_on_a_missing_device_is_enodev() {
+    let Some(bed) = bed() else { return };
+    let init = InitParams::new("qsk-nosuchdev", SchedulerName::Htb).with_link_rate(mbit(10));
+    let err = bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoDevice, "{err}");
+    assert_eq!(err.errno(), libc::ENODEV);
+}
+
+#[test]
+fn qsockinit_without_a_rate_on_veth_asks_for_one_or_uses_the_speed() {
+    let Some(bed) = bed() else { return };
+    let init = InitParams::new(bed.sender_dev(), SchedulerName::Htb);
+    match bed.run_in_sender(|| qsockinit(&init)).unwrap() {
+        // Sysfs shows the test's namespace, not the bed's: the speed is unknown.
+        Err(err) => {
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains("--rate"), "{err}");
+            assert!(!tc_show(&bed, "qdisc").contains("htb"));
+        }
+        Ok(report) => assert!(report.installed_now),
+    }
+}
+
+#[test]
+fn a_class_lives_exactly_as_long_as_its_socket() {
+    let Some(bed) = bed() else { return };
+    let init = htb_init(&bed, mbit(10));
+    bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
+    let params = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::periodic(Duration::from_millis(4), 0, 0).with_packet_size(938),
+    );
+    let socket = bed
+        .run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &params))
+        .unwrap()
+        .unwrap();
+    assert_eq!(socket.scheduler(), SchedulerName::Htb);
+    assert_eq!(socket.socket().priority().unwrap(), 0x7173_0002);
+    let classes = tc_show(&bed, "class");
+    assert!(
+        classes.contains("class htb 7173:2 parent 7173:1"),
+        "{classes}"
+    );
+    assert!(classes.contains("rate 2Mbit ceil 2Mbit"), "{classes}");
+
+    // A second stream gets the next free class.
+    let second = bed
+        .run_in_sender(|| QSocket::new(Domain::IPV6, Type::DGRAM, None, &params))
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.socket().priority().unwrap(), 0x7173_0003);
+    let shown = bed
+        .run_in_sender(|| report(bed.sender_dev()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown.streams.len(), 2, "{shown:?}");
+    assert_eq!(shown.streams[0].rate, Some(mbit(2)));
+
+    // Stats come from the class; closed from this thread, outside the namespace.
+    let dest: SocketAddr = (bed.receiver_v4(), 9).into();
+    socket
+        .send_to(&[0u8; 938], &dest, &PacketFlags::new())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let info = socket.info().unwrap();
+    assert_eq!(info.stats.sent_packets, 1, "{info:?}");
+    assert_eq!(info.stats.sent_bytes, 938 + 28 + 14, "{info:?}");
+    assert!(info.stats.queue_delay.is_none());
+    socket.close().unwrap();
+    second.close().unwrap();
+    let classes = tc_show(&bed, "class");
+    assert!(!classes.contains("7173:2 "), "class left behind: {classes}");
+    assert!(!classes.contains("7173:3 "), "class left behind: {classes}");
+
+    // Best-effort streams get no class.
+    let best_effort = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::best_effort(),
+    );
+    let plain = bed
+        .run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &best_effort))
+        .unwrap()
+        .unwrap();
+    assert_eq!(plain.socket().priority().unwrap(), 0);
+    assert_eq!(
+        bed.run_in_sender(|| report(bed.sender_dev()))
+            .unwrap()
+            .unwrap()
+            .streams
+            .len(),
+        0
+    );
+    drop(plain);
+
+    bed.run_in_sender(|| reset(bed.sender_dev()))
+        .unwrap()
+        .unwrap();
+    assert!(!tc_show(&bed, "qdisc").contains("htb"));
+}
+
+#[test]
+fn a_failed_attach_leaves_nothing_behind() {
+    let Some(bed) = bed() else { return };
+    bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
+        .unwrap()
+        .unwrap();
+    // 100 Mbit/s for a stream on a 10 Mbit/s link: refused before any class.
+    let params = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::periodic(Duration::from_micros(100), 0, 0).with_packet_size(1200),
+    );
+    let err = bed
+        .run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &params))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let classes = tc_show(&bed, "class");
+    assert!(!classes.contains("7173:2"), "{classes}");
+}
+
+/// Kills a child process when dropped, so a failing test leaves no iperf3.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a receiver saw of one stream.
+#[derive(Debug, Default)]
+struct Seen {
+    received: u64,
+    delays: Vec<Duration>,
+}
+
+impl Seen {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.delays.clone();
+        sorted.sort();
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(Duration::MAX)
+    }
+}
+
+/// Receives datagrams stamped with their send time until `quiet` passes without one.
+fn receive(socket: UdpSocket, quiet: Duration) -> Seen {
+    socket.set_read_timeout(Some(quiet)).expect("timeout");
+    let mut seen = Seen::default();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        if n < 8 {
+            continue;
+        }
+        let sent = u64::from_ne_bytes(buf[..8].try_into().expect("8 bytes"));
+        seen.received += 1;
+        seen.delays.push(Duration::from_nanos(
+            qsock::monotonic_now().saturating_sub(sent),
+        ));
+    }
+    seen
+}
+
+#[test]
+fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() {
+    let Some(bed) = bed() else { return };
+    bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
+        .unwrap()
+        .unwrap();
+
+    // Receivers first, so nothing is sent into the void.
+    let rx_addr = bed.receiver_v4();
+    let bind = |port: u16| {
+        bed.run_in_receiver(move || UdpSocket::bind((rx_addr, port)))
+            .unwrap()
+            .unwrap()
+    };
+    let (managed_rx, unmanaged_rx) = (bind(0), bind(0));
+    let managed_to = managed_rx.local_addr().unwrap();
+    let unmanaged_to = unmanaged_rx.local_addr().unwrap();
+    let quiet = Duration::from_secs(3);
+    let managed_seen = std::thread::spawn(move || receive(managed_rx, quiet));
+    let unmanaged_seen = std::thread::spawn(move || receive(unmanaged_rx, quiet));
+
+    let receiver = bed.receiver_v4().to_string();
+    let _server = Reaped(
+        bed.command_in_receiver("iperf3", ["-s", "-1", "-B", &receiver, "-p", "5201"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 is installed (apt-get install -y iperf3)"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let client = Reaped(
+        bed.command_in_sender("iperf3", ["-c", &receiver, "-p", "5201", "-t", "7", "-J"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("iperf3 client"),
+    );
+    // Let TCP fill the link and its queue before the streams start.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // 938-byte datagrams every 4 ms: 2 Mbit/s on the wire, for 4 seconds.
+    const PAYLOAD: usize = 938;
+    const IPG: Duration = Duration::from_millis(4);
+    const PACKETS: u64 = 1000;
+    let params = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::periodic(IPG, 0, 0).with_packet_size(PAYLOAD as u32),
+    );
+    let sent = bed
+        .run_in_sender(|| -> qsock::Result<(u64, u64)> {
+            let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
+            let unmanaged = UdpSocket::bind((bed.sender_v4(), 0)).expect("bind");
+            let mut packet = [0u8; PAYLOAD];
+            let (mut managed_sent, mut unmanaged_sent) = (0, 0);
+            let start = Instant::now();
+            for i in 0..PACKETS {
+                let due = start + IPG * u32::try_from(i).expect("fits");
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                packet[..8].copy_from_slice(&qsock::monotonic_now().to_ne_bytes());
+                if managed
+                    .send_to(&packet, &managed_to, &PacketFlags::new())
+                    .is_ok()
+                {
+                    managed_sent += 1;
+                }
+                if unmanaged.send_to(&packet, unmanaged_to).is_ok() {
+                    unmanaged_sent += 1;
+                }
+            }
+            managed.close()?;
+            Ok((managed_sent, unmanaged_sent))
+        })
+        .unwrap()
+        .unwrap();
+
+    let output = client.wait_with_output_ref();
+    let managed = managed_seen.join().unwrap();
+    let unmanaged = unmanaged_seen.join().unwrap();
+    let tcp_bps = iperf3_received_bps(&output);
+    let summary = format!(
+        "managed: sent {} received {} p50 {:?} p95 {:?}; unmanaged: sent {} received {} p50 {:?} \
+         p95 {:?}; iperf3 {:.1} Mbit/s",
+        sent.0,
+        managed.received,
+        managed.percentile(0.5),
+        managed.percentile(0.95),
+        sent.1,
+        unmanaged.received,
+        unmanaged.percentile(0.5),
+        unmanaged.percentile(0.95),
+        tcp_bps / 1e6
+    );
+    eprintln!("{summary}");
+
+    // The managed stream: everything arrives, promptly.
+    assert_eq!(sent.0, PACKETS, "{summary}");
+    assert!(managed.received * 100 >= sent.0 * 99, "{summary}");
+    assert!(
+        managed.percentile(0.95) < Duration::from_millis(30),
+        "{summary}"
+    );
+    // The control: the unmanaged stream shares best effort with TCP and loses
+    // packets or waits behind its queue.
+    let unmanaged_lost = sent.1.saturating_sub(unmanaged.received);
+    assert!(
+        unmanaged_lost * 100 >= sent.1 * 5
+            || (unmanaged.percentile(0.95) > Duration::from_millis(30)
+                && unmanaged.percentile(0.5) > managed.percentile(0.95) * 10),
+        "the control did not suffer: {summary}"
+    );
+    // TCP still gets most of the rest of the 10 Mbit/s link.
+    assert!(tcp_bps > 5e6, "{summary}");
+}
+
+trait WaitRef {
+    fn wait_with_output_ref(self) -> String;
+}
+
+impl WaitRef for Reaped {
+    /// Waits for the child and returns its standard output.
+    fn wait_with_output_ref(mut self) -> String {
+        let mut out = String::new();
+        if let Some(mut stdout) = self.0.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        }
+        let _ = self.0.wait();
+        out
+    }
+}
+
+fn iperf3_received_bps(json: &str) -> f64 {
+    let value: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| {
+        panic!("iperf3 -J did not print JSON ({e}): {json}");
+    });
+    value["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no end.sum_received.bits_per_second in {json}"))
+}
+
+/// Frame arrivals of one video stream: (frame number, time its last packet arrived).
+fn receive_frames(
+    socket: UdpSocket,
+    packets_per_frame: u8,
+    quiet: Duration,
+) -> Vec<(u32, Instant)> {
+    socket.set_read_timeout(Some(quiet)).expect("timeout");
+    let mut parts: std::collections::HashMap<u32, u8> = std::collections::HashMap::new();
+    let mut complete = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        if n < 4 {
+            continue;
+        }
+        let frame = u32::from_ne_bytes(buf[..4].try_into().expect("4 bytes"));
+        let count = parts.entry(frame).or_default();
+        *count += 1;
+        if *count == packets_per_frame {
+            complete.push((frame, Instant::now()));
+        }
+    }
+    complete
+}
+
+/// Frames per second between the first and last complete frame, and the
+/// standard deviation of the gaps between frames.
+fn frame_rate_and_jitter(frames: &[(u32, Instant)]) -> (f64, Duration) {
+    if frames.len() < 2 {
+        return (0.0, Duration::MAX);
+    }
+    let span = frames[frames.len() - 1].1 - frames[0].1;
+    let rate = (frames.len() - 1) as f64 / span.as_secs_f64();
+    let gaps: Vec<f64> = frames
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1).as_secs_f64())
+        .collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+    (rate, Duration::from_secs_f64(var.sqrt()))
+}
+
+#[test]
+fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
+    let Some(bed) = bed() else { return };
+    bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
+        .unwrap()
+        .unwrap();
+    const FPS: u32 = 20;
+    const FRAME_BYTES: usize = 8_000;
+    const MAX_DATAGRAM: usize = 1_400;
+    const FRAMES: u32 = 120;
+    let packets_per_frame = FRAME_BYTES.div_ceil(MAX_DATAGRAM) as u8;
+    let frame_period = Duration::from_secs(1) / FPS;
+
+    let rx_addr = bed.receiver_v4();
+    let bind = || {
+        bed.run_in_receiver(move || UdpSocket::bind((rx_addr, 0)))
+            .unwrap()
+            .unwrap()
+    };
+    let (managed_rx, unmanaged_rx) = (bind(), bind());
+    let managed_to = managed_rx.local_addr().unwrap();
+    let unmanaged_to = unmanaged_rx.local_addr().unwrap();
+    let quiet = Duration::from_secs(3);
+    let managed_seen =
+        std::thread::spawn(move || receive_frames(managed_rx, packets_per_frame, quiet));
+    let unmanaged_seen =
+        std::thread::spawn(move || receive_frames(unmanaged_rx, packets_per_frame, quiet));
+
+    let receiver = bed.receiver_v4().to_string();
+    let _server = Reaped(
+        bed.command_in_receiver("iperf3", ["-s", "-1", "-B", &receiver, "-p", "5202"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 is installed (apt-get install -y iperf3)"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let client = Reaped(
+        bed.command_in_sender("iperf3", ["-c", &receiver, "-p", "5202", "-t", "9", "-J"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("iperf3 client"),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The stream's class is sized for one full datagram per packet slot.
+    let params = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::periodic(frame_period / u32::from(packets_per_frame), 0, 0)
+            .with_packet_size(MAX_DATAGRAM as u32),
+    );
+    bed.run_in_sender(|| -> qsock::Result<()> {
+        let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
+        let unmanaged = UdpSocket::bind((bed.sender_v4(), 0)).expect("bind");
+        let frame = vec![0u8; FRAME_BYTES];
+        let start = Instant::now();
+        for number in 0..FRAMES {
+            let due = start + frame_period * number;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let packets: Vec<Vec<u8>> = frame
+                .chunks(MAX_DATAGRAM)
+                .map(|chunk| {
+                    let mut p = chunk.to_vec();
+                    p[..4].copy_from_slice(&number.to_ne_bytes());
+                    p
+                })
+                .collect();
+            let slices: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+            let mut sent = 0;
+            while sent < slices.len() {
+                sent +=
+                    managed.send_frame(&slices[sent..], Some(&managed_to), &PacketFlags::new())?;
+            }
+            for p in &slices {
+                let _ = unmanaged.send_to(p, unmanaged_to);
+            }
+        }
+        managed.close()
+    })
+    .unwrap()
+    .unwrap();
+
+    let output = client.wait_with_output_ref();
+    let managed = managed_seen.join().unwrap();
+    let unmanaged = unmanaged_seen.join().unwrap();
+    let (managed_fps, managed_jitter) = frame_rate_and_jitter(&managed);
+    let (unmanaged_fps, unmanaged_jitter) = frame_rate_and_jitter(&unmanaged);
+    let tcp_bps = iperf3_received_bps(&output);
+    let summary = format!(
+        "managed: {} of {FRAMES} frames, {managed_fps:.2} fps, jitter {managed_jitter:?}; \
+         unmanaged: {} frames, {unmanaged_fps:.2} fps, jitter {unmanaged_jitter:?}; iperf3 \
+         {:.1} Mbit/s",
+        managed.len(),
+        unmanaged.len(),
+        tcp_bps / 1e6
+    );
+    eprintln!("{summary}");
+    assert_eq!(managed.len(), FRAMES as usize, "{summary}");
+    assert!(
+        (managed_fps - f64::from(FPS)).abs() <= f64::from(FPS) * 0.02,
+        "{summary}"
+    );
+    assert!(managed_jitter < Duration::from_millis(5), "{summary}");
+    assert!(
+        unmanaged.len() < FRAMES as usize * 95 / 100 || unmanaged_jitter > managed_jitter * 3,
+        "the control did not suffer: {summary}"
+    );
+    assert!(tcp_bps > 5e6, "{summary}");
+}
