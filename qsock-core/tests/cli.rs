@@ -186,12 +186,12 @@ fn htb_without_privilege_names_the_capability_and_the_fallback() {
         Command::new(QSOCKCTL)
     };
     let output = command
-        .args(["init", "--dev", "lo", "--scheduler", "htb"])
+        .args(["init", "--dev", "lo", "--scheduler", "htb", "--rate", "100mbit"])
         .output()
         .expect("run qsockctl through setpriv");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("CAP_NET_ADMIN"), "{stderr}");
-    assert!(stderr.contains("user scheduler"), "{stderr}");
+    assert!(stderr.contains("`user` scheduler"), "{stderr}");
 }
