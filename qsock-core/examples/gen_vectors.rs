@@ -48,6 +48,7 @@ fn generate(seed: u64) -> Trace {
             None
         },
         limit: rng.range(3, 24) as u32,
+        resolution: 0,
     };
     let mut streams = Vec::new();
     for n in 1..=rng.range(2, 4) {

@@ -381,6 +381,11 @@ pub struct InitParams {
     pub link_rate: Option<Rate>,
     /// Most packets queued in the scheduler at once; `None` takes the default.
     pub limit: Option<u32>,
+    /// How finely the scheduler tells deadlines apart; `None` takes
+    /// [`InitParams::DEFAULT_DEADLINE_RESOLUTION`]. Streams whose deadlines fall
+    /// in the same slot are ordered by their loss windows, which is what lets
+    /// DWCS share losses among streams that one application started together.
+    pub deadline_resolution: Option<Duration>,
 }
 
 impl InitParams {
@@ -391,7 +396,18 @@ impl InitParams {
             scheduler,
             link_rate: None,
             limit: None,
+            deadline_resolution: None,
         }
+    }
+
+    /// The deadline resolution when none is given: a millisecond, finer than
+    /// any frame interval and coarser than a busy host's scheduling jitter.
+    pub const DEFAULT_DEADLINE_RESOLUTION: Duration = Duration::from_millis(1);
+
+    /// The deadline resolution in force.
+    pub fn deadline_resolution(&self) -> Duration {
+        self.deadline_resolution
+            .unwrap_or(InitParams::DEFAULT_DEADLINE_RESOLUTION)
     }
 
     /// The same, with a link rate.
@@ -400,9 +416,22 @@ impl InitParams {
         self
     }
 
+    /// The same, with a deadline resolution.
+    pub fn with_deadline_resolution(mut self, resolution: Duration) -> Self {
+        self.deadline_resolution = Some(resolution);
+        self
+    }
+
     /// Checks the device name and the limit.
     pub fn validate(&self) -> Result<()> {
         validate_device(&self.device)?;
+        if self.deadline_resolution() > Duration::from_secs(1) {
+            return Err(Error::invalid(format!(
+                "a deadline resolution of {:?} would make every deadline within it equal: give \
+                 at most one second (the default is one millisecond)",
+                self.deadline_resolution()
+            )));
+        }
         if self.limit == Some(0) {
             return Err(Error::invalid(
                 "a packet limit of 0 would refuse every packet: give at least 1, or leave it unset",

@@ -119,7 +119,7 @@ fn any_trace() -> impl Strategy<Value = Trace> {
                 .collect();
             Trace {
                 header: vec![],
-                config: SchedulerConfig { link_rate, limit },
+                config: SchedulerConfig { link_rate, limit, resolution: 0 },
                 streams: streams
                     .into_iter()
                     .enumerate()
@@ -254,6 +254,7 @@ fn feasible_trace() -> impl Strategy<Value = (Trace, Vec<(u32, u32)>)> {
                 config: SchedulerConfig {
                     link_rate: Some(RATE),
                     limit: 100_000,
+                    resolution: 0,
                 },
                 streams: windows
                     .iter()
@@ -382,6 +383,7 @@ fn edf_trace() -> impl Strategy<Value = Trace> {
                 config: SchedulerConfig {
                     link_rate: Some(RATE),
                     limit: 100_000,
+                    resolution: 0,
                 },
                 streams: streams
                     .into_iter()
@@ -517,6 +519,7 @@ fn light_load_with_flood() -> impl Strategy<Value = (Trace, u64)> {
                 config: SchedulerConfig {
                     link_rate: Some(RATE),
                     limit: 1_000_000,
+                    resolution: 0,
                 },
                 streams: streams
                     .iter()
@@ -659,7 +662,7 @@ proptest! {
     /// and the backlog always equals what the statistics say is queued.
     #[test]
     fn any_call_sequence_keeps_the_invariants(ops in prop::collection::vec(op(), 1..200)) {
-        let mut s = Scheduler::<bool>::new(SchedulerConfig { link_rate: Some(1_000_000), limit: 8 });
+        let mut s = Scheduler::<bool>::new(SchedulerConfig { link_rate: Some(1_000_000), limit: 8, resolution: 0 });
         let mut now: u64 = 0;
         let mut next_id = 0u64;
         // id -> droppable as the caller flagged it (resolved at drop time below).
@@ -694,7 +697,7 @@ proptest! {
                     let existed = s.window(StreamId(stream)).is_some();
                     prop_assert_eq!(s.add_stream(StreamId(stream), config).is_ok(), valid && !existed);
                 }
-                Op::Limits { rate, limit } => s.set_config(SchedulerConfig { link_rate: rate, limit }),
+                Op::Limits { rate, limit } => s.set_config(SchedulerConfig { link_rate: rate, limit, resolution: 0 }),
             }
             for d in s.drain_drops() {
                 let (_, flag) = flags[&d.id];

@@ -16,6 +16,7 @@ use crate::flags::PacketFlags;
 use crate::info::SchedulerStats;
 use crate::model::{self, Class, Next, StreamConfig, StreamId};
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
+use crate::notice;
 use crate::sys;
 
 /// Packets queued at once per device when `qsockinit` gives no limit.
@@ -30,6 +31,10 @@ const SPIN_BELOW: Duration = Duration::from_micros(150);
 /// back (its send buffer or the device queue is full) before giving up on a
 /// droppable one. Non-droppable ones are retried until they go.
 const PUSHBACK_PATIENCE: Duration = Duration::from_millis(50);
+
+/// `SCHED_FIFO` priority of the scheduler thread: above ordinary threads,
+/// well below the kernel's own real-time threads (which use 50 and up).
+const REALTIME_PRIORITY: i32 = 10;
 
 /// The in-process scheduler.
 #[derive(Debug)]
@@ -86,6 +91,19 @@ impl Device {
     /// The scheduler thread: asks the model what to send next, sends it with
     /// the lock released, and sleeps until the model's next eligible time.
     fn run(self: Arc<Self>) {
+        // A scheduler thread that waits behind other runnable threads misses
+        // deadlines for every stream at once; the real-time class keeps it
+        // first in line where the process may use it.
+        if let Err(err) = sys::make_thread_realtime(REALTIME_PRIORITY) {
+            notice::once(
+                "user-realtime",
+                &format!(
+                    "the user scheduler thread runs at normal priority ({err}): other busy \
+                     threads on this host can delay its packets; allow real-time priority \
+                     (CAP_SYS_NICE or `ulimit -r {REALTIME_PRIORITY}`) or use a kernel scheduler"
+                ),
+            );
+        }
         let mut state = self.lock();
         loop {
             let now = sys::monotonic_nanos();
@@ -180,8 +198,12 @@ fn transmit(outgoing: Outgoing) {
     }
 }
 
-fn link_rate_bytes(rate: Option<Rate>) -> Option<u64> {
-    rate.map(|rate| rate.bytes_per_second().max(1))
+fn model_config(init: &InitParams) -> model::SchedulerConfig {
+    model::SchedulerConfig {
+        link_rate: init.link_rate.map(|rate| rate.bytes_per_second().max(1)),
+        limit: init.limit.unwrap_or(DEFAULT_LIMIT),
+        resolution: u64::try_from(init.deadline_resolution().as_nanos()).unwrap_or(u64::MAX),
+    }
 }
 
 impl Backend for User {
@@ -191,15 +213,11 @@ impl Backend for User {
 
     fn install(&self, init: &InitParams) -> Result<InitReport> {
         init.validate()?;
-        let limit = init.limit.unwrap_or(DEFAULT_LIMIT);
         let mut devices = devices();
         if let Some(existing) = devices.get(&init.device) {
             let mut state = existing.lock();
             state.link_rate = init.link_rate;
-            state.model.set_config(model::SchedulerConfig {
-                link_rate: link_rate_bytes(init.link_rate),
-                limit,
-            });
+            state.model.set_config(model_config(init));
             drop(state);
             existing.wake.notify_all();
             return Ok(InitReport {
@@ -212,10 +230,7 @@ impl Backend for User {
         let device = Arc::new(Device {
             name: init.device.clone(),
             state: Mutex::new(State {
-                model: model::Scheduler::new(model::SchedulerConfig {
-                    link_rate: link_rate_bytes(init.link_rate),
-                    limit,
-                }),
+                model: model::Scheduler::new(model_config(init)),
                 link_rate: init.link_rate,
                 streams: BTreeMap::new(),
                 next_stream: 1,

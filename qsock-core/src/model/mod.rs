@@ -205,6 +205,10 @@ pub struct SchedulerConfig {
     pub link_rate: Option<u64>,
     /// Most packets queued at once, all classes together.
     pub limit: u32,
+    /// How finely rule 1 (earliest deadline first) tells deadlines apart, in
+    /// nanoseconds; 0 tells every nanosecond apart. See
+    /// [`Scheduler::deadline_slot`].
+    pub resolution: Nanos,
 }
 
 impl SchedulerConfig {
@@ -217,6 +221,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             link_rate: None,
             limit: SchedulerConfig::DEFAULT_LIMIT,
+            resolution: 0,
         }
     }
 }
@@ -373,6 +378,8 @@ pub struct Scheduler<P> {
     link_free_at: Nanos,
     next_seq: u64,
     queued: usize,
+    /// Where deadline slots are counted from: set at the first arrival.
+    epoch: Option<Nanos>,
 }
 
 impl<P> Scheduler<P> {
@@ -387,6 +394,25 @@ impl<P> Scheduler<P> {
             link_free_at: 0,
             next_seq: 0,
             queued: 0,
+            epoch: None,
+        }
+    }
+
+    /// The slot of `deadline` that rule 1 compares: the deadline itself at
+    /// resolution 0, else its slot of `resolution` counted from the epoch.
+    ///
+    /// **decision**: deadlines are compared at a resolution. DWCS's guarantee
+    /// assumes streams whose deadlines coincide, as they did when deadlines
+    /// were counted in clock ticks; with nanosecond deadlines, streams started
+    /// together by one application differ by scheduling jitter, rule 1 then
+    /// always separates them, the window-constraint rules never apply, and
+    /// under overload the stream that happens to be a few microseconds late
+    /// takes every loss. The epoch lies half a slot before the first arrival,
+    /// so that streams started within half a slot of it share their slots.
+    pub fn deadline_slot(&self, deadline: Nanos) -> Nanos {
+        match (self.config.resolution, self.epoch) {
+            (0, _) | (_, None) => deadline,
+            (resolution, Some(epoch)) => deadline.saturating_sub(epoch) / resolution,
         }
     }
 
@@ -443,6 +469,9 @@ impl<P> Scheduler<P> {
         class: Class,
         packet: Packet<P>,
     ) -> std::result::Result<(), Refused<P>> {
+        if self.epoch.is_none() {
+            self.epoch = Some(now.saturating_sub(self.config.resolution / 2));
+        }
         let full = self.queued >= self.config.limit as usize;
         let seq = self.next_seq;
         match class {
@@ -555,9 +584,10 @@ impl<P> Scheduler<P> {
             if !stream.head_eligible(now) {
                 continue;
             }
-            let Some(key) = stream.head_key() else {
+            let Some(mut key) = stream.head_key() else {
                 continue;
             };
+            key.deadline = self.deadline_slot(key.deadline);
             let better = match &best {
                 None => true,
                 Some((_, best_key)) => order::compare(&key, best_key).is_lt(),

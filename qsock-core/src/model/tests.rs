@@ -293,6 +293,7 @@ fn full_queue_drops_droppable_and_refuses_the_rest() {
     let mut s = Scheduler::new(SchedulerConfig {
         link_rate: None,
         limit: 2,
+        resolution: 0,
     });
     s.add_stream(A, periodic(1, 2, true)).unwrap();
     s.enqueue(0, Class::Stream(A), pkt(1)).unwrap();
@@ -348,6 +349,7 @@ fn the_link_rate_spaces_departures() {
     let mut s = Scheduler::new(SchedulerConfig {
         link_rate: Some(1_000_000), // 100 bytes take 100 us
         limit: 10,
+        resolution: 0,
     });
     s.enqueue(0, Class::BestEffort, pkt(1)).unwrap();
     s.enqueue(0, Class::BestEffort, pkt(2)).unwrap();
@@ -359,6 +361,7 @@ fn the_link_rate_spaces_departures() {
     s.set_config(SchedulerConfig {
         link_rate: Some(0),
         limit: 10,
+        resolution: 0,
     });
     s.enqueue(100_000, Class::BestEffort, pkt(3)).unwrap();
     sent(s.dequeue(100_000));
@@ -414,6 +417,7 @@ fn extreme_times_do_not_panic() {
     let mut s = Scheduler::new(SchedulerConfig {
         link_rate: Some(1),
         limit: 10,
+        resolution: 0,
     });
     let mut c = periodic(1, 2, true);
     c.period = u64::MAX;

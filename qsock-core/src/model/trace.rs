@@ -13,6 +13,7 @@
 //! ```text
 //! rate <bytes-per-second>|none       # default: none
 //! limit <packets>                    # default: 1000
+//! resolution <time>                  # default: 0 (deadlines compared exactly)
 //! stream <id> [period=<time>] [oln=<n>] [old=<n>] [droppable=yes|no] [wc=yes|no]
 //! arrive <time> <class> id=<n> len=<n> [deadline=<time>] [drop=default|yes|no] [start]
 //! send <time> <class> id=<n> [late]
@@ -21,7 +22,7 @@
 //! window <stream> x=<n> y=<n>
 //! ```
 //!
-//! `rate`, `limit` and `stream` lines come before the first `arrive`;
+//! `rate`, `limit`, `resolution` and `stream` lines come before the first `arrive`;
 //! `arrive` lines are in non-decreasing time order. `send`, `drop` and
 //! `refuse` lines are the expected events in the order they happen; `window`
 //! lines give every stream's final `x'`/`y'`, in stream order.
@@ -407,7 +408,7 @@ pub fn parse(text: &str) -> Result<Trace> {
 
 fn parse_statement(trace: &mut Trace, words: &[&str]) -> Result<()> {
     let keyword = words[0];
-    let configuring = matches!(keyword, "rate" | "limit" | "stream");
+    let configuring = matches!(keyword, "rate" | "limit" | "resolution" | "stream");
     if configuring && !trace.arrivals.is_empty() {
         return Err(Error::invalid(format!(
             "{keyword} must come before the first arrive"
@@ -427,6 +428,13 @@ fn parse_statement(trace: &mut Trace, words: &[&str]) -> Result<()> {
         }
         "limit" => {
             trace.config.limit = parse_int(positional(words, 1, "limit")?, "limit")?;
+            Fields {
+                words: words[2..].to_vec(),
+            }
+            .finish()
+        }
+        "resolution" => {
+            trace.config.resolution = parse_time(positional(words, 1, "resolution")?)?;
             Fields {
                 words: words[2..].to_vec(),
             }
@@ -551,7 +559,7 @@ fn parse_statement(trace: &mut Trace, words: &[&str]) -> Result<()> {
             Ok(())
         }
         other => Err(Error::invalid(format!(
-            "unknown statement {other:?}: expected rate, limit, stream, arrive, send, drop, \
+            "unknown statement {other:?}: expected rate, limit, resolution, stream, arrive, send, drop, \
              refuse or window"
         ))),
     }
@@ -657,6 +665,9 @@ pub fn write(trace: &Trace) -> String {
         None => out.push_str("rate none\n"),
     }
     let _ = writeln!(out, "limit {}", trace.config.limit);
+    if trace.config.resolution != 0 {
+        let _ = writeln!(out, "resolution {}", Time(trace.config.resolution));
+    }
     for (id, c) in &trace.streams {
         let _ = writeln!(
             out,

@@ -106,4 +106,20 @@ pub fn wait_writable(socket: &impl AsRawFd, timeout: std::time::Duration) {
     let _ = unsafe { libc::poll(&mut pollfd, 1, millis) };
 }
 
+/// Puts the calling thread in the `SCHED_FIFO` real-time class at `priority`
+/// (`sched_setscheduler(2)` on thread id 0, which is the caller). Needs
+/// CAP_SYS_NICE or an `RLIMIT_RTPRIO` allowance.
+pub fn make_thread_realtime(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param on the stack for the duration of
+    // the call; pid 0 names the calling thread, which exists.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub(crate) mod capi;
