@@ -186,7 +186,15 @@ fn htb_without_privilege_names_the_capability_and_the_fallback() {
         Command::new(QSOCKCTL)
     };
     let output = command
-        .args(["init", "--dev", "lo", "--scheduler", "htb", "--rate", "100mbit"])
+        .args([
+            "init",
+            "--dev",
+            "lo",
+            "--scheduler",
+            "htb",
+            "--rate",
+            "100mbit",
+        ])
         .output()
         .expect("run qsockctl through setpriv");
     let stderr = String::from_utf8_lossy(&output.stderr);
