@@ -5,7 +5,7 @@ CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
 
-.PHONY: all deps build demo test test-rust test-c lint bench clean
+.PHONY: all deps build demo test test-rust test-c header lint bench clean
 
 all: build
 
@@ -31,6 +31,11 @@ test-rust:
 
 test-c:
 	@bash tests/c/run.sh
+
+# qsock.h is written by hand; this compiles it against the Rust side's struct
+# layouts, constants and function types (also part of test-rust).
+header:
+	$(CARGO) test --release -p qsock-core --lib capi::tests::header_matches_rust
 
 bench: build
 	$(CARGO) bench -p qsock-core

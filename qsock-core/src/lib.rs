@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod capi;
 mod error;
 mod flags;
 mod info;

@@ -159,7 +159,7 @@ impl QSocket {
         self.send_one(packet, Some(&SockAddr::from(*destination)), flags)
     }
 
-    fn send_one(
+    pub(crate) fn send_one(
         &self,
         packet: &[u8],
         destination: Option<&SockAddr>,
@@ -191,7 +191,7 @@ impl QSocket {
         self.send_packets(packets, destination.as_ref(), &flags)
     }
 
-    fn send_packets(
+    pub(crate) fn send_packets(
         &self,
         packets: &[&[u8]],
         destination: Option<&SockAddr>,

@@ -30,7 +30,7 @@ enum Command {
     Init {
         /// The network interface the traffic leaves by (see `ip link`).
         #[arg(long = "dev", value_name = "DEV")]
-        device: String,
+        device: Option<String>,
         /// dwcs (kernel DWCS, needs the sch_dwcs module), htb (kernel HTB: rate
         /// isolation only), user (in one process only, no privilege), or auto
         /// (the first of these that works here).
@@ -49,7 +49,7 @@ enum Command {
     Show {
         /// The network interface.
         #[arg(long = "dev", value_name = "DEV")]
-        device: String,
+        device: Option<String>,
         /// Print JSON instead of a table, for scripts.
         #[arg(long)]
         json: bool,
@@ -61,12 +61,23 @@ enum Command {
     Reset {
         /// The network interface.
         #[arg(long = "dev", value_name = "DEV")]
-        device: String,
+        device: Option<String>,
     },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if err.exit_code() == 0 => {
+            // --help and --version: clap's own text, on standard output.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("qsockctl: {}", usage_error(&err));
+            return ExitCode::FAILURE;
+        }
+    };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -74,6 +85,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Clap's error in one line, with where to look: every failure of qsockctl
+/// is one line on standard error and exit status 1, for scripts and people.
+fn usage_error(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|line| {
+        !line.is_empty() && !line.starts_with("Usage:") && !line.starts_with("For more")
+    });
+    let first = lines.next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // A list that clap puts on the following lines (missing arguments,
+    // suggestions) belongs in the sentence.
+    let rest: Vec<&str> = lines.collect();
+    let mut line = first.trim_end_matches(':').to_owned();
+    if !rest.is_empty() {
+        line += &format!(": {}", rest.join(", "));
+    }
+    format!("{line} (see `qsockctl --help`)")
+}
+
+/// The device option, which every subcommand needs.
+fn device(device: Option<String>) -> qsock::Result<String> {
+    device.filter(|name| !name.is_empty()).ok_or_else(|| {
+        qsock::Error::new(
+            qsock::ErrorKind::NoDevice,
+            "no device given: name the network interface the traffic leaves by with --dev \
+             (`ip link` lists them)",
+        )
+    })
 }
 
 fn run(command: Command) -> qsock::Result<()> {
@@ -85,7 +126,7 @@ fn run(command: Command) -> qsock::Result<()> {
             limit,
         } => {
             let scheduler: SchedulerName = scheduler.parse()?;
-            let mut init = InitParams::new(device, scheduler);
+            let mut init = InitParams::new(self::device(device)?, scheduler);
             init.link_rate = rate.as_deref().map(str::parse::<Rate>).transpose()?;
             init.limit = limit;
             let report = qsock::qsockinit(&init)?;
@@ -101,7 +142,7 @@ fn run(command: Command) -> qsock::Result<()> {
             Ok(())
         }
         Command::Show { device, json } => {
-            let report = qsock::report(&device)?;
+            let report = qsock::report(&self::device(device)?)?;
             if json {
                 let text = serde_json::to_string_pretty(&report).map_err(|err| {
                     qsock::Error::new(qsock::ErrorKind::Os, format!("cannot write JSON: {err}"))
@@ -113,6 +154,7 @@ fn run(command: Command) -> qsock::Result<()> {
             Ok(())
         }
         Command::Reset { device } => {
+            let device = self::device(device)?;
             qsock::reset(&device)?;
             println!("{device}: qsock scheduler removed");
             Ok(())

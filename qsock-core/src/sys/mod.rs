@@ -121,3 +121,5 @@ pub fn make_thread_realtime(priority: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+pub(crate) mod capi;
