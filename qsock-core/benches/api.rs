@@ -209,7 +209,7 @@ fn mean_nanos(group: &str, id: &str) -> Option<f64> {
 
 fn print_ratios(schedulers: &[SchedulerName]) {
     println!("\nratios against the plain-socket baseline of the same run (mean per call):");
-    let rows: Vec<(&str, &str, String, f64)> = schedulers
+    let rows: Vec<(&str, &str, String)> = schedulers
         .iter()
         .flat_map(|scheduler| {
             [
@@ -218,25 +218,17 @@ fn print_ratios(schedulers: &[SchedulerName]) {
                     "frame of 10",
                     "sendto x10",
                     format!("send_frame/{scheduler}"),
-                    1.0,
                 ),
-                (
-                    "create and close",
-                    "socket",
-                    format!("qsocket/{scheduler}"),
-                    1.0,
-                ),
+                ("create and close", "socket", format!("qsocket/{scheduler}")),
                 (
                     "qinfo",
                     "getsockopt SO_SNDBUF",
                     format!("qinfo/{scheduler}"),
-                    1.0,
                 ),
             ]
         })
-        .map(|(group, base, id, scale)| (group, base, id, scale))
         .collect();
-    for (group, base, id, _) in rows {
+    for (group, base, id) in rows {
         match (mean_nanos(group, base), mean_nanos(group, &id)) {
             (Some(baseline), Some(contender)) => println!(
                 "  {group:>16}: {id:<22} {:>10.0} ns vs {base} {:>8.0} ns = {:.2}x",
