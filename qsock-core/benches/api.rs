@@ -213,7 +213,7 @@ fn print_ratios(schedulers: &[SchedulerName]) {
         .iter()
         .flat_map(|scheduler| {
             [
-                ("send", "sendto", format!("qsendto/{scheduler}"), 1.0),
+                ("send", "sendto", format!("qsendto/{scheduler}")),
                 (
                     "frame of 10",
                     "sendto x10",
