@@ -37,3 +37,8 @@ pub use socket::{AttachError, QSocket};
 pub fn monotonic_now() -> u64 {
     sys::monotonic_nanos()
 }
+
+/// The README's Rust example, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
