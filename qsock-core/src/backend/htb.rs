@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::os::fd::AsFd;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use netlink_packet_route::tc::TcHandle;
@@ -33,7 +34,7 @@ use crate::tc::class::{self, ClassInfo};
 use crate::tc::htb::{HtbClassSpec, HtbGlob, MAX_QUANTUM};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
-use crate::tc::{handle_to_string, handle_to_u32, Namespace, Netlink, QSOCK_MAJOR};
+use crate::tc::{handle_to_string, handle_to_u32, Netlink, QSOCK_MAJOR};
 
 /// The class that stands for the whole link.
 const ROOT_MINOR: u16 = 1;
@@ -376,7 +377,6 @@ impl Backend for Htb {
     /// burst B prio 0`, then `SO_PRIORITY` = 7173:N.
     fn attach(&self, socket: &Socket, params: &QosParams) -> Result<Box<dyn Attachment>> {
         params.validate()?;
-        let namespace = Namespace::current()?;
         let nl = Netlink::open()?;
         let Installed { link, link_rate } = installed(&nl, &params.device)?;
         let class = match stream_class(&params.stream, link_rate, link.mtu)? {
@@ -392,7 +392,7 @@ impl Backend for Htb {
             None => None,
         };
         Ok(Box::new(HtbStream {
-            namespace,
+            netlink: Mutex::new(nl),
             link,
             link_rate,
             class,
@@ -448,10 +448,19 @@ impl Backend for Htb {
     }
 }
 
+fn lock(netlink: &Mutex<Netlink>) -> std::sync::MutexGuard<'_, Netlink> {
+    netlink
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// One socket's stream: its class, or none for best-effort streams.
 #[derive(Debug)]
 struct HtbStream {
-    namespace: Namespace,
+    /// The stream's own rtnetlink connection, opened at attach: a netlink
+    /// socket stays in the network namespace it was opened in, so later calls
+    /// reach the right device from any thread, and none pays for a new one.
+    netlink: Mutex<Netlink>,
     link: Link,
     link_rate: Rate,
     class: Option<TcHandle>,
@@ -485,8 +494,8 @@ impl Attachment for HtbStream {
         let wanted = stream_class(stream, self.link_rate, self.link.mtu)?;
         let current = self.class;
         let link = &self.link;
-        let new_class = self.namespace.run(|| {
-            let nl = Netlink::open()?;
+        let new_class: Result<Option<TcHandle>> = {
+            let nl = lock(&self.netlink);
             match (current, wanted) {
                 (Some(handle), Some(spec)) => {
                     class::change_htb(&nl, link, root_class(), handle, &spec)?;
@@ -507,8 +516,8 @@ impl Attachment for HtbStream {
                 }
                 (None, None) => Ok(None),
             }
-        })?;
-        self.class = new_class;
+        };
+        self.class = new_class?;
         self.stream = *stream;
         Ok(())
     }
@@ -538,20 +547,18 @@ impl Attachment for HtbStream {
     fn stats(&self) -> Result<SchedulerStats> {
         let handle = self.counted_in();
         let link = &self.link;
-        self.namespace.run(|| {
-            let nl = Netlink::open()?;
-            let info = class::get(&nl, link, handle)?.ok_or_else(|| {
+        let nl = lock(&self.netlink);
+        let info = class::get(&nl, link, handle)?.ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotAttached,
                     format!(
                         "class {} is gone from {} (was the scheduler reset?)",
                         handle_to_string(handle),
                         link.name
-                    ),
-                )
-            })?;
-            Ok(stats_of(&info))
-        })
+                ),
+            )
+        })?;
+        Ok(stats_of(&info))
     }
 
     /// Moves the socket back to best effort, lets the class's queue drain
@@ -561,15 +568,13 @@ impl Attachment for HtbStream {
             return Ok(());
         };
         set_priority(socket, 0, &self.link.name)?;
-        self.namespace.run(|| {
-            let nl = Netlink::open()?;
-            self.drain(&nl, handle)?;
-            match class::delete(&nl, &self.link, handle) {
-                // Already gone: the scheduler was reset under us.
-                Err(err) if err.errno() == libc::ENOENT => Ok(()),
-                other => other,
-            }
-        })
+        let nl = lock(&self.netlink);
+        self.drain(&nl, handle)?;
+        match class::delete(&nl, &self.link, handle) {
+            // Already gone: the scheduler was reset under us.
+            Err(err) if err.errno() == libc::ENOENT => Ok(()),
+            other => other,
+        }
     }
 }
 

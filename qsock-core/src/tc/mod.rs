@@ -175,66 +175,6 @@ pub(crate) fn rtnetlink_error(err: rtnetlink::Error, ctx: Context<'_>) -> Error 
     }
 }
 
-/// The network namespace a stream lives in: the one of the thread that
-/// attached it. Netlink sockets talk to the namespace of the thread that opens
-/// them, and a socket may be closed from another thread than the one that
-/// attached it (in tests, one that entered a test namespace), so later calls
-/// go back to this namespace when the calling thread is elsewhere.
-#[derive(Debug)]
-pub(crate) struct Namespace {
-    file: std::fs::File,
-    id: (u64, u64),
-}
-
-impl Namespace {
-    /// The calling thread's network namespace (`/proc/thread-self/ns/net`).
-    pub(crate) fn current() -> Result<Namespace> {
-        let file = std::fs::File::open("/proc/thread-self/ns/net")
-            .map_err(|e| Error::os("cannot open this thread's network namespace", e))?;
-        let id = namespace_id(&file)?;
-        Ok(Namespace { file, id })
-    }
-
-    /// Runs `f` in this namespace: directly when the calling thread is in it
-    /// (always, outside tests), else on a helper thread that enters it first
-    /// (`setns(2)`, which needs CAP_SYS_ADMIN).
-    pub(crate) fn run<T: Send>(&self, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-        let here = Namespace::current()?;
-        if here.id == self.id {
-            return f();
-        }
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    nix::sched::setns(&self.file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
-                        |errno| {
-                            Error::os(
-                                "cannot enter the network namespace the stream was attached in",
-                                errno.into(),
-                            )
-                        },
-                    )?;
-                    f()
-                })
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(Error::new(
-                        ErrorKind::Os,
-                        "a traffic-control call panicked in its helper thread",
-                    ))
-                })
-        })
-    }
-}
-
-fn namespace_id(file: &std::fs::File) -> Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::os("cannot identify the network namespace", e))?;
-    Ok((meta.dev(), meta.ino()))
-}
-
 /// `NLMSGERR_ATTR_MSG`: the extack text in an error's trailing attributes.
 const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Size of `struct nlmsghdr`.
