@@ -549,12 +549,12 @@ impl Attachment for HtbStream {
         let link = &self.link;
         let nl = lock(&self.netlink);
         let info = class::get(&nl, link, handle)?.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotAttached,
-                    format!(
-                        "class {} is gone from {} (was the scheduler reset?)",
-                        handle_to_string(handle),
-                        link.name
+            Error::new(
+                ErrorKind::NotAttached,
+                format!(
+                    "class {} is gone from {} (was the scheduler reset?)",
+                    handle_to_string(handle),
+                    link.name
                 ),
             )
         })?;

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ use crate::model::{self, Class, Next, StreamConfig, StreamId};
 use crate::notice;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::sys;
+
+/// Most packets the scheduler thread takes from the model under one lock.
+const MAX_BATCH: usize = 16;
 
 /// Packets queued at once per device when `qsockinit` gives no limit.
 const DEFAULT_LIMIT: u32 = 4096;
@@ -66,6 +70,9 @@ struct State {
     next_stream: u32,
     next_packet: u64,
     retired: bool,
+    /// The scheduler thread waits on `wake`: only then is a notification
+    /// worth its system call.
+    sleeping: bool,
 }
 
 struct StreamEntry {
@@ -109,8 +116,17 @@ impl Device {
             let now = sys::monotonic_nanos();
             match state.model.dequeue(now) {
                 Next::Send(departure) => {
+                    // Take every packet that may leave now under one lock,
+                    // and send runs of one socket with one system call.
+                    let mut batch = vec![departure.packet.payload];
+                    while batch.len() < MAX_BATCH {
+                        match state.model.dequeue(now) {
+                            Next::Send(next) => batch.push(next.packet.payload),
+                            Next::NotBefore(_) | Next::Idle => break,
+                        }
+                    }
                     drop(state);
-                    transmit(departure.packet.payload);
+                    transmit_batch(batch);
                     state = self.lock();
                 }
                 Next::NotBefore(at) => {
@@ -121,11 +137,13 @@ impl Device {
                         std::thread::yield_now();
                         state = self.lock();
                     } else {
+                        state.sleeping = true;
                         state = self
                             .wake
                             .wait_timeout(state, wait - SPIN_BELOW / 2)
                             .map(|(guard, _)| guard)
                             .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+                        state.sleeping = false;
                     }
                 }
                 Next::Idle => {
@@ -133,10 +151,12 @@ impl Device {
                     if state.retired && state.streams.is_empty() {
                         return;
                     }
+                    state.sleeping = true;
                     state = self
                         .wake
                         .wait(state)
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    state.sleeping = false;
                 }
             }
             // Drops are counted by the model; their payloads are freed here.
@@ -168,9 +188,36 @@ impl State {
     }
 }
 
+/// Sends what the model released, in order: each run of datagrams for one
+/// socket and destination in one `sendmmsg(2)`, the rest of a run that the
+/// socket pushed back one by one with retries.
+fn transmit_batch(batch: Vec<Outgoing>) {
+    let mut rest = batch.as_slice();
+    while let Some(first) = rest.first() {
+        let run = rest
+            .iter()
+            .take_while(|o| {
+                Arc::ptr_eq(&o.socket, &first.socket) && o.destination == first.destination
+            })
+            .count();
+        let packets: Vec<&[u8]> = rest[..run].iter().map(|o| o.data.as_slice()).collect();
+        let sent = sys::send_datagrams(
+            first.socket.as_fd(),
+            &packets,
+            first.destination.as_ref(),
+            libc::MSG_DONTWAIT,
+        )
+        .unwrap_or(0);
+        for outgoing in &rest[sent.min(run)..run] {
+            transmit(outgoing);
+        }
+        rest = &rest[run..];
+    }
+}
+
 /// Sends one datagram, retrying while the socket pushes back: a non-droppable
 /// datagram until it goes, a droppable one for `PUSHBACK_PATIENCE`.
-fn transmit(outgoing: Outgoing) {
+fn transmit(outgoing: &Outgoing) {
     let started = std::time::Instant::now();
     loop {
         let result = match &outgoing.destination {
@@ -236,6 +283,7 @@ impl Backend for User {
                 next_stream: 1,
                 next_packet: 0,
                 retired: false,
+                sleeping: false,
             }),
             wake: Condvar::new(),
         });
@@ -394,32 +442,40 @@ impl Attachment for UserStream {
     ) -> Result<usize> {
         let droppable = flags.drop.is_droppable(self.droppable);
         let deadline = flags.deadline.map(|d| d.as_monotonic_nanos());
+        // Copy the data before taking the lock that the scheduler thread needs.
+        let payloads: Vec<Outgoing> = packets
+            .iter()
+            .map(|data| Outgoing {
+                socket: Arc::clone(&self.sender),
+                data: data.to_vec(),
+                destination: destination.cloned(),
+                droppable,
+            })
+            .collect();
         let mut state = self.device.lock();
         let now = sys::monotonic_nanos();
         let mut accepted = 0;
-        for (index, data) in packets.iter().enumerate() {
+        for (index, payload) in payloads.into_iter().enumerate() {
             let id = state.next_packet;
             state.next_packet += 1;
             let packet = model::Packet {
                 id,
-                len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                len: u32::try_from(payload.data.len()).unwrap_or(u32::MAX),
                 deadline,
                 drop: flags.drop,
                 frame_start: flags.frame_start && index == 0,
-                payload: Outgoing {
-                    socket: Arc::clone(&self.sender),
-                    data: data.to_vec(),
-                    destination: destination.cloned(),
-                    droppable,
-                },
+                payload,
             };
             if state.model.enqueue(now, self.class, packet).is_err() {
                 break;
             }
             accepted += 1;
         }
+        let sleeping = state.sleeping;
         drop(state);
-        self.device.wake.notify_all();
+        if sleeping {
+            self.device.wake.notify_all();
+        }
         Ok(accepted)
     }
 

@@ -39,8 +39,11 @@ pub fn send_datagrams(
     destination: Option<&SockAddr>,
     flags: libc::c_int,
 ) -> io::Result<usize> {
-    if packets.is_empty() {
-        return Ok(0);
+    match packets {
+        [] => return Ok(0),
+        // One datagram: sendto(2), without building message headers.
+        [packet] => return send_one(socket, packet, destination, flags).map(|_| 1),
+        _ => {}
     }
     let mut iovecs: Vec<libc::iovec> = packets
         .iter()
@@ -86,6 +89,41 @@ pub fn send_datagrams(
         sent += usize::try_from(rc).unwrap_or(0);
     }
     Ok(sent)
+}
+
+/// `sendto(2)` (or `send(2)` without a destination) of one datagram.
+fn send_one(
+    socket: BorrowedFd<'_>,
+    packet: &[u8],
+    destination: Option<&SockAddr>,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let (name, name_len) = match destination {
+        Some(address) => (address.as_ptr(), address.len()),
+        None => (std::ptr::null(), 0),
+    };
+    loop {
+        // SAFETY: the packet slice and the destination address are alive for
+        // the call and only read by the kernel; a null address with length 0
+        // is sendto's form of send.
+        let rc = unsafe {
+            libc::sendto(
+                socket.as_raw_fd(),
+                packet.as_ptr().cast(),
+                packet.len(),
+                flags,
+                name.cast(),
+                name_len,
+            )
+        };
+        if rc >= 0 {
+            return Ok(rc as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
 }
 
 /// Is this the socket or the device pushing back, so that a retry later may succeed?
