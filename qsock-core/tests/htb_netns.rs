@@ -17,6 +17,16 @@ use qsock::{
 use qsock_testbed::TestBed;
 use socket2::{Domain, Type};
 
+/// The traffic tests measure delay and jitter against a real TCP transfer:
+/// they take turns, so that one's iperf3 does not load the CPU under the
+/// other's measurement.
+fn traffic_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TRAFFIC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TRAFFIC
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn bed() -> Option<TestBed> {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -177,8 +187,15 @@ fn a_class_lives_exactly_as_long_as_its_socket() {
     socket
         .send_to(&[0u8; 938], &dest, &PacketFlags::new())
         .unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    let info = socket.info().unwrap();
+    // The class counts the packet when HTB dequeues it; wait for that.
+    let waited = Instant::now();
+    let info = loop {
+        let info = socket.info().unwrap();
+        if info.stats.sent_packets > 0 || waited.elapsed() > Duration::from_secs(2) {
+            break info;
+        }
+        std::thread::yield_now();
+    };
     assert_eq!(info.stats.sent_packets, 1, "{info:?}");
     assert_eq!(info.stats.sent_bytes, 938 + 28 + 14, "{info:?}");
     assert!(info.stats.queue_delay.is_none());
@@ -246,6 +263,58 @@ impl Drop for Reaped {
     }
 }
 
+/// Starts `iperf3 -s -1` in the receiver's namespace and returns once it
+/// says it is listening, so that the client never races its start.
+fn iperf3_server(bed: &TestBed, port: &str) -> Reaped {
+    let receiver = bed.receiver_v4().to_string();
+    let mut child = bed
+        .command_in_receiver(
+            "iperf3",
+            ["-s", "-1", "--forceflush", "-B", &receiver, "-p", port],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 is installed (apt-get install -y iperf3)");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let server = Reaped(child);
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("Server listening") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("iperf3 -s exited before it was listening"),
+        }
+    }
+    // Keep draining its reports so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    server
+}
+
+/// Waits until the bulk transfer has pushed `bytes` through the scheduler's
+/// best-effort class: TCP is then past slow start and its queue is standing.
+fn wait_for_bulk(bed: &TestBed, bytes: u64) {
+    let device = bed.sender_dev().to_owned();
+    let start = Instant::now();
+    loop {
+        let sent = bed
+            .run_in_sender(|| qsock::report(&device))
+            .unwrap()
+            .unwrap()
+            .best_effort
+            .map_or(0, |stats| stats.sent_bytes);
+        if sent >= bytes {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the bulk transfer moved only {sent} bytes in 10 s"
+        );
+        // Polling a counter: there is no event for "the class has sent N bytes".
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// What a receiver saw of one stream.
 #[derive(Debug, Default)]
 struct Seen {
@@ -284,6 +353,7 @@ fn receive(socket: UdpSocket, quiet: Duration) -> Seen {
 
 #[test]
 fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() {
+    let _turn = traffic_turn();
     let Some(bed) = bed() else { return };
     bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
         .unwrap()
@@ -304,14 +374,7 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
     let unmanaged_seen = std::thread::spawn(move || receive(unmanaged_rx, quiet));
 
     let receiver = bed.receiver_v4().to_string();
-    let _server = Reaped(
-        bed.command_in_receiver("iperf3", ["-s", "-1", "-B", &receiver, "-p", "5201"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("iperf3 is installed (apt-get install -y iperf3)"),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let _server = iperf3_server(&bed, "5201");
     let client = Reaped(
         bed.command_in_sender("iperf3", ["-c", &receiver, "-p", "5201", "-t", "7", "-J"])
             .stdout(Stdio::piped())
@@ -320,7 +383,7 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
             .expect("iperf3 client"),
     );
     // Let TCP fill the link and its queue before the streams start.
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_bulk(&bed, 1_000_000);
 
     // 938-byte datagrams every 4 ms: 2 Mbit/s on the wire, for 4 seconds.
     const PAYLOAD: usize = 938;
@@ -335,6 +398,9 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
         .run_in_sender(|| -> qsock::Result<(u64, u64)> {
             let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
             let unmanaged = UdpSocket::bind((bed.sender_v4(), 0)).expect("bind");
+            // A full send buffer must cost the unmanaged stream its packet,
+            // not stall this loop and with it the managed stream's timing.
+            unmanaged.set_nonblocking(true).expect("non-blocking");
             let mut packet = [0u8; PAYLOAD];
             let (mut managed_sent, mut unmanaged_sent) = (0, 0);
             let start = Instant::now();
@@ -387,12 +453,13 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
         "{summary}"
     );
     // The control: the unmanaged stream shares best effort with TCP and loses
-    // packets or waits behind its queue.
+    // packets or waits behind its queue. Medians, because a busy CPU can
+    // stretch any stream's tail but not a standing queue's middle.
     let unmanaged_lost = sent.1.saturating_sub(unmanaged.received);
     assert!(
         unmanaged_lost * 100 >= sent.1 * 5
-            || (unmanaged.percentile(0.95) > Duration::from_millis(30)
-                && unmanaged.percentile(0.5) > managed.percentile(0.95) * 10),
+            || (unmanaged.percentile(0.5) > Duration::from_millis(20)
+                && unmanaged.percentile(0.5) > managed.percentile(0.5) * 20),
         "the control did not suffer: {summary}"
     );
     // TCP still gets most of the rest of the 10 Mbit/s link.
@@ -467,6 +534,7 @@ fn frame_rate_and_jitter(frames: &[(u32, Instant)]) -> (f64, Duration) {
 
 #[test]
 fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
+    let _turn = traffic_turn();
     let Some(bed) = bed() else { return };
     bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
         .unwrap()
@@ -494,14 +562,7 @@ fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
         std::thread::spawn(move || receive_frames(unmanaged_rx, packets_per_frame, quiet));
 
     let receiver = bed.receiver_v4().to_string();
-    let _server = Reaped(
-        bed.command_in_receiver("iperf3", ["-s", "-1", "-B", &receiver, "-p", "5202"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("iperf3 is installed (apt-get install -y iperf3)"),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let _server = iperf3_server(&bed, "5202");
     let client = Reaped(
         bed.command_in_sender("iperf3", ["-c", &receiver, "-p", "5202", "-t", "9", "-J"])
             .stdout(Stdio::piped())
@@ -509,7 +570,7 @@ fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
             .spawn()
             .expect("iperf3 client"),
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_bulk(&bed, 1_000_000);
 
     // The stream's class is sized for one full datagram per packet slot.
     let params = QosParams::new(
@@ -521,6 +582,9 @@ fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
     bed.run_in_sender(|| -> qsock::Result<()> {
         let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
         let unmanaged = UdpSocket::bind((bed.sender_v4(), 0)).expect("bind");
+        // A full send buffer must cost the unmanaged stream its packet,
+        // not stall this loop and with it the managed stream's timing.
+        unmanaged.set_nonblocking(true).expect("non-blocking");
         let frame = vec![0u8; FRAME_BYTES];
         let start = Instant::now();
         for number in 0..FRAMES {
