@@ -299,8 +299,8 @@ fn wait_for_bulk(bed: &TestBed, bytes: u64) {
     loop {
         let sent = bed
             .run_in_sender(|| qsock::report(&device))
-            .unwrap()
-            .unwrap()
+            .expect("enter the sender's namespace")
+            .expect("read the scheduler's classes")
             .best_effort
             .map_or(0, |stats| stats.sent_bytes);
         if sent >= bytes {
