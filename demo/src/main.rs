@@ -227,8 +227,15 @@ fn run(args: &Args) -> Result<(), String> {
     let mut bulk_senders = Vec::new();
     println!();
     println!(
-        "{:>4}  {:>12} {:>11}  {:>14} {:>11}  {:>9}",
-        "sec", "managed fps", "jitter ms", "unmanaged fps", "jitter ms", "bulk Mbit/s"
+        "{:>4}  {:>11} {:>9} {:>8}  {:>13} {:>9} {:>8}  {:>11}",
+        "sec",
+        "managed fps",
+        "jitter ms",
+        "delay ms",
+        "unmanaged fps",
+        "jitter ms",
+        "delay ms",
+        "bulk Mbit/s"
     );
     let mut bulk_seen = 0;
     let mut during_bulk = Vec::new();
@@ -271,12 +278,14 @@ fn run(args: &Args) -> Result<(), String> {
             during_bulk.push((m, u));
         }
         println!(
-            "{:>4}  {:>12} {:>11.1}  {:>14} {:>11.1}  {:>9.1}",
+            "{:>4}  {:>11} {:>9.1} {:>8.1}  {:>13} {:>9.1} {:>8.1}  {:>11.1}",
             second + 1,
             m.frames,
             m.jitter_mean().as_secs_f64() * 1e3,
+            m.delay_mean().as_secs_f64() * 1e3,
             u.frames,
             u.jitter_mean().as_secs_f64() * 1e3,
+            u.delay_mean().as_secs_f64() * 1e3,
             bulk_mbit
         );
     }
@@ -355,7 +364,7 @@ fn send_managed(
             break;
         }
         sleep_until(due);
-        let frame = source.next_frame();
+        let frame = source.next_frame(qsock::monotonic_now());
         let flags = match frame.kind {
             FrameType::I => PacketFlags::new().non_droppable(),
             FrameType::P | FrameType::B => PacketFlags::new().droppable(),
@@ -407,7 +416,7 @@ fn send_unmanaged(
             break;
         }
         sleep_until(due);
-        for packet in source.next_frame().packets {
+        for packet in source.next_frame(qsock::monotonic_now()).packets {
             // A plain sender loses what the socket refuses, as udpsink does.
             let _ = socket.send_to(&packet, destination);
         }
@@ -437,11 +446,14 @@ fn summarize(
             during_bulk.iter().map(pick).sum::<f64>() / seconds
         };
         println!(
-            "while the bulk transfer ran: managed {:.1} fps, jitter {:.1} ms; unmanaged {:.1} fps, jitter {:.1} ms",
+            "while the bulk transfer ran: managed {:.1} fps, jitter {:.1} ms, delay {:.1} ms; \
+             unmanaged {:.1} fps, jitter {:.1} ms, delay {:.1} ms",
             mean(|s| f64::from(s.0.frames)),
             mean(|s| s.0.jitter_mean().as_secs_f64() * 1e3),
+            mean(|s| s.0.delay_mean().as_secs_f64() * 1e3),
             mean(|s| f64::from(s.1.frames)),
             mean(|s| s.1.jitter_mean().as_secs_f64() * 1e3),
+            mean(|s| s.1.delay_mean().as_secs_f64() * 1e3),
         );
     }
     println!(
