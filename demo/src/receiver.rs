@@ -152,11 +152,7 @@ pub fn receive(socket: UdpSocket, figures: Arc<StreamFigures>, stop: Arc<AtomicB
                     figures.packet(header, at);
                 }
             }
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(err) if crate::timed_out(&err) => {}
             Err(_) => return,
         }
     }
