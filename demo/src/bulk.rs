@@ -45,11 +45,7 @@ fn drain(mut stream: TcpStream, received: &AtomicU64, stop: &AtomicBool) {
             Ok(n) => {
                 received.fetch_add(n as u64, Ordering::Relaxed);
             }
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(err) if crate::timed_out(&err) => {}
             Err(_) => return,
         }
     }
@@ -63,11 +59,7 @@ pub fn send(to: SocketAddr, stop: Arc<AtomicBool>) -> std::io::Result<()> {
     while !stop.load(Ordering::Relaxed) {
         match stream.write(&chunk) {
             Ok(_) => {}
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(err) if crate::timed_out(&err) => {}
             Err(err) => return Err(err),
         }
     }

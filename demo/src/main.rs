@@ -227,8 +227,15 @@ fn run(args: &Args) -> Result<(), String> {
     let mut bulk_senders = Vec::new();
     println!();
     println!(
-        "{:>4}  {:>12} {:>11}  {:>14} {:>11}  {:>9}",
-        "sec", "managed fps", "jitter ms", "unmanaged fps", "jitter ms", "bulk Mbit/s"
+        "{:>4}  {:>11} {:>9} {:>8}  {:>13} {:>9} {:>8}  {:>11}",
+        "sec",
+        "managed fps",
+        "jitter ms",
+        "delay ms",
+        "unmanaged fps",
+        "jitter ms",
+        "delay ms",
+        "bulk Mbit/s"
     );
     let mut bulk_seen = 0;
     let mut during_bulk = Vec::new();
@@ -271,12 +278,14 @@ fn run(args: &Args) -> Result<(), String> {
             during_bulk.push((m, u));
         }
         println!(
-            "{:>4}  {:>12} {:>11.1}  {:>14} {:>11.1}  {:>9.1}",
+            "{:>4}  {:>11} {:>9.1} {:>8.1}  {:>13} {:>9.1} {:>8.1}  {:>11.1}",
             second + 1,
             m.frames,
             m.jitter_mean().as_secs_f64() * 1e3,
+            m.delay_mean().as_secs_f64() * 1e3,
             u.frames,
             u.jitter_mean().as_secs_f64() * 1e3,
+            u.delay_mean().as_secs_f64() * 1e3,
             bulk_mbit
         );
     }
@@ -346,16 +355,8 @@ fn send_managed(
     let domain = Domain::for_address(destination);
     let socket = QSocket::new(domain, Type::DGRAM, Some(Protocol::UDP), &params)
         .map_err(|e| format!("qsocket: {e}"))?;
-    let mut source = Source::new(1, 10);
     let mut i_frames_sent = 0;
-    let frame_interval = Duration::from_secs(1) / FPS;
-    for number in 0.. {
-        let due = start + frame_interval * number;
-        if due >= start + duration || stop.load(Ordering::Relaxed) {
-            break;
-        }
-        sleep_until(due);
-        let frame = source.next_frame();
+    play(start, duration, stop, |frame| {
         let flags = match frame.kind {
             FrameType::I => PacketFlags::new().non_droppable(),
             FrameType::P | FrameType::B => PacketFlags::new().droppable(),
@@ -379,7 +380,8 @@ fn send_managed(
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-    }
+        Ok(())
+    })?;
     let info = socket.info().ok();
     socket.close().map_err(|e| format!("qclose: {e}"))?;
     Ok(ManagedOutcome {
@@ -399,6 +401,32 @@ fn send_unmanaged(
         SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0),
     };
     let socket = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
+    play(start, duration, stop, |frame| {
+        for packet in frame.packets {
+            // A plain sender loses what the socket refuses, as udpsink does.
+            let _ = socket.send_to(&packet, destination);
+        }
+        Ok(())
+    })
+}
+
+/// Did a read or write with a timeout only time out (so the caller checks
+/// its stop flag and tries again)?
+fn timed_out(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// Runs the paper's source at `FPS` from `start` for `duration` (or until
+/// `stop`), handing each frame to `send` at its time.
+fn play(
+    start: Instant,
+    duration: Duration,
+    stop: &AtomicBool,
+    mut send: impl FnMut(video::Frame) -> Result<(), String>,
+) -> Result<(), String> {
     let mut source = Source::new(1, 10);
     let frame_interval = Duration::from_secs(1) / FPS;
     for number in 0.. {
@@ -407,10 +435,7 @@ fn send_unmanaged(
             break;
         }
         sleep_until(due);
-        for packet in source.next_frame().packets {
-            // A plain sender loses what the socket refuses, as udpsink does.
-            let _ = socket.send_to(&packet, destination);
-        }
+        send(source.next_frame(qsock::monotonic_now()))?;
     }
     Ok(())
 }
@@ -437,11 +462,14 @@ fn summarize(
             during_bulk.iter().map(pick).sum::<f64>() / seconds
         };
         println!(
-            "while the bulk transfer ran: managed {:.1} fps, jitter {:.1} ms; unmanaged {:.1} fps, jitter {:.1} ms",
+            "while the bulk transfer ran: managed {:.1} fps, jitter {:.1} ms, delay {:.1} ms; \
+             unmanaged {:.1} fps, jitter {:.1} ms, delay {:.1} ms",
             mean(|s| f64::from(s.0.frames)),
             mean(|s| s.0.jitter_mean().as_secs_f64() * 1e3),
+            mean(|s| s.0.delay_mean().as_secs_f64() * 1e3),
             mean(|s| f64::from(s.1.frames)),
             mean(|s| s.1.jitter_mean().as_secs_f64() * 1e3),
+            mean(|s| s.1.delay_mean().as_secs_f64() * 1e3),
         );
     }
     println!(

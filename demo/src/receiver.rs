@@ -21,9 +21,20 @@ pub struct Second {
     jitter_count: u32,
     /// Largest such deviation.
     pub jitter_max: Duration,
+    /// Sum of the frames' delays, from being made to arriving whole.
+    delay_sum: Duration,
 }
 
 impl Second {
+    /// Mean time from a frame being made to its last packet arriving.
+    pub fn delay_mean(&self) -> Duration {
+        if self.frames == 0 {
+            Duration::ZERO
+        } else {
+            self.delay_sum / self.frames
+        }
+    }
+
     /// Mean deviation of the interval between consecutive whole frames from
     /// the source's own spacing.
     pub fn jitter_mean(&self) -> Duration {
@@ -102,8 +113,10 @@ impl StreamFigures {
             let actual = at.duration_since(when);
             Some(actual.abs_diff(expected))
         });
+        let delay = Duration::from_nanos(qsock::monotonic_now().saturating_sub(header.made_at));
         let second = &mut figures.seconds[index];
         second.frames += 1;
+        second.delay_sum += delay;
         if header.kind == FrameType::I {
             second.i_frames += 1;
         }
@@ -139,11 +152,7 @@ pub fn receive(socket: UdpSocket, figures: Arc<StreamFigures>, stop: Arc<AtomicB
                     figures.packet(header, at);
                 }
             }
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(err) if crate::timed_out(&err) => {}
             Err(_) => return,
         }
     }
