@@ -13,6 +13,8 @@
 
 mod backend;
 mod capi;
+#[cfg(test)]
+mod ctest;
 mod error;
 mod flags;
 mod info;

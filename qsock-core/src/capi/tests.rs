@@ -8,14 +8,10 @@ use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::{align_of, offset_of, size_of};
 use std::path::Path;
-use std::process::Command;
 
 use super::*;
+use crate::ctest::{cc, field_size, scratch_dir};
 use crate::params::StreamKind;
-
-fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
-    size_of::<F>()
-}
 
 /// `_Static_assert`s of every struct's size, alignment and field offsets and
 /// sizes, as Rust lays them out.
@@ -179,13 +175,12 @@ fn header_matches_rust() {
         source.push_str(&line);
         source.push('\n');
     }
-    let dir = std::env::temp_dir().join(format!("qsock-header-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = scratch_dir("header");
     let check = dir.join("check.c");
     std::fs::write(&check, &source).expect("write check.c");
     // Strict C11 as well as the GNU dialect: applications use either.
     for standard in ["-std=c11", "-std=gnu11"] {
-        let output = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        let output = cc()
             .args([
                 standard,
                 "-Wall",

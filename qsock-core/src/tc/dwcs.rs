@@ -1,0 +1,349 @@
+//! sch_dwcs's wire side, mirroring `kmod-dwcs/include/uapi/linux/sch_dwcs.h`:
+//! attribute numbers and flags, the qdisc and class options as nested
+//! attributes, the xstats structs, and the per-packet value carried in the
+//! `SCM_TXTIME` cmsg. `tests::uapi_matches_the_c_header` compiles the header
+//! and fails when the two disagree.
+
+// The whole header is mirrored, also the numbers qsock does not send itself
+// (PAD, MAX, masks), so that the agreement test covers every one of them.
+#![allow(dead_code)]
+
+use netlink_packet_core::{DefaultNla, Emitable, NlasIterator, NLA_F_NESTED};
+use netlink_packet_route::tc::TcAttribute;
+
+use crate::flags::{DropFlag, PacketFlags};
+
+/// The qdisc kind, as `tc` names it.
+pub(crate) const KIND: &str = "dwcs";
+
+/// `TCA_OPTIONS` of `struct tcmsg` (linux/rtnetlink.h).
+const TCA_OPTIONS: u16 = 2;
+
+/// `TCA_DWCS_UNSPEC`.
+pub(crate) const TCA_DWCS_UNSPEC: u16 = 0;
+/// `TCA_DWCS_RATE`: u64, link rate in bytes/s; 0 = none.
+pub(crate) const TCA_DWCS_RATE: u16 = 1;
+/// `TCA_DWCS_LIMIT`: u32, packets queued at most (all classes).
+pub(crate) const TCA_DWCS_LIMIT: u16 = 2;
+/// `TCA_DWCS_RESOLUTION`: u64, ns; rule 1 compares deadline slots.
+pub(crate) const TCA_DWCS_RESOLUTION: u16 = 3;
+/// `TCA_DWCS_PAD`: alignment padding of the kernel's 64-bit attributes.
+pub(crate) const TCA_DWCS_PAD: u16 = 4;
+/// `TCA_DWCS_MAX`.
+pub(crate) const TCA_DWCS_MAX: u16 = 4;
+
+/// `TCA_DWCS_CLASS_UNSPEC`.
+pub(crate) const TCA_DWCS_CLASS_UNSPEC: u16 = 0;
+/// `TCA_DWCS_CLASS_PERIOD`: u64, request period T (ipg) in ns.
+pub(crate) const TCA_DWCS_CLASS_PERIOD: u16 = 1;
+/// `TCA_DWCS_CLASS_OLN`: u32, misses allowed per window.
+pub(crate) const TCA_DWCS_CLASS_OLN: u16 = 2;
+/// `TCA_DWCS_CLASS_OLD`: u32, window length in packets.
+pub(crate) const TCA_DWCS_CLASS_OLD: u16 = 3;
+/// `TCA_DWCS_CLASS_FLAGS`: u32, `TC_DWCS_CLASS_F_*`.
+pub(crate) const TCA_DWCS_CLASS_FLAGS: u16 = 4;
+/// `TCA_DWCS_CLASS_PAD`.
+pub(crate) const TCA_DWCS_CLASS_PAD: u16 = 5;
+/// `TCA_DWCS_CLASS_MAX`.
+pub(crate) const TCA_DWCS_CLASS_MAX: u16 = 5;
+
+/// Lossy class: late packets are dropped.
+pub(crate) const TC_DWCS_CLASS_F_DROPPABLE: u32 = 1 << 0;
+/// No pacing to one packet per period.
+pub(crate) const TC_DWCS_CLASS_F_WORK_CONSERVING: u32 = 1 << 1;
+/// No period: EDF on the packets' own deadlines.
+pub(crate) const TC_DWCS_CLASS_F_APERIODIC: u32 = 1 << 2;
+/// Every class flag the header defines.
+pub(crate) const TC_DWCS_CLASS_F_MASK: u32 =
+    TC_DWCS_CLASS_F_DROPPABLE | TC_DWCS_CLASS_F_WORK_CONSERVING | TC_DWCS_CLASS_F_APERIODIC;
+
+/// `enum tc_dwcs_drop`: the class's flag decides.
+pub(crate) const TC_DWCS_DROP_DEFAULT: u64 = 0;
+/// `enum tc_dwcs_drop`: never dropped (sent late, or refused when full).
+pub(crate) const TC_DWCS_DROP_NO: u64 = 1;
+/// `enum tc_dwcs_drop`: droppable even in a lossless class.
+pub(crate) const TC_DWCS_DROP_YES: u64 = 2;
+
+/// The packet starts a frame.
+pub(crate) const TC_DWCS_TXTIME_FRAME_START: u64 = 0x1;
+/// Where the drop flag sits in the txtime value.
+pub(crate) const TC_DWCS_TXTIME_DROP_SHIFT: u32 = 1;
+/// The drop flag's bits.
+pub(crate) const TC_DWCS_TXTIME_DROP_MASK: u64 = 0x6;
+/// The bits that carry flags instead of the deadline.
+pub(crate) const TC_DWCS_TXTIME_FLAGS_MASK: u64 = 0x7;
+/// Values below this carry flags only, no deadline.
+pub(crate) const TC_DWCS_TXTIME_NO_DEADLINE: u64 = 0x8;
+
+/// The `SCM_TXTIME` value of one packet: the deadline with its low three bits
+/// replaced by the drop flag and frame start. 0 (no deadline, the stream's
+/// drop flag, no frame start) needs no cmsg at all.
+pub(crate) fn txtime_value(flags: &PacketFlags, frame_start: bool) -> u64 {
+    let drop = match flags.drop {
+        DropFlag::StreamDefault => TC_DWCS_DROP_DEFAULT,
+        DropFlag::NonDroppable => TC_DWCS_DROP_NO,
+        DropFlag::Droppable => TC_DWCS_DROP_YES,
+    };
+    // A deadline in the first 8 ns of the clock would read as "no deadline":
+    // it is long past anyway, so the earliest representable one says the same.
+    let deadline = flags.deadline.map_or(0, |d| {
+        d.as_monotonic_nanos().max(TC_DWCS_TXTIME_NO_DEADLINE) & !TC_DWCS_TXTIME_FLAGS_MASK
+    });
+    let start = if frame_start {
+        TC_DWCS_TXTIME_FRAME_START
+    } else {
+        0
+    };
+    deadline | ((drop << TC_DWCS_TXTIME_DROP_SHIFT) & TC_DWCS_TXTIME_DROP_MASK) | start
+}
+
+fn put_u32(out: &mut Vec<DefaultNla>, kind: u16, value: Option<u32>) {
+    if let Some(v) = value {
+        out.push(DefaultNla::new(kind, v.to_ne_bytes().to_vec()));
+    }
+}
+
+fn put_u64(out: &mut Vec<DefaultNla>, kind: u16, value: Option<u64>) {
+    if let Some(v) = value {
+        out.push(DefaultNla::new(kind, v.to_ne_bytes().to_vec()));
+    }
+}
+
+/// `TCA_OPTIONS` with `NLA_F_NESTED`, which the kernel's strict
+/// `nla_parse_nested` requires (iproute2 sets it for such qdiscs too).
+fn nested_options(nlas: &[DefaultNla]) -> TcAttribute {
+    let mut value = vec![0; nlas.buffer_len()];
+    nlas.emit(&mut value);
+    TcAttribute::Other(DefaultNla::new(TCA_OPTIONS | NLA_F_NESTED, value))
+}
+
+fn value_u32(value: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(value.get(..4)?.try_into().ok()?))
+}
+
+fn value_u64(value: &[u8]) -> Option<u64> {
+    Some(u64::from_ne_bytes(value.get(..8)?.try_into().ok()?))
+}
+
+/// The qdisc's options (`tc qdisc ... dwcs rate R limit L resolution N`);
+/// an absent one keeps its current value (or the module's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct DwcsQdiscOptions {
+    /// Link rate in bytes/s; 0 = no shaping.
+    pub(crate) rate: Option<u64>,
+    /// Packets queued at most, over all classes.
+    pub(crate) limit: Option<u32>,
+    /// Deadline resolution in ns.
+    pub(crate) resolution_ns: Option<u64>,
+}
+
+impl DwcsQdiscOptions {
+    fn nlas(&self) -> Vec<DefaultNla> {
+        let mut out = Vec::new();
+        put_u64(&mut out, TCA_DWCS_RATE, self.rate);
+        put_u32(&mut out, TCA_DWCS_LIMIT, self.limit);
+        put_u64(&mut out, TCA_DWCS_RESOLUTION, self.resolution_ns);
+        out
+    }
+
+    /// The request's `TCA_OPTIONS` attribute.
+    pub(crate) fn attribute(&self) -> TcAttribute {
+        nested_options(&self.nlas())
+    }
+
+    /// Reads the options from the nested attributes of a qdisc dump
+    /// (`TCA_OPTIONS`' value); unknown attributes are skipped, so that a
+    /// newer module's additions do not break an older qsock.
+    pub(crate) fn parse(nested: &[u8]) -> DwcsQdiscOptions {
+        let mut options = DwcsQdiscOptions::default();
+        for nla in NlasIterator::new(nested).map_while(|nla| nla.ok()) {
+            match nla.kind() {
+                TCA_DWCS_RATE => options.rate = value_u64(nla.value()),
+                TCA_DWCS_LIMIT => options.limit = value_u32(nla.value()),
+                TCA_DWCS_RESOLUTION => options.resolution_ns = value_u64(nla.value()),
+                _ => {}
+            }
+        }
+        options
+    }
+}
+
+/// A class's options (`tc class ... dwcs period T oln X old Y flags F`); a
+/// change keeps what it does not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct DwcsClassOptions {
+    /// Request period in ns; absent for aperiodic classes.
+    pub(crate) period_ns: Option<u64>,
+    /// Misses allowed per window.
+    pub(crate) oln: Option<u32>,
+    /// Window length in packets.
+    pub(crate) old: Option<u32>,
+    /// `TC_DWCS_CLASS_F_*`.
+    pub(crate) flags: Option<u32>,
+}
+
+impl DwcsClassOptions {
+    fn nlas(&self) -> Vec<DefaultNla> {
+        let mut out = Vec::new();
+        put_u64(&mut out, TCA_DWCS_CLASS_PERIOD, self.period_ns);
+        put_u32(&mut out, TCA_DWCS_CLASS_OLN, self.oln);
+        put_u32(&mut out, TCA_DWCS_CLASS_OLD, self.old);
+        put_u32(&mut out, TCA_DWCS_CLASS_FLAGS, self.flags);
+        out
+    }
+
+    /// The request's `TCA_OPTIONS` attribute.
+    pub(crate) fn attribute(&self) -> TcAttribute {
+        nested_options(&self.nlas())
+    }
+
+    /// Reads the options from a class dump's nested attributes.
+    pub(crate) fn parse(nested: &[u8]) -> DwcsClassOptions {
+        let mut options = DwcsClassOptions::default();
+        for nla in NlasIterator::new(nested).map_while(|nla| nla.ok()) {
+            match nla.kind() {
+                TCA_DWCS_CLASS_PERIOD => options.period_ns = value_u64(nla.value()),
+                TCA_DWCS_CLASS_OLN => options.oln = value_u32(nla.value()),
+                TCA_DWCS_CLASS_OLD => options.old = value_u32(nla.value()),
+                TCA_DWCS_CLASS_FLAGS => options.flags = value_u32(nla.value()),
+                _ => {}
+            }
+        }
+        options
+    }
+}
+
+/// Declares a `#[repr(C)]` mirror of a uapi struct of fixed-width integers,
+/// a parser that reads each field at its `offset_of!` (so the test that
+/// checks the offsets against C also checks the parser), and the field table
+/// that test uses.
+macro_rules! uapi_struct {
+    ($(#[$meta:meta])* $name:ident = $c_name:literal {
+        $($(#[$field_meta:meta])* $field:ident: $ty:ident,)*
+    }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub(crate) struct $name {
+            $($(#[$field_meta])* pub(crate) $field: $ty,)*
+        }
+
+        impl $name {
+            /// The C struct's name.
+            #[cfg(test)]
+            pub(crate) const C_NAME: &'static str = $c_name;
+
+            /// Every field: name, offset and size.
+            #[cfg(test)]
+            pub(crate) const FIELDS: &'static [(&'static str, usize, usize)] = &[
+                $((stringify!($field), std::mem::offset_of!($name, $field), std::mem::size_of::<$ty>()),)*
+            ];
+
+            /// Reads the struct from the kernel's bytes. Longer input is
+            /// accepted (a newer module may append fields); shorter is not.
+            pub(crate) fn parse(bytes: &[u8]) -> Option<$name> {
+                if bytes.len() < std::mem::size_of::<$name>() {
+                    return None;
+                }
+                Some($name {
+                    $($field: {
+                        let at = std::mem::offset_of!($name, $field);
+                        $ty::from_ne_bytes(bytes.get(at..at + std::mem::size_of::<$ty>())?.try_into().ok()?)
+                    },)*
+                })
+            }
+
+            /// The struct's bytes as the kernel would send them.
+            #[cfg(test)]
+            pub(crate) fn to_bytes(&self) -> Vec<u8> {
+                let mut out = vec![0; std::mem::size_of::<$name>()];
+                $({
+                    let at = std::mem::offset_of!($name, $field);
+                    out[at..at + std::mem::size_of::<$ty>()].copy_from_slice(&self.$field.to_ne_bytes());
+                })*
+                out
+            }
+        }
+    };
+}
+
+uapi_struct! {
+    /// `struct tc_dwcs_xstats`: one class's counters.
+    TcDwcsXstats = "tc_dwcs_xstats" {
+        /// Packets sent.
+        sent_packets: u64,
+        /// Bytes sent.
+        sent_bytes: u64,
+        /// Late, dropped with x' > 0.
+        drops_late: u64,
+        /// Late, dropped with x' == 0.
+        drops_window: u64,
+        /// The rest of a late frame.
+        drops_frame: u64,
+        /// Droppable, queue full.
+        drops_queue_full: u64,
+        /// Non-droppable, queue full: the sender got ENOBUFS.
+        refused: u64,
+        /// Deadlines missed.
+        deadline_misses: u64,
+        /// Window-constraints broken.
+        window_violations: u64,
+        /// Queueing delay summed over sent packets.
+        queue_delay_sum_ns: u64,
+        /// Largest queueing delay.
+        queue_delay_max_ns: u64,
+        /// Packets queued.
+        backlog_packets: u64,
+        /// Bytes queued.
+        backlog_bytes: u64,
+        /// Current x'.
+        x: u32,
+        /// Current y'.
+        y: u32,
+        /// The class's oln.
+        oln: u32,
+        /// The class's old.
+        old: u32,
+    }
+}
+
+uapi_struct! {
+    /// `struct tc_dwcs_qdisc_xstats`: totals over the classes, and best effort.
+    TcDwcsQdiscXstats = "tc_dwcs_qdisc_xstats" {
+        /// Classes.
+        classes: u32,
+        /// Padding.
+        pad: u32,
+        /// Packets sent, streams and best effort.
+        sent_packets: u64,
+        /// Bytes sent.
+        sent_bytes: u64,
+        /// Late, dropped with x' > 0.
+        drops_late: u64,
+        /// Late, dropped with x' == 0.
+        drops_window: u64,
+        /// The rest of late frames.
+        drops_frame: u64,
+        /// Droppable, queue full.
+        drops_queue_full: u64,
+        /// Non-droppable, queue full.
+        refused: u64,
+        /// Deadlines missed.
+        deadline_misses: u64,
+        /// Window-constraints broken.
+        window_violations: u64,
+        /// Best effort's packets sent.
+        be_sent_packets: u64,
+        /// Best effort's bytes sent.
+        be_sent_bytes: u64,
+        /// Best effort's drops, queue full.
+        be_drops_queue_full: u64,
+        /// Best effort's refusals.
+        be_refused: u64,
+        /// Best effort's packets queued.
+        be_backlog_packets: u64,
+    }
+}
+
+#[cfg(test)]
+mod tests;
