@@ -45,6 +45,90 @@ pub fn send_datagrams(
         [packet] => return send_one(socket, packet, destination, flags).map(|_| 1),
         _ => {}
     }
+    send_messages(socket, packets, destination, &[], flags)
+}
+
+/// Sends each buffer as one datagram in `sendmmsg(2)` calls, like
+/// [`send_datagrams`], each with an `SCM_TXTIME` control message carrying
+/// `txtimes[i]` (one value per packet); a value of 0 sends no control message
+/// for that packet, which the kernel treats the same as a txtime of 0. The
+/// socket must have `SO_TXTIME` enabled ([`enable_txtime_monotonic`]), or the
+/// kernel refuses the control message with `EINVAL`.
+pub fn send_datagrams_with_txtime(
+    socket: BorrowedFd<'_>,
+    packets: &[&[u8]],
+    destination: Option<&SockAddr>,
+    txtimes: &[u64],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    if txtimes.len() != packets.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "one txtime per packet is needed",
+        ));
+    }
+    let controls: Vec<Vec<u8>> = txtimes
+        .iter()
+        .map(|&value| {
+            if value == 0 {
+                Vec::new()
+            } else {
+                txtime_cmsg(value)
+            }
+        })
+        .collect();
+    let controls: Vec<&[u8]> = controls.iter().map(Vec::as_slice).collect();
+    send_messages(socket, packets, destination, &controls, flags)
+}
+
+/// `CMSG_ALIGN`: glibc aligns control messages to `size_t`.
+const fn cmsg_align(len: usize) -> usize {
+    let align = std::mem::size_of::<usize>();
+    (len + align - 1) & !(align - 1)
+}
+
+/// `CMSG_LEN(len)`.
+const fn cmsg_len(len: usize) -> usize {
+    cmsg_align(std::mem::size_of::<libc::cmsghdr>()) + len
+}
+
+/// `CMSG_SPACE(len)`.
+const fn cmsg_space(len: usize) -> usize {
+    cmsg_align(std::mem::size_of::<libc::cmsghdr>()) + cmsg_align(len)
+}
+
+/// The bytes of one `SCM_TXTIME` control message carrying `value`: a
+/// `cmsghdr` (SOL_SOCKET, SCM_TXTIME, CMSG_LEN(8)), the u64 at
+/// `CMSG_DATA`, and padding to `CMSG_SPACE(8)`.
+pub fn txtime_cmsg(value: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; cmsg_space(8)];
+    let header = libc::cmsghdr {
+        cmsg_len: cmsg_len(8) as _,
+        cmsg_level: libc::SOL_SOCKET,
+        cmsg_type: libc::SCM_TXTIME,
+    };
+    // SAFETY: `buf` holds CMSG_SPACE(8) bytes, more than a cmsghdr;
+    // write_unaligned needs no alignment, and cmsghdr is plain integers. The
+    // kernel copies control data into its own buffer, so the user buffer's
+    // alignment does not matter to it either.
+    unsafe { std::ptr::write_unaligned(buf.as_mut_ptr().cast::<libc::cmsghdr>(), header) };
+    let data = cmsg_align(std::mem::size_of::<libc::cmsghdr>());
+    buf[data..data + 8].copy_from_slice(&value.to_ne_bytes());
+    buf
+}
+
+/// `sendmmsg(2)` of `packets`, each with `controls[i]` as its control data
+/// when `controls` is not empty (an empty entry sends none).
+fn send_messages(
+    socket: BorrowedFd<'_>,
+    packets: &[&[u8]],
+    destination: Option<&SockAddr>,
+    controls: &[&[u8]],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    if packets.is_empty() {
+        return Ok(0);
+    }
     let mut iovecs: Vec<libc::iovec> = packets
         .iter()
         .map(|packet| libc::iovec {
@@ -58,7 +142,8 @@ pub fn send_datagrams(
     };
     let mut headers: Vec<libc::mmsghdr> = iovecs
         .iter_mut()
-        .map(|iovec| {
+        .enumerate()
+        .map(|(i, iovec)| {
             // SAFETY: mmsghdr is plain old data; all-zero is a valid value
             // (null pointers, zero lengths) that the fields below complete.
             let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
@@ -66,6 +151,10 @@ pub fn send_datagrams(
             header.msg_hdr.msg_namelen = name_len;
             header.msg_hdr.msg_iov = iovec;
             header.msg_hdr.msg_iovlen = 1;
+            if let Some(control) = controls.get(i).filter(|c| !c.is_empty()) {
+                header.msg_hdr.msg_control = control.as_ptr() as *mut libc::c_void;
+                header.msg_hdr.msg_controllen = control.len() as _;
+            }
             header
         })
         .collect();
@@ -73,10 +162,10 @@ pub fn send_datagrams(
     while sent < headers.len() {
         let batch = &mut headers[sent..];
         let count = libc::c_uint::try_from(batch.len()).unwrap_or(libc::c_uint::MAX);
-        // SAFETY: every header points at an iovec in `iovecs` and at a packet
-        // slice, both alive until this function returns; the destination
-        // address, when given, outlives the call; the kernel only reads them
-        // and writes msg_len.
+        // SAFETY: every header points at an iovec in `iovecs`, at a packet
+        // slice and at its control bytes, all alive until this function
+        // returns; the destination address, when given, outlives the call;
+        // the kernel only reads them and writes msg_len.
         let rc = unsafe { libc::sendmmsg(socket.as_raw_fd(), batch.as_mut_ptr(), count, flags) };
         if rc < 0 {
             let err = io::Error::last_os_error();
@@ -89,6 +178,43 @@ pub fn send_datagrams(
         sent += usize::try_from(rc).unwrap_or(0);
     }
     Ok(sent)
+}
+
+/// Enables `SO_TXTIME` on `CLOCK_MONOTONIC` without flags
+/// (`setsockopt(SOL_SOCKET, SO_TXTIME)`), so that `SCM_TXTIME` values reach
+/// `skb->tstamp`. Needs no privilege on Linux 5.8 and later; it cannot be
+/// turned off again, which is harmless: packets sent without the control
+/// message carry no txtime.
+pub fn enable_txtime_monotonic(socket: BorrowedFd<'_>) -> io::Result<()> {
+    let config = libc::sock_txtime {
+        clockid: libc::CLOCK_MONOTONIC,
+        flags: 0,
+    };
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::TxTime, &config)
+        .map_err(io::Error::from)
+}
+
+/// Whether `IP_RECVERR` (`ipv6`: `IPV6_RECVERR`) is on (`getsockopt(2)`).
+pub fn recv_err(socket: BorrowedFd<'_>, ipv6: bool) -> io::Result<bool> {
+    use nix::sys::socket::{getsockopt, sockopt};
+    if ipv6 {
+        getsockopt(&socket, sockopt::Ipv6RecvErr)
+    } else {
+        getsockopt(&socket, sockopt::Ipv4RecvErr)
+    }
+    .map_err(io::Error::from)
+}
+
+/// Sets `IP_RECVERR` (`ipv6`: `IPV6_RECVERR`) (`setsockopt(2)`). With it, a
+/// UDP send that the qdisc refuses fails with `ENOBUFS` instead of seeming to succeed.
+pub fn set_recv_err(socket: BorrowedFd<'_>, ipv6: bool, on: bool) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if ipv6 {
+        setsockopt(&socket, sockopt::Ipv6RecvErr, &on)
+    } else {
+        setsockopt(&socket, sockopt::Ipv4RecvErr, &on)
+    }
+    .map_err(io::Error::from)
 }
 
 /// `sendto(2)` (or `send(2)` without a destination) of one datagram.
@@ -161,3 +287,6 @@ pub fn make_thread_realtime(priority: i32) -> io::Result<()> {
 }
 
 pub(crate) mod capi;
+
+#[cfg(test)]
+mod tests;

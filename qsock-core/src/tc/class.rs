@@ -4,7 +4,7 @@ use netlink_packet_core::{Nla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcStats2};
 use netlink_packet_route::RouteNetlinkMessage;
 
-use super::htb::{parse_class_options, HtbClassParams, HtbClassSpec};
+use super::htb::{parse_class_options, HtbClassParams, HtbClassSpec, KIND as HTB_KIND};
 use super::link::Link;
 use super::qdisc::link_index;
 use super::{handle_to_string, Context, Netlink};
@@ -48,6 +48,11 @@ pub(crate) struct ClassInfo {
     pub(crate) kind: String,
     /// HTB parameters, for HTB classes.
     pub(crate) htb: Option<HtbClassParams>,
+    /// The value of `TCA_OPTIONS` for kinds `netlink-packet-route` does not
+    /// model (nested attributes), to be read by the kind's own parser.
+    pub(crate) options: Vec<u8>,
+    /// The kind's own statistics (`TCA_STATS_APP`, else `TCA_XSTATS`).
+    pub(crate) xstats: Option<Vec<u8>>,
     /// Its counters.
     pub(crate) stats: ClassStats,
 }
@@ -93,6 +98,8 @@ fn class_info(msg: &TcMessage) -> ClassInfo {
         parent: msg.header.parent,
         kind: String::new(),
         htb: None,
+        options: super::qdisc::opaque_options(&msg.attributes),
+        xstats: super::qdisc::xstats(&msg.attributes),
         stats: ClassStats::default(),
     };
     let mut pkt64 = None;
@@ -178,35 +185,38 @@ fn read_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn htb_class_message(
+fn class_message(
     link: &Link,
     parent: TcHandle,
     handle: TcHandle,
-    spec: &HtbClassSpec,
+    kind: &str,
+    options: TcAttribute,
 ) -> TcMessage {
     let mut msg = TcMessage::with_index(link_index(link));
     msg.header.parent = parent;
     msg.header.handle = handle;
-    msg.attributes.push(TcAttribute::Kind("htb".to_owned()));
-    msg.attributes.push(TcAttribute::Options(spec.options()));
+    msg.attributes.push(TcAttribute::Kind(kind.to_owned()));
+    msg.attributes.push(options);
     msg
 }
 
-/// Creates an HTB class, failing with EEXIST if the handle is taken (`tc
-/// class add dev DEV parent P classid H htb ...`, NLM_F_EXCL).
-pub(crate) fn add_htb(
+/// Creates a class of a `kind` qdisc with `options` (its `TCA_OPTIONS`
+/// attribute), failing with EEXIST if the handle is taken (`tc class add dev
+/// DEV parent P classid H KIND ...`, NLM_F_EXCL).
+pub(crate) fn add(
     nl: &Netlink,
     link: &Link,
     parent: TcHandle,
     handle: TcHandle,
-    spec: &HtbClassSpec,
+    kind: &str,
+    options: TcAttribute,
 ) -> Result<()> {
-    let what = format!("tc class add classid {}", handle_to_string(handle));
+    let what = format!("tc class add classid {} {kind}", handle_to_string(handle));
     let ctx = Context {
         what: &what,
         device: &link.name,
     };
-    let msg = htb_class_message(link, parent, handle, spec);
+    let msg = class_message(link, parent, handle, kind, options);
     nl.request(
         RouteNetlinkMessage::NewTrafficClass(msg),
         NLM_F_CREATE | NLM_F_EXCL,
@@ -215,8 +225,39 @@ pub(crate) fn add_htb(
     Ok(())
 }
 
-/// Changes an existing HTB class (`tc class change dev DEV parent P classid
-/// H htb ...`).
+/// Changes an existing class (`tc class change dev DEV parent P classid H
+/// KIND ...`).
+pub(crate) fn change(
+    nl: &Netlink,
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    kind: &str,
+    options: TcAttribute,
+) -> Result<()> {
+    let what = format!("tc class change classid {} {kind}", handle_to_string(handle));
+    let ctx = Context {
+        what: &what,
+        device: &link.name,
+    };
+    let msg = class_message(link, parent, handle, kind, options);
+    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), 0, ctx)?;
+    Ok(())
+}
+
+/// Creates an HTB class (`tc class add ... htb ...`), see [`add`].
+pub(crate) fn add_htb(
+    nl: &Netlink,
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> Result<()> {
+    let options = TcAttribute::Options(spec.options());
+    add(nl, link, parent, handle, HTB_KIND, options)
+}
+
+/// Changes an HTB class (`tc class change ... htb ...`), see [`change`].
 pub(crate) fn change_htb(
     nl: &Netlink,
     link: &Link,
@@ -224,14 +265,8 @@ pub(crate) fn change_htb(
     handle: TcHandle,
     spec: &HtbClassSpec,
 ) -> Result<()> {
-    let what = format!("tc class change classid {}", handle_to_string(handle));
-    let ctx = Context {
-        what: &what,
-        device: &link.name,
-    };
-    let msg = htb_class_message(link, parent, handle, spec);
-    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), 0, ctx)?;
-    Ok(())
+    let options = TcAttribute::Options(spec.options());
+    change(nl, link, parent, handle, HTB_KIND, options)
 }
 
 /// Deletes a class (`tc class del dev DEV classid H`); what it still queues

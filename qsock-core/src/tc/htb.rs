@@ -12,6 +12,9 @@ use netlink_packet_route::tc::TcOption;
 
 use crate::params::Rate;
 
+/// The qdisc kind, as `tc` names it.
+pub(crate) const KIND: &str = "htb";
+
 /// `TCA_HTB_PARMS`: a class's `struct tc_htb_opt`.
 const TCA_HTB_PARMS: u16 = 1;
 /// `TCA_HTB_INIT`: the qdisc's `struct tc_htb_glob`.

@@ -1,7 +1,8 @@
-//! A device's root qdisc: what it is, replacing it with qsock's HTB, deleting it.
+//! A device's root qdisc: what it is, replacing it with one of qsock's,
+//! changing its options, deleting it.
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE};
-use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
+use netlink_packet_core::{Nla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcStats2, TcXstats};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::htb::HtbGlob;
@@ -16,6 +17,11 @@ pub(crate) struct RootQdisc {
     pub(crate) kind: String,
     /// Its handle; major 0 for the kernel's defaults, which nobody installed.
     pub(crate) handle: TcHandle,
+    /// The value of its `TCA_OPTIONS` (nested attributes for most kinds),
+    /// for kinds `netlink-packet-route` does not model; empty otherwise.
+    pub(crate) options: Vec<u8>,
+    /// Its kind's own statistics (`TCA_STATS_APP`, else `TCA_XSTATS`).
+    pub(crate) xstats: Option<Vec<u8>>,
 }
 
 impl RootQdisc {
@@ -28,7 +34,12 @@ impl RootQdisc {
 
     /// Is it qsock's own HTB?
     pub(crate) fn is_qsock_htb(&self) -> bool {
-        self.kind == "htb" && self.handle.major == QSOCK_MAJOR
+        self.is_qsock(super::htb::KIND)
+    }
+
+    /// Is it a qdisc of `kind` that qsock installed (handle `7173:`)?
+    pub(crate) fn is_qsock(&self, kind: &str) -> bool {
+        self.kind == kind && self.handle.major == QSOCK_MAJOR
     }
 
     /// `kind handle`, as `tc qdisc show` starts its line (`htb 7173:`).
@@ -63,33 +74,115 @@ pub(crate) fn root(nl: &Netlink, link: &Link) -> Result<Option<RootQdisc>> {
             Some(RootQdisc {
                 kind,
                 handle: msg.header.handle,
+                options: opaque_options(&msg.attributes),
+                xstats: xstats(&msg.attributes),
             })
         }
         _ => None,
     }))
 }
 
+/// The value of `TCA_OPTIONS` for a kind `netlink-packet-route` does not
+/// model, which it keeps as one opaque attribute; empty when there is none.
+pub(crate) fn opaque_options(attributes: &[TcAttribute]) -> Vec<u8> {
+    attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            TcAttribute::Options(options) => options.iter().find_map(|option| match option {
+                TcOption::Other(nla) => {
+                    let mut value = vec![0; nla.value_len()];
+                    nla.emit_value(&mut value);
+                    Some(value)
+                }
+                _ => None,
+            }),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The kind's own statistics: `TCA_STATS_APP` inside `TCA_STATS2`, else the
+/// legacy `TCA_XSTATS` copy of the same bytes.
+pub(crate) fn xstats(attributes: &[TcAttribute]) -> Option<Vec<u8>> {
+    let mut legacy = None;
+    for attribute in attributes {
+        match attribute {
+            TcAttribute::Stats2(stats) => {
+                for stat in stats {
+                    if let TcStats2::App(TcXstats::Other(bytes)) = stat {
+                        return Some(bytes.clone());
+                    }
+                }
+            }
+            TcAttribute::Xstats(TcXstats::Other(bytes)) => legacy = Some(bytes.clone()),
+            _ => {}
+        }
+    }
+    legacy
+}
+
 /// Makes qsock's HTB the root qdisc (`tc qdisc replace dev DEV root handle
 /// 7173: htb r2q R default D`), replacing a kernel default. The caller checks
 /// that nothing installed on purpose is there.
 pub(crate) fn replace_root_htb(nl: &Netlink, link: &Link, glob: HtbGlob) -> Result<()> {
-    let ctx = Context {
-        what: "tc qdisc replace root handle 7173: htb",
-        device: &link.name,
-    };
+    replace_root(
+        nl,
+        link,
+        super::htb::KIND,
+        TcAttribute::Options(glob.options()),
+    )
+}
+
+fn qsock_root_message(link: &Link, kind: &str, options: TcAttribute) -> TcMessage {
     let mut msg = TcMessage::with_index(link_index(link));
     msg.header.parent = TcHandle::ROOT;
     msg.header.handle = TcHandle {
         major: QSOCK_MAJOR,
         minor: 0,
     };
-    msg.attributes.push(TcAttribute::Kind("htb".to_owned()));
-    msg.attributes.push(TcAttribute::Options(glob.options()));
+    msg.attributes.push(TcAttribute::Kind(kind.to_owned()));
+    msg.attributes.push(options);
+    msg
+}
+
+/// Makes a qdisc of `kind` with `options` (a `TCA_OPTIONS` attribute) the
+/// root qdisc under qsock's handle (`tc qdisc replace dev DEV root handle
+/// 7173: KIND ...`). The caller checks that nothing installed on purpose is there.
+pub(crate) fn replace_root(
+    nl: &Netlink,
+    link: &Link,
+    kind: &str,
+    options: TcAttribute,
+) -> Result<()> {
+    let what = format!("tc qdisc replace root handle 7173: {kind}");
+    let ctx = Context {
+        what: &what,
+        device: &link.name,
+    };
+    let msg = qsock_root_message(link, kind, options);
     nl.request(
         RouteNetlinkMessage::NewQueueDiscipline(msg),
         NLM_F_CREATE | NLM_F_REPLACE,
         ctx,
     )?;
+    Ok(())
+}
+
+/// Changes the options of qsock's root qdisc of `kind` in place, keeping its
+/// classes (`tc qdisc change dev DEV root handle 7173: KIND ...`).
+pub(crate) fn change_root(
+    nl: &Netlink,
+    link: &Link,
+    kind: &str,
+    options: TcAttribute,
+) -> Result<()> {
+    let what = format!("tc qdisc change root handle 7173: {kind}");
+    let ctx = Context {
+        what: &what,
+        device: &link.name,
+    };
+    let msg = qsock_root_message(link, kind, options);
+    nl.request(RouteNetlinkMessage::NewQueueDiscipline(msg), 0, ctx)?;
     Ok(())
 }
 
