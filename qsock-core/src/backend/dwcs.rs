@@ -1,32 +1,350 @@
 //! The `dwcs` backend: sch_dwcs, the DWCS qdisc of kmod-dwcs, as the device's
-//! root qdisc. This build knows where the module would be and says so; the
-//! netlink control of the qdisc comes with kmod-dwcs.
+//! root qdisc, one class per stream with the stream's period and loss window,
+//! best-effort traffic in the qdisc's own FIFO.
+//!
+//! Layout (`tc class show`):
+//!
+//! ```text
+//! qdisc dwcs 7173: root rate LINK limit L resolution N
+//! class dwcs 7173:N parent 7173: period T oln X old Y flags F   (one per stream, N >= 1)
+//! ```
+//!
+//! A socket is put in its class through `SO_PRIORITY` = `7173:N`. Per-packet
+//! deadlines, drop flags and frame starts travel in one `SCM_TXTIME` value
+//! (see `tc::dwcs` and the module's uapi header), which needs no privilege;
+//! `IP_RECVERR` makes the kernel's refusal of a non-droppable packet reach the
+//! sender as `ENOBUFS`.
 
-use socket2::Socket;
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use super::{Attachment, Backend, DeviceReport, InitReport};
+use netlink_packet_route::tc::TcHandle;
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::{busy, set_priority, Attachment, Backend, DeviceReport, InitReport, StreamReport};
 use crate::error::{Error, ErrorKind, Result};
-use crate::params::{InitParams, QosParams, SchedulerName};
+use crate::flags::{DropFlag, PacketFlags};
+use crate::info::{DropCounts, QueueDelay, SchedulerStats};
+use crate::notice;
+use crate::params::{
+    InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams, WindowConstraint,
+};
+use crate::sys;
+use crate::tc::class::{self, ClassInfo};
+use crate::tc::dwcs::{
+    txtime_value, DwcsClassOptions, DwcsQdiscOptions, TcDwcsQdiscXstats, TcDwcsXstats, KIND,
+    TC_DWCS_CLASS_F_APERIODIC, TC_DWCS_CLASS_F_DROPPABLE, TC_DWCS_CLASS_F_WORK_CONSERVING,
+};
+use crate::tc::link::{self, Link};
+use crate::tc::qdisc::{self, RootQdisc};
+use crate::tc::{handle_to_string, handle_to_u32, Netlink, QSOCK_MAJOR};
 
-/// sch_dwcs as root qdisc.
+/// The first minor a stream may get (classes hang off the qdisc directly).
+const FIRST_STREAM_MINOR: u16 = 1;
+/// The last minor a stream may get; `ffff` is left alone, as `tc` reserves
+/// the all-ones minor in places.
+const LAST_STREAM_MINOR: u16 = 0xfffe;
+/// How long `detach` waits for a class's queue to drain before deleting it.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// How many free minors `attach` tries when other processes race for them.
+const CLASS_ATTEMPTS: usize = 16;
+
+/// The `dwcs` backend.
 #[derive(Debug)]
 pub(crate) struct Dwcs;
 
-/// Where the kernel lists a loaded module.
-const MODULE_PATH: &str = "/sys/module/sch_dwcs";
+/// The qdisc's own handle, `7173:`: every class's parent.
+fn qdisc_handle() -> TcHandle {
+    TcHandle {
+        major: QSOCK_MAJOR,
+        minor: 0,
+    }
+}
 
-fn unavailable() -> Error {
-    let loaded = std::path::Path::new(MODULE_PATH).exists();
-    let why = if loaded {
-        "the sch_dwcs module is loaded, but this build of qsock has no control path for it yet"
-    } else {
-        "the sch_dwcs kernel module is not loaded (build and install it from kmod-dwcs/ with \
-         DKMS, then `modprobe sch_dwcs`)"
-    };
+fn class_handle(minor: u16) -> TcHandle {
+    TcHandle {
+        major: QSOCK_MAJOR,
+        minor,
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The kernel's answer when the kind is unknown, turned into what to do.
+/// Anything else is passed on unchanged.
+fn module_missing(err: Error) -> Error {
+    let errno = err.errno();
+    let text = err.message().to_ascii_lowercase();
+    // qdisc_create answers ENOENT ("Specified qdisc kind is unknown"); some
+    // paths answer EINVAL or EOPNOTSUPP with an extack naming the kind unknown.
+    let unknown = errno == libc::ENOENT
+        || (matches!(errno, libc::EINVAL | libc::EOPNOTSUPP) && text.contains("unknown"));
+    if !unknown {
+        return err;
+    }
     Error::new(
         ErrorKind::NotSupported,
-        format!("{why}; the htb scheduler (CAP_NET_ADMIN) or the user scheduler (no privilege) work without it"),
+        format!(
+            "the kernel does not know the dwcs qdisc ({err}): the sch_dwcs module is not loaded. \
+             Load it with `modprobe sch_dwcs`, or build and install it from kmod-dwcs/ with DKMS \
+             first; the htb scheduler (CAP_NET_ADMIN) and the user scheduler (no privilege) work \
+             without it"
+        ),
     )
+}
+
+/// The options `init` asks of the qdisc, for a fresh install.
+fn fresh_options(init: &InitParams, rate: Rate) -> DwcsQdiscOptions {
+    DwcsQdiscOptions {
+        rate: Some(rate.bytes_per_second()),
+        limit: init.limit,
+        // Sent even when not given, so that qsock's default governs rather
+        // than whatever the module defaults to.
+        resolution_ns: Some(nanos(init.deadline_resolution())),
+    }
+}
+
+/// The options to change on a qdisc that has `current`: those `init` names
+/// and that differ. `None` when nothing changes.
+fn changed_options(init: &InitParams, current: &DwcsQdiscOptions) -> Option<DwcsQdiscOptions> {
+    let differs = |wanted: Option<u64>, current: Option<u64>| wanted.filter(|w| Some(*w) != current);
+    let change = DwcsQdiscOptions {
+        rate: differs(init.link_rate.map(Rate::bytes_per_second), current.rate),
+        limit: init.limit.filter(|l| Some(*l) != current.limit),
+        resolution_ns: differs(init.deadline_resolution.map(nanos), current.resolution_ns),
+    };
+    (change != DwcsQdiscOptions::default()).then_some(change)
+}
+
+fn describe_options(options: &DwcsQdiscOptions) -> String {
+    let mut parts = Vec::new();
+    if let Some(rate) = options.rate {
+        parts.push(format!(
+            "rate {}",
+            Rate::from_bits_per_second(rate.saturating_mul(8))
+        ));
+    }
+    if let Some(limit) = options.limit {
+        parts.push(format!("limit {limit}"));
+    }
+    if let Some(ns) = options.resolution_ns {
+        parts.push(format!("resolution {:?}", Duration::from_nanos(ns)));
+    }
+    parts.join(" ")
+}
+
+/// The class a stream needs, or `None` for best-effort streams, which go to
+/// the qdisc's FIFO.
+fn class_options(stream: &StreamParams) -> Option<DwcsClassOptions> {
+    let mut flags = 0;
+    if stream.droppable {
+        flags |= TC_DWCS_CLASS_F_DROPPABLE;
+    }
+    if stream.work_conserving {
+        flags |= TC_DWCS_CLASS_F_WORK_CONSERVING;
+    }
+    let period_ns = match stream.kind {
+        StreamKind::BestEffort => return None,
+        StreamKind::Periodic => Some(nanos(stream.ipg)),
+        StreamKind::Aperiodic => {
+            flags |= TC_DWCS_CLASS_F_APERIODIC;
+            // A change keeps an old period; APERIODIC makes the kernel ignore it.
+            None
+        }
+    };
+    Some(DwcsClassOptions {
+        period_ns,
+        oln: Some(stream.window.oln),
+        old: Some(stream.window.old),
+        flags: Some(flags),
+    })
+}
+
+fn not_installed(device: &str) -> Error {
+    Error::new(
+        ErrorKind::NotSupported,
+        format!(
+            "the dwcs scheduler is not installed on {device}: call qsockinit first (`qsockctl \
+             init --dev {device} --scheduler dwcs --rate RATE`)"
+        ),
+    )
+}
+
+/// Checks that qsock's dwcs is the device's root.
+fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
+    let link = link::lookup(nl, device)?;
+    match qdisc::root(nl, &link)? {
+        Some(root) if root.is_qsock(KIND) => Ok((link, root)),
+        _ => Err(not_installed(device)),
+    }
+}
+
+/// A class's figures: the dwcs xstats where the kernel sent them, else the
+/// generic counters every class has.
+fn stats_of(info: &ClassInfo) -> SchedulerStats {
+    match info.xstats.as_deref().and_then(TcDwcsXstats::parse) {
+        Some(x) => class_stats(&x),
+        None => SchedulerStats {
+            sent_packets: info.stats.packets,
+            sent_bytes: info.stats.bytes,
+            dropped: DropCounts {
+                queue_full: info.stats.drops,
+                ..DropCounts::default()
+            },
+            backlog_packets: info.stats.qlen,
+            backlog_bytes: info.stats.backlog,
+            ..SchedulerStats::default()
+        },
+    }
+}
+
+fn class_stats(x: &TcDwcsXstats) -> SchedulerStats {
+    let mean = x
+        .queue_delay_sum_ns
+        .checked_div(x.sent_packets)
+        .unwrap_or(0);
+    SchedulerStats {
+        sent_packets: x.sent_packets,
+        sent_bytes: x.sent_bytes,
+        dropped: DropCounts {
+            late: x.drops_late,
+            window: x.drops_window,
+            frame: x.drops_frame,
+            queue_full: x.drops_queue_full,
+        },
+        deadline_misses: x.deadline_misses,
+        window_violations: x.window_violations,
+        queue_delay: Some(QueueDelay {
+            mean: Duration::from_nanos(mean),
+            max: Duration::from_nanos(x.queue_delay_max_ns),
+        }),
+        backlog_packets: x.backlog_packets,
+        backlog_bytes: x.backlog_bytes,
+        current_window: Some(WindowConstraint::new(x.x, x.y)),
+    }
+}
+
+/// Best effort's share of the qdisc's xstats.
+fn best_effort_stats(q: &TcDwcsQdiscXstats) -> SchedulerStats {
+    SchedulerStats {
+        sent_packets: q.be_sent_packets,
+        sent_bytes: q.be_sent_bytes,
+        dropped: DropCounts {
+            queue_full: q.be_drops_queue_full,
+            ..DropCounts::default()
+        },
+        backlog_packets: q.be_backlog_packets,
+        ..SchedulerStats::default()
+    }
+}
+
+/// Creates a class with `options` at a free minor and returns its handle.
+/// Other processes may pick the same minor at the same time: NLM_F_EXCL makes
+/// the kernel refuse the loser with EEXIST, who tries the next.
+fn create_stream_class(nl: &Netlink, link: &Link, options: &DwcsClassOptions) -> Result<TcHandle> {
+    let mut taken: HashSet<u16> = class::list(nl, link)?
+        .into_iter()
+        .filter(|c| c.handle.major == QSOCK_MAJOR)
+        .map(|c| c.handle.minor)
+        .collect();
+    for _ in 0..CLASS_ATTEMPTS {
+        let minor = (FIRST_STREAM_MINOR..=LAST_STREAM_MINOR)
+            .find(|m| !taken.contains(m))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::QueueFull,
+                    format!("{}: every class number of qsock's dwcs is in use", link.name),
+                )
+            })?;
+        let handle = class_handle(minor);
+        match class::add(nl, link, qdisc_handle(), handle, KIND, options.attribute()) {
+            Ok(()) => return Ok(handle),
+            Err(err) if err.errno() == libc::EEXIST => {
+                taken.insert(minor);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Busy,
+        format!(
+            "{}: could not claim a free class after {CLASS_ATTEMPTS} tries; other processes keep \
+             taking them",
+            link.name
+        ),
+    ))
+}
+
+/// What `classify` changed on a socket besides its priority, to undo it.
+#[derive(Debug, Clone, Copy, Default)]
+struct SocketState {
+    /// The socket is UDP: per-packet values travel in SCM_TXTIME.
+    datagram: bool,
+    /// `IP_RECVERR` before attach, where qsock set it.
+    recv_err_v4: Option<bool>,
+    /// `IPV6_RECVERR` before attach, where qsock set it.
+    recv_err_v6: Option<bool>,
+}
+
+impl SocketState {
+    /// Puts `IP_RECVERR`/`IPV6_RECVERR` back as they were.
+    fn restore(&self, socket: &Socket) {
+        // Best effort: a failure leaves a flag on that only makes refusals visible.
+        if let Some(on) = self.recv_err_v4 {
+            let _ = sys::set_recv_err(socket.as_fd(), false, on);
+        }
+        if let Some(on) = self.recv_err_v6 {
+            let _ = sys::set_recv_err(socket.as_fd(), true, on);
+        }
+    }
+}
+
+/// Turns `IP_RECVERR` (or `IPV6_RECVERR`) on, remembering what it was.
+fn enable_recv_err(socket: &Socket, ipv6: bool) -> Result<Option<bool>> {
+    let before = sys::recv_err(socket.as_fd(), ipv6)
+        .map_err(|err| Error::os("getsockopt(IP_RECVERR) failed", err))?;
+    sys::set_recv_err(socket.as_fd(), ipv6, true)
+        .map_err(|err| Error::os("setsockopt(IP_RECVERR) failed", err))?;
+    Ok(Some(before))
+}
+
+/// Puts the socket in class `handle` and prepares it for per-packet values:
+/// `SO_PRIORITY`, and for UDP `SO_TXTIME` on CLOCK_MONOTONIC and
+/// `IP_RECVERR`. On failure, undoes what it did.
+fn classify(socket: &Socket, handle: TcHandle, device: &str) -> Result<SocketState> {
+    let mut state = SocketState {
+        datagram: socket.r#type().is_ok_and(|t| t == Type::DGRAM),
+        ..SocketState::default()
+    };
+    set_priority(socket, handle_to_u32(handle), device)?;
+    let prepared = (|| -> Result<()> {
+        if !state.datagram {
+            // TCP's departure-time stamps are not deadlines; the qdisc
+            // schedules the connection by its class alone.
+            return Ok(());
+        }
+        sys::enable_txtime_monotonic(socket.as_fd())
+            .map_err(|err| Error::os("setsockopt(SO_TXTIME, CLOCK_MONOTONIC) failed", err))?;
+        if socket.domain().is_ok_and(|d| d == Domain::IPV6) {
+            state.recv_err_v6 = enable_recv_err(socket, true)?;
+            // IPv4-mapped traffic of a dual-stack socket takes the IPv4 path,
+            // which reads IP_RECVERR; a v6-only socket may refuse it.
+            state.recv_err_v4 = enable_recv_err(socket, false).unwrap_or(None);
+        } else {
+            state.recv_err_v4 = enable_recv_err(socket, false)?;
+        }
+        Ok(())
+    })();
+    if let Err(err) = prepared {
+        state.restore(socket);
+        let _ = set_priority(socket, 0, device);
+        return Err(err);
+    }
+    Ok(state)
 }
 
 impl Backend for Dwcs {
@@ -34,23 +352,437 @@ impl Backend for Dwcs {
         SchedulerName::Dwcs
     }
 
-    fn install(&self, _init: &InitParams) -> Result<InitReport> {
-        Err(unavailable())
+    /// `tc qdisc replace dev DEV root handle 7173: dwcs rate R limit L
+    /// resolution N`; `tc qdisc change` when qsock's dwcs is there already
+    /// and the options differ.
+    fn install(&self, init: &InitParams) -> Result<InitReport> {
+        init.validate()?;
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, &init.device)?;
+        let device = &init.device;
+        match qdisc::root(&nl, &link)? {
+            Some(root) if root.is_qsock(KIND) => {
+                let mut reason = format!("qsock's dwcs was already the root qdisc of {device}");
+                let current = DwcsQdiscOptions::parse(&root.options);
+                if let Some(change) = changed_options(init, &current) {
+                    qdisc::change_root(&nl, &link, KIND, change.attribute())?;
+                    reason.push_str(&format!("; now {}", describe_options(&change)));
+                }
+                return Ok(InitReport {
+                    scheduler: SchedulerName::Dwcs,
+                    device: device.clone(),
+                    installed_now: false,
+                    reason,
+                });
+            }
+            Some(root) if !root.is_kernel_default() => return Err(busy(device, &root)),
+            _ => {}
+        }
+        let (rate, source) = match init.link_rate {
+            Some(rate) => (rate, "as given"),
+            None => match link::speed(&link) {
+                Some(rate) => (rate, "the device's speed"),
+                None => {
+                    return Err(Error::invalid(format!(
+                        "{device} does not report its speed (virtual devices such as veth often \
+                         do not): give the link rate, e.g. `--rate 100mbit` (InitParams::link_rate)"
+                    )))
+                }
+            },
+        };
+        let options = fresh_options(init, rate);
+        qdisc::replace_root(&nl, &link, KIND, options.attribute()).map_err(module_missing)?;
+        Ok(InitReport {
+            scheduler: SchedulerName::Dwcs,
+            device: device.clone(),
+            installed_now: true,
+            reason: format!(
+                "installed dwcs 7173: on {device} with {} ({source})",
+                describe_options(&options)
+            ),
+        })
     }
 
-    fn is_installed(&self, _device: &str) -> Result<bool> {
-        Ok(false)
+    fn is_installed(&self, device: &str) -> Result<bool> {
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, device)?;
+        Ok(qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock(KIND)))
     }
 
-    fn attach(&self, _socket: &Socket, _params: &QosParams) -> Result<Box<dyn Attachment>> {
-        Err(unavailable())
+    /// `tc class add dev DEV parent 7173: classid 7173:N dwcs period T oln X
+    /// old Y flags F`, then `SO_PRIORITY` = 7173:N, `SO_TXTIME` and `IP_RECVERR`.
+    fn attach(&self, socket: &Socket, params: &QosParams) -> Result<Box<dyn Attachment>> {
+        params.validate()?;
+        let nl = Netlink::open()?;
+        let (link, _) = installed(&nl, &params.device)?;
+        let (class, state) = match class_options(&params.stream) {
+            Some(options) => {
+                let handle = create_stream_class(&nl, &link, &options)?;
+                match classify(socket, handle, &link.name) {
+                    Ok(state) => (Some(handle), state),
+                    Err(err) => {
+                        // Nothing may be left behind by a failed attach.
+                        let _ = class::delete(&nl, &link, handle);
+                        return Err(err);
+                    }
+                }
+            }
+            None => (None, SocketState::default()),
+        };
+        Ok(Box::new(DwcsStream {
+            netlink: Mutex::new(nl),
+            link,
+            class,
+            state,
+            stream: params.stream,
+        }))
     }
 
-    fn report(&self, _device: &str) -> Result<DeviceReport> {
-        Err(unavailable())
+    /// `tc -s -d qdisc show` and `tc -s -d class show dev DEV`.
+    fn report(&self, device: &str) -> Result<DeviceReport> {
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, device)?;
+        let root = qdisc::root(&nl, &link)?;
+        let root_qdisc = root
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), RootQdisc::describe);
+        let mut report = DeviceReport {
+            device: device.to_owned(),
+            scheduler: None,
+            root_qdisc,
+            link_rate: None,
+            streams: Vec::new(),
+            best_effort: None,
+        };
+        let Some(root) = root.filter(|root| root.is_qsock(KIND)) else {
+            return Ok(report);
+        };
+        report.scheduler = Some(SchedulerName::Dwcs);
+        report.link_rate = DwcsQdiscOptions::parse(&root.options)
+            .rate
+            .filter(|&rate| rate > 0)
+            .map(|rate| Rate::from_bits_per_second(rate.saturating_mul(8)));
+        report.best_effort = root
+            .xstats
+            .as_deref()
+            .and_then(TcDwcsQdiscXstats::parse)
+            .map(|q| best_effort_stats(&q));
+        for info in class::list(&nl, &link)? {
+            if info.handle.major == QSOCK_MAJOR && info.handle.minor != 0 && info.kind == KIND {
+                report.streams.push(StreamReport {
+                    id: handle_to_string(info.handle),
+                    rate: None,
+                    stats: stats_of(&info),
+                });
+            }
+        }
+        Ok(report)
     }
 
-    fn reset(&self, _device: &str) -> Result<()> {
-        Err(unavailable())
+    /// `tc qdisc del dev DEV root`, when the root is qsock's dwcs.
+    fn reset(&self, device: &str) -> Result<()> {
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, device)?;
+        if qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock(KIND)) {
+            qdisc::delete_root(&nl, &link)?;
+        }
+        Ok(())
+    }
+}
+
+fn lock(netlink: &Mutex<Netlink>) -> std::sync::MutexGuard<'_, Netlink> {
+    netlink
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One socket's stream: its class, or none for best-effort streams.
+#[derive(Debug)]
+struct DwcsStream {
+    /// The stream's own rtnetlink connection, opened at attach: a netlink
+    /// socket stays in the network namespace it was opened in, so later calls
+    /// reach the right device from any thread.
+    netlink: Mutex<Netlink>,
+    link: Link,
+    class: Option<TcHandle>,
+    /// What attach changed on the socket.
+    state: SocketState,
+    stream: StreamParams,
+}
+
+impl DwcsStream {
+    /// Waits, bounded, until the class holds no packets: deleting a class
+    /// drops what it queues, and non-droppable packets must not be dropped.
+    fn drain(&self, nl: &Netlink, handle: TcHandle) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < DRAIN_TIMEOUT {
+            let queued = class::get(nl, &self.link, handle)?.map(|info| {
+                let stats = stats_of(&info);
+                stats.backlog_packets.max(info.stats.qlen)
+            });
+            match queued {
+                Some(packets) if packets > 0 => std::thread::sleep(Duration::from_millis(10)),
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the socket out of its class and deletes the class once drained.
+    fn remove_class(&self, nl: &Netlink, socket: &Socket, handle: TcHandle) -> Result<()> {
+        set_priority(socket, 0, &self.link.name)?;
+        self.state.restore(socket);
+        self.drain(nl, handle)?;
+        match class::delete(nl, &self.link, handle) {
+            // Already gone: the scheduler was reset under us.
+            Err(err) if err.errno() == libc::ENOENT => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The error of a send, worded for what it means here.
+    fn send_error(&self, err: std::io::Error) -> Error {
+        match err.raw_os_error() {
+            Some(libc::ENOBUFS) => Error::new(
+                ErrorKind::QueueFull,
+                format!(
+                    "the dwcs queue on {} is full and refused a non-droppable packet (ENOBUFS): \
+                     nothing was dropped; send it again later",
+                    self.link.name
+                ),
+            ),
+            _ => Error::os("sendmmsg failed", err),
+        }
+    }
+}
+
+impl Attachment for DwcsStream {
+    /// `tc class change` with the new options; a class is created or deleted
+    /// when the stream leaves or joins best effort.
+    fn change(&mut self, socket: &Socket, stream: &StreamParams) -> Result<()> {
+        stream.validate()?;
+        let wanted = class_options(stream);
+        let nl = lock(&self.netlink);
+        let link = &self.link;
+        let (class, state) = match (self.class, wanted) {
+            (Some(handle), Some(options)) => {
+                class::change(&nl, link, qdisc_handle(), handle, KIND, options.attribute())?;
+                (Some(handle), self.state)
+            }
+            (None, Some(options)) => {
+                let handle = create_stream_class(&nl, link, &options)?;
+                match classify(socket, handle, &link.name) {
+                    Ok(state) => (Some(handle), state),
+                    Err(err) => {
+                        let _ = class::delete(&nl, link, handle);
+                        return Err(err);
+                    }
+                }
+            }
+            (Some(handle), None) => {
+                self.remove_class(&nl, socket, handle)?;
+                (None, SocketState::default())
+            }
+            (None, None) => (None, self.state),
+        };
+        drop(nl);
+        self.class = class;
+        self.state = state;
+        self.stream = *stream;
+        Ok(())
+    }
+
+    /// `sendmmsg(2)` with one `SCM_TXTIME` cmsg per packet that has something
+    /// to say: the deadline and drop flag on every packet, frame start on the
+    /// first only.
+    fn send_frame(
+        &self,
+        socket: &Socket,
+        packets: &[&[u8]],
+        destination: Option<&SockAddr>,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        let has_values = flags.deadline.is_some() || flags.drop != DropFlag::StreamDefault;
+        if self.class.is_none() || !self.state.datagram {
+            if has_values {
+                notice::once(
+                    "dwcs-best-effort-flags",
+                    "per-packet deadlines and drop flags are ignored for best-effort streams (and \
+                     stream sockets) on the dwcs scheduler: give the stream a period, or make it \
+                     aperiodic, for its packets to be scheduled by deadline",
+                );
+            }
+            return sys::send_datagrams(socket.as_fd(), packets, destination, 0)
+                .map_err(|err| self.send_error(err));
+        }
+        let txtimes: Vec<u64> = (0..packets.len())
+            .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
+            .collect();
+        let sent = if txtimes.iter().all(|&value| value == 0) {
+            sys::send_datagrams(socket.as_fd(), packets, destination, 0)
+        } else {
+            sys::send_datagrams_with_txtime(socket.as_fd(), packets, destination, &txtimes, 0)
+        };
+        sent.map_err(|err| self.send_error(err))
+    }
+
+    /// The class's xstats; a best-effort stream reports the qdisc's FIFO.
+    fn stats(&self) -> Result<SchedulerStats> {
+        let link = &self.link;
+        let nl = lock(&self.netlink);
+        let Some(handle) = self.class else {
+            let root = qdisc::root(&nl, link)?
+                .filter(|root| root.is_qsock(KIND))
+                .ok_or_else(|| not_installed(&link.name))?;
+            return Ok(root
+                .xstats
+                .as_deref()
+                .and_then(TcDwcsQdiscXstats::parse)
+                .map(|q| best_effort_stats(&q))
+                .unwrap_or_default());
+        };
+        let info = class::get(&nl, link, handle)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotAttached,
+                format!(
+                    "class {} is gone from {} (was the scheduler reset?)",
+                    handle_to_string(handle),
+                    link.name
+                ),
+            )
+        })?;
+        Ok(stats_of(&info))
+    }
+
+    /// Moves the socket back to best effort, lets the class's queue drain,
+    /// then `tc class del`.
+    fn detach(self: Box<Self>, socket: &Socket) -> Result<()> {
+        let Some(handle) = self.class else {
+            return Ok(());
+        };
+        let nl = lock(&self.netlink);
+        self.remove_class(&nl, socket, handle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_options_follow_the_stream() {
+        let periodic = StreamParams::periodic(Duration::from_millis(40), 1, 4);
+        assert_eq!(
+            class_options(&periodic),
+            Some(DwcsClassOptions {
+                period_ns: Some(40_000_000),
+                oln: Some(1),
+                old: Some(4),
+                flags: Some(TC_DWCS_CLASS_F_DROPPABLE),
+            })
+        );
+        let lossless = class_options(&periodic.lossless().work_conserving());
+        assert_eq!(
+            lossless.and_then(|o| o.flags),
+            Some(TC_DWCS_CLASS_F_WORK_CONSERVING)
+        );
+        let aperiodic = class_options(&StreamParams::aperiodic());
+        assert_eq!(aperiodic.and_then(|o| o.period_ns), None);
+        assert_eq!(
+            aperiodic.and_then(|o| o.flags),
+            Some(
+                TC_DWCS_CLASS_F_APERIODIC
+                    | TC_DWCS_CLASS_F_DROPPABLE
+                    | TC_DWCS_CLASS_F_WORK_CONSERVING
+            )
+        );
+        assert_eq!(class_options(&StreamParams::best_effort()), None);
+    }
+
+    #[test]
+    fn reinstall_changes_only_what_is_named_and_differs() {
+        let current = DwcsQdiscOptions {
+            rate: Some(1_250_000),
+            limit: Some(1000),
+            resolution_ns: Some(1_000_000),
+        };
+        let same = InitParams::new("eth0", SchedulerName::Dwcs)
+            .with_link_rate(Rate::from_bits_per_second(10_000_000));
+        assert_eq!(changed_options(&same, &current), None);
+        let mut faster = InitParams::new("eth0", SchedulerName::Dwcs)
+            .with_link_rate(Rate::from_bits_per_second(20_000_000));
+        faster.limit = Some(1000);
+        assert_eq!(
+            changed_options(&faster, &current),
+            Some(DwcsQdiscOptions {
+                rate: Some(2_500_000),
+                ..DwcsQdiscOptions::default()
+            })
+        );
+        let finer = InitParams::new("eth0", SchedulerName::Dwcs)
+            .with_deadline_resolution(Duration::from_micros(100));
+        assert_eq!(
+            changed_options(&finer, &current).and_then(|o| o.resolution_ns),
+            Some(100_000)
+        );
+        let fresh = fresh_options(
+            &InitParams::new("eth0", SchedulerName::Dwcs),
+            Rate::from_bits_per_second(8_000),
+        );
+        assert_eq!(fresh.rate, Some(1000));
+        assert_eq!(fresh.limit, None, "the module's default limit");
+        assert_eq!(fresh.resolution_ns, Some(1_000_000));
+    }
+
+    #[test]
+    fn unknown_kind_says_how_to_get_the_module() {
+        for (errno, extack) in [
+            (libc::ENOENT, "Specified qdisc kind is unknown"),
+            (libc::EINVAL, "Unknown qdisc \"dwcs\""),
+        ] {
+            let kernel = Error::os(
+                format!("tc qdisc replace root handle 7173: dwcs on eth0 (kernel: {extack})"),
+                std::io::Error::from_raw_os_error(errno),
+            );
+            let err = module_missing(kernel);
+            assert_eq!(err.kind(), ErrorKind::NotSupported, "{err}");
+            for needle in ["modprobe sch_dwcs", "DKMS", "kmod-dwcs/", "htb", "user", extack] {
+                assert!(err.message().contains(needle), "{needle}: {err}");
+            }
+        }
+        let other = Error::os("x", std::io::Error::from_raw_os_error(libc::EINVAL));
+        assert_eq!(module_missing(other).kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn xstats_become_scheduler_stats() {
+        let x = TcDwcsXstats {
+            sent_packets: 4,
+            sent_bytes: 4000,
+            drops_late: 1,
+            drops_window: 2,
+            drops_frame: 3,
+            drops_queue_full: 4,
+            refused: 5,
+            deadline_misses: 6,
+            window_violations: 7,
+            queue_delay_sum_ns: 4_000_000,
+            queue_delay_max_ns: 3_000_000,
+            backlog_packets: 2,
+            backlog_bytes: 2000,
+            x: 1,
+            y: 3,
+            oln: 1,
+            old: 4,
+        };
+        let stats = class_stats(&x);
+        assert_eq!(stats.dropped.total(), 10);
+        assert_eq!(stats.dropped.window, 2);
+        let delay = stats.queue_delay.unwrap_or_default();
+        assert_eq!(delay.mean, Duration::from_millis(1));
+        assert_eq!(delay.max, Duration::from_millis(3));
+        assert_eq!(stats.current_window, Some(WindowConstraint::new(1, 3)));
+        let idle = class_stats(&TcDwcsXstats::default());
+        assert_eq!(idle.queue_delay.unwrap_or_default().mean, Duration::ZERO);
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use netlink_packet_route::tc::TcHandle;
 use socket2::{SockAddr, Socket};
 
-use super::{Attachment, Backend, DeviceReport, InitReport, StreamReport};
+use super::{busy, set_priority, Attachment, Backend, DeviceReport, InitReport, StreamReport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
 use crate::info::{DropCounts, SchedulerStats};
@@ -74,19 +74,6 @@ fn class_handle(minor: u16) -> TcHandle {
 /// What `tc` prints for qsock's root class, to word errors.
 fn root_class() -> TcHandle {
     class_handle(ROOT_MINOR)
-}
-
-/// The refusal for a root qdisc someone installed on purpose.
-fn busy(device: &str, root: &RootQdisc) -> Error {
-    Error::new(
-        ErrorKind::Busy,
-        format!(
-            "{device} already has a root qdisc that was installed on purpose ({}): qsock will not \
-             replace it. Remove it first with `qsockctl reset --dev {device}` or `tc qdisc del dev \
-             {device} root`, then call qsockinit again",
-            root.describe()
-        ),
-    )
 }
 
 /// Classes sized for a link of `rate`.
@@ -263,19 +250,6 @@ fn create_stream_class(nl: &Netlink, link: &Link, spec: &HtbClassSpec) -> Result
             link.name
         ),
     ))
-}
-
-/// Puts the socket's packets in class `priority` (`setsockopt(SO_PRIORITY)`);
-/// values above 6 need CAP_NET_ADMIN.
-fn set_priority(socket: &Socket, priority: u32, device: &str) -> Result<()> {
-    socket
-        .set_priority(priority)
-        .map_err(|err| match err.raw_os_error() {
-            Some(libc::EPERM) => {
-                Error::needs_net_admin("setting SO_PRIORITY to a class handle", device)
-            }
-            _ => Error::os("setsockopt(SO_PRIORITY) failed", err),
-        })
 }
 
 impl Backend for Htb {

@@ -103,6 +103,35 @@ pub(crate) mod htb;
 mod user;
 
 use crate::error::{Error, ErrorKind};
+use crate::tc::qdisc::RootQdisc;
+
+/// The refusal for a root qdisc someone installed on purpose (also another
+/// qsock scheduler: the caller asked for a different one).
+pub(crate) fn busy(device: &str, root: &RootQdisc) -> Error {
+    Error::new(
+        ErrorKind::Busy,
+        format!(
+            "{device} already has a root qdisc that was installed on purpose ({}): qsock will not \
+             replace it. Remove it first with `qsockctl reset --dev {device}` or `tc qdisc del dev \
+             {device} root`, then call qsockinit again",
+            root.describe()
+        ),
+    )
+}
+
+/// Puts the socket's packets in class `priority` (`setsockopt(SO_PRIORITY)`),
+/// which classful qdiscs match before any filter; values above 6 need
+/// CAP_NET_ADMIN.
+pub(crate) fn set_priority(socket: &Socket, priority: u32, device: &str) -> Result<()> {
+    socket
+        .set_priority(priority)
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::EPERM) => {
+                Error::needs_net_admin("setting SO_PRIORITY to a class handle", device)
+            }
+            _ => Error::os("setsockopt(SO_PRIORITY) failed", err),
+        })
+}
 
 /// The backends `auto` tries, in order.
 fn registry() -> [&'static dyn Backend; 3] {
