@@ -1,6 +1,7 @@
 //! qsockctl: install, inspect and remove qsock's packet schedulers.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use qsock::{DeviceReport, InitParams, Rate, SchedulerName, SchedulerStats};
@@ -44,6 +45,11 @@ enum Command {
         /// Most packets queued in the scheduler at once.
         #[arg(long, value_name = "PACKETS")]
         limit: Option<u32>,
+        /// How finely the scheduler tells deadlines apart (dwcs), e.g. 1ms,
+        /// 500us: deadlines in the same slot are ordered by loss window.
+        /// Defaults to 1ms.
+        #[arg(long, value_name = "TIME")]
+        resolution: Option<String>,
     },
     /// Print the device's scheduler, its streams and their statistics, like `tc -s class show`.
     Show {
@@ -124,11 +130,13 @@ fn run(command: Command) -> qsock::Result<()> {
             scheduler,
             rate,
             limit,
+            resolution,
         } => {
             let scheduler: SchedulerName = scheduler.parse()?;
             let mut init = InitParams::new(self::device(device)?, scheduler);
             init.link_rate = rate.as_deref().map(str::parse::<Rate>).transpose()?;
             init.limit = limit;
+            init.deadline_resolution = resolution.as_deref().map(parse_duration).transpose()?;
             let report = qsock::qsockinit(&init)?;
             let verb = if report.installed_now {
                 "installed"
@@ -160,6 +168,33 @@ fn run(command: Command) -> qsock::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reads a time as `tc` writes one: a number and `ns`, `us`, `ms` or `s`.
+fn parse_duration(text: &str) -> qsock::Result<Duration> {
+    let bad = || {
+        qsock::Error::invalid(format!(
+            "cannot read the time {text:?}: write a number and a unit, e.g. 1ms, 500us or 100000ns"
+        ))
+    };
+    let s = text.trim().to_ascii_lowercase();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let nanos_per_unit = match unit {
+        "ns" => 1.0,
+        "us" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return Err(bad()),
+    };
+    let nanos = value * nanos_per_unit;
+    if !nanos.is_finite() || !(1.0..=u64::MAX as f64).contains(&nanos) {
+        return Err(bad());
+    }
+    Ok(Duration::from_nanos(nanos.round() as u64))
 }
 
 fn print_report(report: &DeviceReport) {
