@@ -35,7 +35,14 @@ fn ten_mbit() -> Rate {
 }
 
 fn assert_says_how_to_get_the_module(text: &str) {
-    for needle in ["sch_dwcs", "modprobe sch_dwcs", "DKMS", "kmod-dwcs/", "htb", "user"] {
+    for needle in [
+        "sch_dwcs",
+        "modprobe sch_dwcs",
+        "DKMS",
+        "kmod-dwcs/",
+        "htb",
+        "user",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing from: {text}");
     }
 }

@@ -111,7 +111,8 @@ fn fresh_options(init: &InitParams, rate: Rate) -> DwcsQdiscOptions {
 /// The options to change on a qdisc that has `current`: those `init` names
 /// and that differ. `None` when nothing changes.
 fn changed_options(init: &InitParams, current: &DwcsQdiscOptions) -> Option<DwcsQdiscOptions> {
-    let differs = |wanted: Option<u64>, current: Option<u64>| wanted.filter(|w| Some(*w) != current);
+    let differs =
+        |wanted: Option<u64>, current: Option<u64>| wanted.filter(|w| Some(*w) != current);
     let change = DwcsQdiscOptions {
         rate: differs(init.link_rate.map(Rate::bytes_per_second), current.rate),
         limit: init.limit.filter(|l| Some(*l) != current.limit),
@@ -257,7 +258,10 @@ fn create_stream_class(nl: &Netlink, link: &Link, options: &DwcsClassOptions) ->
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::QueueFull,
-                    format!("{}: every class number of qsock's dwcs is in use", link.name),
+                    format!(
+                        "{}: every class number of qsock's dwcs is in use",
+                        link.name
+                    ),
                 )
             })?;
         let handle = class_handle(minor);
@@ -746,7 +750,14 @@ mod tests {
             );
             let err = module_missing(kernel);
             assert_eq!(err.kind(), ErrorKind::NotSupported, "{err}");
-            for needle in ["modprobe sch_dwcs", "DKMS", "kmod-dwcs/", "htb", "user", extack] {
+            for needle in [
+                "modprobe sch_dwcs",
+                "DKMS",
+                "kmod-dwcs/",
+                "htb",
+                "user",
+                extack,
+            ] {
                 assert!(err.message().contains(needle), "{needle}: {err}");
             }
         }

@@ -57,8 +57,8 @@ fn txtime_frames_reach_a_loopback_receiver() {
     // Without SO_TXTIME the kernel refuses an SCM_TXTIME cmsg: proof that
     // what we build is parsed as one.
     let plain = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
-    let err = send_datagrams_with_txtime(plain.as_fd(), &packets, Some(&to), &txtimes, 0)
-        .unwrap_err();
+    let err =
+        send_datagrams_with_txtime(plain.as_fd(), &packets, Some(&to), &txtimes, 0).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
 
     let sender = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
@@ -70,9 +70,8 @@ fn txtime_frames_reach_a_loopback_receiver() {
         send_datagrams_with_txtime(sender.as_fd(), &packets, Some(&to), &txtimes, 0).unwrap();
     assert_eq!(sent, 3);
     // One packet alone goes through sendmmsg too.
-    let sent =
-        send_datagrams_with_txtime(sender.as_fd(), &[b"fourth"], Some(&to), &[deadline], 0)
-            .unwrap();
+    let sent = send_datagrams_with_txtime(sender.as_fd(), &[b"fourth"], Some(&to), &[deadline], 0)
+        .unwrap();
     assert_eq!(sent, 1);
     let mut buf = [0u8; 64];
     for expected in [&b"first"[..], b"second", b"third", b"fourth"] {

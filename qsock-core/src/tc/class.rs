@@ -235,7 +235,10 @@ pub(crate) fn change(
     kind: &str,
     options: TcAttribute,
 ) -> Result<()> {
-    let what = format!("tc class change classid {} {kind}", handle_to_string(handle));
+    let what = format!(
+        "tc class change classid {} {kind}",
+        handle_to_string(handle)
+    );
     let ctx = Context {
         what: &what,
         device: &link.name,

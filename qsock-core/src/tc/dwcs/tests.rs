@@ -117,13 +117,15 @@ fn uapi_matches_the_c_header() {
     assert!(run.status.success());
     let printed = String::from_utf8(run.stdout).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(printed, expected, "sch_dwcs.h (left) and Rust (right) differ");
+    assert_eq!(
+        printed, expected,
+        "sch_dwcs.h (left) and Rust (right) differ"
+    );
 }
 
 #[test]
 fn every_name_of_the_header_is_mirrored() {
-    let header =
-        std::fs::read_to_string(include_dir().join("uapi/linux/sch_dwcs.h")).unwrap();
+    let header = std::fs::read_to_string(include_dir().join("uapi/linux/sch_dwcs.h")).unwrap();
     let in_header: BTreeSet<&str> = header
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|token| token.starts_with("TCA_DWCS_") || token.starts_with("TC_DWCS_"))
@@ -289,7 +291,10 @@ fn txtime_values() {
         txtime_value(&flags.non_droppable(), true),
         1_000_000_000 | 0b011
     );
-    assert_eq!(txtime_value(&flags.droppable(), false), 1_000_000_000 | 0b100);
+    assert_eq!(
+        txtime_value(&flags.droppable(), false),
+        1_000_000_000 | 0b100
+    );
     // A deadline in the clock's first 8 ns is still a deadline.
     let early = none.with_deadline(Deadline::from_monotonic_nanos(3));
     assert_eq!(txtime_value(&early, false), TC_DWCS_TXTIME_NO_DEADLINE);
