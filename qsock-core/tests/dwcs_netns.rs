@@ -6,6 +6,9 @@
 //! Needs root (namespaces, qdiscs). Without it the tests fail, saying so,
 //! unless `QSOCK_SKIP_PRIVILEGED=1`, which turns them into skips.
 
+// A test that unwraps fails with the error, which is what it should do.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use qsock::{qsockinit, report, ErrorKind, InitParams, Rate, SchedulerName};

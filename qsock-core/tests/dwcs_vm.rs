@@ -6,6 +6,9 @@
 //!
 //! Each test builds its own pair of network namespaces (root needed).
 
+// A test that unwraps fails with the error, which is what it should do.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;

@@ -213,6 +213,10 @@ impl DwcsClassOptions {
     }
 }
 
+/// A struct field's name, offset and size.
+#[cfg(test)]
+pub(crate) type FieldLayout = (&'static str, usize, usize);
+
 /// Declares a `#[repr(C)]` mirror of a uapi struct of fixed-width integers,
 /// a parser that reads each field at its `offset_of!` (so the test that
 /// checks the offsets against C also checks the parser), and the field table
@@ -235,7 +239,7 @@ macro_rules! uapi_struct {
 
             /// Every field: name, offset and size.
             #[cfg(test)]
-            pub(crate) const FIELDS: &'static [(&'static str, usize, usize)] = &[
+            pub(crate) const FIELDS: &'static [FieldLayout] = &[
                 $((stringify!($field), std::mem::offset_of!($name, $field), std::mem::size_of::<$ty>()),)*
             ];
 
@@ -255,7 +259,7 @@ macro_rules! uapi_struct {
 
             /// The struct's bytes as the kernel would send them.
             #[cfg(test)]
-            pub(crate) fn to_bytes(&self) -> Vec<u8> {
+            pub(crate) fn to_bytes(self) -> Vec<u8> {
                 let mut out = vec![0; std::mem::size_of::<$name>()];
                 $({
                     let at = std::mem::offset_of!($name, $field);

@@ -48,7 +48,7 @@ fn constants() -> Vec<(&'static str, u64)> {
 }
 
 /// The structs: C name, size, fields.
-fn structs() -> Vec<(&'static str, usize, &'static [(&'static str, usize, usize)])> {
+fn structs() -> Vec<(&'static str, usize, &'static [FieldLayout])> {
     vec![
         (
             TcDwcsXstats::C_NAME,
