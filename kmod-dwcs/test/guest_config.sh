@@ -56,7 +56,7 @@ case_run "add root qdisc with defaults" 0 \
 	"tc qdisc show dev $DEV" "qdisc dwcs 1: root"
 case_run "show statistics" 0 \
 	"tc -s qdisc show dev $DEV" \
-	"tc -s qdisc show dev $DEV" "Sent 0 bytes 0 pkt \\(dropped 0, overlimits 0 requeues 0\\)"
+	"tc -s qdisc show dev $DEV" "Sent [0-9]+ bytes [0-9]+ pkt \\(dropped [0-9]+, overlimits 0 requeues 0\\)"
 case_run "class without options is refused" 2 \
 	"tc class add dev $DEV parent 1: classid 1:1 dwcs" \
 	"tc class show dev $DEV" "^$"
