@@ -670,7 +670,7 @@ static int dwcs_class_change(struct Qdisc *sch, u32 classid, u32 parentid,
 		return -EINVAL;
 	}
 	if (!dwcs_window_valid(cfg.oln, cfg.old)) {
-		NL_SET_ERR_MSG(extack, "window-constraint oln/old must have oln <= old, and old > 0 unless both are 0");
+		NL_SET_ERR_MSG(extack, "window oln/old: need oln <= old, and old > 0 unless both are 0");
 		return -EINVAL;
 	}
 	cfg.droppable = flags & TC_DWCS_CLASS_F_DROPPABLE;
