@@ -83,6 +83,28 @@ void dwcs_stream_init(struct dwcs_stream *s,
 	};
 }
 
+void dwcs_stream_reset(struct dwcs_stream *s)
+{
+	struct dwcs_stream_config cfg = s->cfg;
+	struct dwcs_counters cnt = s->cnt;
+
+	dwcs_stream_init(s, &cfg);
+	s->cnt = cnt;
+	s->cnt.backlog_packets = 0;
+	s->cnt.backlog_bytes = 0;
+}
+
+void dwcs_sched_reset(struct dwcs_sched *q)
+{
+	q->has_epoch = false;
+	q->epoch = 0;
+	q->link_free_at = 0;
+	q->queued = 0;
+	q->be_qlen = 0;
+	q->be.backlog_packets = 0;
+	q->be.backlog_bytes = 0;
+}
+
 /* ---- counters ---------------------------------------------------------- */
 
 static void dwcs_cnt_queued(struct dwcs_counters *c, u32 len)
@@ -433,7 +455,7 @@ static void dwcs_process_misses(struct dwcs_sched *q, struct dwcs_stream *s,
 
 /* ---- enqueue / dequeue (MODEL: Scheduler) ------------------------------ */
 
-enum dwcs_enq_result dwcs_enqueue(struct dwcs_sched *q, struct dwcs_stream *s,
+enum dwcs_enq_result dwcs_core_enqueue(struct dwcs_sched *q, struct dwcs_stream *s,
 				  struct dwcs_pkt_meta *m, u64 now)
 {
 	bool full = q->queued >= q->limit;
@@ -534,7 +556,7 @@ static void dwcs_send_stream(struct dwcs_sched *q, struct dwcs_stream *s,
 	dwcs_link(q, s, now);
 }
 
-enum dwcs_next dwcs_dequeue(struct dwcs_sched *q, u64 now,
+enum dwcs_next dwcs_core_dequeue(struct dwcs_sched *q, u64 now,
 			    struct dwcs_result *res)
 {
 	struct dwcs_pkt_meta m;

@@ -46,7 +46,7 @@ enum dwcs_drop_reason {
 	DWCS_REASON_MAX,
 };
 
-/* What dwcs_enqueue() decided about a packet. */
+/* What dwcs_core_enqueue() decided about a packet. */
 enum dwcs_enq_result {
 	DWCS_ENQ_QUEUED,	/* caller appends it to the stream's FIFO */
 	DWCS_ENQ_DROP_FRAME,	/* caller frees it: its frame was dropped */
@@ -54,7 +54,7 @@ enum dwcs_enq_result {
 	DWCS_ENQ_REFUSE_FULL,	/* caller hands it back: full, non-droppable */
 };
 
-/* What dwcs_dequeue() decided. */
+/* What dwcs_core_dequeue() decided. */
 enum dwcs_next {
 	DWCS_NEXT_SEND,		/* the packet taken by take_head/be_take */
 	DWCS_NEXT_NOT_BEFORE,	/* nothing may leave before res->at */
@@ -88,10 +88,10 @@ enum dwcs_set {
 /* What the core needs to know of a packet. */
 struct dwcs_pkt_meta {
 	u64 deadline;		/* its own deadline, if has_deadline */
-	u64 enqueued_at;	/* set by dwcs_enqueue() */
-	u64 seq;		/* global arrival order, set by dwcs_enqueue() */
+	u64 enqueued_at;	/* set by dwcs_core_enqueue() */
+	u64 seq;		/* global arrival order, set by dwcs_core_enqueue() */
 	u32 len;		/* bytes, charged to the link rate */
-	u32 frame;		/* the stream's frame number, set by dwcs_enqueue() */
+	u32 frame;		/* the stream's frame number, set by dwcs_core_enqueue() */
 	u8 drop;		/* enum dwcs_drop_flag */
 	bool has_deadline;
 	bool frame_start;
@@ -174,7 +174,7 @@ struct dwcs_ops {
 		     struct dwcs_pkt_meta *m);
 	/*
 	 * Unlinks the head. reason < 0: it is being sent, the caller keeps
-	 * it for the dwcs_dequeue() result; otherwise it is dropped for
+	 * it for the dwcs_core_dequeue() result; otherwise it is dropped for
 	 * enum dwcs_drop_reason @reason and the caller frees it.
 	 */
 	void (*take_head)(struct dwcs_sched *q, struct dwcs_stream *s,
@@ -213,7 +213,7 @@ struct dwcs_sched {
 	struct dwcs_counters be;
 };
 
-/* What dwcs_dequeue() sends or when to call again. */
+/* What dwcs_core_dequeue() sends or when to call again. */
 struct dwcs_result {
 	struct dwcs_stream *stream;	/* NULL: best effort */
 	u64 at;				/* DWCS_NEXT_NOT_BEFORE */
@@ -230,6 +230,13 @@ void dwcs_sched_init(struct dwcs_sched *q, const struct dwcs_ops *ops,
 		     u64 link_rate, u32 limit, u64 resolution);
 void dwcs_stream_init(struct dwcs_stream *s,
 		      const struct dwcs_stream_config *cfg);
+/*
+ * Forgets a stream's timing, window and frames but keeps its config and
+ * counters (qdisc reset); call dwcs_stream_remove() first.
+ */
+void dwcs_stream_reset(struct dwcs_stream *s);
+/* Forgets the backlog, the epoch and the link; keeps config and counters. */
+void dwcs_sched_reset(struct dwcs_sched *q);
 /* New config: x'/y' restart at oln/old, tag cleared; the head keeps d, e. */
 void dwcs_stream_change(struct dwcs_sched *q, struct dwcs_stream *s,
 			const struct dwcs_stream_config *cfg, u64 now);
@@ -261,11 +268,11 @@ bool dwcs_pkt_droppable(const struct dwcs_stream *s,
  * m->frame and m->enqueued_at. On DWCS_ENQ_QUEUED the caller must append
  * the packet to the FIFO before the next core call.
  */
-enum dwcs_enq_result dwcs_enqueue(struct dwcs_sched *q, struct dwcs_stream *s,
+enum dwcs_enq_result dwcs_core_enqueue(struct dwcs_sched *q, struct dwcs_stream *s,
 				  struct dwcs_pkt_meta *m, u64 now);
 
 /* Decides what leaves at @now (MODEL: Scheduler::dequeue). */
-enum dwcs_next dwcs_dequeue(struct dwcs_sched *q, u64 now,
+enum dwcs_next dwcs_core_dequeue(struct dwcs_sched *q, u64 now,
 			    struct dwcs_result *res);
 
 /* For ops->drop_frame: counts the miss and the drop; true = drop it. */

@@ -737,7 +737,7 @@ static void enqueue_one(struct driver *d, const struct arrival *a)
 		p.m.has_deadline = false;
 		p.m.frame_start = false;
 	}
-	switch (dwcs_enqueue(&d->q, st ? &st->s : NULL, &p.m, d->now)) {
+	switch (dwcs_core_enqueue(&d->q, st ? &st->s : NULL, &p.m, d->now)) {
 	case DWCS_ENQ_QUEUED:
 		fifo_push(st ? &st->q : &d->be, &p);
 		break;
@@ -784,7 +784,7 @@ static int replay(struct vec *v, struct driver *d)
 		do {
 			char c[32];
 
-			r = dwcs_dequeue(&d->q, d->now, &res);
+			r = dwcs_core_dequeue(&d->q, d->now, &res);
 			flush_drops(d);
 			if (r == DWCS_NEXT_SEND) {
 				long long class = res.stream ?
