@@ -5,7 +5,7 @@ CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
 
-.PHONY: all deps build demo test test-rust test-c header lint bench clean
+.PHONY: all deps build demo test test-rust test-c test-kmod header lint bench clean
 
 all: build
 
@@ -20,7 +20,7 @@ build: deps
 demo: build
 	$(RELEASE_DIR)/qsock-demo
 
-test: build lint test-rust test-c
+test: build lint test-rust test-c test-kmod
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -31,6 +31,11 @@ test-rust:
 
 test-c:
 	@bash tests/c/run.sh
+
+# The DWCS core of sch_dwcs.ko, in user space, on the same vectors as the
+# Rust model (plain and under ASan + UBSan).
+test-kmod:
+	$(MAKE) -C kmod-dwcs check check-asan
 
 # qsock.h is written by hand; this compiles it against the Rust side's struct
 # layouts, constants and function types (also part of test-rust).
