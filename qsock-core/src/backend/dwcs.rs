@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ const FIRST_STREAM_MINOR: u16 = 1;
 const LAST_STREAM_MINOR: u16 = 0xfffe;
 /// How long `detach` waits for a class's queue to drain before deleting it.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// Where the kernel lists the module once loaded.
+const MODULE_PATH: &str = "/sys/module/sch_dwcs";
 /// How many free minors `attach` tries when other processes race for them.
 const CLASS_ATTEMPTS: usize = 16;
 
@@ -79,9 +82,11 @@ fn nanos(duration: Duration) -> u64 {
 fn module_missing(err: Error) -> Error {
     let errno = err.errno();
     let text = err.message().to_ascii_lowercase();
+    let not_listed = text.contains(MODULE_PATH);
     // qdisc_create answers ENOENT ("Specified qdisc kind is unknown"); some
     // paths answer EINVAL or EOPNOTSUPP with an extack naming the kind unknown.
-    let unknown = errno == libc::ENOENT
+    let unknown = not_listed
+        || errno == libc::ENOENT
         || (matches!(errno, libc::EINVAL | libc::EOPNOTSUPP) && text.contains("unknown"));
     if !unknown {
         return err;
@@ -386,6 +391,19 @@ impl Backend for Dwcs {
             Some(rate) => (rate, "as given"),
             None => match link::speed(&link) {
                 Some(rate) => (rate, "the device's speed"),
+                // Without the module, that is the first thing to mend (and
+                // `auto` must pass over dwcs, not stop at the rate); the
+                // kernel cannot be asked without a rate. sch_dwcs is built
+                // out of tree, so loaded it is always listed in /sys/module.
+                None if !Path::new(MODULE_PATH).exists() => {
+                    return Err(module_missing(Error::new(
+                        ErrorKind::Os,
+                        format!(
+                            "{MODULE_PATH} is missing; {device} also needs a link rate, as it \
+                             does not report its speed"
+                        ),
+                    )))
+                }
                 None => {
                     return Err(Error::invalid(format!(
                         "{device} does not report its speed (virtual devices such as veth often \
