@@ -368,9 +368,12 @@ fn send_managed(
         let packets: Vec<&[u8]> = frame.packets.iter().map(Vec::as_slice).collect();
         let mut sent = 0;
         while sent < packets.len() {
-            let accepted = socket
-                .send_frame(&packets[sent..], Some(&destination), &flags)
-                .map_err(|e| format!("send_frame: {e}"))?;
+            let accepted = if sent == 0 {
+                socket.send_frame(&packets, Some(&destination), &flags)
+            } else {
+                socket.continue_frame(&packets[sent..], Some(&destination), &flags)
+            }
+            .map_err(|e| format!("send_frame: {e}"))?;
             sent += accepted;
             if accepted == 0 {
                 // The queue is full; an I-frame must not be lost, so wait for room.

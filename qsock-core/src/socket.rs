@@ -178,8 +178,8 @@ impl QSocket {
     /// Sends every packet of one frame with one deadline and drop flag, in one
     /// system call where the backend allows (`sendmmsg(2)`). The first packet
     /// starts the frame. Returns how many packets were accepted: fewer than
-    /// given only when the queue pushed back, and then the caller retries the
-    /// rest (nothing non-droppable is dropped).
+    /// given only when the queue pushed back, and then the caller sends the
+    /// rest with [`QSocket::continue_frame`] (nothing non-droppable is dropped).
     pub fn send_frame(
         &self,
         packets: &[&[u8]],
@@ -188,6 +188,23 @@ impl QSocket {
     ) -> Result<usize> {
         let destination = destination.map(|address| SockAddr::from(*address));
         let flags = flags.starting_frame();
+        self.send_packets(packets, destination.as_ref(), &flags)
+    }
+
+    /// Sends more packets of the frame the last [`QSocket::send_frame`]
+    /// began (the rest it did not accept), with the same flags and deadline
+    /// but no frame-start mark, so that the scheduler keeps them in that frame.
+    pub fn continue_frame(
+        &self,
+        packets: &[&[u8]],
+        destination: Option<&SocketAddr>,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        let destination = destination.map(|address| SockAddr::from(*address));
+        let flags = PacketFlags {
+            frame_start: false,
+            ..*flags
+        };
         self.send_packets(packets, destination.as_ref(), &flags)
     }
 
