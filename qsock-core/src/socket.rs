@@ -246,8 +246,14 @@ impl QSocket {
                 )));
             }
         }
-        self.attachment()?
+        match self
+            .attachment()?
             .send_frame(&self.socket, packets, destination, flags)
+        {
+            // Every backend reports push-back the same way: nothing accepted.
+            Err(err) if err.kind() == ErrorKind::QueueFull => Ok(0),
+            other => other,
+        }
     }
 
     /// `qinfo`: how the scheduler is doing for this socket's stream, and what
