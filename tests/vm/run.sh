@@ -13,7 +13,8 @@
 #
 # Environment: QSOCK_VM_KVM=auto|1|0 (default auto: probe whether KVM works,
 # use it if so), QSOCK_VM_CPUS (2), QSOCK_VM_MEMORY (1G), QSOCK_VM_KERNELS
-# (space-separated versions, like -k), QSOCK_VM_TIMEOUT (like -t).
+# (space-separated versions, like -k), QSOCK_VM_TIMEOUT (like -t),
+# QSOCK_KMOD_DIR (passed to the guest: another module tree than kmod-dwcs/).
 #
 # The guest sees this machine's whole filesystem read-only (with throwaway
 # overlays on /etc, /tmp, /var...), except target/vm/VERSION/, which it may
@@ -143,7 +144,9 @@ if [ "$use_kvm" = 1 ]; then say "accel: KVM ($kvm_why)"; else say "accel: TCG em
 boot() {
   local ver=$1 log=$2 accel=() cmd start
   [ "$use_kvm" = 1 ] || accel=(--disable-kvm)
-  printf -v cmd '%q ' env "QSOCK_VM_OUT=$outroot/$ver" bash "$script" "$ver" "${guest_args[@]}"
+  local env=("QSOCK_VM_OUT=$outroot/$ver")
+  [ -z "${QSOCK_KMOD_DIR:-}" ] || env+=("QSOCK_KMOD_DIR=$QSOCK_KMOD_DIR")
+  printf -v cmd '%q ' env "${env[@]}" bash "$script" "$ver" "${guest_args[@]}"
   start=$(now_ms)
   (cd "$repo" && exec timeout -k 20 "$timeout_s" "$vng" --run "/boot/vmlinuz-$ver" --user root \
     --cpus "$cpus" --memory "$memory" "${accel[@]}" --rwdir "$outroot/$ver" \
