@@ -20,7 +20,8 @@
 # overlays on /etc, /tmp, /var...), except target/vm/VERSION/, which it may
 # write: QSOCK_VM_OUT names it inside the guest. Each guest's output is shown
 # as it runs, prefixed with its kernel version, and kept in
-# target/vm/VERSION/guest.log. Exits non-zero if any kernel fails to boot,
+# target/vm/VERSION/guest.log; the kernel's console and the guest's stderr in
+# target/vm/VERSION/console.log, whose end is shown when a kernel fails. Exits non-zero if any kernel fails to boot,
 # times out, or its script exits non-zero, or if there is nothing to boot.
 set -uo pipefail
 
@@ -138,19 +139,21 @@ esac
 if [ "$use_kvm" = 1 ]; then say "accel: KVM ($kvm_why)"; else say "accel: TCG emulation, slow ($kvm_why)"; fi
 
 # --- boots -------------------------------------------------------------------
-# One boot; the guest's stdout and stderr go to the terminal, prefixed, and to
-# the log. Sets rc (the guest script's status, or timeout's 124/137, or
-# virtme-ng's own failure) and secs.
+# One boot. The guest's stdout goes to the terminal, prefixed, and to
+# guest.log; virtme-ng's --verbose stderr (the kernel's console from the first
+# line, the guest's stderr, QEMU's errors) to console.log, shown when the boot
+# fails. Sets rc (the guest script's status; 255 when it never returned one,
+# e.g. a kernel panic; timeout's 124/137) and secs.
 boot() {
-  local ver=$1 log=$2 accel=() cmd start
+  local ver=$1 log=$2 console=$3 accel=() cmd start
   [ "$use_kvm" = 1 ] || accel=(--disable-kvm)
   local env=("QSOCK_VM_OUT=$outroot/$ver")
   [ -z "${QSOCK_KMOD_DIR:-}" ] || env+=("QSOCK_KMOD_DIR=$QSOCK_KMOD_DIR")
   printf -v cmd '%q ' env "${env[@]}" bash "$script" "$ver" "${guest_args[@]}"
   start=$(now_ms)
-  (cd "$repo" && exec timeout -k 20 "$timeout_s" "$vng" --run "/boot/vmlinuz-$ver" --user root \
-    --cpus "$cpus" --memory "$memory" "${accel[@]}" --rwdir "$outroot/$ver" \
-    --exec "$cmd" </dev/null 2>&1) | tee "$log" | sed -u "s/^/[$ver] /"
+  (cd "$repo" && exec timeout -k 20 "$timeout_s" "$vng" --verbose --run "/boot/vmlinuz-$ver" \
+    --user root --cpus "$cpus" --memory "$memory" "${accel[@]}" --rwdir "$outroot/$ver" \
+    --exec "$cmd" </dev/null 2>"$console") | tee "$log" | sed -u "s/^/[$ver] /"
   rc=${PIPESTATUS[0]}
   secs=$(since "$start")
 }
@@ -161,20 +164,23 @@ for ver in "${kernels[@]}"; do
   out=$outroot/$ver
   rm -rf "$out" && mkdir -p "$out"
   log=$out/guest.log
+  console=$out/console.log
   say "booting $ver ($([ "$use_kvm" = 1 ] && echo KVM || echo TCG), $cpus vCPU, $memory, timeout ${timeout_s} s): bash $script $ver ${guest_args[*]}"
-  boot "$ver" "$log"
+  boot "$ver" "$log" "$console"
   # A KVM that the probe liked may still fail on the real machine model.
   if [ "$use_kvm" = 1 ] && [ "$kvm_mode" = auto ] && [ "$rc" -ne 0 ] &&
-    grep -qE "failed to set MSR|kvm_.*[Aa]ssertion|KVM: entry failed" "$log"; then
-    say "KVM failed on $ver ($(grep -m1 -E 'failed to set MSR|ssertion|entry failed' "$log" | cut -c1-120)); using TCG from now on"
+    grep -qE "failed to set MSR|kvm_.*[Aa]ssertion|KVM: entry failed" "$console"; then
+    say "KVM failed on $ver ($(grep -m1 -E 'failed to set MSR|ssertion|entry failed' "$console" | cut -c1-120)); using TCG from now on"
     use_kvm=0
-    boot "$ver" "$log"
+    boot "$ver" "$log" "$console"
   fi
   seconds[$ver]=$secs
   counts[$ver]=$(grep -oE '^qsock-vm: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?' "$log" | tail -n1 | sed 's/^qsock-vm: //')
   guest_kver=$(sed -n 's/^qsock-vm: kernel //p' "$log" | head -n1)
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     result[$ver]="FAIL: timed out after ${timeout_s} s"
+  elif grep -q "Kernel panic" "$console"; then
+    result[$ver]="FAIL: kernel panic: $(grep -m1 "Kernel panic" "$console" | sed 's/^\[[^]]*\] //' | cut -c1-100)"
   elif [ "$rc" -ne 0 ]; then
     if [ -n "${counts[$ver]}" ]; then
       result[$ver]="FAIL: guest checks failed (exit $rc)"
@@ -188,7 +194,11 @@ for ver in "${kernels[@]}"; do
   else
     result[$ver]="ok"
   fi
-  [ "${result[$ver]}" = ok ] || failures=$((failures + 1))
+  if [ "${result[$ver]}" != ok ]; then
+    failures=$((failures + 1))
+    say "$ver: ${result[$ver]}; the end of $console:"
+    tail -n 25 "$console" | sed "s/^/[$ver console] /" >&2
+  fi
 done
 
 echo
@@ -197,7 +207,7 @@ for ver in "${kernels[@]}"; do
   printf '%-28s %-6s %7s s  %s\n' "$ver" "$([ "${result[$ver]}" = ok ] && echo PASS || echo FAIL)" \
     "${seconds[$ver]}" "${counts[$ver]:-no summary}$([ "${result[$ver]}" = ok ] || echo "  -- ${result[$ver]#FAIL: }")"
 done
-echo "logs: $outroot/<version>/guest.log"
+echo "logs: $outroot/<version>/{guest,console}.log"
 if [ $failures -gt 0 ]; then
   say "FAIL: $failures of ${#kernels[@]} kernel(s) failed"
   exit 1
