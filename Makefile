@@ -5,7 +5,7 @@ CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
 
-.PHONY: all deps build demo test test-rust test-c header lint bench clean
+.PHONY: all deps build demo test test-rust test-c test-vm header lint bench clean
 
 all: build
 
@@ -20,7 +20,7 @@ build: deps
 demo: build
 	$(RELEASE_DIR)/qsock-demo
 
-test: build lint test-rust test-c
+test: build lint test-rust test-c test-vm
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -31,6 +31,13 @@ test-rust:
 
 test-c:
 	@bash tests/c/run.sh
+
+# Kernel tests: builds kmod-dwcs for each installed Debian kernel (when the
+# module is in the tree), boots each kernel under QEMU with virtme-ng (KVM if it
+# works, else emulation: about 25 s a kernel) and runs tests/vm/guest.sh in it.
+test-vm: deps
+	@bash tests/vm/build-modules.sh
+	@bash tests/vm/run.sh
 
 # qsock.h is written by hand; this compiles it against the Rust side's struct
 # layouts, constants and function types (also part of test-rust).
