@@ -126,8 +126,8 @@ else
     cleanup_netns
     # Devices going away release their qdiscs after an RCU grace period.
     unload() {
-      local i
-      for i in 1 2 3 4 5 6 7 8 9 10; do
+      local _
+      for _ in 1 2 3 4 5 6 7 8 9 10; do
         rmmod sch_dwcs 2>/dev/null && return 0
         sleep 0.5
       done

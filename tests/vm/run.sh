@@ -61,7 +61,8 @@ command -v qemu-system-x86_64 >/dev/null ||
 vng=$(bash "$repo/deps/install-vm.sh" | tail -n 1) && [ -x "$vng" ] ||
   die "vng (virtme-ng) missing and deps/install-vm.sh could not install it"
 # vng runs virtme-run from PATH: both live in the venv's bin/.
-export PATH="$(dirname "$vng"):$PATH"
+PATH="$(dirname "$vng"):$PATH"
+export PATH
 
 # --- kernels -----------------------------------------------------------------
 # A kernel is bootable if a linux-image package that dpkg says is installed
