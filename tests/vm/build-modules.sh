@@ -41,18 +41,43 @@ if [ ${#kernels[@]} -eq 0 ]; then
   exit 1
 fi
 
+# Makes $2 hold the sources of $1 (not build/ nor Kbuild's outputs): files
+# whose contents changed are copied (so make sees them as new, even if the
+# tree's own copy is older, after a checkout or with another QSOCK_KMOD_DIR),
+# files gone from $1 are deleted, the rest keep their timestamps, so that a
+# rebuild is incremental.
+is_output() {
+  case ${1##*/} in
+    *.o | *.ko | *.mod | *.mod.c | .*.cmd | *.cmd | Module.symvers | modules.order | *.dwo | .*.d) return 0 ;;
+  esac
+  return 1
+}
+sync_sources() {
+  local from=$1 to=$2 f
+  while IFS= read -r -d '' f; do
+    is_output "$f" && continue
+    if ! cmp -s "$from/$f" "$to/$f"; then
+      mkdir -p "$(dirname "$to/$f")"
+      cp "$from/$f" "$to/$f"
+    fi
+  done < <(cd "$from" && find . -path ./build -prune -o -type f -print0)
+  while IFS= read -r -d '' f; do
+    [ "$f" = ./.qsock-kmod-source ] || is_output "$f" || [ -e "$from/$f" ] || rm -f "$to/$f"
+  done < <(cd "$to" && find . -type f -print0)
+}
+
 jobs=$(nproc 2>/dev/null || echo 1)
 status=0
 for ver in "${kernels[@]}"; do
   src=$repo/target/kmod/$ver
   dest=$kmod/build/$ver
+  # Kbuild's outputs in the copy belong to the tree they were built from.
+  if [ "$(cat "$src/.qsock-kmod-source" 2>/dev/null)" != "$kmod" ]; then
+    rm -rf "$src"
+  fi
   mkdir -p "$src" "$dest"
-  # Copy the sources (not build/ nor the in-place objects); cp -u keeps
-  # make's timestamps meaningful so that a rebuild is incremental.
-  (cd "$kmod" && find . -path ./build -prune -o -type f \
-    ! -name '*.o' ! -name '*.ko' ! -name '*.mod' ! -name '*.mod.c' ! -name '.*.cmd' \
-    ! -name Module.symvers ! -name modules.order -print0 |
-    xargs -0 -r cp -u --parents -t "$src")
+  echo "$kmod" >"$src/.qsock-kmod-source"
+  sync_sources "$kmod" "$src"
   echo "build-modules: $ver"
   if make -s -C "$src" KVER="$ver" -j"$jobs" && [ -f "$src/sch_dwcs.ko" ]; then
     cp "$src/sch_dwcs.ko" "$dest/sch_dwcs.ko"
