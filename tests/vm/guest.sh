@@ -5,17 +5,19 @@
 #
 # Checks that the kernel is the one asked for, that network namespaces, veth
 # and the qdiscs qsock relies on work, then, if kmod-dwcs/build/$(uname -r)/
-# sch_dwcs.ko exists (tests/vm/build-modules.sh builds it), loads it, runs
-# every kmod-dwcs/test/guest_*.sh, unloads it, and reads the kernel log for
-# BUG/WARNING/Oops/leak reports. Ends with "qsock-vm: N passed, N failed, N
+# sch_dwcs.ko exists (tests/vm/build-modules.sh builds it), loads it, sees it
+# in lsmod, unloads it, runs every kmod-dwcs/test/guest_*.sh, and reads the
+# kernel log for BUG/WARNING/Oops/leak reports. Ends with "qsock-vm: N passed, N failed, N
 # skipped" and exits 1 if anything failed.
 #
-# Each guest_*.sh is run as `bash FILE` from the repo's root with
+# Each guest_*.sh is run as `bash FILE KO` from the repo's root, with the
+# module NOT loaded: it loads it itself (insmod "$1") and may unload it; if it
+# does not, this script does, and checks that it can. Environment:
+#   QSOCK_KO     the module's path (also $1)
 #   QSOCK_KVER   the running kernel version
 #   QSOCK_REPO   the repo's root (read-only in the guest)
 #   QSOCK_VM_OUT a directory it may write, kept on the host (may be empty)
-#   QSOCK_KO     the module's path
-# with the module loaded; exit 0 means passed, 77 means skipped.
+# Exit 0 means passed, 77 skipped, anything else failed.
 set -u
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo" || exit 1
@@ -106,6 +108,17 @@ else
 fi
 
 # --- kmod-dwcs ---------------------------------------------------------------------
+loaded() { grep -q '^sch_dwcs ' /proc/modules; }
+# Devices going away release their qdiscs after an RCU grace period.
+unload() {
+  local _
+  loaded || return 0
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    rmmod sch_dwcs 2>/dev/null && return 0
+    sleep 0.5
+  done
+  rmmod sch_dwcs
+}
 if [ ! -d "$kmod_dir" ]; then
   skip "sch_dwcs.ko" "no $kmod_dir in this tree"
 elif [ ! -f "$ko" ]; then
@@ -115,25 +128,18 @@ else
   check "sch_dwcs.ko built for $kver" vermagic
   if check "insmod sch_dwcs.ko" insmod "$ko"; then
     check "lsmod lists sch_dwcs" bash -c 'lsmod | grep -q "^sch_dwcs "'
+    check "rmmod sch_dwcs" unload
     found=0
     for t in "$kmod_dir"/test/guest_*.sh; do
       [ -f "$t" ] || continue
       found=1
+      unload >/dev/null 2>&1
       check "$(basename "$t")" env QSOCK_KVER="$kver" QSOCK_REPO="$repo" QSOCK_VM_OUT="$out" \
-        QSOCK_KO="$ko" bash "$t"
+        QSOCK_KO="$ko" bash "$t" "$ko"
+      cleanup_netns
+      loaded && check "rmmod sch_dwcs after $(basename "$t")" unload
     done
     [ $found = 1 ] || skip "kmod-dwcs/test/guest_*.sh" "none yet"
-    cleanup_netns
-    # Devices going away release their qdiscs after an RCU grace period.
-    unload() {
-      local _
-      for _ in 1 2 3 4 5 6 7 8 9 10; do
-        rmmod sch_dwcs 2>/dev/null && return 0
-        sleep 0.5
-      done
-      rmmod sch_dwcs
-    }
-    check "rmmod sch_dwcs" unload
   fi
 fi
 cleanup_netns
