@@ -5,7 +5,7 @@ CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
 
-.PHONY: all deps build demo test test-rust test-c test-kmod header lint bench clean
+.PHONY: all deps build demo test test-rust test-c test-kmod test-vm header lint bench clean
 
 all: build
 
@@ -20,7 +20,7 @@ build: deps
 demo: build
 	$(RELEASE_DIR)/qsock-demo
 
-test: build lint test-rust test-c test-kmod
+test: build lint test-rust test-c test-kmod test-vm
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -36,6 +36,13 @@ test-c:
 # Rust model (plain and under ASan + UBSan).
 test-kmod:
 	$(MAKE) -C kmod-dwcs check check-asan
+
+# Kernel tests: builds kmod-dwcs for each installed Debian kernel (when the
+# module is in the tree), boots each kernel under QEMU with virtme-ng (KVM if it
+# works, else emulation: about 25 s a kernel) and runs tests/vm/guest.sh in it.
+test-vm: deps
+	@bash tests/vm/build-modules.sh
+	@bash tests/vm/run.sh
 
 # qsock.h is written by hand; this compiles it against the Rust side's struct
 # layouts, constants and function types (also part of test-rust).
