@@ -169,7 +169,7 @@ impl QSocket {
         if sent == 0 {
             return Err(Error::new(
                 ErrorKind::QueueFull,
-                "the socket or the scheduler queue is full: retry the packet later",
+                "the socket or the scheduler queue is full (ENOBUFS): the packet was not taken and nothing was dropped; send it again later",
             ));
         }
         Ok(packet.len())
