@@ -79,10 +79,19 @@ for ver in "${kernels[@]}"; do
   echo "$kmod" >"$src/.qsock-kmod-source"
   sync_sources "$kmod" "$src"
   echo "build-modules: $ver"
-  if make -s -C "$src" KVER="$ver" -j"$jobs" && [ -f "$src/sch_dwcs.ko" ]; then
+  # W=1: the module must build without a single compiler warning.
+  if output=$(make -s -C "$src" KVER="$ver" W=1 -j"$jobs" 2>&1) && [ -f "$src/sch_dwcs.ko" ]; then
+    [ -z "$output" ] || printf '%s\n' "$output"
+    if grep -q 'warning:' <<<"$output"; then
+      echo "build-modules: $ver: the build has compiler warnings (W=1)" >&2
+      rm -f "$dest/sch_dwcs.ko"
+      status=1
+      continue
+    fi
     cp "$src/sch_dwcs.ko" "$dest/sch_dwcs.ko"
-    echo "build-modules: $ver: ${dest#"$repo"/}/sch_dwcs.ko"
+    echo "build-modules: $ver: ${dest#"$repo"/}/sch_dwcs.ko (W=1, no warnings)"
   else
+    printf '%s\n' "$output" >&2
     echo "build-modules: $ver: build FAILED" >&2
     rm -f "$dest/sch_dwcs.ko"
     status=1
