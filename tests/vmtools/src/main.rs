@@ -41,6 +41,9 @@ enum Cmd {
         major: u16,
         #[arg(long, default_value_t = 10_000)]
         count: u32,
+        /// Leave the classes in place (no deletion, no final check).
+        #[arg(long)]
+        keep: bool,
     },
     /// Sends COUNT seeded random change requests to the qdisc MAJOR: and its
     /// classes; every one must be answered. Leaves the qdisc with sane
@@ -99,7 +102,12 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Classes { dev, major, count } => classes(&dev, major, count),
+        Cmd::Classes {
+            dev,
+            major,
+            count,
+            keep,
+        } => classes(&dev, major, count, keep),
         Cmd::Fuzz {
             dev,
             major,
@@ -140,7 +148,7 @@ fn classid(major: u16, minor: u32) -> u32 {
     (u32::from(major) << 16) | (minor & 0xffff)
 }
 
-fn classes(dev: &str, major: u16, count: u32) -> io::Result<()> {
+fn classes(dev: &str, major: u16, count: u32, keep: bool) -> io::Result<()> {
     let ifi = sys::ifindex(dev)?;
     let mut nl = Nl::open()?;
     let opts = nl::aperiodic_class_opts();
@@ -155,6 +163,9 @@ fn classes(dev: &str, major: u16, count: u32) -> io::Result<()> {
     let n = nl.count_classes(ifi, major)?;
     if n != count as usize {
         return Err(fail(format!("{count} classes added, a dump lists {n}")));
+    }
+    if keep {
+        return Ok(());
     }
     let t1 = Instant::now();
     for minor in 1..=count {
@@ -216,7 +227,20 @@ impl Rng {
 /// Random TCA_OPTIONS contents of one of four shapes (see the match).
 fn random_opts(rng: &mut Rng, max_type: u16) -> Vec<u8> {
     let mut o = Vec::new();
-    match rng.below(4) {
+    match rng.below(5) {
+        // well-formed, plausible values: most are accepted and change state
+        4 => {
+            for _ in 0..1 + rng.below(3) {
+                let t = 1 + rng.below(u64::from(max_type.min(4))) as u16;
+                if t == 1 || (max_type == 4 && t == 3) {
+                    let v = [0, 1, 1000, 125_000, 1_000_000, 20_000_000][rng.below(6) as usize];
+                    nl::put_attr(&mut o, t, &(v as u64).to_ne_bytes());
+                } else {
+                    let v = [0u32, 1, 2, 3, 5, 8, 100][rng.below(7) as usize];
+                    nl::put_attr(&mut o, t, &v.to_ne_bytes());
+                }
+            }
+        }
         // well-formed attributes of known types with boundary values
         0 => {
             for _ in 0..1 + rng.below(4) {
