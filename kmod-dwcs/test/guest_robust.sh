@@ -7,11 +7,12 @@
 #
 # or alone: bash tests/vm/run.sh -s kmod-dwcs/test/guest_robust.sh
 #
-# (a) load, carry traffic, unload, ROBUST_CYCLES times (default 50); every
+# (a) load, carry traffic, unload, ROBUST_CYCLES times (default 20: a cycle
+#     takes about 2.4 s under emulation, so 50 would be 2 min); every
 #     tenth cycle the veth pair goes away with the qdisc on it instead of a
 #     "tc qdisc del", and once the module must refuse to unload while in use;
 # (b) 10,000 classes added, listed and deleted through rtnetlink;
-# (c) ROBUST_FUZZ (default 4000) seeded random change requests (ROBUST_SEED,
+# (c) ROBUST_FUZZ (default 20000) seeded random change requests (ROBUST_SEED,
 #     default 1) on the qdisc and class change paths while datagrams flow
 #     through the classes; each must be answered, and the qdisc must carry
 #     traffic afterwards;
@@ -26,8 +27,8 @@ KO=${1:-}
 # Run alone by tests/vm/run.sh -s, $1 is the kernel version: take its build.
 [ -f "$KO" ] || KO=$REPO/kmod-dwcs/build/$(uname -r)/sch_dwcs.ko
 TOOL=${DWCS_VMTOOL:-$REPO/target/release/dwcs-vmtool}
-CYCLES=${ROBUST_CYCLES:-50}
-FUZZ=${ROBUST_FUZZ:-4000}
+CYCLES=${ROBUST_CYCLES:-20}
+FUZZ=${ROBUST_FUZZ:-20000}
 SEED=${ROBUST_SEED:-1}
 NA=qrob-a NB=qrob-b
 PASS=0
@@ -94,12 +95,22 @@ sent_pkts() { a tc -s qdisc show dev qr0 | sed -n 's/.*Sent [0-9]* bytes \([0-9]
 t0=$(now)
 pair || { echo "cannot make the veth pair"; exit 1; }
 cycle_err=
+steps=
+# step NAME: the time since the previous step, noted in the first cycle.
+step() {
+	[ "$i" -eq 1 ] || return 0
+	steps="$steps $1=$(echo "$(now) - $ts" | bc)"
+	ts=$(now)
+}
 for i in $(seq "$CYCLES"); do
+	ts=$(now)
 	insmod "$KO" || { cycle_err="cycle $i: insmod failed"; break; }
+	step insmod
 	a tc qdisc add dev qr0 root handle 1: dwcs ||
 		{ cycle_err="cycle $i: qdisc add failed"; break; }
 	a timeout 5 ping -c 3 -i 0.01 -W 1 -q 10.98.0.2 >/dev/null 2>&1 ||
 		{ cycle_err="cycle $i: no ping through dwcs"; break; }
+	step qdisc+ping
 	n=$(sent_pkts)
 	[ "${n:-0}" -ge 3 ] || { cycle_err="cycle $i: qdisc sent ${n:-none}"; break; }
 	if [ "$i" -eq 1 ] && rmmod sch_dwcs 2>/dev/null; then
@@ -111,8 +122,11 @@ for i in $(seq "$CYCLES"); do
 	else
 		a tc qdisc del dev qr0 root || { cycle_err="cycle $i: qdisc del failed"; break; }
 	fi
+	step del
 	unload || { cycle_err="cycle $i: rmmod failed"; break; }
+	step rmmod
 done
+echo "     first cycle, seconds per step:$steps"
 if [ -z "$cycle_err" ]; then
 	ok "$CYCLES load/traffic/unload cycles ($(echo "$(now) - $t0" | bc) s)"
 else
