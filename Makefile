@@ -5,7 +5,7 @@ CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
 
-.PHONY: all deps build demo test test-rust test-c test-kmod test-vm header lint bench clean
+.PHONY: all deps build demo test test-rust test-c test-kmod test-vm header lint bench bench-vm clean
 
 all: build
 
@@ -51,6 +51,12 @@ header:
 
 bench: build
 	$(CARGO) bench -p qsock-core
+
+# sch_dwcs against pfifo and HTB, and its cost per packet at 1 to 10,000
+# backlogged streams, in one VM boot per kernel (kmod-dwcs/test/bench.sh).
+bench-vm: build
+	@bash tests/vm/build-modules.sh
+	@bash tests/vm/run.sh -s kmod-dwcs/test/bench.sh
 
 clean:
 	$(CARGO) clean
