@@ -180,8 +180,7 @@ fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, Durati
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET
-                && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
             {
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
                 return Ok((
@@ -304,9 +303,8 @@ fn overload(bed: &TestBed, packets: u32, non_droppable_every: Option<u32>) -> Ov
         // streams by their windows only within a slot: the guarantee is for
         // streams whose deadlines are equal. (Computed periodic deadlines
         // are exercised by the best-effort and iperf3 tests.)
-        let deadline = Deadline::from_monotonic_nanos(
-            start_ns + (period * (sequence + 1)).as_nanos() as u64,
-        );
+        let deadline =
+            Deadline::from_monotonic_nanos(start_ns + (period * (sequence + 1)).as_nanos() as u64);
         for (stream, socket) in sockets.iter().enumerate() {
             let flags = match non_droppable_every {
                 Some(n) if stream == 0 && sequence % n == 0 => {
@@ -432,8 +430,7 @@ fn a_lossy_stream_drops_late_packets_and_a_lossless_one_sends_them_late() {
     let base = qsock::monotonic_now() + 2 * PACKET_TIME.as_nanos() as u64;
     let deadline = |i: u32| base + u64::from(i + 1) * PACKET_TIME.as_nanos() as u64;
     for i in 0..PACKETS {
-        let flags =
-            PacketFlags::new().with_deadline(Deadline::from_monotonic_nanos(deadline(i)));
+        let flags = PacketFlags::new().with_deadline(Deadline::from_monotonic_nanos(deadline(i)));
         lossy.send_to(&packet(0, i, false), &to, &flags).unwrap();
         lossless.send_to(&packet(1, i, false), &to, &flags).unwrap();
     }
@@ -451,8 +448,14 @@ fn a_lossy_stream_drops_late_packets_and_a_lossless_one_sends_them_late() {
     // for the conversion between clocks and the hand-over).
     let got = sequences(&arrivals, 0);
     let dropped = &lossy_stats.dropped;
-    assert!(dropped.total() > 0, "the lossy stream lost nothing: {summary}");
-    assert_eq!(dropped.late + dropped.window + dropped.frame, dropped.total());
+    assert!(
+        dropped.total() > 0,
+        "the lossy stream lost nothing: {summary}"
+    );
+    assert_eq!(
+        dropped.late + dropped.window + dropped.frame,
+        dropped.total()
+    );
     assert_eq!(
         u64::from(PACKETS) - got.len() as u64,
         dropped.total(),
@@ -506,7 +509,11 @@ fn best_effort_gets_the_rest_of_the_link_beside_paced_streams() {
         if t % 3 == 0 {
             for (stream, socket) in streams.iter().enumerate() {
                 socket
-                    .send_to(&packet(stream as u32, t / 3, false), &to, &PacketFlags::new())
+                    .send_to(
+                        &packet(stream as u32, t / 3, false),
+                        &to,
+                        &PacketFlags::new(),
+                    )
                     .unwrap();
             }
         }
