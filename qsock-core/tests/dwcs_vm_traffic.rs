@@ -541,7 +541,7 @@ fn best_effort_gets_the_rest_of_the_link_beside_paced_streams() {
     let span = |stream: u32| {
         let mut at = arrivals.iter().filter(|a| a.stream == stream).map(|a| a.at);
         let first = at.next().unwrap();
-        (first, at.last().unwrap_or(first))
+        (first, at.next_back().unwrap_or(first))
     };
     let (first, last) = (span(0).0.min(span(1).0), span(0).1.max(span(1).1));
     let served = arrivals
