@@ -42,6 +42,7 @@ test-kmod:
 # works, else emulation: about 25 s a kernel) and runs tests/vm/guest.sh in it.
 test-vm: deps
 	@bash tests/vm/build-modules.sh
+	@bash tests/c/run.sh --build-only
 	@bash tests/vm/run.sh
 
 # qsock.h is written by hand; this compiles it against the Rust side's struct

@@ -22,6 +22,10 @@
 #include <linux/slab.h>
 #include <linux/types.h>
 #include <linux/version.h>
+#include <linux/netdevice.h>
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+#include <net/gso.h>
+#endif
 #include <net/netlink.h>
 #include <net/pkt_sched.h>
 #include <net/sch_generic.h>
@@ -291,11 +295,10 @@ static struct dwcs_class *dwcs_classify(struct sk_buff *skb,
 	return dwcs_find(sch, skb->priority);
 }
 
-static int dwcs_enqueue(struct sk_buff *skb, struct Qdisc *sch,
-			struct sk_buff **to_free)
+static int dwcs_enqueue_one(struct sk_buff *skb, struct Qdisc *sch,
+			    struct dwcs_class *cl, struct sk_buff **to_free)
 {
 	struct dwcs_sched_data *q = qdisc_priv(sch);
-	struct dwcs_class *cl = dwcs_classify(skb, sch);
 	struct dwcs_skb_cb *cb;
 	struct dwcs_pkt_meta m;
 
@@ -336,6 +339,53 @@ static int dwcs_enqueue(struct sk_buff *skb, struct Qdisc *sch,
 	qdisc_qstats_backlog_inc(sch, skb);
 	sch->q.qlen++;
 	return NET_XMIT_SUCCESS;
+}
+
+/*
+ * A GSO packet (TCP's, up to 64 KB) goes out as one: at a link rate of a
+ * few Mbit/s it would hold the link, and every stream's next packet, for
+ * over 100 ms, which no deadline of a live stream survives. So, with a link
+ * rate set, best effort's GSO packets are cut into their segments here, as
+ * tbf does with packets larger than its burst; a stream waits behind at
+ * most one MTU-sized packet. Streams' own packets are not cut: a stream's
+ * packet is what its period and window count.
+ */
+static int dwcs_enqueue_segments(struct sk_buff *skb, struct Qdisc *sch,
+				 struct sk_buff **to_free)
+{
+	netdev_features_t features = netif_skb_features(skb);
+	unsigned int len = 0, prev_len = qdisc_pkt_len(skb);
+	struct sk_buff *segs, *nskb;
+	int queued = 0;
+
+	segs = skb_gso_segment(skb, features & ~NETIF_F_GSO_MASK);
+	if (IS_ERR_OR_NULL(segs))
+		return qdisc_drop(skb, sch, to_free);
+
+	skb_list_walk_safe(segs, segs, nskb) {
+		skb_mark_not_on_list(segs);
+		qdisc_skb_cb(segs)->pkt_len = segs->len;
+		len += segs->len;
+		if (dwcs_enqueue_one(segs, sch, NULL, to_free) ==
+		    NET_XMIT_SUCCESS)
+			queued++;
+	}
+	/* our parents count the one packet they gave us: tell them the rest */
+	if (queued > 1)
+		qdisc_tree_reduce_backlog(sch, 1 - queued, prev_len - len);
+	consume_skb(skb);
+	return queued ? NET_XMIT_SUCCESS : NET_XMIT_DROP;
+}
+
+static int dwcs_enqueue(struct sk_buff *skb, struct Qdisc *sch,
+			struct sk_buff **to_free)
+{
+	struct dwcs_sched_data *q = qdisc_priv(sch);
+	struct dwcs_class *cl = dwcs_classify(skb, sch);
+
+	if (!cl && q->core.link_rate && skb_is_gso(skb))
+		return dwcs_enqueue_segments(skb, sch, to_free);
+	return dwcs_enqueue_one(skb, sch, cl, to_free);
 }
 
 static struct sk_buff *dwcs_dequeue(struct Qdisc *sch)

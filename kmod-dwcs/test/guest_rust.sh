@@ -1,10 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# qsock-core's tests that need sch_dwcs loaded (qsock-core/tests/dwcs_vm.rs),
-# run inside a test VM: the host built the test binary (cargo build
-# --all-targets); this loads the module and runs it with QSOCK_EXPECT_DWCS=1,
-# so that a missing module is a failure there, not a skip.
+# qsock-core's tests that need sch_dwcs loaded, run inside a test VM:
+#   dwcs_vm.rs          the backend against the qdisc (install, classes,
+#                       EDF, refusal, stats);
+#   dwcs_vm_traffic.rs  traffic through it over a veth pair (loss windows
+#                       under overload, lossy vs lossless, best effort,
+#                       a video stream beside iperf3).
+# The host built the test binaries (cargo build --all-targets); this loads
+# the module and runs each with QSOCK_EXPECT_DWCS=1, so that a missing module
+# is a failure there, not a skip.
 #
 #   bash kmod-dwcs/test/guest_rust.sh KO
 
@@ -12,14 +17,31 @@ set -u
 KO=${1:?usage: guest_rust.sh PATH/TO/sch_dwcs.ko}
 REPO=${QSOCK_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 
-# The newest build of the test binary: cargo names it dwcs_vm-HASH.
-BIN=$(ls -t "$REPO"/target/release/deps/dwcs_vm-* 2>/dev/null | grep -v '\.d$' | head -n 1)
-if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
-	echo "no dwcs_vm test binary under target/release/deps: run make build first"
-	exit 1
-fi
+# The newest build of a test binary: cargo names it NAME-HASH.
+newest() {
+	ls -t "$REPO"/target/release/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -n 1
+}
+for name in dwcs_vm dwcs_vm_traffic; do
+	bin=$(newest $name)
+	if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+		echo "no $name test binary under target/release/deps: run make build first"
+		exit 1
+	fi
+done
+
 insmod "$KO" || { echo "cannot load $KO"; exit 1; }
-QSOCK_EXPECT_DWCS=1 "$BIN" --test-threads=1
-rc=$?
+rc=0
+for name in dwcs_vm dwcs_vm_traffic; do
+	echo "== $name"
+	# --nocapture: the traffic tests print what they measured; guest.sh
+	# shows it on failure, and it is kept in $QSOCK_VM_OUT when that is set.
+	if [ -n "${QSOCK_VM_OUT:-}" ] && [ -d "$QSOCK_VM_OUT" ]; then
+		QSOCK_EXPECT_DWCS=1 "$(newest $name)" --test-threads=1 --nocapture \
+			>"$QSOCK_VM_OUT/$name.log" 2>&1 || rc=1
+		cat "$QSOCK_VM_OUT/$name.log"
+	else
+		QSOCK_EXPECT_DWCS=1 "$(newest $name)" --test-threads=1 --nocapture || rc=1
+	fi
+done
 rmmod sch_dwcs || { echo "sch_dwcs does not unload after the tests"; exit 1; }
 exit $rc

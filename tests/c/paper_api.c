@@ -121,6 +121,24 @@ static int receive(int want, long *bytes)
 	return got;
 }
 
+/*
+ * Late drops (in or beyond the loss window) @fd's stream counts so far.
+ * The paper's streams are droppable with periods of 10 or 20 us: a packet is
+ * due that soon after it reaches the scheduler, and a deadline scheduler on a
+ * slow or busy machine (dwcs in an emulated test VM, the user scheduler's
+ * thread on a loaded host) may dequeue it later and must then drop it as
+ * late. A packet that did not arrive is accounted for if this grew by one.
+ */
+static unsigned long long late_drops(int fd)
+{
+	struct qinfo info;
+
+	memset(&info, 0, sizeof(info));
+	if (qinfo(fd, &info) != 0)
+		return 0;
+	return info.dropped_late + info.dropped_window;
+}
+
 /* Nothing more may arrive within 200 ms (no duplicates, nothing stray). */
 static void check_quiet(int line)
 {
@@ -358,6 +376,7 @@ static void change(int fd)
 				     .stream_flags = DWCS_DROPPABLE | DWCS_WORK_CONSERVING };
 	struct q_dwcs_attr bad;
 	char packet[64] = "after qchange";
+	unsigned long long late;
 	long bytes;
 	int got;
 
@@ -373,10 +392,14 @@ static void change(int fd)
 	EXPECT_FAIL(qchange(fd, &params), EINVAL, "attributes is NULL");
 	EXPECT_FAIL(qchange(fd, NULL), EFAULT, "NULL");
 
+	late = late_drops(fd);
 	CHECK(qsend(fd, packet, sizeof(packet), 0, NULL) == (ssize_t)sizeof(packet),
 	      "qsend after qchange: %s", qsock_last_error());
 	got = receive(1, &bytes);
-	CHECK(got == 1 && bytes == (long)sizeof(packet), "after qchange: %d arrived", got);
+	if (got == 0 && late_drops(fd) == late + 1)
+		printf("paper_api: the packet after qchange missed its 20 us deadline and was dropped as late\n");
+	else
+		CHECK(got == 1 && bytes == (long)sizeof(packet), "after qchange: %d arrived", got);
 }
 
 /* Every way qsocket refuses, each with errno and a message. */
@@ -466,7 +489,7 @@ static void paper_attach(void)
 	char packet[256];
 	struct qinfo info;
 	long bytes;
-	int fd, got;
+	int fd, got, rc;
 
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	CHECK(fd >= 0, "socket: %s", strerror(errno));
@@ -491,10 +514,18 @@ static void paper_attach(void)
 		      sizeof(receiver), NULL) == (ssize_t)sizeof(packet),
 	      "qsendto on an attached socket: %s", qsock_last_error());
 	got = receive(1, &bytes);
-	CHECK(got == 1 && bytes == (long)sizeof(packet), "qattach: %d arrived", got);
-	CHECK(qinfo(fd, &info) == 0 && info.sent_packets == 1,
-	      "qinfo after qattach: sent_packets %llu: %s", (unsigned long long)info.sent_packets,
+	memset(&info, 0, sizeof(info));
+	rc = qinfo(fd, &info);
+	CHECK(rc == 0, "qinfo after qattach = %d, errno %s: %s", rc, strerror(errno),
 	      qsock_last_error());
+	/* arrived, or dropped as late (see late_drops): either is exact */
+	if (got == 0 && info.sent_packets == 0 && late_drops(fd) == 1) {
+		printf("paper_api: qattach's packet missed its 10 us deadline and was dropped as late\n");
+	} else {
+		CHECK(got == 1 && bytes == (long)sizeof(packet), "qattach: %d arrived", got);
+		CHECK(info.sent_packets == 1, "qinfo after qattach: sent_packets %llu",
+		      (unsigned long long)info.sent_packets);
+	}
 
 	CHECK(qclose(fd) == 0, "qclose of the attached socket: %s", qsock_last_error());
 	CHECK(!is_open(fd) && errno == EBADF, "qclose left descriptor %d open", fd);

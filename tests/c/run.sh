@@ -8,7 +8,13 @@
 #      is where the scheduler must sit to see it. The namespace is removed on
 #      exit.
 # Every pass must succeed; a scheduler that is not available is a failure.
+# The dwcs pass needs sch_dwcs loaded, so it runs in the test VMs
+# (kmod-dwcs/test/guest_capi.sh, on the binary this builds).
+#
+#   tests/c/run.sh [--build-only]   (--build-only: build paper_api, run nothing)
 set -euo pipefail
+build_only=0
+[ "${1:-}" != --build-only ] || build_only=1
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -21,6 +27,10 @@ mkdir -p "$out"
 "${CC:-cc}" -std=gnu11 -Wall -Wextra -Werror -O2 \
 	-I qsock-core/include tests/c/paper_api.c \
 	-L "$lib" -lqsock -Wl,-rpath,"$lib" -o "$bin"
+if [ $build_only = 1 ]; then
+	echo "run.sh: built $bin"
+	exit 0
+fi
 
 failed=()
 
