@@ -39,8 +39,8 @@ test-kmod:
 
 # Kernel tests: builds kmod-dwcs for each installed Debian kernel (when the
 # module is in the tree), boots each kernel under QEMU with virtme-ng (KVM if it
-# works, else emulation: about 25 s a kernel) and runs tests/vm/guest.sh in it.
-test-vm: deps
+# works, else emulation: about 70 s a kernel) and runs tests/vm/guest.sh in it.
+test-vm: build
 	@bash tests/vm/build-modules.sh
 	@bash tests/c/run.sh --build-only
 	@bash tests/vm/run.sh
