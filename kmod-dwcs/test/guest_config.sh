@@ -90,6 +90,16 @@ else
 	skip "qdisc options through qsockctl" "no $QSOCKCTL: build qsock-core first"
 fi
 
+VMTOOL=${VMTOOL:-${QSOCK_REPO:-.}/target/release/dwcs-vmtool}
+if [ -x "$VMTOOL" ]; then
+	# Each kind of bad qdisc or class option, refused with its errno and
+	# extack text, and nothing created (dwcs-vmtool badopts lists them).
+	case_run "bad options are refused with their extack text" 0 \
+		"$VMTOOL badopts --dev $DEV --major 1"
+else
+	bad "bad options are refused with their extack text" "no $VMTOOL: build the workspace first"
+fi
+
 case_run "delete root qdisc" 0 \
 	"tc qdisc del dev $DEV root" \
 	"tc qdisc show dev $DEV" "^qdisc noqueue|^qdisc (pfifo_fast|fq_codel|noop)"

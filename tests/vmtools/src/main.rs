@@ -61,6 +61,15 @@ enum Cmd {
         #[arg(long)]
         dst: Option<SocketAddr>,
     },
+    /// Sends each kind of bad option to the qdisc MAJOR: and to new
+    /// classes, and checks that each is refused with its errno and the
+    /// kernel's explanation, and that nothing was created.
+    Badopts {
+        #[arg(long)]
+        dev: String,
+        #[arg(long, default_value_t = 1)]
+        major: u16,
+    },
     /// Sends small UDP datagrams to DST for SECS seconds from one socket.
     Flood {
         #[arg(long)]
@@ -122,6 +131,7 @@ fn main() -> ExitCode {
             prio,
         } => flood(dst, secs, size, prio),
         Cmd::Sink { port, secs } => sink(port, secs),
+        Cmd::Badopts { dev, major } => badopts(&dev, major),
         Cmd::Streams {
             dev,
             major,
@@ -146,6 +156,175 @@ fn fail(msg: String) -> io::Error {
 
 fn classid(major: u16, minor: u32) -> u32 {
     (u32::from(major) << 16) | (minor & 0xffff)
+}
+
+/// One refusal the qdisc owes: the request, and what it must answer.
+struct BadOption {
+    name: &'static str,
+    request: Vec<u8>,
+    errno: i32,
+    /// A part of the extack text; empty: any explanation will do (the
+    /// kernel's own policy checks word theirs differently across versions).
+    says: &'static str,
+}
+
+fn badopts(dev: &str, major: u16) -> io::Result<()> {
+    use nl::{put_attr, TCA_DWCS_CLASS_FLAGS as FLAGS, TCA_DWCS_CLASS_OLD as OLD};
+    use nl::{TCA_DWCS_CLASS_OLN as OLN, TCA_DWCS_CLASS_PERIOD as PERIOD};
+    let ifi = sys::ifindex(dev)?;
+    let mut nl = Nl::open()?;
+    let class = |minor: u16, attrs: &[(u16, Vec<u8>)]| {
+        let mut opts = Vec::new();
+        for (kind, payload) in attrs {
+            put_attr(&mut opts, *kind, payload);
+        }
+        nl::class_add(ifi, classid(major, u32::from(minor)), &opts)
+    };
+    let qdisc = |attrs: &[(u16, Vec<u8>)]| {
+        let mut opts = Vec::new();
+        for (kind, payload) in attrs {
+            put_attr(&mut opts, *kind, payload);
+        }
+        nl::qdisc_change(ifi, major, &opts)
+    };
+    let u32b = |v: u32| v.to_ne_bytes().to_vec();
+    let u64b = |v: u64| v.to_ne_bytes().to_vec();
+    let period = (PERIOD, u64b(1_000_000));
+    let cases = vec![
+        BadOption {
+            name: "qdisc: a limit above the bound",
+            request: qdisc(&[(nl::TCA_DWCS_LIMIT, u32b(2_000_000))]),
+            errno: libc::EINVAL,
+            says: "packet limit above 1048576",
+        },
+        BadOption {
+            name: "qdisc: a limit of 0",
+            request: qdisc(&[(nl::TCA_DWCS_LIMIT, u32b(0))]),
+            errno: libc::ERANGE,
+            says: "",
+        },
+        BadOption {
+            name: "qdisc: a resolution above a second",
+            request: qdisc(&[(nl::TCA_DWCS_RESOLUTION, u64b(2_000_000_000))]),
+            errno: libc::EINVAL,
+            says: "deadline resolution above 1 s",
+        },
+        BadOption {
+            name: "qdisc: a rate of the wrong size",
+            request: qdisc(&[(nl::TCA_DWCS_RATE, u32b(1000))]),
+            errno: libc::ERANGE,
+            says: "",
+        },
+        BadOption {
+            name: "qdisc: an unknown attribute",
+            request: qdisc(&[(12, u32b(1))]),
+            errno: libc::EINVAL,
+            says: "",
+        },
+        BadOption {
+            name: "class: no options",
+            request: nl::tc_message(
+                nl::RTM_NEWTCLASS,
+                nl::NLM_F_REQUEST | nl::NLM_F_ACK | nl::NLM_F_CREATE | nl::NLM_F_EXCL,
+                ifi,
+                classid(major, 1),
+                classid(major, 0),
+                &{
+                    let mut a = Vec::new();
+                    put_attr(&mut a, nl::TCA_KIND, b"dwcs\0");
+                    a
+                },
+            ),
+            errno: libc::EINVAL,
+            says: "options are required",
+        },
+        BadOption {
+            name: "class: neither a period nor the aperiodic flag",
+            request: class(1, &[(OLN, u32b(0))]),
+            errno: libc::EINVAL,
+            says: "needs a period, or the aperiodic flag",
+        },
+        BadOption {
+            name: "class: a period of 0",
+            request: class(1, &[(PERIOD, u64b(0))]),
+            errno: libc::EINVAL,
+            says: "period 0 needs the aperiodic flag",
+        },
+        BadOption {
+            name: "class: oln above old",
+            request: class(1, &[period.clone(), (OLN, u32b(3)), (OLD, u32b(2))]),
+            errno: libc::EINVAL,
+            says: "window oln/old",
+        },
+        BadOption {
+            name: "class: old 0 with oln 1",
+            request: class(1, &[period.clone(), (OLN, u32b(1)), (OLD, u32b(0))]),
+            errno: libc::EINVAL,
+            says: "window oln/old",
+        },
+        BadOption {
+            name: "class: an aperiodic class with a period",
+            request: class(
+                1,
+                &[period.clone(), (FLAGS, u32b(nl::TC_DWCS_CLASS_F_APERIODIC))],
+            ),
+            errno: libc::EINVAL,
+            says: "an aperiodic class has no period",
+        },
+        BadOption {
+            name: "class: unknown flag bits",
+            request: class(1, &[period.clone(), (FLAGS, u32b(0x100))]),
+            errno: libc::EINVAL,
+            says: "",
+        },
+        BadOption {
+            name: "class: minor 0",
+            request: class(0, std::slice::from_ref(&period)),
+            errno: libc::EINVAL,
+            says: "class id must be",
+        },
+        BadOption {
+            name: "class: a parent that is a class",
+            request: {
+                let mut opts = Vec::new();
+                put_attr(&mut opts, PERIOD, &u64b(1_000_000));
+                nl::class_add_under(ifi, classid(major, 2), classid(major, 5), &opts)
+            },
+            errno: libc::EINVAL,
+            says: "no class hierarchy",
+        },
+    ];
+    let mut failed = 0;
+    for mut case in cases {
+        let (errno, message) = nl.request_explained(&mut case.request)?;
+        let text = message.unwrap_or_default();
+        let errno_ok = errno == case.errno || (case.says.is_empty() && errno != 0);
+        let text_ok = !text.is_empty() && text.contains(case.says);
+        if errno_ok && text_ok {
+            println!(
+                "ok   {}: {} ({text})",
+                case.name,
+                io::Error::from_raw_os_error(errno)
+            );
+        } else {
+            failed += 1;
+            println!(
+                "FAIL {}: errno {errno}, expected {}; extack {text:?}, expected it to contain {:?}",
+                case.name, case.errno, case.says
+            );
+        }
+    }
+    let left = nl.count_classes(ifi, major)?;
+    if left != 0 {
+        failed += 1;
+        println!("FAIL refused requests left {left} classes behind");
+    }
+    if failed > 0 {
+        return Err(io::Error::other(format!(
+            "{failed} bad options were not refused as they should be"
+        )));
+    }
+    Ok(())
 }
 
 fn classes(dev: &str, major: u16, count: u32, keep: bool) -> io::Result<()> {

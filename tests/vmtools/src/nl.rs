@@ -15,6 +15,8 @@ pub const RTM_DELTCLASS: u16 = 41;
 pub const RTM_GETTCLASS: u16 = 42;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
+/// `NLMSGERR_ATTR_MSG`: the extack text in an error's attributes.
+const NLMSGERR_ATTR_MSG: u16 = 1;
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
@@ -34,6 +36,8 @@ pub const TCA_DWCS_LIMIT: u16 = 2;
 pub const TCA_DWCS_RESOLUTION: u16 = 3;
 /// A class's DWCS options (uapi sch_dwcs.h).
 pub const TCA_DWCS_CLASS_PERIOD: u16 = 1;
+pub const TCA_DWCS_CLASS_OLN: u16 = 2;
+pub const TCA_DWCS_CLASS_OLD: u16 = 3;
 pub const TCA_DWCS_CLASS_FLAGS: u16 = 4;
 pub const TC_DWCS_CLASS_F_WORK_CONSERVING: u32 = 1 << 1;
 pub const TC_DWCS_CLASS_F_APERIODIC: u32 = 1 << 2;
@@ -125,6 +129,9 @@ impl Nl {
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
         sock.set_rx_buf_sz(1 << 20)?;
+        // The kernel's explanation of a refusal (extack), after a capped echo.
+        sock.set_ext_ack(true)?;
+        sock.set_cap_ack(true)?;
         crate::sys::set_recv_timeout(&sock, Duration::from_secs(10))?;
         Ok(Nl {
             sock,
@@ -143,6 +150,11 @@ impl Nl {
     /// Sends `msg` (with NLM_F_ACK) and returns the kernel's answer: 0 or
     /// a positive errno. An unanswered request is an `Err`.
     pub fn request(&mut self, msg: &mut [u8]) -> io::Result<i32> {
+        self.request_explained(msg).map(|(errno, _)| errno)
+    }
+
+    /// Like `request`, with the kernel's extack message when it gave one.
+    pub fn request_explained(&mut self, msg: &mut [u8]) -> io::Result<(i32, Option<String>)> {
         let seq = self.send(msg)?;
         loop {
             let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
@@ -157,7 +169,17 @@ impl Nl {
                 }
                 if kind == NLMSG_ERROR && mseq == seq && len >= 20 {
                     let err = i32::from_ne_bytes([b[16], b[17], b[18], b[19]]);
-                    return Ok(-err);
+                    // With capped acks the echoed request is its header only
+                    // (16 bytes); the extack attributes follow it.
+                    let message = b
+                        .get(36..len)
+                        .and_then(|tlvs| attrs(tlvs).find(|(t, _)| *t == NLMSGERR_ATTR_MSG))
+                        .map(|(_, text)| {
+                            String::from_utf8_lossy(text)
+                                .trim_end_matches('\0')
+                                .to_owned()
+                        });
+                    return Ok((-err, message));
                 }
                 off += (len + 3) & !3;
             }
@@ -294,12 +316,17 @@ pub fn qdisc_change(ifindex: i32, major: u16, opts: &[u8]) -> Vec<u8> {
 
 /// `tc class add dev X parent MAJOR: classid CLASSID dwcs OPTS`.
 pub fn class_add(ifindex: i32, classid: u32, opts: &[u8]) -> Vec<u8> {
+    class_add_under(ifindex, classid, classid & 0xffff_0000, opts)
+}
+
+/// `tc class add dev X parent PARENT classid CLASSID dwcs OPTS`.
+pub fn class_add_under(ifindex: i32, classid: u32, parent: u32, opts: &[u8]) -> Vec<u8> {
     tc_message(
         RTM_NEWTCLASS,
         NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         ifindex,
         classid,
-        classid & 0xffff_0000,
+        parent,
         &dwcs_attrs(opts),
     )
 }
