@@ -295,7 +295,7 @@ fn overload(bed: &TestBed, packets: u32, non_droppable_every: Option<u32>) -> Ov
             // The source's own clock: one packet per period per stream.
             std::thread::sleep(wait);
         }
-        // Each packet carries its deadline on the source's clock, one period
+        // Each packet carries its deadline on the source's clock, two periods
         // after it was due. Left to the qdisc, a deadline is max(d, arrival)
         // + T whenever a stream's queue ran empty; in an emulated VM this
         // loop wakes milliseconds late, so the three streams' deadlines
@@ -303,8 +303,11 @@ fn overload(bed: &TestBed, packets: u32, non_droppable_every: Option<u32>) -> Ov
         // streams by their windows only within a slot: the guarantee is for
         // streams whose deadlines are equal. (Computed periodic deadlines
         // are exercised by the best-effort and iperf3 tests.)
+        // Two periods of budget rather than one, so that a stall of the
+        // sending loop itself (not the scheduler) does not make a packet
+        // late before it reaches the qdisc; the streams still share slots.
         let deadline =
-            Deadline::from_monotonic_nanos(start_ns + (period * (sequence + 1)).as_nanos() as u64);
+            Deadline::from_monotonic_nanos(start_ns + (period * (sequence + 2)).as_nanos() as u64);
         for (stream, socket) in sockets.iter().enumerate() {
             let flags = match non_droppable_every {
                 Some(n) if stream == 0 && sequence % n == 0 => {
