@@ -40,7 +40,7 @@ use crate::tc::dwcs::{
 };
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
-use crate::tc::{handle_to_string, handle_to_u32, Netlink, QSOCK_MAJOR};
+use crate::tc::{handle_to_string, handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
 
 /// The first minor a stream may get (classes hang off the qdisc directly).
 const FIRST_STREAM_MINOR: u16 = 1;
@@ -512,12 +512,6 @@ impl Backend for Dwcs {
     }
 }
 
-fn lock(netlink: &Mutex<Netlink>) -> std::sync::MutexGuard<'_, Netlink> {
-    netlink
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// One socket's stream: its class, or none for best-effort streams.
 #[derive(Debug)]
 struct DwcsStream {
@@ -584,7 +578,7 @@ impl Attachment for DwcsStream {
     fn change(&mut self, socket: &Socket, stream: &StreamParams) -> Result<()> {
         stream.validate()?;
         let wanted = class_options(stream);
-        let nl = lock(&self.netlink);
+        let nl = self.netlink.lock_shared();
         let link = &self.link;
         let (class, state) = match (self.class, wanted) {
             (Some(handle), Some(options)) => {
@@ -651,7 +645,7 @@ impl Attachment for DwcsStream {
     /// The class's xstats; a best-effort stream reports the qdisc's FIFO.
     fn stats(&self) -> Result<SchedulerStats> {
         let link = &self.link;
-        let nl = lock(&self.netlink);
+        let nl = self.netlink.lock_shared();
         let Some(handle) = self.class else {
             let root = qdisc::root(&nl, link)?
                 .filter(|root| root.is_qsock(KIND))
@@ -663,16 +657,7 @@ impl Attachment for DwcsStream {
                 .map(|q| best_effort_stats(&q))
                 .unwrap_or_default());
         };
-        let info = class::get(&nl, link, handle)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotAttached,
-                format!(
-                    "class {} is gone from {} (was the scheduler reset?)",
-                    handle_to_string(handle),
-                    link.name
-                ),
-            )
-        })?;
+        let info = class::get_attached(&nl, link, handle)?;
         Ok(stats_of(&info))
     }
 
@@ -682,7 +667,7 @@ impl Attachment for DwcsStream {
         let Some(handle) = self.class else {
             return Ok(());
         };
-        let nl = lock(&self.netlink);
+        let nl = self.netlink.lock_shared();
         self.remove_class(&nl, socket, handle)
     }
 }

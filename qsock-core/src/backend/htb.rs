@@ -34,7 +34,7 @@ use crate::tc::class::{self, ClassInfo};
 use crate::tc::htb::{HtbClassSpec, HtbGlob, MAX_QUANTUM};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
-use crate::tc::{handle_to_string, handle_to_u32, Netlink, QSOCK_MAJOR};
+use crate::tc::{handle_to_string, handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
 
 /// The class that stands for the whole link.
 const ROOT_MINOR: u16 = 1;
@@ -422,12 +422,6 @@ impl Backend for Htb {
     }
 }
 
-fn lock(netlink: &Mutex<Netlink>) -> std::sync::MutexGuard<'_, Netlink> {
-    netlink
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// One socket's stream: its class, or none for best-effort streams.
 #[derive(Debug)]
 struct HtbStream {
@@ -469,7 +463,7 @@ impl Attachment for HtbStream {
         let current = self.class;
         let link = &self.link;
         let new_class: Result<Option<TcHandle>> = {
-            let nl = lock(&self.netlink);
+            let nl = self.netlink.lock_shared();
             match (current, wanted) {
                 (Some(handle), Some(spec)) => {
                     class::change_htb(&nl, link, root_class(), handle, &spec)?;
@@ -521,17 +515,8 @@ impl Attachment for HtbStream {
     fn stats(&self) -> Result<SchedulerStats> {
         let handle = self.counted_in();
         let link = &self.link;
-        let nl = lock(&self.netlink);
-        let info = class::get(&nl, link, handle)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotAttached,
-                format!(
-                    "class {} is gone from {} (was the scheduler reset?)",
-                    handle_to_string(handle),
-                    link.name
-                ),
-            )
-        })?;
+        let nl = self.netlink.lock_shared();
+        let info = class::get_attached(&nl, link, handle)?;
         Ok(stats_of(&info))
     }
 
@@ -542,7 +527,7 @@ impl Attachment for HtbStream {
             return Ok(());
         };
         set_priority(socket, 0, &self.link.name)?;
-        let nl = lock(&self.netlink);
+        let nl = self.netlink.lock_shared();
         self.drain(&nl, handle)?;
         match class::delete(&nl, &self.link, handle) {
             // Already gone: the scheduler was reset under us.

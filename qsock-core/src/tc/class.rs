@@ -8,7 +8,7 @@ use super::htb::{parse_class_options, HtbClassParams, HtbClassSpec, KIND as HTB_
 use super::link::Link;
 use super::qdisc::link_index;
 use super::{handle_to_string, Context, Netlink};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::params::Rate;
 
 /// `TCA_STATS_RATE_EST`: `struct gnet_stats_rate_est` (u32 bps, u32 pps).
@@ -90,6 +90,21 @@ pub(crate) fn list(nl: &Netlink, link: &Link) -> Result<Vec<ClassInfo>> {
 /// One class, or `None` when it does not exist.
 pub(crate) fn get(nl: &Netlink, link: &Link, handle: TcHandle) -> Result<Option<ClassInfo>> {
     Ok(list(nl, link)?.into_iter().find(|c| c.handle == handle))
+}
+
+/// The class a stream is attached to; its absence means someone removed the
+/// scheduler under the stream.
+pub(crate) fn get_attached(nl: &Netlink, link: &Link, handle: TcHandle) -> Result<ClassInfo> {
+    get(nl, link, handle)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotAttached,
+            format!(
+                "class {} is gone from {} (was the scheduler reset?)",
+                handle_to_string(handle),
+                link.name
+            ),
+        )
+    })
 }
 
 fn class_info(msg: &TcMessage) -> ClassInfo {
