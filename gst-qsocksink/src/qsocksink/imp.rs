@@ -45,7 +45,7 @@ impl ElementImpl for QSockSink {
                 gst::PadPresence::Always,
                 &caps,
             )
-            .unwrap()]
+            .expect("the sink pad template is valid")]
         });
         TEMPLATES.as_ref()
     }
