@@ -46,6 +46,10 @@ pub struct PacketInfo {
     /// True when this packet is known to be the last of its frame (the RTP
     /// marker bit); false when the end is only found from the next frame.
     pub ends_frame: bool,
+    /// True when the packet also carries the end of the previous frame: a
+    /// datagram of several MPEG-TS packets can straddle a frame boundary. The
+    /// sink must not make such a packet more droppable than that frame.
+    pub also_ends_previous: bool,
     /// The frame type this packet's payload shows; `Unknown` when it carries
     /// no slice or picture header (a fragment's continuation, say).
     pub frame_type: FrameType,
