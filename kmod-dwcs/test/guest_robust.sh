@@ -7,10 +7,14 @@
 #
 # or alone: bash tests/vm/run.sh -s kmod-dwcs/test/guest_robust.sh
 #
-# (a) load, carry traffic, unload, ROBUST_CYCLES times (default 12: a cycle
-#     takes 2.4 s (6.1) to 3.8 s (6.12) under emulation; 50 pass too); every
-#     tenth cycle the veth pair goes away with the qdisc on it instead of a
-#     "tc qdisc del", and once the module must refuse to unload while in use;
+# (a) load, carry traffic, unload, ROBUST_CYCLES times (default 30, about
+#     2 to 3 s each under emulation, most of it in the RCU grace periods of
+#     "tc qdisc del" and rmmod; 50 pass too): each
+#     cycle adds the qdisc and a class, floods both the class and best
+#     effort for a moment and checks the qdisc sent it; the first and every
+#     tenth cycle also ping across (ICMP both ways through the qdisc), and
+#     every tenth cycle the veth pair goes away with the qdisc on it instead
+#     of a "tc qdisc del"; once the module must refuse to unload while in use;
 # (b) 10,000 classes added, listed and deleted through rtnetlink;
 # (c) ROBUST_FUZZ (default 20000) seeded random change requests (ROBUST_SEED,
 #     default 1) on the qdisc and class change paths while datagrams flow
@@ -27,7 +31,7 @@ KO=${1:-}
 # Run alone by tests/vm/run.sh -s, $1 is the kernel version: take its build.
 [ -f "$KO" ] || KO=$REPO/kmod-dwcs/build/$(uname -r)/sch_dwcs.ko
 TOOL=${DWCS_VMTOOL:-$REPO/target/release/dwcs-vmtool}
-CYCLES=${ROBUST_CYCLES:-12}
+CYCLES=${ROBUST_CYCLES:-30}
 FUZZ=${ROBUST_FUZZ:-20000}
 SEED=${ROBUST_SEED:-1}
 NA=qrob-a NB=qrob-b
@@ -53,7 +57,9 @@ pair() {
 		ip -n $NA addr add 10.98.0.1/24 dev qr0 &&
 		ip -n $NB addr add 10.98.0.2/24 dev qr1 &&
 		ip -n $NA link set lo up && ip -n $NB link set lo up &&
-		ip -n $NA link set qr0 up && ip -n $NB link set qr1 up
+		ip -n $NA link set qr0 up && ip -n $NB link set qr1 up &&
+		ip -n $NA neigh replace 10.98.0.2 dev qr0 nud permanent \
+			lladdr "$(ip -n $NB -br link show qr1 | awk '{print $3}')"
 }
 trap cleanup EXIT
 
@@ -108,11 +114,21 @@ for i in $(seq "$CYCLES"); do
 	step insmod
 	a tc qdisc add dev qr0 root handle 1: dwcs ||
 		{ cycle_err="cycle $i: qdisc add failed"; break; }
-	a timeout 5 ping -c 3 -i 0.01 -W 1 -q 10.98.0.2 >/dev/null 2>&1 ||
-		{ cycle_err="cycle $i: no ping through dwcs"; break; }
-	step qdisc+ping
+	a "$TOOL" classes --dev qr0 --major 1 --count 1 --period-ns 1000000 --keep >/dev/null ||
+		{ cycle_err="cycle $i: class add failed"; break; }
+	min_sent=2
+	if [ "$i" -eq 1 ] || [ $((i % 10)) -eq 0 ]; then
+		a timeout 5 ping -c 3 -i 0.01 -W 1 -q 10.98.0.2 >/dev/null 2>&1 ||
+			{ cycle_err="cycle $i: no ping through dwcs"; break; }
+		min_sent=5
+	fi
+	for prio in $((0x10001)) 0; do
+		a timeout 10 "$TOOL" flood --dst 10.98.0.2:9 --secs 0.05 --prio $prio >/dev/null ||
+			{ cycle_err="cycle $i: flood (priority $prio) failed"; break 2; }
+	done
+	step qdisc+traffic
 	n=$(sent_pkts)
-	[ "${n:-0}" -ge 3 ] || { cycle_err="cycle $i: qdisc sent ${n:-none}"; break; }
+	[ "${n:-0}" -ge "$min_sent" ] || { cycle_err="cycle $i: qdisc sent ${n:-none}"; break; }
 	if [ "$i" -eq 1 ] && rmmod sch_dwcs 2>/dev/null; then
 		cycle_err="cycle $i: rmmod succeeded while a qdisc used the module"
 		break

@@ -14,7 +14,8 @@
 # Environment: QSOCK_VM_KVM=auto|1|0 (default auto: probe whether KVM works,
 # use it if so), QSOCK_VM_CPUS (2), QSOCK_VM_MEMORY (1G), QSOCK_VM_KERNELS
 # (space-separated versions, like -k), QSOCK_VM_TIMEOUT (like -t),
-# QSOCK_KMOD_DIR (passed to the guest: another module tree than kmod-dwcs/).
+# QSOCK_KMOD_DIR (passed to the guest: another module tree than kmod-dwcs/),
+# BENCH_* (passed to the guest: kmod-dwcs/test/bench.sh's settings).
 #
 # The guest sees this machine's whole filesystem read-only (with throwaway
 # overlays on /etc, /tmp, /var...), except target/vm/VERSION/, which it may
@@ -150,6 +151,9 @@ boot() {
   [ "$use_kvm" = 1 ] || accel=(--disable-kvm)
   local env=("QSOCK_VM_OUT=$outroot/$ver")
   [ -z "${QSOCK_KMOD_DIR:-}" ] || env+=("QSOCK_KMOD_DIR=$QSOCK_KMOD_DIR")
+  # the benchmark's knobs (kmod-dwcs/test/bench.sh) reach the guest too
+  local knob
+  for knob in $(compgen -v BENCH_); do env+=("$knob=${!knob}"); done
   printf -v cmd '%q ' env "${env[@]}" bash "$script" "$ver" "${guest_args[@]}"
   start=$(now_ms)
   (cd "$repo" && exec timeout -k 20 "$timeout_s" "$vng" --verbose --run "/boot/vmlinuz-$ver" \

@@ -32,8 +32,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Adds classes MAJOR:1..=COUNT (aperiodic), checks that a dump lists
-    /// them all, deletes them, checks that none is left.
+    /// Adds classes MAJOR:1..=COUNT (work-conserving; aperiodic unless
+    /// --period-ns), checks that a dump lists them all, deletes them, checks
+    /// that none is left.
     Classes {
         #[arg(long)]
         dev: String,
@@ -41,6 +42,9 @@ enum Cmd {
         major: u16,
         #[arg(long, default_value_t = 10_000)]
         count: u32,
+        /// The classes' period T in ns; 0 makes them aperiodic.
+        #[arg(long, default_value_t = 0)]
+        period_ns: u64,
         /// Leave the classes in place (no deletion, no final check).
         #[arg(long)]
         keep: bool,
@@ -115,8 +119,9 @@ fn main() -> ExitCode {
             dev,
             major,
             count,
+            period_ns,
             keep,
-        } => classes(&dev, major, count, keep),
+        } => classes(&dev, major, count, period_ns, keep),
         Cmd::Fuzz {
             dev,
             major,
@@ -327,10 +332,13 @@ fn badopts(dev: &str, major: u16) -> io::Result<()> {
     Ok(())
 }
 
-fn classes(dev: &str, major: u16, count: u32, keep: bool) -> io::Result<()> {
+fn classes(dev: &str, major: u16, count: u32, period_ns: u64, keep: bool) -> io::Result<()> {
     let ifi = sys::ifindex(dev)?;
     let mut nl = Nl::open()?;
-    let opts = nl::aperiodic_class_opts();
+    let opts = match period_ns {
+        0 => nl::aperiodic_class_opts(),
+        period => nl::work_conserving_class_opts(period),
+    };
     let t0 = Instant::now();
     for minor in 1..=count {
         nl.must(

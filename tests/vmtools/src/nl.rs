@@ -302,6 +302,19 @@ pub fn aperiodic_class_opts() -> Vec<u8> {
     o
 }
 
+/// Options of a work-conserving class with period `period_ns`: its
+/// deadlines advance by one period per packet, so a flood keeps them ahead.
+pub fn work_conserving_class_opts(period_ns: u64) -> Vec<u8> {
+    let mut o = Vec::new();
+    put_attr(&mut o, TCA_DWCS_CLASS_PERIOD, &period_ns.to_ne_bytes());
+    put_attr(
+        &mut o,
+        TCA_DWCS_CLASS_FLAGS,
+        &TC_DWCS_CLASS_F_WORK_CONSERVING.to_ne_bytes(),
+    );
+    o
+}
+
 /// `tc qdisc change dev X root handle MAJOR: dwcs OPTS`.
 pub fn qdisc_change(ifindex: i32, major: u16, opts: &[u8]) -> Vec<u8> {
     tc_message(
