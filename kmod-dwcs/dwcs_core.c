@@ -520,12 +520,22 @@ static void dwcs_promote(struct dwcs_sched *q, u64 now)
 		dwcs_stream_rekey(q, s, now);
 }
 
+/*
+ * MODEL: the link-rate step of Scheduler::dequeue. A dequeue that comes
+ * late by less than the packet's own time on the wire (the watchdog's lag)
+ * continues from where the previous packet ended, so timer lag does not
+ * lower the rate; the burst this allows is at most one packet.
+ */
 static void dwcs_charge_link(struct dwcs_sched *q, u32 len, u64 now)
 {
+	u64 wire, start;
+
+	if (!q->link_rate)
+		return;
 	/* len < 2^32 and 1e9 < 2^30: the product fits in u64 */
-	if (q->link_rate)
-		q->link_free_at = dwcs_sat_add(now,
-			DWCS_DIV64((u64)len * NSEC_PER_SEC, q->link_rate));
+	wire = DWCS_DIV64((u64)len * NSEC_PER_SEC, q->link_rate);
+	start = dwcs_sat_sub(now, q->link_free_at) <= wire ? q->link_free_at : now;
+	q->link_free_at = dwcs_sat_add(start, wire);
 }
 
 static void dwcs_send_stream(struct dwcs_sched *q, struct dwcs_stream *s,

@@ -75,8 +75,11 @@
 //!    precedence of [`order::compare`] sends its head. In time (not missed,
 //!    `now <= d`) it adjusts the window as dwcs.md's "sent before its
 //!    deadline" (including the tag reset); a missed head is sent with
-//!    `late: true` and no further adjustment. With a link rate,
-//!    `link_free_at = now + len * 1e9 / rate` (integer division).
+//!    `late: true` and no further adjustment. With a link rate the packet
+//!    takes `wire = len * 1e9 / rate` (integer division) and
+//!    `link_free_at = start + wire`, where `start` is the previous
+//!    `link_free_at` if `now` is at most `wire` past it (a late timer does not
+//!    lower the rate; at most one packet of burst), else `now`.
 //! 4. If no stream head is eligible, the best-effort FIFO sends its head.
 //! 5. Otherwise `NotBefore(min e over the waiting heads)`, or `Idle`.
 //!
@@ -627,7 +630,16 @@ impl<P> Scheduler<P> {
             self.queued = self.queued.saturating_sub(1);
             if let Some(rate) = rate {
                 let wire = u128::from(departure.packet.len) * 1_000_000_000 / u128::from(rate);
-                self.link_free_at = now.saturating_add(u64::try_from(wire).unwrap_or(u64::MAX));
+                let wire = u64::try_from(wire).unwrap_or(u64::MAX);
+                // A dequeue that comes late by less than this packet's own
+                // time on the wire (timer lag) continues from where the
+                // previous packet ended, so lag does not lower the rate.
+                let start = if now.saturating_sub(self.link_free_at) <= wire {
+                    self.link_free_at
+                } else {
+                    now
+                };
+                self.link_free_at = start.saturating_add(wire);
             }
             return Next::Send(departure);
         }
