@@ -33,6 +33,9 @@ use std::thread;
 
 use nix::sched::{setns, CloneFlags};
 
+mod bulk;
+pub use bulk::BulkTransfer;
+
 /// Where `ip netns` keeps its named namespaces.
 const NETNS_DIR: &str = "/run/netns";
 
@@ -78,6 +81,14 @@ pub enum Error {
         namespace: String,
         /// The panic payload, when it was a string.
         message: String,
+    },
+    /// Traffic the test bed carries for a test (a bulk transfer) failed.
+    #[error("{what}: {source}")]
+    Traffic {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
     },
 }
 

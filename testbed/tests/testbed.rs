@@ -117,3 +117,25 @@ fn closure_panic_is_reported() {
         .expect_err("panic becomes an error");
     assert!(err.to_string().contains("boom"), "{err}");
 }
+
+#[test]
+fn a_bulk_transfer_crosses_the_bottleneck_until_stopped() {
+    let Some(bed) = new_bed() else { return };
+    let bed = bed
+        .with_bottleneck("20mbit")
+        .expect("tbf on the sender's veth");
+    let bulk = qsock_testbed::BulkTransfer::start(&bed, 5201).expect("start the transfer");
+    assert!(
+        bulk.wait_for(1_000_000, Duration::from_secs(20)),
+        "only {} bytes crossed in 20 s",
+        bulk.received_bytes()
+    );
+    let total = bulk.stop().expect("both ends ran without error");
+    assert!(total >= 1_000_000, "{total} bytes");
+    // Stopped means stopped: nothing is listening there any more.
+    let to = SocketAddr::from((bed.receiver_v4(), 5201));
+    let refused = bed
+        .run_in_sender(move || std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)))
+        .expect("enter");
+    assert!(refused.is_err(), "the bulk listener outlived stop()");
+}
