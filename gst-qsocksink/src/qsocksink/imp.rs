@@ -1320,7 +1320,7 @@ impl QSockSink {
                 feedback.controller.seed(bps);
             }
         }
-        let changed = feedback.controller.update(&observation);
+        feedback.controller.update(&observation);
         let estimate = feedback.controller.estimate().unwrap_or(0);
         if settings.adapt_bitrate && estimate > 0 && feedback.applied_bitrate != Some(estimate) {
             self.set_encoder_bitrate(&mut feedback, estimate);
@@ -1334,6 +1334,10 @@ impl QSockSink {
         let stats = stats_structure(shared, &info, &counters, share, estimate, ipg);
         *lock(&self.stats) = stats.clone();
         let obj = self.obj();
+        let previous_estimate = std::mem::replace(&mut *lock(&self.estimated_bitrate), estimate);
+        if previous_estimate != estimate {
+            obj.notify("estimated-bitrate");
+        }
         let _ = obj.post_message(gst::message::Element::builder(stats).src(&*obj).build());
         if offered > 0 {
             let diff = observation
@@ -1348,10 +1352,6 @@ impl QSockSink {
             if !obj.sink_pad().push_event(event) {
                 gst::trace!(CAT, imp = self, "upstream did not handle the QoS event");
             }
-        }
-        if changed.is_some() {
-            *lock(&self.estimated_bitrate) = estimate;
-            obj.notify("estimated-bitrate");
         }
     }
 
