@@ -866,6 +866,21 @@ impl BaseSinkImpl for QSockSink {
     }
 }
 
+/// What a user can do when a kernel scheduler cannot be installed.
+fn install_fix(err: &qsock::Error) -> &'static str {
+    match err.kind() {
+        ErrorKind::PermissionDenied => {
+            "run as root (or with CAP_NET_ADMIN) to install it, or set scheduler=user, which \
+             needs no privilege"
+        }
+        ErrorKind::Busy => "remove the other qdisc first, or set scheduler=user",
+        _ if err.message().contains("speed") => {
+            "set the link-rate property (e.g. link-rate=100mbit) so that it can be installed"
+        }
+        _ => "set scheduler=user, which runs in the process and needs no privilege",
+    }
+}
+
 fn resolve_destination(settings: &Settings) -> Result<SocketAddr, gst::ErrorMessage> {
     let port = u16::try_from(settings.port).map_err(|_| {
         gst::error_msg!(
@@ -937,26 +952,37 @@ impl QSockSink {
                 }
                 Ok(report.scheduler)
             }
-            Err(err) => {
-                let fix = match err.kind() {
-                    ErrorKind::PermissionDenied => {
-                        "run as root (or with CAP_NET_ADMIN), or set scheduler=user, which needs \
-                         no privilege"
-                    }
-                    ErrorKind::Busy => {
-                        "or set scheduler=auto to use the qsock scheduler already there, or \
-                         scheduler=user"
-                    }
-                    _ => {
-                        "or set scheduler=auto, which falls back to htb and then to the user \
-                         scheduler"
-                    }
-                };
-                Err(gst::error_msg!(
+            Err(err) if wanted == SchedulerName::Auto => {
+                // auto promises a working sink: without a kernel scheduler,
+                // qsock's own runs in this process.
+                let user = InitParams::new(device, SchedulerName::User);
+                let report = qsock::qsockinit(&user).map_err(|user_err| {
+                    gst::error_msg!(
+                        gst::ResourceError::Settings,
+                        ("no scheduler works on {device}: {err}; and the user scheduler: \
+                          {user_err}")
+                    )
+                })?;
+                gst::element_imp_warning!(
+                    self,
                     gst::ResourceError::Settings,
-                    ("cannot use the {wanted} scheduler on {device}: {err}; {fix}")
-                ))
+                    (
+                        "using the user scheduler on {device}, which cannot hold back other \
+                      processes' traffic: a kernel scheduler could not be installed ({err}); \
+                      {}",
+                        install_fix(&err)
+                    )
+                );
+                Ok(report.scheduler)
             }
+            Err(err) => Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                (
+                    "cannot use the {wanted} scheduler on {device}: {err}; {}; or set \
+                  scheduler=auto, which falls back to the user scheduler",
+                    install_fix(&err)
+                )
+            )),
         }
     }
 
@@ -1315,8 +1341,10 @@ impl QSockSink {
             queue_delay_mean: info.stats.queue_delay.map(|delay| delay.mean),
             delivered_bps: info.delivered_rate.map(Rate::bits_per_second),
         };
-        if settings.adapt_bitrate && feedback.controller.estimate().is_none() {
-            if let Some(bps) = self.encoder_bitrate(&mut feedback) {
+        // The encoder's setting is a better start than the delivered rate,
+        // which is only what the source happened to offer.
+        if feedback.controller.estimate().is_none() {
+            if let Some(bps) = self.encoder_bitrate(&mut feedback, settings.adapt_bitrate) {
                 feedback.controller.seed(bps);
             }
         }
@@ -1444,13 +1472,19 @@ impl QSockSink {
 
     /// The nearest upstream encoder with a known bitrate property, and its
     /// current bitrate in bits per second.
-    fn encoder_bitrate(&self, feedback: &mut Feedback) -> Option<u64> {
-        let (encoder, unit) = self.encoder(feedback)?;
+    fn encoder_bitrate(&self, feedback: &mut Feedback, adapting: bool) -> Option<u64> {
+        let (encoder, unit) = self.encoder(feedback, adapting)?;
         let units = read_unsigned(&encoder, unit.property)?;
         Some(unit.to_bps(units))
     }
 
-    fn encoder(&self, feedback: &mut Feedback) -> Option<(gst::Element, EncoderBitrate)> {
+    /// The encoder found upstream; `adapting` says whether its absence is
+    /// worth a warning.
+    fn encoder(
+        &self,
+        feedback: &mut Feedback,
+        adapting: bool,
+    ) -> Option<(gst::Element, EncoderBitrate)> {
         if let Some((weak, unit)) = &feedback.encoder {
             if let Some(encoder) = weak.upgrade() {
                 return Some((encoder, *unit));
@@ -1483,6 +1517,13 @@ impl QSockSink {
                     encoder.name()
                 )
             }
+            None if !adapting => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "no upstream encoder with a known bitrate unit"
+                )
+            }
             None => gst::element_imp_warning!(
                 self,
                 gst::CoreError::Negotiation,
@@ -1498,7 +1539,7 @@ impl QSockSink {
     }
 
     fn set_encoder_bitrate(&self, feedback: &mut Feedback, bps: u64) {
-        let Some((encoder, unit)) = self.encoder(feedback) else {
+        let Some((encoder, unit)) = self.encoder(feedback, true) else {
             return;
         };
         let units = unit.to_units(bps);
