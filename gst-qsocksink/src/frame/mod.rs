@@ -44,14 +44,22 @@ pub enum FrameType {
     Intra,
 }
 
-impl std::fmt::Display for FrameType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl FrameType {
+    /// The type's name in statistics and messages (`intra`, `predicted`,
+    /// `non-reference`, `unknown`).
+    pub fn name(self) -> &'static str {
+        match self {
             FrameType::Unknown => "unknown",
             FrameType::NonReference => "non-reference",
             FrameType::Predicted => "predicted",
             FrameType::Intra => "intra",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for FrameType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
