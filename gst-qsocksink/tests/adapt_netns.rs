@@ -8,8 +8,8 @@
 //! the sink posts every `qos-interval`: the samples are the controller's own
 //! clock. The series is printed so that the figures can be quoted.
 //!
-//! The user scheduler, which enforces a link rate given to `qsockinit` at
-//! once, on every stream. HTB does not: a lower rate of qsock's link class
+//! The scheduler is the user one: it enforces a link rate given to
+//! `qsockinit` at once, on every stream. HTB does not: a lower rate of qsock's link class
 //! does not hold back a stream class whose own rate is higher (HTB lets a
 //! class send at its own rate without asking its parent), so a squeeze by
 //! `qsockinit` does not reach a stream attached before it.
@@ -27,7 +27,7 @@ use gst::prelude::*;
 use qsock::{InitParams, Rate, SchedulerName};
 use qsock_testbed::TestBed;
 
-/// The link while it is clear: twice the encoder's ceiling.
+/// The link while it is clear: well above the encoder's ceiling.
 const CLEAR_LINK: Rate = Rate::from_bits_per_second(8_000_000);
 /// The squeezed link: a third of what the encoder sends when clear.
 const SQUEEZED_LINK: Rate = Rate::from_bits_per_second(1_000_000);
