@@ -3,9 +3,10 @@
 //!
 //! Additive increase, multiplicative decrease: a congested interval (packets
 //! late or lost, or queueing delay standing well above the least seen) cuts
-//! the estimate by a quarter at once; a clear interval raises it by a small
-//! fixed step. Cutting fast empties the queue before deadlines pile up;
-//! climbing slowly keeps the stream from oscillating around the capacity.
+//! the estimate to three quarters of what the path delivered, at once; a
+//! clear interval raises it by a small fixed step. Cutting fast empties the
+//! queue before deadlines pile up; climbing slowly keeps the stream from
+//! oscillating around the capacity.
 
 use std::time::Duration;
 
@@ -14,16 +15,19 @@ use std::time::Duration;
 /// percent is a queue that will not drain.
 const LOSS_TOLERANCE: f64 = 0.02;
 
-/// How far the mean queueing delay may stand above the least seen before the
-/// interval counts as congested: a few milliseconds are the scheduler's own
-/// pacing, more is a standing queue.
+/// How far the mean queueing delay may stand above the least seen, beyond
+/// what a frame's own packets wait for each other, before the interval counts
+/// as congested: a few milliseconds are the scheduler's own pacing, more is a
+/// standing queue.
 const QUEUE_DELAY_TOLERANCE: Duration = Duration::from_millis(10);
 
 /// What one congested interval leaves of the estimate.
 const DECREASE_FACTOR: f64 = 0.75;
 
-/// Clear intervals waited after a decrease before climbing again, so that a
-/// decrease has time to show in the scheduler's figures.
+/// Intervals after a decrease in which the estimate neither climbs nor is cut
+/// again: the queue built before the cut takes that long to drain, and its
+/// late packets would otherwise cut the estimate again and again, far below
+/// the capacity.
 const HOLD_AFTER_DECREASE: u32 = 2;
 
 /// The smallest additive step, for narrow ranges.
@@ -40,10 +44,16 @@ pub struct Observation {
     /// Of those (or of earlier ones), packets that missed their deadline or
     /// were dropped.
     pub late_or_lost_packets: u64,
-    /// Mean queueing delay, where the scheduler measures it.
+    /// Mean queueing delay of the packets sent in the interval, where the
+    /// scheduler measures it (see [`interval_mean_delay`]).
     pub queue_delay_mean: Option<Duration>,
     /// Rate that left the scheduler in the interval, in bits per second.
     pub delivered_bps: Option<u64>,
+    /// Time between frames, where known. A frame's packets are queued
+    /// together and leave one after another: on a link the stream nearly
+    /// fills, they wait half a frame interval on average with no queue
+    /// standing at all.
+    pub frame_interval: Option<Duration>,
 }
 
 impl Observation {
@@ -61,6 +71,30 @@ impl Observation {
         let late = self.late_or_lost_packets.min(self.offered_packets);
         late as f64 / self.offered_packets as f64
     }
+}
+
+/// The mean queueing delay of the packets sent between two readings of a
+/// scheduler's running mean over all packets sent: `(mean, sent packets)`
+/// then and now. `None` when nothing was sent in between.
+///
+/// The running mean soon stops moving (an hour of video is a million
+/// packets); only the interval's own mean shows a queue that builds now. The
+/// running mean is truncated to whole nanoseconds, so the sum rebuilt from it
+/// is off by under a nanosecond per packet sent so far: microseconds per
+/// interval after millions of packets.
+pub fn interval_mean_delay(
+    before: Option<(Duration, u64)>,
+    now: (Duration, u64),
+) -> Option<Duration> {
+    let (mean_before, sent_before) = before.unwrap_or((Duration::ZERO, 0));
+    let (mean_now, sent_now) = now;
+    let sent = sent_now.checked_sub(sent_before).filter(|&sent| sent > 0)?;
+    let total = |mean: Duration, sent: u64| mean.as_nanos() * u128::from(sent);
+    let nanos = total(mean_now, sent_now).saturating_sub(total(mean_before, sent_before))
+        / u128::from(sent);
+    Some(Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
 }
 
 /// The estimate and what it remembers between intervals.
@@ -120,12 +154,20 @@ impl BitrateController {
                 start
             }
         };
-        let next = if self.congested(observation) {
-            self.hold = HOLD_AFTER_DECREASE;
-            (current as f64 * DECREASE_FACTOR) as u64
-        } else if self.hold > 0 {
+        let congested = self.congested(observation);
+        let next = if self.hold > 0 {
             self.hold -= 1;
             current
+        } else if congested {
+            self.hold = HOLD_AFTER_DECREASE;
+            // While a queue stands, what left is what the path carries: a cut
+            // from there lands below the capacity in one step however far
+            // above it the estimate was, and the queue drains.
+            let carried = observation
+                .delivered_bps
+                .filter(|&bps| bps > 0)
+                .map_or(current, |bps| bps.min(current));
+            (carried as f64 * DECREASE_FACTOR) as u64
         } else {
             current.saturating_add(self.step())
         };
@@ -140,7 +182,8 @@ impl BitrateController {
             Some(delay) => {
                 let least = self.least_delay.map_or(delay, |least| least.min(delay));
                 self.least_delay = Some(least);
-                delay.saturating_sub(least) > QUEUE_DELAY_TOLERANCE
+                let own_frame = observation.frame_interval.unwrap_or_default() / 2;
+                delay.saturating_sub(least) > QUEUE_DELAY_TOLERANCE + own_frame
             }
             None => false,
         };
@@ -206,6 +249,7 @@ mod tests {
             late_or_lost_packets: late,
             queue_delay_mean: Some(Duration::from_millis(delay_ms)),
             delivered_bps: Some(3_000_000),
+            frame_interval: None,
         }
     }
 
@@ -222,10 +266,68 @@ mod tests {
     fn loss_cuts_by_a_quarter_and_holds_before_climbing() {
         let mut controller = BitrateController::new(100_000, 10_000_000);
         controller.seed(4_000_000);
-        assert_eq!(controller.update(&interval(100, 5, 1)), Some(3_000_000));
+        let delivering_more = Observation {
+            delivered_bps: Some(5_000_000),
+            ..interval(100, 5, 1)
+        };
+        assert_eq!(controller.update(&delivering_more), Some(3_000_000));
         assert_eq!(controller.update(&interval(100, 0, 1)), None);
         assert_eq!(controller.update(&interval(100, 0, 1)), None);
         assert_eq!(controller.update(&interval(100, 0, 1)), Some(3_200_000));
+    }
+
+    #[test]
+    fn a_cut_lands_below_what_the_path_delivered() {
+        let mut controller = BitrateController::new(100_000, 10_000_000);
+        controller.seed(3_000_000);
+        // The link was squeezed to 1 Mbit/s: a quarter off 3 Mbit/s would
+        // still be twice the capacity.
+        let squeezed = Observation {
+            delivered_bps: Some(1_000_000),
+            ..interval(100, 50, 1)
+        };
+        assert_eq!(controller.update(&squeezed), Some(750_000));
+    }
+
+    #[test]
+    fn the_queue_left_behind_by_a_cut_does_not_cut_again() {
+        let mut controller = BitrateController::new(100_000, 10_000_000);
+        controller.seed(4_000_000);
+        // Packets queued before the cut are still late while the queue drains.
+        assert_eq!(controller.update(&interval(100, 50, 1)), Some(2_250_000));
+        assert_eq!(controller.update(&interval(100, 50, 1)), None);
+        assert_eq!(controller.update(&interval(100, 30, 1)), None);
+        // Still late after the hold: the cut was not enough.
+        assert_eq!(controller.update(&interval(100, 30, 1)), Some(1_687_500));
+    }
+
+    #[test]
+    fn a_frame_waiting_for_itself_is_no_standing_queue() {
+        let mut controller = BitrateController::new(100_000, 10_000_000);
+        controller.seed(1_000_000);
+        let at_25_fps = |delay_ms| Observation {
+            frame_interval: Some(Duration::from_millis(40)),
+            ..interval(100, 0, delay_ms)
+        };
+        assert_eq!(controller.update(&at_25_fps(1)), Some(1_200_000));
+        // A frame that takes most of its 40 ms to leave: 18 ms on average.
+        assert_eq!(controller.update(&at_25_fps(19)), Some(1_400_000));
+        assert_eq!(controller.update(&at_25_fps(32)), Some(1_050_000));
+    }
+
+    #[test]
+    fn interval_delay_comes_from_the_running_mean() {
+        let ms = Duration::from_millis;
+        // 1000 packets at a mean of 2 ms, then 100 more at 13 ms: the running
+        // mean moves to 3 ms only.
+        assert_eq!(
+            interval_mean_delay(Some((ms(2), 1000)), (ms(3), 1100)),
+            Some(ms(13))
+        );
+        assert_eq!(interval_mean_delay(None, (ms(4), 10)), Some(ms(4)));
+        assert_eq!(interval_mean_delay(Some((ms(4), 10)), (ms(4), 10)), None);
+        // A scheduler that started over counts as nothing sent.
+        assert_eq!(interval_mean_delay(Some((ms(4), 10)), (ms(1), 5)), None);
     }
 
     #[test]
@@ -241,7 +343,8 @@ mod tests {
         controller.seed(4_000_000);
         assert_eq!(controller.update(&interval(100, 0, 2)), Some(4_200_000));
         assert_eq!(controller.update(&interval(100, 0, 11)), Some(4_400_000));
-        assert_eq!(controller.update(&interval(100, 0, 13)), Some(3_300_000));
+        // Cut from the 3 Mbit/s delivered, not from the 4.4 Mbit/s estimate.
+        assert_eq!(controller.update(&interval(100, 0, 13)), Some(2_250_000));
     }
 
     #[test]

@@ -18,7 +18,9 @@ use qsock::{
 };
 use socket2::{Domain, Protocol, Type};
 
-use super::bitrate::{encoder_bitrate, BitrateController, EncoderBitrate, Observation};
+use super::bitrate::{
+    encoder_bitrate, interval_mean_delay, BitrateController, EncoderBitrate, Observation,
+};
 use super::frames::{fallback_info, DropPolicy, Frame, FrameAssembler};
 use crate::frame::{Classifier, FrameType, PayloadFormat};
 
@@ -1330,8 +1332,9 @@ impl QSockSink {
         let observation = Observation {
             offered_packets: offered,
             late_or_lost_packets: late_or_lost,
-            queue_delay_mean: info.stats.queue_delay.map(|delay| delay.mean),
+            queue_delay_mean: interval_delay(previous_info.as_ref(), &info),
             delivered_bps: info.delivered_rate.map(Rate::bits_per_second),
+            frame_interval: self.frame_interval(&mut feedback, &counters),
         };
         // The encoder's setting is a better start than the delivered rate,
         // which is only what the source happened to offer.
@@ -1351,7 +1354,7 @@ impl QSockSink {
         drop(feedback);
 
         let share = observation.on_time_share();
-        let stats = stats_structure(shared, &info, &counters, share, estimate, ipg);
+        let stats = stats_structure(shared, &info, &counters, &observation, estimate, ipg);
         *lock(&self.stats) = stats.clone();
         let obj = self.obj();
         let previous_estimate = std::mem::replace(&mut *lock(&self.estimated_bitrate), estimate);
@@ -1390,13 +1393,7 @@ impl QSockSink {
         let current = shared.socket().params().stream;
         let frames = counters.frames_total() - previous.frames_total();
         let derived = if settings.ipg_us == 0 && frames > 0 {
-            if feedback.upstream_frame_interval.is_none() {
-                feedback.upstream_frame_interval = self.upstream_frame_interval();
-            }
-            let measured = (counters.frame_intervals > 0).then(|| {
-                Duration::from_nanos(counters.frame_interval_sum_ns / counters.frame_intervals)
-            });
-            let interval = feedback.upstream_frame_interval.or(measured);
+            let interval = self.frame_interval(feedback, counters);
             let packets = counters.offered_packets - previous.offered_packets;
             let packets_per_frame = packets as f64 / frames as f64;
             interval
@@ -1444,6 +1441,18 @@ impl QSockSink {
         }
         let stream = shared.socket().params().stream;
         (stream.kind == qsock::StreamKind::Periodic).then_some(stream.ipg)
+    }
+
+    /// Time between frames: the upstream framerate, else the measured PTS
+    /// spacing.
+    fn frame_interval(&self, feedback: &mut Feedback, counters: &Counters) -> Option<Duration> {
+        if feedback.upstream_frame_interval.is_none() {
+            feedback.upstream_frame_interval = self.upstream_frame_interval();
+        }
+        let measured = (counters.frame_intervals > 0).then(|| {
+            Duration::from_nanos(counters.frame_interval_sum_ns / counters.frame_intervals)
+        });
+        feedback.upstream_frame_interval.or(measured)
     }
 
     /// The framerate of the nearest upstream caps that have one.
@@ -1607,11 +1616,22 @@ fn write_unsigned(element: &gst::Element, property: &str, units: u64) -> bool {
     true
 }
 
+/// The mean queueing delay of the packets sent since `previous`, from the
+/// scheduler's running mean.
+fn interval_delay(previous: Option<&QInfo>, info: &QInfo) -> Option<Duration> {
+    let now = info.stats.queue_delay?;
+    let before = previous.and_then(|previous| {
+        let delay = previous.stats.queue_delay?;
+        Some((delay.mean, previous.stats.sent_packets))
+    });
+    interval_mean_delay(before, (now.mean, info.stats.sent_packets))
+}
+
 fn stats_structure(
     shared: &Shared,
     info: &QInfo,
     counters: &Counters,
-    on_time_share: f64,
+    observation: &Observation,
     estimated_bitrate: u64,
     ipg: Option<Duration>,
 ) -> gst::Structure {
@@ -1643,7 +1663,7 @@ fn stats_structure(
             "delivered-bitrate",
             info.delivered_rate.map_or(0, Rate::bits_per_second),
         )
-        .field("on-time-share", on_time_share)
+        .field("on-time-share", observation.on_time_share())
         .field("estimated-bitrate", estimated_bitrate)
         .field(
             "ipg-us",
@@ -1659,6 +1679,12 @@ fn stats_structure(
                 "queue-delay-max-us",
                 u64::try_from(delay.max.as_micros()).unwrap_or(u64::MAX),
             );
+    }
+    if let Some(delay) = observation.queue_delay_mean {
+        builder = builder.field(
+            "queue-delay-interval-us",
+            u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
+        );
     }
     builder.build()
 }
