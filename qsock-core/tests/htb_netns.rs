@@ -175,6 +175,69 @@ fn stream_classes_are_numbered_and_sized_for_their_streams() {
     drop(plain);
 }
 
+#[test]
+fn a_lower_link_rate_binds_the_streams_already_attached() {
+    // An HTB class may always send at its own rate, whatever its parent's:
+    // without refitting, a squeezed link would not squeeze the streams.
+    let Some(bed) = bed() else { return };
+    let init = htb_init(&bed, mbit(10));
+    bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
+    let paced = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::periodic(Duration::from_millis(2), 0, 0).with_packet_size(938),
+    );
+    let work_conserving = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::periodic(Duration::from_millis(8), 0, 0)
+            .with_packet_size(938)
+            .work_conserving(),
+    );
+    let (paced, work_conserving) = bed
+        .run_in_sender(|| {
+            (
+                QSocket::new(Domain::IPV4, Type::DGRAM, None, &paced).unwrap(),
+                QSocket::new(Domain::IPV4, Type::DGRAM, None, &work_conserving).unwrap(),
+            )
+        })
+        .unwrap();
+    let classes = tc_show(&bed, "class");
+    assert!(classes.contains("rate 4Mbit ceil 4Mbit"), "{classes}");
+    assert!(classes.contains("rate 1Mbit ceil 10Mbit"), "{classes}");
+
+    let squeezed = htb_init(&bed, mbit(2));
+    let report_of_init = bed.run_in_sender(|| qsockinit(&squeezed)).unwrap().unwrap();
+    assert!(
+        report_of_init
+            .reason
+            .contains("2 stream class(es) were fitted"),
+        "{report_of_init:?}"
+    );
+    let classes = tc_show(&bed, "class");
+    assert!(
+        classes.contains("rate 2Mbit ceil 2Mbit"),
+        "paced stream: {classes}"
+    );
+    assert!(
+        classes.contains("rate 1Mbit ceil 2Mbit"),
+        "work-conserving stream: {classes}"
+    );
+
+    // A change after the squeeze sizes against the new link rate.
+    let mut paced = paced;
+    let too_fast = QosParams::new(
+        bed.sender_dev(),
+        SchedulerName::Htb,
+        StreamParams::periodic(Duration::from_millis(3), 0, 0).with_packet_size(938),
+    );
+    let refused = paced.change(&too_fast).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidInput, "{refused}");
+    assert!(refused.to_string().contains("link rate"), "{refused}");
+    paced.close().unwrap();
+    work_conserving.close().unwrap();
+}
+
 /// What a receiver saw of one stream.
 #[derive(Debug, Default)]
 struct Seen {

@@ -119,6 +119,69 @@ fn r2q_for(link: Rate) -> u32 {
     u32::try_from(r2q).unwrap_or(u32::MAX).max(10)
 }
 
+/// After the link rate changed from `old_link` to `link`: an HTB class may
+/// always send at its own rate, whatever its parent's, so a lower link rate
+/// would not bind the streams. Each stream class gets a rate and ceiling of
+/// at most the new link rate (a work-conserving stream's ceiling follows the
+/// link). Returns how many classes changed.
+fn refit_streams(
+    nl: &Netlink,
+    link: &Link,
+    old_link: Option<Rate>,
+    new_link: Rate,
+) -> Result<usize> {
+    let mut refitted = 0;
+    for info in class::list(nl, link)? {
+        let is_stream = info.handle.major == QSOCK_MAJOR
+            && info.handle.minor != ROOT_MINOR
+            && info.handle.minor != BEST_EFFORT_MINOR;
+        let Some(htb) = info.htb.filter(|_| is_stream) else {
+            continue;
+        };
+        let followed_link = Some(htb.ceil) == old_link;
+        let spec = fitted_stream_class(
+            htb.rate,
+            htb.ceil,
+            followed_link,
+            new_link,
+            link.mtu,
+            htb.opt.quantum,
+        );
+        if spec.rate == htb.rate && spec.ceil == htb.ceil {
+            continue;
+        }
+        class::change_htb(nl, link, root_class(), info.handle, &spec)?;
+        refitted += 1;
+    }
+    Ok(refitted)
+}
+
+/// A stream class's parameters under a link of `link`.
+fn fitted_stream_class(
+    rate: Rate,
+    ceil: Rate,
+    followed_link: bool,
+    link: Rate,
+    mtu: u32,
+    quantum: u32,
+) -> HtbClassSpec {
+    let rate = rate.min(link);
+    let ceil = if followed_link { link } else { ceil.min(link) }.max(rate);
+    // The packet size the class was sized for is not in the kernel's dump:
+    // a full-size packet's burst is never too small.
+    let burst = mtu
+        .saturating_add(ETHERNET_HEADER)
+        .saturating_mul(BURST_PACKETS);
+    HtbClassSpec {
+        rate,
+        ceil,
+        burst,
+        cburst: burst,
+        prio: STREAM_PRIO,
+        quantum,
+    }
+}
+
 /// The class a stream needs, or `None` for streams that stay best effort.
 fn stream_class(stream: &StreamParams, link_rate: Rate, mtu: u32) -> Result<Option<HtbClassSpec>> {
     if stream.kind != StreamKind::Periodic {
@@ -255,7 +318,13 @@ impl Backend for Htb {
                             class_handle(BEST_EFFORT_MINOR),
                             &best_effort_class(rate, link.mtu),
                         )?;
+                        let refitted = refit_streams(&nl, &link, current, rate)?;
                         reason.push_str(&format!("; its link rate is now {rate}"));
+                        if refitted > 0 {
+                            reason.push_str(&format!(
+                                " and {refitted} stream class(es) were fitted under it"
+                            ));
+                        }
                     }
                 }
                 return Ok(InitReport {
@@ -417,6 +486,12 @@ impl Attachment for HtbStream {
     /// the stream turns periodic or best effort.
     fn change(&mut self, socket: &Socket, stream: &StreamParams) -> Result<()> {
         stream.validate()?;
+        // qsockinit may have changed the link rate since the attach.
+        if let Some(rate) = class::get(&self.netlink.lock_shared(), &self.link, root_class())?
+            .and_then(|root| root.rate())
+        {
+            self.link_rate = rate;
+        }
         let wanted = stream_class(stream, self.link_rate, self.link.mtu)?;
         let current = self.class;
         let link = &self.link;
