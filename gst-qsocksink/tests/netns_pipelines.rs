@@ -35,8 +35,8 @@ const LINK_KBIT: u64 = 4000;
 const VIDEO_KBIT: u32 = 1000;
 /// 12 s of video: twelve I-frames a run.
 const FRAMES: u32 = 300;
-/// The receivers' jitter-buffer latency, a live stream's usual 200 ms.
-const JITTER_LATENCY_MS: u32 = 200;
+/// The receivers' playout delay, a live stream's usual 200 ms.
+const PLAYOUT_DELAY_MS: u64 = 200;
 /// The bulk transfer runs this long before the video starts, so that its
 /// queue already stands at the bottleneck.
 const BULK_HEAD_START_BYTES: u64 = 1_000_000;
@@ -64,8 +64,15 @@ fn bed() -> Option<TestBed> {
     Some(TestBed::new().unwrap_or_else(|err| panic!("cannot build the test bed: {err}")))
 }
 
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn link_rate() -> Rate {
-    Rate::from_bits_per_second(LINK_KBIT * 1000)
+    Rate::from_bits_per_second(knob("XLINK", LINK_KBIT) * 1000)
 }
 
 /// Installs `scheduler` on the sender's veth with the link rate as the
@@ -81,10 +88,7 @@ fn install(bed: &TestBed, scheduler: SchedulerName) {
 fn qsocksink(bed: &TestBed, scheduler: SchedulerName) -> NetworkSink {
     NetworkSink {
         label: format!("qsocksink ({})", scheduler.as_str()),
-        description: format!(
-            "udpsink host={} port={MANAGED_PORT}",
-            bed.receiver_v4()
-        ),
+        description: format!("udpsink host={} port={MANAGED_PORT}", bed.receiver_v4()),
         port: MANAGED_PORT,
     }
 }
@@ -99,6 +103,10 @@ fn udpsink(bed: &TestBed) -> NetworkSink {
 
 /// Starts the bulk transfer and waits until its queue stands.
 fn start_bulk(bed: &TestBed) -> BulkTransfer {
+    let extra: Vec<BulkTransfer> = (1..knob("XFLOWS", 1))
+        .map(|i| BulkTransfer::start(bed, BULK_PORT + i as u16).unwrap())
+        .collect();
+    std::mem::forget(extra);
     let bulk = BulkTransfer::start(bed, BULK_PORT).expect("the bulk transfer starts");
     assert!(
         bulk.wait_for(BULK_HEAD_START_BYTES, Duration::from_secs(20)),
@@ -113,9 +121,17 @@ fn run_beside_bulk(bed: &TestBed, run: &Run, name: &str) -> Report {
     let dir = WorkDir::new(name);
     let bulk = start_bulk(bed);
     let (bytes_before, started) = (bulk.received_bytes(), Instant::now());
-    eprintln!("DEBUG before: {}", bed.tc_in_sender(&["-s", "qdisc", "show", "dev", bed.sender_dev()]).unwrap());
+    eprintln!(
+        "DEBUG before: {}",
+        bed.tc_in_sender(&["-s", "qdisc", "show", "dev", bed.sender_dev()])
+            .unwrap()
+    );
     let report = media_run::run(bed, run, &dir);
-    eprintln!("DEBUG after: {}", bed.tc_in_sender(&["-s", "qdisc", "show", "dev", bed.sender_dev()]).unwrap());
+    eprintln!(
+        "DEBUG after: {}",
+        bed.tc_in_sender(&["-s", "qdisc", "show", "dev", bed.sender_dev()])
+            .unwrap()
+    );
     let bulk_kbit =
         (bulk.received_bytes() - bytes_before) * 8 / 1000 / started.elapsed().as_secs().max(1);
     println!("{name}: bulk TCP {bulk_kbit} kbit/s; {report}");
@@ -179,8 +195,8 @@ fn managed_beside_control(format: Format, scheduler: SchedulerName, name: &str) 
     let run = Run {
         format,
         frames: FRAMES,
-        video_kbit: VIDEO_KBIT,
-        jitter_latency_ms: JITTER_LATENCY_MS,
+        video_kbit: knob("XVIDEO", VIDEO_KBIT.into()) as u32,
+        playout_delay: Duration::from_millis(knob("XLAT", PLAYOUT_DELAY_MS)),
         sinks: vec![qsocksink(&bed, scheduler), udpsink(&bed)],
     };
     let report = run_beside_bulk(&bed, &run, name);

@@ -5,15 +5,25 @@
 //! what arrived in time to a file and decodes it. What was sent and what
 //! arrived is then compared frame by frame (RTP formats, by sequence number)
 //! and by ffprobe's picture types (every format).
+//!
+//! "In time" is a live receiver's playout deadline: each datagram must arrive
+//! within the playout delay of when it was handed to its network sink. The
+//! jitter buffer does not enforce that: it gives up only on gaps, and passes
+//! a packet that is late but in order. So a probe in front of it drops late
+//! datagrams, timing each against the moment the sender's probe saw it (both
+//! namespaces share the host's monotonic clock; datagrams are recognised by
+//! a hash of their bytes, which works for RTP and MPEG-TS alike).
 
-use std::collections::HashSet;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use nix::sched::{setns, CloneFlags};
@@ -95,7 +105,7 @@ impl Format {
     /// A receiver listening on `address:port`: what arrives in time goes to
     /// `file` (an elementary stream, or the transport stream itself) and to a
     /// decoder named `decoder`; RTP formats name their depayloader `depay`.
-    fn receiver(self, address: &str, port: u16, latency_ms: u32, file: &Path) -> String {
+    fn receiver(self, address: &str, port: u16, latency_ms: u128, file: &Path) -> String {
         let source = format!(
             "udpsrc name=source address={address} port={port} timeout={}",
             QUIET.as_nanos()
@@ -169,8 +179,10 @@ pub struct Run {
     pub frames: u32,
     /// The encoder's target bitrate.
     pub video_kbit: u32,
-    /// The receivers' jitter-buffer latency: what arrives later is lost.
-    pub jitter_latency_ms: u32,
+    /// The receivers' playout delay: a datagram that arrives later than this
+    /// after it was handed to its sink is dropped. Also the jitter buffer's
+    /// latency, the time it waits to put packets back in order.
+    pub playout_delay: Duration,
     /// The sinks, all fed from the same encoder at the same time.
     pub sinks: Vec<NetworkSink>,
 }
@@ -228,11 +240,38 @@ pub struct Delivery {
     pub predicted: Completeness,
 }
 
+/// How long datagrams took from their sink to the receiver.
+#[derive(Debug, Default, Clone)]
+pub struct Transit {
+    /// Datagrams handed to the sink.
+    pub sent: u64,
+    /// Datagrams that arrived, in time or not.
+    pub arrived: u64,
+    /// Of those, how many missed the playout deadline.
+    pub late: u64,
+    /// Median, 95th percentile and largest delay of those that arrived.
+    pub delay_percentiles: [Duration; 3],
+}
+
+impl fmt::Display for Transit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [median, p95, max] = self.delay_percentiles.map(|d| d.as_millis());
+        write!(
+            f,
+            "{} datagrams sent, {} arrived, {} of them late; delay median {median} ms, \
+             95% {p95} ms, max {max} ms",
+            self.sent, self.arrived, self.late
+        )
+    }
+}
+
 /// What happened to one sink's stream.
 #[derive(Debug)]
 pub struct SinkReport {
     /// The sink's label.
     pub label: String,
+    /// Datagrams and their delays.
+    pub transit: Transit,
     /// Frame by frame, for RTP formats.
     pub delivery: Option<Delivery>,
     /// ffprobe's picture types of the received file, or why it failed.
@@ -262,7 +301,7 @@ impl fmt::Display for SinkReport {
                 delivery.intra, delivery.predicted
             )?;
         }
-        Ok(())
+        write!(f, "; {}", self.transit)
     }
 }
 
@@ -391,7 +430,9 @@ fn keep_streaming_threads_in(pipeline: &gst::Pipeline, namespace: &str) -> Arc<M
                     failed
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push(format!("a streaming thread could not enter its namespace: {errno}"));
+                        .push(format!(
+                            "a streaming thread could not enter its namespace: {errno}"
+                        ));
                 }
             }
         }
@@ -520,53 +561,176 @@ impl Packetized {
     }
 }
 
-fn watch_packetizer(pipeline: &gst::Pipeline, name: &str) -> Arc<Mutex<Packetized>> {
-    let packetized = Arc::new(Mutex::new(Packetized::default()));
+/// When each datagram was handed to a network sink, by [`datagram_key`].
+type Departures = Arc<Mutex<HashMap<u64, Instant>>>;
+
+fn datagram_key(buffer: &gst::BufferRef) -> Option<u64> {
+    let map = buffer.map_readable().ok()?;
+    let mut hasher = DefaultHasher::new();
+    map.as_slice().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// What the probes of one sender branch record.
+struct Branch {
+    /// RTP formats: frames in and packets out of the payloader.
+    packetized: Option<Arc<Mutex<Packetized>>>,
+    departures: Departures,
+}
+
+/// Watches the packetizer named `name`: every datagram it hands to the
+/// network sink, and for RTP which frame each packet belongs to.
+fn watch_branch(pipeline: &gst::Pipeline, name: &str, rtp: bool) -> Branch {
     let element = pipeline
         .by_name(name)
         .unwrap_or_else(|| panic!("no element {name}"));
+    let departures = Departures::default();
+    let departed = Arc::clone(&departures);
+    on_buffers(
+        &element
+            .static_pad("src")
+            .expect("a packetizer has a source pad"),
+        move |buffer| {
+            if let Some(key) = datagram_key(buffer) {
+                departed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, Instant::now());
+            }
+        },
+    );
+    Branch {
+        packetized: rtp.then(|| watch_packetizer(&element)),
+        departures,
+    }
+}
+
+fn watch_packetizer(element: &gst::Element) -> Arc<Mutex<Packetized>> {
+    let packetized = Arc::new(Mutex::new(Packetized::default()));
     let frames = Arc::clone(&packetized);
     on_buffers(
-        &element.static_pad("sink").expect("a payloader has a sink pad"),
+        &element
+            .static_pad("sink")
+            .expect("a payloader has a sink pad"),
         move |buffer| {
             let intra = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-            frames.lock().unwrap_or_else(|e| e.into_inner()).frames_intra.push(intra);
+            frames
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .frames_intra
+                .push(intra);
         },
     );
     let packets = Arc::clone(&packetized);
     on_buffers(
-        &element.static_pad("src").expect("a payloader has a source pad"),
+        &element
+            .static_pad("src")
+            .expect("a payloader has a source pad"),
         move |buffer| {
             if let Some(header) = rtp_header(buffer) {
-                packets.lock().unwrap_or_else(|e| e.into_inner()).packets.push(header);
+                packets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .packets
+                    .push(header);
             }
         },
     );
     packetized
 }
 
+/// What the deadline probe in front of a receiver saw.
+#[derive(Debug, Default)]
+struct Arrivals {
+    delays: Vec<Duration>,
+    late: u64,
+    /// Datagrams no sender probe saw leave: there should be none.
+    unknown: u64,
+}
+
+/// Drops what `source` (a udpsrc) receives later than `playout_delay` after
+/// it left, and records every delay.
+fn enforce_playout_deadline(
+    source: &gst::Element,
+    departures: Departures,
+    playout_delay: Duration,
+) -> Arc<Mutex<Arrivals>> {
+    let arrivals = Arc::new(Mutex::new(Arrivals::default()));
+    let seen = Arc::clone(&arrivals);
+    source
+        .static_pad("src")
+        .expect("udpsrc has a source pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let now = Instant::now();
+            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let departed = datagram_key(buffer).and_then(|key| {
+                departures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .copied()
+            });
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(departed) = departed else {
+                seen.unknown += 1;
+                return gst::PadProbeReturn::Ok;
+            };
+            let delay = now.saturating_duration_since(departed);
+            seen.delays.push(delay);
+            if delay > playout_delay {
+                seen.late += 1;
+                gst::PadProbeReturn::Drop
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        });
+    arrivals
+}
+
 /// One receiving pipeline and what its probes saw.
 struct Receiver {
     pipeline: Running,
     namespace_failures: Arc<Mutex<Vec<String>>>,
+    arrivals: Arc<Mutex<Arrivals>>,
     /// Sequence numbers that left the jitter buffer (RTP formats).
     in_time: Arc<Mutex<HashSet<u16>>>,
     decoded: Arc<AtomicU64>,
     file: PathBuf,
 }
 
-fn start_receiver(bed: &TestBed, format: Format, latency_ms: u32, port: u16, file: PathBuf) -> Receiver {
+fn start_receiver(
+    bed: &TestBed,
+    format: Format,
+    playout_delay: Duration,
+    port: u16,
+    file: PathBuf,
+    departures: Departures,
+) -> Receiver {
     let address = bed.receiver_v4().to_string();
+    let latency_ms = playout_delay.as_millis();
     let pipeline = launch(&format.receiver(&address, port, latency_ms, &file));
     let namespace_failures = keep_streaming_threads_in(&pipeline, bed.receiver_ns());
+    let arrivals = enforce_playout_deadline(
+        &pipeline
+            .by_name("source")
+            .expect("the receiver has a udpsrc"),
+        departures,
+        playout_delay,
+    );
     let in_time = Arc::new(Mutex::new(HashSet::new()));
     if let Some(depay) = pipeline.by_name("depay") {
         let seen = Arc::clone(&in_time);
         on_buffers(
-            &depay.static_pad("sink").expect("a depayloader has a sink pad"),
+            &depay
+                .static_pad("sink")
+                .expect("a depayloader has a sink pad"),
             move |buffer| {
                 if let Some((sequence, _)) = rtp_header(buffer) {
-                    seen.lock().unwrap_or_else(|e| e.into_inner()).insert(sequence);
+                    seen.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(sequence);
                 }
             },
         );
@@ -591,6 +755,7 @@ fn start_receiver(bed: &TestBed, format: Format, latency_ms: u32, port: u16, fil
     Receiver {
         pipeline: running,
         namespace_failures,
+        arrivals,
         in_time,
         decoded,
         file,
@@ -603,16 +768,6 @@ fn start_receiver(bed: &TestBed, format: Format, latency_ms: u32, port: u16, fil
 /// complete; and compares.
 pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
     let format = run.format;
-    let receivers: Vec<Receiver> = run
-        .sinks
-        .iter()
-        .enumerate()
-        .map(|(i, sink)| {
-            let file = dir.file(&format!("received-{i}.{}", format.file_extension(true)));
-            start_receiver(bed, format, run.jitter_latency_ms, sink.port, file)
-        })
-        .collect();
-
     let reference = dir.file(&format!("reference.{}", format.file_extension(false)));
     let mut description = format!(
         "{} encoded. ! queue ! filesink location=\"{}\"",
@@ -628,17 +783,36 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
     }
     let sender = launch(&description);
     let sender_namespace_failures = keep_streaming_threads_in(&sender, bed.sender_ns());
-    let packetized: Vec<Option<Arc<Mutex<Packetized>>>> = (0..run.sinks.len())
-        .map(|i| format.is_rtp().then(|| watch_packetizer(&sender, &format!("packetizer{i}"))))
+    let branches: Vec<Branch> = (0..run.sinks.len())
+        .map(|i| watch_branch(&sender, &format!("packetizer{i}"), format.is_rtp()))
         .collect();
     let sender = Running(sender);
+
+    // Receivers first, so that nothing is sent into the void.
+    let receivers: Vec<Receiver> = run
+        .sinks
+        .iter()
+        .zip(&branches)
+        .enumerate()
+        .map(|(i, (sink, branch))| {
+            let file = dir.file(&format!("received-{i}.{}", format.file_extension(true)));
+            let departures = Arc::clone(&branch.departures);
+            start_receiver(bed, format, run.playout_delay, sink.port, file, departures)
+        })
+        .collect();
+    // The sinks open their sockets on the way to PLAYING: in this namespace.
     bed.run_in_sender(|| sender.0.set_state(gst::State::Playing))
         .expect("enter the sender's namespace")
         .unwrap_or_else(|err| panic!("the sender does not start: {err}"));
 
     let duration = Duration::from_secs(u64::from(run.frames / FRAMES_PER_SECOND));
-    wait_for(&sender.0, "end of stream from the sender", duration * 3 + Duration::from_secs(20), is_eos)
-        .unwrap_or_else(|err| panic!("sender: {err}"));
+    wait_for(
+        &sender.0,
+        "end of stream from the sender",
+        duration * 3 + Duration::from_secs(20),
+        is_eos,
+    )
+    .unwrap_or_else(|err| panic!("sender: {err}"));
     drop(sender);
 
     for (receiver, sink) in receivers.iter().zip(&run.sinks) {
@@ -652,25 +826,31 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
             .unwrap_or_else(|err| panic!("receiver of {}: {err}", sink.label));
     }
 
-    let mut failures = sender_namespace_failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut failures = lock(&sender_namespace_failures).clone();
     let sent = ffprobe(format, &reference, false)
         .unwrap_or_else(|err| panic!("ffprobe cannot read the reference: {err}"));
     let sinks = receivers
         .into_iter()
         .zip(&run.sinks)
-        .zip(packetized)
-        .map(|((receiver, sink), packetized)| {
+        .zip(branches)
+        .map(|((receiver, sink), branch)| {
             drop(receiver.pipeline);
-            failures.extend(receiver.namespace_failures.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
-            let delivery = packetized.map(|packetized| {
-                let packetized = packetized.lock().unwrap_or_else(|e| e.into_inner());
-                let frames = packetized
+            failures.extend(lock(&receiver.namespace_failures).drain(..));
+            let delivery = branch.packetized.map(|packetized| {
+                let frames = lock(&packetized)
                     .frames()
                     .unwrap_or_else(|err| panic!("{}: {err}", sink.label));
-                delivery(&frames, &receiver.in_time.lock().unwrap_or_else(|e| e.into_inner()))
+                delivery(&frames, &lock(&receiver.in_time))
             });
+            let arrivals = lock(&receiver.arrivals);
+            assert_eq!(
+                arrivals.unknown, 0,
+                "{}'s receiver got datagrams the sender never sent",
+                sink.label
+            );
             SinkReport {
                 label: sink.label.clone(),
+                transit: transit(lock(&branch.departures).len() as u64, &arrivals),
                 delivery,
                 received: ffprobe(format, &receiver.file, true),
                 decoded: receiver.decoded.load(Ordering::Relaxed),
@@ -680,6 +860,29 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
         .collect();
     assert!(failures.is_empty(), "{failures:?}");
     Report { sent, sinks }
+}
+
+/// Locks a mutex a panicking probe may have poisoned: the data is still the
+/// best account of what happened.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn transit(sent: u64, arrivals: &Arrivals) -> Transit {
+    let mut delays = arrivals.delays.clone();
+    delays.sort();
+    let at = |q: f64| {
+        delays
+            .get(((delays.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Transit {
+        sent,
+        arrived: delays.len() as u64,
+        late: arrivals.late,
+        delay_percentiles: [at(0.5), at(0.95), at(1.0)],
+    }
 }
 
 fn delivery(frames: &[(bool, Vec<u16>)], in_time: &HashSet<u16>) -> Delivery {
@@ -710,7 +913,13 @@ fn ffprobe(format: Format, file: &Path, received: bool) -> Result<FrameCounts, S
     let output = Command::new("ffprobe")
         .args(["-v", "error"])
         .args(format.ffprobe_input(received))
-        .args(["-show_frames", "-show_entries", "frame=pict_type", "-of", "csv=p=0"])
+        .args([
+            "-show_frames",
+            "-show_entries",
+            "frame=pict_type",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(file)
         .output()
         .map_err(|err| format!("cannot run ffprobe: {err}"))?;
