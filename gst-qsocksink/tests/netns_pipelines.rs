@@ -33,6 +33,9 @@ const LINK_KBIT: u64 = 4000;
 /// control's) fit the link with room to spare, so that what the control loses
 /// it loses to the TCP transfer, not to its twin.
 const VIDEO_KBIT: u32 = 1000;
+/// The video's target bitrate on `user`, where it crosses the bottleneck
+/// alone: its I-frames are then larger than the TBF's queue.
+const USER_VIDEO_KBIT: u32 = 2500;
 /// 12 s of video: twelve I-frames a run.
 const FRAMES: u32 = 300;
 /// The receivers' playout delay, a live stream's usual 200 ms.
@@ -238,4 +241,44 @@ fn h264_over_rtp_on_dwcs_keeps_every_i_frame_where_udpsink_loses_some() {
         return;
     }
     managed_beside_control(Format::RtpH264, SchedulerName::Dwcs, "h264-rtp-dwcs");
+}
+
+/// The `user` backend schedules this process's qsockets and nothing else:
+/// the bulk transfer and the control would go straight to the device, so
+/// beside them qsocksink on `user` cannot promise anything, and a comparison
+/// under TCP would measure only how the TBF's one FIFO treats three flows.
+/// What `user` does promise is to pace its own streams to the link rate, so
+/// that the bursts of I-frames never overflow the bottleneck's queue. That is
+/// the comparison here: a video whose I-frames are larger than the TBF's
+/// queue, sent across it alone, once through qsocksink and once (after it,
+/// on the same bed) through udpsink, with no other traffic.
+#[test]
+fn h264_over_rtp_on_user_keeps_every_i_frame_where_udpsink_loses_some() {
+    let _turn = turn();
+    let Some(bed) = bed() else { return };
+    let bed = bed
+        .with_bottleneck(&format!("{LINK_KBIT}kbit"))
+        .expect("a TBF on the sender's veth");
+    install(&bed, SchedulerName::User);
+    let run_alone = |sink: NetworkSink, name: &str| {
+        let run = Run {
+            format: Format::RtpH264,
+            frames: FRAMES,
+            video_kbit: knob("XVIDEO", USER_VIDEO_KBIT.into()) as u32,
+            playout_delay: Duration::from_millis(knob("XLAT", PLAYOUT_DELAY_MS)),
+            sinks: vec![sink],
+        };
+        let dir = WorkDir::new(name);
+        let report = media_run::run(&bed, &run, &dir);
+        println!("{name}: {report}");
+        report
+    };
+    let managed = run_alone(qsocksink(&bed, SchedulerName::User), "h264-rtp-user");
+    let control = run_alone(udpsink(&bed), "h264-rtp-user-control");
+    let device = bed.sender_dev().to_owned();
+    bed.run_in_sender(|| qsock::reset(&device))
+        .expect("enter the sender's namespace")
+        .expect("the user scheduler resets");
+    assert_keeps_every_intra_frame(&managed, &managed.sinks[0]);
+    assert_loses_intra_frames(&control, &control.sinks[0]);
 }
