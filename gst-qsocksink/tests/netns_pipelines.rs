@@ -144,6 +144,11 @@ fn run_beside_bulk(bed: &TestBed, run: &Run, name: &str) -> Report {
 
 /// qsocksink delivered every I-frame whole, decodably; what it lost was P.
 fn assert_keeps_every_intra_frame(report: &Report, sink: &SinkReport) {
+    assert!(
+        sink.receiver_error.is_none(),
+        "{}'s receiver failed: {report}",
+        sink.label
+    );
     let received = sink
         .received
         .as_ref()

@@ -76,11 +76,14 @@ impl Format {
             ),
             // avenc_mpeg2video of GStreamer 1.22 rejects every frame rate
             // ("does not support 1000000000/1 fps"), so mjpegtools' encoder;
-            // CIF, because it needs about 20 ms of CPU a frame there.
+            // CIF, because it needs about 20 ms of CPU a frame there. Its DVD
+            // profile (9), unlike generic MPEG-2 (3), repeats the sequence
+            // header in every GOP, so a receiver that lost the first I-frame
+            // can start at the next; constraints=false lets it do CIF.
             Format::RtpMpeg2 => format!(
                 "{source} \
                  ! video/x-raw,width=352,height=288,framerate={FRAMES_PER_SECOND}/1,format=I420 \
-                 ! mpeg2enc format=3 bitrate={video_kbit} b-per-refframe=0 \
+                 ! mpeg2enc format=9 constraints=false bitrate={video_kbit} b-per-refframe=0 \
                    min-gop-size={GOP} max-gop-size={GOP} \
                  ! mpegvideoparse ! tee name=encoded"
             ),
@@ -93,7 +96,10 @@ impl Format {
             Format::RtpH264 => {
                 format!("rtph264pay name={name} config-interval=0 mtu={RTP_MTU}")
             }
-            Format::RtpMpeg2 => format!("rtpmpvpay name={name} mtu={RTP_MTU}"),
+            // Left alone, rtpmpvpay fills each packet up to the MTU, gathering
+            // small P-frames (and the start of the next I-frame) into one
+            // packet; max-ptime=0 sends each frame in packets of its own.
+            Format::RtpMpeg2 => format!("rtpmpvpay name={name} mtu={RTP_MTU} max-ptime=0"),
             Format::MpegTsH264 => format!("mpegtsmux name={name} alignment=7"),
         }
     }
@@ -103,7 +109,7 @@ impl Format {
     }
 
     /// A receiver listening on `address:port`: what arrives in time goes to
-    /// `file` (an elementary stream, or the transport stream itself) and to a
+    /// `file` (the elementary stream) and to a
     /// decoder named `decoder`; RTP formats name their depayloader `depay`.
     fn receiver(self, address: &str, port: u16, latency_ms: u128, file: &Path) -> String {
         let source = format!(
@@ -129,32 +135,33 @@ impl Format {
                  received. ! queue ! filesink location=\"{file}\" \
                  received. ! queue ! avdec_mpeg2video name=decoder ! fakesink"
             ),
-            // No jitter buffer: a transport stream carries its own clock, and
-            // the file keeps what arrived, late or not; losses are drops.
+            // No jitter buffer: the transport stream carries its own clock.
+            // The tee comes after the demuxer: a tee in front of tsdemux
+            // stalls udpsrc's thread for good (GStreamer 1.22).
             Format::MpegTsH264 => format!(
                 "{source} caps=\"video/mpegts,systemstream=true,packetsize=188\" \
+                 ! tsdemux ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
                  ! tee name=received \
                  received. ! queue ! filesink location=\"{file}\" \
-                 received. ! queue ! tsdemux ! h264parse ! avdec_h264 name=decoder \
-                 ! fakesink"
+                 received. ! queue ! avdec_h264 name=decoder ! fakesink"
             ),
         }
     }
 
-    fn file_extension(self, received: bool) -> &'static str {
-        match (self, received) {
-            (Format::RtpH264, _) | (Format::MpegTsH264, false) => "h264",
-            (Format::RtpMpeg2, _) => "m2v",
-            (Format::MpegTsH264, true) => "ts",
+    /// The elementary stream's file name extension: the reference and the
+    /// received files both hold one.
+    fn file_extension(self) -> &'static str {
+        match self {
+            Format::RtpH264 | Format::MpegTsH264 => "h264",
+            Format::RtpMpeg2 => "m2v",
         }
     }
 
-    /// ffprobe's options to read one of this format's files.
-    fn ffprobe_input(self, received: bool) -> &'static [&'static str] {
-        match (self, received) {
-            (Format::RtpH264, _) | (Format::MpegTsH264, false) => &["-f", "h264"],
-            (Format::RtpMpeg2, _) => &["-f", "mpegvideo"],
-            (Format::MpegTsH264, true) => &["-f", "mpegts", "-select_streams", "v:0"],
+    /// ffprobe's name of the elementary stream's format.
+    fn ffprobe_format(self) -> &'static str {
+        match self {
+            Format::RtpH264 | Format::MpegTsH264 => "h264",
+            Format::RtpMpeg2 => "mpegvideo",
         }
     }
 }
@@ -272,6 +279,8 @@ pub struct SinkReport {
     pub label: String,
     /// Datagrams and their delays.
     pub transit: Transit,
+    /// Why the receiving pipeline failed, if it did.
+    pub receiver_error: Option<String>,
     /// Frame by frame, for RTP formats.
     pub delivery: Option<Delivery>,
     /// ffprobe's picture types of the received file, or why it failed.
@@ -301,7 +310,11 @@ impl fmt::Display for SinkReport {
                 delivery.intra, delivery.predicted
             )?;
         }
-        write!(f, "; {}", self.transit)
+        write!(f, "; {}", self.transit)?;
+        if let Some(err) = &self.receiver_error {
+            write!(f, "; the receiver failed: {err}")?;
+        }
+        Ok(())
     }
 }
 
@@ -768,7 +781,7 @@ fn start_receiver(
 /// complete; and compares.
 pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
     let format = run.format;
-    let reference = dir.file(&format!("reference.{}", format.file_extension(false)));
+    let reference = dir.file(&format!("reference.{}", format.file_extension()));
     let mut description = format!(
         "{} encoded. ! queue ! filesink location=\"{}\"",
         format.encoder(run.frames, run.video_kbit),
@@ -795,7 +808,7 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
         .zip(&branches)
         .enumerate()
         .map(|(i, (sink, branch))| {
-            let file = dir.file(&format!("received-{i}.{}", format.file_extension(true)));
+            let file = dir.file(&format!("received-{i}.{}", format.file_extension()));
             let departures = Arc::clone(&branch.departures);
             start_receiver(bed, format, run.playout_delay, sink.port, file, departures)
         })
@@ -815,25 +828,22 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
     .unwrap_or_else(|err| panic!("sender: {err}"));
     drop(sender);
 
-    for (receiver, sink) in receivers.iter().zip(&run.sinks) {
-        let pipeline = &receiver.pipeline.0;
-        // A timeout posted while the stream still ran says nothing about its end.
-        drain_bus(pipeline).unwrap_or_else(|err| panic!("receiver of {}: {err}", sink.label));
-        wait_for(pipeline, "udpsrc timeout", QUIET * 3, is_udpsrc_timeout)
-            .unwrap_or_else(|err| panic!("receiver of {}: {err}", sink.label));
-        pipeline.send_event(gst::event::Eos::new());
-        wait_for(pipeline, "end of stream", Duration::from_secs(10), is_eos)
-            .unwrap_or_else(|err| panic!("receiver of {}: {err}", sink.label));
-    }
+    // A receiver's failure is part of the outcome (a control that got
+    // nothing decodable makes its parser fail at the end), not of the run.
+    let receiver_errors: Vec<Option<String>> = receivers
+        .iter()
+        .map(|receiver| finish_receiver(&receiver.pipeline.0).err())
+        .collect();
 
     let mut failures = lock(&sender_namespace_failures).clone();
-    let sent = ffprobe(format, &reference, false)
+    let sent = ffprobe(format, &reference)
         .unwrap_or_else(|err| panic!("ffprobe cannot read the reference: {err}"));
     let sinks = receivers
         .into_iter()
         .zip(&run.sinks)
         .zip(branches)
-        .map(|((receiver, sink), branch)| {
+        .zip(receiver_errors)
+        .map(|(((receiver, sink), branch), receiver_error)| {
             drop(receiver.pipeline);
             failures.extend(lock(&receiver.namespace_failures).drain(..));
             let delivery = branch.packetized.map(|packetized| {
@@ -850,9 +860,10 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
             );
             SinkReport {
                 label: sink.label.clone(),
+                receiver_error,
                 transit: transit(lock(&branch.departures).len() as u64, &arrivals),
                 delivery,
-                received: ffprobe(format, &receiver.file, true),
+                received: ffprobe(format, &receiver.file),
                 decoded: receiver.decoded.load(Ordering::Relaxed),
                 received_bytes: std::fs::metadata(&receiver.file).map_or(0, |m| m.len()),
             }
@@ -860,6 +871,16 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
         .collect();
     assert!(failures.is_empty(), "{failures:?}");
     Report { sent, sinks }
+}
+
+/// Waits until the receiver heard nothing for a while, then ends its stream
+/// and waits for the end to reach its sinks, so that its file is complete.
+fn finish_receiver(pipeline: &gst::Pipeline) -> Result<(), String> {
+    // A timeout posted while the stream still ran says nothing about its end.
+    drain_bus(pipeline)?;
+    wait_for(pipeline, "udpsrc timeout", QUIET * 3, is_udpsrc_timeout)?;
+    pipeline.send_event(gst::event::Eos::new());
+    wait_for(pipeline, "end of stream", Duration::from_secs(10), is_eos)
 }
 
 /// Locks a mutex a panicking probe may have poisoned: the data is still the
@@ -906,13 +927,13 @@ fn delivery(frames: &[(bool, Vec<u16>)], in_time: &HashSet<u16>) -> Delivery {
 }
 
 /// The picture types ffprobe finds in `file`; an empty file has no frames.
-fn ffprobe(format: Format, file: &Path, received: bool) -> Result<FrameCounts, String> {
+fn ffprobe(format: Format, file: &Path) -> Result<FrameCounts, String> {
     if std::fs::metadata(file).map_or(0, |m| m.len()) == 0 {
         return Ok(FrameCounts::default());
     }
     let output = Command::new("ffprobe")
         .args(["-v", "error"])
-        .args(format.ffprobe_input(received))
+        .args(["-f", format.ffprobe_format()])
         .args([
             "-show_frames",
             "-show_entries",
