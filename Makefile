@@ -52,6 +52,7 @@ header:
 
 bench: build
 	$(CARGO) bench -p qsock-core
+	$(CARGO) bench -p gst-qsocksink --bench sink
 
 # sch_dwcs against pfifo and HTB, and its cost per packet at 1 to 10,000
 # backlogged streams, in one VM boot per kernel (kmod-dwcs/test/bench.sh).

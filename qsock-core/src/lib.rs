@@ -21,6 +21,7 @@ mod info;
 pub mod model;
 mod notice;
 mod params;
+mod route;
 mod socket;
 mod sys;
 mod tc;
@@ -33,6 +34,7 @@ pub use params::{
     validate_device, InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams,
     WindowConstraint, MAX_DEVICE_NAME,
 };
+pub use route::egress_device;
 pub use socket::{AttachError, QSocket};
 
 /// Nanoseconds on `CLOCK_MONOTONIC`, the clock of every [`Deadline`].

@@ -9,28 +9,17 @@
 // A test that unwraps fails with the error, which is what it should do.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+mod support;
 
 use qsock::{qsockinit, report, ErrorKind, InitParams, Rate, SchedulerName};
 use qsock_testbed::TestBed;
 
 fn bed() -> Option<TestBed> {
-    if Path::new("/sys/module/sch_dwcs").exists() {
+    if support::dwcs_loaded() {
         eprintln!("SKIPPED: sch_dwcs is loaded here; these tests are for a kernel without it");
         return None;
     }
-    let root = nix::unistd::geteuid().is_root();
-    if !root && std::env::var("QSOCK_SKIP_PRIVILEGED").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: the dwcs netns tests need root; QSOCK_SKIP_PRIVILEGED=1 is set");
-        return None;
-    }
-    match TestBed::new() {
-        Ok(bed) => Some(bed),
-        Err(err) => panic!(
-            "the dwcs netns tests need root (CAP_SYS_ADMIN, CAP_NET_ADMIN) to build namespaces \
-             and install qdiscs; set QSOCK_SKIP_PRIVILEGED=1 to skip them: {err}"
-        ),
-    }
+    support::privileged_bed("the dwcs netns tests")
 }
 
 fn ten_mbit() -> Rate {

@@ -11,34 +11,30 @@
 //! for most tests), runs are a few seconds long, and times are taken from the
 //! kernel's receive stamps (SO_TIMESTAMPNS), not from when a thread got to
 //! read a packet; rates are judged against the link rate the qdisc was given.
+//!
+//! Loss windows and non-droppable packets under overload are part of every
+//! backend's contract, tested in backends.rs.
 
 // A test that unwraps fails with the error, which is what it should do.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use qsock::{
     qsockinit, Deadline, InitParams, PacketFlags, QSocket, QosParams, Rate, SchedulerName,
-    SchedulerStats, StreamParams,
+    StreamParams,
 };
 use qsock_testbed::TestBed;
-use socket2::{Domain, Protocol, Type};
+use socket2::{Domain, Type};
+use support::{
+    bed_receiver, best_effort_sent, dwcs_bed, end_flags, iperf3_server, packet, receive_until_ends,
+    resolve_receiver, sequences, stats, turn, unmanaged, wait_for_bulk, Reaped, WIRE,
+};
 
-/// Where the kernel lists the loaded module.
-const MODULE: &str = "/sys/module/sch_dwcs";
-
-/// UDP payload of every datagram the streams send.
-const PAYLOAD: usize = 1000;
-/// What the qdisc charges the link for one: payload, UDP (8), IPv4 (20) and
-/// Ethernet (14) headers, as qdisc_pkt_len() sees it at the veth's root.
-const WIRE: u64 = PAYLOAD as u64 + 8 + 20 + 14;
 /// One packet time on the slow link most tests use.
 const PACKET_TIME: Duration = Duration::from_millis(10);
 
@@ -47,44 +43,9 @@ fn slow_link() -> Rate {
     Rate::from_bits_per_second(WIRE * 8 * 100)
 }
 
-/// The traffic tests measure rates: they take turns, so that one test's
-/// senders do not take the CPU from under another's.
-fn turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn bed() -> Option<TestBed> {
-    // Set (to anything but empty or 0) by the VM runner.
-    let expected = std::env::var("QSOCK_EXPECT_DWCS").is_ok_and(|v| !v.is_empty() && v != "0");
-    if !Path::new(MODULE).exists() {
-        if expected {
-            panic!(
-                "QSOCK_EXPECT_DWCS is set but the sch_dwcs module is not loaded ({MODULE} is \
-                 missing): build it from kmod-dwcs/ for this kernel and `insmod`/`modprobe` it"
-            );
-        }
-        eprintln!(
-            "SKIP: the sch_dwcs kernel module is not loaded ({MODULE} is missing); these tests \
-             run in a VM with the module (set QSOCK_EXPECT_DWCS=1 there)"
-        );
-        return None;
-    }
-    let bed = TestBed::new().unwrap_or_else(|err| {
-        panic!("the dwcs VM traffic tests need root to build network namespaces: {err}")
-    });
-    // Resolve the receiver's address before any measured packet: a burst
-    // sent while ARP is pending would wait in the neighbour queue, not in
-    // the qdisc.
-    let status = bed
-        .command_in_sender(
-            "ping",
-            ["-c", "1", "-W", "5", &bed.receiver_v4().to_string()],
-        )
-        .stdout(Stdio::null())
-        .status()
-        .expect("ping");
-    assert!(status.success(), "the receiver does not answer ping");
+    let bed = dwcs_bed()?;
+    resolve_receiver(&bed);
     Some(bed)
 }
 
@@ -103,310 +64,6 @@ fn qsocket(bed: &TestBed, stream: StreamParams) -> QSocket {
         .expect("attach a socket to dwcs")
 }
 
-/// An unattached UDP socket in the sender's namespace: best effort. Non-
-/// blocking, so that a full send buffer costs it a packet instead of
-/// stalling the loop that also times the managed streams.
-fn unmanaged(bed: &TestBed) -> UdpSocket {
-    let socket = bed
-        .run_in_sender(|| UdpSocket::bind((bed.sender_v4(), 0)))
-        .unwrap()
-        .unwrap();
-    socket.set_nonblocking(true).unwrap();
-    socket
-}
-
-/// Bytes 0..4: stream, 4..8: sequence number, 8: 1 for the end marker.
-fn packet(stream: u32, sequence: u32, end: bool) -> Vec<u8> {
-    let mut bytes = vec![0u8; PAYLOAD];
-    bytes[0..4].copy_from_slice(&stream.to_be_bytes());
-    bytes[4..8].copy_from_slice(&sequence.to_be_bytes());
-    bytes[8] = u8::from(end);
-    bytes
-}
-
-/// The end markers: non-droppable, so they arrive, and after everything
-/// their stream sent, since a stream's packets leave in order.
-fn end_flags() -> PacketFlags {
-    PacketFlags::new().non_droppable()
-}
-
-/// A receiving socket in the receiver's namespace that stamps arrivals.
-fn receiver(bed: &TestBed) -> (UdpSocket, SocketAddr) {
-    let socket = bed
-        .run_in_receiver(|| -> io::Result<UdpSocket> {
-            let socket = socket2::Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-            socket.set_recv_buffer_size(4 << 20)?;
-            socket.bind(&SocketAddr::from((bed.receiver_v4(), 0)).into())?;
-            Ok(socket.into())
-        })
-        .unwrap()
-        .unwrap();
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket, option and option length.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            std::ptr::addr_of!(on).cast(),
-            std::mem::size_of_val(&on) as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_TIMESTAMPNS: {}", io::Error::last_os_error());
-    let address = socket.local_addr().unwrap();
-    (socket, address)
-}
-
-/// One datagram and the kernel's CLOCK_REALTIME stamp of its arrival.
-fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, Duration)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // u64s for the cmsg header's alignment.
-    let mut control = [0u64; 16];
-    // SAFETY: msghdr is plain data; all zeroes is a valid empty one.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg points at live buffers of the lengths it gives.
-    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: walking the control buffer recvmsg filled, by its own macros.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
-            {
-                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                return Ok((
-                    n as usize,
-                    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
-                ));
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
-    Err(io::Error::other("a datagram without SCM_TIMESTAMPNS"))
-}
-
-/// One datagram as received.
-#[derive(Debug, Clone, Copy)]
-struct Arrival {
-    stream: u32,
-    sequence: u32,
-    /// When the kernel received it (CLOCK_REALTIME).
-    at: Duration,
-}
-
-/// Receives until every stream in `streams` has delivered its end marker;
-/// returns every other datagram, in arrival order (best effort's included,
-/// as far as it arrived before the last end marker).
-fn receive_until_ends(socket: &UdpSocket, streams: &[u32]) -> Vec<Arrival> {
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut arrivals = Vec::new();
-    let mut ended = Vec::new();
-    let mut buf = [0u8; 2048];
-    while ended.len() < streams.len() {
-        let (n, at) = recv_stamped(socket, &mut buf)
-            .unwrap_or_else(|err| panic!("end markers missing ({ended:?} seen): {err}"));
-        assert_eq!(n, PAYLOAD);
-        let stream = u32::from_be_bytes(buf[0..4].try_into().unwrap());
-        let sequence = u32::from_be_bytes(buf[4..8].try_into().unwrap());
-        if buf[8] == 1 {
-            ended.push(stream);
-        } else {
-            arrivals.push(Arrival {
-                stream,
-                sequence,
-                at,
-            });
-        }
-    }
-    arrivals
-}
-
-fn sequences(arrivals: &[Arrival], stream: u32) -> Vec<u32> {
-    arrivals
-        .iter()
-        .filter(|a| a.stream == stream)
-        .map(|a| a.sequence)
-        .collect()
-}
-
-/// Most losses in one of the consecutive windows of `window` packets that
-/// start at sequence 0. DWCS restarts x'/y' after every `old` packets, so its
-/// guarantee is per consecutive window, not per sliding one.
-fn worst_window(received: &[u32], sent: u32, window: u32) -> u32 {
-    let mut lost = vec![true; sent as usize];
-    for &sequence in received {
-        lost[sequence as usize] = false;
-    }
-    lost.chunks(window as usize)
-        .map(|w| w.iter().filter(|&&l| l).count() as u32)
-        .max()
-        .unwrap_or(0)
-}
-
-/// A stream's counters once its end marker has arrived: its queue is empty,
-/// so they are final.
-fn stats(socket: &QSocket) -> SchedulerStats {
-    socket.info().unwrap().stats
-}
-
-/// What one run of the overloaded periodic set did.
-struct Overload {
-    arrivals: Vec<Arrival>,
-    stats: Vec<SchedulerStats>,
-    non_droppable: Vec<u32>,
-}
-
-const OVERLOAD_WINDOWS: [(u32, u32); 3] = [(1, 2), (2, 4), (1, 2)];
-
-/// Three droppable periodic streams with T = two packet times and windows
-/// 1/2, 2/4 and 1/2 (U = 0.75), each sending `packets` packets: 1.5 times
-/// what the link carries. With `non_droppable_every`, every such packet of
-/// stream 0 is marked non-droppable.
-fn overload(bed: &TestBed, packets: u32, non_droppable_every: Option<u32>) -> Overload {
-    // Deadlines within one packet time count as equal, so that the three
-    // streams, started together by this thread, share their deadline slots
-    // despite the sleeps' overshoot (the user scheduler's test does the same).
-    install(bed, slow_link(), PACKET_TIME);
-    let (rx, to) = receiver(bed);
-    let period = PACKET_TIME * 2;
-    let sockets: Vec<QSocket> = OVERLOAD_WINDOWS
-        .iter()
-        .map(|&(oln, old)| qsocket(bed, StreamParams::periodic(period, oln, old)))
-        .collect();
-    let receiving = std::thread::spawn(move || receive_until_ends(&rx, &[0, 1, 2]));
-
-    let mut non_droppable = Vec::new();
-    let start = Instant::now();
-    let start_ns = qsock::monotonic_now();
-    for sequence in 0..packets {
-        let due = start + period * sequence;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            // The source's own clock: one packet per period per stream.
-            std::thread::sleep(wait);
-        }
-        // Each packet carries its deadline on the source's clock, two periods
-        // after it was due. Left to the qdisc, a deadline is max(d, arrival)
-        // + T whenever a stream's queue ran empty; in an emulated VM this
-        // loop wakes milliseconds late, so the three streams' deadlines
-        // drift apart and can straddle a slot boundary, and DWCS orders
-        // streams by their windows only within a slot: the guarantee is for
-        // streams whose deadlines are equal. (Computed periodic deadlines
-        // are exercised by the best-effort and iperf3 tests.)
-        // Two periods of budget rather than one, so that a stall of the
-        // sending loop itself (not the scheduler) does not make a packet
-        // late before it reaches the qdisc; the streams still share slots.
-        let deadline =
-            Deadline::from_monotonic_nanos(start_ns + (period * (sequence + 2)).as_nanos() as u64);
-        for (stream, socket) in sockets.iter().enumerate() {
-            let flags = match non_droppable_every {
-                Some(n) if stream == 0 && sequence % n == 0 => {
-                    non_droppable.push(sequence);
-                    PacketFlags::new().non_droppable()
-                }
-                _ => PacketFlags::new(),
-            }
-            .with_deadline(deadline);
-            socket
-                .send_to(&packet(stream as u32, sequence, false), &to, &flags)
-                .unwrap();
-        }
-    }
-    for (stream, socket) in sockets.iter().enumerate() {
-        socket
-            .send_to(&packet(stream as u32, packets, true), &to, &end_flags())
-            .unwrap();
-    }
-    let arrivals = receiving.join().unwrap();
-    Overload {
-        arrivals,
-        stats: sockets.iter().map(stats).collect(),
-        non_droppable,
-    }
-}
-
-#[test]
-fn a_feasible_overloaded_set_keeps_every_loss_window() {
-    let _turn = turn();
-    let Some(bed) = bed() else { return };
-    const PACKETS: u32 = 120;
-    let run = overload(&bed, PACKETS, None);
-    let mut dropped = 0;
-    for (stream, stats) in run.stats.iter().enumerate() {
-        let got = sequences(&run.arrivals, stream as u32);
-        // What the scheduler says it dropped is exactly what did not arrive.
-        assert_eq!(
-            u64::from(PACKETS) - got.len() as u64,
-            stats.dropped.total(),
-            "stream {stream}: {stats:?}"
-        );
-        assert_eq!(stats.dropped.queue_full, 0, "stream {stream}: {stats:?}");
-        let (oln, old) = OVERLOAD_WINDOWS[stream];
-        let worst = worst_window(&got, PACKETS, old);
-        assert!(
-            worst <= oln,
-            "stream {stream} lost {worst} packets in one window of {old} (allowed {oln}): \
-             {stats:?}"
-        );
-        dropped += stats.dropped.total();
-    }
-    // Overload really happened: of 1.5 link's worth offered, the link carried
-    // at most one, so at least a third was dropped (half that, for slack).
-    assert!(
-        dropped >= u64::from(PACKETS) / 2,
-        "only {dropped} of {} packets dropped: the link was not overloaded",
-        3 * PACKETS
-    );
-    // And the link rate held at the receiver: no faster than one packet per
-    // packet time (one packet's slack for the stamps).
-    let first = run.arrivals.first().unwrap().at;
-    let last = run.arrivals.last().unwrap().at;
-    let carried = run.arrivals.len() as u32 - 1;
-    assert!(
-        last - first + PACKET_TIME >= PACKET_TIME * carried,
-        "{carried} packets in {:?}: faster than the link",
-        last - first
-    );
-}
-
-#[test]
-fn non_droppable_packets_of_a_lossy_stream_arrive_under_overload() {
-    let _turn = turn();
-    let Some(bed) = bed() else { return };
-    const PACKETS: u32 = 100;
-    let run = overload(&bed, PACKETS, Some(10));
-    let got = sequences(&run.arrivals, 0);
-    for sequence in &run.non_droppable {
-        assert!(
-            got.contains(sequence),
-            "non-droppable packet {sequence} was lost: {:?}",
-            run.stats[0]
-        );
-    }
-    assert_eq!(run.non_droppable.len(), 10);
-    // The stream was under overload: it did lose droppable packets.
-    let stats = &run.stats[0];
-    assert!(
-        stats.dropped.total() > 0,
-        "stream 0 lost nothing: no overload"
-    );
-    assert_eq!(
-        u64::from(PACKETS) - got.len() as u64,
-        stats.dropped.total(),
-        "{stats:?}"
-    );
-}
-
 /// CLOCK_MONOTONIC nanoseconds as CLOCK_REALTIME (what receive stamps use).
 fn monotonic_to_realtime(monotonic_ns: u64) -> Duration {
     let realtime = std::time::SystemTime::now()
@@ -421,7 +78,7 @@ fn a_lossy_stream_drops_late_packets_and_a_lossless_one_sends_them_late() {
     let _turn = turn();
     let Some(bed) = bed() else { return };
     install(&bed, slow_link(), InitParams::DEFAULT_DEADLINE_RESOLUTION);
-    let (rx, to) = receiver(&bed);
+    let (rx, to) = bed_receiver(&bed);
     let lossy = qsocket(&bed, StreamParams::aperiodic());
     let lossless = qsocket(&bed, StreamParams::aperiodic().lossless());
     let receiving = std::thread::spawn(move || receive_until_ends(&rx, &[0, 1]));
@@ -489,7 +146,7 @@ fn best_effort_gets_the_rest_of_the_link_beside_paced_streams() {
     let _turn = turn();
     let Some(bed) = bed() else { return };
     install(&bed, slow_link(), InitParams::DEFAULT_DEADLINE_RESOLUTION);
-    let (rx, to) = receiver(&bed);
+    let (rx, to) = bed_receiver(&bed);
     // Two streams of one packet every four packet times: half the link.
     let period = PACKET_TIME * 4;
     let streams = [
@@ -567,55 +224,6 @@ fn best_effort_gets_the_rest_of_the_link_beside_paced_streams() {
     );
 }
 
-/// Kills a child process when dropped, so a failing test leaves no iperf3.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `iperf3 -s -1` in the receiver's namespace and returns once it
-/// says it is listening, so that the client never races its start.
-fn iperf3_server(bed: &TestBed, port: &str) -> Reaped {
-    let receiver = bed.receiver_v4().to_string();
-    let mut child = bed
-        .command_in_receiver(
-            "iperf3",
-            ["-s", "-1", "--forceflush", "-B", &receiver, "-p", port],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("iperf3 is installed (apt-get install -y iperf3)");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let server = Reaped(child);
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("Server listening") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("iperf3 -s exited before it was listening"),
-        }
-    }
-    // Keep draining its reports so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    server
-}
-
-/// Packets and bytes best effort (where TCP goes) has sent through the
-/// qdisc so far.
-fn best_effort_sent(bed: &TestBed) -> (u64, u64) {
-    let device = bed.sender_dev().to_owned();
-    bed.run_in_sender(|| qsock::report(&device))
-        .unwrap()
-        .unwrap()
-        .best_effort
-        .map_or((0, 0), |stats| (stats.sent_packets, stats.sent_bytes))
-}
-
 #[test]
 fn a_20_fps_stream_keeps_its_frame_rate_beside_iperf3() {
     let _turn = turn();
@@ -632,7 +240,7 @@ fn a_20_fps_stream_keeps_its_frame_rate_beside_iperf3() {
     const PARTS: u32 = 4;
     const FRAMES: u32 = 60;
     let frame_period = Duration::from_secs(1) / FPS;
-    let (rx, to) = receiver(&bed);
+    let (rx, to) = bed_receiver(&bed);
     // One packet slot per part; lossless, so that every frame is whole.
     let video = qsocket(
         &bed,
@@ -655,14 +263,7 @@ fn a_20_fps_stream_keeps_its_frame_rate_beside_iperf3() {
     );
     // TCP is past slow start and its queue is standing once this much went:
     // polling a counter, as there is no event for it.
-    let waited = Instant::now();
-    while best_effort_sent(&bed).1 < 200_000 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(15),
-            "iperf3 moved under 200 kB in 15 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_bulk(&bed, 200_000, Duration::from_secs(15));
 
     let receiving = std::thread::spawn(move || receive_until_ends(&rx, &[0]));
     let tcp_before = best_effort_sent(&bed);

@@ -1,74 +1,42 @@
 //! The `htb` backend against the real kernel, in network namespaces made for
-//! each test: qsockinit semantics, classes created and removed with sockets,
-//! and rate isolation of a managed UDP stream under a real iperf3 TCP
+//! each test: HTB's own layout of classes, and rate isolation of a managed UDP stream under a real iperf3 TCP
 //! transfer, with an unmanaged stream beside it as the control.
 //!
 //! Needs root (namespaces, qdiscs). Without it the tests fail, saying so,
 //! unless `QSOCK_SKIP_PRIVILEGED=1`, which turns them into skips.
+//!
+//! What every backend must do, htb included, is tested in backends.rs.
+
+mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use qsock::{
-    qsockinit, report, reset, ErrorKind, InitParams, PacketFlags, QSocket, QosParams, Rate,
-    SchedulerName, StreamParams,
+    qsockinit, report, ErrorKind, InitParams, PacketFlags, QSocket, QosParams, Rate, SchedulerName,
+    StreamParams,
 };
 use qsock_testbed::TestBed;
 use socket2::{Domain, Type};
-
-/// The traffic tests measure delay and jitter against a real TCP transfer:
-/// they take turns, so that one's iperf3 does not load the CPU under the
-/// other's measurement.
-fn traffic_turn() -> std::sync::MutexGuard<'static, ()> {
-    static TRAFFIC: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TRAFFIC
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use support::{iperf3_server, mbit, tc_show, turn, wait_for_bulk, Reaped};
 
 fn bed() -> Option<TestBed> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root && std::env::var("QSOCK_SKIP_PRIVILEGED").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: the htb tests need root; QSOCK_SKIP_PRIVILEGED=1 is set");
-        return None;
-    }
-    match TestBed::new() {
-        Ok(bed) => Some(bed),
-        Err(err) => panic!(
-            "the htb tests need root (CAP_SYS_ADMIN, CAP_NET_ADMIN) to build namespaces and \
-             install qdiscs; set QSOCK_SKIP_PRIVILEGED=1 to skip them: {err}"
-        ),
-    }
-}
-
-fn mbit(n: u64) -> Rate {
-    Rate::from_bits_per_second(n * 1_000_000)
+    support::privileged_bed("the htb tests")
 }
 
 fn htb_init(bed: &TestBed, rate: Rate) -> InitParams {
     InitParams::new(bed.sender_dev(), SchedulerName::Htb).with_link_rate(rate)
 }
 
-fn tc_show(bed: &TestBed, what: &str) -> String {
-    bed.tc_in_sender(&["-s", "-d", what, "show", "dev", bed.sender_dev()])
-        .expect("tc show")
-}
-
+/// Idempotence, rate changes and reset are in backends.rs; this is the
+/// layout only HTB has.
 #[test]
-fn qsockinit_is_idempotent_and_changes_the_rate() {
+fn qsockinit_builds_the_link_and_best_effort_classes() {
     let Some(bed) = bed() else { return };
     let init = htb_init(&bed, mbit(10));
     let first = bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
     assert!(first.installed_now, "{first:?}");
-    assert_eq!(first.scheduler, SchedulerName::Htb);
     let qdiscs = tc_show(&bed, "qdisc");
     assert!(qdiscs.contains("qdisc htb 7173: root"), "{qdiscs}");
     assert!(qdiscs.contains("default 0xfffe"), "{qdiscs}");
@@ -79,31 +47,11 @@ fn qsockinit_is_idempotent_and_changes_the_rate() {
         classes.contains("class htb 7173:fffe parent 7173:1"),
         "{classes}"
     );
-
-    let again = bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
-    assert!(!again.installed_now, "{again:?}");
-
-    let faster = htb_init(&bed, mbit(20));
-    let changed = bed.run_in_sender(|| qsockinit(&faster)).unwrap().unwrap();
-    assert!(!changed.installed_now);
     let shown = bed
         .run_in_sender(|| report(bed.sender_dev()))
         .unwrap()
         .unwrap();
-    assert_eq!(shown.link_rate, Some(mbit(20)), "{shown:?}");
-    assert_eq!(shown.scheduler, Some(SchedulerName::Htb));
     assert_eq!(shown.root_qdisc, "htb 7173:");
-
-    bed.run_in_sender(|| reset(bed.sender_dev()))
-        .unwrap()
-        .unwrap();
-    let qdiscs = tc_show(&bed, "qdisc");
-    assert!(!qdiscs.contains("htb"), "a qdisc was left behind: {qdiscs}");
-    let classes = tc_show(&bed, "class");
-    assert!(
-        classes.trim().is_empty(),
-        "classes were left behind: {classes}"
-    );
 }
 
 #[test]
@@ -147,7 +95,7 @@ fn qsockinit_without_a_rate_on_veth_asks_for_one_or_uses_the_speed() {
 }
 
 #[test]
-fn a_class_lives_exactly_as_long_as_its_socket() {
+fn stream_classes_are_numbered_and_sized_for_their_streams() {
     let Some(bed) = bed() else { return };
     let init = htb_init(&bed, mbit(10));
     bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
@@ -225,94 +173,6 @@ fn a_class_lives_exactly_as_long_as_its_socket() {
         0
     );
     drop(plain);
-
-    bed.run_in_sender(|| reset(bed.sender_dev()))
-        .unwrap()
-        .unwrap();
-    assert!(!tc_show(&bed, "qdisc").contains("htb"));
-}
-
-#[test]
-fn a_failed_attach_leaves_nothing_behind() {
-    let Some(bed) = bed() else { return };
-    bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
-        .unwrap()
-        .unwrap();
-    // 100 Mbit/s for a stream on a 10 Mbit/s link: refused before any class.
-    let params = QosParams::new(
-        bed.sender_dev(),
-        SchedulerName::Htb,
-        StreamParams::periodic(Duration::from_micros(100), 0, 0).with_packet_size(1200),
-    );
-    let err = bed
-        .run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &params))
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    let classes = tc_show(&bed, "class");
-    assert!(!classes.contains("7173:2"), "{classes}");
-}
-
-/// Kills a child process when dropped, so a failing test leaves no iperf3.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `iperf3 -s -1` in the receiver's namespace and returns once it
-/// says it is listening, so that the client never races its start.
-fn iperf3_server(bed: &TestBed, port: &str) -> Reaped {
-    let receiver = bed.receiver_v4().to_string();
-    let mut child = bed
-        .command_in_receiver(
-            "iperf3",
-            ["-s", "-1", "--forceflush", "-B", &receiver, "-p", port],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("iperf3 is installed (apt-get install -y iperf3)");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let server = Reaped(child);
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("Server listening") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("iperf3 -s exited before it was listening"),
-        }
-    }
-    // Keep draining its reports so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    server
-}
-
-/// Waits until the bulk transfer has pushed `bytes` through the scheduler's
-/// best-effort class: TCP is then past slow start and its queue is standing.
-fn wait_for_bulk(bed: &TestBed, bytes: u64) {
-    let device = bed.sender_dev().to_owned();
-    let start = Instant::now();
-    loop {
-        let sent = bed
-            .run_in_sender(|| qsock::report(&device))
-            .expect("enter the sender's namespace")
-            .expect("read the scheduler's classes")
-            .best_effort
-            .map_or(0, |stats| stats.sent_bytes);
-        if sent >= bytes {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the bulk transfer moved only {sent} bytes in 10 s"
-        );
-        // Polling a counter: there is no event for "the class has sent N bytes".
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// What a receiver saw of one stream.
@@ -353,7 +213,7 @@ fn receive(socket: UdpSocket, quiet: Duration) -> Seen {
 
 #[test]
 fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() {
-    let _turn = traffic_turn();
+    let _turn = turn();
     let Some(bed) = bed() else { return };
     bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
         .unwrap()
@@ -383,7 +243,7 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
             .expect("iperf3 client"),
     );
     // Let TCP fill the link and its queue before the streams start.
-    wait_for_bulk(&bed, 1_000_000);
+    wait_for_bulk(&bed, 1_000_000, Duration::from_secs(10));
 
     // 938-byte datagrams every 4 ms: 2 Mbit/s on the wire, for 4 seconds.
     const PAYLOAD: usize = 938;
@@ -426,7 +286,7 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
         .unwrap()
         .unwrap();
 
-    let output = client.wait_with_output_ref();
+    let output = client.wait_for_output();
     let managed = managed_seen.join().unwrap();
     let unmanaged = unmanaged_seen.join().unwrap();
     let tcp_bps = iperf3_received_bps(&output);
@@ -464,22 +324,6 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
     );
     // TCP still gets most of the rest of the 10 Mbit/s link.
     assert!(tcp_bps > 5e6, "{summary}");
-}
-
-trait WaitRef {
-    fn wait_with_output_ref(self) -> String;
-}
-
-impl WaitRef for Reaped {
-    /// Waits for the child and returns its standard output.
-    fn wait_with_output_ref(mut self) -> String {
-        let mut out = String::new();
-        if let Some(mut stdout) = self.0.stdout.take() {
-            let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
-        }
-        let _ = self.0.wait();
-        out
-    }
 }
 
 fn iperf3_received_bps(json: &str) -> f64 {
@@ -534,7 +378,7 @@ fn frame_rate_and_jitter(frames: &[(u32, Instant)]) -> (f64, Duration) {
 
 #[test]
 fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
-    let _turn = traffic_turn();
+    let _turn = turn();
     let Some(bed) = bed() else { return };
     bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
         .unwrap()
@@ -570,7 +414,7 @@ fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
             .spawn()
             .expect("iperf3 client"),
     );
-    wait_for_bulk(&bed, 1_000_000);
+    wait_for_bulk(&bed, 1_000_000, Duration::from_secs(10));
 
     // The stream's class is sized for one full datagram per packet slot.
     let params = QosParams::new(
@@ -615,7 +459,7 @@ fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
     .unwrap()
     .unwrap();
 
-    let output = client.wait_with_output_ref();
+    let output = client.wait_for_output();
     let managed = managed_seen.join().unwrap();
     let unmanaged = unmanaged_seen.join().unwrap();
     let (managed_fps, managed_jitter) = frame_rate_and_jitter(&managed);

@@ -6,6 +6,16 @@
 //! groups packets into frames from that and maps frame types to per-packet
 //! drop flags. Nothing here knows about GStreamer or sockets.
 
+mod annexb;
+mod bits;
+mod h264;
+mod h265;
+mod mpeg_video;
+mod mpegts;
+mod rtp;
+#[cfg(test)]
+mod tests;
+
 /// The payload format, from the negotiated caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadFormat {
@@ -32,6 +42,25 @@ pub enum FrameType {
     Predicted,
     /// Decodable on its own (I and IDR/IRAP frames).
     Intra,
+}
+
+impl FrameType {
+    /// The type's name in statistics and messages (`intra`, `predicted`,
+    /// `non-reference`, `unknown`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameType::Unknown => "unknown",
+            FrameType::NonReference => "non-reference",
+            FrameType::Predicted => "predicted",
+            FrameType::Intra => "intra",
+        }
+    }
+}
+
+impl std::fmt::Display for FrameType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// What one packet carries, as far as the classifier could tell.
@@ -72,18 +101,79 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// What a payload, NAL unit or start-code unit shows of its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shows {
+    pub(crate) frame_type: FrameType,
+    pub(crate) configuration: bool,
+}
+
+impl Shows {
+    pub(crate) const NOTHING: Shows = Shows {
+        frame_type: FrameType::Unknown,
+        configuration: false,
+    };
+
+    pub(crate) const CONFIGURATION: Shows = Shows {
+        frame_type: FrameType::Unknown,
+        configuration: true,
+    };
+
+    pub(crate) fn frame(frame_type: FrameType) -> Shows {
+        Shows {
+            frame_type,
+            configuration: false,
+        }
+    }
+
+    /// Several units in one packet: the packet shows the strongest type any
+    /// of them shows, and configuration if any of them is.
+    pub(crate) fn merge(&mut self, other: Shows) {
+        self.frame_type = self.frame_type.max(other.frame_type);
+        self.configuration |= other.configuration;
+    }
+}
+
+/// Why a unit (NAL unit, start-code unit) could not be classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UnitError {
+    /// The bytes end before the syntax element that tells the type; more
+    /// bytes of the unit may follow in a later packet.
+    Truncated,
+    /// The unit is malformed.
+    Invalid(String),
+}
+
+impl From<bits::OutOfBits> for UnitError {
+    fn from(_: bits::OutOfBits) -> Self {
+        UnitError::Truncated
+    }
+}
+
 /// Classifies the packets of one stream, in order. Keeps what later packets
 /// need (parameter sets for slice headers, PMT for the video PID, the frame
 /// count).
 #[derive(Debug)]
 pub struct Classifier {
     format: PayloadFormat,
+    /// The previous RTP packet's timestamp: a packet with another one starts
+    /// a frame.
+    previous_timestamp: Option<u32>,
+    h265_parameters: h265::ParameterSets,
+    mpeg_video: mpeg_video::RtpMpegVideo,
+    transport_stream: mpegts::TransportStream,
 }
 
 impl Classifier {
     /// A classifier for packets of `format`.
     pub fn new(format: PayloadFormat) -> Self {
-        Classifier { format }
+        Classifier {
+            format,
+            previous_timestamp: None,
+            h265_parameters: h265::ParameterSets::default(),
+            mpeg_video: mpeg_video::RtpMpegVideo::default(),
+            transport_stream: mpegts::TransportStream::default(),
+        }
     }
 
     /// The format this classifier parses.
@@ -93,10 +183,43 @@ impl Classifier {
 
     /// Classifies the next packet of the stream (one datagram's payload).
     pub fn inspect(&mut self, packet: &[u8]) -> Result<PacketInfo, ParseError> {
-        let _ = packet;
-        Err(ParseError(format!(
-            "{:?} parsing is not written yet",
-            self.format
-        )))
+        match self.format {
+            PayloadFormat::RtpH264 => {
+                self.inspect_rtp_video(packet, |_, payload| h264::classify_rtp_payload(payload))
+            }
+            PayloadFormat::RtpH265 => self.inspect_rtp_video(packet, |classifier, payload| {
+                classifier.h265_parameters.classify_rtp_payload(payload)
+            }),
+            PayloadFormat::RtpMpegVideo => self.inspect_rtp_video(packet, |classifier, payload| {
+                classifier.mpeg_video.classify_rtp_payload(payload)
+            }),
+            PayloadFormat::RtpMp2t => {
+                let rtp = rtp::parse(packet)?;
+                self.transport_stream.inspect(rtp.payload)
+            }
+            PayloadFormat::MpegTs => self.transport_stream.inspect(packet),
+        }
+    }
+
+    /// RTP video frames are told by the timestamp and closed by the marker
+    /// bit. The frame is tracked before the payload is parsed, so that a
+    /// payload that cannot be classified does not merge two frames.
+    fn inspect_rtp_video(
+        &mut self,
+        packet: &[u8],
+        classify: impl FnOnce(&mut Self, &[u8]) -> Result<Shows, ParseError>,
+    ) -> Result<PacketInfo, ParseError> {
+        let rtp = rtp::parse(packet)?;
+        let starts_frame = self.previous_timestamp != Some(rtp.timestamp);
+        self.previous_timestamp = Some(rtp.timestamp);
+        let shows = classify(self, rtp.payload)?;
+        Ok(PacketInfo {
+            frame: u64::from(rtp.timestamp),
+            starts_frame,
+            ends_frame: rtp.marker,
+            also_ends_previous: false,
+            frame_type: shows.frame_type,
+            configuration: shows.configuration,
+        })
     }
 }

@@ -1,10 +1,359 @@
+//! The `qsocksink` element: frames in, one `send_frame` per frame out, and
+//! the scheduler's figures back upstream and on the bus.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
 use gst::glib;
+use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use std::sync::LazyLock;
+use qsock::{
+    Deadline, DropFlag, ErrorKind, InitParams, PacketFlags, QInfo, QSocket, QosParams, Rate,
+    SchedulerName, StreamParams, WindowConstraint,
+};
+use socket2::{Domain, Protocol, Type};
+
+use super::bitrate::{encoder_bitrate, BitrateController, EncoderBitrate, Observation};
+use super::frames::{fallback_info, DropPolicy, Frame, FrameAssembler};
+use crate::frame::{Classifier, FrameType, PayloadFormat};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "qsocksink",
+        gst::DebugColorFlags::empty(),
+        Some("QSocket sink"),
+    )
+});
+
+/// The scheduler the sink's socket is attached to; the names are qsock's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstQSockSinkScheduler")]
+pub enum SchedulerChoice {
+    /// Whatever qsock scheduler the device has; if none, installs the first
+    /// of dwcs, htb, user that works.
+    #[default]
+    #[enum_value(
+        name = "Auto: the scheduler installed on the device; if none, the first of dwcs, htb \
+                (both need CAP_NET_ADMIN) and user that can be installed",
+        nick = "auto"
+    )]
+    Auto = 0,
+    /// sch_dwcs, the kernel module.
+    #[enum_value(
+        name = "DWCS: the sch_dwcs kernel qdisc (module loaded, CAP_NET_ADMIN)",
+        nick = "dwcs"
+    )]
+    Dwcs = 1,
+    /// The kernel's HTB qdisc.
+    #[enum_value(
+        name = "HTB: the kernel's HTB qdisc, rate isolation only (CAP_NET_ADMIN)",
+        nick = "htb"
+    )]
+    Htb = 2,
+    /// qsock's in-process scheduler.
+    #[enum_value(
+        name = "User: DWCS in this process, no privilege needed",
+        nick = "user"
+    )]
+    User = 3,
+}
+
+impl SchedulerChoice {
+    fn name(self) -> SchedulerName {
+        match self {
+            SchedulerChoice::Auto => SchedulerName::Auto,
+            SchedulerChoice::Dwcs => SchedulerName::Dwcs,
+            SchedulerChoice::Htb => SchedulerName::Htb,
+            SchedulerChoice::User => SchedulerName::User,
+        }
+    }
+}
+
+const DEFAULT_HOST: &str = "127.0.0.1";
+const DEFAULT_PORT: u32 = 5004;
+const DEFAULT_BIND_ADDRESS: &str = "";
+const DEFAULT_DEVICE: &str = "";
+const DEFAULT_SCHEDULER: SchedulerChoice = SchedulerChoice::Auto;
+const DEFAULT_LINK_RATE: &str = "";
+const DEFAULT_DROPPABLE: DropPolicy = DropPolicy::NonReferenceAndPredicted;
+const DEFAULT_LATENCY_BUDGET_MS: u32 = 100;
+const DEFAULT_IPG_US: u64 = 0;
+const DEFAULT_LOSS_NUMERATOR: u32 = 2;
+const DEFAULT_LOSS_DENOMINATOR: u32 = 10;
+const DEFAULT_LOSSLESS: bool = false;
+const DEFAULT_QOS_INTERVAL_MS: u32 = 1000;
+const DEFAULT_ADAPT_BITRATE: bool = false;
+const DEFAULT_MIN_BITRATE: u64 = 250_000;
+const DEFAULT_MAX_BITRATE: u64 = 8_000_000;
+
+/// First wait after the scheduler pushes a packet back; doubled up to
+/// [`MAX_PUSH_BACK_WAIT`]. Neither the kernel's queue nor the user scheduler
+/// signals room, so the sink polls, and stays interruptible while it does.
+const MIN_PUSH_BACK_WAIT: Duration = Duration::from_micros(500);
+const MAX_PUSH_BACK_WAIT: Duration = Duration::from_millis(10);
+
+/// A derived ipg sizes the stream a quarter above its mean rate, so that
+/// frames larger than the mean (intra frames) do not fall behind the period.
+const DERIVED_RATE_HEADROOM: f64 = 1.25;
+
+/// A derived ipg is applied only when it moves by more than this share:
+/// every change is a `tc class change` on the kernel schedulers.
+const IPG_CHANGE_THRESHOLD: f64 = 0.1;
+
+/// How far upstream the sink looks for an encoder or a framerate.
+const MAX_UPSTREAM_ELEMENTS: usize = 32;
+
+const FRAME_TYPES: [FrameType; 4] = [
+    FrameType::Intra,
+    FrameType::Predicted,
+    FrameType::NonReference,
+    FrameType::Unknown,
+];
+
+fn type_index(frame_type: FrameType) -> usize {
+    match frame_type {
+        FrameType::Intra => 0,
+        FrameType::Predicted => 1,
+        FrameType::NonReference => 2,
+        FrameType::Unknown => 3,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    host: String,
+    port: u32,
+    bind_address: String,
+    device: String,
+    scheduler: SchedulerChoice,
+    link_rate: String,
+    droppable: DropPolicy,
+    latency_budget_ms: u32,
+    ipg_us: u64,
+    loss_numerator: u32,
+    loss_denominator: u32,
+    lossless: bool,
+    qos_interval_ms: u32,
+    adapt_bitrate: bool,
+    min_bitrate: u64,
+    max_bitrate: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            host: DEFAULT_HOST.into(),
+            port: DEFAULT_PORT,
+            bind_address: DEFAULT_BIND_ADDRESS.into(),
+            device: DEFAULT_DEVICE.into(),
+            scheduler: DEFAULT_SCHEDULER,
+            link_rate: DEFAULT_LINK_RATE.into(),
+            droppable: DEFAULT_DROPPABLE,
+            latency_budget_ms: DEFAULT_LATENCY_BUDGET_MS,
+            ipg_us: DEFAULT_IPG_US,
+            loss_numerator: DEFAULT_LOSS_NUMERATOR,
+            loss_denominator: DEFAULT_LOSS_DENOMINATOR,
+            lossless: DEFAULT_LOSSLESS,
+            qos_interval_ms: DEFAULT_QOS_INTERVAL_MS,
+            adapt_bitrate: DEFAULT_ADAPT_BITRATE,
+            min_bitrate: DEFAULT_MIN_BITRATE,
+            max_bitrate: DEFAULT_MAX_BITRATE,
+        }
+    }
+}
+
+impl Settings {
+    /// The stream's attributes; `derived_ipg` stands in when `ipg` is 0.
+    fn stream_params(&self, derived_ipg: Option<Duration>) -> StreamParams {
+        let ipg = match self.ipg_us {
+            0 => derived_ipg,
+            us => Some(Duration::from_micros(us)),
+        };
+        // Every packet carries its frame's deadline; the period only sizes
+        // the stream's share of the link. Live video should leave as soon as
+        // the link is free, so the stream is work-conserving.
+        let stream = match ipg {
+            Some(ipg) => StreamParams::periodic(ipg, self.loss_numerator, self.loss_denominator)
+                .work_conserving(),
+            None => StreamParams {
+                window: WindowConstraint::new(self.loss_numerator, self.loss_denominator),
+                ..StreamParams::aperiodic()
+            },
+        };
+        if self.lossless {
+            stream.lossless()
+        } else {
+            stream
+        }
+    }
+}
+
+/// What the streaming thread needs of the settings for each buffer.
+#[derive(Debug, Clone, Copy)]
+struct SendSettings {
+    droppable: DropPolicy,
+    latency_budget: Duration,
+}
+
+/// Wakes a render thread that waits for the scheduler to take a packet.
+#[derive(Debug, Default)]
+struct Flushing {
+    flushing: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Flushing {
+    fn set(&self, flushing: bool) {
+        *lock(&self.flushing) = flushing;
+        self.wake.notify_all();
+    }
+
+    /// Waits up to `wait`; false when the sink is flushing.
+    fn wait(&self, wait: Duration) -> bool {
+        let guard = lock(&self.flushing);
+        if *guard {
+            return false;
+        }
+        let (guard, _) = self
+            .wake
+            .wait_timeout(guard, wait)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        !*guard
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the sink counts itself, shared with the feedback thread.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    frames: [u64; 4],
+    packets: [u64; 4],
+    sink_dropped: [u64; 4],
+    offered_packets: u64,
+    send_frame_calls: u64,
+    push_back_waits: u64,
+    frame_interval_sum_ns: u64,
+    frame_intervals: u64,
+    last_frame_pts: Option<gst::ClockTime>,
+    last_running_time: Option<gst::ClockTime>,
+}
+
+impl Counters {
+    fn sink_dropped_total(&self) -> u64 {
+        self.sink_dropped.iter().sum()
+    }
+
+    fn frames_total(&self) -> u64 {
+        self.frames.iter().sum()
+    }
+}
+
+/// The socket and what both the streaming and the feedback thread use.
+#[derive(Debug)]
+struct Shared {
+    socket: RwLock<QSocket>,
+    destination: SocketAddr,
+    device: String,
+    counters: Mutex<Counters>,
+}
+
+impl Shared {
+    fn socket(&self) -> std::sync::RwLockReadGuard<'_, QSocket> {
+        self.socket
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Debug)]
+struct FeedbackThread {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Started {
+    shared: Arc<Shared>,
+    classifier: Option<Classifier>,
+    assembler: FrameAssembler<gst::Buffer>,
+    warned_unclassified: bool,
+    feedback: Option<FeedbackThread>,
+    monotonic_clock: Option<(gst::Clock, bool)>,
+}
 
 #[derive(Debug, Default)]
-pub struct QSockSink {}
+enum State {
+    #[default]
+    Stopped,
+    Started(Box<Started>),
+}
+
+/// What the feedback thread keeps between intervals.
+#[derive(Debug)]
+struct Feedback {
+    controller: BitrateController,
+    previous_counters: Counters,
+    previous_info: Option<QInfo>,
+    upstream_frame_interval: Option<Duration>,
+    encoder: Option<(glib::WeakRef<gst::Element>, EncoderBitrate)>,
+    encoder_searched: bool,
+    applied_bitrate: Option<u64>,
+    warned: bool,
+}
+
+impl Feedback {
+    fn new(settings: &Settings) -> Self {
+        Feedback {
+            controller: BitrateController::new(settings.min_bitrate, settings.max_bitrate),
+            previous_counters: Counters::default(),
+            previous_info: None,
+            upstream_frame_interval: None,
+            encoder: None,
+            encoder_searched: false,
+            applied_bitrate: None,
+            warned: false,
+        }
+    }
+}
+
+/// The element.
+#[derive(Debug)]
+pub struct QSockSink {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    flushing: Flushing,
+    feedback: Mutex<Feedback>,
+    stats: Mutex<gst::Structure>,
+    estimated_bitrate: Mutex<u64>,
+    /// The previous frame waited for room: a new wait is not a new episode.
+    pushing_back: Mutex<bool>,
+}
+
+impl Default for QSockSink {
+    fn default() -> Self {
+        let settings = Settings::default();
+        QSockSink {
+            feedback: Mutex::new(Feedback::new(&settings)),
+            settings: Mutex::new(settings),
+            state: Mutex::new(State::Stopped),
+            flushing: Flushing::default(),
+            stats: Mutex::new(gst::Structure::new_empty("qsocksink-stats")),
+            estimated_bitrate: Mutex::new(0),
+            pushing_back: Mutex::new(false),
+        }
+    }
+}
 
 #[glib::object_subclass]
 impl ObjectSubclass for QSockSink {
@@ -13,7 +362,256 @@ impl ObjectSubclass for QSockSink {
     type ParentType = gst_base::BaseSink;
 }
 
-impl ObjectImpl for QSockSink {}
+impl ObjectImpl for QSockSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("host")
+                    .nick("Host")
+                    .blurb("Address or host name the packets are sent to")
+                    .default_value(Some(DEFAULT_HOST))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("port")
+                    .nick("Port")
+                    .blurb("UDP port the packets are sent to")
+                    .minimum(1)
+                    .maximum(u32::from(u16::MAX))
+                    .default_value(DEFAULT_PORT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("bind-address")
+                    .nick("Bind address")
+                    .blurb(
+                        "Local address to send from (empty: the kernel picks the address of \
+                         the route to host)",
+                    )
+                    .default_value(Some(DEFAULT_BIND_ADDRESS))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb(
+                        "Network interface whose scheduler orders the packets (empty: the \
+                         device the route to host leaves by)",
+                    )
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("scheduler", DEFAULT_SCHEDULER)
+                    .nick("Scheduler")
+                    .blurb(
+                        "Packet scheduler: auto uses the one installed on the device, or \
+                         installs the first of dwcs, htb, user that works; a named one is \
+                         installed if the device has none",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("link-rate")
+                    .nick("Link rate")
+                    .blurb(
+                        "Rate the scheduler may send at, as tc writes it (e.g. 10mbit), used \
+                         only when the sink installs the scheduler (empty: the device's speed)",
+                    )
+                    .default_value(Some(DEFAULT_LINK_RATE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("droppable", DEFAULT_DROPPABLE)
+                    .nick("Droppable frames")
+                    .blurb(
+                        "Which frames the scheduler may drop when they are late; intra frames, \
+                         parameter sets and unclassified packets are never dropped",
+                    )
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("latency-budget")
+                    .nick("Latency budget")
+                    .blurb(
+                        "Milliseconds a frame may take to leave after its clock time (DTS, else \
+                         PTS): its packets' deadline",
+                    )
+                    .minimum(1)
+                    .maximum(60_000)
+                    .default_value(DEFAULT_LATENCY_BUDGET_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("ipg")
+                    .nick("Inter-packet gap")
+                    .blurb(
+                        "Microseconds between the stream's packets, its share of the link (0: \
+                         derived from the framerate and packets per frame)",
+                    )
+                    .maximum(3_600_000_000)
+                    .default_value(DEFAULT_IPG_US)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("loss-numerator")
+                    .nick("Loss numerator")
+                    .blurb(
+                        "Packets that may miss their deadline in every loss-denominator \
+                         packets (DWCS's x, oln); 0 with a denominator of 0 tolerates no loss",
+                    )
+                    .default_value(DEFAULT_LOSS_NUMERATOR)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("loss-denominator")
+                    .nick("Loss denominator")
+                    .blurb(
+                        "Length in packets of the window loss-numerator counts in (DWCS's y, \
+                         old); must not be below loss-numerator",
+                    )
+                    .default_value(DEFAULT_LOSS_DENOMINATOR)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("lossless")
+                    .nick("Lossless")
+                    .blurb(
+                        "Send late packets late instead of dropping them (droppable frames are \
+                         then dropped only when the queue is full)",
+                    )
+                    .default_value(DEFAULT_LOSSLESS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("qos-interval")
+                    .nick("QoS interval")
+                    .blurb(
+                        "Milliseconds between reports: a QoS event upstream, a qsocksink-stats \
+                         message on the bus, and bitrate adaptation",
+                    )
+                    .minimum(10)
+                    .maximum(60_000)
+                    .default_value(DEFAULT_QOS_INTERVAL_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "The latest report: frames and packets sent per frame type, drops, \
+                         deadline misses, queueing delay, delivered rate and the scheduler in use",
+                    )
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("estimated-bitrate")
+                    .nick("Estimated bitrate")
+                    .blurb(
+                        "Bits per second the sink estimates the path carries on time, within \
+                         min-bitrate and max-bitrate (0 until the first report; notifies on \
+                         change)",
+                    )
+                    .read_only()
+                    .build(),
+                glib::ParamSpecBoolean::builder("adapt-bitrate")
+                    .nick("Adapt bitrate")
+                    .blurb(
+                        "Set the bitrate of the nearest upstream encoder (x264enc, x265enc, \
+                         openh264enc, vp8enc, vp9enc, avenc_*, mpeg2enc) to estimated-bitrate",
+                    )
+                    .default_value(DEFAULT_ADAPT_BITRATE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("min-bitrate")
+                    .nick("Minimum bitrate")
+                    .blurb("Lowest estimated-bitrate, in bits per second")
+                    .minimum(1000)
+                    .default_value(DEFAULT_MIN_BITRATE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-bitrate")
+                    .nick("Maximum bitrate")
+                    .blurb("Highest estimated-bitrate, in bits per second")
+                    .minimum(1000)
+                    .default_value(DEFAULT_MAX_BITRATE)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = lock(&self.settings);
+        let text = || {
+            value
+                .get::<Option<String>>()
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        match pspec.name() {
+            "host" => settings.host = text(),
+            "port" => settings.port = value.get().unwrap_or(DEFAULT_PORT),
+            "bind-address" => settings.bind_address = text(),
+            "device" => settings.device = text(),
+            "scheduler" => settings.scheduler = value.get().unwrap_or(DEFAULT_SCHEDULER),
+            "link-rate" => settings.link_rate = text(),
+            "droppable" => settings.droppable = value.get().unwrap_or(DEFAULT_DROPPABLE),
+            "latency-budget" => {
+                settings.latency_budget_ms = value.get().unwrap_or(DEFAULT_LATENCY_BUDGET_MS)
+            }
+            "ipg" => settings.ipg_us = value.get().unwrap_or(DEFAULT_IPG_US),
+            "loss-numerator" => {
+                settings.loss_numerator = value.get().unwrap_or(DEFAULT_LOSS_NUMERATOR)
+            }
+            "loss-denominator" => {
+                settings.loss_denominator = value.get().unwrap_or(DEFAULT_LOSS_DENOMINATOR)
+            }
+            "lossless" => settings.lossless = value.get().unwrap_or(DEFAULT_LOSSLESS),
+            "qos-interval" => {
+                settings.qos_interval_ms = value.get().unwrap_or(DEFAULT_QOS_INTERVAL_MS)
+            }
+            "adapt-bitrate" => settings.adapt_bitrate = value.get().unwrap_or(false),
+            "min-bitrate" => settings.min_bitrate = value.get().unwrap_or(DEFAULT_MIN_BITRATE),
+            "max-bitrate" => settings.max_bitrate = value.get().unwrap_or(DEFAULT_MAX_BITRATE),
+            other => gst::warning!(CAT, imp = self, "no writable property {other}"),
+        }
+        if settings.min_bitrate > settings.max_bitrate {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "min-bitrate {} is above max-bitrate {}: the estimate stays at {}",
+                settings.min_bitrate,
+                settings.max_bitrate,
+                settings.max_bitrate
+            );
+        }
+        let (min, max) = (settings.min_bitrate, settings.max_bitrate);
+        drop(settings);
+        lock(&self.feedback).controller.set_limits(min, max);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return lock(&self.stats).to_value();
+        }
+        if pspec.name() == "estimated-bitrate" {
+            return lock(&self.estimated_bitrate).to_value();
+        }
+        let settings = lock(&self.settings);
+        match pspec.name() {
+            "host" => settings.host.to_value(),
+            "port" => settings.port.to_value(),
+            "bind-address" => settings.bind_address.to_value(),
+            "device" => settings.device.to_value(),
+            "scheduler" => settings.scheduler.to_value(),
+            "link-rate" => settings.link_rate.to_value(),
+            "droppable" => settings.droppable.to_value(),
+            "latency-budget" => settings.latency_budget_ms.to_value(),
+            "ipg" => settings.ipg_us.to_value(),
+            "loss-numerator" => settings.loss_numerator.to_value(),
+            "loss-denominator" => settings.loss_denominator.to_value(),
+            "lossless" => settings.lossless.to_value(),
+            "qos-interval" => settings.qos_interval_ms.to_value(),
+            "adapt-bitrate" => settings.adapt_bitrate.to_value(),
+            "min-bitrate" => settings.min_bitrate.to_value(),
+            "max-bitrate" => settings.max_bitrate.to_value(),
+            other => {
+                gst::warning!(CAT, imp = self, "no readable property {other}");
+                pspec.default_value().clone()
+            }
+        }
+    }
+}
+
 impl GstObjectImpl for QSockSink {}
 
 impl ElementImpl for QSockSink {
@@ -31,6 +629,8 @@ impl ElementImpl for QSockSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            // Any RTP is accepted here so that set_caps can say which
+            // encodings are supported, rather than a bare not-negotiated.
             let caps = gst::Caps::builder_full()
                 .structure(gst::Structure::new_empty("application/x-rtp"))
                 .structure(
@@ -51,8 +651,1014 @@ impl ElementImpl for QSockSink {
     }
 }
 
+/// The payload format the caps describe, or what to do instead.
+fn payload_format(caps: &gst::CapsRef) -> Result<PayloadFormat, String> {
+    let structure = caps
+        .structure(0)
+        .ok_or_else(|| "empty caps: give application/x-rtp or video/mpegts".to_string())?;
+    match structure.name().as_str() {
+        "video/mpegts" => Ok(PayloadFormat::MpegTs),
+        "application/x-rtp" => {
+            let encoding = structure.get::<&str>("encoding-name").map_err(|_| {
+                "RTP caps without encoding-name: the payloader must say which of H264, H265, \
+                 MPV or MP2T it sends"
+                    .to_string()
+            })?;
+            match encoding.to_ascii_uppercase().as_str() {
+                "H264" => Ok(PayloadFormat::RtpH264),
+                "H265" => Ok(PayloadFormat::RtpH265),
+                "MPV" => Ok(PayloadFormat::RtpMpegVideo),
+                "MP2T" => Ok(PayloadFormat::RtpMp2t),
+                other => Err(format!(
+                    "qsocksink cannot tell the frames of RTP encoding-name={other}: it sends H264 \
+                     (rtph264pay), H265 (rtph265pay), MPV (rtpmpvpay), MP2T (rtpmp2tpay) or \
+                     video/mpegts; use udpsink for other payloads"
+                )),
+            }
+        }
+        other => Err(format!(
+            "qsocksink takes application/x-rtp or video/mpegts, not {other}"
+        )),
+    }
+}
+
 impl BaseSinkImpl for QSockSink {
-    fn render(&self, _buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let destination = resolve_destination(&settings)?;
+        let device = if settings.device.is_empty() {
+            qsock::egress_device(destination.ip()).map_err(|err| {
+                gst::error_msg!(
+                    gst::ResourceError::NotFound,
+                    ("{err}; or set the device property")
+                )
+            })?
+        } else {
+            settings.device.clone()
+        };
+        let stream = settings.stream_params(None);
+        stream.validate().map_err(|err| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("{err} (properties ipg, loss-numerator, loss-denominator)")
+            )
+        })?;
+        let scheduler = self.prepare_scheduler(&settings, &device)?;
+        let params = QosParams::new(device.clone(), scheduler, stream);
+        let domain = match destination {
+            SocketAddr::V4(_) => Domain::IPV4,
+            SocketAddr::V6(_) => Domain::IPV6,
+        };
+        let socket =
+            QSocket::new(domain, Type::DGRAM, Some(Protocol::UDP), &params).map_err(|err| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenWrite,
+                    ("cannot attach a socket to the {scheduler} scheduler on {device}: {err}")
+                )
+            })?;
+        if !settings.bind_address.is_empty() {
+            let address: IpAddr = settings.bind_address.parse().map_err(|_| {
+                gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    (
+                        "bind-address {:?} is not an IP address: give one of this host's \
+                         addresses, or leave it empty",
+                        settings.bind_address
+                    )
+                )
+            })?;
+            socket
+                .socket()
+                .bind(&SocketAddr::new(address, 0).into())
+                .map_err(|err| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenWrite,
+                        ("cannot bind to {address}: {err}; is it an address of this host?")
+                    )
+                })?;
+        }
+        // The sink never blocks in the kernel: a full queue comes back as
+        // push-back, which it waits out where unlock can interrupt it.
+        socket.socket().set_nonblocking(true).map_err(|err| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                ("cannot make the socket non-blocking: {err}")
+            )
+        })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "sending to {destination} through the {} scheduler on {device}",
+            socket.scheduler()
+        );
+        let shared = Arc::new(Shared {
+            socket: RwLock::new(socket),
+            destination,
+            device,
+            counters: Mutex::new(Counters::default()),
+        });
+        *lock(&self.feedback) = Feedback::new(&settings);
+        *lock(&self.stats) = gst::Structure::new_empty("qsocksink-stats");
+        *lock(&self.estimated_bitrate) = 0;
+        *lock(&self.pushing_back) = false;
+        let feedback = self.spawn_feedback(Arc::clone(&shared))?;
+        *lock(&self.state) = State::Started(Box::new(Started {
+            shared,
+            classifier: None,
+            assembler: FrameAssembler::default(),
+            warned_unclassified: false,
+            feedback: Some(feedback),
+            monotonic_clock: None,
+        }));
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let state = std::mem::take(&mut *lock(&self.state));
+        let State::Started(mut started) = state else {
+            return Ok(());
+        };
+        if let Some(feedback) = started.feedback.take() {
+            drop(feedback.stop);
+            if feedback.thread.join().is_err() {
+                gst::warning!(CAT, imp = self, "the feedback thread panicked");
+            }
+        }
+        let shared = started.shared;
+        match Arc::try_unwrap(shared) {
+            Ok(shared) => {
+                let socket = shared
+                    .socket
+                    .into_inner()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                socket.close().map_err(|err| {
+                    gst::error_msg!(gst::ResourceError::Close, ("closing the qsocket: {err}"))
+                })?;
+            }
+            Err(_) => gst::warning!(CAT, imp = self, "the socket is still in use at stop"),
+        }
+        Ok(())
+    }
+
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let format = match payload_format(caps) {
+            Ok(format) => format,
+            Err(message) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{message}"));
+                return Err(gst::loggable_error!(CAT, "{message}"));
+            }
+        };
+        let mut state = lock(&self.state);
+        let State::Started(started) = &mut *state else {
+            return Err(gst::loggable_error!(CAT, "caps before start"));
+        };
+        if started.classifier.as_ref().map(Classifier::format) != Some(format) {
+            gst::debug!(CAT, imp = self, "payload format {format:?}");
+            started.classifier = Some(Classifier::new(format));
+            started.assembler.set_format(format);
+        }
+        Ok(())
+    }
+
+    fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.render_buffers(std::slice::from_ref(buffer))
+    }
+
+    fn render_list(&self, list: &gst::BufferList) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let buffers: Vec<gst::Buffer> = list.iter_owned().collect();
+        self.render_buffers(&buffers)
+    }
+
+    fn event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Eos(_) => {
+                // The last frame has no successor to close it.
+                if let Err(err) = self.drain() {
+                    gst::debug!(CAT, imp = self, "draining at EOS: {err:?}");
+                }
+            }
+            gst::EventView::FlushStop(_) => {
+                if let State::Started(started) = &mut *lock(&self.state) {
+                    started.assembler.clear();
+                }
+            }
+            _ => {}
+        }
+        self.parent_event(event)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.set(true);
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.set(false);
+        Ok(())
+    }
+}
+
+/// What a user can do when a kernel scheduler cannot be installed.
+fn install_fix(err: &qsock::Error) -> &'static str {
+    match err.kind() {
+        ErrorKind::PermissionDenied => {
+            "run as root (or with CAP_NET_ADMIN) to install it, or set scheduler=user, which \
+             needs no privilege"
+        }
+        ErrorKind::Busy => "remove the other qdisc first, or set scheduler=user",
+        _ if err.message().contains("speed") => {
+            "set the link-rate property (e.g. link-rate=100mbit) so that it can be installed"
+        }
+        _ => "set scheduler=user, which runs in the process and needs no privilege",
+    }
+}
+
+fn resolve_destination(settings: &Settings) -> Result<SocketAddr, gst::ErrorMessage> {
+    let port = u16::try_from(settings.port).map_err(|_| {
+        gst::error_msg!(
+            gst::ResourceError::Settings,
+            ("port {} is out of range: give 1 to 65535", settings.port)
+        )
+    })?;
+    (settings.host.as_str(), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| {
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                (
+                    "cannot resolve host {:?}: give an IP address or a name this host can \
+                     resolve",
+                    settings.host
+                )
+            )
+        })
+}
+
+impl QSockSink {
+    /// The scheduler to attach to: the installed one when it is what was
+    /// asked for (or `auto` was), else what `qsockinit` installs now.
+    fn prepare_scheduler(
+        &self,
+        settings: &Settings,
+        device: &str,
+    ) -> Result<SchedulerName, gst::ErrorMessage> {
+        let wanted = settings.scheduler.name();
+        let installed = qsock::report(device)
+            .ok()
+            .and_then(|report| report.scheduler);
+        match installed {
+            Some(installed) if wanted == SchedulerName::Auto || wanted == installed => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "{device} already has the {installed} scheduler"
+                );
+                return Ok(installed);
+            }
+            _ => {}
+        }
+        let mut init = InitParams::new(device, wanted);
+        if !settings.link_rate.is_empty() {
+            let rate: Rate = settings.link_rate.parse().map_err(|err| {
+                gst::error_msg!(gst::ResourceError::Settings, ("link-rate: {err}"))
+            })?;
+            init = init.with_link_rate(rate);
+        }
+        match qsock::qsockinit(&init) {
+            Ok(report) => {
+                let message = format!(
+                    "installed the {} scheduler on {device}: {}",
+                    report.scheduler, report.reason
+                );
+                gst::info!(CAT, imp = self, "{message}");
+                if report.installed_now && report.scheduler != SchedulerName::User {
+                    // A kernel scheduler outlives the pipeline; say how to remove it.
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Settings,
+                        ("{message}. It stays after the pipeline ends; `qsockctl reset --dev \
+                             {device}` removes it")
+                    );
+                }
+                Ok(report.scheduler)
+            }
+            Err(err) if wanted == SchedulerName::Auto => {
+                // auto promises a working sink: without a kernel scheduler,
+                // qsock's own runs in this process.
+                let user = InitParams::new(device, SchedulerName::User);
+                let report = qsock::qsockinit(&user).map_err(|user_err| {
+                    gst::error_msg!(
+                        gst::ResourceError::Settings,
+                        ("no scheduler works on {device}: {err}; and the user scheduler: \
+                          {user_err}")
+                    )
+                })?;
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Settings,
+                    (
+                        "using the user scheduler on {device}, which cannot hold back other \
+                      processes' traffic: a kernel scheduler could not be installed ({err}); \
+                      {}",
+                        install_fix(&err)
+                    )
+                );
+                Ok(report.scheduler)
+            }
+            Err(err) => Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                (
+                    "cannot use the {wanted} scheduler on {device}: {err}; {}; or set \
+                  scheduler=auto, which falls back to the user scheduler",
+                    install_fix(&err)
+                )
+            )),
+        }
+    }
+
+    /// Classifies the buffers and sends every frame they complete.
+    fn render_buffers(&self, buffers: &[gst::Buffer]) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let send_settings = {
+            let settings = lock(&self.settings);
+            SendSettings {
+                droppable: settings.droppable,
+                latency_budget: Duration::from_millis(u64::from(settings.latency_budget_ms)),
+            }
+        };
+        let mut complete = Vec::new();
+        let mut first_failure = None;
+        let shared = {
+            let mut state = lock(&self.state);
+            let State::Started(started) = &mut *state else {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("not started"));
+                return Err(gst::FlowError::Error);
+            };
+            let Some(classifier) = started.classifier.as_mut() else {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("a buffer arrived before caps: the payloader must send caps first")
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            };
+            let format = classifier.format();
+            for buffer in buffers {
+                let map = buffer.map_readable().map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Read,
+                        ("cannot read a buffer's memory")
+                    );
+                    gst::FlowError::Error
+                })?;
+                let (info, classified) = match classifier.inspect(&map) {
+                    Ok(info) => (info, true),
+                    Err(err) => {
+                        first_failure.get_or_insert(err);
+                        let timestamp = buffer.dts_or_pts().map(gst::ClockTime::nseconds);
+                        (fallback_info(format, &map, timestamp), false)
+                    }
+                };
+                drop(map);
+                gst::trace!(CAT, imp = self, "packet {info:?}");
+                started
+                    .assembler
+                    .push(buffer.clone(), &info, classified, &mut complete);
+            }
+            if let Some(err) = first_failure.take() {
+                if !started.warned_unclassified {
+                    started.warned_unclassified = true;
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Decode,
+                        ("cannot tell frame types ({err}): such packets are sent \
+                             non-droppable, grouped by RTP timestamp and marker (MPEG-TS: by \
+                             buffer timestamp)")
+                    );
+                }
+            }
+            Arc::clone(&started.shared)
+        };
+        for frame in complete {
+            self.send(&shared, frame, send_settings)?;
+        }
         Ok(gst::FlowSuccess::Ok)
     }
+
+    /// Sends the frame still being collected (at EOS).
+    fn drain(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let send_settings = {
+            let settings = lock(&self.settings);
+            SendSettings {
+                droppable: settings.droppable,
+                latency_budget: Duration::from_millis(u64::from(settings.latency_budget_ms)),
+            }
+        };
+        let (shared, frame) = {
+            let mut state = lock(&self.state);
+            let State::Started(started) = &mut *state else {
+                return Ok(gst::FlowSuccess::Ok);
+            };
+            (Arc::clone(&started.shared), started.assembler.drain())
+        };
+        match frame {
+            Some(frame) => self.send(&shared, frame, send_settings),
+            None => Ok(gst::FlowSuccess::Ok),
+        }
+    }
+
+    /// One `send_frame` for the frame, then `continue_frame` for whatever the
+    /// scheduler pushed back, waiting in between until it takes the rest.
+    /// A droppable frame is given up once its deadline has passed; a
+    /// non-droppable one is waited for until the sink is flushed.
+    fn send(
+        &self,
+        shared: &Shared,
+        frame: Frame<gst::Buffer>,
+        send_settings: SendSettings,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(first) = frame.packets.first() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let deadline = self.deadline(first, send_settings.latency_budget);
+        let drop_flag = frame.drop_flag(send_settings.droppable);
+        let flags = PacketFlags {
+            drop: drop_flag,
+            deadline: Some(deadline),
+            frame_start: true,
+        };
+        let frame_type = frame.counted_type();
+        let maps = frame
+            .packets
+            .iter()
+            .map(|buffer| buffer.map_readable())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Read,
+                    ("cannot read a buffer's memory")
+                );
+                gst::FlowError::Error
+            })?;
+        let packets: Vec<&[u8]> = maps.iter().map(|map| map.as_slice()).collect();
+        let running_time = self.running_time(first);
+        let mut sent = 0;
+        let mut wait = MIN_PUSH_BACK_WAIT;
+        let mut waited = false;
+        let outcome = loop {
+            let result = {
+                let socket = shared.socket();
+                if sent == 0 {
+                    lock(&shared.counters).send_frame_calls += 1;
+                    socket.send_frame(&packets, Some(&shared.destination), &flags)
+                } else {
+                    socket.continue_frame(&packets[sent..], Some(&shared.destination), &flags)
+                }
+            };
+            match result {
+                Ok(accepted) => {
+                    sent += accepted;
+                    if accepted > 0 {
+                        wait = MIN_PUSH_BACK_WAIT;
+                    }
+                }
+                Err(err) if err.kind() == ErrorKind::QueueFull => {}
+                Err(err) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("sending to {}: {err}", shared.destination)
+                    );
+                    break Err(gst::FlowError::Error);
+                }
+            }
+            if sent >= packets.len() {
+                break Ok(gst::FlowSuccess::Ok);
+            }
+            if drop_flag == DropFlag::Droppable
+                && qsock::monotonic_now() > deadline.as_monotonic_nanos()
+            {
+                let given_up = (packets.len() - sent) as u64;
+                lock(&shared.counters).sink_dropped[type_index(frame_type)] += given_up;
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "gave up {given_up} packets of a late droppable frame"
+                );
+                break Ok(gst::FlowSuccess::Ok);
+            }
+            if !waited {
+                waited = true;
+                self.push_back_started(shared, frame_type, packets.len() - sent);
+            }
+            lock(&shared.counters).push_back_waits += 1;
+            if !self.flushing.wait(wait) {
+                gst::debug!(CAT, imp = self, "flushing while waiting for the scheduler");
+                break Err(gst::FlowError::Flushing);
+            }
+            wait = (wait * 2).min(MAX_PUSH_BACK_WAIT);
+        };
+        *lock(&self.pushing_back) = waited;
+        let mut counters = lock(&shared.counters);
+        let index = type_index(frame_type);
+        counters.frames[index] += 1;
+        counters.packets[index] += packets.len() as u64;
+        counters.offered_packets += packets.len() as u64;
+        if let Some(pts) = first.pts() {
+            if let Some(previous) = counters.last_frame_pts {
+                if pts > previous {
+                    counters.frame_interval_sum_ns += (pts - previous).nseconds();
+                    counters.frame_intervals += 1;
+                }
+            }
+            counters.last_frame_pts = Some(pts);
+        }
+        if running_time.is_some() {
+            counters.last_running_time = running_time;
+        }
+        drop(counters);
+        gst::trace!(
+            CAT,
+            imp = self,
+            "frame of {} packets, {frame_type:?}, {drop_flag:?}, deadline {}",
+            packets.len(),
+            deadline.as_monotonic_nanos()
+        );
+        outcome
+    }
+
+    /// Says on the bus that the scheduler pushed back, once per episode.
+    fn push_back_started(&self, shared: &Shared, frame_type: FrameType, waiting: usize) {
+        if *lock(&self.pushing_back) {
+            return;
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "push-back: {waiting} packets wait for room"
+        );
+        let structure = gst::Structure::builder("qsocksink-push-back")
+            .field("frame-type", FrameType::name(frame_type))
+            .field("packets-waiting", waiting as u64)
+            .field("device", shared.device.as_str())
+            .build();
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(structure)
+                .src(&*self.obj())
+                .build(),
+        );
+    }
+
+    fn running_time(&self, buffer: &gst::Buffer) -> Option<gst::ClockTime> {
+        let timestamp = buffer.dts_or_pts()?;
+        let segment = self.obj().segment();
+        let segment = segment.downcast_ref::<gst::format::Time>()?;
+        segment.to_running_time(timestamp)
+    }
+
+    /// The frame's clock time (base time plus the running time of its DTS,
+    /// else PTS) plus the budget, on CLOCK_MONOTONIC. A buffer without
+    /// timestamps, or a sink without a clock, gets now plus the budget.
+    fn deadline(&self, first: &gst::Buffer, budget: Duration) -> Deadline {
+        let budget = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+        let now = qsock::monotonic_now();
+        let obj = self.obj();
+        let clock_time = self
+            .running_time(first)
+            .zip(obj.base_time())
+            .map(|(running_time, base_time)| running_time + base_time);
+        let monotonic = match (clock_time, obj.clock()) {
+            (Some(clock_time), Some(clock)) => {
+                if self.clock_is_monotonic(&clock) {
+                    clock_time.nseconds()
+                } else {
+                    // Another clock: map through the offset between the two now.
+                    let offset = i128::from(now) - i128::from(clock.time().nseconds());
+                    u64::try_from(i128::from(clock_time.nseconds()) + offset).unwrap_or(0)
+                }
+            }
+            _ => now,
+        };
+        Deadline::from_monotonic_nanos(monotonic.saturating_add(budget))
+    }
+
+    /// GStreamer's system clock reads CLOCK_MONOTONIC unless told otherwise.
+    fn clock_is_monotonic(&self, clock: &gst::Clock) -> bool {
+        let mut state = lock(&self.state);
+        let State::Started(started) = &mut *state else {
+            return false;
+        };
+        if let Some((known, monotonic)) = &started.monotonic_clock {
+            if known == clock {
+                return *monotonic;
+            }
+        }
+        let monotonic = clock
+            .downcast_ref::<gst::SystemClock>()
+            .is_some_and(|system| {
+                system.property::<gst::ClockType>("clock-type") == gst::ClockType::Monotonic
+            });
+        started.monotonic_clock = Some((clock.clone(), monotonic));
+        monotonic
+    }
+
+    fn spawn_feedback(&self, shared: Arc<Shared>) -> Result<FeedbackThread, gst::ErrorMessage> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let element = self.obj().downgrade();
+        let thread = std::thread::Builder::new()
+            .name("qsocksink-qos".into())
+            .spawn(move || loop {
+                let interval = match element.upgrade() {
+                    Some(element) => {
+                        let imp = element.imp();
+                        Duration::from_millis(u64::from(lock(&imp.settings).qos_interval_ms))
+                    }
+                    None => return,
+                };
+                match stopped.recv_timeout(interval) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                if let Some(element) = element.upgrade() {
+                    element.imp().report(&shared);
+                }
+            })
+            .map_err(|err| {
+                gst::error_msg!(
+                    gst::CoreError::Thread,
+                    ("cannot start the feedback thread: {err}")
+                )
+            })?;
+        Ok(FeedbackThread { stop, thread })
+    }
+
+    /// One feedback interval: read qinfo, tell upstream and the bus, update
+    /// the estimate, steer the encoder and the stream's period.
+    fn report(&self, shared: &Shared) {
+        let settings = lock(&self.settings).clone();
+        let info = match shared.socket().info() {
+            Ok(info) => info,
+            Err(err) => {
+                let mut feedback = lock(&self.feedback);
+                if !feedback.warned {
+                    feedback.warned = true;
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Read,
+                        ("cannot read the scheduler's statistics: {err}")
+                    );
+                }
+                return;
+            }
+        };
+        let counters = *lock(&shared.counters);
+        let mut feedback = lock(&self.feedback);
+        let previous = feedback.previous_counters;
+        let previous_info = feedback.previous_info.clone();
+        let since = |now: u64, before: Option<u64>| now.saturating_sub(before.unwrap_or(0));
+        let offered = counters.offered_packets - previous.offered_packets;
+        let late_or_lost = since(
+            info.stats.deadline_misses,
+            previous_info.as_ref().map(|p| p.stats.deadline_misses),
+        ) + since(
+            info.stats.dropped.queue_full,
+            previous_info.as_ref().map(|p| p.stats.dropped.queue_full),
+        ) + (counters.sink_dropped_total() - previous.sink_dropped_total());
+        let observation = Observation {
+            offered_packets: offered,
+            late_or_lost_packets: late_or_lost,
+            queue_delay_mean: info.stats.queue_delay.map(|delay| delay.mean),
+            delivered_bps: info.delivered_rate.map(Rate::bits_per_second),
+        };
+        // The encoder's setting is a better start than the delivered rate,
+        // which is only what the source happened to offer.
+        if feedback.controller.estimate().is_none() {
+            if let Some(bps) = self.encoder_bitrate(&mut feedback, settings.adapt_bitrate) {
+                feedback.controller.seed(bps);
+            }
+        }
+        feedback.controller.update(&observation);
+        let estimate = feedback.controller.estimate().unwrap_or(0);
+        if settings.adapt_bitrate && estimate > 0 && feedback.applied_bitrate != Some(estimate) {
+            self.set_encoder_bitrate(&mut feedback, estimate);
+        }
+        let ipg = self.apply_ipg(&settings, shared, &mut feedback, &counters, &previous);
+        feedback.previous_counters = counters;
+        feedback.previous_info = Some(info.clone());
+        drop(feedback);
+
+        let share = observation.on_time_share();
+        let stats = stats_structure(shared, &info, &counters, share, estimate, ipg);
+        *lock(&self.stats) = stats.clone();
+        let obj = self.obj();
+        let previous_estimate = std::mem::replace(&mut *lock(&self.estimated_bitrate), estimate);
+        if previous_estimate != estimate {
+            obj.notify("estimated-bitrate");
+        }
+        let _ = obj.post_message(gst::message::Element::builder(stats).src(&*obj).build());
+        if offered > 0 {
+            let diff = observation
+                .queue_delay_mean
+                .map_or(0, |mean| i64::try_from(mean.as_nanos()).unwrap_or(i64::MAX));
+            let event = gst::event::Qos::new(
+                gst::QOSType::Overflow,
+                share,
+                diff,
+                counters.last_running_time,
+            );
+            if !obj.sink_pad().push_event(event) {
+                gst::trace!(CAT, imp = self, "upstream did not handle the QoS event");
+            }
+        }
+    }
+
+    /// The stream's period when the `ipg` property leaves it to the sink:
+    /// the frame interval (upstream framerate, else measured) over the
+    /// packets per frame, with headroom; applied with `qchange` when it moved.
+    /// Returns the period in force.
+    fn apply_ipg(
+        &self,
+        settings: &Settings,
+        shared: &Shared,
+        feedback: &mut Feedback,
+        counters: &Counters,
+        previous: &Counters,
+    ) -> Option<Duration> {
+        let current = shared.socket().params().stream;
+        let frames = counters.frames_total() - previous.frames_total();
+        let derived = if settings.ipg_us == 0 && frames > 0 {
+            if feedback.upstream_frame_interval.is_none() {
+                feedback.upstream_frame_interval = self.upstream_frame_interval();
+            }
+            let measured = (counters.frame_intervals > 0).then(|| {
+                Duration::from_nanos(counters.frame_interval_sum_ns / counters.frame_intervals)
+            });
+            let interval = feedback.upstream_frame_interval.or(measured);
+            let packets = counters.offered_packets - previous.offered_packets;
+            let packets_per_frame = packets as f64 / frames as f64;
+            interval
+                .filter(|interval| !interval.is_zero())
+                .map(|interval| {
+                    interval.div_f64(packets_per_frame.max(1.0) * DERIVED_RATE_HEADROOM)
+                })
+        } else {
+            None
+        };
+        let current_ipg = (current.kind == qsock::StreamKind::Periodic).then_some(current.ipg);
+        let derived = match (derived, current_ipg) {
+            (Some(new), Some(old)) if settings.ipg_us == 0 => {
+                let moved = (new.as_secs_f64() - old.as_secs_f64()).abs() / old.as_secs_f64();
+                if moved > IPG_CHANGE_THRESHOLD {
+                    Some(new)
+                } else {
+                    Some(old)
+                }
+            }
+            (derived, _) => derived,
+        };
+        let wanted =
+            settings.stream_params(derived.or(current_ipg.filter(|_| settings.ipg_us == 0)));
+        if wanted != current {
+            let mut socket = shared
+                .socket
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let params = QosParams::new(socket.params().device.clone(), socket.scheduler(), wanted);
+            match socket.change(&params) {
+                Ok(()) => gst::debug!(CAT, imp = self, "stream now {wanted:?}"),
+                Err(err) => {
+                    if !feedback.warned {
+                        feedback.warned = true;
+                        gst::element_imp_warning!(
+                            self,
+                            gst::ResourceError::Settings,
+                            ("cannot change the stream to {wanted:?}: {err} (properties ipg, \
+                                 loss-numerator, loss-denominator, lossless)")
+                        );
+                    }
+                }
+            }
+        }
+        let stream = shared.socket().params().stream;
+        (stream.kind == qsock::StreamKind::Periodic).then_some(stream.ipg)
+    }
+
+    /// The framerate of the nearest upstream caps that have one.
+    fn upstream_frame_interval(&self) -> Option<Duration> {
+        upstream_elements(self.obj().sink_pad())
+            .iter()
+            .flat_map(|element| element.sink_pads())
+            .filter_map(|pad| pad.current_caps())
+            .find_map(|caps| {
+                let framerate = caps.structure(0)?.get::<gst::Fraction>("framerate").ok()?;
+                (framerate.numer() > 0 && framerate.denom() > 0).then(|| {
+                    Duration::from_nanos(
+                        1_000_000_000 * framerate.denom() as u64 / framerate.numer() as u64,
+                    )
+                })
+            })
+    }
+
+    /// The nearest upstream encoder with a known bitrate property, and its
+    /// current bitrate in bits per second.
+    fn encoder_bitrate(&self, feedback: &mut Feedback, adapting: bool) -> Option<u64> {
+        let (encoder, unit) = self.encoder(feedback, adapting)?;
+        let units = read_unsigned(&encoder, unit.property)?;
+        Some(unit.to_bps(units))
+    }
+
+    /// The encoder found upstream; `adapting` says whether its absence is
+    /// worth a warning.
+    fn encoder(
+        &self,
+        feedback: &mut Feedback,
+        adapting: bool,
+    ) -> Option<(gst::Element, EncoderBitrate)> {
+        if let Some((weak, unit)) = &feedback.encoder {
+            if let Some(encoder) = weak.upgrade() {
+                return Some((encoder, *unit));
+            }
+        }
+        if feedback.encoder_searched && feedback.encoder.is_none() {
+            return None;
+        }
+        feedback.encoder_searched = true;
+        let found = upstream_elements(self.obj().sink_pad())
+            .into_iter()
+            .find_map(|element| {
+                let factory = element.factory()?;
+                if !factory
+                    .metadata(gst::ELEMENT_METADATA_KLASS)?
+                    .contains("Encoder")
+                {
+                    return None;
+                }
+                let unit = encoder_bitrate(factory.name().as_str())?;
+                element.find_property(unit.property)?;
+                Some((element, unit))
+            });
+        match &found {
+            Some((encoder, _)) => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "adapting the bitrate of {}",
+                    encoder.name()
+                )
+            }
+            None if !adapting => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "no upstream encoder with a known bitrate unit"
+                )
+            }
+            None => gst::element_imp_warning!(
+                self,
+                gst::CoreError::Negotiation,
+                ("adapt-bitrate: no upstream encoder whose bitrate unit is known (x264enc, \
+                     x265enc, openh264enc, vp8enc, vp9enc, avenc_*, mpeg2enc); estimated-bitrate \
+                     is still reported")
+            ),
+        }
+        feedback.encoder = found
+            .as_ref()
+            .map(|(encoder, unit)| (encoder.downgrade(), *unit));
+        found
+    }
+
+    fn set_encoder_bitrate(&self, feedback: &mut Feedback, bps: u64) {
+        let Some((encoder, unit)) = self.encoder(feedback, true) else {
+            return;
+        };
+        let units = unit.to_units(bps);
+        if write_unsigned(&encoder, unit.property, units) {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "{}::{} = {units} ({bps} bit/s)",
+                encoder.name(),
+                unit.property
+            );
+            feedback.applied_bitrate = Some(bps);
+        }
+    }
+}
+
+/// Elements upstream of `pad`, nearest first.
+fn upstream_elements(pad: &gst::Pad) -> Vec<gst::Element> {
+    let mut found: Vec<gst::Element> = Vec::new();
+    let mut pads = std::collections::VecDeque::from([pad.clone()]);
+    while let Some(pad) = pads.pop_front() {
+        if found.len() >= MAX_UPSTREAM_ELEMENTS {
+            break;
+        }
+        let Some(element) = pad.peer().and_then(|peer| peer.parent_element()) else {
+            continue;
+        };
+        if found.contains(&element) {
+            continue;
+        }
+        pads.extend(element.sink_pads());
+        found.push(element);
+    }
+    found
+}
+
+/// An integer property as u64, whatever its integer type.
+fn read_unsigned(element: &gst::Element, property: &str) -> Option<u64> {
+    let value = element.property_value(property);
+    value
+        .get::<u32>()
+        .map(u64::from)
+        .ok()
+        .or_else(|| value.get::<i32>().ok().and_then(|v| u64::try_from(v).ok()))
+        .or_else(|| value.get::<u64>().ok())
+        .or_else(|| value.get::<i64>().ok().and_then(|v| u64::try_from(v).ok()))
+}
+
+/// Sets an integer property from a u64, clamped to what the property allows.
+fn write_unsigned(element: &gst::Element, property: &str, units: u64) -> bool {
+    let Some(pspec) = element.find_property(property) else {
+        return false;
+    };
+    let value = if let Some(spec) = pspec.downcast_ref::<glib::ParamSpecUInt>() {
+        let clamped = units.clamp(u64::from(spec.minimum()), u64::from(spec.maximum()));
+        u32::try_from(clamped).unwrap_or(u32::MAX).to_value()
+    } else if let Some(spec) = pspec.downcast_ref::<glib::ParamSpecInt>() {
+        let clamped = i64::try_from(units)
+            .unwrap_or(i64::MAX)
+            .clamp(i64::from(spec.minimum()), i64::from(spec.maximum()));
+        i32::try_from(clamped).unwrap_or(i32::MAX).to_value()
+    } else if let Some(spec) = pspec.downcast_ref::<glib::ParamSpecUInt64>() {
+        units.clamp(spec.minimum(), spec.maximum()).to_value()
+    } else if let Some(spec) = pspec.downcast_ref::<glib::ParamSpecInt64>() {
+        i64::try_from(units)
+            .unwrap_or(i64::MAX)
+            .clamp(spec.minimum(), spec.maximum())
+            .to_value()
+    } else {
+        return false;
+    };
+    element.set_property_from_value(property, &value);
+    true
+}
+
+fn stats_structure(
+    shared: &Shared,
+    info: &QInfo,
+    counters: &Counters,
+    on_time_share: f64,
+    estimated_bitrate: u64,
+    ipg: Option<Duration>,
+) -> gst::Structure {
+    let mut builder = gst::Structure::builder("qsocksink-stats")
+        .field("scheduler", info.scheduler.as_str())
+        .field("device", shared.device.as_str());
+    for frame_type in FRAME_TYPES {
+        let index = type_index(frame_type);
+        let name = FrameType::name(frame_type);
+        builder = builder
+            .field(format!("frames-{name}"), counters.frames[index])
+            .field(format!("packets-{name}"), counters.packets[index])
+            .field(format!("sink-dropped-{name}"), counters.sink_dropped[index]);
+    }
+    let stats = &info.stats;
+    builder = builder
+        .field("send-frame-calls", counters.send_frame_calls)
+        .field("push-back-waits", counters.push_back_waits)
+        .field("sent-packets", stats.sent_packets)
+        .field("sent-bytes", stats.sent_bytes)
+        .field("dropped-late", stats.dropped.late)
+        .field("dropped-window", stats.dropped.window)
+        .field("dropped-frame", stats.dropped.frame)
+        .field("dropped-queue-full", stats.dropped.queue_full)
+        .field("deadline-misses", stats.deadline_misses)
+        .field("window-violations", stats.window_violations)
+        .field("backlog-packets", stats.backlog_packets)
+        .field(
+            "delivered-bitrate",
+            info.delivered_rate.map_or(0, Rate::bits_per_second),
+        )
+        .field("on-time-share", on_time_share)
+        .field("estimated-bitrate", estimated_bitrate)
+        .field(
+            "ipg-us",
+            ipg.map_or(0, |ipg| u64::try_from(ipg.as_micros()).unwrap_or(u64::MAX)),
+        );
+    if let Some(delay) = stats.queue_delay {
+        builder = builder
+            .field(
+                "queue-delay-mean-us",
+                u64::try_from(delay.mean.as_micros()).unwrap_or(u64::MAX),
+            )
+            .field(
+                "queue-delay-max-us",
+                u64::try_from(delay.max.as_micros()).unwrap_or(u64::MAX),
+            );
+    }
+    builder.build()
 }

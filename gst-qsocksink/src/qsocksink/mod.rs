@@ -1,6 +1,8 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod bitrate;
+mod frames;
 mod imp;
 
 glib::wrapper! {

@@ -15,11 +15,10 @@
 //! `IP_RECVERR` makes the kernel's refusal of a non-droppable packet reach the
 //! sender as `ENOBUFS`.
 
-use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netlink_packet_route::tc::TcHandle;
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -47,12 +46,8 @@ const FIRST_STREAM_MINOR: u16 = 1;
 /// The last minor a stream may get; `ffff` is left alone, as `tc` reserves
 /// the all-ones minor in places.
 const LAST_STREAM_MINOR: u16 = 0xfffe;
-/// How long `detach` waits for a class's queue to drain before deleting it.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// Where the kernel lists the module once loaded.
 const MODULE_PATH: &str = "/sys/module/sch_dwcs";
-/// How many free minors `attach` tries when other processes race for them.
-const CLASS_ATTEMPTS: usize = 16;
 
 /// The `dwcs` backend.
 #[derive(Debug)]
@@ -63,13 +58,6 @@ fn qdisc_handle() -> TcHandle {
     TcHandle {
         major: QSOCK_MAJOR,
         minor: 0,
-    }
-}
-
-fn class_handle(minor: u16) -> TcHandle {
-    TcHandle {
-        major: QSOCK_MAJOR,
-        minor,
     }
 }
 
@@ -249,43 +237,15 @@ fn best_effort_stats(q: &TcDwcsQdiscXstats) -> SchedulerStats {
 }
 
 /// Creates a class with `options` at a free minor and returns its handle.
-/// Other processes may pick the same minor at the same time: NLM_F_EXCL makes
-/// the kernel refuse the loser with EEXIST, who tries the next.
 fn create_stream_class(nl: &Netlink, link: &Link, options: &DwcsClassOptions) -> Result<TcHandle> {
-    let mut taken: HashSet<u16> = class::list(nl, link)?
-        .into_iter()
-        .filter(|c| c.handle.major == QSOCK_MAJOR)
-        .map(|c| c.handle.minor)
-        .collect();
-    for _ in 0..CLASS_ATTEMPTS {
-        let minor = (FIRST_STREAM_MINOR..=LAST_STREAM_MINOR)
-            .find(|m| !taken.contains(m))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::QueueFull,
-                    format!(
-                        "{}: every class number of qsock's dwcs is in use",
-                        link.name
-                    ),
-                )
-            })?;
-        let handle = class_handle(minor);
-        match class::add(nl, link, qdisc_handle(), handle, KIND, options.attribute()) {
-            Ok(()) => return Ok(handle),
-            Err(err) if err.errno() == libc::EEXIST => {
-                taken.insert(minor);
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Err(Error::new(
-        ErrorKind::Busy,
-        format!(
-            "{}: could not claim a free class after {CLASS_ATTEMPTS} tries; other processes keep \
-             taking them",
-            link.name
-        ),
-    ))
+    class::add_at_free_minor(
+        nl,
+        link,
+        qdisc_handle(),
+        FIRST_STREAM_MINOR..=LAST_STREAM_MINOR,
+        KIND,
+        &options.attribute(),
+    )
 }
 
 /// What `classify` changed on a socket besides its priority, to undo it.
@@ -527,33 +487,14 @@ struct DwcsStream {
 }
 
 impl DwcsStream {
-    /// Waits, bounded, until the class holds no packets: deleting a class
-    /// drops what it queues, and non-droppable packets must not be dropped.
-    fn drain(&self, nl: &Netlink, handle: TcHandle) -> Result<()> {
-        let start = Instant::now();
-        while start.elapsed() < DRAIN_TIMEOUT {
-            let queued = class::get(nl, &self.link, handle)?.map(|info| {
-                let stats = stats_of(&info);
-                stats.backlog_packets.max(info.stats.qlen)
-            });
-            match queued {
-                Some(packets) if packets > 0 => std::thread::sleep(Duration::from_millis(10)),
-                _ => return Ok(()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes the socket out of its class and deletes the class once drained.
+    /// Takes the socket out of its class and deletes the class once drained:
+    /// non-droppable packets must not be dropped with it.
     fn remove_class(&self, nl: &Netlink, socket: &Socket, handle: TcHandle) -> Result<()> {
         set_priority(socket, 0, &self.link.name)?;
         self.state.restore(socket);
-        self.drain(nl, handle)?;
-        match class::delete(nl, &self.link, handle) {
-            // Already gone: the scheduler was reset under us.
-            Err(err) if err.errno() == libc::ENOENT => Ok(()),
-            other => other,
-        }
+        class::drain_and_delete(nl, &self.link, handle, |info| {
+            stats_of(info).backlog_packets.max(info.stats.qlen)
+        })
     }
 
     /// The error of a send, worded for what it means here.

@@ -15,12 +15,10 @@
 //! A socket is put in its class through `SO_PRIORITY` = `7173:N`, which HTB
 //! matches before any filter.
 
-use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use netlink_packet_route::tc::TcHandle;
+use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use socket2::{SockAddr, Socket};
 
 use super::{busy, set_priority, Attachment, Backend, DeviceReport, InitReport, StreamReport};
@@ -31,7 +29,7 @@ use crate::notice;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::sys;
 use crate::tc::class::{self, ClassInfo};
-use crate::tc::htb::{HtbClassSpec, HtbGlob, MAX_QUANTUM};
+use crate::tc::htb::{HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::{handle_to_string, handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
@@ -55,10 +53,6 @@ const MIN_RATE: Rate = Rate::from_bits_per_second(1_000);
 const UDP_IPV6_ETHERNET_HEADERS: u32 = 62;
 /// Ethernet's header, around an MTU-sized IP packet.
 const ETHERNET_HEADER: u32 = 14;
-/// How long `detach` waits for a class's queue to drain before deleting it.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
-/// How many free minors `attach` tries when other processes race for them.
-const CLASS_ATTEMPTS: usize = 16;
 
 /// The `htb` backend.
 #[derive(Debug)]
@@ -215,41 +209,17 @@ fn stats_of(info: &ClassInfo) -> SchedulerStats {
     }
 }
 
-/// Creates a class for `spec` under the root class at a free minor and returns
-/// its handle. Other processes may pick the same minor at the same time:
-/// NLM_F_EXCL makes the kernel refuse the loser with EEXIST, who tries the next.
+/// Creates a class for `spec` under the root class at a free minor and
+/// returns its handle.
 fn create_stream_class(nl: &Netlink, link: &Link, spec: &HtbClassSpec) -> Result<TcHandle> {
-    let mut taken: HashSet<u16> = class::list(nl, link)?
-        .into_iter()
-        .filter(|c| c.handle.major == QSOCK_MAJOR)
-        .map(|c| c.handle.minor)
-        .collect();
-    for _ in 0..CLASS_ATTEMPTS {
-        let minor = (FIRST_STREAM_MINOR..BEST_EFFORT_MINOR)
-            .find(|m| !taken.contains(m))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::QueueFull,
-                    format!("{}: every class number of qsock's HTB is in use", link.name),
-                )
-            })?;
-        let handle = class_handle(minor);
-        match class::add_htb(nl, link, root_class(), handle, spec) {
-            Ok(()) => return Ok(handle),
-            Err(err) if err.errno() == libc::EEXIST => {
-                taken.insert(minor);
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Err(Error::new(
-        ErrorKind::Busy,
-        format!(
-            "{}: could not claim a free class after {CLASS_ATTEMPTS} tries; other processes keep \
-             taking them",
-            link.name
-        ),
-    ))
+    class::add_at_free_minor(
+        nl,
+        link,
+        root_class(),
+        FIRST_STREAM_MINOR..=BEST_EFFORT_MINOR - 1,
+        HTB_KIND,
+        &TcAttribute::Options(spec.options()),
+    )
 }
 
 impl Backend for Htb {
@@ -440,18 +410,6 @@ impl HtbStream {
     fn counted_in(&self) -> TcHandle {
         self.class.unwrap_or(class_handle(BEST_EFFORT_MINOR))
     }
-
-    /// Waits, bounded, until the class holds no packets.
-    fn drain(&self, nl: &Netlink, handle: TcHandle) -> Result<()> {
-        let start = Instant::now();
-        while start.elapsed() < DRAIN_TIMEOUT {
-            match class::get(nl, &self.link, handle)? {
-                Some(info) if info.stats.qlen > 0 => std::thread::sleep(Duration::from_millis(10)),
-                _ => return Ok(()),
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Attachment for HtbStream {
@@ -528,17 +486,14 @@ impl Attachment for HtbStream {
         };
         set_priority(socket, 0, &self.link.name)?;
         let nl = self.netlink.lock_shared();
-        self.drain(&nl, handle)?;
-        match class::delete(&nl, &self.link, handle) {
-            // Already gone: the scheduler was reset under us.
-            Err(err) if err.errno() == libc::ENOENT => Ok(()),
-            other => other,
-        }
+        class::drain_and_delete(&nl, &self.link, handle, |info| info.stats.qlen)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn mbit(n: u64) -> Rate {

@@ -1,5 +1,9 @@
 //! Classes of a classful qdisc: list with statistics, add, change, delete.
 
+use std::collections::HashSet;
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
 use netlink_packet_core::{Nla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcStats2};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -7,9 +11,15 @@ use netlink_packet_route::RouteNetlinkMessage;
 use super::htb::{parse_class_options, HtbClassParams, HtbClassSpec, KIND as HTB_KIND};
 use super::link::Link;
 use super::qdisc::link_index;
-use super::{handle_to_string, Context, Netlink};
+use super::{handle_to_string, Context, Netlink, QSOCK_MAJOR};
 use crate::error::{Error, ErrorKind, Result};
 use crate::params::Rate;
+
+/// How long a stream's class may take to drain before it is deleted anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// How many free minors `add_at_free_minor` tries when other processes race
+/// for them.
+const CLASS_ATTEMPTS: usize = 16;
 
 /// `TCA_STATS_RATE_EST`: `struct gnet_stats_rate_est` (u32 bps, u32 pps).
 const TCA_STATS_RATE_EST: u16 = 2;
@@ -299,4 +309,77 @@ pub(crate) fn delete(nl: &Netlink, link: &Link, handle: TcHandle) -> Result<()> 
     msg.header.handle = handle;
     nl.request(RouteNetlinkMessage::DelTrafficClass(msg), 0, ctx)?;
     Ok(())
+}
+
+/// Creates a class of qsock's `kind` qdisc under `parent` at the first free
+/// minor of `minors` and returns its handle. Other processes may pick the
+/// same minor at the same time: NLM_F_EXCL makes the kernel refuse the loser
+/// with EEXIST, who tries the next.
+pub(crate) fn add_at_free_minor(
+    nl: &Netlink,
+    link: &Link,
+    parent: TcHandle,
+    minors: RangeInclusive<u16>,
+    kind: &str,
+    options: &TcAttribute,
+) -> Result<TcHandle> {
+    let mut taken: HashSet<u16> = list(nl, link)?
+        .into_iter()
+        .filter(|c| c.handle.major == QSOCK_MAJOR)
+        .map(|c| c.handle.minor)
+        .collect();
+    for _ in 0..CLASS_ATTEMPTS {
+        let minor = minors.clone().find(|m| !taken.contains(m)).ok_or_else(|| {
+            Error::new(
+                ErrorKind::QueueFull,
+                format!(
+                    "{}: every class number of qsock's {kind} is in use",
+                    link.name
+                ),
+            )
+        })?;
+        let handle = TcHandle {
+            major: QSOCK_MAJOR,
+            minor,
+        };
+        match add(nl, link, parent, handle, kind, options.clone()) {
+            Ok(()) => return Ok(handle),
+            Err(err) if err.errno() == libc::EEXIST => {
+                taken.insert(minor);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Busy,
+        format!(
+            "{}: could not claim a free class after {CLASS_ATTEMPTS} tries; other processes keep \
+             taking them",
+            link.name
+        ),
+    ))
+}
+
+/// Deletes a stream's class once it holds no packets, waiting a bounded
+/// time: deleting a class drops what it queues. `queued` reads the packets a
+/// class holds, which some kinds count in their own statistics. A class
+/// already gone (the scheduler was reset under the stream) is no error.
+pub(crate) fn drain_and_delete(
+    nl: &Netlink,
+    link: &Link,
+    handle: TcHandle,
+    queued: impl Fn(&ClassInfo) -> u64,
+) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < DRAIN_TIMEOUT {
+        match get(nl, link, handle)? {
+            // No event says that a class ran empty: poll its counters.
+            Some(info) if queued(&info) > 0 => std::thread::sleep(Duration::from_millis(10)),
+            _ => break,
+        }
+    }
+    match delete(nl, link, handle) {
+        Err(err) if err.errno() == libc::ENOENT => Ok(()),
+        other => other,
+    }
 }

@@ -97,18 +97,6 @@ pub(crate) fn txtime_value(flags: &PacketFlags, frame_start: bool) -> u64 {
     deadline | ((drop << TC_DWCS_TXTIME_DROP_SHIFT) & TC_DWCS_TXTIME_DROP_MASK) | start
 }
 
-fn put_u32(out: &mut Vec<DefaultNla>, kind: u16, value: Option<u32>) {
-    if let Some(v) = value {
-        out.push(DefaultNla::new(kind, v.to_ne_bytes().to_vec()));
-    }
-}
-
-fn put_u64(out: &mut Vec<DefaultNla>, kind: u16, value: Option<u64>) {
-    if let Some(v) = value {
-        out.push(DefaultNla::new(kind, v.to_ne_bytes().to_vec()));
-    }
-}
-
 /// `TCA_OPTIONS` with `NLA_F_NESTED`, which the kernel's strict
 /// `nla_parse_nested` requires (iproute2 sets it for such qdiscs too).
 fn nested_options(nlas: &[DefaultNla]) -> TcAttribute {
@@ -117,99 +105,82 @@ fn nested_options(nlas: &[DefaultNla]) -> TcAttribute {
     TcAttribute::Other(DefaultNla::new(TCA_OPTIONS | NLA_F_NESTED, value))
 }
 
-fn value_u32(value: &[u8]) -> Option<u32> {
-    Some(u32::from_ne_bytes(value.get(..4)?.try_into().ok()?))
-}
+/// Declares options carried as nested attributes, one fixed-width integer
+/// attribute per field, each optional: absent from a request, it keeps the
+/// kernel's current value. Both the encoder and the parser come from the one
+/// table of fields and attribute numbers, so the two cannot disagree.
+macro_rules! nested_options {
+    ($(#[$meta:meta])* $name:ident {
+        $($(#[$field_meta:meta])* $field:ident: $ty:ident = $attribute:ident,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub(crate) struct $name {
+            $($(#[$field_meta])* pub(crate) $field: Option<$ty>,)*
+        }
 
-fn value_u64(value: &[u8]) -> Option<u64> {
-    Some(u64::from_ne_bytes(value.get(..8)?.try_into().ok()?))
-}
+        impl $name {
+            fn nlas(&self) -> Vec<DefaultNla> {
+                let mut out = Vec::new();
+                $(if let Some(value) = self.$field {
+                    out.push(DefaultNla::new($attribute, value.to_ne_bytes().to_vec()));
+                })*
+                out
+            }
 
-/// The qdisc's options (`tc qdisc ... dwcs rate R limit L resolution N`);
-/// an absent one keeps its current value (or the module's default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct DwcsQdiscOptions {
-    /// Link rate in bytes/s; 0 = no shaping.
-    pub(crate) rate: Option<u64>,
-    /// Packets queued at most, over all classes.
-    pub(crate) limit: Option<u32>,
-    /// Deadline resolution in ns.
-    pub(crate) resolution_ns: Option<u64>,
-}
+            /// The request's `TCA_OPTIONS` attribute.
+            pub(crate) fn attribute(&self) -> TcAttribute {
+                nested_options(&self.nlas())
+            }
 
-impl DwcsQdiscOptions {
-    fn nlas(&self) -> Vec<DefaultNla> {
-        let mut out = Vec::new();
-        put_u64(&mut out, TCA_DWCS_RATE, self.rate);
-        put_u32(&mut out, TCA_DWCS_LIMIT, self.limit);
-        put_u64(&mut out, TCA_DWCS_RESOLUTION, self.resolution_ns);
-        out
-    }
-
-    /// The request's `TCA_OPTIONS` attribute.
-    pub(crate) fn attribute(&self) -> TcAttribute {
-        nested_options(&self.nlas())
-    }
-
-    /// Reads the options from the nested attributes of a qdisc dump
-    /// (`TCA_OPTIONS`' value); unknown attributes are skipped, so that a
-    /// newer module's additions do not break an older qsock.
-    pub(crate) fn parse(nested: &[u8]) -> DwcsQdiscOptions {
-        let mut options = DwcsQdiscOptions::default();
-        for nla in NlasIterator::new(nested).map_while(|nla| nla.ok()) {
-            match nla.kind() {
-                TCA_DWCS_RATE => options.rate = value_u64(nla.value()),
-                TCA_DWCS_LIMIT => options.limit = value_u32(nla.value()),
-                TCA_DWCS_RESOLUTION => options.resolution_ns = value_u64(nla.value()),
-                _ => {}
+            /// Reads the options from the nested attributes of a dump
+            /// (`TCA_OPTIONS`' value); unknown attributes are skipped, so
+            /// that a newer module's additions do not break an older qsock.
+            pub(crate) fn parse(nested: &[u8]) -> $name {
+                let mut options = $name::default();
+                for nla in NlasIterator::new(nested).map_while(|nla| nla.ok()) {
+                    let value = nla.value();
+                    match nla.kind() {
+                        $($attribute => {
+                            options.$field = value
+                                .get(..std::mem::size_of::<$ty>())
+                                .and_then(|bytes| bytes.try_into().ok())
+                                .map($ty::from_ne_bytes);
+                        })*
+                        _ => {}
+                    }
+                }
+                options
             }
         }
-        options
+    };
+}
+
+nested_options! {
+    /// The qdisc's options (`tc qdisc ... dwcs rate R limit L resolution N`);
+    /// an absent one keeps its current value (or the module's default).
+    DwcsQdiscOptions {
+        /// Link rate in bytes/s; 0 = no shaping.
+        rate: u64 = TCA_DWCS_RATE,
+        /// Packets queued at most, over all classes.
+        limit: u32 = TCA_DWCS_LIMIT,
+        /// Deadline resolution in ns.
+        resolution_ns: u64 = TCA_DWCS_RESOLUTION,
     }
 }
 
-/// A class's options (`tc class ... dwcs period T oln X old Y flags F`); a
-/// change keeps what it does not name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct DwcsClassOptions {
-    /// Request period in ns; absent for aperiodic classes.
-    pub(crate) period_ns: Option<u64>,
-    /// Misses allowed per window.
-    pub(crate) oln: Option<u32>,
-    /// Window length in packets.
-    pub(crate) old: Option<u32>,
-    /// `TC_DWCS_CLASS_F_*`.
-    pub(crate) flags: Option<u32>,
-}
-
-impl DwcsClassOptions {
-    fn nlas(&self) -> Vec<DefaultNla> {
-        let mut out = Vec::new();
-        put_u64(&mut out, TCA_DWCS_CLASS_PERIOD, self.period_ns);
-        put_u32(&mut out, TCA_DWCS_CLASS_OLN, self.oln);
-        put_u32(&mut out, TCA_DWCS_CLASS_OLD, self.old);
-        put_u32(&mut out, TCA_DWCS_CLASS_FLAGS, self.flags);
-        out
-    }
-
-    /// The request's `TCA_OPTIONS` attribute.
-    pub(crate) fn attribute(&self) -> TcAttribute {
-        nested_options(&self.nlas())
-    }
-
-    /// Reads the options from a class dump's nested attributes.
-    pub(crate) fn parse(nested: &[u8]) -> DwcsClassOptions {
-        let mut options = DwcsClassOptions::default();
-        for nla in NlasIterator::new(nested).map_while(|nla| nla.ok()) {
-            match nla.kind() {
-                TCA_DWCS_CLASS_PERIOD => options.period_ns = value_u64(nla.value()),
-                TCA_DWCS_CLASS_OLN => options.oln = value_u32(nla.value()),
-                TCA_DWCS_CLASS_OLD => options.old = value_u32(nla.value()),
-                TCA_DWCS_CLASS_FLAGS => options.flags = value_u32(nla.value()),
-                _ => {}
-            }
-        }
-        options
+nested_options! {
+    /// A class's options (`tc class ... dwcs period T oln X old Y flags F`); a
+    /// change keeps what it does not name.
+    DwcsClassOptions {
+        /// Request period in ns; absent for aperiodic classes.
+        period_ns: u64 = TCA_DWCS_CLASS_PERIOD,
+        /// Misses allowed per window.
+        oln: u32 = TCA_DWCS_CLASS_OLN,
+        /// Window length in packets.
+        old: u32 = TCA_DWCS_CLASS_OLD,
+        /// `TC_DWCS_CLASS_F_*`.
+        flags: u32 = TCA_DWCS_CLASS_FLAGS,
     }
 }
 

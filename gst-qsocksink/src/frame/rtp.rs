@@ -1,0 +1,125 @@
+//! The RTP fixed header (RFC 3550 §5.1): what the classifier needs of it and
+//! where the payload is.
+
+use super::ParseError;
+
+/// The parts of an RTP packet the classifier uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RtpPacket<'a> {
+    pub(crate) marker: bool,
+    pub(crate) payload_type: u8,
+    pub(crate) timestamp: u32,
+    /// The payload without CSRCs, header extension and padding.
+    pub(crate) payload: &'a [u8],
+}
+
+const FIXED_HEADER_LEN: usize = 12;
+
+/// Parses the RTP header of `packet`.
+pub(crate) fn parse(packet: &[u8]) -> Result<RtpPacket<'_>, ParseError> {
+    if packet.len() < FIXED_HEADER_LEN {
+        return Err(ParseError(format!(
+            "{}-byte packet is shorter than the 12-byte RTP header",
+            packet.len()
+        )));
+    }
+    let version = packet[0] >> 6;
+    if version != 2 {
+        return Err(ParseError(format!(
+            "RTP version {version} packet; expected version 2"
+        )));
+    }
+    let has_padding = packet[0] & 0x20 != 0;
+    let has_extension = packet[0] & 0x10 != 0;
+    let csrc_count = usize::from(packet[0] & 0x0f);
+    let marker = packet[1] & 0x80 != 0;
+    let payload_type = packet[1] & 0x7f;
+    let timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+
+    let mut payload_start = FIXED_HEADER_LEN + 4 * csrc_count;
+    if packet.len() < payload_start {
+        return Err(ParseError(format!(
+            "RTP packet of {} bytes cannot hold its {csrc_count} CSRCs",
+            packet.len()
+        )));
+    }
+    if has_extension {
+        let extension = packet
+            .get(payload_start..payload_start + 4)
+            .ok_or_else(|| {
+                ParseError("RTP packet ends inside its header extension's header".into())
+            })?;
+        let words = usize::from(u16::from_be_bytes([extension[2], extension[3]]));
+        payload_start += 4 + 4 * words;
+        if packet.len() < payload_start {
+            return Err(ParseError(format!(
+                "RTP header extension of {words} words runs past the {}-byte packet",
+                packet.len()
+            )));
+        }
+    }
+    let mut payload_end = packet.len();
+    if has_padding {
+        let padding = usize::from(packet[packet.len() - 1]);
+        if padding == 0 || payload_start + padding > packet.len() {
+            return Err(ParseError(format!(
+                "RTP padding of {padding} bytes does not fit the {}-byte payload",
+                packet.len() - payload_start
+            )));
+        }
+        payload_end -= padding;
+    }
+    Ok(RtpPacket {
+        marker,
+        payload_type,
+        timestamp,
+        payload: &packet[payload_start..payload_end],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(first_byte: u8, marker: bool) -> Vec<u8> {
+        let mut packet = vec![first_byte, if marker { 0x80 | 96 } else { 96 }, 0, 1];
+        packet.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        packet.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        packet
+    }
+
+    #[test]
+    fn plain_header() {
+        let mut packet = header(0x80, true);
+        packet.extend_from_slice(&[1, 2, 3]);
+        let rtp = parse(&packet).expect("valid packet");
+        assert!(rtp.marker);
+        assert_eq!(rtp.payload_type, 96);
+        assert_eq!(rtp.timestamp, 0x1234_5678);
+        assert_eq!(rtp.payload, &[1, 2, 3]);
+    }
+
+    #[test]
+    fn csrcs_extension_and_padding_are_skipped() {
+        let mut packet = header(0x80 | 0x20 | 0x10 | 2, false);
+        packet.extend_from_slice(&[0; 8]); // two CSRCs
+        packet.extend_from_slice(&[0xbe, 0xde, 0, 1, 9, 9, 9, 9]); // one-word extension
+        packet.extend_from_slice(&[7, 8]);
+        packet.extend_from_slice(&[0, 0, 3]); // three bytes of padding
+        let rtp = parse(&packet).expect("valid packet");
+        assert!(!rtp.marker);
+        assert_eq!(rtp.payload, &[7, 8]);
+    }
+
+    #[test]
+    fn malformed_headers_are_errors() {
+        let error = parse(&header(0x40, false)).expect_err("version 1");
+        assert_eq!(error.0, "RTP version 1 packet; expected version 2");
+        assert!(parse(&[0x80; 11]).is_err());
+        assert!(parse(&header(0x80 | 3, false)).is_err(), "missing CSRCs");
+        assert!(parse(&header(0x90, false)).is_err(), "missing extension");
+        let mut packet = header(0xa0, false);
+        packet.push(9);
+        assert!(parse(&packet).is_err(), "padding longer than the payload");
+    }
+}
