@@ -40,6 +40,15 @@ const USER_VIDEO_KBIT: u32 = 2500;
 const FRAMES: u32 = 300;
 /// The receivers' playout delay, a live stream's usual 200 ms.
 const PLAYOUT_DELAY_MS: u64 = 200;
+/// qsocksink's deadline for a frame to leave, after its clock time.
+const LATENCY_BUDGET_MS: u64 = 100;
+/// qsocksink's packet period: 1242-byte packets every 4 ms reserve 2.5 Mbit/s,
+/// the peak an I-frame needs to leave within the budget. Left at 0, the
+/// sink starts aperiodic, which on htb means without a class, and derives a
+/// period only after the first frames: those (the first I-frame among them)
+/// then wait in the best-effort FIFO behind the TCP transfer and arrive
+/// 400-700 ms late.
+const MANAGED_IPG_US: u64 = 4000;
 /// The bulk transfer runs this long before the video starts, so that its
 /// queue already stands at the bottleneck.
 const BULK_HEAD_START_BYTES: u64 = 1_000_000;
@@ -67,15 +76,8 @@ fn bed() -> Option<TestBed> {
     Some(TestBed::new().unwrap_or_else(|err| panic!("cannot build the test bed: {err}")))
 }
 
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn link_rate() -> Rate {
-    Rate::from_bits_per_second(knob("XLINK", LINK_KBIT) * 1000)
+    Rate::from_bits_per_second(LINK_KBIT * 1000)
 }
 
 /// Installs `scheduler` on the sender's veth with the link rate as the
@@ -91,7 +93,14 @@ fn install(bed: &TestBed, scheduler: SchedulerName) {
 fn qsocksink(bed: &TestBed, scheduler: SchedulerName) -> NetworkSink {
     NetworkSink {
         label: format!("qsocksink ({})", scheduler.as_str()),
-        description: format!("udpsink host={} port={MANAGED_PORT}", bed.receiver_v4()),
+        description: format!(
+            "qsocksink host={} port={MANAGED_PORT} device={} scheduler={} latency-budget={} ipg={}",
+            bed.receiver_v4(),
+            bed.sender_dev(),
+            scheduler.as_str(),
+            LATENCY_BUDGET_MS,
+            MANAGED_IPG_US,
+        ),
         port: MANAGED_PORT,
     }
 }
@@ -106,10 +115,6 @@ fn udpsink(bed: &TestBed) -> NetworkSink {
 
 /// Starts the bulk transfer and waits until its queue stands.
 fn start_bulk(bed: &TestBed) -> BulkTransfer {
-    let extra: Vec<BulkTransfer> = (1..knob("XFLOWS", 1))
-        .map(|i| BulkTransfer::start(bed, BULK_PORT + i as u16).unwrap())
-        .collect();
-    std::mem::forget(extra);
     let bulk = BulkTransfer::start(bed, BULK_PORT).expect("the bulk transfer starts");
     assert!(
         bulk.wait_for(BULK_HEAD_START_BYTES, Duration::from_secs(20)),
@@ -124,17 +129,7 @@ fn run_beside_bulk(bed: &TestBed, run: &Run, name: &str) -> Report {
     let dir = WorkDir::new(name);
     let bulk = start_bulk(bed);
     let (bytes_before, started) = (bulk.received_bytes(), Instant::now());
-    eprintln!(
-        "DEBUG before: {}",
-        bed.tc_in_sender(&["-s", "qdisc", "show", "dev", bed.sender_dev()])
-            .unwrap()
-    );
     let report = media_run::run(bed, run, &dir);
-    eprintln!(
-        "DEBUG after: {}",
-        bed.tc_in_sender(&["-s", "qdisc", "show", "dev", bed.sender_dev()])
-            .unwrap()
-    );
     let bulk_kbit =
         (bulk.received_bytes() - bytes_before) * 8 / 1000 / started.elapsed().as_secs().max(1);
     println!("{name}: bulk TCP {bulk_kbit} kbit/s; {report}");
@@ -203,8 +198,8 @@ fn managed_beside_control(format: Format, scheduler: SchedulerName, name: &str) 
     let run = Run {
         format,
         frames: FRAMES,
-        video_kbit: knob("XVIDEO", VIDEO_KBIT.into()) as u32,
-        playout_delay: Duration::from_millis(knob("XLAT", PLAYOUT_DELAY_MS)),
+        video_kbit: VIDEO_KBIT,
+        playout_delay: Duration::from_millis(PLAYOUT_DELAY_MS),
         sinks: vec![qsocksink(&bed, scheduler), udpsink(&bed)],
     };
     let report = run_beside_bulk(&bed, &run, name);
@@ -269,8 +264,8 @@ fn h264_over_rtp_on_user_keeps_every_i_frame_where_udpsink_loses_some() {
         let run = Run {
             format: Format::RtpH264,
             frames: FRAMES,
-            video_kbit: knob("XVIDEO", USER_VIDEO_KBIT.into()) as u32,
-            playout_delay: Duration::from_millis(knob("XLAT", PLAYOUT_DELAY_MS)),
+            video_kbit: USER_VIDEO_KBIT,
+            playout_delay: Duration::from_millis(PLAYOUT_DELAY_MS),
             sinks: vec![sink],
         };
         let dir = WorkDir::new(name);
