@@ -11,7 +11,11 @@
 #                       EDF, refusal, stats);
 #   dwcs_vm_traffic.rs  traffic through it over a veth pair (lossy vs
 #                       lossless, best effort, a video stream beside
-#                       iperf3).
+#                       iperf3);
+#   netns_pipelines.rs  (gst-qsocksink) its dwcs case: live H.264 through
+#                       qsocksink scheduler=dwcs and through a plain udpsink,
+#                       beside a bulk TCP transfer, into real receivers and
+#                       ffprobe; its htb and user cases run on the host.
 # The host built the test binaries (cargo build --all-targets); this loads
 # the module and runs each with QSOCK_EXPECT_DWCS=1, so that a missing module
 # is a failure there, not a skip.
@@ -35,12 +39,15 @@ signal.pause()' </dev/null >/dev/null 2>&1 &
 fi
 KO=${1:?usage: guest_rust.sh [KERNEL_VERSION] PATH/TO/sch_dwcs.ko}
 REPO=${QSOCK_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+# GStreamer caches its plugin registry under $HOME, which the guest sees
+# read-only; /tmp is a throwaway overlay there.
+export GST_REGISTRY=/tmp/qsock-gst-registry.bin
 
 # The newest build of a test binary: cargo names it NAME-HASH.
 newest() {
 	ls -t "$REPO"/target/release/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -n 1
 }
-for name in backends dwcs_vm dwcs_vm_traffic; do
+for name in backends dwcs_vm dwcs_vm_traffic netns_pipelines; do
 	bin=$(newest $name)
 	if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 		echo "no $name test binary under target/release/deps: run make build first"
@@ -50,12 +57,13 @@ done
 
 insmod "$KO" || { echo "cannot load $KO"; exit 1; }
 rc=0
-for name in backends dwcs_vm dwcs_vm_traffic; do
+for name in backends dwcs_vm dwcs_vm_traffic netns_pipelines; do
 	echo "== $name"
 	filter=
 	# Only the generic tests' dwcs cases: the others run on the host, and
 	# under emulation they would only add minutes.
 	[ "$name" = backends ] && filter=dwcs::
+	[ "$name" = netns_pipelines ] && filter=on_dwcs
 	# --nocapture: the traffic tests print what they measured; guest.sh
 	# shows it on failure, and it is kept in $QSOCK_VM_OUT when that is set.
 	if [ -n "${QSOCK_VM_OUT:-}" ] && [ -d "$QSOCK_VM_OUT" ]; then

@@ -176,6 +176,9 @@ fn send(to: SocketAddr, stop: &AtomicBool) -> std::io::Result<()> {
         match stream.write(&chunk) {
             Ok(_) => {}
             Err(err) if timed_out(&err) => {}
+            // Stopping closes the receiving end, possibly while a write is
+            // under way: the write then fails, and that is the stop, not an error.
+            Err(_) if stop.load(Ordering::Relaxed) => return Ok(()),
             Err(err) => return Err(err),
         }
     }
