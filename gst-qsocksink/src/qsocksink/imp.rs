@@ -1,6 +1,7 @@
 //! The `qsocksink` element: frames in, one `send_frame` per frame out, and
 //! the scheduler's figures back upstream and on the bus.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
@@ -103,6 +104,10 @@ const MAX_PUSH_BACK_WAIT: Duration = Duration::from_millis(10);
 /// A derived ipg sizes the stream a quarter above its mean rate, so that
 /// frames larger than the mean (intra frames) do not fall behind the period.
 const DERIVED_RATE_HEADROOM: f64 = 1.25;
+
+/// A derived ipg lets the largest frame of this many recent qos-intervals
+/// leave within the latency budget.
+const LARGEST_FRAME_INTERVALS: usize = 10;
 
 /// A derived ipg is applied only when it moves by more than this share:
 /// every change is a `tc class change` on the kernel schedulers.
@@ -249,6 +254,8 @@ struct Counters {
     frame_intervals: u64,
     last_frame_pts: Option<gst::ClockTime>,
     last_running_time: Option<gst::ClockTime>,
+    /// Packets of the largest frame since the feedback thread last looked.
+    largest_frame_packets: u64,
 }
 
 impl Counters {
@@ -268,6 +275,9 @@ struct Shared {
     destination: SocketAddr,
     device: String,
     counters: Mutex<Counters>,
+    /// The device's link rate when the scheduler knows it: a derived period
+    /// never asks for more than the whole link.
+    link_rate: Option<u64>,
 }
 
 impl Shared {
@@ -312,6 +322,8 @@ struct Feedback {
     encoder_searched: bool,
     applied_bitrate: Option<u64>,
     warned: bool,
+    /// The largest frame (packets) of each of the last intervals.
+    largest_frames: VecDeque<u64>,
 }
 
 impl Feedback {
@@ -325,6 +337,7 @@ impl Feedback {
             encoder_searched: false,
             applied_bitrate: None,
             warned: false,
+            largest_frames: VecDeque::with_capacity(LARGEST_FRAME_INTERVALS),
         }
     }
 }
@@ -653,6 +666,67 @@ impl ElementImpl for QSockSink {
     }
 }
 
+/// What a stream's period is derived from when `ipg=0`.
+#[derive(Debug, Clone, Copy)]
+struct DerivedIpg {
+    frame_interval: Duration,
+    packets_per_frame: f64,
+    largest_frame_packets: u64,
+    latency_budget: Duration,
+    link_rate: Option<u64>,
+}
+
+/// The stream's period: short enough to carry its mean rate with headroom,
+/// and to let its largest recent frame (an intra frame, typically several
+/// times the mean) leave within the latency budget; never more than the
+/// whole link asks for.
+fn derived_ipg(from: DerivedIpg) -> Duration {
+    let by_mean = from
+        .frame_interval
+        .div_f64(from.packets_per_frame.max(1.0) * DERIVED_RATE_HEADROOM);
+    let by_largest = match u32::try_from(from.largest_frame_packets) {
+        Ok(packets) if packets > 0 && !from.latency_budget.is_zero() => {
+            from.latency_budget / packets
+        }
+        _ => by_mean,
+    };
+    let wanted = by_mean.min(by_largest);
+    match from.link_rate.filter(|&bits| bits > 0) {
+        Some(bits) => wanted.max(Duration::from_nanos(
+            FULL_PACKET_BITS * 1_000_000_000 / bits,
+        )),
+        None => wanted,
+    }
+}
+
+/// A full-size packet with its link-layer header, rounded up, for sizing
+/// periods against a link rate (HTB refuses a class faster than the link).
+const FULL_PACKET_BITS: u64 = 1600 * 8;
+
+/// The link rate the device's qsock scheduler was given, if it knows one.
+fn link_rate_of(device: &str) -> Option<u64> {
+    qsock::report(device)
+        .ok()
+        .and_then(|report| report.link_rate)
+        .map(|rate| rate.bits_per_second())
+        .filter(|&bits| bits > 0)
+}
+
+/// The period a stream starts with while `ipg=0` leaves it to be measured:
+/// a full-size packet at half the device's link rate (1 ms when the rate is
+/// not known). Starting aperiodic would leave the first frames, the first
+/// I-frame among them, without a share of the link (HTB gives an aperiodic
+/// stream no class), queued behind whatever else is sent.
+fn starting_ipg(link_rate: Option<u64>) -> Duration {
+    match link_rate {
+        Some(bits) => {
+            let nanos = FULL_PACKET_BITS * 2 * 1_000_000_000 / bits;
+            Duration::from_nanos(nanos.max(50_000))
+        }
+        None => Duration::from_millis(1),
+    }
+}
+
 /// The payload format the caps describe, or what to do instead.
 fn payload_format(caps: &gst::CapsRef) -> Result<PayloadFormat, String> {
     let structure = caps
@@ -706,6 +780,18 @@ impl BaseSinkImpl for QSockSink {
             )
         })?;
         let scheduler = self.prepare_scheduler(&settings, &device)?;
+        let link_rate = link_rate_of(&device);
+        let stream = if settings.ipg_us == 0 {
+            let starting = starting_ipg(link_rate);
+            gst::debug!(
+                CAT,
+                imp = self,
+                "starting ipg {starting:?} until one is measured"
+            );
+            settings.stream_params(Some(starting))
+        } else {
+            stream
+        };
         let params = QosParams::new(device.clone(), scheduler, stream);
         let domain = match destination {
             SocketAddr::V4(_) => Domain::IPV4,
@@ -758,6 +844,7 @@ impl BaseSinkImpl for QSockSink {
             destination,
             device,
             counters: Mutex::new(Counters::default()),
+            link_rate,
         });
         *lock(&self.feedback) = Feedback::new(&settings);
         *lock(&self.stats) = gst::Structure::new_empty("qsocksink-stats");
@@ -1169,6 +1256,7 @@ impl QSockSink {
         counters.frames[index] += 1;
         counters.packets[index] += packets.len() as u64;
         counters.offered_packets += packets.len() as u64;
+        counters.largest_frame_packets = counters.largest_frame_packets.max(packets.len() as u64);
         if let Some(pts) = first.pts() {
             if let Some(previous) = counters.last_frame_pts {
                 if pts > previous {
@@ -1392,14 +1480,31 @@ impl QSockSink {
     ) -> Option<Duration> {
         let current = shared.socket().params().stream;
         let frames = counters.frames_total() - previous.frames_total();
+        let largest = std::mem::take(&mut lock(&shared.counters).largest_frame_packets);
+        if feedback.largest_frames.len() == LARGEST_FRAME_INTERVALS {
+            feedback.largest_frames.pop_front();
+        }
+        feedback.largest_frames.push_back(largest);
         let derived = if settings.ipg_us == 0 && frames > 0 {
             let interval = self.frame_interval(feedback, counters);
             let packets = counters.offered_packets - previous.offered_packets;
-            let packets_per_frame = packets as f64 / frames as f64;
             interval
                 .filter(|interval| !interval.is_zero())
                 .map(|interval| {
-                    interval.div_f64(packets_per_frame.max(1.0) * DERIVED_RATE_HEADROOM)
+                    derived_ipg(DerivedIpg {
+                        frame_interval: interval,
+                        packets_per_frame: packets as f64 / frames as f64,
+                        largest_frame_packets: feedback
+                            .largest_frames
+                            .iter()
+                            .copied()
+                            .max()
+                            .unwrap_or(0),
+                        latency_budget: Duration::from_millis(u64::from(
+                            settings.latency_budget_ms,
+                        )),
+                        link_rate: shared.link_rate,
+                    })
                 })
         } else {
             None
@@ -1687,4 +1792,42 @@ fn stats_structure(
         );
     }
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(largest_frame_packets: u64, link_rate: Option<u64>) -> DerivedIpg {
+        // 25 fps, 4 packets a frame on average, 100 ms of latency budget.
+        DerivedIpg {
+            frame_interval: Duration::from_millis(40),
+            packets_per_frame: 4.0,
+            largest_frame_packets,
+            latency_budget: Duration::from_millis(100),
+            link_rate,
+        }
+    }
+
+    #[test]
+    fn a_derived_period_carries_the_mean_rate_with_headroom() {
+        // 40 ms / (4 * 1.25) = 8 ms; the largest frame (4 packets) would
+        // allow 25 ms.
+        assert_eq!(derived_ipg(video(4, None)), Duration::from_millis(8));
+    }
+
+    #[test]
+    fn a_derived_period_lets_the_largest_frame_leave_within_the_budget() {
+        // A 40-packet intra frame must leave in 100 ms: 2.5 ms a packet.
+        assert_eq!(derived_ipg(video(40, None)), Duration::from_micros(2500));
+    }
+
+    #[test]
+    fn a_derived_period_never_asks_for_more_than_the_link() {
+        // At 4 Mbit/s a full packet takes 3.2 ms: 2.5 ms would be refused.
+        assert_eq!(
+            derived_ipg(video(40, Some(4_000_000))),
+            Duration::from_micros(3200)
+        );
+    }
 }
