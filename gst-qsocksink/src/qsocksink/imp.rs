@@ -275,9 +275,6 @@ struct Shared {
     destination: SocketAddr,
     device: String,
     counters: Mutex<Counters>,
-    /// The device's link rate when the scheduler knows it: a derived period
-    /// never asks for more than the whole link.
-    link_rate: Option<u64>,
 }
 
 impl Shared {
@@ -780,9 +777,8 @@ impl BaseSinkImpl for QSockSink {
             )
         })?;
         let scheduler = self.prepare_scheduler(&settings, &device)?;
-        let link_rate = link_rate_of(&device);
         let stream = if settings.ipg_us == 0 {
-            let starting = starting_ipg(link_rate);
+            let starting = starting_ipg(link_rate_of(&device));
             gst::debug!(
                 CAT,
                 imp = self,
@@ -844,7 +840,6 @@ impl BaseSinkImpl for QSockSink {
             destination,
             device,
             counters: Mutex::new(Counters::default()),
-            link_rate,
         });
         *lock(&self.feedback) = Feedback::new(&settings);
         *lock(&self.stats) = gst::Structure::new_empty("qsocksink-stats");
@@ -1503,7 +1498,9 @@ impl QSockSink {
                         latency_budget: Duration::from_millis(u64::from(
                             settings.latency_budget_ms,
                         )),
-                        link_rate: shared.link_rate,
+                        // Read each time: qsockinit may change it under a
+                        // running stream (the classes are refitted).
+                        link_rate: link_rate_of(&shared.device),
                     })
                 })
         } else {
