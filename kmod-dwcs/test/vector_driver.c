@@ -818,7 +818,9 @@ static int replay(struct vec *v, struct driver *d)
 		d->now = then;
 	}
 windows:
-	qsort(v->streams, v->nstreams, sizeof(*v->streams), cmp_stream_id);
+	/* a vector of best effort alone has no streams, and no array to sort */
+	if (v->nstreams)
+		qsort(v->streams, v->nstreams, sizeof(*v->streams), cmp_stream_id);
 	for (i = 0; i < v->nstreams; i++)
 		lines_push(&d->events, "window %u x=%u y=%u", v->streams[i].id,
 			   v->streams[i].s.x, v->streams[i].s.y);
