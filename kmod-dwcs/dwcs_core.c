@@ -458,7 +458,13 @@ static void dwcs_process_misses(struct dwcs_sched *q, struct dwcs_stream *s,
 enum dwcs_enq_result dwcs_core_enqueue(struct dwcs_sched *q, struct dwcs_stream *s,
 				  struct dwcs_pkt_meta *m, u64 now)
 {
-	bool full = q->queued >= q->limit;
+	/*
+	 * MODEL: the streams share the limit, and best effort has a limit of
+	 * its own: a bulk transfer filling the best-effort FIFO must not take
+	 * the room a stream's non-droppable packet needs.
+	 */
+	u32 held = s ? q->queued - q->be_qlen : q->be_qlen;
+	bool full = held >= q->limit;
 	bool droppable = dwcs_pkt_droppable(s, m);
 	struct dwcs_counters *c = s ? &s->cnt : &q->be;
 

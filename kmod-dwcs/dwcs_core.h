@@ -202,7 +202,7 @@ struct dwcs_ops {
 struct dwcs_sched {
 	const struct dwcs_ops *ops;
 	u64 link_rate;		/* bytes/s; 0 = no limit */
-	u32 limit;		/* packets, all classes together */
+	u32 limit;		/* packets, the streams together; best effort too */
 	u64 resolution;		/* ns; 0 = deadlines compared exactly */
 	u64 epoch;
 	bool has_epoch;

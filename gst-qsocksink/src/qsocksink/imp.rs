@@ -1305,16 +1305,21 @@ impl QSockSink {
     }
 
     /// The frame's clock time (base time plus the running time of its DTS,
-    /// else PTS) plus the budget, on CLOCK_MONOTONIC. A buffer without
-    /// timestamps, or a sink without a clock, gets now plus the budget.
+    /// else PTS, plus the pipeline's latency) plus the budget, on
+    /// CLOCK_MONOTONIC. A buffer without timestamps, or a sink without a
+    /// clock, gets now plus the budget.
     fn deadline(&self, first: &gst::Buffer, budget: Duration) -> Deadline {
         let budget = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
         let now = qsock::monotonic_now();
         let obj = self.obj();
+        // A live pipeline renders a frame at its running time plus the
+        // latency upstream elements declared (mpeg2enc declares over a
+        // second): the budget starts there, or every frame would be late.
+        let latency = obj.latency();
         let clock_time = self
             .running_time(first)
             .zip(obj.base_time())
-            .map(|(running_time, base_time)| running_time + base_time);
+            .map(|(running_time, base_time)| running_time + base_time + latency);
         let monotonic = match (clock_time, obj.clock()) {
             (Some(clock_time), Some(clock)) => {
                 if self.clock_is_monotonic(&clock) {

@@ -93,7 +93,9 @@
 //! - A packet for an unknown stream is refused ([`RefuseReason::UnknownStream`]).
 //! - A droppable packet of a frame already dropped is dropped
 //!   ([`DropReason::Frame`], a miss), whatever the queue's length.
-//! - When the queue holds `limit` packets (all classes together) a droppable
+//! - When the queue holds `limit` packets (the streams' together, or best
+//!   effort's: each has the limit to itself, so that a bulk transfer
+//!   filling best effort never takes a stream's room) a droppable
 //!   packet is dropped ([`DropReason::QueueFull`], no window adjustment, like a
 //!   qdisc's tail drop) and `Ok(())` is returned; a non-droppable packet is
 //!   refused ([`RefuseReason::QueueFull`]) and handed back to be retried.
@@ -206,7 +208,8 @@ impl StreamConfig {
 pub struct SchedulerConfig {
     /// The link rate in bytes per second; `None` (or 0) for no limit.
     pub link_rate: Option<u64>,
-    /// Most packets queued at once, all classes together.
+    /// Most packets queued at once by the streams together, and, apart, by
+    /// best effort.
     pub limit: u32,
     /// How finely rule 1 (earliest deadline first) tells deadlines apart, in
     /// nanoseconds; 0 tells every nanosecond apart. See
@@ -475,7 +478,11 @@ impl<P> Scheduler<P> {
         if self.epoch.is_none() {
             self.epoch = Some(now.saturating_sub(self.config.resolution / 2));
         }
-        let full = self.queued >= self.config.limit as usize;
+        let held = match class {
+            Class::BestEffort => self.best_effort.len(),
+            Class::Stream(_) => self.queued.saturating_sub(self.best_effort.len()),
+        };
+        let full = held >= self.config.limit as usize;
         let seq = self.next_seq;
         match class {
             Class::BestEffort => {

@@ -297,27 +297,49 @@ fn full_queue_drops_droppable_and_refuses_the_rest() {
     });
     s.add_stream(A, periodic(1, 2, true)).unwrap();
     s.enqueue(0, Class::Stream(A), pkt(1)).unwrap();
-    s.enqueue(0, Class::BestEffort, pkt(2)).unwrap();
+    s.enqueue(0, Class::Stream(A), pkt(2)).unwrap();
     s.enqueue(0, Class::Stream(A), pkt(3)).unwrap();
     s.enqueue(0, Class::BestEffort, pkt(4)).unwrap();
+    s.enqueue(0, Class::BestEffort, pkt(5)).unwrap();
+    s.enqueue(0, Class::BestEffort, pkt(6)).unwrap();
     assert_eq!(
         drops(&mut s),
-        [(3, DropReason::QueueFull), (4, DropReason::QueueFull)]
+        [(3, DropReason::QueueFull), (6, DropReason::QueueFull)]
     );
-    let mut precious = pkt(5);
+    let mut precious = pkt(7);
     precious.drop = DropFlag::NonDroppable;
     let r = s
         .enqueue(0, Class::Stream(A), precious.clone())
         .unwrap_err();
-    assert_eq!((r.reason, r.packet.id), (RefuseReason::QueueFull, 5));
+    assert_eq!((r.reason, r.packet.id), (RefuseReason::QueueFull, 7));
     assert_eq!(r.to_error().kind(), ErrorKind::QueueFull);
     let r = s.enqueue(0, Class::BestEffort, precious).unwrap_err();
     assert_eq!(r.reason, RefuseReason::QueueFull);
-    assert_eq!(s.backlog(), 2);
+    // The streams' limit and best effort's are apart: 2 + 2.
+    assert_eq!(s.backlog(), 4);
     // Queue-full drops do not touch the window.
     assert_eq!(s.window(A), Some((1, 2)));
     assert_eq!(s.stream_stats(A).unwrap().dropped.queue_full, 1);
     assert_eq!(s.best_effort_stats().dropped.queue_full, 1);
+}
+
+#[test]
+fn a_full_best_effort_queue_leaves_the_streams_their_room() {
+    // A bulk transfer keeps best effort full; a stream's non-droppable
+    // packet (an I-frame's) must still be taken.
+    let mut s = Scheduler::new(SchedulerConfig {
+        link_rate: None,
+        limit: 2,
+        resolution: 0,
+    });
+    s.add_stream(A, periodic(1, 2, true)).unwrap();
+    s.enqueue(0, Class::BestEffort, pkt(1)).unwrap();
+    s.enqueue(0, Class::BestEffort, pkt(2)).unwrap();
+    let mut precious = pkt(3);
+    precious.drop = DropFlag::NonDroppable;
+    s.enqueue(0, Class::Stream(A), precious).unwrap();
+    assert_eq!(s.backlog(), 3);
+    assert!(drops(&mut s).is_empty());
 }
 
 #[test]

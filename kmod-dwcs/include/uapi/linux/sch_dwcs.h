@@ -15,7 +15,8 @@
 enum {
 	TCA_DWCS_UNSPEC,
 	TCA_DWCS_RATE,		/* u64, link rate in bytes/s; 0 = none */
-	TCA_DWCS_LIMIT,		/* u32, packets queued at most (all classes) */
+	TCA_DWCS_LIMIT,		/* u32, packets queued at most by the streams
+				 * together, and by best effort apart */
 	TCA_DWCS_RESOLUTION,	/* u64, ns; rule 1 compares deadline slots */
 	TCA_DWCS_PAD,
 	__TCA_DWCS_MAX,
