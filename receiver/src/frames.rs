@@ -10,8 +10,9 @@
 //!   surviving packets show, `unknown` when none shows one.
 //! - A frame is *missing* when none of its packets arrived. Missing frames
 //!   are counted from the timestamp step between consecutive frames (RTP
-//!   timestamp, or PES PTS) against the stream's frame interval (the
-//!   smallest step seen), and typed `unknown`: nothing of them arrived, and
+//!   timestamp, or PES PTS) against the stream's frame interval (from its
+//!   declared frame rate once the decoder's input caps carry it, else the
+//!   smallest step seen, which needs two consecutive frames), and typed `unknown`: nothing of them arrived, and
 //!   the type is not guessed from the GOP pattern. A stream whose timestamps
 //!   go backwards (B-frames, sent in decoding order) gets no missing-frame
 //!   count; `FrameAccounting::reorders_frames` says so.
@@ -120,6 +121,9 @@ pub struct FrameAccounting {
     /// The smallest forward step between consecutive frames: the frame
     /// interval, once two consecutive frames have arrived.
     frame_step: Option<u64>,
+    /// The frame interval from the stream's declared frame rate, which
+    /// stands when only frames far apart arrive (I-frames alone).
+    nominal_step: Option<u64>,
     reordered: bool,
     /// A frame has been counted: frames from then on count even when their
     /// beginning was lost.
@@ -142,6 +146,7 @@ impl FrameAccounting {
             current: None,
             previous_timestamp: None,
             frame_step: None,
+            nominal_step: None,
             reordered: false,
             counting: false,
             last_complete: None,
@@ -162,6 +167,17 @@ impl FrameAccounting {
     /// The counts since the previous call.
     pub fn take_tally(&mut self) -> Tally {
         std::mem::take(&mut self.tally)
+    }
+
+    /// Gives the stream's frame rate (as the decoder read it from the
+    /// stream), which then sets the frame interval that missing frames are
+    /// counted against. Without it the interval is the smallest timestamp
+    /// step seen, which is too long while only I-frames arrive.
+    pub fn set_frame_rate(&mut self, numerator: u32, denominator: u32) {
+        if numerator > 0 && denominator > 0 {
+            let ticks = TIMESTAMP_RATE * f64::from(denominator) / f64::from(numerator);
+            self.nominal_step = Some(ticks.round() as u64);
+        }
     }
 
     /// True once the stream's timestamps went backwards (B-frames), which
@@ -295,7 +311,7 @@ impl FrameAccounting {
             if step > self.timestamp_modulus / 2 {
                 self.reordered = true;
             } else if step > 0 {
-                if let Some(interval) = self.frame_step {
+                if let Some(interval) = self.nominal_step.or(self.frame_step) {
                     let intervals = (step + interval / 2) / interval;
                     if self.counting && !self.reordered && intervals > 1 {
                         let missing = u32::try_from(intervals - 1).unwrap_or(u32::MAX);

@@ -30,7 +30,8 @@ use qsock_receiver::{Format, FrameAccounting, Line, VideoSink};
 ///
 /// lost-*: frames damaged (a packet of theirs lost; RTP sequence numbers or
 /// transport stream continuity counters tell) or missing (no packet arrived;
-/// counted from the timestamp step between the frames around them), by type
+/// counted from the timestamp step between the frames around them against
+/// the frame rate in the stream's headers), by type
 /// as qsocksink's classifier reads the packets that arrived: I intra, P
 /// predicted reference, B non-reference. A missing frame, or a damaged one
 /// none of whose packets showed a type, is unknown: types are not guessed
@@ -96,6 +97,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let epoch = Instant::now();
     let accounting = Arc::new(Mutex::new(FrameAccounting::new(args.format)));
     tap_packets(&pipeline, epoch, Arc::clone(&accounting))?;
+    follow_frame_rate(&pipeline, Arc::clone(&accounting))?;
     let decoded = Arc::new(AtomicU32::new(0));
     count_decoded(&pipeline, Arc::clone(&decoded))?;
 
@@ -219,6 +221,38 @@ fn count_decoded(pipeline: &gst::Pipeline, decoded: Arc<AtomicU32>) -> Result<()
         gst::PadProbeReturn::Ok
     });
     Ok(())
+}
+
+/// Gives the accounting the frame rate the parser read from the stream's
+/// headers (sequence header, VUI) as soon as the decoder's input caps carry
+/// it.
+fn follow_frame_rate(
+    pipeline: &gst::Pipeline,
+    accounting: Arc<Mutex<FrameAccounting>>,
+) -> Result<(), Box<dyn Error>> {
+    let pad = pipeline
+        .by_name("decoder")
+        .and_then(|decoder| decoder.static_pad("sink"))
+        .ok_or("the receiving pipeline has no decoder named decoder")?;
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if let Some(gst::EventView::Caps(caps)) = info.event().map(|event| event.view()) {
+            if let Some((numerator, denominator)) = frame_rate(caps.caps()) {
+                accounting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .set_frame_rate(numerator, denominator);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+fn frame_rate(caps: &gst::CapsRef) -> Option<(u32, u32)> {
+    let rate = caps.structure(0)?.get::<gst::Fraction>("framerate").ok()?;
+    let numerator = u32::try_from(rate.numer()).ok()?;
+    let denominator = u32::try_from(rate.denom()).ok()?;
+    (numerator > 0 && denominator > 0).then_some((numerator, denominator))
 }
 
 /// The text of an error the bus holds, if any.

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::frames::Tally;
 
-/// One second of the stream, as printed and as written to CSV.
+/// One second of the stream, as printed and as written to CSV (whose
+/// columns are named as the printed keys).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Line {
     /// Seconds since the receiver started (the end of the interval).
@@ -16,18 +17,25 @@ pub struct Line {
     /// Mean inter-frame jitter of the complete frames, ms; None (an empty
     /// CSV field, `-` on the terminal) with fewer than two complete frames
     /// in a row.
+    #[serde(rename = "jitter-ms")]
     pub jitter_ms: Option<f64>,
     /// Frames that arrived whole.
+    #[serde(rename = "frames")]
     pub complete_frames: u32,
     /// Packets lost (RTP packets, or transport stream packets).
+    #[serde(rename = "lost-packets")]
     pub lost_packets: u64,
     /// Lost (damaged or missing) intra frames.
+    #[serde(rename = "lost-I")]
     pub lost_i: u32,
     /// Lost predicted reference frames.
+    #[serde(rename = "lost-P")]
     pub lost_p: u32,
     /// Lost non-reference frames.
+    #[serde(rename = "lost-B")]
     pub lost_b: u32,
     /// Lost frames of unknown type, missing frames among them.
+    #[serde(rename = "lost-unknown")]
     pub lost_unknown: u32,
 }
 

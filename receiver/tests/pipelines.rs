@@ -382,3 +382,29 @@ fn mpegts_udp_behind_a_bottleneck_loses_typed_frames() {
     };
     assert_losses_typed(&run.go(&bed));
 }
+
+/// The adaptive sender squeezed by the scheduler's own link rate: the sink
+/// sees its frames queue, cuts x264enc's bitrate, and the stream recovers.
+#[test]
+fn adaptive_sender_recovers_below_its_start_bitrate() {
+    let _turn = turn();
+    let Some(bed) = bed() else { return };
+    let run = Run {
+        sender: "adaptive-send.sh",
+        receiver: "h264-rtp-receive.sh",
+        scheduler: "htb",
+        environment: &[("LINK_RATE", "500kbit"), ("BITRATE", "1500")],
+    };
+    let seconds = run.go(&bed);
+    // Catching up after the cut, the decoder may put out more than FPS.
+    let (early, late) = seconds.split_at(SECONDS - 3);
+    let early_losses: f64 = early.iter().map(Second::lost_frames).sum();
+    assert!(
+        early_losses > 0.0,
+        "1500 kbit/s into a 500 kbit/s link lost nothing"
+    );
+    for second in late {
+        assert!(second.number("fps") >= FPS - 3.0, "{:?}", second.0);
+        assert_eq!(second.lost_frames(), 0.0, "{:?}", second.0);
+    }
+}

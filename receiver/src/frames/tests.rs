@@ -203,3 +203,19 @@ fn transport_stream_losses_from_counters_and_pts() {
         "frame 1 untyped, frame 3 missing"
     );
 }
+
+#[test]
+fn the_declared_frame_rate_counts_missing_frames_between_i_frames() {
+    let mut accounting = FrameAccounting::new(Format::H264Rtp);
+    accounting.set_frame_rate(25, 1);
+    // Only the I-frames of a 25-frame GOP arrive, one a second.
+    for second in 0..3u16 {
+        let timestamp = u32::from(second) * 25 * FRAME_TICKS;
+        let packet = rtp(second * 25, timestamp, true, &idr(true));
+        accounting.packet(&packet, Duration::from_secs(u64::from(second)));
+    }
+    let tally = accounting.take_tally();
+    assert_eq!(tally.complete_frames, 3);
+    assert_eq!(tally.lost_packets, 48);
+    assert_eq!(tally.lost_frames.unknown, 48);
+}
