@@ -27,6 +27,9 @@ use_qsocksink
 # join at any I-frame (generic MPEG-2, format=3, sends it once);
 # constraints=false lets the DVD profile code CIF; no B-frames, so no frame
 # waits for a later one; an I-frame every second.
+# mpeg2enc reports 1.3 s of latency and qsocksink's deadlines (clock time
+# plus latency-budget) leave it out, so with a scheduler that enforces
+# deadlines (user) nearly every P-frame is dropped as late: use htb here.
 # rtpmpvpay max-ptime=0: every frame in packets of its own (left alone it
 # packs small frames and the next frame's start together up to the MTU).
 exec gst-launch-1.0 -e \
