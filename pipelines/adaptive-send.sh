@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Live H.264 over RTP whose bitrate follows what the path carries on time:
+# qsocksink estimates it from the scheduler's reports and sets x264enc's
+# bitrate (adapt-bitrate=true).
+#
+#   adaptive-send.sh HOST PORT [SCHEDULER]
+#
+# HOST, PORT: where the receiver listens (h264-rtp-receive.sh PORT).
+# SCHEDULER: auto (default), dwcs, htb or user; see README.md, qsocksink.
+# Environment: BITRATE kbit/s to start from (1000), MIN_BITRATE and
+# MAX_BITRATE kbit/s the estimate stays within (200, 4000), FPS (25), PATTERN
+# of videotestsrc (pinwheel), LINK_RATE for a scheduler the sink installs.
+# Runs until interrupted; Ctrl-C ends the stream cleanly (EOS). -m prints
+# the sink's qsocksink-stats message (with estimated-bitrate) every 500 ms.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: $0 HOST PORT [SCHEDULER]"
+HOST=$1 PORT=$2 SCHEDULER=${3:-auto}
+BITRATE=${BITRATE:-1000} MIN_BITRATE=${MIN_BITRATE:-200} MAX_BITRATE=${MAX_BITRATE:-4000}
+FPS=${FPS:-25} PATTERN=${PATTERN:-pinwheel}
+check_port "$PORT"
+check_scheduler "$SCHEDULER"
+for name in BITRATE MIN_BITRATE MAX_BITRATE FPS; do
+    check_number "$name" "${!name}"
+done
+[ "$MIN_BITRATE" -le "$MAX_BITRATE" ] ||
+    die "MIN_BITRATE ($MIN_BITRATE) must not be above MAX_BITRATE ($MAX_BITRATE)"
+use_qsocksink
+
+# The stream is h264-rtp-send.sh's; x264enc is named so that the sink finds
+# it as the nearest upstream encoder (it would without the name too).
+# qsocksink's bitrates are in bit/s, x264enc's in kbit/s.
+exec gst-launch-1.0 -e -m \
+    videotestsrc is-live=true pattern="$PATTERN" \
+    ! video/x-raw,width=640,height=360,framerate="$FPS"/1 \
+    ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE" \
+        key-int-max="$FPS" \
+    ! video/x-h264,stream-format=byte-stream \
+    ! rtph264pay config-interval=0 mtu=1200 \
+    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 \
+        adapt-bitrate=true qos-interval=500 \
+        min-bitrate="$((MIN_BITRATE * 1000))" max-bitrate="$((MAX_BITRATE * 1000))" \
+        ${LINK_RATE:+link-rate="$LINK_RATE"}

@@ -1,0 +1,50 @@
+# Sourced by the scripts in this folder: finds the repository, points
+# GStreamer at the qsocksink plugin built there, and checks what the scripts
+# need before gst-launch-1.0 or qsock-receive would fail less clearly.
+
+PIPELINES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$PIPELINES_DIR")
+# Cargo's output folder; CARGO_TARGET_DIR moves it, as it does for cargo.
+RELEASE_DIR=${CARGO_TARGET_DIR:-$REPO_DIR/target}/release
+
+die() {
+    echo "$(basename "$0"): $*" >&2
+    exit 2
+}
+
+# The qsocksink element, from this repository's release build.
+use_qsocksink() {
+    if [ ! -f "$RELEASE_DIR/libgstqsocksink.so" ]; then
+        die "the qsocksink plugin is not built ($RELEASE_DIR/libgstqsocksink.so is missing): run cargo build --release -p gst-qsocksink (or make build) in $REPO_DIR"
+    fi
+    export GST_PLUGIN_PATH="$RELEASE_DIR${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+}
+
+# The receiver with statistics (receiver/ in this repository).
+qsock_receive() {
+    if [ ! -x "$RELEASE_DIR/qsock-receive" ]; then
+        die "qsock-receive is not built ($RELEASE_DIR/qsock-receive is missing): run cargo build --release -p qsock-receiver (or make build) in $REPO_DIR"
+    fi
+    exec "$RELEASE_DIR/qsock-receive" "$@"
+}
+
+# A whole number in 1..65535, or a clear error naming the argument.
+check_port() {
+    case "$1" in
+        '' | *[!0-9]*) die "PORT must be a UDP port number, not '$1'" ;;
+    esac
+    [ "$1" -ge 1 ] && [ "$1" -le 65535 ] || die "PORT must be in 1..65535, not $1"
+}
+
+check_scheduler() {
+    case "$1" in
+        auto | dwcs | htb | user) ;;
+        *) die "SCHEDULER must be auto, dwcs, htb or user, not '$1'" ;;
+    esac
+}
+
+check_number() {
+    case "$2" in
+        '' | *[!0-9]*) die "$1 must be a whole number, not '$2'" ;;
+    esac
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Live H.264 over RTP (RFC 6184) through qsocksink.
+#
+#   h264-rtp-send.sh HOST PORT [SCHEDULER]
+#
+# HOST, PORT: where the receiver listens (h264-rtp-receive.sh PORT).
+# SCHEDULER: auto (default), dwcs, htb or user; see README.md, qsocksink.
+# Environment: BITRATE kbit/s (1000), FPS (25), PATTERN of videotestsrc
+# (pinwheel), LINK_RATE for a scheduler the sink installs (e.g. 10mbit;
+# needed for htb on devices that report no speed, such as veth).
+# Runs until interrupted; Ctrl-C ends the stream cleanly (EOS).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: $0 HOST PORT [SCHEDULER]"
+HOST=$1 PORT=$2 SCHEDULER=${3:-auto}
+BITRATE=${BITRATE:-1000} FPS=${FPS:-25} PATTERN=${PATTERN:-pinwheel}
+check_port "$PORT"
+check_scheduler "$SCHEDULER"
+check_number BITRATE "$BITRATE"
+check_number FPS "$FPS"
+use_qsocksink
+
+# x264enc: zerolatency (no B-frames, no lookahead) and an I-frame every
+# second; as a byte-stream it repeats SPS and PPS before every I-frame, so a
+# receiver can join at any I-frame.
+# rtph264pay config-interval=0: send the parameter sets as the encoder wrote
+# them (-1 would split multi-slice IDR frames into two access units);
+# mtu=1200 keeps each datagram under a 1500-byte link MTU.
+# qsocksink: I-frames and parameter sets are never dropped; other frames may
+# be, once they are 100 ms past their clock time.
+exec gst-launch-1.0 -e \
+    videotestsrc is-live=true pattern="$PATTERN" \
+    ! video/x-raw,width=640,height=360,framerate="$FPS"/1 \
+    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE" key-int-max="$FPS" \
+    ! video/x-h264,stream-format=byte-stream \
+    ! rtph264pay config-interval=0 mtu=1200 \
+    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 \
+        ${LINK_RATE:+link-rate="$LINK_RATE"}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Live H.264 in an MPEG transport stream over plain UDP through qsocksink.
+#
+#   mpegts-udp-send.sh HOST PORT [SCHEDULER]
+#
+# HOST, PORT: where the receiver listens (mpegts-udp-receive.sh PORT).
+# SCHEDULER: auto (default), dwcs, htb or user; see README.md, qsocksink.
+# Environment: BITRATE kbit/s (1000), FPS (25), PATTERN of videotestsrc
+# (pinwheel), LINK_RATE for a scheduler the sink installs (e.g. 10mbit;
+# needed for htb on devices that report no speed, such as veth).
+# Runs until interrupted; Ctrl-C ends the stream cleanly (EOS).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: $0 HOST PORT [SCHEDULER]"
+HOST=$1 PORT=$2 SCHEDULER=${3:-auto}
+BITRATE=${BITRATE:-1000} FPS=${FPS:-25} PATTERN=${PATTERN:-pinwheel}
+check_port "$PORT"
+check_scheduler "$SCHEDULER"
+check_number BITRATE "$BITRATE"
+check_number FPS "$FPS"
+use_qsocksink
+
+# x264enc as in h264-rtp-send.sh (no B-frames, an I-frame a second, SPS and
+# PPS before each); h264parse hands the muxer whole access units.
+# mpegtsmux alignment=7: seven 188-byte packets a datagram (1316 bytes).
+# qsocksink ipg=4000: a transport stream frame has no end marker, so the sink
+# holds each frame until the next one starts, and the period it would derive
+# before it has seen a frame is too slow for the first I-frame's budget; so
+# the stream reserves a datagram every 4 ms (2.6 Mbit/s) from the start.
+exec gst-launch-1.0 -e \
+    videotestsrc is-live=true pattern="$PATTERN" \
+    ! video/x-raw,width=640,height=360,framerate="$FPS"/1 \
+    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE" key-int-max="$FPS" \
+    ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
+    ! mpegtsmux alignment=7 \
+    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 ipg=4000 \
+        ${LINK_RATE:+link-rate="$LINK_RATE"}
