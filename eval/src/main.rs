@@ -1,0 +1,91 @@
+//! `qsock-eval`: the QSockets paper's evaluation (section 4) on today's Linux.
+//!
+//! Each subcommand is one table or figure; it runs every contender in one
+//! invocation on the same network-namespace test bed and writes a CSV file,
+//! PNG plots and a markdown section under the output folder, then rebuilds
+//! `summary.md` from the sections found there. `EVALUATION.md` at the
+//! repository's root explains what each experiment does and shows the results.
+
+mod acquisition;
+mod fig7;
+mod output;
+mod plot;
+mod schedulers;
+mod table1;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Errors are sentences saying what failed and, where it helps, what to do.
+type Result<T, E = String> = std::result::Result<T, E>;
+
+/// Runs the QSockets paper's evaluation: Table 1 and Figures 4 to 7.
+#[derive(Debug, Parser)]
+#[command(name = "qsock-eval", version, about)]
+struct Cli {
+    /// Folder for CSV files, PNG plots, markdown sections and summary.md.
+    #[arg(long, global = true, default_value = "eval/results")]
+    out: PathBuf,
+    /// Names the place the results come from (`host`, or `vm` inside the
+    /// kernel-test VMs); it is part of every file name, so that runs in
+    /// different places land side by side in one folder.
+    #[arg(long, global = true, default_value = "host", value_parser = output::parse_tag)]
+    tag: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Table 1: each QSockets call against its plain-socket equivalent, as ratios.
+    Table1(table1::Args),
+    /// Figure 7: remote data acquisition, lossy EDF, lossless EDF and a plain
+    /// socket, with a bulk TCP transfer from 30 s.
+    Fig7(fig7::Args),
+    /// Every experiment above, one after the other, with their defaults.
+    All {
+        /// Schedulers to run (default: user and, as root, htb; dwcs when
+        /// sch_dwcs is loaded).
+        #[arg(long, value_delimiter = ',', value_parser = schedulers::parse)]
+        schedulers: Vec<qsock::SchedulerName>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = output::Results::open(&cli.out, &cli.tag).and_then(|results| {
+        match &cli.command {
+            Command::Table1(args) => table1::run(args, &results),
+            Command::Fig7(args) => fig7::run(args, &results),
+            Command::All { schedulers } => {
+                table1::run(
+                    &table1::Args {
+                        schedulers: schedulers.clone(),
+                        ..table1::Args::default()
+                    },
+                    &results,
+                )?;
+                fig7::run(
+                    &fig7::Args {
+                        schedulers: schedulers.clone(),
+                        ..fig7::Args::default()
+                    },
+                    &results,
+                )
+            }
+        }?;
+        results.write_summary()
+    });
+    match outcome {
+        Ok(summary) => {
+            println!("summary: {}", summary.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("qsock-eval: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
