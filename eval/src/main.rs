@@ -44,6 +44,9 @@ enum Command {
     /// Figure 7: remote data acquisition, lossy EDF, lossless EDF and a plain
     /// socket, with a bulk TCP transfer from 30 s.
     Fig7(fig7::Args),
+    /// Rebuilds summary.md from the sections in the output folder (after
+    /// copying in results from elsewhere, e.g. the VM's).
+    Summary,
     /// Every experiment above, one after the other, with their defaults.
     All {
         /// Schedulers to run (default: user and, as root, htb; dwcs when
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Table1(args) => table1::run(args, &results),
             Command::Fig7(args) => fig7::run(args, &results),
+            Command::Summary => Ok(()),
             Command::All { schedulers } => {
                 table1::run(
                     &table1::Args {

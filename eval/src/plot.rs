@@ -3,8 +3,11 @@
 //! transfer starting).
 
 use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
 
 use plotters::prelude::*;
+use plotters::style::FontStyle;
 
 use crate::Result;
 
@@ -46,6 +49,7 @@ pub struct Panel {
 
 /// Draws `panels` one under the other into a PNG at `path`.
 pub fn panels(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
+    sans_serif_font()?;
     let failed = |err: &dyn std::fmt::Display| format!("cannot draw {}: {err}", path.display());
     let height = TITLE_HEIGHT + PANEL_HEIGHT * panels.len().max(1) as u32;
     let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
@@ -115,6 +119,27 @@ fn draw_panel<DB: DrawingBackend>(
         .border_style(BLACK.mix(0.3))
         .draw()?;
     Ok(())
+}
+
+/// Registers the system's sans-serif font with plotters, once: its ab_glyph
+/// text renderer has no font of its own. fc-match (fontconfig) names the file.
+fn sans_serif_font() -> Result<()> {
+    static FONT: OnceLock<Result<()>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let help = "install fontconfig and fonts-dejavu-core (make deps does)";
+        let output = Command::new("fc-match")
+            .args(["--format=%{file}", "sans-serif"])
+            .output()
+            .map_err(|err| format!("cannot run fc-match to find a font: {err}; {help}"))?;
+        let file = String::from_utf8_lossy(&output.stdout).into_owned();
+        let data = std::fs::read(&file)
+            .map_err(|err| format!("cannot read the font {file:?} fc-match named: {err}; {help}"))?;
+        // plotters keeps a registered font for the whole process.
+        let data: &'static [u8] = Box::leak(data.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, data)
+            .map_err(|_| format!("{file} is not a font plotters can read; {help}"))
+    })
+    .clone()
 }
 
 /// A staircase through `points`: each value holds until the next x (the
