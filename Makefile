@@ -73,7 +73,7 @@ eval-vm: deps
 	@test -n "$(EVAL_KVER)" || { echo "no linux-image-amd64 installed: run make deps, or give EVAL_KVER=VERSION"; exit 1; }
 	$(CARGO) build --release -p qsock-eval
 	@bash tests/vm/build-modules.sh $(EVAL_KVER)
-	@bash tests/vm/run.sh -k $(EVAL_KVER) -s eval/vm-eval.sh
+	@bash tests/vm/run.sh -k $(EVAL_KVER) -t 1200 -s eval/vm-eval.sh
 	cp target/vm/$(EVAL_KVER)/eval/*-vm* eval/results/
 	$(RELEASE_DIR)/qsock-eval summary
 

@@ -8,8 +8,9 @@
 # builds it), runs target/release/qsock-eval on the dwcs backend with tag
 # `vm`, writing into $QSOCK_VM_OUT/eval (the one folder the guest may write,
 # kept on the host under target/vm/VERSION/), and unloads the module.
-# Subcommands: the arguments, else `table1 fig7`. QSOCK_EVAL_ARGS adds
-# options to every subcommand (e.g. "--seconds 30" for fig7 alone).
+# Subcommands: the arguments, else `table1 fig4 fig6 fig7` (table1 with
+# fewer, smaller rounds and fig4 with qsocksink alone: the guest is slow).
+# QSOCK_EVAL_ARGS adds options to every subcommand.
 # The guest is emulated when KVM does not work (tests/vm/run.sh says which):
 # then its timing figures are the emulator's, and EVALUATION.md says so.
 set -u
@@ -32,11 +33,16 @@ trap 'rmmod sch_dwcs 2>/dev/null' EXIT
 mkdir -p "$out"
 
 subcommands=("$@")
-[ ${#subcommands[@]} -gt 0 ] || subcommands=(table1 fig7)
+[ ${#subcommands[@]} -gt 0 ] || subcommands=(table1 fig4 fig6 fig7)
 status=0
 for sub in "${subcommands[@]}"; do
+  extra=()
+  case $sub in
+    table1) extra=(--rounds 3 --scale 0.25) ;;
+    fig4 | fig5) extra=(--qsock-only) ;;
+  esac
   # shellcheck disable=SC2086 # QSOCK_EVAL_ARGS is a list of options
-  "$eval_bin" --out "$out" --tag vm "$sub" --schedulers dwcs ${QSOCK_EVAL_ARGS:-} || status=1
+  "$eval_bin" --out "$out" --tag vm "$sub" --schedulers dwcs "${extra[@]}" ${QSOCK_EVAL_ARGS:-} || status=1
 done
 echo "qsock-vm: evaluation results in $out"
 exit $status

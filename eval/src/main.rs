@@ -7,7 +7,10 @@
 //! repository's root explains what each experiment does and shows the results.
 
 mod acquisition;
+mod fig4;
+mod fig6;
 mod fig7;
+mod lanes;
 mod output;
 mod plot;
 mod schedulers;
@@ -41,6 +44,13 @@ struct Cli {
 enum Command {
     /// Table 1: each QSockets call against its plain-socket equivalent, as ratios.
     Table1(table1::Args),
+    /// Figures 4 and 5 (one run): a 20 fps stream per contender, bulk TCP
+    /// from 15 s and from 30 s; frames per second and inter-frame jitter.
+    #[command(alias = "fig5")]
+    Fig4(fig4::Args),
+    /// Figure 6: managed streams at 20 and 15 fps and an unmanaged 20 fps
+    /// stream on a link overloaded by bulk TCP.
+    Fig6(fig6::Args),
     /// Figure 7: remote data acquisition, lossy EDF, lossless EDF and a plain
     /// socket, with a bulk TCP transfer from 30 s.
     Fig7(fig7::Args),
@@ -61,6 +71,8 @@ fn main() -> ExitCode {
     let outcome = output::Results::open(&cli.out, &cli.tag).and_then(|results| {
         match &cli.command {
             Command::Table1(args) => table1::run(args, &results),
+            Command::Fig4(args) => fig4::run(args, &results),
+            Command::Fig6(args) => fig6::run(args, &results),
             Command::Fig7(args) => fig7::run(args, &results),
             Command::Summary => Ok(()),
             Command::All { schedulers } => {
@@ -68,6 +80,20 @@ fn main() -> ExitCode {
                     &table1::Args {
                         schedulers: schedulers.clone(),
                         ..table1::Args::default()
+                    },
+                    &results,
+                )?;
+                fig4::run(
+                    &fig4::Args {
+                        schedulers: schedulers.clone(),
+                        ..fig4::Args::default()
+                    },
+                    &results,
+                )?;
+                fig6::run(
+                    &fig6::Args {
+                        schedulers: schedulers.clone(),
+                        ..fig6::Args::default()
                     },
                     &results,
                 )?;

@@ -16,6 +16,16 @@ const WIDTH: u32 = 960;
 const PANEL_HEIGHT: u32 = 340;
 const TITLE_HEIGHT: u32 = 40;
 
+/// Colours that stay apart for colour-blind readers (Okabe and Ito).
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+];
+
 /// One named line.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -38,6 +48,8 @@ pub struct Panel {
     pub y_label: String,
     /// The x axis' extent.
     pub x_range: (f64, f64),
+    /// The y axis' top; `None` fits the data.
+    pub y_max: Option<f64>,
     /// The lines.
     pub series: Vec<Series>,
     /// Vertical dashed lines at these x, with a label.
@@ -74,7 +86,11 @@ fn draw_panel<DB: DrawingBackend>(
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(0.0_f64, f64::max);
-    let y_top = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
+    let y_top = match panel.y_max {
+        Some(top) => top,
+        None if y_max > 0.0 => y_max * 1.15,
+        None => 1.0,
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 17))
         .margin(10)
@@ -132,8 +148,9 @@ fn sans_serif_font() -> Result<()> {
             .output()
             .map_err(|err| format!("cannot run fc-match to find a font: {err}; {help}"))?;
         let file = String::from_utf8_lossy(&output.stdout).into_owned();
-        let data = std::fs::read(&file)
-            .map_err(|err| format!("cannot read the font {file:?} fc-match named: {err}; {help}"))?;
+        let data = std::fs::read(&file).map_err(|err| {
+            format!("cannot read the font {file:?} fc-match named: {err}; {help}")
+        })?;
         // plotters keeps a registered font for the whole process.
         let data: &'static [u8] = Box::leak(data.into_boxed_slice());
         plotters::style::register_font("sans-serif", FontStyle::Normal, data)
@@ -175,6 +192,7 @@ mod tests {
             x_label: "s".into(),
             y_label: "messages".into(),
             x_range: (0.0, 10.0),
+            y_max: None,
             series: vec![Series {
                 name: "lossy EDF".into(),
                 color: RGBColor(0, 0, 255),
