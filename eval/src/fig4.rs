@@ -351,9 +351,12 @@ fn headline(streams: &[StreamOutcome], perturbed_from: Option<u64>) -> Vec<Vec<S
     streams
         .iter()
         .map(|s| {
+            // The first interval is left out: a receiver starts counting at
+            // the first I-frame it sees, part way into it.
             let min_fps = s
                 .intervals
                 .iter()
+                .skip(1)
                 .map(|i| i.fps)
                 .fold(f64::INFINITY, f64::min);
             let min_fps_perturbed = s
