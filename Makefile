@@ -5,7 +5,7 @@ CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
 
-.PHONY: all deps build demo test test-rust test-c test-kmod test-vm header lint bench bench-vm clean
+.PHONY: all deps build demo test test-rust test-c test-kmod test-vm header lint bench bench-vm eval eval-vm clean
 
 all: build
 
@@ -59,6 +59,23 @@ bench: build
 bench-vm: build
 	@bash tests/vm/build-modules.sh
 	@bash tests/vm/run.sh -s kmod-dwcs/test/bench.sh
+
+# The paper's evaluation (EVALUATION.md): Table 1 and Figures 4 to 7 with
+# every contender the host can run (user, and as root htb), into eval/results/.
+eval: deps
+	$(CARGO) build --release -p qsock-eval
+	$(RELEASE_DIR)/qsock-eval all
+
+# The evaluation's dwcs runs, in one VM boot of Debian 12's default kernel
+# (linux-image-amd64's), copied into eval/results/ next to the host's.
+EVAL_KVER ?= $(shell dpkg-query -W -f='$${Depends}' linux-image-amd64 2>/dev/null | sed -e 's/^linux-image-//' -e 's/ .*//')
+eval-vm: deps
+	@test -n "$(EVAL_KVER)" || { echo "no linux-image-amd64 installed: run make deps, or give EVAL_KVER=VERSION"; exit 1; }
+	$(CARGO) build --release -p qsock-eval
+	@bash tests/vm/build-modules.sh $(EVAL_KVER)
+	@bash tests/vm/run.sh -k $(EVAL_KVER) -t 1200 -s eval/vm-eval.sh
+	cp target/vm/$(EVAL_KVER)/eval/*-vm* eval/results/
+	$(RELEASE_DIR)/qsock-eval summary
 
 clean:
 	$(CARGO) clean

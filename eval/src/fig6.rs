@@ -1,0 +1,224 @@
+//! Figure 6: two managed streams at 20 and 15 fps and an unmanaged 20 fps
+//! stream on an overloaded link (bulk TCP for the whole run), one lane per
+//! qsocksink backend; each managed stream should hold its rate within 1 %.
+
+use std::time::Duration;
+
+use qsock::{Rate, SchedulerName};
+use qsock_media::{BulkPeriod, BulkSchedule, SinkKind, StreamSpec, VideoSettings};
+
+use crate::fig4::{draw_fps, draw_jitter, interval_rows};
+use crate::lanes::{self, Lane, LinkSetup, RunSettings, StreamOutcome};
+use crate::output::{markdown_table, Results};
+use crate::{schedulers, Result};
+
+const FIRST_PORT: u16 = 5104;
+const BULK_PORT: u16 = 5501;
+/// A managed stream's rate may differ from its nominal by this share.
+const TOLERANCE: f64 = 0.01;
+
+/// Options of `qsock-eval fig6`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// qsocksink's backends, one lane each (default: user and, as root,
+    /// htb; dwcs when sch_dwcs is loaded).
+    #[arg(long, value_delimiter = ',', value_parser = schedulers::parse)]
+    pub schedulers: Vec<SchedulerName>,
+    /// Seconds of video.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// TCP connections of the bulk transfer, which runs throughout.
+    #[arg(long, default_value_t = 4)]
+    pub bulk_connections: u16,
+    /// The bottleneck's rate.
+    #[arg(long, default_value = "10mbit")]
+    pub rate: String,
+    /// qsocksink's latency budget and the receivers' jitter-buffer latency, in ms.
+    #[arg(long, default_value_t = 100)]
+    pub budget_ms: u64,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            schedulers: Vec::new(),
+            seconds: 30,
+            bulk_connections: 4,
+            rate: "10mbit".into(),
+            budget_ms: 100,
+        }
+    }
+}
+
+fn lanes(args: &Args) -> Vec<Lane> {
+    let budget = Duration::from_millis(args.budget_ms);
+    let fast = VideoSettings::default();
+    let slow = VideoSettings {
+        frames_per_second: 15,
+        ..VideoSettings::default()
+    };
+    schedulers::chosen(&args.schedulers)
+        .into_iter()
+        .enumerate()
+        .map(|(i, scheduler)| {
+            let port = FIRST_PORT + 10 * i as u16;
+            let managed = |fps: u32, port: u16| {
+                StreamSpec::new(
+                    format!("managed {fps} fps ({scheduler})"),
+                    SinkKind::QSockSink {
+                        scheduler,
+                        latency_budget: budget,
+                    },
+                    port,
+                )
+            };
+            Lane {
+                name: format!("qsocksink {scheduler}"),
+                link: LinkSetup::Qsock(scheduler),
+                senders: vec![
+                    (
+                        fast.clone(),
+                        vec![
+                            managed(20, port),
+                            StreamSpec::new(
+                                format!("unmanaged 20 fps ({scheduler} lane)"),
+                                SinkKind::UdpSink,
+                                port + 2,
+                            ),
+                        ],
+                    ),
+                    (slow.clone(), vec![managed(15, port + 4)]),
+                ],
+            }
+        })
+        .collect()
+}
+
+/// Runs the lanes and writes Figure 6's CSV, PNGs and section.
+pub fn run(args: &Args, results: &Results) -> Result<()> {
+    let rate: Rate = args
+        .rate
+        .parse()
+        .map_err(|e: qsock::Error| format!("--rate: {e}"))?;
+    if args.seconds < 10 || args.seconds % 5 != 0 {
+        return Err(format!(
+            "--seconds {} must be a multiple of 5, at least 10",
+            args.seconds
+        ));
+    }
+    let end = Duration::from_secs(args.seconds);
+    let bulk = BulkSchedule::new(
+        vec![BulkPeriod {
+            start: Duration::ZERO,
+            stop: end,
+        }],
+        BULK_PORT,
+    )
+    .map_err(|err| err.to_string())?
+    .with_connections(args.bulk_connections);
+    let lanes = lanes(args);
+    println!(
+        "fig6: {} lanes at once for {} s, bulk TCP throughout",
+        lanes.len(),
+        args.seconds
+    );
+    let outcome = lanes::run(
+        &lanes,
+        &RunSettings {
+            rate,
+            duration: end,
+            bulk: vec![bulk],
+            jitter_latency: Duration::from_millis(args.budget_ms),
+            interval: Duration::from_secs(5),
+        },
+    )?;
+    results.write_csv("fig6", None, &interval_rows(&outcome.streams))?;
+    draw_fps(
+        &results.path("fig6", None, "png"),
+        "Figure 6: streams at 20 and 15 fps and an unmanaged 20 fps stream, bulk TCP throughout",
+        &outcome.streams,
+        &[],
+        args.seconds,
+    )?;
+    draw_jitter(
+        &results.path("fig6", Some("jitter"), "png"),
+        "Figure 6 (jitter): the same run",
+        &outcome.streams,
+        &[],
+        args.seconds,
+    )?;
+    let headline = headline(&outcome.streams, args.seconds);
+    for line in &headline {
+        println!("  {}", line.join("  "));
+    }
+    results.write_section("fig6", &section(args, &headline, results))?;
+    Ok(())
+}
+
+/// Per stream: its rate over the run (the first interval left out: the
+/// receivers start with the first I-frame) against nominal, and its lowest
+/// interval.
+fn headline(streams: &[StreamOutcome], seconds: u64) -> Vec<Vec<String>> {
+    streams
+        .iter()
+        .map(|s| {
+            let settled: Vec<_> = s.intervals.iter().skip(1).collect();
+            let frames: u32 = settled.iter().map(|i| i.frames).sum();
+            let span = (seconds as f64 - 5.0).max(1.0);
+            let fps = f64::from(frames) / span;
+            let min = settled.iter().map(|i| i.fps).fold(f64::INFINITY, f64::min);
+            let off = fps / f64::from(s.fps) - 1.0;
+            let managed = s.label.starts_with("managed");
+            let jitter: Vec<f64> = lanes::frame_jitter(&s.frames, s.fps)
+                .into_iter()
+                .map(|j| j.1)
+                .collect();
+            vec![
+                s.label.clone(),
+                s.fps.to_string(),
+                format!("{fps:.2}"),
+                format!("{:+.1} %", off * 100.0),
+                format!("{min:.2}"),
+                lanes::percentile(&jitter, 0.99).map_or("-".into(), |p| format!("{p:.2}")),
+                if !managed {
+                    "(unmanaged)".into()
+                } else if off.abs() <= TOLERANCE {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ]
+        })
+        .collect()
+}
+
+fn section(args: &Args, headline: &[Vec<String>], results: &Results) -> String {
+    format!(
+        "## Figure 6: two managed streams and an unmanaged one on an overloaded link ({tag})\n\n\
+         {seconds} s; per backend one lane with qsocksink at 20 fps and at 15 fps and a plain \
+         udpsink at 20 fps, across a {rate} bottleneck with {bulk} bulk TCP connections \
+         throughout. Rates are over the run after the first 5 s interval. Target: each managed \
+         stream within {tol} % of its rate. Data: `{csv}`.\n\n{table}\n![Figure 6]({png})\n\n\
+         ![Figure 6, jitter]({jitter})\n",
+        tag = results.tag(),
+        seconds = args.seconds,
+        rate = args.rate,
+        bulk = args.bulk_connections,
+        tol = TOLERANCE * 100.0,
+        csv = results.file_name("fig6", None, "csv"),
+        table = markdown_table(
+            &[
+                "stream",
+                "nominal fps",
+                "fps",
+                "off nominal",
+                "min fps (5 s)",
+                "jitter p99 ms",
+                "within 1 %"
+            ],
+            headline
+        ),
+        png = results.file_name("fig6", None, "png"),
+        jitter = results.file_name("fig6", Some("jitter"), "png"),
+    )
+}

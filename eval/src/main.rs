@@ -1,0 +1,121 @@
+//! `qsock-eval`: the QSockets paper's evaluation (section 4) on today's Linux.
+//!
+//! Each subcommand is one table or figure; it runs every contender in one
+//! invocation on the same network-namespace test bed and writes a CSV file,
+//! PNG plots and a markdown section under the output folder, then rebuilds
+//! `summary.md` from the sections found there. `EVALUATION.md` at the
+//! repository's root explains what each experiment does and shows the results.
+
+mod acquisition;
+mod fig4;
+mod fig6;
+mod fig7;
+mod lanes;
+mod output;
+mod plot;
+mod schedulers;
+mod table1;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Errors are sentences saying what failed and, where it helps, what to do.
+type Result<T, E = String> = std::result::Result<T, E>;
+
+/// Runs the QSockets paper's evaluation: Table 1 and Figures 4 to 7.
+#[derive(Debug, Parser)]
+#[command(name = "qsock-eval", version, about)]
+struct Cli {
+    /// Folder for CSV files, PNG plots, markdown sections and summary.md.
+    #[arg(long, global = true, default_value = "eval/results")]
+    out: PathBuf,
+    /// Names the place the results come from (`host`, or `vm` inside the
+    /// kernel-test VMs); it is part of every file name, so that runs in
+    /// different places land side by side in one folder.
+    #[arg(long, global = true, default_value = "host", value_parser = output::parse_tag)]
+    tag: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Table 1: each QSockets call against its plain-socket equivalent, as ratios.
+    Table1(table1::Args),
+    /// Figures 4 and 5 (one run): a 20 fps stream per contender, bulk TCP
+    /// from 15 s and from 30 s; frames per second and inter-frame jitter.
+    #[command(alias = "fig5")]
+    Fig4(fig4::Args),
+    /// Figure 6: managed streams at 20 and 15 fps and an unmanaged 20 fps
+    /// stream on a link overloaded by bulk TCP.
+    Fig6(fig6::Args),
+    /// Figure 7: remote data acquisition, lossy EDF, lossless EDF and a plain
+    /// socket, with a bulk TCP transfer from 30 s.
+    Fig7(fig7::Args),
+    /// Rebuilds summary.md from the sections in the output folder (after
+    /// copying in results from elsewhere, e.g. the VM's).
+    Summary,
+    /// Every experiment above, one after the other, with their defaults.
+    All {
+        /// Schedulers to run (default: user and, as root, htb; dwcs when
+        /// sch_dwcs is loaded).
+        #[arg(long, value_delimiter = ',', value_parser = schedulers::parse)]
+        schedulers: Vec<qsock::SchedulerName>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = output::Results::open(&cli.out, &cli.tag).and_then(|results| {
+        match &cli.command {
+            Command::Table1(args) => table1::run(args, &results),
+            Command::Fig4(args) => fig4::run(args, &results),
+            Command::Fig6(args) => fig6::run(args, &results),
+            Command::Fig7(args) => fig7::run(args, &results),
+            Command::Summary => Ok(()),
+            Command::All { schedulers } => {
+                table1::run(
+                    &table1::Args {
+                        schedulers: schedulers.clone(),
+                        ..table1::Args::default()
+                    },
+                    &results,
+                )?;
+                fig4::run(
+                    &fig4::Args {
+                        schedulers: schedulers.clone(),
+                        ..fig4::Args::default()
+                    },
+                    &results,
+                )?;
+                fig6::run(
+                    &fig6::Args {
+                        schedulers: schedulers.clone(),
+                        ..fig6::Args::default()
+                    },
+                    &results,
+                )?;
+                fig7::run(
+                    &fig7::Args {
+                        schedulers: schedulers.clone(),
+                        ..fig7::Args::default()
+                    },
+                    &results,
+                )
+            }
+        }?;
+        results.write_summary()
+    });
+    match outcome {
+        Ok(summary) => {
+            println!("summary: {}", summary.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("qsock-eval: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Pipelines that live in a network namespace, and reading their buses.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use nix::sched::{setns, CloneFlags};
+
+use crate::{Error, Result};
+
+/// Where `ip netns` keeps its named namespaces.
+const NETNS_DIR: &str = "/run/netns";
+
+/// A pipeline set to NULL when dropped, so that a failing run stops its
+/// threads and closes its sockets.
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub(crate) pipeline: gst::Pipeline,
+    /// Streaming threads that could not enter the namespace.
+    namespace_failures: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    /// Builds `description` (gst-launch syntax) and makes every streaming
+    /// thread of it enter `namespace` as it starts.
+    pub(crate) fn launch(description: &str, namespace: &str) -> Result<Running> {
+        let pipeline = gst::parse::launch(description)
+            .map_err(|err| Error::Pipeline(format!("cannot build `{description}`: {err}")))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| Error::Pipeline(format!("`{description}` is not a pipeline")))?;
+        let namespace_failures = keep_streaming_threads_in(&pipeline, namespace)?;
+        Ok(Running {
+            pipeline,
+            namespace_failures,
+        })
+    }
+
+    /// The element named `name`.
+    pub(crate) fn element(&self, name: &str) -> Result<gst::Element> {
+        self.pipeline
+            .by_name(name)
+            .ok_or_else(|| Error::Pipeline(format!("the pipeline has no element {name}")))
+    }
+
+    /// Fails on an error already on the bus or a streaming thread that could
+    /// not enter its namespace; drops other messages.
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some(failure) = lock(&self.namespace_failures).first() {
+            return Err(Error::Setup(failure.clone()));
+        }
+        let bus = self.pipeline.bus().expect("a pipeline has a bus");
+        while let Some(message) = bus.pop() {
+            error_of(&message)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for a message `wanted` accepts; fails on an error message or
+    /// when `timeout` passes first.
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        wanted: impl Fn(&gst::Message) -> bool,
+    ) -> Result<()> {
+        let bus = self.pipeline.bus().expect("a pipeline has a bus");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(message) =
+                bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
+            else {
+                return Err(Error::Pipeline(format!("no {what} within {timeout:?}")));
+            };
+            error_of(&message)?;
+            if wanted(&message) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn error_of(message: &gst::Message) -> Result<()> {
+    if let gst::MessageView::Error(err) = message.view() {
+        return Err(Error::Pipeline(format!(
+            "error from {}: {} ({:?})",
+            err.src().map(|s| s.path_string()).unwrap_or_default(),
+            err.error(),
+            err.debug()
+        )));
+    }
+    Ok(())
+}
+
+/// Is `message` an end of stream?
+pub(crate) fn is_eos(message: &gst::Message) -> bool {
+    matches!(message.view(), gst::MessageView::Eos(_))
+}
+
+/// Makes every streaming thread of `pipeline` enter `namespace` as it starts.
+///
+/// GStreamer runs streaming tasks on a thread pool shared by all pipelines of
+/// the process, so a thread that served the receiver may next serve the
+/// sender; a sink that opens a socket or talks netlink from its streaming
+/// thread would then do so in the wrong namespace. Each task posts a
+/// stream-status ENTER message from its own thread before it runs, and a
+/// synchronous bus handler runs on the posting thread.
+fn keep_streaming_threads_in(
+    pipeline: &gst::Pipeline,
+    namespace: &str,
+) -> Result<Arc<Mutex<Vec<String>>>> {
+    let path = Path::new(NETNS_DIR).join(namespace);
+    let netns = File::open(&path)
+        .map_err(|err| Error::Setup(format!("cannot open namespace {}: {err}", path.display())))?;
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let failed = Arc::clone(&failures);
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    bus.set_sync_handler(move |_, message| {
+        if let gst::MessageView::StreamStatus(status) = message.view() {
+            if status.get().0 == gst::StreamStatusType::Enter {
+                if let Err(errno) = setns(&netns, CloneFlags::CLONE_NEWNET) {
+                    lock(&failed).push(format!(
+                        "a streaming thread could not enter its namespace: {errno}"
+                    ));
+                }
+            }
+        }
+        gst::BusSyncReply::Pass
+    });
+    Ok(failures)
+}
+
+/// Locks a mutex a panicking probe may have poisoned: the data is still the
+/// best account of what happened.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An RTP packet's header fields that identify its frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RtpHeader {
+    pub(crate) sequence: u16,
+    pub(crate) timestamp: u32,
+    /// Set on the last packet of a frame.
+    pub(crate) marker: bool,
+}
+
+/// The header of an RTP packet, or None for anything else.
+pub(crate) fn rtp_header(buffer: &gst::BufferRef) -> Option<RtpHeader> {
+    let map = buffer.map_readable().ok()?;
+    let bytes = map.as_slice();
+    if bytes.len() < 12 || bytes[0] >> 6 != 2 {
+        return None;
+    }
+    Some(RtpHeader {
+        sequence: u16::from_be_bytes([bytes[2], bytes[3]]),
+        timestamp: u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+        marker: bytes[1] & 0x80 != 0,
+    })
+}

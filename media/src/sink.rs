@@ -1,0 +1,100 @@
+//! The network sinks a stream can leave through, and how each is received.
+
+use std::time::Duration;
+
+use qsock::SchedulerName;
+use qsock_testbed::TestBed;
+
+/// RTP payload size: a packet with its headers (and SRT's) stays under a
+/// 1500-byte MTU.
+pub(crate) const RTP_MTU: u32 = 1200;
+
+/// RTP caps of the H.264 stream, for receivers.
+pub(crate) const RTP_CAPS: &str =
+    "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96";
+
+/// How a stream leaves the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkKind {
+    /// qsocksink: every frame through a QSocket of `scheduler`, I-frames
+    /// non-droppable, deadlines `latency_budget` after each frame's time.
+    QSockSink {
+        /// The backend the sink attaches to (install it first with `qsockinit`).
+        scheduler: SchedulerName,
+        /// The sink's `latency-budget`.
+        latency_budget: Duration,
+    },
+    /// A plain udpsink: best effort, in whatever queue the device has.
+    UdpSink,
+    /// A plain udpsink whose destination port an administrator gave an HTB
+    /// class of its own ([`install_port_class`](crate::install_port_class)):
+    /// static reservation, the way QoS is done without an API.
+    PortClassUdpSink,
+    /// srtsink in caller mode with SRT's `latency` (set it to the budget):
+    /// retransmission within the latency, then SRT drops what is too late.
+    SrtSink {
+        /// SRT's latency, the receiver's too.
+        latency: Duration,
+    },
+}
+
+/// One stream of a run: how it is sent and where it is received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// How reports, tables and plots name it.
+    pub label: String,
+    /// Its network sink.
+    pub sink: SinkKind,
+    /// The receiver's port (UDP, SRT's too).
+    pub port: u16,
+}
+
+impl StreamSpec {
+    /// A stream labelled `label` through `sink` to `port`.
+    pub fn new(label: impl Into<String>, sink: SinkKind, port: u16) -> StreamSpec {
+        StreamSpec {
+            label: label.into(),
+            sink,
+            port,
+        }
+    }
+
+    /// The sink element with its properties, in gst-launch syntax.
+    pub(crate) fn sink_description(&self, bed: &TestBed) -> String {
+        let host = bed.receiver_v4();
+        let port = self.port;
+        match &self.sink {
+            SinkKind::QSockSink {
+                scheduler,
+                latency_budget,
+            } => format!(
+                "qsocksink host={host} port={port} device={} scheduler={} latency-budget={}",
+                bed.sender_dev(),
+                scheduler.as_str(),
+                latency_budget.as_millis()
+            ),
+            SinkKind::UdpSink | SinkKind::PortClassUdpSink => {
+                format!("udpsink host={host} port={port}")
+            }
+            SinkKind::SrtSink { latency } => format!(
+                "srtsink uri=\"srt://{host}:{port}?mode=caller\" latency={} \
+                 wait-for-connection=true",
+                latency.as_millis()
+            ),
+        }
+    }
+
+    /// The receiving source, up to RTP packets named `source`'s output.
+    pub(crate) fn source_description(&self, bed: &TestBed) -> String {
+        let host = bed.receiver_v4();
+        let port = self.port;
+        match &self.sink {
+            SinkKind::SrtSink { latency } => format!(
+                "srtsrc name=source uri=\"srt://{host}:{port}?mode=listener\" latency={} \
+                 ! capsfilter caps=\"{RTP_CAPS}\"",
+                latency.as_millis()
+            ),
+            _ => format!("udpsrc name=source address={host} port={port} caps=\"{RTP_CAPS}\""),
+        }
+    }
+}
