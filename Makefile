@@ -5,7 +5,7 @@ CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
 
-.PHONY: all deps build demo test test-rust test-c test-kmod test-vm header lint bench bench-vm eval eval-vm clean
+.PHONY: all deps build demo demo-vm test test-rust test-c test-kmod test-vm header lint bench bench-vm eval eval-vm clean
 
 all: build
 
@@ -15,10 +15,17 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace --all-targets
 
-# The paper's simulated video server through a QSocket, side by side with an
-# unmanaged stream, while a bulk TCP transfer starts part way through.
+# Live 20 fps H.264 through qsocksink and through a plain udpsink, side by
+# side across a 10 Mbit/s bottleneck, while bulk TCP starts and stops: fps and
+# jitter every second, then a CSV and a PNG under target/demo/ (needs root).
 demo: build
 	$(RELEASE_DIR)/qsock-demo
+
+# The same with sch_dwcs, in a VM running Debian's kernel (tests/vm/run.sh);
+# the plot lands in target/vm/VERSION/.
+demo-vm: build
+	@bash tests/vm/build-modules.sh
+	@bash demo/run-vm.sh
 
 test: build lint test-rust test-c test-kmod test-vm
 

@@ -1,0 +1,134 @@
+//! `make demo`, shortened: the binary runs across the test bed for 14 s with
+//! bulk TCP from 4 s to 11 s, and must print its live lines, name the
+//! scheduler, and write a CSV and a PNG whose figures show the managed stream
+//! holding 20 fps while the bulk transfer runs, with less jitter than the
+//! unmanaged one. Needs root; without it, it checks that the demo says why it
+//! cannot run.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use csv_rows::Row;
+
+fn demo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_qsock-demo"))
+}
+
+#[test]
+fn the_demo_shows_the_managed_stream_holding_its_rate_through_bulk_tcp() {
+    if !nix::unistd::geteuid().is_root() {
+        let output = demo().output().expect("qsock-demo runs");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("needs root"), "{stderr}");
+        eprintln!("SKIPPED the run: the demo's test bed needs root");
+        return;
+    }
+    let out_dir = std::env::temp_dir().join(format!("qsock-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let output = demo()
+        .args(["--seconds", "14", "--bulk-start", "4", "--bulk-stop", "11"])
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .output()
+        .expect("qsock-demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "qsock-demo failed: {stderr}\n{stdout}"
+    );
+    assert!(stdout.contains("scheduler: "), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("managed:")).count(),
+        14,
+        "one line a second: {stdout}"
+    );
+    let plot = printed_path(&stdout, "plot:");
+    let series = printed_path(&stdout, "series:");
+    let png = std::fs::read(&plot).expect("the PNG is there");
+    assert!(
+        png.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
+        plot.display()
+    );
+
+    let rows = csv_rows::read(&series);
+    // Seconds 6 to 11: the bulk transfer's queue stands (its first second
+    // is TCP's slow start, which overshoots).
+    let steady = |stream: &str| -> Vec<&Row> {
+        rows.iter()
+            .filter(|r| r.stream.starts_with(stream) && r.start_s >= 5.0 && r.start_s < 11.0)
+            .collect()
+    };
+    let (managed, unmanaged) = (steady("managed"), steady("unmanaged"));
+    assert_eq!((managed.len(), unmanaged.len()), (6, 6), "{rows:?}");
+    for row in &managed {
+        assert!(
+            (18.0..=22.0).contains(&row.fps),
+            "the managed stream fell off 20 fps during bulk TCP: {row:?}"
+        );
+    }
+    let mean_jitter = |rows: &[&Row]| {
+        rows.iter().filter_map(|r| r.jitter_mean_ms).sum::<f64>() / rows.len() as f64
+    };
+    let (managed_jitter, unmanaged_jitter) = (mean_jitter(&managed), mean_jitter(&unmanaged));
+    assert!(
+        unmanaged_jitter > 2.0 * managed_jitter.max(0.5),
+        "bulk TCP should add jitter to the unmanaged stream, not the managed one: \
+         managed {managed_jitter:.1} ms, unmanaged {unmanaged_jitter:.1} ms"
+    );
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// The path after `label` on a line of its own.
+fn printed_path(stdout: &str, label: &str) -> PathBuf {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no `{label}` line in {stdout}"));
+    PathBuf::from(line.trim())
+}
+
+/// The CSV's rows, read with the csv crate by column name.
+mod csv_rows {
+    use std::path::Path;
+
+    #[derive(Debug)]
+    pub struct Row {
+        pub stream: String,
+        pub start_s: f64,
+        pub fps: f64,
+        pub jitter_mean_ms: Option<f64>,
+    }
+
+    pub fn read(path: &Path) -> Vec<Row> {
+        let mut reader = csv::Reader::from_path(path).expect("the CSV is there");
+        let headers = reader.headers().expect("a header").clone();
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .unwrap_or_else(|| panic!("no column {name} in {headers:?}"))
+        };
+        let (stream, start, fps, jitter) = (
+            column("stream"),
+            column("start_s"),
+            column("fps"),
+            column("jitter_mean_ms"),
+        );
+        reader
+            .records()
+            .map(|record| {
+                let record = record.expect("a well-formed row");
+                Row {
+                    stream: record[stream].to_string(),
+                    start_s: record[start].parse().expect("start_s is a number"),
+                    fps: record[fps].parse().expect("fps is a number"),
+                    jitter_mean_ms: record[jitter].parse().ok(),
+                }
+            })
+            .collect()
+    }
+}
