@@ -61,8 +61,8 @@ struct Args {
     /// The encoder's target bitrate.
     #[arg(long, default_value_t = VideoSettings::default().bitrate_kbit)]
     bitrate_kbit: u32,
-    /// Most packets the scheduler queues at once, all streams and best
-    /// effort together (default: the scheduler's own; for dwcs, 20000).
+    /// Most packets the scheduler queues at once (default: the scheduler's
+    /// own; sch_dwcs gives the streams and best effort this limit each).
     #[arg(long)]
     queue_limit: Option<u32>,
     /// Where the CSV and the PNG go.
@@ -73,7 +73,6 @@ struct Args {
 const MANAGED_PORT: u16 = 5004;
 const UNMANAGED_PORT: u16 = 5006;
 const BULK_PORT: u16 = 5201;
-const DWCS_QUEUE_LIMIT: u32 = 20_000;
 const MANAGED: &str = "managed (qsocksink)";
 const UNMANAGED: &str = "unmanaged (udpsink)";
 
@@ -127,15 +126,7 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("cannot put a {} bottleneck on the link: {e}", args.rate))?;
     }
     let mut init = InitParams::new(bed.sender_dev(), scheduler).with_link_rate(rate);
-    // sch_dwcs counts best effort against the same packet limit as the
-    // streams: at its default (the device's 1000-packet txqueuelen) four TCP
-    // connections fill it, and then it refuses the stream's I-frames and
-    // drops the rest as queue-full. A limit above what TCP keeps queued
-    // (TSQ bounds each connection) leaves room for the stream.
-    init.limit = args.queue_limit.or(match scheduler {
-        SchedulerName::Dwcs => Some(DWCS_QUEUE_LIMIT),
-        _ => None,
-    });
+    init.limit = args.queue_limit;
     let report = bed
         .run_in_sender(|| qsockinit(&init))
         .map_err(|e| e.to_string())?
