@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+mod plugin;
+
 #[test]
 fn sets_the_upstream_x264enc_bitrate_within_limits() {
-    gst::init().unwrap();
-    gstqsocksink::plugin_register_static().expect("qsocksink registers");
+    plugin::init();
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = receiver.local_addr().unwrap().port();
     let pipeline = gst::parse::launch(&format!(

@@ -25,6 +25,8 @@ use gst::prelude::*;
 use qsock::{InitParams, Rate, SchedulerName};
 use qsock_testbed::TestBed;
 
+mod plugin;
+
 /// The link while it is clear: well above the encoder's ceiling.
 const CLEAR_LINK: Rate = Rate::from_bits_per_second(8_000_000);
 /// The squeezed link: a third of what the encoder sends when clear.
@@ -57,11 +59,6 @@ const SQUEEZED_CEILING_KBPS: u32 = 1500;
 const CLIMB_WITHIN: Duration = Duration::from_secs(12);
 /// What "climbed back" means: twice the squeezed link.
 const CLIMBED_KBPS: u32 = 2000;
-
-fn init_gst() {
-    gst::init().unwrap();
-    gstqsocksink::plugin_register_static().expect("qsocksink registers");
-}
 
 fn bed() -> Option<TestBed> {
     if !nix::unistd::geteuid().is_root() {
@@ -309,7 +306,7 @@ fn falls_when_squeezed_and_climbs_when_released(scheduler: SchedulerName) {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let Some(bed) = bed() else { return };
-    init_gst();
+    plugin::init();
     set_link_rate(&bed, scheduler, CLEAR_LINK);
     let receiver = Receiver::start(&bed);
     // Snow does not compress: x264enc spends the whole bitrate it is given,

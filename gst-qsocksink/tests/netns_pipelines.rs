@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod media_run;
+mod plugin;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -7,19 +7,15 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set up should stop at once
 
 use std::net::UdpSocket;
-use std::sync::{mpsc, Mutex, MutexGuard, Once};
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use qsock::{InitParams, SchedulerName};
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstqsocksink::plugin_register_static().expect("qsocksink registers");
-    });
-}
+mod plugin;
+
+use plugin::init;
 
 /// Installs the user scheduler on `lo` with `rate` and a queue of `limit`
 /// packets, for the duration of one test.

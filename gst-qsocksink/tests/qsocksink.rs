@@ -4,19 +4,14 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set up should stop at once
 
 use std::net::UdpSocket;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gst_check::Harness;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstqsocksink::plugin_register_static().expect("qsocksink registers");
-    });
-}
+mod plugin;
+
+use plugin::init;
 
 fn receiver() -> (UdpSocket, u16) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();

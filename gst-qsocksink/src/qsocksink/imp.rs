@@ -176,6 +176,18 @@ impl Default for Settings {
 }
 
 impl Settings {
+    fn latency_budget(&self) -> Duration {
+        Duration::from_millis(u64::from(self.latency_budget_ms))
+    }
+
+    /// What the streaming thread copies out for each render.
+    fn send_settings(&self) -> SendSettings {
+        SendSettings {
+            droppable: self.droppable,
+            latency_budget: self.latency_budget(),
+        }
+    }
+
     /// The stream's attributes; `derived_ipg` stands in when `ipg` is 0.
     fn stream_params(&self, derived_ipg: Option<Duration>) -> StreamParams {
         let ipg = match self.ipg_us {
@@ -1064,13 +1076,7 @@ impl QSockSink {
 
     /// Classifies the buffers and sends every frame they complete.
     fn render_buffers(&self, buffers: &[gst::Buffer]) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let send_settings = {
-            let settings = lock(&self.settings);
-            SendSettings {
-                droppable: settings.droppable,
-                latency_budget: Duration::from_millis(u64::from(settings.latency_budget_ms)),
-            }
-        };
+        let send_settings = lock(&self.settings).send_settings();
         let mut complete = Vec::new();
         let mut first_failure = None;
         let shared = {
@@ -1133,13 +1139,7 @@ impl QSockSink {
 
     /// Sends the frame still being collected (at EOS).
     fn drain(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let send_settings = {
-            let settings = lock(&self.settings);
-            SendSettings {
-                droppable: settings.droppable,
-                latency_budget: Duration::from_millis(u64::from(settings.latency_budget_ms)),
-            }
-        };
+        let send_settings = lock(&self.settings).send_settings();
         let (shared, frame) = {
             let mut state = lock(&self.state);
             let State::Started(started) = &mut *state else {
@@ -1500,9 +1500,7 @@ impl QSockSink {
                             .copied()
                             .max()
                             .unwrap_or(0),
-                        latency_budget: Duration::from_millis(u64::from(
-                            settings.latency_budget_ms,
-                        )),
+                        latency_budget: settings.latency_budget(),
                         // Read each time: qsockinit may change it under a
                         // running stream (the classes are refitted).
                         link_rate: link_rate_of(&shared.device),

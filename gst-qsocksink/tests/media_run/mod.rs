@@ -387,8 +387,7 @@ const ELEMENTS: &[(&str, &str)] = &[
 /// Initialises GStreamer with qsocksink registered, and fails naming the
 /// package of any element a run needs that is not installed, or ffprobe.
 pub fn init() {
-    gst::init().expect("GStreamer initialises");
-    gstqsocksink::plugin_register_static().expect("qsocksink registers");
+    crate::plugin::init();
     let missing: Vec<String> = ELEMENTS
         .iter()
         .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
