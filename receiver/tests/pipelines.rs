@@ -317,56 +317,38 @@ fn assert_losses_typed((seconds, _): &(Vec<Second>, Vec<String>)) {
 /// A clear link: qsocksink on HTB, with a link rate far above the video's.
 const CLEAR: &[(&str, &str)] = &[("LINK_RATE", "100mbit")];
 
-#[test]
-fn h264_rtp_on_a_clear_link() {
+/// Runs `sender` and `receiver` (scripts in pipelines/) across a clear link
+/// and checks that nothing was lost.
+fn on_a_clear_link(sender: &'static str, receiver: &'static str) {
     let _turn = turn();
     let Some(bed) = bed() else { return };
     let run = Run {
-        sender: "h264-rtp-send.sh",
-        receiver: "h264-rtp-receive.sh",
+        sender,
+        receiver,
         scheduler: "htb",
         environment: CLEAR,
     };
     assert_clear(&run.go(&bed));
+}
+
+#[test]
+fn h264_rtp_on_a_clear_link() {
+    on_a_clear_link("h264-rtp-send.sh", "h264-rtp-receive.sh");
 }
 
 #[test]
 fn mpeg2_rtp_on_a_clear_link() {
-    let _turn = turn();
-    let Some(bed) = bed() else { return };
-    let run = Run {
-        sender: "mpeg2-rtp-send.sh",
-        receiver: "mpeg2-rtp-receive.sh",
-        scheduler: "htb",
-        environment: CLEAR,
-    };
-    assert_clear(&run.go(&bed));
+    on_a_clear_link("mpeg2-rtp-send.sh", "mpeg2-rtp-receive.sh");
 }
 
 #[test]
 fn mpegts_udp_on_a_clear_link() {
-    let _turn = turn();
-    let Some(bed) = bed() else { return };
-    let run = Run {
-        sender: "mpegts-udp-send.sh",
-        receiver: "mpegts-udp-receive.sh",
-        scheduler: "htb",
-        environment: CLEAR,
-    };
-    assert_clear(&run.go(&bed));
+    on_a_clear_link("mpegts-udp-send.sh", "mpegts-udp-receive.sh");
 }
 
 #[test]
 fn adaptive_sender_on_a_clear_link() {
-    let _turn = turn();
-    let Some(bed) = bed() else { return };
-    let run = Run {
-        sender: "adaptive-send.sh",
-        receiver: "h264-rtp-receive.sh",
-        scheduler: "htb",
-        environment: CLEAR,
-    };
-    assert_clear(&run.go(&bed));
+    on_a_clear_link("adaptive-send.sh", "h264-rtp-receive.sh");
 }
 
 /// Behind a TBF the `user` scheduler leaves in place (a kernel scheduler
