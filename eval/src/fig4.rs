@@ -248,19 +248,12 @@ pub fn draw_fps(
     markers: &[(f64, String)],
     seconds: u64,
 ) -> Result<()> {
-    let series = streams
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Series {
-            name: s.label.clone(),
-            color: PALETTE[i % PALETTE.len()],
-            points: s
-                .intervals
-                .iter()
-                .map(|iv| (iv.start.as_secs_f64(), iv.fps))
-                .collect(),
-        })
-        .collect();
+    let series = series_of(streams, |s| {
+        s.intervals
+            .iter()
+            .map(|iv| (iv.start.as_secs_f64(), iv.fps))
+            .collect()
+    });
     plot::panels(
         path,
         title,
@@ -277,6 +270,22 @@ pub fn draw_fps(
     )
 }
 
+/// One line per stream, in the palette's colours, through `points`.
+fn series_of(
+    streams: &[StreamOutcome],
+    points: impl Fn(&StreamOutcome) -> Vec<(f64, f64)>,
+) -> Vec<Series> {
+    streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Series {
+            name: s.label.clone(),
+            color: PALETTE[i % PALETTE.len()],
+            points: points(s),
+        })
+        .collect()
+}
+
 /// Jitter of each frame over time, and its p99 per interval.
 pub fn draw_jitter(
     path: &std::path::Path,
@@ -286,36 +295,23 @@ pub fn draw_jitter(
     seconds: u64,
 ) -> Result<()> {
     const CLIP_MS: f64 = 60.0;
-    let per_frame = streams
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Series {
-            name: s.label.clone(),
-            color: PALETTE[i % PALETTE.len()],
-            points: lanes::frame_jitter(&s.frames, s.fps)
-                .into_iter()
-                .map(|(t, j)| (t, j.min(CLIP_MS)))
-                .collect(),
-        })
-        .collect();
-    let p99 = streams
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Series {
-            name: s.label.clone(),
-            color: PALETTE[i % PALETTE.len()],
-            points: s
-                .intervals
-                .iter()
-                .map(|iv| {
-                    (
-                        iv.start.as_secs_f64(),
-                        iv.jitter_p99_ms.unwrap_or(CLIP_MS).min(CLIP_MS),
-                    )
-                })
-                .collect(),
-        })
-        .collect();
+    let per_frame = series_of(streams, |s| {
+        lanes::frame_jitter(&s.frames, s.fps)
+            .into_iter()
+            .map(|(t, j)| (t, j.min(CLIP_MS)))
+            .collect()
+    });
+    let p99 = series_of(streams, |s| {
+        s.intervals
+            .iter()
+            .map(|iv| {
+                (
+                    iv.start.as_secs_f64(),
+                    iv.jitter_p99_ms.unwrap_or(CLIP_MS).min(CLIP_MS),
+                )
+            })
+            .collect()
+    });
     plot::panels(
         path,
         title,
