@@ -189,7 +189,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut bulk = schedule.start(&bed, epoch);
 
     println!();
-    println!("   t   {MANAGED:>24}     {UNMANAGED:>24}");
+    println!("   t   {MANAGED:>34}     {UNMANAGED:>34}");
     let mut seconds_run = 0;
     let mut bulk_bytes_seen = 0;
     for second in 0..args.seconds {
@@ -276,15 +276,14 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// "20 fps   2.1 ms" for an interval, "-" for jitter without gaps.
+/// "20 fps (20 whole)   2.1 ms" for an interval: decodable frames, frames
+/// that arrived whole, mean jitter ("-" without gaps).
 fn fps_and_jitter(interval: Option<&IntervalStats>) -> String {
-    let Some(interval) = interval else {
-        return format!("{:>2} fps {:>7}", 0, "-");
-    };
-    let jitter = interval
-        .jitter_mean_ms
-        .map_or("-".to_string(), |ms| format!("{ms:.1} ms"));
-    format!("{:>2} fps {jitter:>8}", interval.frames)
+    let (decodable, whole, jitter) = interval.map_or((0, 0, None), |i| {
+        (i.decodable_frames, i.frames, i.jitter_mean_ms)
+    });
+    let jitter = jitter.map_or("-".to_string(), |ms| format!("{ms:.1} ms"));
+    format!("{decodable:>2} fps ({whole:>2} whole) {jitter:>8}")
 }
 
 /// Means over the seconds the bulk transfer covered whole, and over the rest.
@@ -322,7 +321,8 @@ fn means(intervals: &[&IntervalStats]) -> String {
         return "-".into();
     }
     let n = intervals.len() as f64;
-    let fps = intervals.iter().map(|i| i.fps).sum::<f64>() / n;
+    let fps = intervals.iter().map(|i| i.decodable_fps).sum::<f64>() / n;
+    let whole = intervals.iter().map(|i| i.fps).sum::<f64>() / n;
     let jitters: Vec<f64> = intervals.iter().filter_map(|i| i.jitter_mean_ms).collect();
     let worst_p99 = intervals
         .iter()
@@ -336,7 +336,9 @@ fn means(intervals: &[&IntervalStats]) -> String {
             jitters.iter().sum::<f64>() / jitters.len() as f64
         )
     };
-    format!("{fps:.1} fps, jitter {jitter} (worst p99 {worst_p99:.0} ms)")
+    format!(
+        "{fps:.1} fps decodable ({whole:.1} whole), jitter {jitter} (worst p99 {worst_p99:.0} ms)"
+    )
 }
 
 /// The path as the user can open it: absolute when it can be made so.

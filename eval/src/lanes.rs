@@ -241,6 +241,7 @@ mod tests {
             rtp_timestamp: (n * 4500) as u32,
             frame: n,
             arrived: Duration::from_millis(arrived_ms),
+            decodable: true,
         }
     }
 

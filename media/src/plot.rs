@@ -1,5 +1,7 @@
-//! The per-interval series as a PNG: frames per second above, inter-frame
-//! jitter below, one line per stream, bulk periods shaded.
+//! The per-interval series as a PNG: frames per second above (decodable
+//! frames thick, frames that arrived whole thin), inter-frame jitter below
+//! (interval means thick, 99th percentiles thin), one colour per stream,
+//! bulk periods shaded.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,8 +30,9 @@ const PALETTE: [RGBColor; 4] = [
 const SHADE: RGBColor = RGBColor(120, 120, 120);
 
 /// Draws `streams` into a PNG at `path`, titled `title`, with the `bulk`
-/// periods shaded and the `nominal_fps` marked. Jitter lines are the
-/// interval means; thin lines of the same colour are the 99th percentiles.
+/// periods shaded and the `nominal_fps` marked. The thick frame-rate lines
+/// are decodable frames, the thin ones frames that arrived whole; the thick
+/// jitter lines are the interval means, the thin ones the 99th percentiles.
 pub fn plot_png(
     path: &Path,
     title: &str,
@@ -65,7 +68,12 @@ pub fn plot_png(
         .map_err(|e| plot_error(&e))?;
     let (top, bottom) = root.split_vertically(350);
     let panels = [
-        (top, "frames per second", fps_max, Some(nominal_fps)),
+        (
+            top,
+            "decodable fps (thin: whole)",
+            fps_max,
+            Some(nominal_fps),
+        ),
         (bottom, "inter-frame jitter (ms)", jitter_max, None),
     ];
     for (panel_index, (area, y_label, y_max, reference)) in panels.into_iter().enumerate() {
@@ -108,7 +116,7 @@ pub fn plot_png(
                 .intervals
                 .iter()
                 .map(|i| match panel_index {
-                    0 => (midpoint(i), Some(i.fps), None),
+                    0 => (midpoint(i), Some(i.decodable_fps), Some(i.fps)),
                     _ => (midpoint(i), i.jitter_mean_ms, i.jitter_p99_ms),
                 })
                 .collect();
@@ -120,9 +128,9 @@ pub fn plot_png(
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
                 });
-            let p99 = values.iter().filter_map(|&(x, _, y)| Some((x, y?)));
+            let thin = values.iter().filter_map(|&(x, _, y)| Some((x, y?)));
             chart
-                .draw_series(LineSeries::new(p99, color.mix(0.5).stroke_width(1)))
+                .draw_series(LineSeries::new(thin, color.mix(0.5).stroke_width(1)))
                 .map_err(|e| plot_error(&e))?;
         }
         chart

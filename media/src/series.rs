@@ -22,6 +22,7 @@ struct Row<'a> {
     length_s: f64,
     frames: u32,
     fps: f64,
+    decodable_fps: f64,
     jitter_mean_ms: Option<f64>,
     jitter_p99_ms: Option<f64>,
     /// Did a bulk transfer run at any time in the interval?
@@ -29,7 +30,7 @@ struct Row<'a> {
 }
 
 /// Writes `streams` to `path` as CSV with a header: stream, start_s,
-/// length_s, frames, fps, jitter_mean_ms, jitter_p99_ms (empty without a
+/// length_s, frames, fps, decodable_fps, jitter_mean_ms, jitter_p99_ms (empty without a
 /// gap), bulk (whether a bulk period overlapped the interval).
 pub fn write_csv(path: &Path, streams: &[CsvStream<'_>], bulk: &[BulkPeriod]) -> Result<()> {
     let io = |source: std::io::Error| Error::Io {
@@ -47,6 +48,7 @@ pub fn write_csv(path: &Path, streams: &[CsvStream<'_>], bulk: &[BulkPeriod]) ->
                     length_s: interval.length.as_secs_f64(),
                     frames: interval.frames,
                     fps: interval.fps,
+                    decodable_fps: interval.decodable_fps,
                     jitter_mean_ms: interval.jitter_mean_ms,
                     jitter_p99_ms: interval.jitter_p99_ms,
                     bulk: bulk

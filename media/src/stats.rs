@@ -15,6 +15,11 @@ pub struct IntervalStats {
     pub frames: u32,
     /// Those frames per second of the interval.
     pub fps: f64,
+    /// Frames that arrived whole and decodable in it (see
+    /// [`FrameArrival::decodable`]).
+    pub decodable_frames: u32,
+    /// Those frames per second: the rate a viewer sees.
+    pub decodable_fps: f64,
     /// Mean inter-frame jitter, in ms: how far the gap between a frame and
     /// the one that arrived before it is from the nominal frame interval,
     /// for the frames that arrived in this interval. None without a gap.
@@ -34,17 +39,19 @@ pub fn intervals(
     until: Duration,
 ) -> Vec<IntervalStats> {
     assert!(!length.is_zero(), "intervals need a length");
-    let mut arrivals: Vec<Duration> = frames.iter().map(|f| f.arrived).collect();
+    let mut arrivals: Vec<(Duration, bool)> =
+        frames.iter().map(|f| (f.arrived, f.decodable)).collect();
     arrivals.sort();
     let count = until.as_nanos().div_ceil(length.as_nanos()) as usize;
-    let mut per_interval: Vec<(u32, Vec<f64>)> = vec![(0, Vec::new()); count];
+    let mut per_interval: Vec<(u32, u32, Vec<f64>)> = vec![(0, 0, Vec::new()); count];
     let index = |at: Duration| (at.as_nanos() / length.as_nanos()) as usize;
-    for (i, &arrived) in arrivals.iter().enumerate() {
-        let Some((frames, jitters)) = per_interval.get_mut(index(arrived)) else {
+    for (i, &(arrived, decodable)) in arrivals.iter().enumerate() {
+        let Some((frames, decodable_frames, jitters)) = per_interval.get_mut(index(arrived)) else {
             continue;
         };
         *frames += 1;
-        if let Some(&before) = i.checked_sub(1).and_then(|b| arrivals.get(b)) {
+        *decodable_frames += u32::from(decodable);
+        if let Some(&(before, _)) = i.checked_sub(1).and_then(|b| arrivals.get(b)) {
             let gap = (arrived - before).as_secs_f64();
             jitters.push((gap - nominal.as_secs_f64()).abs() * 1e3);
         }
@@ -52,7 +59,7 @@ pub fn intervals(
     per_interval
         .into_iter()
         .enumerate()
-        .map(|(i, (frames, mut jitters))| {
+        .map(|(i, (frames, decodable_frames, mut jitters))| {
             jitters.sort_by(f64::total_cmp);
             let start = length * i as u32;
             let end = (start + length).min(until);
@@ -62,6 +69,8 @@ pub fn intervals(
                 length: end - start,
                 frames,
                 fps: f64::from(frames) / seconds,
+                decodable_frames,
+                decodable_fps: f64::from(decodable_frames) / seconds,
                 jitter_mean_ms: (!jitters.is_empty())
                     .then(|| jitters.iter().sum::<f64>() / jitters.len() as f64),
                 jitter_p99_ms: percentile(&jitters, 0.99),
@@ -85,6 +94,7 @@ mod tests {
             rtp_timestamp: 0,
             frame: 0,
             arrived: Duration::from_millis(ms),
+            decodable: true,
         }
     }
 
@@ -110,6 +120,24 @@ mod tests {
         assert!((mean - 50.0).abs() < 1e-6, "{mean}");
         assert!((stats[1].jitter_p99_ms.expect("gaps") - 100.0).abs() < 1e-6);
         assert_eq!((stats[2].frames, stats[2].jitter_mean_ms), (0, None));
+    }
+
+    #[test]
+    fn only_decodable_frames_count_towards_the_decodable_rate() {
+        let frames: Vec<FrameArrival> = (0..20)
+            .map(|i| FrameArrival {
+                decodable: i < 5,
+                ..arrival(i * 50)
+            })
+            .collect();
+        let stats = intervals(
+            &frames,
+            Duration::from_millis(50),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        assert_eq!((stats[0].frames, stats[0].decodable_frames), (20, 5));
+        assert_eq!((stats[0].fps, stats[0].decodable_fps), (20.0, 5.0));
     }
 
     #[test]
