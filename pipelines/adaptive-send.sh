@@ -15,18 +15,12 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: $0 HOST PORT [SCHEDULER]"
-HOST=$1 PORT=$2 SCHEDULER=${3:-auto}
-BITRATE=${BITRATE:-1000} MIN_BITRATE=${MIN_BITRATE:-200} MAX_BITRATE=${MAX_BITRATE:-4000}
-FPS=${FPS:-25} PATTERN=${PATTERN:-pinwheel}
-check_port "$PORT"
-check_scheduler "$SCHEDULER"
-for name in BITRATE MIN_BITRATE MAX_BITRATE FPS; do
-    check_number "$name" "${!name}"
-done
+sender_setup "$@"
+MIN_BITRATE=${MIN_BITRATE:-200} MAX_BITRATE=${MAX_BITRATE:-4000}
+check_number MIN_BITRATE "$MIN_BITRATE"
+check_number MAX_BITRATE "$MAX_BITRATE"
 [ "$MIN_BITRATE" -le "$MAX_BITRATE" ] ||
     die "MIN_BITRATE ($MIN_BITRATE) must not be above MAX_BITRATE ($MAX_BITRATE)"
-use_qsocksink
 
 # The stream is h264-rtp-send.sh's; x264enc is named so that the sink finds
 # it as the nearest upstream encoder (it would without the name too).

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts in this folder: finds the repository, points
 # GStreamer at the qsocksink plugin built there, and checks what the scripts
 # need before gst-launch-1.0 or qsock-receive would fail less clearly.
@@ -20,12 +21,34 @@ use_qsocksink() {
     export GST_PLUGIN_PATH="$RELEASE_DIR${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 }
 
-# The receiver with statistics (receiver/ in this repository).
-qsock_receive() {
+# A sender's command line, HOST PORT [SCHEDULER], and the environment every
+# sender reads, BITRATE (kbit/s), FPS and PATTERN, with their defaults; checks
+# them all and points GStreamer at qsocksink.
+sender_setup() {
+    [ $# -ge 2 ] && [ $# -le 3 ] || die "usage: $0 HOST PORT [SCHEDULER]"
+    # shellcheck disable=SC2034 # the sourcing script's gst-launch-1.0 line reads them
+    HOST=$1 PORT=$2 SCHEDULER=${3:-auto}
+    BITRATE=${BITRATE:-1000} FPS=${FPS:-25} PATTERN=${PATTERN:-pinwheel}
+    check_port "$PORT"
+    check_scheduler "$SCHEDULER"
+    check_number BITRATE "$BITRATE"
+    check_number FPS "$FPS"
+    use_qsocksink
+}
+
+# A receiver's command line, PORT [qsock-receive options]: runs the receiver
+# with statistics (receiver/ in this repository) for stream FORMAT.
+receive() {
+    local format=$1
+    shift
+    [ $# -ge 1 ] || die "usage: $0 PORT [qsock-receive options]"
+    local port=$1
+    shift
+    check_port "$port"
     if [ ! -x "$RELEASE_DIR/qsock-receive" ]; then
         die "qsock-receive is not built ($RELEASE_DIR/qsock-receive is missing): run cargo build --release -p qsock-receiver (or make build) in $REPO_DIR"
     fi
-    exec "$RELEASE_DIR/qsock-receive" "$@"
+    exec "$RELEASE_DIR/qsock-receive" --format "$format" --port "$port" "$@"
 }
 
 # A whole number in 1..65535, or a clear error naming the argument.

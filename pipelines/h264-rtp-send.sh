@@ -12,14 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: $0 HOST PORT [SCHEDULER]"
-HOST=$1 PORT=$2 SCHEDULER=${3:-auto}
-BITRATE=${BITRATE:-1000} FPS=${FPS:-25} PATTERN=${PATTERN:-pinwheel}
-check_port "$PORT"
-check_scheduler "$SCHEDULER"
-check_number BITRATE "$BITRATE"
-check_number FPS "$FPS"
-use_qsocksink
+sender_setup "$@"
 
 # x264enc: zerolatency (no B-frames, no lookahead) and an I-frame every
 # second; as a byte-stream it repeats SPS and PPS before every I-frame, so a

@@ -16,8 +16,4 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-[ $# -ge 1 ] || die "usage: $0 PORT [qsock-receive options]"
-PORT=$1
-shift
-check_port "$PORT"
-qsock_receive --format mpeg2-rtp --port "$PORT" "$@"
+receive mpeg2-rtp "$@"

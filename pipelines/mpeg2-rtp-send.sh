@@ -12,14 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: $0 HOST PORT [SCHEDULER]"
-HOST=$1 PORT=$2 SCHEDULER=${3:-auto}
-BITRATE=${BITRATE:-1000} FPS=${FPS:-25} PATTERN=${PATTERN:-pinwheel}
-check_port "$PORT"
-check_scheduler "$SCHEDULER"
-check_number BITRATE "$BITRATE"
-check_number FPS "$FPS"
-use_qsocksink
+sender_setup "$@"
 
 # mpeg2enc (mjpegtools), because avenc_mpeg2video of GStreamer 1.22 rejects
 # every frame rate. CIF, since it needs about 20 ms of CPU a frame there.
@@ -27,9 +20,11 @@ use_qsocksink
 # join at any I-frame (generic MPEG-2, format=3, sends it once);
 # constraints=false lets the DVD profile code CIF; no B-frames, so no frame
 # waits for a later one; an I-frame every second.
-# mpeg2enc reports 1.3 s of latency and qsocksink's deadlines (clock time
-# plus latency-budget) leave it out, so with a scheduler that enforces
-# deadlines (user) nearly every P-frame is dropped as late: use htb here.
+# latency-budget=400: mpeg2enc declares 1.3 s of latency, which qsocksink's
+# deadlines count (clock time plus the pipeline's latency plus the budget),
+# but around each I-frame it hands out three or four frames up to 300 ms
+# later still; with a budget of 100 ms a scheduler that enforces deadlines
+# (user, dwcs) drops them as late.
 # rtpmpvpay max-ptime=0: every frame in packets of its own (left alone it
 # packs small frames and the next frame's start together up to the MTU).
 exec gst-launch-1.0 -e \
@@ -39,5 +34,5 @@ exec gst-launch-1.0 -e \
         min-gop-size="$FPS" max-gop-size="$FPS" \
     ! mpegvideoparse \
     ! rtpmpvpay mtu=1200 max-ptime=0 \
-    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 \
+    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=400 \
         ${LINK_RATE:+link-rate="$LINK_RATE"}

@@ -116,15 +116,23 @@ fn draw_panel<DB: DrawingBackend>(
             ("sans-serif", 13).into_font(),
         )))?;
     }
-    for series in &panel.series {
+    let count = panel.series.len() as u32;
+    for (i, series) in panel.series.iter().enumerate() {
         let color = series.color;
         let points = if panel.steps {
             steps(&series.points, panel.x_range.1)
         } else {
             series.points.clone()
         };
+        // Streams often hold the same value: each line is drawn thinner
+        // than the one under it, so that every colour stays in sight.
+        let width = if panel.steps {
+            2 + 2 * (count - 1 - i as u32)
+        } else {
+            2
+        };
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .draw_series(LineSeries::new(points, color.stroke_width(width)))?
             .label(series.name.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
     }

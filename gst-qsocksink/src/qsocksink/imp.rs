@@ -1332,6 +1332,12 @@ impl QSockSink {
             }
             _ => now,
         };
+        gst::log!(
+            CAT,
+            imp = self,
+            "frame at the sink {:.1} ms after its clock time (latency {latency})",
+            (i128::from(now) - i128::from(monotonic)) as f64 / 1e6
+        );
         Deadline::from_monotonic_nanos(monotonic.saturating_add(budget))
     }
 
