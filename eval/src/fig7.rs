@@ -163,6 +163,9 @@ struct Totals {
     lost: u64,
     late_perturbed: u64,
     lost_perturbed: u64,
+    /// How far past their deadlines the late messages came: median, most.
+    late_by_median_ms: Option<f64>,
+    late_by_max_ms: Option<f64>,
     scheduler_drops: Option<u64>,
 }
 
@@ -205,14 +208,15 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
         }
         for total in &run_totals {
             println!(
-                "  {:<13} sent {:>5}  late {:>5}  lost {:>5}   (from {} s: late {}, lost {})",
+                "  {:<13} sent {:>5}  late {:>5}  lost {:>5}   (from {} s: late {}, lost {}; late by at most {:.1} ms)",
                 total.flow.label(),
                 total.sent,
                 total.late,
                 total.lost,
                 args.perturb_at,
                 total.late_perturbed,
-                total.lost_perturbed
+                total.lost_perturbed,
+                total.late_by_max_ms.unwrap_or(0.0)
             );
         }
         let png = results.path("fig7", Some(scheduler.as_str()), "png");
@@ -342,7 +346,8 @@ fn run_one(
     for &flow in flows {
         let got = arrivals.remove(&flow).unwrap_or_default();
         let outcome = outcomes.remove(&flow).unwrap_or_default();
-        let flow_rows = count(args, scheduler, flow, messages, &got, start_ns);
+        let (flow_rows, mut lateness_ms) = count(args, scheduler, flow, messages, &got, start_ns);
+        lateness_ms.sort_by(f64::total_cmp);
         let sum = |pick: fn(&Row) -> u64, perturbed_only: bool| {
             flow_rows
                 .iter()
@@ -358,6 +363,8 @@ fn run_one(
             lost: sum(|r| r.lost, false),
             late_perturbed: sum(|r| r.late, true),
             lost_perturbed: sum(|r| r.lost, true),
+            late_by_median_ms: lateness_ms.get(lateness_ms.len() / 2).copied(),
+            late_by_max_ms: lateness_ms.last().copied(),
             scheduler_drops: outcome
                 .info
                 .map(|info| info.stats.dropped.total() + outcome.refused),
@@ -454,7 +461,8 @@ fn send(
     Ok(outcome)
 }
 
-/// Per interval of the time messages were made: sent, on time, late, lost.
+/// Per interval of the time messages were made: sent, on time, late, lost;
+/// and how far past its deadline each late message came (ms).
 fn count(
     args: &Args,
     scheduler: SchedulerName,
@@ -462,7 +470,7 @@ fn count(
     messages: &[Message],
     arrivals: &[Arrival],
     start_ns: u64,
-) -> Vec<Row> {
+) -> (Vec<Row>, Vec<f64>) {
     let mut first_arrival: HashMap<u32, &Arrival> = HashMap::new();
     for arrival in arrivals {
         // A message from another run or flow would carry another start.
@@ -484,6 +492,7 @@ fn count(
             perturbed: i * args.interval >= args.perturb_at,
         })
         .collect();
+    let mut lateness_ms = Vec::new();
     for message in messages {
         let index = (message.at.as_secs() / args.interval) as usize;
         let Some(row) = rows.get_mut(index) else {
@@ -491,12 +500,15 @@ fn count(
         };
         row.sent += 1;
         match first_arrival.get(&message.seq) {
-            Some(arrival) if arrival.late() => row.late += 1,
+            Some(arrival) if arrival.late() => {
+                row.late += 1;
+                lateness_ms.push((arrival.arrived_ns - arrival.deadline_ns) as f64 / 1e6);
+            }
             Some(_) => row.on_time += 1,
             None => row.lost += 1,
         }
     }
-    rows
+    (rows, lateness_ms)
 }
 
 /// Waits for a time of the sensor's own schedule (its clock, not a
@@ -565,6 +577,7 @@ fn section(args: &Args, totals: &[Totals], results: &Results) -> String {
         "lost",
         "late from bulk start",
         "lost from bulk start",
+        "late by, median / most (ms)",
         "dropped at sender",
     ];
     let rows: Vec<Vec<String>> = totals
@@ -578,6 +591,10 @@ fn section(args: &Args, totals: &[Totals], results: &Results) -> String {
                 t.lost.to_string(),
                 t.late_perturbed.to_string(),
                 t.lost_perturbed.to_string(),
+                match (t.late_by_median_ms, t.late_by_max_ms) {
+                    (Some(median), Some(most)) => format!("{median:.1} / {most:.1}"),
+                    _ => "-".into(),
+                },
                 t.scheduler_drops.map_or("-".into(), |d| d.to_string()),
             ]
         })
