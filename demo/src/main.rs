@@ -337,7 +337,7 @@ fn means(intervals: &[&IntervalStats]) -> String {
         )
     };
     format!(
-        "{fps:.1} fps decodable ({whole:.1} whole), jitter {jitter} (worst p99 {worst_p99:.0} ms)"
+        "{fps:.1} fps decodable ({whole:.1} whole), jitter {jitter} (worst p99 {worst_p99:.1} ms)"
     )
 }
 
