@@ -15,6 +15,7 @@
 # use it if so), QSOCK_VM_CPUS (2), QSOCK_VM_MEMORY (1G), QSOCK_VM_KERNELS
 # (space-separated versions, like -k), QSOCK_VM_TIMEOUT (like -t),
 # QSOCK_KMOD_DIR (passed to the guest: another module tree than kmod-dwcs/),
+# QSOCK_EVAL_ARGS (passed to the guest: eval/vm-eval.sh's extra options),
 # BENCH_* (passed to the guest: kmod-dwcs/test/bench.sh's settings).
 #
 # The guest sees this machine's whole filesystem read-only (with throwaway
@@ -151,6 +152,7 @@ boot() {
   [ "$use_kvm" = 1 ] || accel=(--disable-kvm)
   local env=("QSOCK_VM_OUT=$outroot/$ver")
   [ -z "${QSOCK_KMOD_DIR:-}" ] || env+=("QSOCK_KMOD_DIR=$QSOCK_KMOD_DIR")
+  [ -z "${QSOCK_EVAL_ARGS:-}" ] || env+=("QSOCK_EVAL_ARGS=$QSOCK_EVAL_ARGS")
   # the benchmark's knobs (kmod-dwcs/test/bench.sh) reach the guest too
   local knob
   for knob in $(compgen -v BENCH_); do env+=("$knob=${!knob}"); done
