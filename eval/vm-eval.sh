@@ -9,8 +9,8 @@
 # `vm`, writing into $QSOCK_VM_OUT/eval (the one folder the guest may write,
 # kept on the host under target/vm/VERSION/), and unloads the module.
 # Subcommands: the arguments, else `table1 fig4 fig6 fig7` (table1 with
-# fewer, smaller rounds and fig4 with qsocksink alone, on dwcs and on htb:
-# the guest is slow).
+# fewer, smaller rounds, fig4 with qsocksink alone, on dwcs and on htb, and
+# fig6 with qsocksink alone: the guest is slow).
 # QSOCK_EVAL_ARGS adds options to every subcommand.
 # The guest is emulated when KVM does not work (tests/vm/run.sh says which):
 # then its timing figures are the emulator's, and EVALUATION.md says so.
@@ -43,6 +43,7 @@ for sub in "${subcommands[@]}"; do
     # htb beside dwcs, as a control: both run in the same emulated guest,
     # so the jitter they share is the guest's, not the scheduler's.
     fig4 | fig5) extra=(--qsock-only --schedulers htb) ;;
+    fig6) extra=(--qsock-only) ;;
   esac
   # shellcheck disable=SC2086 # QSOCK_EVAL_ARGS is a list of options
   "$eval_bin" --out "$out" --tag vm "$sub" --schedulers dwcs "${extra[@]}" ${QSOCK_EVAL_ARGS:-} || status=1

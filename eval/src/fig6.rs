@@ -1,6 +1,8 @@
 //! Figure 6: two managed streams at 20 and 15 fps and an unmanaged 20 fps
 //! stream on an overloaded link (bulk TCP for the whole run), one lane per
-//! qsocksink backend; each managed stream should hold its rate within 1 %.
+//! qsocksink backend and one per contender (the two streams through udpsink
+//! in an administrator's HTB port classes, and through srtsink); each
+//! managed stream should hold its rate within 1 %.
 
 use std::time::Duration;
 
@@ -24,6 +26,9 @@ pub struct Args {
     /// htb; dwcs when sch_dwcs is loaded).
     #[arg(long, value_delimiter = ',', value_parser = schedulers::parse)]
     pub schedulers: Vec<SchedulerName>,
+    /// Leave out the contenders' lanes (udpsink in HTB port classes, srtsink).
+    #[arg(long)]
+    pub qsock_only: bool,
     /// Seconds of video.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
@@ -33,65 +38,94 @@ pub struct Args {
     /// The bottleneck's rate.
     #[arg(long, default_value = "10mbit")]
     pub rate: String,
-    /// qsocksink's latency budget and the receivers' jitter-buffer latency, in ms.
+    /// qsocksink's latency budget, SRT's latency and the receivers'
+    /// jitter-buffer latency, in ms.
     #[arg(long, default_value_t = 100)]
     pub budget_ms: u64,
+    /// The administrator's HTB class for each stream's port, in kbit/s.
+    #[arg(long, default_value_t = 2000)]
+    pub port_class_kbit: u64,
 }
 
 impl Default for Args {
     fn default() -> Self {
         Args {
             schedulers: Vec::new(),
+            qsock_only: false,
             seconds: 30,
             bulk_connections: 4,
             rate: "10mbit".into(),
             budget_ms: 100,
+            port_class_kbit: 2000,
         }
     }
 }
 
-fn lanes(args: &Args) -> Vec<Lane> {
-    let budget = Duration::from_millis(args.budget_ms);
+/// One lane: the 20 fps and 15 fps streams through `sink`, each labelled
+/// "`N` fps (`how`)", and an unmanaged 20 fps udpsink beside them.
+fn lane(name: String, link: LinkSetup, sink: SinkKind, how: &str, port: u16) -> Lane {
     let fast = VideoSettings::default();
     let slow = VideoSettings {
         frames_per_second: 15,
         ..VideoSettings::default()
     };
-    schedulers::chosen(&args.schedulers)
+    let stream =
+        |fps: u32, port: u16| StreamSpec::new(format!("{fps} fps ({how})"), sink.clone(), port);
+    Lane {
+        name,
+        link,
+        senders: vec![
+            (
+                fast,
+                vec![
+                    stream(20, port),
+                    StreamSpec::new(
+                        format!("unmanaged 20 fps ({how} lane)"),
+                        SinkKind::UdpSink,
+                        port + 2,
+                    ),
+                ],
+            ),
+            (slow, vec![stream(15, port + 4)]),
+        ],
+    }
+}
+
+fn lanes(args: &Args) -> Vec<Lane> {
+    let budget = Duration::from_millis(args.budget_ms);
+    let mut lanes: Vec<Lane> = schedulers::chosen(&args.schedulers)
         .into_iter()
         .enumerate()
         .map(|(i, scheduler)| {
-            let port = FIRST_PORT + 10 * i as u16;
-            let managed = |fps: u32, port: u16| {
-                StreamSpec::new(
-                    format!("managed {fps} fps ({scheduler})"),
-                    SinkKind::QSockSink {
-                        scheduler,
-                        latency_budget: budget,
-                    },
-                    port,
-                )
+            let how = format!("qsocksink {scheduler}");
+            let sink = SinkKind::QSockSink {
+                scheduler,
+                latency_budget: budget,
             };
-            Lane {
-                name: format!("qsocksink {scheduler}"),
-                link: LinkSetup::Qsock(scheduler),
-                senders: vec![
-                    (
-                        fast.clone(),
-                        vec![
-                            managed(20, port),
-                            StreamSpec::new(
-                                format!("unmanaged 20 fps ({scheduler} lane)"),
-                                SinkKind::UdpSink,
-                                port + 2,
-                            ),
-                        ],
-                    ),
-                    (slow.clone(), vec![managed(15, port + 4)]),
-                ],
-            }
+            let port = FIRST_PORT + 10 * i as u16;
+            lane(how.clone(), LinkSetup::Qsock(scheduler), sink, &how, port)
         })
-        .collect()
+        .collect();
+    if !args.qsock_only {
+        let port = FIRST_PORT + 10 * lanes.len() as u16;
+        lanes.push(lane(
+            "admin HTB".into(),
+            LinkSetup::PortClass {
+                class_kbit: args.port_class_kbit,
+            },
+            SinkKind::PortClassUdpSink,
+            "udpsink + admin HTB class",
+            port,
+        ));
+        lanes.push(lane(
+            "srtsink".into(),
+            LinkSetup::Fifo,
+            SinkKind::SrtSink { latency: budget },
+            "srtsink",
+            port + 10,
+        ));
+    }
+    lanes
 }
 
 /// Runs the lanes and writes Figure 6's CSV, PNGs and section.
@@ -172,7 +206,7 @@ fn headline(streams: &[StreamOutcome], seconds: u64) -> Vec<Vec<String>> {
                 .map(|i| i.decodable_fps)
                 .fold(f64::INFINITY, f64::min);
             let off = decodable / f64::from(s.fps) - 1.0;
-            let managed = s.label.starts_with("managed");
+            let managed = !s.label.starts_with("unmanaged");
             let jitter: Vec<f64> = lanes::frame_jitter(&s.frames, s.fps)
                 .into_iter()
                 .map(|j| j.1)
@@ -200,9 +234,10 @@ fn headline(streams: &[StreamOutcome], seconds: u64) -> Vec<Vec<String>> {
 fn section(args: &Args, headline: &[Vec<String>], results: &Results) -> String {
     format!(
         "## Figure 6: two managed streams and an unmanaged one on an overloaded link ({tag})\n\n\
-         {seconds} s; per backend one lane with qsocksink at 20 fps and at 15 fps and a plain \
-         udpsink at 20 fps, across a {rate} bottleneck with {bulk} bulk TCP connections \
-         throughout. Rates are over the run after the first 5 s interval; a frame is decodable \
+         {seconds} s; one lane per qsocksink backend and per contender (udpsink in an \
+         administrator's HTB class of {class} kbit/s per port; srtsink with a latency of \
+         {budget} ms), each with streams at 20 fps and at 15 fps through it and a plain udpsink \
+         at 20 fps, across a {rate} bottleneck with {bulk} bulk TCP connections throughout. Rates are over the run after the first 5 s interval; a frame is decodable \
          when it arrived whole and so did every reference frame since the last I-frame. \
          Target: each managed stream's decodable rate within {tol} % of its rate. \
          Data: `{csv}`.\n\n{table}\n![Figure 6]({png})\n\n![Figure 6, jitter]({jitter})\n",
@@ -210,6 +245,8 @@ fn section(args: &Args, headline: &[Vec<String>], results: &Results) -> String {
         seconds = args.seconds,
         rate = args.rate,
         bulk = args.bulk_connections,
+        class = args.port_class_kbit,
+        budget = args.budget_ms,
         tol = TOLERANCE * 100.0,
         csv = results.file_name("fig6", None, "csv"),
         table = markdown_table(

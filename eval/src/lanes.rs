@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use qsock::{InitParams, Rate, SchedulerName};
 use qsock_media::{
-    BulkSchedule, FrameArrival, IntervalStats, Receiver, RunningSchedule, Sender, StreamSpec,
-    VideoSettings,
+    BulkSchedule, FrameArrival, IntervalStats, Receiver, RunningSchedule, Sender, SinkKind,
+    StreamSpec, VideoSettings,
 };
 use qsock_testbed::TestBed;
 
@@ -28,7 +28,8 @@ pub enum LinkSetup {
     /// A plain TBF bottleneck and nothing else.
     Fifo,
     /// An administrator's HTB with a class of `class_kbit` for the port of
-    /// the lane's first stream (qsock_media::install_port_class).
+    /// each of the lane's udpsinks in a port class
+    /// (qsock_media::install_port_classes).
     PortClass {
         /// The class's rate.
         class_kbit: u64,
@@ -88,6 +89,7 @@ pub fn run(lanes: &[Lane], settings: &RunSettings) -> Result<RunOutcome> {
     for lane in lanes {
         beds.push(set_up(lane, settings.rate)?);
     }
+    println!("lanes: {} test beds up, streams starting", beds.len());
     let epoch = Instant::now();
     let mut receivers: Vec<(Receiver, u32)> = Vec::new();
     let mut senders = Vec::new();
@@ -163,14 +165,20 @@ fn set_up(lane: &Lane, rate: Rate) -> Result<TestBed> {
             .with_bottleneck(&rate.to_string())
             .map_err(|e| failed(&e)),
         LinkSetup::PortClass { class_kbit } => {
-            let port = lane
+            let ports: Vec<u16> = lane
                 .senders
-                .first()
-                .and_then(|(_, streams)| streams.first())
+                .iter()
+                .flat_map(|(_, streams)| streams)
+                .filter(|stream| stream.sink == SinkKind::PortClassUdpSink)
                 .map(|stream| stream.port)
-                .ok_or_else(|| failed(&"a port-class lane needs a stream"))?;
-            qsock_media::install_port_class(&bed, rate.bits_per_second() / 1000, port, class_kbit)
-                .map_err(|e| failed(&e))?;
+                .collect();
+            qsock_media::install_port_classes(
+                &bed,
+                rate.bits_per_second() / 1000,
+                &ports,
+                class_kbit,
+            )
+            .map_err(|e| failed(&e))?;
             Ok(bed)
         }
     }

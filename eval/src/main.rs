@@ -68,6 +68,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // An interrupted run exits without dropping its test beds: remove them
+    // here, or their namespaces and qdiscs would outlive it.
+    let _ = ctrlc::set_handler(|| {
+        let removed = qsock_testbed::remove_this_process_beds();
+        eprintln!("qsock-eval: interrupted; removed {removed} test-bed namespaces");
+        std::process::exit(130);
+    });
     let outcome = output::Results::open(&cli.out, &cli.tag).and_then(|results| {
         match &cli.command {
             Command::Table1(args) => table1::run(args, &results),

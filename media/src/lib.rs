@@ -36,7 +36,7 @@ mod video;
 pub use bulk::{BulkPeriod, BulkSchedule, RunningSchedule};
 pub use error::{Error, Result};
 pub use plot::{plot_png, PlotStream};
-pub use port_class::install_port_class;
+pub use port_class::install_port_classes;
 pub use receiver::{FrameArrival, Receiver};
 pub use sender::Sender;
 pub use series::{write_csv, CsvStream};

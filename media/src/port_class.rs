@@ -1,51 +1,92 @@
-//! The administrator's way: a static HTB class for one port, set up by hand
-//! with tc, with no API and no deadlines.
+//! The administrator's way: a static HTB class per port, set up by hand with
+//! tc, with no API and no deadlines.
 
 use qsock_testbed::TestBed;
 
-use crate::Result;
+use crate::{Error, Result};
+
+/// The first class id of the ports' classes (`1:10`, `1:11`, ...).
+const FIRST_PORT_CLASS: u16 = 0x10;
+/// The default class: everything that goes to no port with a class.
+const DEFAULT_CLASS: &str = "1:2";
 
 /// Makes HTB the sender's root qdisc at `link_kbit` (the bottleneck), with a
-/// class of `class_kbit` for UDP to `port` (a u32 filter on the destination
-/// port) and a default class for everything else; each may borrow what the
-/// other leaves. The tc commands an administrator would type:
+/// class of `class_kbit` for UDP to each of `ports` (a u32 filter on the
+/// destination port) and a default class for everything else; each may
+/// borrow what the others leave. The tc commands an administrator would
+/// type, for one port:
 ///
 /// ```text
-/// tc qdisc replace dev DEV root handle 1: htb default 20
+/// tc qdisc replace dev DEV root handle 1: htb default 2
 /// tc class add dev DEV parent 1: classid 1:1 htb rate LINK
+/// tc class add dev DEV parent 1:1 classid 1:2 htb rate LINK-CLASS ceil LINK prio 1
 /// tc class add dev DEV parent 1:1 classid 1:10 htb rate CLASS ceil LINK prio 0
-/// tc class add dev DEV parent 1:1 classid 1:20 htb rate LINK-CLASS ceil LINK prio 1
 /// tc filter add dev DEV parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff
 ///     match ip dport PORT 0xffff flowid 1:10
 /// ```
-pub fn install_port_class(bed: &TestBed, link_kbit: u64, port: u16, class_kbit: u64) -> Result<()> {
+pub fn install_port_classes(
+    bed: &TestBed,
+    link_kbit: u64,
+    ports: &[u16],
+    class_kbit: u64,
+) -> Result<()> {
+    let reserved = class_kbit.saturating_mul(ports.len() as u64);
+    if ports.is_empty() || ports.len() > 0xf0 || reserved >= link_kbit {
+        return Err(Error::Setup(format!(
+            "{} port classes of {class_kbit} kbit/s do not fit a {link_kbit} kbit/s link \
+             beside a default class: give fewer ports or smaller classes",
+            ports.len()
+        )));
+    }
     let dev = bed.sender_dev();
-    let (link, class) = (format!("{link_kbit}kbit"), format!("{class_kbit}kbit"));
-    let rest = format!("{}kbit", link_kbit.saturating_sub(class_kbit).max(8));
-    let port = port.to_string();
-    let commands: [&[&str]; 5] = [
-        &[
-            "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "20",
-        ],
-        &[
-            "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", &link,
-        ],
-        &[
-            "class", "add", "dev", dev, "parent", "1:1", "classid", "1:10", "htb", "rate", &class,
-            "ceil", &link, "prio", "0",
-        ],
-        &[
-            "class", "add", "dev", dev, "parent", "1:1", "classid", "1:20", "htb", "rate", &rest,
-            "ceil", &link, "prio", "1",
-        ],
-        &[
+    let link = format!("{link_kbit}kbit");
+    let class = format!("{class_kbit}kbit");
+    let rest = format!("{}kbit", link_kbit - reserved);
+    let default_minor = DEFAULT_CLASS.trim_start_matches("1:");
+    bed.tc_in_sender(&[
+        "qdisc",
+        "replace",
+        "dev",
+        dev,
+        "root",
+        "handle",
+        "1:",
+        "htb",
+        "default",
+        default_minor,
+    ])?;
+    bed.tc_in_sender(&[
+        "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", &link,
+    ])?;
+    bed.tc_in_sender(&[
+        "class",
+        "add",
+        "dev",
+        dev,
+        "parent",
+        "1:1",
+        "classid",
+        DEFAULT_CLASS,
+        "htb",
+        "rate",
+        &rest,
+        "ceil",
+        &link,
+        "prio",
+        "1",
+    ])?;
+    for (i, port) in ports.iter().enumerate() {
+        let classid = format!("1:{:x}", FIRST_PORT_CLASS + i as u16);
+        let port = port.to_string();
+        bed.tc_in_sender(&[
+            "class", "add", "dev", dev, "parent", "1:1", "classid", &classid, "htb", "rate",
+            &class, "ceil", &link, "prio", "0",
+        ])?;
+        bed.tc_in_sender(&[
             "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
             "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", &port, "0xffff",
-            "flowid", "1:10",
-        ],
-    ];
-    for args in commands {
-        bed.tc_in_sender(args)?;
+            "flowid", &classid,
+        ])?;
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub enum SinkKind {
     /// A plain udpsink: best effort, in whatever queue the device has.
     UdpSink,
     /// A plain udpsink whose destination port an administrator gave an HTB
-    /// class of its own ([`install_port_class`](crate::install_port_class)):
+    /// class of its own ([`install_port_classes`](crate::install_port_classes)):
     /// static reservation, the way QoS is done without an API.
     PortClassUdpSink,
     /// srtsink in caller mode with SRT's `latency` (set it to the budget):

@@ -335,6 +335,26 @@ impl Drop for TestBed {
     }
 }
 
+/// Deletes every namespace this process's test beds made, and with them
+/// their veth pairs and qdiscs; returns how many. For a process stopped by
+/// a signal (a Ctrl-C handler), which exits without dropping its beds.
+pub fn remove_this_process_beds() -> usize {
+    let prefix = format!("qsk-{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix)
+            && run(Command::new("ip").args(["netns", "del", &name])).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Is the named namespace still there (`/run/netns/NAME`)?
 pub fn namespace_exists(name: &str) -> bool {
     Path::new(NETNS_DIR).join(name).exists()
