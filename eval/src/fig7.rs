@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use plotters::style::RGBColor;
@@ -205,9 +204,9 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
         for flow in Flow::ALL {
             println!("fig7: {scheduler}, {}, {} s", flow.label(), args.seconds);
             let (flow_rows, flow_totals) =
-                run_one(args, scheduler, rate, class_rate, &messages, &[flow])?;
+                run_one(args, scheduler, rate, class_rate, &messages, flow)?;
             run_rows.extend(flow_rows);
-            run_totals.extend(flow_totals);
+            run_totals.push(flow_totals);
         }
         for total in &run_totals {
             println!(
@@ -232,14 +231,15 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
     Ok(())
 }
 
+/// One run of `flow` alone on a fresh test bed.
 fn run_one(
     args: &Args,
     scheduler: SchedulerName,
     rate: Rate,
     class_rate: Rate,
     messages: &Arc<Vec<Message>>,
-    flows: &[Flow],
-) -> Result<(Vec<Row>, Vec<Totals>)> {
+    flow: Flow,
+) -> Result<(Vec<Row>, Totals)> {
     let mut bed =
         TestBed::new().map_err(|err| format!("fig7 needs the namespace test bed: {err}"))?;
     if scheduler == SchedulerName::User {
@@ -258,55 +258,37 @@ fn run_one(
     println!("  {}", report.reason);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut receivers: Vec<(Flow, JoinHandle<std::io::Result<Vec<Arrival>>>)> = Vec::new();
-    for &flow in flows {
-        let address = SocketAddr::from((bed.receiver_v4(), flow.port()));
-        let socket = bed
-            .run_in_receiver(move || bind_receiver(address))
-            .map_err(|err| err.to_string())??;
+    let address = SocketAddr::from((bed.receiver_v4(), flow.port()));
+    let socket = bed
+        .run_in_receiver(move || bind_receiver(address))
+        .map_err(|err| err.to_string())??;
+    let receiver = {
         let stop = Arc::clone(&stop);
-        receivers.push((
-            flow,
-            std::thread::spawn(move || acquisition::receive(socket, &stop)),
-        ));
-    }
+        std::thread::spawn(move || acquisition::receive(socket, &stop))
+    };
 
     let start = Instant::now() + LEAD;
     let start_ns = qsock::monotonic_now() + LEAD.as_nanos() as u64;
-    let mut senders = Vec::new();
-    for &flow in flows {
-        let destination = SocketAddr::from((bed.receiver_v4(), flow.port()));
-        let params = QosParams::new(
-            device.clone(),
-            scheduler,
-            stream(flow, scheduler, class_rate),
-        );
+    let params = QosParams::new(
+        device.clone(),
+        scheduler,
+        stream(flow, scheduler, class_rate),
+    );
+    let sender = {
         let messages = Arc::clone(messages);
-        senders.push((
-            flow,
-            bed.spawn_in_sender(move || {
-                send(flow, &params, destination, &messages, start, start_ns)
-            }),
-        ));
-    }
+        bed.spawn_in_sender(move || send(flow, &params, address, &messages, start, start_ns))
+    };
 
     sleep_until(start + Duration::from_secs(args.perturb_at));
     let mut bulk = Vec::new();
     for i in 0..args.bulk_connections {
         bulk.push(BulkTransfer::start(&bed, BULK_PORT + i).map_err(|err| err.to_string())?);
     }
-    let mut outcomes = HashMap::new();
-    let mut failure = None;
-    for (flow, sender) in senders {
-        match sender.join() {
-            Ok(Ok(Ok(outcome))) => {
-                outcomes.insert(flow, outcome);
-            }
-            Ok(Ok(Err(err))) => failure = failure.or(Some(err)),
-            Ok(Err(err)) => failure = failure.or(Some(err.to_string())),
-            Err(_) => failure = failure.or(Some(format!("the {} sender panicked", flow.label()))),
-        }
-    }
+    let sent: Result<SenderOutcome> = sender
+        .join()
+        .map_err(|_| format!("the {} sender panicked", flow.label()))
+        .and_then(|spawned| spawned.map_err(|err| err.to_string()))
+        .and_then(|outcome| outcome);
     // The measurement window: a message not here a grace period after the
     // last deadline counts as lost.
     let last_deadline = messages
@@ -317,26 +299,25 @@ fn run_one(
     sleep_until(start + last_deadline + GRACE);
     stop.store(true, Ordering::Relaxed);
     let mut bulk_bytes = 0;
+    let mut bulk_failure = None;
     for transfer in bulk {
         match transfer.stop() {
             Ok(bytes) => bulk_bytes += bytes,
-            Err(err) => failure = failure.or(Some(format!("bulk transfer: {err}"))),
+            Err(err) => bulk_failure = bulk_failure.or(Some(format!("bulk transfer: {err}"))),
         }
     }
-    let mut arrivals = HashMap::new();
-    for (flow, receiver) in receivers {
-        match receiver.join() {
-            Ok(Ok(got)) => {
-                arrivals.insert(flow, got);
-            }
-            Ok(Err(err)) => failure = failure.or(Some(format!("{} receiver: {err}", flow.label()))),
-            Err(_) => failure = failure.or(Some(format!("the {} receiver panicked", flow.label()))),
-        }
-    }
+    let received: Result<Vec<Arrival>> = receiver
+        .join()
+        .map_err(|_| format!("the {} receiver panicked", flow.label()))
+        .and_then(|got| got.map_err(|err| format!("{} receiver: {err}", flow.label())));
     let _ = bed.run_in_sender(|| qsock::reset(&device));
-    if let Some(err) = failure {
-        return Err(format!("fig7 on {scheduler}: {err}"));
+    // The first failure, in the order things were waited for.
+    let failed = |err: String| format!("fig7 on {scheduler}: {err}");
+    let outcome = sent.map_err(failed)?;
+    if let Some(err) = bulk_failure {
+        return Err(failed(err));
     }
+    let arrivals = received.map_err(failed)?;
     let bulk_seconds = args.seconds.saturating_sub(args.perturb_at).max(1);
     println!(
         "  bulk TCP: {:.1} Mbit/s over {} connections",
@@ -344,49 +325,41 @@ fn run_one(
         args.bulk_connections
     );
 
-    let mut rows = Vec::new();
-    let mut totals = Vec::new();
-    for &flow in flows {
-        let got = arrivals.remove(&flow).unwrap_or_default();
-        let outcome = outcomes.remove(&flow).unwrap_or_default();
-        let (flow_rows, mut lateness_ms) = count(args, scheduler, flow, messages, &got, start_ns);
-        lateness_ms.sort_by(f64::total_cmp);
-        let sum = |pick: fn(&Row) -> u64, perturbed_only: bool| {
-            flow_rows
-                .iter()
-                .filter(|r| r.perturbed || !perturbed_only)
-                .map(pick)
-                .sum()
-        };
-        totals.push(Totals {
-            scheduler,
-            flow,
-            sent: sum(|r| r.sent, false),
-            late: sum(|r| r.late, false),
-            lost: sum(|r| r.lost, false),
-            late_perturbed: sum(|r| r.late, true),
-            lost_perturbed: sum(|r| r.lost, true),
-            late_by_median_ms: lateness_ms.get(lateness_ms.len() / 2).copied(),
-            late_by_max_ms: lateness_ms.last().copied(),
-            scheduler_drops: outcome
-                .info
-                .as_ref()
-                .map(|info| info.stats.dropped.total() + outcome.refused),
-            scheduler_sent_late: outcome
-                .info
-                .as_ref()
-                .filter(|_| scheduler != SchedulerName::Htb)
-                .map(|info| {
-                    let dropped = &info.stats.dropped;
-                    // Queue-full drops are no misses; the others each are.
-                    let missed_and_dropped = dropped.late + dropped.window + dropped.frame;
-                    info.stats
-                        .deadline_misses
-                        .saturating_sub(missed_and_dropped)
-                }),
-        });
-        rows.extend(flow_rows);
-    }
+    let (rows, mut lateness_ms) = count(args, scheduler, flow, messages, &arrivals, start_ns);
+    lateness_ms.sort_by(f64::total_cmp);
+    let sum = |pick: fn(&Row) -> u64, perturbed_only: bool| {
+        rows.iter()
+            .filter(|r| r.perturbed || !perturbed_only)
+            .map(pick)
+            .sum()
+    };
+    let totals = Totals {
+        scheduler,
+        flow,
+        sent: sum(|r| r.sent, false),
+        late: sum(|r| r.late, false),
+        lost: sum(|r| r.lost, false),
+        late_perturbed: sum(|r| r.late, true),
+        lost_perturbed: sum(|r| r.lost, true),
+        late_by_median_ms: lateness_ms.get(lateness_ms.len() / 2).copied(),
+        late_by_max_ms: lateness_ms.last().copied(),
+        scheduler_drops: outcome
+            .info
+            .as_ref()
+            .map(|info| info.stats.dropped.total() + outcome.refused),
+        scheduler_sent_late: outcome
+            .info
+            .as_ref()
+            .filter(|_| scheduler != SchedulerName::Htb)
+            .map(|info| {
+                let dropped = &info.stats.dropped;
+                // Queue-full drops are no misses; the others each are.
+                let missed_and_dropped = dropped.late + dropped.window + dropped.frame;
+                info.stats
+                    .deadline_misses
+                    .saturating_sub(missed_and_dropped)
+            }),
+    };
     Ok((rows, totals))
 }
 
