@@ -9,11 +9,10 @@
 
 use std::time::Duration;
 
-use qsock::{Rate, SchedulerName};
 use qsock_media::{BulkPeriod, BulkSchedule, IntervalStats, SinkKind, StreamSpec, VideoSettings};
 use serde::Serialize;
 
-use crate::lanes::{self, Lane, LinkSetup, RunSettings, StreamOutcome};
+use crate::lanes::{self, Lane, LaneArgs, LinkSetup, RunSettings, StreamOutcome};
 use crate::output::{markdown_table, Results};
 use crate::plot::{self, Panel, Series, PALETTE};
 use crate::{schedulers, Result};
@@ -27,45 +26,23 @@ const TARGET_JITTER_P99_MS: f64 = 2.0;
 /// Options of `qsock-eval fig4` (Figures 4 and 5).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// qsocksink's backends (default: user and, as root, htb; dwcs when
-    /// sch_dwcs is loaded).
-    #[arg(long, value_delimiter = ',', value_parser = schedulers::parse)]
-    pub schedulers: Vec<SchedulerName>,
-    /// Leave out the other contenders (udpsink, udpsink in an HTB class, srtsink).
-    #[arg(long)]
-    pub qsock_only: bool,
+    /// Who runs, across what link, with which budget.
+    #[command(flatten)]
+    pub lanes: LaneArgs,
     /// Seconds of video.
     #[arg(long, default_value_t = 45)]
     pub seconds: u64,
     /// When the two bulk transfers start, in seconds; both run to the end.
     #[arg(long, value_delimiter = ',', default_values_t = [15, 30])]
     pub perturb_at: Vec<u64>,
-    /// TCP connections of each bulk transfer.
-    #[arg(long, default_value_t = 4)]
-    pub bulk_connections: u16,
-    /// The bottleneck's rate.
-    #[arg(long, default_value = "10mbit")]
-    pub rate: String,
-    /// qsocksink's latency budget, SRT's latency and the receivers'
-    /// jitter-buffer latency, in ms.
-    #[arg(long, default_value_t = 100)]
-    pub budget_ms: u64,
-    /// The administrator's HTB class for the udpsink's port, in kbit/s.
-    #[arg(long, default_value_t = 2000)]
-    pub port_class_kbit: u64,
 }
 
 impl Default for Args {
     fn default() -> Self {
         Args {
-            schedulers: Vec::new(),
-            qsock_only: false,
+            lanes: LaneArgs::default(),
             seconds: 45,
             perturb_at: vec![15, 30],
-            bulk_connections: 4,
-            rate: "10mbit".into(),
-            budget_ms: 100,
-            port_class_kbit: 2000,
         }
     }
 }
@@ -111,13 +88,13 @@ pub fn interval_rows(streams: &[StreamOutcome]) -> Vec<IntervalRow> {
 /// The contenders' lanes.
 fn lanes(args: &Args) -> Vec<Lane> {
     let video = VideoSettings::default();
-    let budget = Duration::from_millis(args.budget_ms);
+    let budget = args.lanes.budget();
     let mut port = FIRST_PORT;
     let mut next_port = || {
         port += 2;
         port - 2
     };
-    let mut lanes: Vec<Lane> = schedulers::chosen(&args.schedulers)
+    let mut lanes: Vec<Lane> = schedulers::chosen(&args.lanes.schedulers)
         .into_iter()
         .map(|scheduler| Lane {
             name: format!("qsocksink {scheduler}"),
@@ -135,7 +112,7 @@ fn lanes(args: &Args) -> Vec<Lane> {
             )],
         })
         .collect();
-    if !args.qsock_only {
+    if !args.lanes.qsock_only {
         lanes.push(Lane {
             name: "plain".into(),
             link: LinkSetup::Fifo,
@@ -154,7 +131,7 @@ fn lanes(args: &Args) -> Vec<Lane> {
         lanes.push(Lane {
             name: "admin HTB".into(),
             link: LinkSetup::PortClass {
-                class_kbit: args.port_class_kbit,
+                class_kbit: args.lanes.port_class_kbit,
             },
             senders: vec![(
                 video,
@@ -171,10 +148,7 @@ fn lanes(args: &Args) -> Vec<Lane> {
 
 /// Runs the contenders and writes Figure 4's and 5's CSV, PNGs and section.
 pub fn run(args: &Args, results: &Results) -> Result<()> {
-    let rate: Rate = args
-        .rate
-        .parse()
-        .map_err(|e: qsock::Error| format!("--rate: {e}"))?;
+    let rate = args.lanes.link_rate()?;
     if args.perturb_at.iter().any(|&at| at >= args.seconds) || args.seconds % 5 != 0 {
         return Err(format!(
             "--perturb-at {:?} must all come before --seconds {}, a multiple of 5",
@@ -194,7 +168,7 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
                 }],
                 BULK_PORT + 10 * i as u16,
             )
-            .map(|schedule| schedule.with_connections(args.bulk_connections))
+            .map(|schedule| schedule.with_connections(args.lanes.bulk_connections))
             .map_err(|err| err.to_string())
         })
         .collect::<Result<Vec<_>>>()?;
@@ -211,7 +185,7 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
             rate,
             duration: end,
             bulk,
-            jitter_latency: Duration::from_millis(args.budget_ms),
+            jitter_latency: args.lanes.budget(),
             interval: Duration::from_secs(5),
         },
     )?;
@@ -407,9 +381,9 @@ fn section(args: &Args, headline: &[Vec<String>], results: &Results) -> String {
         perturb = args.perturb_at,
         tag = results.tag(),
         seconds = args.seconds,
-        rate = args.rate,
-        bulk = args.bulk_connections,
-        budget = args.budget_ms,
+        rate = args.lanes.rate,
+        bulk = args.lanes.bulk_connections,
+        budget = args.lanes.budget_ms,
         fps = TARGET_MIN_FPS,
         jitter = TARGET_JITTER_P99_MS,
         csv = results.file_name("fig4", None, "csv"),

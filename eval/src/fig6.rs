@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use qsock::{Rate, SchedulerName};
 use qsock_media::{BulkPeriod, BulkSchedule, SinkKind, StreamSpec, VideoSettings};
 
 use crate::fig4::{draw_fps, draw_jitter, interval_rows};
-use crate::lanes::{self, Lane, LinkSetup, RunSettings, StreamOutcome};
+use crate::lanes::{self, Lane, LaneArgs, LinkSetup, RunSettings, StreamOutcome};
 use crate::output::{markdown_table, Results};
 use crate::{schedulers, Result};
 
@@ -22,41 +21,19 @@ const TOLERANCE: f64 = 0.01;
 /// Options of `qsock-eval fig6`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// qsocksink's backends, one lane each (default: user and, as root,
-    /// htb; dwcs when sch_dwcs is loaded).
-    #[arg(long, value_delimiter = ',', value_parser = schedulers::parse)]
-    pub schedulers: Vec<SchedulerName>,
-    /// Leave out the contenders' lanes (udpsink in HTB port classes, srtsink).
-    #[arg(long)]
-    pub qsock_only: bool,
+    /// Who runs, across what link, with which budget.
+    #[command(flatten)]
+    pub lanes: LaneArgs,
     /// Seconds of video.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
-    /// TCP connections of the bulk transfer, which runs throughout.
-    #[arg(long, default_value_t = 4)]
-    pub bulk_connections: u16,
-    /// The bottleneck's rate.
-    #[arg(long, default_value = "10mbit")]
-    pub rate: String,
-    /// qsocksink's latency budget, SRT's latency and the receivers'
-    /// jitter-buffer latency, in ms.
-    #[arg(long, default_value_t = 100)]
-    pub budget_ms: u64,
-    /// The administrator's HTB class for each stream's port, in kbit/s.
-    #[arg(long, default_value_t = 2000)]
-    pub port_class_kbit: u64,
 }
 
 impl Default for Args {
     fn default() -> Self {
         Args {
-            schedulers: Vec::new(),
-            qsock_only: false,
+            lanes: LaneArgs::default(),
             seconds: 30,
-            bulk_connections: 4,
-            rate: "10mbit".into(),
-            budget_ms: 100,
-            port_class_kbit: 2000,
         }
     }
 }
@@ -92,8 +69,8 @@ fn lane(name: String, link: LinkSetup, sink: SinkKind, how: &str, port: u16) -> 
 }
 
 fn lanes(args: &Args) -> Vec<Lane> {
-    let budget = Duration::from_millis(args.budget_ms);
-    let mut lanes: Vec<Lane> = schedulers::chosen(&args.schedulers)
+    let budget = args.lanes.budget();
+    let mut lanes: Vec<Lane> = schedulers::chosen(&args.lanes.schedulers)
         .into_iter()
         .enumerate()
         .map(|(i, scheduler)| {
@@ -106,12 +83,12 @@ fn lanes(args: &Args) -> Vec<Lane> {
             lane(how.clone(), LinkSetup::Qsock(scheduler), sink, &how, port)
         })
         .collect();
-    if !args.qsock_only {
+    if !args.lanes.qsock_only {
         let port = FIRST_PORT + 10 * lanes.len() as u16;
         lanes.push(lane(
             "admin HTB".into(),
             LinkSetup::PortClass {
-                class_kbit: args.port_class_kbit,
+                class_kbit: args.lanes.port_class_kbit,
             },
             SinkKind::PortClassUdpSink,
             "udpsink + admin HTB class",
@@ -130,10 +107,7 @@ fn lanes(args: &Args) -> Vec<Lane> {
 
 /// Runs the lanes and writes Figure 6's CSV, PNGs and section.
 pub fn run(args: &Args, results: &Results) -> Result<()> {
-    let rate: Rate = args
-        .rate
-        .parse()
-        .map_err(|e: qsock::Error| format!("--rate: {e}"))?;
+    let rate = args.lanes.link_rate()?;
     if args.seconds < 10 || args.seconds % 5 != 0 {
         return Err(format!(
             "--seconds {} must be a multiple of 5, at least 10",
@@ -149,7 +123,7 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
         BULK_PORT,
     )
     .map_err(|err| err.to_string())?
-    .with_connections(args.bulk_connections);
+    .with_connections(args.lanes.bulk_connections);
     let lanes = lanes(args);
     println!(
         "fig6: {} lanes at once for {} s, bulk TCP throughout",
@@ -162,7 +136,7 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
             rate,
             duration: end,
             bulk: vec![bulk],
-            jitter_latency: Duration::from_millis(args.budget_ms),
+            jitter_latency: args.lanes.budget(),
             interval: Duration::from_secs(5),
         },
     )?;
@@ -243,10 +217,10 @@ fn section(args: &Args, headline: &[Vec<String>], results: &Results) -> String {
          Data: `{csv}`.\n\n{table}\n![Figure 6]({png})\n\n![Figure 6, jitter]({jitter})\n",
         tag = results.tag(),
         seconds = args.seconds,
-        rate = args.rate,
-        bulk = args.bulk_connections,
-        class = args.port_class_kbit,
-        budget = args.budget_ms,
+        rate = args.lanes.rate,
+        bulk = args.lanes.bulk_connections,
+        class = args.lanes.port_class_kbit,
+        budget = args.lanes.budget_ms,
         tol = TOLERANCE * 100.0,
         csv = results.file_name("fig6", None, "csv"),
         table = markdown_table(

@@ -17,7 +17,61 @@ use qsock_media::{
 };
 use qsock_testbed::TestBed;
 
-use crate::Result;
+use crate::{schedulers, Result};
+
+/// The options Figures 4 to 6 share: who runs, across what link, with which
+/// budget (`#[command(flatten)]` into each figure's options).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LaneArgs {
+    /// qsocksink's backends, one lane each (default: user and, as root,
+    /// htb; dwcs when sch_dwcs is loaded).
+    #[arg(long, value_delimiter = ',', value_parser = schedulers::parse)]
+    pub schedulers: Vec<SchedulerName>,
+    /// Leave out the contenders' lanes (udpsink, udpsink in an
+    /// administrator's HTB class, srtsink).
+    #[arg(long)]
+    pub qsock_only: bool,
+    /// TCP connections of each bulk transfer.
+    #[arg(long, default_value_t = 4)]
+    pub bulk_connections: u16,
+    /// The bottleneck's rate.
+    #[arg(long, default_value = "10mbit")]
+    pub rate: String,
+    /// qsocksink's latency budget, SRT's latency and the receivers'
+    /// jitter-buffer latency, in ms.
+    #[arg(long, default_value_t = 100)]
+    pub budget_ms: u64,
+    /// The administrator's HTB class for each udpsink's port, in kbit/s.
+    #[arg(long, default_value_t = 2000)]
+    pub port_class_kbit: u64,
+}
+
+impl Default for LaneArgs {
+    fn default() -> Self {
+        LaneArgs {
+            schedulers: Vec::new(),
+            qsock_only: false,
+            bulk_connections: 4,
+            rate: "10mbit".into(),
+            budget_ms: 100,
+            port_class_kbit: 2000,
+        }
+    }
+}
+
+impl LaneArgs {
+    /// `--rate`, parsed.
+    pub fn link_rate(&self) -> Result<Rate> {
+        self.rate
+            .parse()
+            .map_err(|e: qsock::Error| format!("--rate: {e}"))
+    }
+
+    /// `--budget-ms`.
+    pub fn budget(&self) -> Duration {
+        Duration::from_millis(self.budget_ms)
+    }
+}
 
 /// How a lane's link is set up before its streams start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

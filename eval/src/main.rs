@@ -92,14 +92,20 @@ fn main() -> ExitCode {
                 )?;
                 fig4::run(
                     &fig4::Args {
-                        schedulers: schedulers.clone(),
+                        lanes: lanes::LaneArgs {
+                            schedulers: schedulers.clone(),
+                            ..lanes::LaneArgs::default()
+                        },
                         ..fig4::Args::default()
                     },
                     &results,
                 )?;
                 fig6::run(
                     &fig6::Args {
-                        schedulers: schedulers.clone(),
+                        lanes: lanes::LaneArgs {
+                            schedulers: schedulers.clone(),
+                            ..lanes::LaneArgs::default()
+                        },
                         ..fig6::Args::default()
                     },
                     &results,
