@@ -193,22 +193,13 @@ fn opens_access_unit(packet: &[u8]) -> bool {
     const SEQUENCE_PARAMETER_SET: u8 = 7;
     const ACCESS_UNIT_DELIMITER: u8 = 9;
     const STAP_A: u8 = 24;
-    let Some(&first) = packet.first() else {
+    let Ok(payload) = gstqsocksink::frame::rtp_payload(packet) else {
         return false;
     };
-    let csrc_count = usize::from(first & 0x0f);
-    let mut offset = 12 + 4 * csrc_count;
-    if first & 0x10 != 0 {
-        // Header extension: 4 bytes, then its length in 32-bit words.
-        let Some(words) = packet.get(offset + 2..offset + 4) else {
-            return false;
-        };
-        offset += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
-    }
-    let nal_type = |at: usize| packet.get(at).map(|byte| byte & 0x1f);
-    let first_nal = match nal_type(offset) {
+    let nal_type = |at: usize| payload.get(at).map(|byte| byte & 0x1f);
+    let first_nal = match nal_type(0) {
         // An aggregation packet's first unit follows its 2-byte size.
-        Some(STAP_A) => nal_type(offset + 3),
+        Some(STAP_A) => nal_type(3),
         other => other,
     };
     matches!(

@@ -150,6 +150,12 @@ impl From<bits::OutOfBits> for UnitError {
     }
 }
 
+/// The payload of an RTP packet: after its CSRCs and header extension,
+/// without padding.
+pub fn rtp_payload(packet: &[u8]) -> Result<&[u8], ParseError> {
+    rtp::parse(packet).map(|rtp| rtp.payload)
+}
+
 /// Classifies the packets of one stream, in order. Keeps what later packets
 /// need (parameter sets for slice headers, PMT for the video PID, the frame
 /// count).
