@@ -7,8 +7,9 @@ use crate::{Error, Result};
 
 /// The first class id of the ports' classes (`1:10`, `1:11`, ...).
 const FIRST_PORT_CLASS: u16 = 0x10;
-/// The default class: everything that goes to no port with a class.
-const DEFAULT_CLASS: &str = "1:2";
+/// The default class's minor (`1:2`): everything that goes to no port with
+/// a class.
+const DEFAULT_MINOR: &str = "2";
 
 /// Makes HTB the sender's root qdisc at `link_kbit` (the bottleneck), with a
 /// class of `class_kbit` for UDP to each of `ports` (a u32 filter on the
@@ -42,7 +43,7 @@ pub fn install_port_classes(
     let link = format!("{link_kbit}kbit");
     let class = format!("{class_kbit}kbit");
     let rest = format!("{}kbit", link_kbit - reserved);
-    let default_minor = DEFAULT_CLASS.trim_start_matches("1:");
+    let default_class = format!("1:{DEFAULT_MINOR}");
     bed.tc_in_sender(&[
         "qdisc",
         "replace",
@@ -53,7 +54,7 @@ pub fn install_port_classes(
         "1:",
         "htb",
         "default",
-        default_minor,
+        DEFAULT_MINOR,
     ])?;
     bed.tc_in_sender(&[
         "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", &link,
@@ -66,7 +67,7 @@ pub fn install_port_classes(
         "parent",
         "1:1",
         "classid",
-        DEFAULT_CLASS,
+        &default_class,
         "htb",
         "rate",
         &rest,

@@ -128,8 +128,8 @@ impl TestBed {
         // pid and counter makes captures from parallel tests easier to tell apart.
         let subnet = ((pid.wrapping_add(n)) % 250 + 1) as u8;
         let mut bed = TestBed {
-            sender_ns: format!("qsk-{pid}-{n}-snd"),
-            receiver_ns: format!("qsk-{pid}-{n}-rcv"),
+            sender_ns: format!("{}{n}-snd", namespace_prefix(pid)),
+            receiver_ns: format!("{}{n}-rcv", namespace_prefix(pid)),
             // Interface names have at most 15 bytes: "qsk" + pid (<= 7) + "s|r" + n.
             sender_dev: short_name(pid, 's', n),
             receiver_dev: short_name(pid, 'r', n),
@@ -339,7 +339,7 @@ impl Drop for TestBed {
 /// their veth pairs and qdiscs; returns how many. For a process stopped by
 /// a signal (a Ctrl-C handler), which exits without dropping its beds.
 pub fn remove_this_process_beds() -> usize {
-    let prefix = format!("qsk-{}-", std::process::id());
+    let prefix = namespace_prefix(std::process::id());
     let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
         return 0;
     };
@@ -353,6 +353,11 @@ pub fn remove_this_process_beds() -> usize {
         }
     }
     removed
+}
+
+/// How the names of process `pid`'s namespaces begin.
+fn namespace_prefix(pid: u32) -> String {
+    format!("qsk-{pid}-")
 }
 
 /// Is the named namespace still there (`/run/netns/NAME`)?
