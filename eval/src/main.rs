@@ -10,6 +10,7 @@ mod acquisition;
 mod fig4;
 mod fig6;
 mod fig7;
+mod interrupt;
 mod lanes;
 mod output;
 mod plot;
@@ -68,13 +69,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // An interrupted run exits without dropping its test beds: remove them
-    // here, or their namespaces and qdiscs would outlive it.
-    let _ = ctrlc::set_handler(|| {
-        let removed = qsock_testbed::remove_this_process_beds();
-        eprintln!("qsock-eval: interrupted; removed {removed} test-bed namespaces");
-        std::process::exit(130);
-    });
+    interrupt::install();
     let outcome = output::Results::open(&cli.out, &cli.tag).and_then(|results| {
         match &cli.command {
             Command::Table1(args) => table1::run(args, &results),
@@ -121,6 +116,7 @@ fn main() -> ExitCode {
         }?;
         results.write_summary()
     });
+    interrupt::wait_for_handler_if_interrupted();
     match outcome {
         Ok(summary) => {
             println!("summary: {}", summary.display());

@@ -107,13 +107,22 @@ fn an_interrupted_run_removes_its_test_beds() {
         .spawn()
         .expect("qsock-eval starts");
     let pid = child.id();
+    // Both pipes are read to the end, so that the run never meets a full or
+    // closed pipe, and its errors can be shown.
+    let stderr = child.stderr.take().expect("piped stderr");
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     // The run says so once every bed is set up.
-    let stdout = child.stdout.take().expect("piped stdout");
-    let started = BufReader::new(stdout)
-        .lines()
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let started = stdout
+        .by_ref()
         .map_while(Result::ok)
         .any(|line| line.contains("test beds up"));
-    assert!(started, "qsock-eval never started its lanes");
+    let stdout = std::thread::spawn(move || stdout.map_while(Result::ok).count());
+    assert!(
+        started,
+        "qsock-eval never started its lanes: {}",
+        stderr.join().unwrap_or_default()
+    );
     let prefix = format!("qsk-{pid}-");
     let beds = || {
         std::fs::read_dir("/run/netns")
@@ -131,10 +140,16 @@ fn an_interrupted_run_removes_its_test_beds() {
     );
     kill(Pid::from_raw(pid as i32), Signal::SIGINT).expect("SIGINT");
     let status = child.wait().expect("qsock-eval exits");
+    stdout.join().expect("stdout is read");
+    let stderr = stderr.join().expect("stderr is read");
     assert_eq!(
         status.code(),
         Some(130),
-        "an interrupted run exits with 130"
+        "an interrupted run exits with 130 ({status}); it said: {stderr}"
+    );
+    assert!(
+        !stderr.contains("could not delete"),
+        "the run and its handler both reported on the namespaces: {stderr}"
     );
     assert_eq!(beds(), 0, "namespaces {prefix}* outlived the run");
 }

@@ -328,8 +328,11 @@ impl Drop for TestBed {
         // Deleting a namespace destroys the veth end in it, which takes the
         // peer and any qdisc with it.
         for ns in self.created.drain(..).rev() {
+            // An interrupted process's handler may have removed it already.
             if let Err(err) = run(Command::new("ip").args(["netns", "del", &ns])) {
-                eprintln!("qsock-testbed: could not delete namespace {ns}: {err}");
+                if namespace_exists(&ns) {
+                    eprintln!("qsock-testbed: could not delete namespace {ns}: {err}");
+                }
             }
         }
     }
