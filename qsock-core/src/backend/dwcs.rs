@@ -23,7 +23,10 @@ use std::time::Duration;
 use netlink_packet_route::tc::TcHandle;
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::{busy, set_priority, Attachment, Backend, DeviceReport, InitReport, StreamReport};
+use super::{
+    begin_kernel_report, busy, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport,
+    InitReport, StreamReport,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
 use crate::info::{DropCounts, QueueDelay, SchedulerStats};
@@ -424,22 +427,10 @@ impl Backend for Dwcs {
     fn report(&self, device: &str) -> Result<DeviceReport> {
         let nl = Netlink::open()?;
         let link = link::lookup(&nl, device)?;
-        let root = qdisc::root(&nl, &link)?;
-        let root_qdisc = root
-            .as_ref()
-            .map_or_else(|| "none".to_owned(), RootQdisc::describe);
-        let mut report = DeviceReport {
-            device: device.to_owned(),
-            scheduler: None,
-            root_qdisc,
-            link_rate: None,
-            streams: Vec::new(),
-            best_effort: None,
-        };
-        let Some(root) = root.filter(|root| root.is_qsock(KIND)) else {
+        let (mut report, root) = begin_kernel_report(&nl, &link, KIND, SchedulerName::Dwcs)?;
+        let Some(root) = root else {
             return Ok(report);
         };
-        report.scheduler = Some(SchedulerName::Dwcs);
         report.link_rate = DwcsQdiscOptions::parse(&root.options)
             .rate
             .filter(|&rate| rate > 0)
@@ -463,12 +454,7 @@ impl Backend for Dwcs {
 
     /// `tc qdisc del dev DEV root`, when the root is qsock's dwcs.
     fn reset(&self, device: &str) -> Result<()> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        if qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock(KIND)) {
-            qdisc::delete_root(&nl, &link)?;
-        }
-        Ok(())
+        reset_kernel_root(device, KIND)
     }
 }
 

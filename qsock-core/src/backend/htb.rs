@@ -21,7 +21,10 @@ use std::sync::Mutex;
 use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use socket2::{SockAddr, Socket};
 
-use super::{busy, set_priority, Attachment, Backend, DeviceReport, InitReport, StreamReport};
+use super::{
+    begin_kernel_report, busy, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport,
+    InitReport, StreamReport,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
 use crate::info::{DropCounts, SchedulerStats};
@@ -31,7 +34,7 @@ use crate::sys;
 use crate::tc::class::{self, ClassInfo};
 use crate::tc::htb::{HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 use crate::tc::link::{self, Link};
-use crate::tc::qdisc::{self, RootQdisc};
+use crate::tc::qdisc;
 use crate::tc::{handle_to_string, handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
 
 /// The class that stands for the whole link.
@@ -417,20 +420,8 @@ impl Backend for Htb {
     fn report(&self, device: &str) -> Result<DeviceReport> {
         let nl = Netlink::open()?;
         let link = link::lookup(&nl, device)?;
-        let root = qdisc::root(&nl, &link)?;
-        let root_qdisc = root
-            .as_ref()
-            .map_or_else(|| "none".to_owned(), RootQdisc::describe);
-        let ours = root.as_ref().is_some_and(RootQdisc::is_qsock_htb);
-        let mut report = DeviceReport {
-            device: device.to_owned(),
-            scheduler: ours.then_some(SchedulerName::Htb),
-            root_qdisc,
-            link_rate: None,
-            streams: Vec::new(),
-            best_effort: None,
-        };
-        if !ours {
+        let (mut report, root) = begin_kernel_report(&nl, &link, HTB_KIND, SchedulerName::Htb)?;
+        if root.is_none() {
             return Ok(report);
         }
         for info in class::list(&nl, &link)? {
@@ -452,12 +443,7 @@ impl Backend for Htb {
 
     /// `tc qdisc del dev DEV root`, when the root is qsock's HTB.
     fn reset(&self, device: &str) -> Result<()> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        if qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock_htb()) {
-            qdisc::delete_root(&nl, &link)?;
-        }
-        Ok(())
+        reset_kernel_root(device, HTB_KIND)
     }
 }
 

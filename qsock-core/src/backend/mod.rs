@@ -103,7 +103,9 @@ pub(crate) mod htb;
 mod user;
 
 use crate::error::{Error, ErrorKind};
-use crate::tc::qdisc::RootQdisc;
+use crate::tc::link::{self, Link};
+use crate::tc::qdisc::{self, RootQdisc};
+use crate::tc::Netlink;
 
 /// The refusal for a root qdisc someone installed on purpose (also another
 /// qsock scheduler: the caller asked for a different one).
@@ -131,6 +133,44 @@ pub(crate) fn set_priority(socket: &Socket, priority: u32, device: &str) -> Resu
             }
             _ => Error::os("setsockopt(SO_PRIORITY) failed", err),
         })
+}
+
+/// Starts the report of `device` for the kernel backend whose root qdisc is
+/// `kind`: the root as the kernel names it and, when it is qsock's `kind`,
+/// `scheduler`. Returns that root with the report, for the backend to fill
+/// in its link rate and streams; `None` when another scheduler (or none)
+/// runs the device, and the report is then complete.
+pub(crate) fn begin_kernel_report(
+    nl: &Netlink,
+    link: &Link,
+    kind: &str,
+    scheduler: SchedulerName,
+) -> Result<(DeviceReport, Option<RootQdisc>)> {
+    let root = qdisc::root(nl, link)?;
+    let root_qdisc = root
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), RootQdisc::describe);
+    let ours = root.filter(|root| root.is_qsock(kind));
+    let report = DeviceReport {
+        device: link.name.clone(),
+        scheduler: ours.is_some().then_some(scheduler),
+        root_qdisc,
+        link_rate: None,
+        streams: Vec::new(),
+        best_effort: None,
+    };
+    Ok((report, ours))
+}
+
+/// `tc qdisc del dev DEV root`, when the root is qsock's qdisc of `kind`;
+/// anyone else's root is left alone.
+pub(crate) fn reset_kernel_root(device: &str, kind: &str) -> Result<()> {
+    let nl = Netlink::open()?;
+    let link = link::lookup(&nl, device)?;
+    if qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock(kind)) {
+        qdisc::delete_root(&nl, &link)?;
+    }
+    Ok(())
 }
 
 /// The backends `auto` tries, in order.
