@@ -14,7 +14,9 @@
 //! - [`BulkSchedule`]: bulk TCP transfers that start and stop at given
 //!   seconds, the perturbation;
 //! - [`write_csv`] and [`plot_png`]: the series, as a table and as a figure
-//!   with the perturbations shaded.
+//!   with the perturbations shaded;
+//! - [`NamespacePipeline`]: any gst-launch pipeline whose streaming threads
+//!   stay in one of the test bed's namespaces, for harnesses of their own.
 //!
 //! Times are [`Duration`](std::time::Duration)s since one run's epoch, an
 //! [`Instant`](std::time::Instant) the caller picks and hands to each part.
@@ -35,6 +37,7 @@ mod video;
 
 pub use bulk::{BulkPeriod, BulkSchedule, RunningSchedule};
 pub use error::{Error, Result};
+pub use pipeline::{is_eos, NamespacePipeline};
 pub use plot::{plot_png, PlotStream};
 pub use port_class::install_port_classes;
 pub use receiver::{FrameArrival, Receiver};

@@ -13,40 +13,53 @@ use crate::{Error, Result};
 /// Where `ip netns` keeps its named namespaces.
 const NETNS_DIR: &str = "/run/netns";
 
-/// A pipeline set to NULL when dropped, so that a failing run stops its
-/// threads and closes its sockets.
+/// A pipeline whose streaming threads all run in one network namespace,
+/// set to NULL when dropped, so that a failing run stops its threads and
+/// closes its sockets.
 #[derive(Debug)]
-pub(crate) struct Running {
-    pub(crate) pipeline: gst::Pipeline,
+pub struct NamespacePipeline {
+    pipeline: gst::Pipeline,
     /// Streaming threads that could not enter the namespace.
     namespace_failures: Arc<Mutex<Vec<String>>>,
 }
 
-impl Running {
+impl NamespacePipeline {
     /// Builds `description` (gst-launch syntax) and makes every streaming
-    /// thread of it enter `namespace` as it starts.
-    pub(crate) fn launch(description: &str, namespace: &str) -> Result<Running> {
+    /// thread of it enter `namespace` (a name under `/run/netns`) as it
+    /// starts. Elements that open sockets while going to PLAYING do so in the
+    /// thread that sets the state: set it from inside the namespace.
+    pub fn launch(description: &str, namespace: &str) -> Result<NamespacePipeline> {
         let pipeline = gst::parse::launch(description)
             .map_err(|err| Error::Pipeline(format!("cannot build `{description}`: {err}")))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| Error::Pipeline(format!("`{description}` is not a pipeline")))?;
         let namespace_failures = keep_streaming_threads_in(&pipeline, namespace)?;
-        Ok(Running {
+        Ok(NamespacePipeline {
             pipeline,
             namespace_failures,
         })
     }
 
+    /// The pipeline itself.
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.pipeline
+    }
+
     /// The element named `name`.
-    pub(crate) fn element(&self, name: &str) -> Result<gst::Element> {
+    pub fn element(&self, name: &str) -> Result<gst::Element> {
         self.pipeline
             .by_name(name)
             .ok_or_else(|| Error::Pipeline(format!("the pipeline has no element {name}")))
     }
 
+    /// Why streaming threads could not enter the namespace, if any failed.
+    pub fn namespace_failures(&self) -> Vec<String> {
+        lock(&self.namespace_failures).clone()
+    }
+
     /// Fails on an error already on the bus or a streaming thread that could
     /// not enter its namespace; drops other messages.
-    pub(crate) fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         if let Some(failure) = lock(&self.namespace_failures).first() {
             return Err(Error::Setup(failure.clone()));
         }
@@ -59,7 +72,7 @@ impl Running {
 
     /// Waits for a message `wanted` accepts; fails on an error message or
     /// when `timeout` passes first.
-    pub(crate) fn wait_for(
+    pub fn wait_for(
         &self,
         what: &str,
         timeout: Duration,
@@ -82,7 +95,7 @@ impl Running {
     }
 }
 
-impl Drop for Running {
+impl Drop for NamespacePipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
@@ -101,7 +114,7 @@ fn error_of(message: &gst::Message) -> Result<()> {
 }
 
 /// Is `message` an end of stream?
-pub(crate) fn is_eos(message: &gst::Message) -> bool {
+pub fn is_eos(message: &gst::Message) -> bool {
     matches!(message.view(), gst::MessageView::Eos(_))
 }
 

@@ -9,7 +9,7 @@ use gst::prelude::*;
 use gstqsocksink::frame::{Classifier, FrameType, PayloadFormat};
 use qsock_testbed::TestBed;
 
-use crate::pipeline::{lock, rtp_header, RtpHeader, Running};
+use crate::pipeline::{lock, rtp_header, NamespacePipeline, RtpHeader};
 use crate::{Result, StreamSpec, VideoSettings};
 
 /// One frame that reached the depayloader whole.
@@ -42,7 +42,7 @@ pub struct FrameArrival {
 /// the buffer's.
 #[derive(Debug)]
 pub struct Receiver {
-    running: Running,
+    running: NamespacePipeline,
     frames: Arc<Mutex<Vec<FrameArrival>>>,
     label: String,
 }
@@ -67,7 +67,7 @@ impl Receiver {
             stream.source_description(bed),
             jitter_latency.as_millis()
         );
-        let running = Running::launch(&description, bed.receiver_ns())?;
+        let running = NamespacePipeline::launch(&description, bed.receiver_ns())?;
         let packet_arrivals = PacketArrivals::default();
         let stamped = Arc::clone(&packet_arrivals);
         running
@@ -103,7 +103,7 @@ impl Receiver {
                 gst::PadProbeReturn::Ok
             });
         // The source binds its socket on the way to PLAYING: in this namespace.
-        bed.run_in_receiver(|| running.pipeline.set_state(gst::State::Playing))?
+        bed.run_in_receiver(|| running.pipeline().set_state(gst::State::Playing))?
             .map_err(|err| {
                 crate::Error::Pipeline(format!(
                     "the receiver of {} on port {} does not start: {err}",

@@ -6,14 +6,14 @@ use std::time::Duration;
 use gst::prelude::*;
 use qsock_testbed::TestBed;
 
-use crate::pipeline::{is_eos, Running};
+use crate::pipeline::{is_eos, NamespacePipeline};
 use crate::sink::RTP_MTU;
 use crate::{Error, Result, StreamSpec, VideoSettings};
 
 /// A running sender in the test bed's sender namespace.
 #[derive(Debug)]
 pub struct Sender {
-    running: Running,
+    running: NamespacePipeline,
 }
 
 impl Sender {
@@ -34,9 +34,9 @@ impl Sender {
                 stream.sink_description(bed)
             );
         }
-        let running = Running::launch(&description, bed.sender_ns())?;
+        let running = NamespacePipeline::launch(&description, bed.sender_ns())?;
         // The sinks open their sockets on the way to PLAYING: in this namespace.
-        bed.run_in_sender(|| running.pipeline.set_state(gst::State::Playing))?
+        bed.run_in_sender(|| running.pipeline().set_state(gst::State::Playing))?
             .map_err(|err| {
                 let detail = running.check().err().map(|e| format!(": {e}"));
                 Error::Pipeline(format!(
@@ -56,7 +56,7 @@ impl Sender {
     /// end to reach every sink, so that what was queued has been sent.
     pub fn finish(self) -> Result<()> {
         self.running.check()?;
-        self.running.pipeline.send_event(gst::event::Eos::new());
+        self.running.pipeline().send_event(gst::event::Eos::new());
         self.running.wait_for(
             "end of stream from the sender",
             Duration::from_secs(10),

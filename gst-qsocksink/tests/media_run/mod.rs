@@ -17,7 +17,6 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use nix::sched::{setns, CloneFlags};
+use qsock_media::{is_eos, NamespacePipeline};
 use qsock_testbed::TestBed;
 
 /// Frames per second of the live source.
@@ -42,9 +41,6 @@ const RTP_MTU: u32 = 1200;
 /// its stream is taken to be over: longer than anything queued on a 4 Mbit/s
 /// link can take to drain (HTB's best-effort FIFO holds 1000 packets, 3 s).
 const QUIET: Duration = Duration::from_secs(4);
-
-/// Where `ip netns` keeps its named namespaces.
-const NETNS_DIR: &str = "/run/netns";
 
 /// The stream a run sends, and how it is sent and received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,103 +400,10 @@ pub fn init() {
     );
 }
 
-/// Sets a pipeline to NULL when dropped, so a failing run stops its threads.
-struct Running(gst::Pipeline);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.set_state(gst::State::Null);
-    }
-}
-
-fn launch(description: &str) -> gst::Pipeline {
-    gst::parse::launch(description)
+/// Builds `description` with every streaming thread in `namespace`.
+fn launch(description: &str, namespace: &str) -> NamespacePipeline {
+    NamespacePipeline::launch(description, namespace)
         .unwrap_or_else(|err| panic!("cannot build `{description}`: {err}"))
-        .downcast::<gst::Pipeline>()
-        .expect("a launch line with several elements makes a pipeline")
-}
-
-/// Makes every streaming thread of `pipeline` enter `namespace` as it starts.
-///
-/// GStreamer runs streaming tasks on a thread pool shared by all pipelines of
-/// the process, so a thread that served the receiver may next serve the
-/// sender; a sink that opens a socket or talks netlink from its streaming
-/// thread would then do so in the wrong namespace. Each task posts a
-/// stream-status ENTER message from its own thread before it runs, and a
-/// synchronous bus handler runs on the posting thread.
-fn keep_streaming_threads_in(pipeline: &gst::Pipeline, namespace: &str) -> Arc<Mutex<Vec<String>>> {
-    let path = Path::new(NETNS_DIR).join(namespace);
-    let netns = File::open(&path)
-        .unwrap_or_else(|err| panic!("cannot open namespace {}: {err}", path.display()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let failed = Arc::clone(&failures);
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    bus.set_sync_handler(move |_, message| {
-        if let gst::MessageView::StreamStatus(status) = message.view() {
-            if status.get().0 == gst::StreamStatusType::Enter {
-                if let Err(errno) = setns(&netns, CloneFlags::CLONE_NEWNET) {
-                    failed
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(format!(
-                            "a streaming thread could not enter its namespace: {errno}"
-                        ));
-                }
-            }
-        }
-        gst::BusSyncReply::Pass
-    });
-    failures
-}
-
-/// Waits for a message `wanted` accepts; fails on an error message or when
-/// `timeout` passes first.
-fn wait_for(
-    pipeline: &gst::Pipeline,
-    what: &str,
-    timeout: Duration,
-    wanted: impl Fn(&gst::Message) -> bool,
-) -> Result<(), String> {
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let Some(message) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
-        else {
-            return Err(format!("no {what} within {timeout:?}"));
-        };
-        if let gst::MessageView::Error(err) = message.view() {
-            return Err(format!(
-                "error from {}: {} ({:?}) while waiting for {what}",
-                err.src().map(|s| s.path_string()).unwrap_or_default(),
-                err.error(),
-                err.debug()
-            ));
-        }
-        if wanted(&message) {
-            return Ok(());
-        }
-    }
-}
-
-/// Fails on an error message already on the bus; drops the rest.
-fn drain_bus(pipeline: &gst::Pipeline) -> Result<(), String> {
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    while let Some(message) = bus.pop() {
-        if let gst::MessageView::Error(err) = message.view() {
-            return Err(format!(
-                "error from {}: {} ({:?})",
-                err.src().map(|s| s.path_string()).unwrap_or_default(),
-                err.error(),
-                err.debug()
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn is_eos(message: &gst::Message) -> bool {
-    matches!(message.view(), gst::MessageView::Eos(_))
 }
 
 fn is_udpsrc_timeout(message: &gst::Message) -> bool {
@@ -703,8 +606,7 @@ fn enforce_playout_deadline(
 
 /// One receiving pipeline and what its probes saw.
 struct Receiver {
-    pipeline: Running,
-    namespace_failures: Arc<Mutex<Vec<String>>>,
+    pipeline: NamespacePipeline,
     arrivals: Arc<Mutex<Arrivals>>,
     /// Sequence numbers that left the jitter buffer (RTP formats).
     in_time: Arc<Mutex<HashSet<u16>>>,
@@ -722,8 +624,11 @@ fn start_receiver(
 ) -> Receiver {
     let address = bed.receiver_v4().to_string();
     let latency_ms = playout_delay.as_millis();
-    let pipeline = launch(&format.receiver(&address, port, latency_ms, &file));
-    let namespace_failures = keep_streaming_threads_in(&pipeline, bed.receiver_ns());
+    let running = launch(
+        &format.receiver(&address, port, latency_ms, &file),
+        bed.receiver_ns(),
+    );
+    let pipeline = running.pipeline();
     let arrivals = enforce_playout_deadline(
         &pipeline
             .by_name("source")
@@ -759,14 +664,12 @@ fn start_receiver(
             counted.fetch_add(1, Ordering::Relaxed);
         },
     );
-    let running = Running(pipeline);
     // udpsrc binds its socket on the way to PLAYING: in this thread's namespace.
-    bed.run_in_receiver(|| running.0.set_state(gst::State::Playing))
+    bed.run_in_receiver(|| pipeline.set_state(gst::State::Playing))
         .expect("enter the receiver's namespace")
         .unwrap_or_else(|err| panic!("the receiver on port {port} does not start: {err}"));
     Receiver {
         pipeline: running,
-        namespace_failures,
         arrivals,
         in_time,
         decoded,
@@ -793,12 +696,16 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
             sink.description
         );
     }
-    let sender = launch(&description);
-    let sender_namespace_failures = keep_streaming_threads_in(&sender, bed.sender_ns());
+    let sender = launch(&description, bed.sender_ns());
     let branches: Vec<Branch> = (0..run.sinks.len())
-        .map(|i| watch_branch(&sender, &format!("packetizer{i}"), format.is_rtp()))
+        .map(|i| {
+            watch_branch(
+                sender.pipeline(),
+                &format!("packetizer{i}"),
+                format.is_rtp(),
+            )
+        })
         .collect();
-    let sender = Running(sender);
 
     // Receivers first, so that nothing is sent into the void.
     let receivers: Vec<Receiver> = run
@@ -813,28 +720,28 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
         })
         .collect();
     // The sinks open their sockets on the way to PLAYING: in this namespace.
-    bed.run_in_sender(|| sender.0.set_state(gst::State::Playing))
+    bed.run_in_sender(|| sender.pipeline().set_state(gst::State::Playing))
         .expect("enter the sender's namespace")
         .unwrap_or_else(|err| panic!("the sender does not start: {err}"));
 
     let duration = Duration::from_secs(u64::from(run.frames / FRAMES_PER_SECOND));
-    wait_for(
-        &sender.0,
-        "end of stream from the sender",
-        duration * 3 + Duration::from_secs(20),
-        is_eos,
-    )
-    .unwrap_or_else(|err| panic!("sender: {err}"));
+    sender
+        .wait_for(
+            "end of stream from the sender",
+            duration * 3 + Duration::from_secs(20),
+            is_eos,
+        )
+        .unwrap_or_else(|err| panic!("sender: {err}"));
+    let mut failures = sender.namespace_failures();
     drop(sender);
 
     // A receiver's failure is part of the outcome (a control that got
     // nothing decodable makes its parser fail at the end), not of the run.
     let receiver_errors: Vec<Option<String>> = receivers
         .iter()
-        .map(|receiver| finish_receiver(&receiver.pipeline.0).err())
+        .map(|receiver| finish_receiver(&receiver.pipeline).err())
         .collect();
 
-    let mut failures = lock(&sender_namespace_failures).clone();
     let sent = ffprobe(format, &reference)
         .unwrap_or_else(|err| panic!("ffprobe cannot read the reference: {err}"));
     let sinks = receivers
@@ -843,8 +750,8 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
         .zip(branches)
         .zip(receiver_errors)
         .map(|(((receiver, sink), branch), receiver_error)| {
+            failures.extend(receiver.pipeline.namespace_failures());
             drop(receiver.pipeline);
-            failures.extend(lock(&receiver.namespace_failures).drain(..));
             let delivery = branch.packetized.map(|packetized| {
                 let frames = lock(&packetized)
                     .frames()
@@ -874,12 +781,17 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
 
 /// Waits until the receiver heard nothing for a while, then ends its stream
 /// and waits for the end to reach its sinks, so that its file is complete.
-fn finish_receiver(pipeline: &gst::Pipeline) -> Result<(), String> {
+fn finish_receiver(receiver: &NamespacePipeline) -> Result<(), String> {
+    let waited = |what: &str, timeout: Duration, wanted: fn(&gst::Message) -> bool| {
+        receiver
+            .wait_for(what, timeout, wanted)
+            .map_err(|err| err.to_string())
+    };
     // A timeout posted while the stream still ran says nothing about its end.
-    drain_bus(pipeline)?;
-    wait_for(pipeline, "udpsrc timeout", QUIET * 3, is_udpsrc_timeout)?;
-    pipeline.send_event(gst::event::Eos::new());
-    wait_for(pipeline, "end of stream", Duration::from_secs(10), is_eos)
+    receiver.check().map_err(|err| err.to_string())?;
+    waited("udpsrc timeout", QUIET * 3, is_udpsrc_timeout)?;
+    receiver.pipeline().send_event(gst::event::Eos::new());
+    waited("end of stream", Duration::from_secs(10), is_eos)
 }
 
 /// Locks a mutex a panicking probe may have poisoned: the data is still the
