@@ -64,6 +64,19 @@ impl StartCodeScanner {
         self.carry.clear();
     }
 
+    /// Ends the stream here (its PES packet is over): a unit still waiting
+    /// for bytes is complete as it is, and shows what it can. Then forgets
+    /// everything, as [`reset`](Self::reset) does.
+    pub(crate) fn finish(&mut self, classify: &mut UnitClassifier<'_>) -> Result<Shows, UnitError> {
+        let pending = std::mem::take(&mut self.carry);
+        let position = self.position;
+        self.reset();
+        match position {
+            Position::Collecting => classify_complete(&pending, classify),
+            Position::Skipping => Ok(Shows::NOTHING),
+        }
+    }
+
     /// Scans the next piece of the stream. `classify` is given each unit's
     /// bytes from the one after `00 00 01`, and whether the unit is complete;
     /// an incomplete unit may answer `Truncated` to wait for more bytes.

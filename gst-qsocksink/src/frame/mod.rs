@@ -64,7 +64,7 @@ impl std::fmt::Display for FrameType {
 }
 
 /// What one packet carries, as far as the classifier could tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PacketInfo {
     /// Identifies the frame (access unit) the packet belongs to: the RTP
     /// timestamp for RTP, a count of video PES starts for MPEG-TS. Packets of
@@ -79,6 +79,13 @@ pub struct PacketInfo {
     /// datagram of several MPEG-TS packets can straddle a frame boundary. The
     /// sink must not make such a packet more droppable than that frame.
     pub also_ends_previous: bool,
+    /// The types of the frames that began and ended inside this packet,
+    /// oldest first: a datagram of several MPEG-TS packets can hold a small
+    /// frame (a B-frame of a few dozen bytes) whole, between the end of one
+    /// frame and the start of the next. `frame` has already counted them.
+    /// Empty for every other format. The sink must not make such a packet
+    /// more droppable than these frames.
+    pub hidden_frames: Vec<FrameType>,
     /// The frame type this packet's payload shows; `Unknown` when it carries
     /// no slice or picture header (a fragment's continuation, say).
     pub frame_type: FrameType,
@@ -224,6 +231,7 @@ impl Classifier {
             starts_frame,
             ends_frame: rtp.marker,
             also_ends_previous: false,
+            hidden_frames: Vec::new(),
             frame_type: shows.frame_type,
             configuration: shows.configuration,
         })

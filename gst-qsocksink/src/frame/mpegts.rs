@@ -2,7 +2,7 @@
 //! video PID, PES packets on it to delimit frames, and the video elementary
 //! stream inside them to type the frames.
 
-use super::annexb::StartCodeScanner;
+use super::annexb::{StartCodeScanner, UnitClassifier};
 use super::h265::ParameterSets;
 use super::{h264, mpeg_video, FrameType, PacketInfo, ParseError, Shows, UnitError};
 
@@ -62,6 +62,7 @@ impl TransportStream {
             starts_frame: false,
             ends_frame: false,
             also_ends_previous: false,
+            hidden_frames: Vec::new(),
             frame_type: FrameType::Unknown,
             configuration: false,
         };
@@ -99,8 +100,16 @@ impl TransportStream {
                 continue;
             }
             if payload_unit_start {
-                // What this datagram showed so far was of the previous
-                // frame; the packet now belongs to the new one.
+                if info.starts_frame && self.in_video_pes {
+                    // The frame that began earlier in this datagram ends
+                    // here: the datagram holds it whole.
+                    let mut hidden = video_shows;
+                    hidden.merge(self.finish_scan(codec)?);
+                    info.hidden_frames.push(hidden.frame_type);
+                    info.configuration |= hidden.configuration;
+                }
+                // What this datagram showed so far was of an earlier frame;
+                // the packet now belongs to the new one.
                 info.also_ends_previous |= video_seen && self.in_video_pes;
                 video_shows = Shows::NOTHING;
                 self.frames_started += 1;
@@ -143,17 +152,30 @@ impl TransportStream {
     }
 
     fn scan(&mut self, elementary_stream: &[u8], codec: VideoCodec) -> Result<Shows, ParseError> {
+        self.with_unit_classifier(codec, |scanner, classify| {
+            scanner.push(elementary_stream, classify)
+        })
+    }
+
+    /// What the unit still collecting at the end of a PES packet shows.
+    fn finish_scan(&mut self, codec: VideoCodec) -> Result<Shows, ParseError> {
+        self.with_unit_classifier(codec, |scanner, classify| scanner.finish(classify))
+    }
+
+    /// Runs `scan` on the scanner with `codec`'s unit classifier.
+    fn with_unit_classifier(
+        &mut self,
+        codec: VideoCodec,
+        scan: impl FnOnce(&mut StartCodeScanner, &mut UnitClassifier<'_>) -> Result<Shows, UnitError>,
+    ) -> Result<Shows, ParseError> {
         let parameters = &mut self.h265_parameters;
+        let scanner = &mut self.scanner;
         let result = match codec {
-            VideoCodec::H264 => self
-                .scanner
-                .push(elementary_stream, &mut h264::classify_nal),
-            VideoCodec::H265 => self.scanner.push(elementary_stream, &mut |unit, complete| {
+            VideoCodec::H264 => scan(scanner, &mut h264::classify_nal),
+            VideoCodec::H265 => scan(scanner, &mut |unit, complete| {
                 parameters.classify_nal(unit, complete)
             }),
-            VideoCodec::MpegVideo => self
-                .scanner
-                .push(elementary_stream, &mut mpeg_video::classify_unit),
+            VideoCodec::MpegVideo => scan(scanner, &mut mpeg_video::classify_unit),
         };
         result.map_err(|error| match error {
             UnitError::Invalid(message) => ParseError(message),

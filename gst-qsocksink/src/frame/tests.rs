@@ -659,6 +659,53 @@ fn mpegts_h264_frames_from_pes_starts() {
 }
 
 #[test]
+fn mpegts_frames_held_whole_inside_a_datagram_are_typed() {
+    let mut classifier = Classifier::new(PayloadFormat::MpegTs);
+    let aud = [0x09, 0xf0];
+    let idr = annex_b(&[&aud, &h264_slice(3, 5, 0, 7)]);
+    inspect(
+        &mut classifier,
+        &concat(&[
+            pat(),
+            pmt(0x1b),
+            ts_packet(VIDEO_PID, true, &pes_start(&idr)),
+        ]),
+    );
+    // The tail of frame 1; frames 2 (B) and 3 (P) whole; the start of frame 4
+    // (B). Frame 2's slice is two bytes, the last of its PES packet: the
+    // scanner cannot tell it from the start of a start code until the next
+    // PES packet shows that the slice is complete.
+    // nal_ref_idc 0, type 1; first_mb 0, slice_type 1 (B), pps 0.
+    let tiny_b_slice = [0x01, 0b1010_1000];
+    let tiny_b_frame = annex_b(&[&aud, &tiny_b_slice]);
+    let b_frame = annex_b(&[&aud, &h264_slice(0, 1, 0, 1)]);
+    let p_frame = annex_b(&[&aud, &h264_slice(2, 1, 0, 0)]);
+    let datagram = concat(&[
+        ts_packet(VIDEO_PID, false, &[0x42; 100]),
+        ts_packet(VIDEO_PID, true, &pes_start(&tiny_b_frame)),
+        ts_packet(VIDEO_PID, true, &pes_start(&p_frame)),
+        ts_packet(VIDEO_PID, true, &pes_start(&b_frame)),
+    ]);
+    let info = inspect(&mut classifier, &datagram);
+    assert_eq!(
+        (info.frame, info.starts_frame, info.also_ends_previous),
+        (4, true, true)
+    );
+    assert_eq!(
+        info.hidden_frames,
+        [FrameType::NonReference, FrameType::Predicted]
+    );
+    assert_eq!(info.frame_type, FrameType::NonReference);
+
+    // A datagram that starts one frame hides none.
+    let info = inspect(
+        &mut classifier,
+        &ts_packet(VIDEO_PID, true, &pes_start(&p_frame)),
+    );
+    assert_eq!((info.frame, info.hidden_frames.len()), (5, 0));
+}
+
+#[test]
 fn mpegts_slice_header_split_across_datagrams() {
     let mut classifier = Classifier::new(PayloadFormat::MpegTs);
     inspect(&mut classifier, &concat(&[pat(), pmt(0x1b)]));

@@ -101,6 +101,16 @@ impl<P> Frame<P> {
     }
 }
 
+/// The type among `types` whose loss would do the most harm, for a packet
+/// that carries all of them: `Unknown` above all, then intra, predicted and
+/// non-reference. None for no types.
+fn most_protected(types: &[FrameType]) -> Option<FrameType> {
+    if types.contains(&FrameType::Unknown) {
+        return Some(FrameType::Unknown);
+    }
+    types.iter().copied().max()
+}
+
 /// Collects packets until a frame is complete: on a packet that ends it, or
 /// when the next frame starts (then the frame waits for that packet).
 #[derive(Debug)]
@@ -145,21 +155,28 @@ impl<P> FrameAssembler<P> {
         let mut carries_end_of = None;
         if starts_new {
             if let Some(previous) = self.pending.take() {
-                let skipped_frames =
-                    self.keys_count_frames && info.frame > previous.key.saturating_add(1);
-                if skipped_frames {
-                    // A small frame (an 18-byte B-frame, say) began and ended
-                    // inside this datagram: nobody saw its type, so the
-                    // datagram is not droppable.
-                    carries_end_of = Some(FrameType::Unknown);
-                } else if info.also_ends_previous {
+                let mut ended = Vec::with_capacity(info.hidden_frames.len() + 1);
+                if info.also_ends_previous {
                     // Configuration is as essential as an intra frame.
-                    carries_end_of = Some(if previous.configuration {
+                    ended.push(if previous.configuration {
                         FrameType::Intra
                     } else {
                         previous.counted_type()
                     });
                 }
+                // Small frames (a B-frame of a few dozen bytes, say) that
+                // began and ended inside this datagram.
+                ended.extend_from_slice(&info.hidden_frames);
+                let unseen_frames = self.keys_count_frames
+                    && info.frame
+                        > previous
+                            .key
+                            .saturating_add(1 + info.hidden_frames.len() as u64);
+                if unseen_frames {
+                    // Frames went by that nobody saw the type of.
+                    ended.push(FrameType::Unknown);
+                }
+                carries_end_of = most_protected(&ended);
                 complete.push(previous);
             }
         }
@@ -210,6 +227,7 @@ pub fn fallback_info(format: PayloadFormat, packet: &[u8], timestamp: Option<u64
         starts_frame: false,
         ends_frame,
         also_ends_previous: false,
+        hidden_frames: Vec::new(),
         frame_type: FrameType::Unknown,
         configuration: false,
     }
@@ -236,6 +254,7 @@ mod tests {
             starts_frame: false,
             ends_frame: ends,
             also_ends_previous: false,
+            hidden_frames: Vec::new(),
             frame_type,
             configuration: false,
         }
@@ -364,31 +383,67 @@ mod tests {
         assert_eq!((ts.frame, ts.ends_frame), (42, false));
     }
 
-    #[test]
-    fn a_datagram_that_hides_a_whole_transport_stream_frame_is_not_droppable() {
+    /// A datagram of frame 3's start that also held frame 2 whole, with
+    /// what the classifier saw of frame 2 (if anything).
+    fn hiding(hidden_frames: Vec<FrameType>) -> PacketInfo {
+        PacketInfo {
+            starts_frame: true,
+            hidden_frames,
+            ..info(3, FrameType::Predicted, false)
+        }
+    }
+
+    fn frame_3_after(hiding: &PacketInfo) -> Frame<u32> {
         let mut assembler = FrameAssembler::default();
         assembler.set_format(PayloadFormat::MpegTs);
         let mut complete = Vec::new();
-        let predicted = |frame, starts_frame| PacketInfo {
-            frame,
-            starts_frame,
-            ends_frame: false,
-            also_ends_previous: false,
-            frame_type: FrameType::Predicted,
-            configuration: false,
+        let start = PacketInfo {
+            starts_frame: true,
+            ..info(1, FrameType::Predicted, false)
         };
-        assembler.push(1, &predicted(1, true), true, &mut complete);
-        // Frame 2 began and ended inside this datagram, which starts frame 3.
-        assembler.push(2, &predicted(3, true), true, &mut complete);
-        let hiding = assembler.drain().expect("frame 3 is collecting");
-        assert_eq!(hiding.key, 3);
+        assembler.push(1, &start, true, &mut complete);
+        assembler.push(2, hiding, true, &mut complete);
+        let frame = assembler.drain().expect("frame 3 is collecting");
+        assert_eq!((frame.key, complete.len()), (3, 1));
+        frame
+    }
+
+    #[test]
+    fn a_datagram_is_no_more_droppable_than_the_frames_it_hides() {
+        let policy = DropPolicy::NonReferenceAndPredicted;
+        let carrying = |hidden| frame_3_after(&hiding(hidden)).drop_flag(policy);
+        assert_eq!(carrying(vec![FrameType::NonReference]), DropFlag::Droppable);
+        assert_eq!(carrying(vec![FrameType::Intra]), DropFlag::NonDroppable);
         assert_eq!(
-            hiding.drop_flag(DropPolicy::NonReferenceAndPredicted),
+            carrying(vec![FrameType::NonReference, FrameType::Unknown]),
+            DropFlag::NonDroppable
+        );
+        assert_eq!(
+            frame_3_after(&hiding(vec![FrameType::Predicted])).drop_flag(DropPolicy::NonReference),
+            DropFlag::NonDroppable
+        );
+    }
+
+    #[test]
+    fn frames_that_went_by_unseen_make_the_datagram_not_droppable() {
+        // The key jumped from 1 to 3 with no hidden frame reported.
+        let frame = frame_3_after(&hiding(Vec::new()));
+        assert_eq!(
+            frame.drop_flag(DropPolicy::NonReferenceAndPredicted),
             DropFlag::NonDroppable
         );
         // Consecutive keys are ordinary frames.
-        assembler.push(3, &predicted(4, true), true, &mut complete);
-        let next = assembler.drain().expect("frame 4 is collecting");
+        let mut assembler = FrameAssembler::default();
+        assembler.set_format(PayloadFormat::MpegTs);
+        let mut complete = Vec::new();
+        for key in 1..=2 {
+            let start = PacketInfo {
+                starts_frame: true,
+                ..info(key, FrameType::Predicted, false)
+            };
+            assembler.push(key, &start, true, &mut complete);
+        }
+        let next = assembler.drain().expect("frame 2 is collecting");
         assert_eq!(
             next.drop_flag(DropPolicy::NonReferenceAndPredicted),
             DropFlag::Droppable
