@@ -17,15 +17,14 @@ sender_setup "$@"
 # x264enc as in h264-rtp-send.sh (no B-frames, an I-frame a second, SPS and
 # PPS before each); h264parse hands the muxer whole access units.
 # mpegtsmux alignment=7: seven 188-byte packets a datagram (1316 bytes).
-# qsocksink ipg=4000: a transport stream frame has no end marker, so the sink
-# holds each frame until the next one starts, and the period it would derive
-# before it has seen a frame is too slow for the first I-frame's budget; so
-# the stream reserves a datagram every 4 ms (2.6 Mbit/s) from the start.
+# qsocksink: a transport stream frame has no end marker, so the sink holds
+# each frame until the next one starts; the period it derives (ipg=0) is
+# shortened at once for a frame that would not leave in time otherwise.
 exec gst-launch-1.0 -e \
     videotestsrc is-live=true pattern="$PATTERN" \
     ! video/x-raw,width=640,height=360,framerate="$FPS"/1 \
     ! x264enc tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE" key-int-max="$FPS" \
     ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
     ! mpegtsmux alignment=7 \
-    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 ipg=4000 \
+    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 \
         ${LINK_RATE:+link-rate="$LINK_RATE"}

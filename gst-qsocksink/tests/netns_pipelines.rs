@@ -98,21 +98,6 @@ fn qsocksink(bed: &TestBed, scheduler: SchedulerName) -> NetworkSink {
     }
 }
 
-/// qsocksink for `format`. RTP formats leave the period to the sink (ipg=0).
-/// An MPEG-TS frame has no marker, so the sink holds it until the next one
-/// starts: a frame interval of the budget is gone before it is sent, and the
-/// period the sink starts with, before it has measured any frame, is too
-/// slow for the first I-frame's remaining budget. So this stream reserves
-/// its period from the start: 1316-byte datagrams every 4 ms (2.6 Mbit/s),
-/// the peak an I-frame needs.
-fn managed_sink(bed: &TestBed, scheduler: SchedulerName, format: Format) -> NetworkSink {
-    let mut sink = qsocksink(bed, scheduler);
-    if matches!(format, Format::MpegTsH264) {
-        sink.description.push_str(" ipg=4000");
-    }
-    sink
-}
-
 fn udpsink(bed: &TestBed) -> NetworkSink {
     NetworkSink {
         label: "udpsink (control)".into(),
@@ -208,7 +193,7 @@ fn managed_beside_control(format: Format, scheduler: SchedulerName, name: &str) 
         frames: FRAMES,
         video_kbit: VIDEO_KBIT,
         playout_delay: Duration::from_millis(PLAYOUT_DELAY_MS),
-        sinks: vec![managed_sink(&bed, scheduler, format), udpsink(&bed)],
+        sinks: vec![qsocksink(&bed, scheduler), udpsink(&bed)],
     };
     let report = run_beside_bulk(&bed, &run, name);
     assert_keeps_every_intra_frame(&report, &report.sinks[0]);

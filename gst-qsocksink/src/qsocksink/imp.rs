@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -185,6 +186,7 @@ impl Settings {
         SendSettings {
             droppable: self.droppable,
             latency_budget: self.latency_budget(),
+            derives_ipg: self.ipg_us == 0,
         }
     }
 
@@ -218,6 +220,9 @@ impl Settings {
 struct SendSettings {
     droppable: DropPolicy,
     latency_budget: Duration,
+    /// `ipg=0`: the sink sizes the stream's period, and may shorten it for
+    /// a frame that would not leave in time.
+    derives_ipg: bool,
 }
 
 /// Wakes a render thread that waits for the scheduler to take a packet.
@@ -286,6 +291,9 @@ struct Shared {
     socket: RwLock<QSocket>,
     destination: SocketAddr,
     device: String,
+    /// The device's link rate in bit/s as its scheduler knows it; 0 when
+    /// unknown. Read at start and by the feedback thread at every interval.
+    link_rate: AtomicU64,
     counters: Mutex<Counters>,
 }
 
@@ -701,16 +709,30 @@ fn derived_ipg(from: DerivedIpg) -> Duration {
     };
     let wanted = by_mean.min(by_largest);
     match from.link_rate.filter(|&bits| bits > 0) {
-        Some(bits) => wanted.max(Duration::from_nanos(
-            FULL_PACKET_BITS * 1_000_000_000 / bits,
-        )),
+        Some(bits) => wanted.max(full_packet_time(bits)),
         None => wanted,
+    }
+}
+
+/// The period that lets `packets` packets leave within `left`, but no
+/// shorter than a full packet's time at `link_rate` bit/s (0: unknown).
+fn period_to_fit(left: Duration, packets: u32, link_rate: u64) -> Duration {
+    let needed = left / packets.max(1);
+    match link_rate {
+        0 => needed,
+        bits => needed.max(full_packet_time(bits)),
     }
 }
 
 /// A full-size packet with its link-layer header, rounded up, for sizing
 /// periods against a link rate (HTB refuses a class faster than the link).
 const FULL_PACKET_BITS: u64 = 1600 * 8;
+
+/// A full packet's time on a link of `bits` (> 0) bit/s: the shortest
+/// period a stream can have there.
+fn full_packet_time(bits: u64) -> Duration {
+    Duration::from_nanos(FULL_PACKET_BITS * 1_000_000_000 / bits)
+}
 
 /// The link rate the device's qsock scheduler was given, if it knows one.
 fn link_rate_of(device: &str) -> Option<u64> {
@@ -728,10 +750,7 @@ fn link_rate_of(device: &str) -> Option<u64> {
 /// stream no class), queued behind whatever else is sent.
 fn starting_ipg(link_rate: Option<u64>) -> Duration {
     match link_rate {
-        Some(bits) => {
-            let nanos = FULL_PACKET_BITS * 2 * 1_000_000_000 / bits;
-            Duration::from_nanos(nanos.max(50_000))
-        }
+        Some(bits) => (full_packet_time(bits) * 2).max(Duration::from_micros(50)),
         None => Duration::from_millis(1),
     }
 }
@@ -789,8 +808,9 @@ impl BaseSinkImpl for QSockSink {
             )
         })?;
         let scheduler = self.prepare_scheduler(&settings, &device)?;
+        let link_rate = link_rate_of(&device);
         let stream = if settings.ipg_us == 0 {
-            let starting = starting_ipg(link_rate_of(&device));
+            let starting = starting_ipg(link_rate);
             gst::debug!(
                 CAT,
                 imp = self,
@@ -851,6 +871,7 @@ impl BaseSinkImpl for QSockSink {
             socket: RwLock::new(socket),
             destination,
             device,
+            link_rate: AtomicU64::new(link_rate.unwrap_or(0)),
             counters: Mutex::new(Counters::default()),
         });
         *lock(&self.feedback) = Feedback::new(&settings);
@@ -1167,6 +1188,9 @@ impl QSockSink {
             return Ok(gst::FlowSuccess::Ok);
         };
         let deadline = self.deadline(first, send_settings.latency_budget);
+        if send_settings.derives_ipg {
+            self.fit_period_to_frame(shared, frame.packets.len(), deadline);
+        }
         let drop_flag = frame.drop_flag(send_settings.droppable);
         let flags = PacketFlags {
             drop: drop_flag,
@@ -1273,6 +1297,54 @@ impl QSockSink {
             deadline.as_monotonic_nanos()
         );
         outcome
+    }
+
+    /// Shortens the stream's period at once when a frame of `packets`
+    /// packets, one period apart, could not all leave by `deadline`: the
+    /// first I-frame, before the feedback thread has measured any, or a
+    /// frame far larger than the recent ones. The period never goes below a
+    /// full packet's time on the link. The feedback thread's next
+    /// derivation counts this frame among the largest, so the room stays
+    /// while such frames keep coming.
+    fn fit_period_to_frame(&self, shared: &Shared, packets: usize, deadline: Deadline) {
+        let current = shared.socket().params().stream;
+        let Ok(packets) = u32::try_from(packets) else {
+            return;
+        };
+        if current.kind != qsock::StreamKind::Periodic || packets == 0 {
+            return;
+        }
+        let left = deadline
+            .as_monotonic_nanos()
+            .saturating_sub(qsock::monotonic_now());
+        let fitted = period_to_fit(
+            Duration::from_nanos(left),
+            packets,
+            shared.link_rate.load(Ordering::Relaxed),
+        );
+        if fitted.as_secs_f64() >= current.ipg.as_secs_f64() * (1.0 - IPG_CHANGE_THRESHOLD) {
+            return;
+        }
+        let wanted = StreamParams {
+            ipg: fitted,
+            ..current
+        };
+        let mut socket = shared
+            .socket
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let params = QosParams::new(socket.params().device.clone(), socket.scheduler(), wanted);
+        // A failure here repeats in the feedback thread's next change, which
+        // says so on the bus.
+        match socket.change(&params) {
+            Ok(()) => gst::debug!(
+                CAT,
+                imp = self,
+                "period {:?} -> {fitted:?} for a frame of {packets} packets",
+                current.ipg
+            ),
+            Err(err) => gst::debug!(CAT, imp = self, "cannot shorten the period: {err}"),
+        }
     }
 
     /// Says on the bus that the scheduler pushed back, once per episode.
@@ -1491,6 +1563,12 @@ impl QSockSink {
             feedback.largest_frames.pop_front();
         }
         feedback.largest_frames.push_back(largest);
+        // Read each time: qsockinit may change it under a running stream
+        // (the classes are refitted).
+        let link_rate = link_rate_of(&shared.device);
+        shared
+            .link_rate
+            .store(link_rate.unwrap_or(0), Ordering::Relaxed);
         let derived = if settings.ipg_us == 0 && frames > 0 {
             let interval = self.frame_interval(feedback, counters);
             let packets = counters.offered_packets - previous.offered_packets;
@@ -1507,9 +1585,7 @@ impl QSockSink {
                             .max()
                             .unwrap_or(0),
                         latency_budget: settings.latency_budget(),
-                        // Read each time: qsockinit may change it under a
-                        // running stream (the classes are refitted).
-                        link_rate: link_rate_of(&shared.device),
+                        link_rate,
                     })
                 })
         } else {
@@ -1833,6 +1909,27 @@ mod tests {
         // At 4 Mbit/s a full packet takes 3.2 ms: 2.5 ms would be refused.
         assert_eq!(
             derived_ipg(video(40, Some(4_000_000))),
+            Duration::from_micros(3200)
+        );
+    }
+
+    #[test]
+    fn a_frame_is_fitted_into_the_time_left_down_to_the_link() {
+        // 30 packets with 60 ms left: one every 2 ms.
+        let left = Duration::from_millis(60);
+        assert_eq!(period_to_fit(left, 30, 0), Duration::from_millis(2));
+        assert_eq!(
+            period_to_fit(left, 30, 10_000_000),
+            Duration::from_millis(2)
+        );
+        // At 4 Mbit/s no packet leaves faster than every 3.2 ms.
+        assert_eq!(
+            period_to_fit(left, 30, 4_000_000),
+            Duration::from_micros(3200)
+        );
+        // Already late: as fast as the link goes.
+        assert_eq!(
+            period_to_fit(Duration::ZERO, 30, 4_000_000),
             Duration::from_micros(3200)
         );
     }
