@@ -303,6 +303,16 @@ impl Shared {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// `qchange` to `stream`, on the same device and scheduler.
+    fn change_stream(&self, stream: StreamParams) -> Result<(), qsock::Error> {
+        let mut socket = self
+            .socket
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let params = QosParams::new(socket.params().device.clone(), socket.scheduler(), stream);
+        socket.change(&params)
+    }
 }
 
 #[derive(Debug)]
@@ -1329,14 +1339,9 @@ impl QSockSink {
             ipg: fitted,
             ..current
         };
-        let mut socket = shared
-            .socket
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let params = QosParams::new(socket.params().device.clone(), socket.scheduler(), wanted);
         // A failure here repeats in the feedback thread's next change, which
         // says so on the bus.
-        match socket.change(&params) {
+        match shared.change_stream(wanted) {
             Ok(()) => gst::debug!(
                 CAT,
                 imp = self,
@@ -1606,12 +1611,7 @@ impl QSockSink {
         let wanted =
             settings.stream_params(derived.or(current_ipg.filter(|_| settings.ipg_us == 0)));
         if wanted != current {
-            let mut socket = shared
-                .socket
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let params = QosParams::new(socket.params().device.clone(), socket.scheduler(), wanted);
-            match socket.change(&params) {
+            match shared.change_stream(wanted) {
                 Ok(()) => gst::debug!(CAT, imp = self, "stream now {wanted:?}"),
                 Err(err) => {
                     if !feedback.warned {
