@@ -34,7 +34,7 @@ pub use params::{
     validate_device, InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams,
     WindowConstraint, MAX_DEVICE_NAME,
 };
-pub use route::egress_device;
+pub use route::{device_mtu, egress_device};
 pub use socket::{AttachError, QSocket};
 
 /// Nanoseconds on `CLOCK_MONOTONIC`, the clock of every [`Deadline`].

@@ -1,6 +1,6 @@
 //! Which device traffic to a host leaves by, so that callers that only know
 //! a destination (the GStreamer sink's `host`) can name the device a
-//! scheduler must sit on.
+//! scheduler must sit on, and how large a packet that device carries.
 
 use std::net::IpAddr;
 
@@ -10,6 +10,15 @@ use rtnetlink::RouteMessageBuilder;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::tc::{rtnetlink_error, Context, Netlink};
+
+/// The MTU of `device` in bytes (`ip link show dev DEVICE`), in the calling
+/// thread's network namespace. The kernel backends size a stream's class for
+/// packets of this size (plus the link-layer header) unless the stream gives
+/// its own packet size.
+pub fn device_mtu(device: &str) -> Result<u32> {
+    let nl = Netlink::open()?;
+    Ok(crate::tc::link::lookup(&nl, device)?.mtu)
+}
 
 /// The name of the device that traffic to `destination` leaves by (`ip route
 /// get DESTINATION`), in the calling thread's network namespace.

@@ -294,6 +294,8 @@ struct Shared {
     /// The device's link rate in bit/s as its scheduler knows it; 0 when
     /// unknown. Read at start and by the feedback thread at every interval.
     link_rate: AtomicU64,
+    /// A full-size packet on the device, in bits (from its MTU).
+    full_packet_bits: u64,
     counters: Mutex<Counters>,
 }
 
@@ -302,6 +304,14 @@ impl Shared {
         self.socket
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What bounds the stream's period now.
+    fn link_limits(&self) -> LinkLimits {
+        LinkLimits {
+            rate: Some(self.link_rate.load(Ordering::Relaxed)).filter(|&bits| bits > 0),
+            full_packet_bits: self.full_packet_bits,
+        }
     }
 
     /// `qchange` to `stream`, on the same device and scheduler.
@@ -700,7 +710,33 @@ struct DerivedIpg {
     packets_per_frame: f64,
     largest_frame_packets: u64,
     latency_budget: Duration,
-    link_rate: Option<u64>,
+    link: LinkLimits,
+}
+
+/// What bounds a stream's period on its device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LinkLimits {
+    /// The link rate the device's scheduler was given, in bit/s.
+    rate: Option<u64>,
+    /// A full-size packet with its link-layer header, rounded up, as the
+    /// kernel backends size a class (HTB refuses one faster than the link).
+    full_packet_bits: u64,
+}
+
+impl LinkLimits {
+    /// A full packet's time on the link: the shortest period a stream can
+    /// have there; None when the rate is not known.
+    fn full_packet_time(self) -> Option<Duration> {
+        self.rate
+            .filter(|&bits| bits > 0)
+            .map(|bits| Duration::from_nanos(self.full_packet_bits * 1_000_000_000 / bits))
+    }
+
+    /// `period`, or the full packet's time if that is longer.
+    fn at_most_the_link(self, period: Duration) -> Duration {
+        self.full_packet_time()
+            .map_or(period, |shortest| period.max(shortest))
+    }
 }
 
 /// The stream's period: short enough to carry its mean rate with headroom,
@@ -717,31 +753,25 @@ fn derived_ipg(from: DerivedIpg) -> Duration {
         }
         _ => by_mean,
     };
-    let wanted = by_mean.min(by_largest);
-    match from.link_rate.filter(|&bits| bits > 0) {
-        Some(bits) => wanted.max(full_packet_time(bits)),
-        None => wanted,
-    }
+    from.link.at_most_the_link(by_mean.min(by_largest))
 }
 
 /// The period that lets `packets` packets leave within `left`, but no
-/// shorter than a full packet's time at `link_rate` bit/s (0: unknown).
-fn period_to_fit(left: Duration, packets: u32, link_rate: u64) -> Duration {
-    let needed = left / packets.max(1);
-    match link_rate {
-        0 => needed,
-        bits => needed.max(full_packet_time(bits)),
-    }
+/// shorter than a full packet's time on the link.
+fn period_to_fit(left: Duration, packets: u32, link: LinkLimits) -> Duration {
+    link.at_most_the_link(left / packets.max(1))
 }
 
-/// A full-size packet with its link-layer header, rounded up, for sizing
-/// periods against a link rate (HTB refuses a class faster than the link).
-const FULL_PACKET_BITS: u64 = 1600 * 8;
+/// Link-layer header and rounding on top of the MTU: 1600 bytes for
+/// Ethernet's 1500.
+const LINK_HEADER_ALLOWANCE: u64 = 100;
 
-/// A full packet's time on a link of `bits` (> 0) bit/s: the shortest
-/// period a stream can have there.
-fn full_packet_time(bits: u64) -> Duration {
-    Duration::from_nanos(FULL_PACKET_BITS * 1_000_000_000 / bits)
+/// A full packet on `device` in bits, from its MTU (Ethernet's when it cannot
+/// be read). A loopback device's 64 KiB MTU makes a class for full packets
+/// forty times faster than one for Ethernet's.
+fn full_packet_bits(device: &str) -> u64 {
+    let mtu = qsock::device_mtu(device).map_or(1500, u64::from);
+    (mtu + LINK_HEADER_ALLOWANCE) * 8
 }
 
 /// The link rate the device's qsock scheduler was given, if it knows one.
@@ -758,9 +788,9 @@ fn link_rate_of(device: &str) -> Option<u64> {
 /// not known). Starting aperiodic would leave the first frames, the first
 /// I-frame among them, without a share of the link (HTB gives an aperiodic
 /// stream no class), queued behind whatever else is sent.
-fn starting_ipg(link_rate: Option<u64>) -> Duration {
-    match link_rate {
-        Some(bits) => (full_packet_time(bits) * 2).max(Duration::from_micros(50)),
+fn starting_ipg(link: LinkLimits) -> Duration {
+    match link.full_packet_time() {
+        Some(shortest) => (shortest * 2).max(Duration::from_micros(50)),
         None => Duration::from_millis(1),
     }
 }
@@ -819,8 +849,12 @@ impl BaseSinkImpl for QSockSink {
         })?;
         let scheduler = self.prepare_scheduler(&settings, &device)?;
         let link_rate = link_rate_of(&device);
+        let full_packet_bits = full_packet_bits(&device);
         let stream = if settings.ipg_us == 0 {
-            let starting = starting_ipg(link_rate);
+            let starting = starting_ipg(LinkLimits {
+                rate: link_rate,
+                full_packet_bits,
+            });
             gst::debug!(
                 CAT,
                 imp = self,
@@ -882,6 +916,7 @@ impl BaseSinkImpl for QSockSink {
             destination,
             device,
             link_rate: AtomicU64::new(link_rate.unwrap_or(0)),
+            full_packet_bits,
             counters: Mutex::new(Counters::default()),
         });
         *lock(&self.feedback) = Feedback::new(&settings);
@@ -1327,11 +1362,7 @@ impl QSockSink {
         let left = deadline
             .as_monotonic_nanos()
             .saturating_sub(qsock::monotonic_now());
-        let fitted = period_to_fit(
-            Duration::from_nanos(left),
-            packets,
-            shared.link_rate.load(Ordering::Relaxed),
-        );
+        let fitted = period_to_fit(Duration::from_nanos(left), packets, shared.link_limits());
         if fitted.as_secs_f64() >= current.ipg.as_secs_f64() * (1.0 - IPG_CHANGE_THRESHOLD) {
             return;
         }
@@ -1590,7 +1621,10 @@ impl QSockSink {
                             .max()
                             .unwrap_or(0),
                         latency_budget: settings.latency_budget(),
-                        link_rate,
+                        link: LinkLimits {
+                            rate: link_rate,
+                            full_packet_bits: shared.full_packet_bits,
+                        },
                     })
                 })
         } else {
@@ -1880,6 +1914,14 @@ fn stats_structure(
 mod tests {
     use super::*;
 
+    /// A link of `rate` bit/s with Ethernet's MTU.
+    fn ethernet(rate: Option<u64>) -> LinkLimits {
+        LinkLimits {
+            rate,
+            full_packet_bits: 1600 * 8,
+        }
+    }
+
     fn video(largest_frame_packets: u64, link_rate: Option<u64>) -> DerivedIpg {
         // 25 fps, 4 packets a frame on average, 100 ms of latency budget.
         DerivedIpg {
@@ -1887,7 +1929,7 @@ mod tests {
             packets_per_frame: 4.0,
             largest_frame_packets,
             latency_budget: Duration::from_millis(100),
-            link_rate,
+            link: ethernet(link_rate),
         }
     }
 
@@ -1917,20 +1959,40 @@ mod tests {
     fn a_frame_is_fitted_into_the_time_left_down_to_the_link() {
         // 30 packets with 60 ms left: one every 2 ms.
         let left = Duration::from_millis(60);
-        assert_eq!(period_to_fit(left, 30, 0), Duration::from_millis(2));
         assert_eq!(
-            period_to_fit(left, 30, 10_000_000),
+            period_to_fit(left, 30, ethernet(None)),
+            Duration::from_millis(2)
+        );
+        assert_eq!(
+            period_to_fit(left, 30, ethernet(Some(10_000_000))),
             Duration::from_millis(2)
         );
         // At 4 Mbit/s no packet leaves faster than every 3.2 ms.
         assert_eq!(
-            period_to_fit(left, 30, 4_000_000),
+            period_to_fit(left, 30, ethernet(Some(4_000_000))),
             Duration::from_micros(3200)
         );
         // Already late: as fast as the link goes.
         assert_eq!(
-            period_to_fit(Duration::ZERO, 30, 4_000_000),
+            period_to_fit(Duration::ZERO, 30, ethernet(Some(4_000_000))),
             Duration::from_micros(3200)
         );
+    }
+
+    #[test]
+    fn a_stream_starts_at_half_the_link_for_the_devices_full_packets() {
+        // Ethernet at 10 Mbit/s: 1600 bytes every 2.56 ms.
+        assert_eq!(
+            starting_ipg(ethernet(Some(10_000_000))),
+            Duration::from_micros(2560)
+        );
+        // Loopback's 64 KiB MTU at 10 Gbit/s: a class sized for its full
+        // packets every 50 µs would need 10.5 Gbit/s, more than the link.
+        let loopback = LinkLimits {
+            rate: Some(10_000_000_000),
+            full_packet_bits: (65_536 + 100) * 8,
+        };
+        assert_eq!(starting_ipg(loopback), Duration::from_nanos(105_016));
+        assert_eq!(starting_ipg(ethernet(None)), Duration::from_millis(1));
     }
 }
