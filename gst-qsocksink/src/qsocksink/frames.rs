@@ -104,11 +104,14 @@ impl<P> Frame<P> {
 /// The type among `types` whose loss would do the most harm, for a packet
 /// that carries all of them: `Unknown` above all, then intra, predicted and
 /// non-reference. None for no types.
-fn most_protected(types: &[FrameType]) -> Option<FrameType> {
-    if types.contains(&FrameType::Unknown) {
-        return Some(FrameType::Unknown);
-    }
-    types.iter().copied().max()
+fn most_protected(types: impl IntoIterator<Item = FrameType>) -> Option<FrameType> {
+    types.into_iter().reduce(|a, b| {
+        if a == FrameType::Unknown || b == FrameType::Unknown {
+            FrameType::Unknown
+        } else {
+            a.max(b)
+        }
+    })
 }
 
 /// Collects packets until a frame is complete: on a packet that ends it, or
@@ -155,28 +158,29 @@ impl<P> FrameAssembler<P> {
         let mut carries_end_of = None;
         if starts_new {
             if let Some(previous) = self.pending.take() {
-                let mut ended = Vec::with_capacity(info.hidden_frames.len() + 1);
-                if info.also_ends_previous {
-                    // Configuration is as essential as an intra frame.
-                    ended.push(if previous.configuration {
+                // Configuration is as essential as an intra frame.
+                let previous_end = info.also_ends_previous.then(|| {
+                    if previous.configuration {
                         FrameType::Intra
                     } else {
                         previous.counted_type()
-                    });
-                }
-                // Small frames (a B-frame of a few dozen bytes, say) that
-                // began and ended inside this datagram.
-                ended.extend_from_slice(&info.hidden_frames);
-                let unseen_frames = self.keys_count_frames
+                    }
+                });
+                // Frames went by that nobody saw the type of.
+                let unseen_frames = (self.keys_count_frames
                     && info.frame
                         > previous
                             .key
-                            .saturating_add(1 + info.hidden_frames.len() as u64);
-                if unseen_frames {
-                    // Frames went by that nobody saw the type of.
-                    ended.push(FrameType::Unknown);
-                }
-                carries_end_of = most_protected(&ended);
+                            .saturating_add(1 + info.hidden_frames.len() as u64))
+                .then_some(FrameType::Unknown);
+                // Small frames (a B-frame of a few dozen bytes, say) that
+                // began and ended inside this datagram come in between.
+                carries_end_of = most_protected(
+                    previous_end
+                        .into_iter()
+                        .chain(info.hidden_frames.iter().copied())
+                        .chain(unseen_frames),
+                );
                 complete.push(previous);
             }
         }
