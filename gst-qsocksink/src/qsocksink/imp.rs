@@ -1601,10 +1601,9 @@ impl QSockSink {
         feedback.largest_frames.push_back(largest);
         // Read each time: qsockinit may change it under a running stream
         // (the classes are refitted).
-        let link_rate = link_rate_of(&shared.device);
         shared
             .link_rate
-            .store(link_rate.unwrap_or(0), Ordering::Relaxed);
+            .store(link_rate_of(&shared.device).unwrap_or(0), Ordering::Relaxed);
         let derived = if settings.ipg_us == 0 && frames > 0 {
             let interval = self.frame_interval(feedback, counters);
             let packets = counters.offered_packets - previous.offered_packets;
@@ -1621,10 +1620,7 @@ impl QSockSink {
                             .max()
                             .unwrap_or(0),
                         latency_budget: settings.latency_budget(),
-                        link: LinkLimits {
-                            rate: link_rate,
-                            full_packet_bits: shared.full_packet_bits,
-                        },
+                        link: shared.link_limits(),
                     })
                 })
         } else {
