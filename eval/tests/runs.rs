@@ -123,20 +123,10 @@ fn an_interrupted_run_removes_its_test_beds() {
         "qsock-eval never started its lanes: {}",
         stderr.join().unwrap_or_default()
     );
-    let prefix = format!("qsk-{pid}-");
-    let beds = || {
-        std::fs::read_dir("/run/netns")
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
+    let beds = || qsock_testbed::namespaces_of(pid);
     assert!(
-        beds() >= 2,
-        "the running lanes have namespaces named {prefix}*"
+        beds().len() >= 2,
+        "the running lanes have namespaces of their own"
     );
     kill(Pid::from_raw(pid as i32), Signal::SIGINT).expect("SIGINT");
     let status = child.wait().expect("qsock-eval exits");
@@ -151,5 +141,5 @@ fn an_interrupted_run_removes_its_test_beds() {
         !stderr.contains("could not delete"),
         "the run and its handler both reported on the namespaces: {stderr}"
     );
-    assert_eq!(beds(), 0, "namespaces {prefix}* outlived the run");
+    assert_eq!(beds(), Vec::<String>::new(), "namespaces outlived the run");
 }

@@ -5,7 +5,6 @@
 //! link asked HTB for a 281 Mbit/s class, which it refused, and the sink did
 //! not start. Needs root (namespaces, qdiscs); without it, it skips.
 
-use std::process::Command;
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -23,20 +22,8 @@ fn the_sink_starts_and_streams_on_a_jumbo_frame_link() {
     }
     plugin::init();
     let bed = TestBed::new().expect("a test bed");
-    let mtu = Command::new("ip")
-        .args([
-            "-n",
-            bed.sender_ns(),
-            "link",
-            "set",
-            "dev",
-            bed.sender_dev(),
-            "mtu",
-            "9000",
-        ])
-        .status()
-        .expect("ip (iproute2) runs");
-    assert!(mtu.success(), "ip link set mtu 9000 failed");
+    bed.set_sender_mtu(9000)
+        .expect("a 9000-byte MTU on the sender's veth");
     let init = InitParams::new(bed.sender_dev(), SchedulerName::Htb)
         .with_link_rate("100mbit".parse().expect("a rate"));
     bed.run_in_sender(|| qsock::qsockinit(&init))

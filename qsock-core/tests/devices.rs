@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use qsock::{device_mtu, ErrorKind};
 use support::privileged_bed;
 
@@ -13,20 +11,8 @@ fn the_mtu_is_the_devices_own_in_the_callers_namespace() {
     let Some(bed) = privileged_bed("the device tests") else {
         return;
     };
-    let set = Command::new("ip")
-        .args([
-            "-n",
-            bed.sender_ns(),
-            "link",
-            "set",
-            "dev",
-            bed.sender_dev(),
-            "mtu",
-            "9000",
-        ])
-        .status()
-        .expect("ip (iproute2) runs");
-    assert!(set.success(), "ip link set mtu 9000 failed");
+    bed.set_sender_mtu(9000)
+        .expect("a 9000-byte MTU on the sender's veth");
     let (sender, loopback) = bed
         .run_in_sender(|| (device_mtu(bed.sender_dev()), device_mtu("lo")))
         .expect("enter the sender's namespace");

@@ -220,6 +220,23 @@ impl TestBed {
         Ok(self)
     }
 
+    /// Sets the MTU of the sender's veth (`ip link set dev DEV mtu MTU`),
+    /// for links with larger frames than Ethernet's.
+    pub fn set_sender_mtu(&self, mtu: u32) -> Result<()> {
+        self.ip(
+            &self.sender_ns,
+            &[
+                "link",
+                "set",
+                "dev",
+                &self.sender_dev,
+                "mtu",
+                &mtu.to_string(),
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Runs `tc ARGS` in the sender's namespace and returns its standard output.
     pub fn tc_in_sender(&self, args: &[&str]) -> Result<String> {
         let output = run(Command::new("ip")
@@ -342,20 +359,24 @@ impl Drop for TestBed {
 /// their veth pairs and qdiscs; returns how many. For a process stopped by
 /// a signal (a Ctrl-C handler), which exits without dropping its beds.
 pub fn remove_this_process_beds() -> usize {
-    let prefix = namespace_prefix(std::process::id());
+    namespaces_of(std::process::id())
+        .into_iter()
+        .filter(|name| run(Command::new("ip").args(["netns", "del", name])).is_ok())
+        .count()
+}
+
+/// The namespaces that process `pid`'s test beds made and that are still
+/// there.
+pub fn namespaces_of(pid: u32) -> Vec<String> {
+    let prefix = namespace_prefix(pid);
     let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
-        return 0;
+        return Vec::new();
     };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix)
-            && run(Command::new("ip").args(["netns", "del", &name])).is_ok()
-        {
-            removed += 1;
-        }
-    }
-    removed
+    entries
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
 }
 
 /// How the names of process `pid`'s namespaces begin.
