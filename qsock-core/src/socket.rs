@@ -27,6 +27,8 @@ pub struct QSocket {
     socket: Socket,
     params: QosParams,
     datagram: bool,
+    /// The address family, which decides what a destination must look like.
+    domain: Option<Domain>,
     attachment: Option<Box<dyn Attachment>>,
     last_sample: Mutex<RateSample>,
 }
@@ -86,10 +88,12 @@ impl QSocket {
         match QSocket::attach_inner(&socket, params) {
             Ok((attachment, resolved, datagram)) => {
                 let sent_bytes = attachment.stats().map(|s| s.sent_bytes).unwrap_or(0);
+                let domain = socket.domain().ok();
                 Ok(QSocket {
                     socket,
                     params: resolved,
                     datagram,
+                    domain,
                     attachment: Some(attachment),
                     last_sample: Mutex::new(RateSample {
                         at_nanos: sys::monotonic_nanos(),
@@ -238,6 +242,10 @@ impl QSocket {
             }
             return Ok(sent);
         }
+        let destination = match destination {
+            Some(address) => check_destination(self.domain, address)?,
+            None => None,
+        };
         for packet in packets {
             if packet.len() > 65_507 {
                 return Err(Error::invalid(format!(
@@ -318,6 +326,75 @@ impl QSocket {
     fn attachment(&self) -> Result<&dyn Attachment> {
         self.attachment.as_deref().ok_or_else(closed)
     }
+}
+
+/// The destination a UDP send goes to, checked as `udp_sendmsg` and
+/// `udpv6_sendmsg` check it, so that every backend refuses what `sendto(2)`
+/// refuses, with the same errno, before anything is queued: `None` where the
+/// kernel takes the address to mean the connected peer (`AF_UNSPEC` on an
+/// IPv6 socket).
+fn check_destination(domain: Option<Domain>, address: &SockAddr) -> Result<Option<&SockAddr>> {
+    const SOCKADDR_IN: usize = std::mem::size_of::<libc::sockaddr_in>();
+    const SOCKADDR_IN6: usize = std::mem::size_of::<libc::sockaddr_in6>();
+    let family = libc::c_int::from(address.family());
+    let len = address.len() as usize;
+    let refuse = |errno: i32, what: String| {
+        Err(Error::os(
+            format!("{what}: sendto(2) refuses it too, and nothing was sent"),
+            std::io::Error::from_raw_os_error(errno),
+        ))
+    };
+    let needed = match (domain, family) {
+        (Some(Domain::IPV6), libc::AF_UNSPEC) => return Ok(None),
+        (Some(Domain::IPV6), libc::AF_INET6) => SOCKADDR_IN6,
+        (Some(Domain::IPV6), libc::AF_INET) => SOCKADDR_IN,
+        (Some(Domain::IPV6), _) => {
+            return refuse(
+                libc::EINVAL,
+                format!(
+                    "the destination's address family ({family}) is neither AF_INET6 nor AF_INET, \
+                     which an IPv6 socket can send to"
+                ),
+            )
+        }
+        (Some(Domain::IPV4), libc::AF_INET | libc::AF_UNSPEC) => SOCKADDR_IN,
+        (Some(Domain::IPV4), _) => {
+            if len < SOCKADDR_IN {
+                return refuse(libc::EINVAL, short_address(len, family, SOCKADDR_IN));
+            }
+            return refuse(
+                libc::EAFNOSUPPORT,
+                format!(
+                    "the destination's address family ({family}) is not AF_INET, which an IPv4 \
+                     socket sends to: pass a struct sockaddr_in"
+                ),
+            );
+        }
+        // Not an IP socket: the kernel's own checks answer.
+        _ => return Ok(Some(address)),
+    };
+    if len < needed {
+        return refuse(libc::EINVAL, short_address(len, family, needed));
+    }
+    if address.as_socket().is_some_and(|a| a.port() == 0) {
+        return refuse(
+            libc::EINVAL,
+            "the destination's port is 0, which no datagram can be sent to".to_owned(),
+        );
+    }
+    Ok(Some(address))
+}
+
+fn short_address(len: usize, family: libc::c_int, needed: usize) -> String {
+    let name = if needed == std::mem::size_of::<libc::sockaddr_in6>() {
+        "sockaddr_in6"
+    } else {
+        "sockaddr_in"
+    };
+    format!(
+        "an address length of {len} bytes is too short for the destination (family {family}): \
+         pass sizeof(struct {name}), {needed} bytes"
+    )
 }
 
 fn closed() -> Error {

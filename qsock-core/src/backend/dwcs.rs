@@ -13,7 +13,8 @@
 //! deadlines, drop flags and frame starts travel in one `SCM_TXTIME` value
 //! (see `tc::dwcs` and the module's uapi header), which needs no privilege;
 //! `IP_RECVERR` makes the kernel's refusal of a non-droppable packet reach the
-//! sender as `ENOBUFS`.
+//! sender as `ENOBUFS`, and `recv_err` keeps the ICMP errors it would also
+//! turn into failed sends from failing any send a plain socket would make.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -24,8 +25,8 @@ use netlink_packet_route::tc::TcHandle;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{
-    begin_kernel_report, busy, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport,
-    InitReport, StreamReport,
+    begin_kernel_report, busy, recv_err, reset_kernel_root, set_priority, Attachment, Backend,
+    DeviceReport, InitReport, StreamReport,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
@@ -263,7 +264,20 @@ struct SocketState {
 }
 
 impl SocketState {
-    /// Puts `IP_RECVERR`/`IPV6_RECVERR` back as they were.
+    /// Whether qsock turned on the flag that the socket's own traffic reads
+    /// (`IPV6_RECVERR` for an IPv6 socket): then the ICMP errors it queues
+    /// are qsock's to keep from failing sends. Where the application had it
+    /// on, they are the application's, as the kernel reports them.
+    fn hides_icmp_errors(&self) -> bool {
+        match (self.recv_err_v6, self.recv_err_v4) {
+            (Some(before), _) => !before,
+            (None, Some(before)) => !before,
+            (None, None) => false,
+        }
+    }
+
+    /// Puts `IP_RECVERR`/`IPV6_RECVERR` back as they were, and empties the
+    /// error queue of what was queued while qsock had them on.
     fn restore(&self, socket: &Socket) {
         // Best effort: a failure leaves a flag on that only makes refusals visible.
         if let Some(on) = self.recv_err_v4 {
@@ -271,6 +285,9 @@ impl SocketState {
         }
         if let Some(on) = self.recv_err_v6 {
             let _ = sys::set_recv_err(socket.as_fd(), true, on);
+        }
+        if self.hides_icmp_errors() {
+            recv_err::discard_queued(socket);
         }
     }
 }
@@ -561,10 +578,19 @@ impl Attachment for DwcsStream {
         let txtimes: Vec<u64> = (0..packets.len())
             .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
             .collect();
+        let hides = self.state.hides_icmp_errors();
+        let mut resend = |err: &std::io::Error| hides && recv_err::resend_after(socket, err);
         let sent = if txtimes.iter().all(|&value| value == 0) {
-            sys::send_datagrams(socket.as_fd(), packets, destination, 0)
+            sys::send_datagrams_or_resend(socket.as_fd(), packets, destination, 0, &mut resend)
         } else {
-            sys::send_datagrams_with_txtime(socket.as_fd(), packets, destination, &txtimes, 0)
+            sys::send_datagrams_with_txtime(
+                socket.as_fd(),
+                packets,
+                destination,
+                &txtimes,
+                0,
+                &mut resend,
+            )
         };
         sent.map_err(|err| self.send_error(err))
     }

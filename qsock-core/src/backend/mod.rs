@@ -100,6 +100,7 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 
 mod dwcs;
 pub(crate) mod htb;
+mod recv_err;
 mod user;
 
 use crate::error::{Error, ErrorKind};

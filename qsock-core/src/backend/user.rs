@@ -78,6 +78,10 @@ struct State {
 struct StreamEntry {
     params: StreamParams,
     closing: bool,
+    /// Why the kernel refused a datagram the scheduler thread sent for this
+    /// stream, for the stream's next send to report, as the kernel reports
+    /// a socket's pending error on its next send.
+    refused: Option<std::io::Error>,
 }
 
 /// A datagram waiting in the model, with what the thread needs to send it.
@@ -86,6 +90,19 @@ struct Outgoing {
     data: Vec<u8>,
     destination: Option<SockAddr>,
     droppable: bool,
+    /// Where the model counts it, and whose send reports its refusal.
+    class: Class,
+    stream: StreamId,
+}
+
+/// A datagram the scheduler thread released that did not leave.
+struct Unsent {
+    class: Class,
+    stream: StreamId,
+    len: usize,
+    /// What the kernel said; `None` for a droppable datagram given up while
+    /// the socket pushed back, which counts as dropped for a full queue.
+    refused: Option<std::io::Error>,
 }
 
 impl Device {
@@ -126,8 +143,11 @@ impl Device {
                         }
                     }
                     drop(state);
-                    transmit_batch(batch);
+                    let unsent = transmit_batch(batch);
                     state = self.lock();
+                    for datagram in unsent {
+                        state.not_sent(datagram);
+                    }
                 }
                 Next::NotBefore(at) => {
                     let wait = Duration::from_nanos(at.saturating_sub(now));
@@ -167,6 +187,21 @@ impl Device {
 }
 
 impl State {
+    /// Counts a datagram that did not leave as not sent, and keeps the
+    /// kernel's refusal for the stream's next send.
+    fn not_sent(&mut self, datagram: Unsent) {
+        let len = u32::try_from(datagram.len).unwrap_or(u32::MAX);
+        let dropped = datagram
+            .refused
+            .is_none()
+            .then_some(model::DropReason::QueueFull);
+        self.model.not_sent(datagram.class, len, dropped);
+        if let (Some(err), Some(entry)) = (datagram.refused, self.streams.get_mut(&datagram.stream))
+        {
+            entry.refused.get_or_insert(err);
+        }
+    }
+
     fn remove_closed_streams(&mut self) {
         let closed: Vec<StreamId> = self
             .streams
@@ -190,8 +225,9 @@ impl State {
 
 /// Sends what the model released, in order: each run of datagrams for one
 /// socket and destination in one `sendmmsg(2)`, the rest of a run that the
-/// socket pushed back one by one with retries.
-fn transmit_batch(batch: Vec<Outgoing>) {
+/// socket pushed back one by one with retries. Returns what did not leave.
+fn transmit_batch(batch: Vec<Outgoing>) -> Vec<Unsent> {
+    let mut unsent = Vec::new();
     let mut rest = batch.as_slice();
     while let Some(first) = rest.first() {
         let run = rest
@@ -201,23 +237,47 @@ fn transmit_batch(batch: Vec<Outgoing>) {
             })
             .count();
         let packets: Vec<&[u8]> = rest[..run].iter().map(|o| o.data.as_slice()).collect();
-        let sent = sys::send_datagrams(
+        let sent = match sys::send_datagrams(
             first.socket.as_fd(),
             &packets,
             first.destination.as_ref(),
             libc::MSG_DONTWAIT,
-        )
-        .unwrap_or(0);
-        for outgoing in &rest[sent.min(run)..run] {
-            transmit(outgoing);
+        ) {
+            Ok(sent) => sent.min(run),
+            Err(err) if sys::is_pushback(&err) => 0,
+            // The kernel refused the first datagram (a pending error of the
+            // socket fails the send that meets it, and that datagram only).
+            Err(err) => {
+                unsent.push(first.unsent(Some(err)));
+                1
+            }
+        };
+        for outgoing in &rest[sent..run] {
+            if let Err(refused) = transmit(outgoing) {
+                unsent.push(outgoing.unsent(refused));
+            }
         }
         rest = &rest[run..];
+    }
+    unsent
+}
+
+impl Outgoing {
+    fn unsent(&self, refused: Option<std::io::Error>) -> Unsent {
+        Unsent {
+            class: self.class,
+            stream: self.stream,
+            len: self.data.len(),
+            refused,
+        }
     }
 }
 
 /// Sends one datagram, retrying while the socket pushes back: a non-droppable
-/// datagram until it goes, a droppable one for `PUSHBACK_PATIENCE`.
-fn transmit(outgoing: &Outgoing) {
+/// datagram until it goes, a droppable one for `PUSHBACK_PATIENCE`. Fails
+/// with the kernel's refusal, or with `None` when a droppable datagram was
+/// given up.
+fn transmit(outgoing: &Outgoing) -> std::result::Result<(), Option<std::io::Error>> {
     let started = std::time::Instant::now();
     loop {
         let result = match &outgoing.destination {
@@ -231,16 +291,15 @@ fn transmit(outgoing: &Outgoing) {
                 .send_with_flags(&outgoing.data, libc::MSG_DONTWAIT),
         };
         match result {
-            Ok(_) => return,
+            Ok(_) => return Ok(()),
             Err(err) if sys::is_pushback(&err) => {
                 if outgoing.droppable && started.elapsed() > PUSHBACK_PATIENCE {
-                    return;
+                    return Err(None);
                 }
                 sys::wait_writable(&outgoing.socket, Duration::from_millis(1));
             }
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            // The peer is gone or unreachable: the kernel would drop it too.
-            Err(_) => return,
+            Err(err) => return Err(Some(err)),
         }
     }
 }
@@ -340,6 +399,7 @@ impl Backend for User {
             StreamEntry {
                 params: params.stream,
                 closing: false,
+                refused: None,
             },
         );
         drop(state);
@@ -433,13 +493,48 @@ impl Attachment for UserStream {
         Ok(())
     }
 
+    /// Queues the packets in the model for the scheduler thread to send,
+    /// after the checks the kernel makes when the send is its own: a
+    /// destination or a connected peer, and the socket's pending error,
+    /// reported (and cleared) by this send as `sendto(2)` reports it.
     fn send_frame(
         &self,
-        _socket: &Socket,
+        socket: &Socket,
         packets: &[&[u8]],
         destination: Option<&SockAddr>,
         flags: &PacketFlags,
     ) -> Result<usize> {
+        if destination.is_none() && socket.peer_addr().is_err() {
+            return Err(Error::os(
+                "qsend on a socket that is not connected: connect(2) it first, or give the \
+                 destination (qsendto)",
+                std::io::Error::from_raw_os_error(libc::EDESTADDRREQ),
+            ));
+        }
+        let refused = self
+            .device
+            .lock()
+            .streams
+            .get_mut(&self.id)
+            .and_then(|entry| entry.refused.take());
+        if let Some(err) = refused {
+            return Err(Error::os(
+                "the kernel refused an earlier datagram of this socket, which the user \
+                 scheduler sent after the call had returned, so it was not sent (the send \
+                 reports it, as send(2) reports a socket's pending error)",
+                err,
+            ));
+        }
+        if let Some(err) = socket
+            .take_error()
+            .map_err(|err| Error::os("getsockopt(SO_ERROR) failed", err))?
+        {
+            return Err(Error::os(
+                "the socket had a pending error (an ICMP error that an earlier datagram drew), \
+                 which fails this send as it would fail send(2); nothing was queued",
+                err,
+            ));
+        }
         let droppable = flags.drop.is_droppable(self.droppable);
         let deadline = flags.deadline.map(|d| d.as_monotonic_nanos());
         // Copy the data before taking the lock that the scheduler thread needs.
@@ -450,6 +545,8 @@ impl Attachment for UserStream {
                 data: data.to_vec(),
                 destination: destination.cloned(),
                 droppable,
+                class: self.class,
+                stream: self.id,
             })
             .collect();
         let mut state = self.device.lock();

@@ -666,6 +666,24 @@ impl<P> Scheduler<P> {
         self.config.link_rate.filter(|&rate| rate > 0)
     }
 
+    /// Takes back the count of a packet of `len` bytes that [`Scheduler::dequeue`]
+    /// released from `class` but that did not leave (the system refused to
+    /// send it): it is not counted as sent, and with `dropped`, it is counted
+    /// as dropped for that reason. An unknown stream is ignored: it has gone.
+    pub fn not_sent(&mut self, class: Class, len: u32, dropped: Option<DropReason>) {
+        let counters = match class {
+            Class::Stream(id) => match self.streams.get_mut(&id) {
+                Some(stream) => &mut stream.counters,
+                None => return,
+            },
+            Class::BestEffort => &mut self.best_effort_counters,
+        };
+        counters.unsent(len);
+        if let Some(reason) = dropped {
+            counters.count_drop(reason);
+        }
+    }
+
     /// The drops since the last call, in the order they happened.
     pub fn drain_drops(&mut self) -> impl Iterator<Item = Dropped> + '_ {
         self.drops.drain(..)

@@ -53,6 +53,12 @@ impl Counters {
         self.delay_max = self.delay_max.max(delay);
     }
 
+    /// Takes back [`Counters::sent`] for a packet that did not leave after all.
+    pub fn unsent(&mut self, len: u32) {
+        self.sent_packets = self.sent_packets.saturating_sub(1);
+        self.sent_bytes = self.sent_bytes.saturating_sub(u64::from(len));
+    }
+
     pub fn count_drop(&mut self, reason: DropReason) {
         let slot = match reason {
             DropReason::Late => &mut self.dropped.late,

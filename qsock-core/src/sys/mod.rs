@@ -39,13 +39,30 @@ pub fn send_datagrams(
     destination: Option<&SockAddr>,
     flags: libc::c_int,
 ) -> io::Result<usize> {
+    send_datagrams_or_resend(socket, packets, destination, flags, &mut |_| false)
+}
+
+/// Asked of a send that failed: whether the error said nothing about the
+/// datagrams being sent, so that the same call is made again (see
+/// `backend::recv_err`). It may act on the socket first, e.g. clear the error.
+pub type Resend<'a> = &'a mut dyn FnMut(&io::Error) -> bool;
+
+/// [`send_datagrams`], sending again whatever a failed call did not send
+/// when `resend` says the error was not about it.
+pub fn send_datagrams_or_resend(
+    socket: BorrowedFd<'_>,
+    packets: &[&[u8]],
+    destination: Option<&SockAddr>,
+    flags: libc::c_int,
+    resend: Resend<'_>,
+) -> io::Result<usize> {
     match packets {
         [] => return Ok(0),
         // One datagram: sendto(2), without building message headers.
-        [packet] => return send_one(socket, packet, destination, flags).map(|_| 1),
+        [packet] => return send_one(socket, packet, destination, flags, resend).map(|_| 1),
         _ => {}
     }
-    send_messages(socket, packets, destination, &[], flags)
+    send_messages(socket, packets, destination, &[], flags, resend)
 }
 
 /// Sends each buffer as one datagram in `sendmmsg(2)` calls, like
@@ -53,13 +70,15 @@ pub fn send_datagrams(
 /// `txtimes[i]` (one value per packet); a value of 0 sends no control message
 /// for that packet, which the kernel treats the same as a txtime of 0. The
 /// socket must have `SO_TXTIME` enabled ([`enable_txtime_monotonic`]), or the
-/// kernel refuses the control message with `EINVAL`.
+/// kernel refuses the control message with `EINVAL`. A failed call is made
+/// again for what it did not send when `resend` says so.
 pub fn send_datagrams_with_txtime(
     socket: BorrowedFd<'_>,
     packets: &[&[u8]],
     destination: Option<&SockAddr>,
     txtimes: &[u64],
     flags: libc::c_int,
+    resend: Resend<'_>,
 ) -> io::Result<usize> {
     if txtimes.len() != packets.len() {
         return Err(io::Error::new(
@@ -78,7 +97,7 @@ pub fn send_datagrams_with_txtime(
         })
         .collect();
     let controls: Vec<&[u8]> = controls.iter().map(Vec::as_slice).collect();
-    send_messages(socket, packets, destination, &controls, flags)
+    send_messages(socket, packets, destination, &controls, flags, resend)
 }
 
 /// `CMSG_ALIGN`: glibc aligns control messages to `size_t`.
@@ -125,6 +144,7 @@ fn send_messages(
     destination: Option<&SockAddr>,
     controls: &[&[u8]],
     flags: libc::c_int,
+    resend: Resend<'_>,
 ) -> io::Result<usize> {
     if packets.is_empty() {
         return Ok(0);
@@ -171,6 +191,7 @@ fn send_messages(
             let err = io::Error::last_os_error();
             match err.kind() {
                 io::ErrorKind::Interrupted => continue,
+                _ if resend(&err) => continue,
                 _ if sent > 0 && is_pushback(&err) => return Ok(sent),
                 _ => return Err(err),
             }
@@ -217,12 +238,76 @@ pub fn set_recv_err(socket: BorrowedFd<'_>, ipv6: bool, on: bool) -> io::Result<
     .map_err(io::Error::from)
 }
 
+/// One entry of a socket's error queue, as `IP_RECVERR`/`IPV6_RECVERR` put it
+/// there (`struct sock_extended_err`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedError {
+    /// Where the error came from: `SO_EE_ORIGIN_ICMP`, `SO_EE_ORIGIN_ICMP6`,
+    /// `SO_EE_ORIGIN_LOCAL`...
+    pub origin: u8,
+    /// The errno the kernel made of it.
+    pub errno: i32,
+    /// The ICMP type, for ICMP origins.
+    pub icmp_type: u8,
+    /// The ICMP code, for ICMP origins.
+    pub icmp_code: u8,
+}
+
+/// Takes every entry off the socket's error queue (`recvmsg(2)` with
+/// `MSG_ERRQUEUE | MSG_DONTWAIT` until it is empty), oldest first. Dequeuing
+/// the last ICMP entry also clears the socket's pending error (`SO_ERROR`),
+/// which the kernel set from it.
+pub fn take_queued_errors(socket: BorrowedFd<'_>) -> io::Result<Vec<QueuedError>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    let mut taken = Vec::new();
+    loop {
+        // The queued datagram's payload does not matter: a byte is enough,
+        // and the kernel truncates the rest.
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut control = nix::cmsg_space!(
+            libc::sock_extended_err,
+            libc::sockaddr_in6,
+            libc::sockaddr_in6
+        );
+        let message = match recvmsg::<SockaddrStorage>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(message) => message,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(taken),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        };
+        // A truncated control buffer cannot be read; the entry is gone either way.
+        let Ok(cmsgs) = message.cmsgs() else {
+            continue;
+        };
+        for cmsg in cmsgs {
+            let extended = match cmsg {
+                ControlMessageOwned::Ipv4RecvErr(extended, _)
+                | ControlMessageOwned::Ipv6RecvErr(extended, _) => extended,
+                _ => continue,
+            };
+            taken.push(QueuedError {
+                origin: extended.ee_origin,
+                errno: i32::try_from(extended.ee_errno).unwrap_or(i32::MAX),
+                icmp_type: extended.ee_type,
+                icmp_code: extended.ee_code,
+            });
+        }
+    }
+}
+
 /// `sendto(2)` (or `send(2)` without a destination) of one datagram.
 fn send_one(
     socket: BorrowedFd<'_>,
     packet: &[u8],
     destination: Option<&SockAddr>,
     flags: libc::c_int,
+    resend: Resend<'_>,
 ) -> io::Result<usize> {
     let (name, name_len) = match destination {
         Some(address) => (address.as_ptr(), address.len()),
@@ -246,7 +331,7 @@ fn send_one(
             return Ok(rc as usize);
         }
         let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
+        if err.kind() != io::ErrorKind::Interrupted && !resend(&err) {
             return Err(err);
         }
     }
@@ -268,6 +353,22 @@ pub fn wait_writable(socket: &impl AsRawFd, timeout: std::time::Duration) {
     // SAFETY: one pollfd, alive on the stack for the call; poll only writes revents.
     // The result does not matter: the caller retries its send either way.
     let _ = unsafe { libc::poll(&mut pollfd, 1, millis) };
+}
+
+/// Waits until the socket has an error to report (`POLLERR`: a pending error
+/// or an entry on its error queue) or `timeout` passes (`poll(2)`); whether it has.
+#[cfg(test)]
+pub fn wait_error(socket: &impl AsRawFd, timeout: std::time::Duration) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        // POLLERR is always reported; asking for nothing waits for it alone.
+        events: 0,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one pollfd, alive on the stack for the call; poll only writes revents.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
+    ready > 0 && pollfd.revents & libc::POLLERR != 0
 }
 
 /// Puts the calling thread in the `SCHED_FIFO` real-time class at `priority`

@@ -58,7 +58,10 @@ fn txtime_frames_reach_a_loopback_receiver() {
     // what we build is parsed as one.
     let plain = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
     let err =
-        send_datagrams_with_txtime(plain.as_fd(), &packets, Some(&to), &txtimes, 0).unwrap_err();
+        send_datagrams_with_txtime(plain.as_fd(), &packets, Some(&to), &txtimes, 0, &mut |_| {
+            false
+        })
+        .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
 
     let sender = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
@@ -66,19 +69,35 @@ fn txtime_frames_reach_a_loopback_receiver() {
     assert!(!recv_err(sender.as_fd(), false).unwrap());
     set_recv_err(sender.as_fd(), false, true).unwrap();
     assert!(recv_err(sender.as_fd(), false).unwrap());
-    let sent =
-        send_datagrams_with_txtime(sender.as_fd(), &packets, Some(&to), &txtimes, 0).unwrap();
+    let sent = send_datagrams_with_txtime(
+        sender.as_fd(),
+        &packets,
+        Some(&to),
+        &txtimes,
+        0,
+        &mut |_| false,
+    )
+    .unwrap();
     assert_eq!(sent, 3);
     // One packet alone goes through sendmmsg too.
-    let sent = send_datagrams_with_txtime(sender.as_fd(), &[b"fourth"], Some(&to), &[deadline], 0)
-        .unwrap();
+    let sent = send_datagrams_with_txtime(
+        sender.as_fd(),
+        &[b"fourth"],
+        Some(&to),
+        &[deadline],
+        0,
+        &mut |_| false,
+    )
+    .unwrap();
     assert_eq!(sent, 1);
     let mut buf = [0u8; 64];
     for expected in [&b"first"[..], b"second", b"third", b"fourth"] {
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], expected);
     }
-    let err = send_datagrams_with_txtime(sender.as_fd(), &packets, Some(&to), &[1], 0).unwrap_err();
+    let err =
+        send_datagrams_with_txtime(sender.as_fd(), &packets, Some(&to), &[1], 0, &mut |_| false)
+            .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     println!("txtime sends as uid {}: ok", nix::unistd::geteuid());
 }
