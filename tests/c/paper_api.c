@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +333,150 @@ static void paper_sendto(int sockfd)
 	      "qinfo.scheduler = \"%.16s\", want \"%s\"", info.scheduler, sched);
 }
 
+/*
+ * Sends the kernel refuses, refused the same way, with nothing queued,
+ * counted or sent: what sendto(2) says on a plain socket, qsend says too.
+ */
+static void unusable_destinations(int fd)
+{
+	char packet[10] = "nowhere";
+	struct sockaddr_in port0 = receiver;
+	struct sockaddr_in6 v6 = { .sin6_family = AF_INET6, .sin6_port = receiver.sin_port,
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct qinfo before, after;
+	int plain = socket(AF_INET, SOCK_DGRAM, 0);
+
+	port0.sin_port = 0;
+	memset(&before, 0, sizeof(before));
+	memset(&after, 0, sizeof(after));
+	CHECK(qinfo(fd, &before) == 0, "qinfo: %s", qsock_last_error());
+
+	/* The kernel's answers, on a plain unconnected socket. */
+	errno = 0;
+	CHECK(send(plain, packet, sizeof(packet), 0) == -1 && errno == EDESTADDRREQ,
+	      "send on an unconnected plain socket: errno %s", strerror(errno));
+	errno = 0;
+	CHECK(sendto(plain, packet, sizeof(packet), 0, (struct sockaddr *)&receiver, 3) == -1 &&
+		      errno == EINVAL,
+	      "sendto with addrlen 3 on a plain socket: errno %s", strerror(errno));
+	close(plain);
+
+	EXPECT_FAIL(qsend(fd, packet, sizeof(packet), 0, NULL), EDESTADDRREQ,
+		    "Destination address required");
+	EXPECT_FAIL(qsendto(fd, packet, sizeof(packet), 0, (struct sockaddr *)&receiver, 3, NULL),
+		    EINVAL, "address length of 3 bytes");
+	EXPECT_FAIL(qsendto(fd, packet, sizeof(packet), 0, (struct sockaddr *)&port0,
+			    sizeof(port0), NULL),
+		    EINVAL, "port is 0");
+	EXPECT_FAIL(qsendto(fd, packet, sizeof(packet), 0, (struct sockaddr *)&v6, sizeof(v6),
+			    NULL),
+		    EAFNOSUPPORT, "not AF_INET");
+
+	CHECK(qinfo(fd, &after) == 0, "qinfo: %s", qsock_last_error());
+	CHECK(after.sent_packets == before.sent_packets,
+	      "qinfo counts %llu refused sends as sent",
+	      (unsigned long long)(after.sent_packets - before.sent_packets));
+	CHECK(after.backlog_packets == 0, "refused sends left %llu packets queued",
+	      (unsigned long long)after.backlog_packets);
+	check_quiet(__LINE__);
+}
+
+/* Waits until @fd's scheduler has let @want packets go (it sends on its own time). */
+static int wait_sent(int fd, unsigned long long want)
+{
+	struct qinfo info;
+	uint64_t until = now_ns() + 5000000000u;
+
+	do {
+		memset(&info, 0, sizeof(info));
+		if (qinfo(fd, &info) != 0)
+			return 0;
+		if (info.sent_packets >= want)
+			return 1;
+		usleep(1000);
+	} while (now_ns() < until);
+	return 0;
+}
+
+/*
+ * The paper's program started before its receiver: qsendto to a port nobody
+ * listens on succeeds, as sendto does, however many ICMP port unreachable
+ * errors come back; a receiver started later gets the stream.
+ */
+static void send_before_receiver(void)
+{
+	struct qos_params params;
+	struct q_dwcs_attr attrs = { .oln = 0, .old = 10, .ipg = 10,
+				     .stream_flags = DWCS_NON_DROPPABLE };
+	struct packet_flags pflags = { .drop_flag = DWCS_NON_DROPPABLE, .deadline = 0 };
+	struct sockaddr_in closed;
+	struct timeval patience = { .tv_sec = 3, .tv_usec = 0 };
+	socklen_t len = sizeof(closed);
+	char packet[300], buf[16];
+	struct pollfd pfd;
+	int fd, witness, late, i, got = 0;
+
+	/* A port that was bound a moment ago and let go. */
+	late = socket(AF_INET, SOCK_DGRAM, 0);
+	closed = receiver;
+	closed.sin_port = 0;
+	if (late < 0 || bind(late, (struct sockaddr *)&closed, sizeof(closed)) < 0 ||
+	    getsockname(late, (struct sockaddr *)&closed, &len) < 0) {
+		CHECK(0, "a port to leave closed: %s", strerror(errno));
+		return;
+	}
+	close(late);
+
+	fill(&params, dev, sched, &attrs);
+	fd = qsocket(AF_INET, SOCK_DGRAM, 0, &params);
+	CHECK(fd >= 0, "qsocket: %s", qsock_last_error());
+	if (fd < 0)
+		return;
+	/* A plain socket whose recv fails once the network answered it: its
+	 * datagram goes after the qsocket's, so the qsocket's ICMP error is back
+	 * by then. */
+	witness = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK(witness >= 0 && connect(witness, (struct sockaddr *)&closed, sizeof(closed)) == 0 &&
+		      setsockopt(witness, SOL_SOCKET, SO_RCVTIMEO, &patience,
+				 sizeof(patience)) == 0,
+	      "witness socket: %s", strerror(errno));
+	memset(packet, 'n', sizeof(packet));
+	for (i = 0; i < 5; i++) {
+		ssize_t rc;
+
+		pflags.deadline = now_ns() + 100000000u;
+		rc = qsendto(fd, packet, sizeof(packet), 0, (struct sockaddr *)&closed,
+			     sizeof(closed), &pflags);
+		CHECK(rc == (ssize_t)sizeof(packet),
+		      "qsendto %d to a port nobody listens on = %zd, errno %s: %s", i, rc,
+		      strerror(errno), qsock_last_error());
+		CHECK(wait_sent(fd, (unsigned long long)i + 1),
+		      "the scheduler did not send datagram %d within 5 s", i);
+		errno = 0;
+		CHECK(send(witness, "w", 1, 0) == 1 && recv(witness, buf, sizeof(buf), 0) == -1 &&
+			      errno == ECONNREFUSED,
+		      "no port unreachable came back to the witness: %s", strerror(errno));
+	}
+	close(witness);
+
+	late = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK(late >= 0 && bind(late, (struct sockaddr *)&closed, sizeof(closed)) == 0,
+	      "the late receiver: %s", strerror(errno));
+	for (i = 0; i < 5; i++) {
+		pflags.deadline = now_ns() + 100000000u;
+		CHECK(qsendto(fd, packet, sizeof(packet), 0, (struct sockaddr *)&closed,
+			      sizeof(closed), &pflags) == (ssize_t)sizeof(packet),
+		      "qsendto %d to the late receiver: %s", i, qsock_last_error());
+	}
+	pfd = (struct pollfd){ .fd = late, .events = POLLIN };
+	while (got < 5 && poll(&pfd, 1, 3000) == 1 && recv(late, buf, sizeof(buf), 0) > 0)
+		got++;
+	CHECK(got == 5, "the late receiver got %d of 5 datagrams", got);
+	close(late);
+	CHECK(wait_sent(fd, 10), "qinfo does not count the 10 datagrams sent");
+	CHECK(qclose(fd) == 0, "qclose: %s", qsock_last_error());
+}
+
 /* qsend on a connected qsocket, with and without flags, and qsendframe. */
 static void send_connected_and_frames(int fd)
 {
@@ -599,6 +744,7 @@ int main(int argc, char **argv)
 		return finish();
 	}
 	paper_sendto(fd);
+	unusable_destinations(fd);
 	send_connected_and_frames(fd);
 	change(fd);
 	socket_errors();
@@ -608,6 +754,7 @@ int main(int argc, char **argv)
 
 	paper_attach();
 	attach_failures();
+	send_before_receiver();
 	close(rx);
 
 	/* The scheduler lets go of a closed stream's last packets asynchronously. */
