@@ -101,6 +101,11 @@ impl Rig {
             (None, false) => "127.0.0.1:0".parse().unwrap(),
             (None, true) => "[::1]:0".parse().unwrap(),
         };
+        self.receiver_at(address)
+    }
+
+    /// A stamping receiver bound to `address` where the receiver lives.
+    fn receiver_at(&self, address: SocketAddr) -> (UdpSocket, SocketAddr) {
         let socket = match &self.bed {
             Some(bed) => bed.run_in_receiver(|| stamping_receiver(address)).unwrap(),
             None => stamping_receiver(address),
@@ -228,6 +233,9 @@ macro_rules! contract {
 }
 
 contract!(
+    a_send_to_a_port_nobody_listens_on_succeeds_and_a_late_receiver_gets_the_stream,
+    a_connected_socket_reports_port_unreachable_as_send_does,
+    sends_the_kernel_refuses_are_refused_as_sendto_refuses_them,
     qsockinit_is_idempotent_and_changes_the_rate,
     a_stream_lives_exactly_as_long_as_its_socket,
     a_failed_attach_leaves_nothing_behind,
@@ -566,4 +574,173 @@ fn non_droppable_packets_of_an_overloaded_stream_all_arrive(scheduler: Scheduler
         "nothing was dropped: no overload: {:?}",
         run.stats
     );
+}
+
+/// A receiver address with a port nobody listens on: it was bound a moment
+/// ago and let go.
+fn port_nobody_listens_on(rig: &Rig) -> SocketAddr {
+    if let Some(bed) = &rig.bed {
+        // The receiver answers every datagram with port unreachable, not
+        // six and then one a second (loopback, where the user backend
+        // runs, is never limited).
+        bed.run_in_receiver(|| std::fs::write("/proc/sys/net/ipv4/icmp_ratelimit", "0"))
+            .unwrap()
+            .unwrap();
+    }
+    let (socket, address) = rig.receiver(false);
+    drop(socket);
+    address
+}
+
+/// A plain UDP socket in the sender's namespace, connected to `to`, whose
+/// `recv` fails once the ICMP error its datagram draws is back.
+fn witness(rig: &Rig, to: SocketAddr) -> UdpSocket {
+    rig.in_sender(|| {
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.connect(to).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket
+    })
+}
+
+/// Sends a datagram through `witness` after `socket`'s scheduler let `sent`
+/// packets go, and waits for the port unreachable it draws: the ICMP error
+/// of the qsocket's last datagram, sent before it, is back by then.
+fn wait_for_port_unreachable(socket: &QSocket, sent: u64, witness: &UdpSocket) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while socket.info().unwrap().stats.sent_packets < sent {
+        assert!(
+            Instant::now() < until,
+            "the scheduler did not let {sent} packets go within 5 s: {:?}",
+            socket.info()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    witness.send(b"witness").unwrap();
+    let mut buf = [0u8; 16];
+    let answer = witness.recv(&mut buf);
+    assert_eq!(
+        answer.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "no port unreachable came back: {answer:?}"
+    );
+}
+
+fn a_send_to_a_port_nobody_listens_on_succeeds_and_a_late_receiver_gets_the_stream(
+    scheduler: SchedulerName,
+) {
+    let Some(rig) = Rig::new(scheduler) else {
+        return;
+    };
+    rig.install(&rig.init(mbit(10)));
+    let closed = port_nobody_listens_on(&rig);
+    let socket = rig.udp(
+        StreamParams::periodic(Duration::from_millis(4), 0, 0)
+            .with_packet_size(PAYLOAD as u32)
+            .lossless(),
+    );
+    let witness = witness(&rig, closed);
+    let flags = PacketFlags::new()
+        .non_droppable()
+        .with_deadline(Deadline::after(Duration::from_secs(1)));
+    const EARLY: u32 = 5;
+    for sequence in 0..EARLY {
+        // sendto succeeds here, however many port unreachables came back.
+        socket
+            .send_to(&packet(1, sequence, false), &closed, &flags)
+            .unwrap_or_else(|err| {
+                panic!("send {sequence} to {closed}, where nobody listens yet: {err}")
+            });
+        wait_for_port_unreachable(&socket, u64::from(sequence) + 1, &witness);
+    }
+    let (rx, _) = rig.receiver_at(closed);
+    const LATE: u32 = 5;
+    for sequence in EARLY..EARLY + LATE {
+        socket
+            .send_to(&packet(1, sequence, false), &closed, &flags)
+            .unwrap_or_else(|err| panic!("send {sequence} to the late receiver: {err}"));
+    }
+    socket
+        .send_to(&packet(1, EARLY + LATE, true), &closed, &end_flags())
+        .unwrap();
+    let arrivals = receive_until_ends(&rx, &[1]);
+    assert_eq!(
+        sequences(&arrivals, 1),
+        (EARLY..EARLY + LATE).collect::<Vec<_>>()
+    );
+    let stats = socket.info().unwrap().stats;
+    assert_eq!(
+        stats.sent_packets,
+        u64::from(EARLY + LATE + 1),
+        "{stats:?}"
+    );
+    socket.close().unwrap();
+}
+
+fn a_connected_socket_reports_port_unreachable_as_send_does(scheduler: SchedulerName) {
+    let Some(rig) = Rig::new(scheduler) else {
+        return;
+    };
+    rig.install(&rig.init(mbit(10)));
+    let closed = port_nobody_listens_on(&rig);
+    let socket = rig.udp(StreamParams::periodic(Duration::from_millis(4), 0, 0).lossless());
+    socket.socket().connect(&closed.into()).unwrap();
+    let witness = witness(&rig, closed);
+    let flags = PacketFlags::new().non_droppable();
+    socket.send(&packet(1, 0, false), &flags).unwrap();
+    wait_for_port_unreachable(&socket, 1, &witness);
+    // As send(2) on a connected socket: the error fails the next send, once.
+    let err = socket
+        .send(&packet(1, 1, false), &flags)
+        .expect_err("a send after port unreachable on a connected socket");
+    assert_eq!(err.errno(), libc::ECONNREFUSED, "{err}");
+    socket
+        .send(&packet(1, 2, false), &flags)
+        .unwrap_or_else(|err| panic!("the send after the reported error: {err}"));
+    socket.close().unwrap();
+}
+
+fn sends_the_kernel_refuses_are_refused_as_sendto_refuses_them(scheduler: SchedulerName) {
+    let Some(rig) = Rig::new(scheduler) else {
+        return;
+    };
+    rig.install(&rig.init(mbit(10)));
+    let (rx, to) = rig.receiver(false);
+    let socket = rig.udp(StreamParams::periodic(Duration::from_millis(4), 0, 0).lossless());
+    let plain = rig.in_sender(|| socket2::Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap());
+    let data = packet(2, 0, false);
+    let flags = PacketFlags::new().non_droppable();
+    let cases: [(&str, Option<SocketAddr>); 3] = [
+        ("no destination on an unconnected socket", None),
+        ("port 0", Some(SocketAddr::new(to.ip(), 0))),
+        (
+            "an IPv6 destination on an IPv4 socket",
+            Some("[::1]:9".parse().unwrap()),
+        ),
+    ];
+    for (what, destination) in cases {
+        let kernel = match destination {
+            None => plain.send(&data),
+            Some(address) => plain.send_to(&data, &address.into()),
+        }
+        .expect_err(what);
+        let refused = match destination {
+            None => socket.send(&data, &flags),
+            Some(address) => socket.send_to(&data, &address, &flags),
+        }
+        .expect_err(what);
+        assert_eq!(
+            Some(refused.errno()),
+            kernel.raw_os_error(),
+            "{what}: qsock said {refused}, sendto said {kernel}"
+        );
+    }
+    let stats = socket.info().unwrap().stats;
+    assert_eq!(stats.sent_packets, 0, "refused sends counted: {stats:?}");
+    assert_eq!(stats.backlog_packets, 0, "refused sends queued: {stats:?}");
+    // Nothing but the end marker arrives.
+    socket.send_to(&packet(2, 1, true), &to, &end_flags()).unwrap();
+    let arrivals = receive_until_ends(&rx, &[2]);
+    assert_eq!(sequences(&arrivals, 2), Vec::<u32>::new());
+    socket.close().unwrap();
 }
