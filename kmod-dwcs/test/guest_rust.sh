@@ -15,7 +15,9 @@
 #   netns_pipelines.rs  (gst-qsocksink) its dwcs case: live H.264 through
 #                       qsocksink scheduler=dwcs and through a plain udpsink,
 #                       beside a bulk TCP transfer, into real receivers and
-#                       ffprobe; its htb and user cases run on the host.
+#                       ffprobe; its htb and user cases run on the host;
+#   late_receiver.rs    (gst-qsocksink) its dwcs case: qsocksink started
+#                       before its receiver, which then starts and restarts.
 # The host built the test binaries (cargo build --all-targets); this loads
 # the module and runs each with QSOCK_EXPECT_DWCS=1, so that a missing module
 # is a failure there, not a skip.
@@ -47,7 +49,7 @@ export GST_REGISTRY=/tmp/qsock-gst-registry.bin
 newest() {
 	ls -t "$REPO"/target/release/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -n 1
 }
-for name in backends dwcs_vm dwcs_vm_traffic netns_pipelines; do
+for name in backends dwcs_vm dwcs_vm_traffic netns_pipelines late_receiver; do
 	bin=$(newest $name)
 	if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 		echo "no $name test binary under target/release/deps: run make build first"
@@ -57,13 +59,14 @@ done
 
 insmod "$KO" || { echo "cannot load $KO"; exit 1; }
 rc=0
-for name in backends dwcs_vm dwcs_vm_traffic netns_pipelines; do
+for name in backends dwcs_vm dwcs_vm_traffic netns_pipelines late_receiver; do
 	echo "== $name"
 	filter=
 	# Only the generic tests' dwcs cases: the others run on the host, and
 	# under emulation they would only add minutes.
 	[ "$name" = backends ] && filter=dwcs::
 	[ "$name" = netns_pipelines ] && filter=on_dwcs
+	[ "$name" = late_receiver ] && filter=on_dwcs
 	# --nocapture: the traffic tests print what they measured; guest.sh
 	# shows it on failure, and it is kept in $QSOCK_VM_OUT when that is set.
 	if [ -n "${QSOCK_VM_OUT:-}" ] && [ -d "$QSOCK_VM_OUT" ]; then

@@ -598,7 +598,9 @@ fn witness(rig: &Rig, to: SocketAddr) -> UdpSocket {
     rig.in_sender(|| {
         let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
         socket.connect(to).unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         socket
     })
 }
@@ -669,11 +671,7 @@ fn a_send_to_a_port_nobody_listens_on_succeeds_and_a_late_receiver_gets_the_stre
         (EARLY..EARLY + LATE).collect::<Vec<_>>()
     );
     let stats = socket.info().unwrap().stats;
-    assert_eq!(
-        stats.sent_packets,
-        u64::from(EARLY + LATE + 1),
-        "{stats:?}"
-    );
+    assert_eq!(stats.sent_packets, u64::from(EARLY + LATE + 1), "{stats:?}");
     socket.close().unwrap();
 }
 
@@ -739,7 +737,9 @@ fn sends_the_kernel_refuses_are_refused_as_sendto_refuses_them(scheduler: Schedu
     assert_eq!(stats.sent_packets, 0, "refused sends counted: {stats:?}");
     assert_eq!(stats.backlog_packets, 0, "refused sends queued: {stats:?}");
     // Nothing but the end marker arrives.
-    socket.send_to(&packet(2, 1, true), &to, &end_flags()).unwrap();
+    socket
+        .send_to(&packet(2, 1, true), &to, &end_flags())
+        .unwrap();
     let arrivals = receive_until_ends(&rx, &[2]);
     assert_eq!(sequences(&arrivals, 2), Vec::<u32>::new());
     socket.close().unwrap();
