@@ -532,7 +532,10 @@ mod tests {
         }
         assert_eq!("8bit".parse::<Rate>().unwrap(), Rate::MIN);
         assert_eq!("1bps".parse::<Rate>().unwrap(), Rate::MIN);
-        assert_eq!("18446744073709551615bit".parse::<Rate>().unwrap(), Rate::MAX);
+        assert_eq!(
+            "18446744073709551615bit".parse::<Rate>().unwrap(),
+            Rate::MAX
+        );
         assert_eq!(
             "0.000000001gbit".parse::<Rate>().unwrap_err().kind(),
             ErrorKind::InvalidInput

@@ -25,9 +25,9 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours,
-    kernel_stream_report, prune_classes, reset_kernel_root, set_priority, Attachment, Backend,
-    DeviceReport, InitReport, PrunedStream,
+    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
+    prune_classes, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, InitReport,
+    PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
@@ -253,11 +253,13 @@ fn is_stream_class(info: &ClassInfo) -> bool {
 fn create_stream_class(
     nl: &Netlink,
     link: &Link,
+    records: &DeviceRecords,
     options: &DwcsClassOptions,
 ) -> Result<(TcHandle, ClassClaim)> {
     add_owned_class(
         nl,
         link,
+        records,
         qdisc_handle(),
         FIRST_STREAM_MINOR..=LAST_STREAM_MINOR,
         KIND,
@@ -430,9 +432,10 @@ impl Backend for Dwcs {
         params.validate()?;
         let nl = Netlink::open()?;
         let (link, _) = installed(&nl, &params.device)?;
+        let records = DeviceRecords::of(&link)?;
         let (class, claim, state) = match class_options(&params.stream) {
             Some(options) => {
-                let (handle, claim) = create_stream_class(&nl, &link, &options)?;
+                let (handle, claim) = create_stream_class(&nl, &link, &records, &options)?;
                 match classify(socket, handle, &link.name) {
                     Ok(state) => (Some(handle), Some(claim), state),
                     Err(err) => {
@@ -449,6 +452,7 @@ impl Backend for Dwcs {
             netlink: Mutex::new(nl),
             link,
             class,
+            records,
             claim,
             state,
             stream: params.stream,
@@ -507,6 +511,8 @@ struct DwcsStream {
     netlink: Mutex<Netlink>,
     link: Link,
     class: Option<TcHandle>,
+    /// The device's records, in the namespace of the attach.
+    records: DeviceRecords,
     /// This process's hold on the class.
     claim: Option<ClassClaim>,
     /// What attach changed on the socket.
@@ -555,7 +561,7 @@ impl Attachment for DwcsStream {
                 (Some(handle), self.state)
             }
             (None, Some(options)) => {
-                let (handle, claim) = create_stream_class(&nl, link, &options)?;
+                let (handle, claim) = create_stream_class(&nl, link, &self.records, &options)?;
                 match classify(socket, handle, &link.name) {
                     Ok(state) => {
                         self.claim = Some(claim);

@@ -23,9 +23,9 @@ use socket2::{SockAddr, Socket};
 
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours,
-    kernel_stream_report, prune_classes, reset_kernel_root, set_priority, Attachment, Backend,
-    DeviceReport, InitReport, PrunedStream,
+    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
+    prune_classes, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, InitReport,
+    PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
@@ -331,12 +331,14 @@ fn admit(
 fn create_stream_class(
     nl: &Netlink,
     link: &Link,
+    records: &DeviceRecords,
     link_rate: Rate,
     spec: &HtbClassSpec,
 ) -> Result<(TcHandle, ClassClaim)> {
     add_owned_class(
         nl,
         link,
+        records,
         root_class(),
         FIRST_STREAM_MINOR..=BEST_EFFORT_MINOR - 1,
         HTB_KIND,
@@ -471,9 +473,10 @@ impl Backend for Htb {
         params.validate()?;
         let nl = Netlink::open()?;
         let Installed { link, link_rate } = installed(&nl, &params.device)?;
+        let records = DeviceRecords::of(&link)?;
         let class = match stream_class(&params.stream, link_rate, link.mtu)? {
             Some(spec) => {
-                let (handle, claim) = create_stream_class(&nl, &link, link_rate, &spec)?;
+                let (handle, claim) = create_stream_class(&nl, &link, &records, link_rate, &spec)?;
                 if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
                     // Nothing may be left behind by a failed attach.
                     let _ = class::delete(&nl, &link, handle);
@@ -487,6 +490,7 @@ impl Backend for Htb {
         Ok(Box::new(HtbStream {
             netlink: Mutex::new(nl),
             link,
+            records,
             link_rate,
             class,
             stream: params.stream,
@@ -540,6 +544,8 @@ struct HtbStream {
     /// reach the right device from any thread, and none pays for a new one.
     netlink: Mutex<Netlink>,
     link: Link,
+    /// The device's records, in the namespace of the attach.
+    records: DeviceRecords,
     link_rate: Rate,
     /// The stream's class and this process's hold on it.
     class: Option<(TcHandle, ClassClaim)>,
@@ -572,9 +578,16 @@ impl Attachment for HtbStream {
         let nl = self.netlink.lock_shared();
         let new_class = match (self.class.take(), wanted) {
             (Some((handle, claim)), Some(spec)) => {
-                let changed = super::lock_device(link).and_then(|_lock| {
+                let changed = self.records.lock().and_then(|_lock| {
                     let live = class::list(&nl, link)?;
-                    admit(&link.name, link_rate, link.mtu, &live, Some(handle), spec.rate)?;
+                    admit(
+                        &link.name,
+                        link_rate,
+                        link.mtu,
+                        &live,
+                        Some(handle),
+                        spec.rate,
+                    )?;
                     class::change_htb(&nl, link, root_class(), handle, &spec)
                 });
                 if let Err(err) = changed {
@@ -584,7 +597,8 @@ impl Attachment for HtbStream {
                 Some((handle, claim))
             }
             (None, Some(spec)) => {
-                let (handle, claim) = create_stream_class(&nl, link, link_rate, &spec)?;
+                let (handle, claim) =
+                    create_stream_class(&nl, link, &self.records, link_rate, &spec)?;
                 if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
                     let _ = class::delete(&nl, link, handle);
                     claim.release();

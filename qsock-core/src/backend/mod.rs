@@ -360,6 +360,7 @@ pub(crate) fn prune_classes(
 pub(crate) fn add_owned_class(
     nl: &Netlink,
     link: &Link,
+    records: &DeviceRecords,
     parent: netlink_packet_route::tc::TcHandle,
     minors: std::ops::RangeInclusive<u16>,
     kind: &str,
@@ -367,9 +368,8 @@ pub(crate) fn add_owned_class(
     is_stream: impl Fn(&ClassInfo) -> bool,
     admit: impl FnOnce(&[ClassInfo]) -> Result<()>,
 ) -> Result<(netlink_packet_route::tc::TcHandle, ClassClaim)> {
-    let records = DeviceRecords::of(link)?;
     let _lock = records.lock()?;
-    prune_classes(nl, link, &records, &is_stream)?;
+    prune_classes(nl, link, records, &is_stream)?;
     let live: Vec<ClassInfo> = class::list(nl, link)?
         .into_iter()
         .filter(|info| info.handle.major == QSOCK_MAJOR && is_stream(info))
@@ -386,12 +386,6 @@ pub(crate) fn add_owned_class(
         ClassClaim::release,
     )
 }
-
-/// Holds the device's lock for a change to a live stream's class.
-pub(crate) fn lock_device(link: &Link) -> Result<owner::DeviceLock> {
-    DeviceRecords::of(link)?.lock()
-}
-
 
 /// The backends `auto` tries, in order.
 fn registry() -> [&'static dyn Backend; 3] {

@@ -100,14 +100,39 @@ impl Orphan {
     }
 }
 
-fn io_error(what: &str, path: &Path, err: impl Into<io::Error>) -> Error {
-    let err = err.into();
-    let fix = if err.kind() == io::ErrorKind::PermissionDenied {
-        " (qsock's kernel schedulers need root, which may write there)"
-    } else {
-        ""
-    };
-    Error::os(format!("cannot {what} {}{fix}", path.display()), err)
+/// Does this process have CAP_NET_ADMIN (bit 12 of its effective set)?
+fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("CapEff:"))?;
+            u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+impl DeviceRecords {
+    fn io_error(&self, what: &str, path: &Path, err: impl Into<io::Error>) -> Error {
+        let err = err.into();
+        if err.kind() != io::ErrorKind::PermissionDenied {
+            return Error::os(format!("cannot {what} {}", path.display()), err);
+        }
+        if !has_net_admin() {
+            // What is missing first is the privilege the kernel would ask for.
+            return Error::needs_net_admin("changing qsock's scheduler", &self.device);
+        }
+        Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "cannot {what} {}: qsock keeps its records of {} under {RUN_DIR}, which this user \
+                 may not write; run as root, or let this user write there (`install -d -m 1777 \
+                 {RUN_DIR}`)",
+                path.display(),
+                self.device
+            ),
+        )
+    }
 }
 
 /// This process's description, for the records.
@@ -160,7 +185,7 @@ impl DeviceRecords {
     pub(crate) fn of(link: &Link) -> Result<DeviceRecords> {
         let netns = Path::new("/proc/thread-self/ns/net");
         let inode = fs::metadata(netns)
-            .map_err(|err| io_error("read the network namespace of", netns, err))?
+            .map_err(|err| Error::os("cannot read the network namespace of this thread", err))?
             .ino();
         Ok(DeviceRecords {
             dir: Path::new(RUN_DIR).join(format!("net{inode}-if{}", link.index)),
@@ -169,7 +194,7 @@ impl DeviceRecords {
     }
 
     fn create_dir(&self) -> Result<()> {
-        fs::create_dir_all(&self.dir).map_err(|err| io_error("create", &self.dir, err))
+        fs::create_dir_all(&self.dir).map_err(|err| self.io_error("create", &self.dir, err))
     }
 
     fn class_path(&self, minor: u16) -> PathBuf {
@@ -190,9 +215,9 @@ impl DeviceRecords {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|err| io_error("open", &path, err))?;
+            .map_err(|err| self.io_error("open", &path, err))?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| io_error("lock", &path, errno))?;
+            .map_err(|(_, errno)| self.io_error("lock", &path, errno))?;
         Ok(DeviceLock { _lock: lock })
     }
 
@@ -207,16 +232,17 @@ impl DeviceRecords {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|err| io_error("open", &path, err))?;
+            .map_err(|err| self.io_error("open", &path, err))?;
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
             Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
-            Err((_, errno)) => return Err(io_error("lock", &path, errno)),
+            Err((_, errno)) => return Err(self.io_error("lock", &path, errno)),
         };
         if !still_linked(&lock, &path) {
             return Ok(None);
         }
-        write_owner(&mut lock, &this_process()).map_err(|err| io_error("write", &path, err))?;
+        write_owner(&mut lock, &this_process())
+            .map_err(|err| self.io_error("write", &path, err))?;
         Ok(Some(ClassClaim { lock, path }))
     }
 
@@ -259,7 +285,7 @@ impl DeviceRecords {
         };
         let text = serde_json::to_string(&record).map_err(io::Error::other);
         text.and_then(|text| fs::write(&path, text))
-            .map_err(|err| io_error("write", &path, err))
+            .map_err(|err| self.io_error("write", &path, err))
     }
 
     /// The kind of root qdisc qsock recorded installing, if it did.

@@ -15,7 +15,13 @@ use qsock::{
 /// prints it with its streams, `prune` removes the streams of processes
 /// that ended without closing them, `reset` takes the scheduler away again.
 #[derive(Debug, Parser)]
-#[command(name = "qsockctl", version, about, long_about, arg_required_else_help = true)]
+#[command(
+    name = "qsockctl",
+    version,
+    about,
+    long_about,
+    arg_required_else_help = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -100,7 +106,9 @@ fn main() -> ExitCode {
             let _ = err.print();
             return ExitCode::SUCCESS;
         }
-        Err(err) if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
             // No command at all: the help, as `qsockctl --help` prints it,
             // on standard error, as nothing was done.
             let _ = err.print();
@@ -246,10 +254,7 @@ fn user_is_not_installed() -> qsock::Error {
 
 /// `pid 1234 (command)`, the way the stream lines print an owner.
 fn describe_owner(owner: &StreamOwner) -> String {
-    format!(
-        "pid {} uid {} ({})",
-        owner.pid, owner.uid, owner.command
-    )
+    format!("pid {} uid {} ({})", owner.pid, owner.uid, owner.command)
 }
 
 fn describe_pruned(stream: &PrunedStream) -> String {
