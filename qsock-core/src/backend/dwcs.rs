@@ -576,7 +576,9 @@ impl Attachment for DwcsStream {
             }
             (Some(handle), None) => {
                 self.remove_class(&nl, socket, handle)?;
-                self.claim.take().map(ClassClaim::release);
+                if let Some(claim) = self.claim.take() {
+                    claim.release();
+                }
                 (None, SocketState::default())
             }
             (None, None) => (None, self.state),
@@ -649,7 +651,9 @@ impl Attachment for DwcsStream {
         };
         let nl = self.netlink.lock_shared();
         self.remove_class(&nl, socket, handle)?;
-        self.claim.map(ClassClaim::release);
+        if let Some(claim) = self.claim {
+            claim.release();
+        }
         Ok(())
     }
 }
