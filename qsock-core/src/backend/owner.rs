@@ -18,6 +18,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -181,14 +182,34 @@ fn still_linked(file: &File, path: &Path) -> bool {
 }
 
 impl DeviceRecords {
-    /// The records of `link` in the calling thread's network namespace.
+    /// The records of `link` in the calling thread's network namespace,
+    /// keyed by the namespace's cookie: its inode number is reused once the
+    /// namespace is gone, and records of the old one would pass for the new
+    /// one's. Kernels before 5.14 have no cookie; the inode stands in there.
     pub(crate) fn of(link: &Link) -> Result<DeviceRecords> {
-        let netns = Path::new("/proc/thread-self/ns/net");
-        let inode = fs::metadata(netns)
-            .map_err(|err| Error::os("cannot read the network namespace of this thread", err))?
-            .ino();
+        let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
+            .map_err(|err| Error::os("cannot open a socket to find the network namespace", err))?;
+        let namespace = match crate::sys::netns_cookie(probe.as_fd()) {
+            Ok(cookie) => format!("netns{cookie}"),
+            Err(err) => {
+                crate::notice::once(
+                    "netns-cookie",
+                    &format!(
+                        "this kernel does not give network namespace cookies ({err}): qsock keys \
+                         its records by the namespace's inode, which a later namespace may reuse"
+                    ),
+                );
+                let netns = Path::new("/proc/thread-self/ns/net");
+                let inode = fs::metadata(netns)
+                    .map_err(|err| {
+                        Error::os("cannot read the network namespace of this thread", err)
+                    })?
+                    .ino();
+                format!("net{inode}")
+            }
+        };
         Ok(DeviceRecords {
-            dir: Path::new(RUN_DIR).join(format!("net{inode}-if{}", link.index)),
+            dir: Path::new(RUN_DIR).join(format!("{namespace}-if{}", link.index)),
             device: link.name.clone(),
         })
     }
