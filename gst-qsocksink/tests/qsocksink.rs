@@ -300,3 +300,40 @@ fn a_missing_scheduler_is_explained() {
     assert!(text.contains("no-such-dev0"), "{text}");
     sink.set_state(gst::State::Null).unwrap();
 }
+
+/// A link rate no scheduler can take (less than a byte per second, more
+/// than 2^64-1 bit/s) stops the sink with the range qsockctl gives, also
+/// when the device already has its scheduler and the rate would not be used.
+#[test]
+fn a_link_rate_out_of_range_is_refused_with_the_range() {
+    let (_socket, port) = receiver();
+    // The user scheduler now runs for loopback in this process.
+    let (_running, _bus) = harness(port, H264);
+    for rate in ["7bit", "18446744073709551616"] {
+        let sink = gst::ElementFactory::make("qsocksink")
+            .property("port", u32::from(port))
+            .property("device", "lo")
+            .property_from_str("scheduler", "user")
+            .property("link-rate", rate)
+            .build()
+            .unwrap();
+        let bus = gst::Bus::new();
+        sink.set_bus(Some(&bus));
+        assert!(sink.set_state(gst::State::Paused).is_err(), "{rate}");
+        let message = bus
+            .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+            .expect("an error message");
+        let gst::MessageView::Error(error) = message.view() else {
+            unreachable!()
+        };
+        let text = error.error().to_string();
+        for needle in [
+            &format!("link-rate: the rate {rate:?} is out of range")[..],
+            "at least 8bit",
+            "at most 18446744073709551615bit",
+        ] {
+            assert!(text.contains(needle), "{text} does not say {needle:?}");
+        }
+        sink.set_state(gst::State::Null).unwrap();
+    }
+}

@@ -26,7 +26,10 @@ mod socket;
 mod sys;
 mod tc;
 
-pub use backend::{qsockinit, report, reset, DeviceReport, InitReport, StreamReport};
+pub use backend::{
+    prune, qsockinit, report, reset, DeviceReport, InitReport, PrunedStream, ResetReport,
+    StreamOwner, StreamReport,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use flags::{Deadline, DropFlag, PacketFlags};
 pub use info::{DropCounts, QInfo, QueueDelay, SchedulerStats};

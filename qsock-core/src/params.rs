@@ -91,6 +91,29 @@ impl Rate {
         self.bits_per_second / 8
     }
 
+    /// The slowest rate a scheduler can be given: the kernel counts rates in
+    /// whole bytes per second (HTB refuses anything less with EINVAL).
+    pub const MIN: Rate = Rate::from_bits_per_second(8);
+    /// The fastest rate: the kernel's 64-bit rates.
+    pub const MAX: Rate = Rate::from_bits_per_second(u64::MAX);
+
+    /// This rate, if a scheduler can take it; else an error that says which
+    /// rates it can take. `text` is the rate as the caller wrote it.
+    pub(crate) fn validate(self, text: &str) -> Result<Rate> {
+        if self < Rate::MIN {
+            return Err(Rate::out_of_range(text));
+        }
+        Ok(self)
+    }
+
+    fn out_of_range(text: &str) -> Error {
+        Error::invalid(format!(
+            "the rate {text:?} is out of range: give at least 8bit (1 byte per second, the least \
+             the kernel can pace) and at most 18446744073709551615bit (2^64-1 bit/s, about 18 \
+             exabit)"
+        ))
+    }
+
     /// How long `bytes` take to leave at this rate.
     pub fn transmit_time(self, bytes: u64) -> Duration {
         if self.bits_per_second == 0 {
@@ -136,32 +159,51 @@ impl FromStr for Rate {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        let multiplier: f64 = match unit {
-            "" | "bit" => 1.0,
-            "kbit" => 1e3,
-            "mbit" => 1e6,
-            "gbit" => 1e9,
-            "tbit" => 1e12,
-            "kibit" => 1024.0,
-            "mibit" => 1024.0 * 1024.0,
-            "gibit" => 1024.0 * 1024.0 * 1024.0,
-            "bps" => 8.0,
-            "kbps" => 8e3,
-            "mbps" => 8e6,
-            "gbps" => 8e9,
-            "kibps" => 8.0 * 1024.0,
-            "mibps" => 8.0 * 1024.0 * 1024.0,
-            "gibps" => 8.0 * 1024.0 * 1024.0 * 1024.0,
+        let multiplier: u128 = match unit {
+            "" | "bit" => 1,
+            "kbit" => 1_000,
+            "mbit" => 1_000_000,
+            "gbit" => 1_000_000_000,
+            "tbit" => 1_000_000_000_000,
+            "kibit" => 1 << 10,
+            "mibit" => 1 << 20,
+            "gibit" => 1 << 30,
+            "bps" => 8,
+            "kbps" => 8_000,
+            "mbps" => 8_000_000,
+            "gbps" => 8_000_000_000,
+            "kibps" => 8 << 10,
+            "mibps" => 8 << 20,
+            "gibps" => 8 << 30,
             _ => return Err(bad()),
         };
-        let bits = value * multiplier;
-        if !bits.is_finite() || bits < 1.0 || bits > u64::MAX as f64 {
-            return Err(Error::invalid(format!(
-                "the rate {text:?} is out of range: give at least 1bit and at most 16 exabit"
-            )));
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err(bad());
         }
-        Ok(Rate::from_bits_per_second(bits.round() as u64))
+        // Exact decimal arithmetic: through f64, 2^64 bit/s would round to
+        // u64::MAX and pass. Digits past the ninth after the point cannot
+        // move a rate by a whole bit per second at any unit but tbit.
+        let fraction = &fraction[..fraction.len().min(9)];
+        let scale = 10u128.pow(fraction.len() as u32);
+        let digits = |part: &str| -> Option<u128> {
+            if part.is_empty() {
+                Some(0)
+            } else {
+                part.parse().ok()
+            }
+        };
+        let bits = digits(whole)
+            .and_then(|whole| whole.checked_mul(scale))
+            .zip(digits(fraction))
+            .and_then(|(whole, fraction)| whole.checked_add(fraction))
+            .and_then(|scaled| scaled.checked_mul(multiplier))
+            .map(|scaled| (scaled + scale / 2) / scale)
+            .and_then(|bits| u64::try_from(bits).ok());
+        match bits {
+            Some(bits) => Rate::from_bits_per_second(bits).validate(text),
+            None => Err(Rate::out_of_range(text)),
+        }
     }
 }
 
@@ -432,6 +474,9 @@ impl InitParams {
                 self.deadline_resolution()
             )));
         }
+        if let Some(rate) = self.link_rate {
+            rate.validate(&format!("{}bit", rate.bits_per_second()))?;
+        }
         if self.limit == Some(0) {
             return Err(Error::invalid(
                 "a packet limit of 0 would refuse every packet: give at least 1, or leave it unset",
@@ -462,6 +507,51 @@ mod tests {
             let err = bad.parse::<Rate>().unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn rates_the_kernel_cannot_take_are_refused_with_the_range() {
+        for bad in [
+            "1bit",
+            "7bit",
+            "7.4bit",
+            "0.5bps",
+            "18446744073709551616",
+            "18446744073709551616bit",
+            "18446744073709551615.5bit",
+            "20000000tbit",
+            "99999999999999999999999999999999999999999bit",
+        ] {
+            let err = bad.parse::<Rate>().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
+            assert!(
+                err.message().contains("at least 8bit")
+                    && err.message().contains("at most 18446744073709551615bit"),
+                "{bad:?}: {err}"
+            );
+        }
+        assert_eq!("8bit".parse::<Rate>().unwrap(), Rate::MIN);
+        assert_eq!("1bps".parse::<Rate>().unwrap(), Rate::MIN);
+        assert_eq!(
+            "18446744073709551615bit".parse::<Rate>().unwrap(),
+            Rate::MAX
+        );
+        assert_eq!(
+            "0.000000001gbit".parse::<Rate>().unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!("2.5kibit".parse::<Rate>().unwrap().bits_per_second(), 2_560);
+        for bad in ["1.2.3mbit", ".mbit"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn init_refuses_a_link_rate_below_a_byte_per_second() {
+        let init = InitParams::new("eth0", SchedulerName::Htb)
+            .with_link_rate(Rate::from_bits_per_second(7));
+        let err = init.validate().unwrap_err();
+        assert!(err.message().contains("at least 8bit"), "{err}");
     }
 
     #[test]

@@ -1067,6 +1067,12 @@ impl QSockSink {
         device: &str,
     ) -> Result<SchedulerName, gst::ErrorMessage> {
         let wanted = settings.scheduler.name();
+        // Read even when the device has a scheduler already: a rate no
+        // scheduler can take is refused, not ignored until it matters.
+        let link_rate = (!settings.link_rate.is_empty())
+            .then(|| settings.link_rate.parse::<Rate>())
+            .transpose()
+            .map_err(|err| gst::error_msg!(gst::ResourceError::Settings, ("link-rate: {err}")))?;
         let installed = qsock::report(device)
             .ok()
             .and_then(|report| report.scheduler);
@@ -1082,10 +1088,7 @@ impl QSockSink {
             _ => {}
         }
         let mut init = InitParams::new(device, wanted);
-        if !settings.link_rate.is_empty() {
-            let rate: Rate = settings.link_rate.parse().map_err(|err| {
-                gst::error_msg!(gst::ResourceError::Settings, ("link-rate: {err}"))
-            })?;
+        if let Some(rate) = link_rate {
             init = init.with_link_rate(rate);
         }
         match qsock::qsockinit(&init) {

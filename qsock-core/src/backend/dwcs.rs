@@ -24,9 +24,11 @@ use std::time::Duration;
 use netlink_packet_route::tc::TcHandle;
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    begin_kernel_report, busy, recv_err, reset_kernel_root, set_priority, Attachment, Backend,
-    DeviceReport, InitReport, StreamReport,
+    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
+    prune_classes, recv_err, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport,
+    InitReport, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
@@ -43,7 +45,7 @@ use crate::tc::dwcs::{
 };
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
-use crate::tc::{handle_to_string, handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
+use crate::tc::{handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
 
 /// The first minor a stream may get (classes hang off the qdisc directly).
 const FIRST_STREAM_MINOR: u16 = 1;
@@ -175,8 +177,9 @@ fn not_installed(device: &str) -> Error {
 /// Checks that qsock's dwcs is the device's root.
 fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
     let link = link::lookup(nl, device)?;
+    let records = DeviceRecords::of(&link)?;
     match qdisc::root(nl, &link)? {
-        Some(root) if root.is_qsock(KIND) => Ok((link, root)),
+        Some(root) if root.kind == KIND && is_ours(&records, &root)? => Ok((link, root)),
         _ => Err(not_installed(device)),
     }
 }
@@ -241,14 +244,29 @@ fn best_effort_stats(q: &TcDwcsQdiscXstats) -> SchedulerStats {
 }
 
 /// Creates a class with `options` at a free minor and returns its handle.
-fn create_stream_class(nl: &Netlink, link: &Link, options: &DwcsClassOptions) -> Result<TcHandle> {
-    class::add_at_free_minor(
+/// Is `info` one of the stream classes of qsock's dwcs?
+fn is_stream_class(info: &ClassInfo) -> bool {
+    info.handle.major == QSOCK_MAJOR && info.handle.minor != 0 && info.kind == KIND
+}
+
+/// Creates a class for `options` at a free minor, held by this process,
+/// once the streams whose owners are gone are removed.
+fn create_stream_class(
+    nl: &Netlink,
+    link: &Link,
+    records: &DeviceRecords,
+    options: &DwcsClassOptions,
+) -> Result<(TcHandle, ClassClaim)> {
+    add_owned_class(
         nl,
         link,
+        records,
         qdisc_handle(),
         FIRST_STREAM_MINOR..=LAST_STREAM_MINOR,
         KIND,
         &options.attribute(),
+        is_stream_class,
+        |_| Ok(()),
     )
 }
 
@@ -341,6 +359,10 @@ impl Backend for Dwcs {
         SchedulerName::Dwcs
     }
 
+    fn kernel_kind(&self) -> Option<&'static str> {
+        Some(KIND)
+    }
+
     /// `tc qdisc replace dev DEV root handle 7173: dwcs rate R limit L
     /// resolution N`; `tc qdisc change` when qsock's dwcs is there already
     /// and the options differ.
@@ -349,8 +371,9 @@ impl Backend for Dwcs {
         let nl = Netlink::open()?;
         let link = link::lookup(&nl, &init.device)?;
         let device = &init.device;
+        let records = DeviceRecords::of(&link)?;
         match qdisc::root(&nl, &link)? {
-            Some(root) if root.is_qsock(KIND) => {
+            Some(root) if root.kind == KIND && is_ours(&records, &root)? => {
                 let mut reason = format!("qsock's dwcs was already the root qdisc of {device}");
                 let current = DwcsQdiscOptions::parse(&root.options);
                 if let Some(change) = changed_options(init, &current) {
@@ -364,7 +387,10 @@ impl Backend for Dwcs {
                     reason,
                 });
             }
-            Some(root) if !root.is_kernel_default() => return Err(busy(device, &root)),
+            Some(root) if !root.is_kernel_default() => {
+                let ours = installed_scheduler(&records, &root);
+                return Err(busy(device, &root, ours, SchedulerName::Dwcs));
+            }
             _ => {}
         }
         let (rate, source) = match init.link_rate {
@@ -393,7 +419,11 @@ impl Backend for Dwcs {
             },
         };
         let options = fresh_options(init, rate);
-        qdisc::replace_root(&nl, &link, KIND, options.attribute()).map_err(module_missing)?;
+        records.record_root(KIND)?;
+        if let Err(err) = qdisc::replace_root(&nl, &link, KIND, options.attribute()) {
+            records.forget_root();
+            return Err(module_missing(err));
+        }
         Ok(InitReport {
             scheduler: SchedulerName::Dwcs,
             device: device.clone(),
@@ -408,7 +438,9 @@ impl Backend for Dwcs {
     fn is_installed(&self, device: &str) -> Result<bool> {
         let nl = Netlink::open()?;
         let link = link::lookup(&nl, device)?;
-        Ok(qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock(KIND)))
+        let records = DeviceRecords::of(&link)?;
+        Ok(qdisc::root(&nl, &link)?
+            .is_some_and(|root| root.kind == KIND && matches!(is_ours(&records, &root), Ok(true))))
     }
 
     /// `tc class add dev DEV parent 7173: classid 7173:N dwcs period T oln X
@@ -417,24 +449,28 @@ impl Backend for Dwcs {
         params.validate()?;
         let nl = Netlink::open()?;
         let (link, _) = installed(&nl, &params.device)?;
-        let (class, state) = match class_options(&params.stream) {
+        let records = DeviceRecords::of(&link)?;
+        let (class, claim, state) = match class_options(&params.stream) {
             Some(options) => {
-                let handle = create_stream_class(&nl, &link, &options)?;
+                let (handle, claim) = create_stream_class(&nl, &link, &records, &options)?;
                 match classify(socket, handle, &link.name) {
-                    Ok(state) => (Some(handle), state),
+                    Ok(state) => (Some(handle), Some(claim), state),
                     Err(err) => {
                         // Nothing may be left behind by a failed attach.
                         let _ = class::delete(&nl, &link, handle);
+                        claim.release();
                         return Err(err);
                     }
                 }
             }
-            None => (None, SocketState::default()),
+            None => (None, None, SocketState::default()),
         };
         Ok(Box::new(DwcsStream {
             netlink: Mutex::new(nl),
             link,
             class,
+            records,
+            claim,
             state,
             stream: params.stream,
         }))
@@ -457,13 +493,12 @@ impl Backend for Dwcs {
             .as_deref()
             .and_then(TcDwcsQdiscXstats::parse)
             .map(|q| best_effort_stats(&q));
+        let records = DeviceRecords::of(&link)?;
         for info in class::list(&nl, &link)? {
-            if info.handle.major == QSOCK_MAJOR && info.handle.minor != 0 && info.kind == KIND {
-                report.streams.push(StreamReport {
-                    id: handle_to_string(info.handle),
-                    rate: None,
-                    stats: stats_of(&info),
-                });
+            if is_stream_class(&info) {
+                report
+                    .streams
+                    .push(kernel_stream_report(&records, &info, stats_of(&info)));
             }
         }
         Ok(report)
@@ -472,6 +507,15 @@ impl Backend for Dwcs {
     /// `tc qdisc del dev DEV root`, when the root is qsock's dwcs.
     fn reset(&self, device: &str) -> Result<()> {
         reset_kernel_root(device, KIND)
+    }
+
+    /// `tc class del` of every stream class no live process holds.
+    fn prune(&self, device: &str) -> Result<Vec<PrunedStream>> {
+        let nl = Netlink::open()?;
+        let (link, _) = installed(&nl, device)?;
+        let records = DeviceRecords::of(&link)?;
+        let _lock = records.lock()?;
+        prune_classes(&nl, &link, &records, is_stream_class)
     }
 }
 
@@ -484,6 +528,10 @@ struct DwcsStream {
     netlink: Mutex<Netlink>,
     link: Link,
     class: Option<TcHandle>,
+    /// The device's records, in the namespace of the attach.
+    records: DeviceRecords,
+    /// This process's hold on the class.
+    claim: Option<ClassClaim>,
     /// What attach changed on the socket.
     state: SocketState,
     stream: StreamParams,
@@ -530,17 +578,24 @@ impl Attachment for DwcsStream {
                 (Some(handle), self.state)
             }
             (None, Some(options)) => {
-                let handle = create_stream_class(&nl, link, &options)?;
+                let (handle, claim) = create_stream_class(&nl, link, &self.records, &options)?;
                 match classify(socket, handle, &link.name) {
-                    Ok(state) => (Some(handle), state),
+                    Ok(state) => {
+                        self.claim = Some(claim);
+                        (Some(handle), state)
+                    }
                     Err(err) => {
                         let _ = class::delete(&nl, link, handle);
+                        claim.release();
                         return Err(err);
                     }
                 }
             }
             (Some(handle), None) => {
                 self.remove_class(&nl, socket, handle)?;
+                if let Some(claim) = self.claim.take() {
+                    claim.release();
+                }
                 (None, SocketState::default())
             }
             (None, None) => (None, self.state),
@@ -621,7 +676,11 @@ impl Attachment for DwcsStream {
             return Ok(());
         };
         let nl = self.netlink.lock_shared();
-        self.remove_class(&nl, socket, handle)
+        self.remove_class(&nl, socket, handle)?;
+        if let Some(claim) = self.claim {
+            claim.release();
+        }
+        Ok(())
     }
 }
 

@@ -21,9 +21,11 @@ use std::sync::Mutex;
 use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use socket2::{SockAddr, Socket};
 
+use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    begin_kernel_report, busy, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport,
-    InitReport, StreamReport,
+    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
+    prune_classes, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, InitReport,
+    PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
@@ -35,12 +37,12 @@ use crate::tc::class::{self, ClassInfo};
 use crate::tc::htb::{HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc;
-use crate::tc::{handle_to_string, handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
+use crate::tc::{handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
 
 /// The class that stands for the whole link.
 const ROOT_MINOR: u16 = 1;
 /// The default class: traffic of no stream.
-const BEST_EFFORT_MINOR: u16 = 0xfffe;
+pub(crate) const BEST_EFFORT_MINOR: u16 = 0xfffe;
 /// The first minor a stream may get.
 const FIRST_STREAM_MINOR: u16 = 2;
 /// Streams are served before best effort when both have tokens.
@@ -135,10 +137,7 @@ fn refit_streams(
 ) -> Result<usize> {
     let mut refitted = 0;
     for info in class::list(nl, link)? {
-        let is_stream = info.handle.major == QSOCK_MAJOR
-            && info.handle.minor != ROOT_MINOR
-            && info.handle.minor != BEST_EFFORT_MINOR;
-        let Some(htb) = info.htb.filter(|_| is_stream) else {
+        let Some(htb) = info.htb.filter(|_| is_stream_class(&info)) else {
             continue;
         };
         let followed_link = Some(htb.ceil) == old_link;
@@ -233,8 +232,9 @@ struct Installed {
 /// Checks that qsock's HTB is the device's root and reads its link rate.
 fn installed(nl: &Netlink, device: &str) -> Result<Installed> {
     let link = link::lookup(nl, device)?;
+    let records = DeviceRecords::of(&link)?;
     match qdisc::root(nl, &link)? {
-        Some(root) if root.is_qsock_htb() => {}
+        Some(root) if root.kind == HTB_KIND && is_ours(&records, &root)? => {}
         _ => {
             return Err(Error::new(
                 ErrorKind::NotSupported,
@@ -275,22 +275,86 @@ fn stats_of(info: &ClassInfo) -> SchedulerStats {
     }
 }
 
-/// Creates a class for `spec` under the root class at a free minor and
-/// returns its handle.
-fn create_stream_class(nl: &Netlink, link: &Link, spec: &HtbClassSpec) -> Result<TcHandle> {
-    class::add_at_free_minor(
+/// Is `info` one of qsock's stream classes (not the link's, not best effort's)?
+fn is_stream_class(info: &ClassInfo) -> bool {
+    info.handle.major == QSOCK_MAJOR
+        && info.handle.minor != ROOT_MINOR
+        && info.handle.minor != BEST_EFFORT_MINOR
+}
+
+/// Refuses a stream of `rate` when the link cannot also hold the live
+/// streams' guarantees (`live`, less the class `replacing`) and best
+/// effort's: HTB would accept the class and then fall short on all of them.
+fn admit(
+    device: &str,
+    link_rate: Rate,
+    mtu: u32,
+    live: &[ClassInfo],
+    replacing: Option<TcHandle>,
+    rate: Rate,
+) -> Result<()> {
+    let others: Vec<&ClassInfo> = live
+        .iter()
+        .filter(|info| is_stream_class(info) && Some(info.handle) != replacing)
+        .collect();
+    let held: u64 = others
+        .iter()
+        .filter_map(|info| info.rate())
+        .map(Rate::bits_per_second)
+        .fold(0, u64::saturating_add);
+    let best_effort = best_effort_class(link_rate, mtu).rate.bits_per_second();
+    let left = link_rate
+        .bits_per_second()
+        .saturating_sub(held)
+        .saturating_sub(best_effort);
+    if rate.bits_per_second() <= left {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Busy,
+        format!(
+            "cannot admit a stream of {rate} on {device}: its link rate is {link_rate}, {} live \
+             stream(s) hold {} and best effort keeps {}, so {} is left. Lengthen ipg or shrink \
+             the packets, close other streams (`qsockctl show --dev {device}` lists them), or \
+             raise the link rate (`qsockctl init --dev {device} --scheduler htb --rate RATE`)",
+            others.len(),
+            Rate::from_bits_per_second(held),
+            Rate::from_bits_per_second(best_effort),
+            Rate::from_bits_per_second(left),
+        ),
+    ))
+}
+
+/// Creates a class for `spec` under the root class at a free minor, held by
+/// this process, once the streams whose owners are gone are removed and the
+/// link is found to hold it; returns its handle and the hold.
+fn create_stream_class(
+    nl: &Netlink,
+    link: &Link,
+    records: &DeviceRecords,
+    link_rate: Rate,
+    spec: &HtbClassSpec,
+) -> Result<(TcHandle, ClassClaim)> {
+    add_owned_class(
         nl,
         link,
+        records,
         root_class(),
         FIRST_STREAM_MINOR..=BEST_EFFORT_MINOR - 1,
         HTB_KIND,
         &TcAttribute::Options(spec.options()),
+        is_stream_class,
+        |live| admit(&link.name, link_rate, link.mtu, live, None, spec.rate),
     )
 }
 
 impl Backend for Htb {
     fn name(&self) -> SchedulerName {
         SchedulerName::Htb
+    }
+
+    fn kernel_kind(&self) -> Option<&'static str> {
+        Some(HTB_KIND)
     }
 
     /// `tc qdisc replace dev DEV root handle 7173: htb r2q R default fffe`, then
@@ -301,8 +365,9 @@ impl Backend for Htb {
         let link = link::lookup(&nl, &init.device)?;
         let root = qdisc::root(&nl, &link)?;
         let device = &init.device;
+        let records = DeviceRecords::of(&link)?;
         match root {
-            Some(root) if root.is_qsock_htb() => {
+            Some(root) if root.kind == HTB_KIND && is_ours(&records, &root)? => {
                 let mut reason = format!("qsock's HTB was already the root qdisc of {device}");
                 if let Some(rate) = init.link_rate {
                     let current = class::get(&nl, &link, root_class())?.and_then(|c| c.rate());
@@ -337,7 +402,10 @@ impl Backend for Htb {
                     reason,
                 });
             }
-            Some(root) if !root.is_kernel_default() => return Err(busy(device, &root)),
+            Some(root) if !root.is_kernel_default() => {
+                let ours = installed_scheduler(&records, &root);
+                return Err(busy(device, &root, ours, SchedulerName::Htb));
+            }
             _ => {}
         }
         let (rate, source) = match init.link_rate {
@@ -352,7 +420,13 @@ impl Backend for Htb {
                 }
             },
         };
-        qdisc::replace_root_htb(&nl, &link, HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR))?;
+        records.record_root(HTB_KIND)?;
+        if let Err(err) =
+            qdisc::replace_root_htb(&nl, &link, HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR))
+        {
+            records.forget_root();
+            return Err(err);
+        }
         let classes = class::add_htb(
             &nl,
             &link,
@@ -373,6 +447,7 @@ impl Backend for Htb {
             // Without its classes the qdisc would hold every packet back (the
             // default class would be missing): put the kernel's default back.
             let _ = qdisc::delete_root(&nl, &link);
+            records.forget_all();
             return Err(err);
         }
         Ok(InitReport {
@@ -386,7 +461,10 @@ impl Backend for Htb {
     fn is_installed(&self, device: &str) -> Result<bool> {
         let nl = Netlink::open()?;
         let link = link::lookup(&nl, device)?;
-        Ok(qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock_htb()))
+        let records = DeviceRecords::of(&link)?;
+        Ok(qdisc::root(&nl, &link)?.is_some_and(|root| {
+            root.kind == HTB_KIND && matches!(is_ours(&records, &root), Ok(true))
+        }))
     }
 
     /// `tc class add dev DEV parent 7173:1 classid 7173:N htb rate R ceil C
@@ -395,21 +473,24 @@ impl Backend for Htb {
         params.validate()?;
         let nl = Netlink::open()?;
         let Installed { link, link_rate } = installed(&nl, &params.device)?;
+        let records = DeviceRecords::of(&link)?;
         let class = match stream_class(&params.stream, link_rate, link.mtu)? {
             Some(spec) => {
-                let handle = create_stream_class(&nl, &link, &spec)?;
+                let (handle, claim) = create_stream_class(&nl, &link, &records, link_rate, &spec)?;
                 if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
                     // Nothing may be left behind by a failed attach.
                     let _ = class::delete(&nl, &link, handle);
+                    claim.release();
                     return Err(err);
                 }
-                Some(handle)
+                Some((handle, claim))
             }
             None => None,
         };
         Ok(Box::new(HtbStream {
             netlink: Mutex::new(nl),
             link,
+            records,
             link_rate,
             class,
             stream: params.stream,
@@ -424,6 +505,7 @@ impl Backend for Htb {
         if root.is_none() {
             return Ok(report);
         }
+        let records = DeviceRecords::of(&link)?;
         for info in class::list(&nl, &link)? {
             if info.handle.major != QSOCK_MAJOR {
                 continue;
@@ -431,11 +513,9 @@ impl Backend for Htb {
             match info.handle.minor {
                 ROOT_MINOR => report.link_rate = info.rate(),
                 BEST_EFFORT_MINOR => report.best_effort = Some(stats_of(&info)),
-                _ => report.streams.push(StreamReport {
-                    id: handle_to_string(info.handle),
-                    rate: info.rate(),
-                    stats: stats_of(&info),
-                }),
+                _ => report
+                    .streams
+                    .push(kernel_stream_report(&records, &info, stats_of(&info))),
             }
         }
         Ok(report)
@@ -444,6 +524,15 @@ impl Backend for Htb {
     /// `tc qdisc del dev DEV root`, when the root is qsock's HTB.
     fn reset(&self, device: &str) -> Result<()> {
         reset_kernel_root(device, HTB_KIND)
+    }
+
+    /// `tc class del` of every stream class no live process holds.
+    fn prune(&self, device: &str) -> Result<Vec<PrunedStream>> {
+        let nl = Netlink::open()?;
+        let Installed { link, .. } = installed(&nl, device)?;
+        let records = DeviceRecords::of(&link)?;
+        let _lock = records.lock()?;
+        prune_classes(&nl, &link, &records, is_stream_class)
     }
 }
 
@@ -455,15 +544,20 @@ struct HtbStream {
     /// reach the right device from any thread, and none pays for a new one.
     netlink: Mutex<Netlink>,
     link: Link,
+    /// The device's records, in the namespace of the attach.
+    records: DeviceRecords,
     link_rate: Rate,
-    class: Option<TcHandle>,
+    /// The stream's class and this process's hold on it.
+    class: Option<(TcHandle, ClassClaim)>,
     stream: StreamParams,
 }
 
 impl HtbStream {
     /// The class the stream's packets are counted in.
     fn counted_in(&self) -> TcHandle {
-        self.class.unwrap_or(class_handle(BEST_EFFORT_MINOR))
+        self.class
+            .as_ref()
+            .map_or(class_handle(BEST_EFFORT_MINOR), |(handle, _)| *handle)
     }
 }
 
@@ -479,32 +573,53 @@ impl Attachment for HtbStream {
             self.link_rate = rate;
         }
         let wanted = stream_class(stream, self.link_rate, self.link.mtu)?;
-        let current = self.class;
         let link = &self.link;
-        let new_class: Result<Option<TcHandle>> = {
-            let nl = self.netlink.lock_shared();
-            match (current, wanted) {
-                (Some(handle), Some(spec)) => {
-                    class::change_htb(&nl, link, root_class(), handle, &spec)?;
-                    Ok(Some(handle))
+        let link_rate = self.link_rate;
+        let nl = self.netlink.lock_shared();
+        let new_class = match (self.class.take(), wanted) {
+            (Some((handle, claim)), Some(spec)) => {
+                let changed = self.records.lock().and_then(|_lock| {
+                    let live = class::list(&nl, link)?;
+                    admit(
+                        &link.name,
+                        link_rate,
+                        link.mtu,
+                        &live,
+                        Some(handle),
+                        spec.rate,
+                    )?;
+                    class::change_htb(&nl, link, root_class(), handle, &spec)
+                });
+                if let Err(err) = changed {
+                    self.class = Some((handle, claim));
+                    return Err(err);
                 }
-                (None, Some(spec)) => {
-                    let handle = create_stream_class(&nl, link, &spec)?;
-                    if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
-                        let _ = class::delete(&nl, link, handle);
-                        return Err(err);
-                    }
-                    Ok(Some(handle))
-                }
-                (Some(handle), None) => {
-                    set_priority(socket, 0, &link.name)?;
-                    class::delete(&nl, link, handle)?;
-                    Ok(None)
-                }
-                (None, None) => Ok(None),
+                Some((handle, claim))
             }
+            (None, Some(spec)) => {
+                let (handle, claim) =
+                    create_stream_class(&nl, link, &self.records, link_rate, &spec)?;
+                if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
+                    let _ = class::delete(&nl, link, handle);
+                    claim.release();
+                    return Err(err);
+                }
+                Some((handle, claim))
+            }
+            (Some((handle, claim)), None) => {
+                let removed = set_priority(socket, 0, &link.name)
+                    .and_then(|()| class::delete(&nl, link, handle));
+                if let Err(err) = removed {
+                    self.class = Some((handle, claim));
+                    return Err(err);
+                }
+                claim.release();
+                None
+            }
+            (None, None) => None,
         };
-        self.class = new_class?;
+        drop(nl);
+        self.class = new_class;
         self.stream = *stream;
         Ok(())
     }
@@ -542,12 +657,16 @@ impl Attachment for HtbStream {
     /// Moves the socket back to best effort, lets the class's queue drain
     /// (HTB drops what a deleted class still holds), then `tc class del`.
     fn detach(self: Box<Self>, socket: &Socket) -> Result<()> {
-        let Some(handle) = self.class else {
+        let Some((handle, claim)) = self.class else {
             return Ok(());
         };
         set_priority(socket, 0, &self.link.name)?;
         let nl = self.netlink.lock_shared();
-        class::drain_and_delete(&nl, &self.link, handle, |info| info.stats.qlen)
+        class::drain_and_delete(&nl, &self.link, handle, |info| info.stats.qlen)?;
+        // A class that could not be deleted keeps its record, unheld once
+        // this process ends, so that it is found and removed later.
+        claim.release();
+        Ok(())
     }
 }
 

@@ -31,6 +31,49 @@ pub struct StreamReport {
     pub rate: Option<Rate>,
     /// The scheduler's figures for it.
     pub stats: SchedulerStats,
+    /// The process that attached the stream, as recorded when it did; `None`
+    /// when there is no record (a class made by hand).
+    pub owner: Option<StreamOwner>,
+    /// No live process holds the stream any more: its owner ended without
+    /// closing it (e.g. `kill -9`), or it never had one. Its class still
+    /// reserves its rate until `qsockctl prune` or the next qsocket on the
+    /// device removes it.
+    pub stale: bool,
+}
+
+/// The process a stream belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamOwner {
+    /// Its process id.
+    pub pid: u32,
+    /// Its real user id.
+    pub uid: u32,
+    /// Its command line.
+    pub command: String,
+    /// When it attached the stream, in seconds since the Unix epoch.
+    pub since_unix_seconds: u64,
+}
+
+/// What `reset` found and removed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResetReport {
+    /// The device.
+    pub device: String,
+    /// The qsock scheduler removed; `None` when the device had none.
+    pub removed: Option<SchedulerName>,
+    /// The device's root qdisc before the reset, as the kernel names it.
+    pub root_qdisc: String,
+}
+
+/// A class removed because no live process held it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PrunedStream {
+    /// The class handle, e.g. `7173:2`.
+    pub id: String,
+    /// The rate it reserved, where the backend has one.
+    pub rate: Option<Rate>,
+    /// Who had attached it, where recorded.
+    pub owner: Option<StreamOwner>,
 }
 
 /// A device's scheduler, its streams and its best-effort traffic.
@@ -60,6 +103,9 @@ pub(crate) trait Backend: Send + Sync {
     /// with `Busy` a different qdisc that someone installed on purpose.
     fn install(&self, init: &InitParams) -> Result<InitReport>;
 
+    /// The kind of the root qdisc it installs, for the kernel schedulers.
+    fn kernel_kind(&self) -> Option<&'static str>;
+
     /// Is this scheduler installed on the device right now?
     fn is_installed(&self, device: &str) -> Result<bool>;
 
@@ -72,6 +118,9 @@ pub(crate) trait Backend: Send + Sync {
 
     /// `qsockctl reset`: remove the scheduler and every stream (`tc qdisc del dev DEV root`).
     fn reset(&self, device: &str) -> Result<()>;
+
+    /// `qsockctl prune`: remove the streams no live process holds.
+    fn prune(&self, device: &str) -> Result<Vec<PrunedStream>>;
 }
 
 /// One socket's stream in a backend.
@@ -100,26 +149,96 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 
 mod dwcs;
 pub(crate) mod htb;
+pub(crate) mod owner;
 mod recv_err;
 mod user;
 
 use crate::error::{Error, ErrorKind};
+use crate::tc::class::{self, ClassInfo};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
-use crate::tc::Netlink;
+use crate::tc::{handle_to_string, Netlink, QSOCK_MAJOR};
+use owner::{ClassClaim, DeviceRecords};
 
-/// The refusal for a root qdisc someone installed on purpose (also another
-/// qsock scheduler: the caller asked for a different one).
-pub(crate) fn busy(device: &str, root: &RootQdisc) -> Error {
-    Error::new(
-        ErrorKind::Busy,
-        format!(
-            "{device} already has a root qdisc that was installed on purpose ({}): qsock will not \
-             replace it. Remove it first with `qsockctl reset --dev {device}` or `tc qdisc del dev \
-             {device} root`, then call qsockinit again",
+/// The refusal for a root qdisc someone installed on purpose; `ours` names
+/// the qsock scheduler it is, when it is one of qsock's (the caller asked
+/// for `wanted`, a different one).
+pub(crate) fn busy(
+    device: &str,
+    root: &RootQdisc,
+    ours: Option<SchedulerName>,
+    wanted: SchedulerName,
+) -> Error {
+    let message = match ours {
+        Some(installed) => format!(
+            "{device} already has qsock's {installed} scheduler ({}). To switch to {wanted}, \
+             remove it with `qsockctl reset --dev {device}` (its streams fall back to best \
+             effort), then run `qsockctl init --dev {device} --scheduler {wanted}`",
             root.describe()
         ),
-    )
+        None => format!(
+            "{device} already has a root qdisc that was installed on purpose ({}): qsock will \
+             not replace it. If nobody needs it, remove it with `tc qdisc del dev {device} root`, \
+             then call qsockinit again",
+            root.describe()
+        ),
+    };
+    Error::new(ErrorKind::Busy, message)
+}
+
+/// Is `root` a qdisc qsock installed on the device? `Ok(false)` for a root
+/// without qsock's handle; an error for one that has qsock's handle but that
+/// qsock did not install: no record of installing it, or not the layout
+/// qsock installs.
+pub(crate) fn is_ours(records: &DeviceRecords, root: &RootQdisc) -> Result<bool> {
+    if root.handle.major != QSOCK_MAJOR {
+        return Ok(false);
+    }
+    let device = records.device();
+    let described = root.describe();
+    match records.recorded_root() {
+        None => {
+            return Err(owner::not_ours(
+                device,
+                &described,
+                "qsock keeps no record of installing it",
+            ))
+        }
+        Some(kind) if kind != root.kind => {
+            return Err(owner::not_ours(
+                device,
+                &described,
+                &format!("qsock recorded installing {kind} there, not {}", root.kind),
+            ))
+        }
+        Some(_) => {}
+    }
+    if root.kind == crate::tc::htb::KIND {
+        let default = crate::tc::htb::default_class(&root.options);
+        if default != Some(u32::from(htb::BEST_EFFORT_MINOR)) {
+            let found = default.map_or_else(|| "none".to_owned(), |minor| format!("{minor:x}"));
+            return Err(owner::not_ours(
+                device,
+                &described,
+                &format!("its default class is {found}, qsock's is fffe"),
+            ));
+        }
+    }
+    Ok(true)
+}
+
+/// The qsock scheduler whose root qdisc `root` is, if qsock installed it.
+pub(crate) fn installed_scheduler(
+    records: &DeviceRecords,
+    root: &RootQdisc,
+) -> Option<SchedulerName> {
+    if !matches!(is_ours(records, root), Ok(true)) {
+        return None;
+    }
+    registry()
+        .into_iter()
+        .find(|backend| backend.kernel_kind() == Some(root.kind.as_str()))
+        .map(|backend| backend.name())
 }
 
 /// Puts the socket's packets in class `priority` (`setsockopt(SO_PRIORITY)`),
@@ -151,7 +270,8 @@ pub(crate) fn begin_kernel_report(
     let root_qdisc = root
         .as_ref()
         .map_or_else(|| "none".to_owned(), RootQdisc::describe);
-    let ours = root.filter(|root| root.is_qsock(kind));
+    let records = DeviceRecords::of(link)?;
+    let ours = root.filter(|root| root.kind == kind && matches!(is_ours(&records, root), Ok(true)));
     let report = DeviceReport {
         device: link.name.clone(),
         scheduler: ours.is_some().then_some(scheduler),
@@ -163,15 +283,109 @@ pub(crate) fn begin_kernel_report(
     Ok((report, ours))
 }
 
+/// A stream's report entry for class `info`, with who holds it.
+pub(crate) fn kernel_stream_report(
+    records: &DeviceRecords,
+    info: &ClassInfo,
+    stats: SchedulerStats,
+) -> StreamReport {
+    let ownership = records.ownership(info.handle.minor);
+    StreamReport {
+        id: handle_to_string(info.handle),
+        rate: info.rate(),
+        stats,
+        owner: ownership.owner().cloned(),
+        stale: ownership.is_gone(),
+    }
+}
+
 /// `tc qdisc del dev DEV root`, when the root is qsock's qdisc of `kind`;
 /// anyone else's root is left alone.
 pub(crate) fn reset_kernel_root(device: &str, kind: &str) -> Result<()> {
     let nl = Netlink::open()?;
     let link = link::lookup(&nl, device)?;
-    if qdisc::root(&nl, &link)?.is_some_and(|root| root.is_qsock(kind)) {
-        qdisc::delete_root(&nl, &link)?;
+    let records = DeviceRecords::of(&link)?;
+    let _lock = records.lock()?;
+    if let Some(root) = qdisc::root(&nl, &link)? {
+        if root.kind == kind && is_ours(&records, &root)? {
+            qdisc::delete_root(&nl, &link)?;
+            records.forget_all();
+        }
     }
     Ok(())
+}
+
+/// Removes the stream classes of qsock's `kind` qdisc on the device that no
+/// live process holds (`tc class del` each). Call with the device locked.
+pub(crate) fn prune_classes(
+    nl: &Netlink,
+    link: &Link,
+    records: &DeviceRecords,
+    is_stream: impl Fn(&ClassInfo) -> bool,
+) -> Result<Vec<PrunedStream>> {
+    let mut pruned = Vec::new();
+    for info in class::list(nl, link)? {
+        if info.handle.major != QSOCK_MAJOR || !is_stream(&info) {
+            continue;
+        }
+        let Some((orphan, owner)) = records.orphan(info.handle.minor) else {
+            continue;
+        };
+        match class::delete(nl, link, info.handle) {
+            Ok(()) => {}
+            Err(err) if err.errno() == libc::ENOENT => {}
+            Err(err) => return Err(err),
+        }
+        orphan.forget();
+        pruned.push(PrunedStream {
+            id: handle_to_string(info.handle),
+            rate: info.rate(),
+            owner,
+        });
+    }
+    if !pruned.is_empty() {
+        let ids: Vec<&str> = pruned.iter().map(|stream| stream.id.as_str()).collect();
+        log::info!(
+            "{}: removed stream class(es) {} whose owner is gone",
+            link.name,
+            ids.join(", ")
+        );
+    }
+    Ok(pruned)
+}
+
+/// Creates a stream class at a free minor, held by this process (see
+/// [`owner`]), after removing the classes whose owners are gone. `admit`
+/// sees the live classes before anything is created and may refuse.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_owned_class(
+    nl: &Netlink,
+    link: &Link,
+    records: &DeviceRecords,
+    parent: netlink_packet_route::tc::TcHandle,
+    minors: std::ops::RangeInclusive<u16>,
+    kind: &str,
+    options: &netlink_packet_route::tc::TcAttribute,
+    is_stream: impl Fn(&ClassInfo) -> bool,
+    admit: impl FnOnce(&[ClassInfo]) -> Result<()>,
+) -> Result<(netlink_packet_route::tc::TcHandle, ClassClaim)> {
+    let _lock = records.lock()?;
+    prune_classes(nl, link, records, &is_stream)?;
+    let live: Vec<ClassInfo> = class::list(nl, link)?
+        .into_iter()
+        .filter(|info| info.handle.major == QSOCK_MAJOR && is_stream(info))
+        .collect();
+    admit(&live)?;
+    class::add_at_free_minor(
+        nl,
+        link,
+        parent,
+        minors,
+        kind,
+        options,
+        |minor| records.claim(minor),
+        ClassClaim::release,
+    )
 }
 
 /// The backends `auto` tries, in order.
@@ -275,6 +489,18 @@ pub(crate) fn resolve(device: &str, name: SchedulerName) -> Result<&'static dyn 
     ))
 }
 
+/// The device's root qdisc, as the kernel names it, and an error if it has
+/// qsock's handle without being qsock's.
+fn describe_root(device: &str) -> Result<String> {
+    let nl = Netlink::open()?;
+    let link = link::lookup(&nl, device)?;
+    let Some(root) = qdisc::root(&nl, &link)? else {
+        return Ok("none".to_owned());
+    };
+    is_ours(&DeviceRecords::of(&link)?, &root)?;
+    Ok(root.describe())
+}
+
 /// `qsockctl show`: what scheduler the device has and its streams.
 pub fn report(device: &str) -> Result<DeviceReport> {
     require_device(device)?;
@@ -283,19 +509,48 @@ pub fn report(device: &str) -> Result<DeviceReport> {
             return backend.report(device);
         }
     }
+    let root = describe_root(device)?;
     Err(Error::new(
         ErrorKind::NotSupported,
-        format!("no qsock scheduler is installed on {device}"),
+        format!(
+            "no qsock scheduler is installed on {device} (its root qdisc is {root}): install one \
+             with `qsockctl init --dev {device}`"
+        ),
     ))
 }
 
-/// `qsockctl reset`: removes whichever qsock scheduler the device has.
-pub fn reset(device: &str) -> Result<()> {
+/// `qsockctl reset`: removes whichever qsock scheduler the device has, and
+/// says which it was; a device without one is left as it is. Refuses a root
+/// qdisc with qsock's handle that qsock did not install.
+pub fn reset(device: &str) -> Result<ResetReport> {
     require_device(device)?;
+    let root_qdisc = describe_root(device)?;
+    let mut removed = None;
     for backend in registry() {
         if backend.is_installed(device)? {
             backend.reset(device)?;
+            removed = removed.or(Some(backend.name()));
         }
     }
-    Ok(())
+    Ok(ResetReport {
+        device: device.to_owned(),
+        removed,
+        root_qdisc,
+    })
+}
+
+/// `qsockctl prune`: removes the device's streams that no live process
+/// holds (their owner ended without closing them), and returns them.
+pub fn prune(device: &str) -> Result<Vec<PrunedStream>> {
+    require_device(device)?;
+    for backend in registry() {
+        if backend.is_installed(device)? {
+            return backend.prune(device);
+        }
+    }
+    let root = describe_root(device)?;
+    Err(Error::new(
+        ErrorKind::NotSupported,
+        format!("no qsock scheduler is installed on {device} (its root qdisc is {root})"),
+    ))
 }

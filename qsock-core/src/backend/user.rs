@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use socket2::{SockAddr, Socket, Type};
 
-use super::{Attachment, Backend, DeviceReport, InitReport, StreamReport};
+use super::{Attachment, Backend, DeviceReport, InitReport, PrunedStream, StreamReport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::PacketFlags;
 use crate::info::SchedulerStats;
@@ -317,6 +317,10 @@ impl Backend for User {
         SchedulerName::User
     }
 
+    fn kernel_kind(&self) -> Option<&'static str> {
+        None
+    }
+
     fn install(&self, init: &InitParams) -> Result<InitReport> {
         init.validate()?;
         let mut devices = devices();
@@ -428,6 +432,8 @@ impl Backend for User {
                     id: format!("user:{}", id.0),
                     rate: None,
                     stats,
+                    owner: None,
+                    stale: false,
                 })
             })
             .collect();
@@ -439,6 +445,11 @@ impl Backend for User {
             streams,
             best_effort: Some(state.model.best_effort_stats()),
         })
+    }
+
+    /// The streams of this process are all held by it: nothing to prune.
+    fn prune(&self, _device: &str) -> Result<Vec<PrunedStream>> {
+        Ok(Vec::new())
     }
 
     fn reset(&self, device_name: &str) -> Result<()> {

@@ -4,15 +4,24 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use qsock::{DeviceReport, InitParams, Rate, SchedulerName, SchedulerStats};
+use qsock::{
+    DeviceReport, InitParams, PrunedStream, Rate, SchedulerName, SchedulerStats, StreamOwner,
+};
 
 /// Install, inspect and remove the packet schedulers that qsockets attach to.
 ///
 /// A qsocket's traffic is ordered and paced by a scheduler on the device it
 /// leaves by. `qsockctl init` puts one there (the paper's qsockinit), `show`
-/// prints it with its streams, `reset` takes it away again.
+/// prints it with its streams, `prune` removes the streams of processes
+/// that ended without closing them, `reset` takes the scheduler away again.
 #[derive(Debug, Parser)]
-#[command(name = "qsockctl", version, about, long_about)]
+#[command(
+    name = "qsockctl",
+    version,
+    about,
+    long_about,
+    arg_required_else_help = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,7 +34,8 @@ enum Command {
     /// Run once per device, as root (CAP_NET_ADMIN), before applications
     /// attach sockets. Running it again with the same scheduler changes
     /// nothing but the rate. A queueing discipline someone else installed on
-    /// purpose is left alone: remove it first.
+    /// purpose is left alone: remove it first. The user scheduler is not
+    /// installed here: it runs inside each application that asks for it.
     ///
     /// Example: qsockctl init --dev eth0 --scheduler htb --rate 10mbit
     Init {
@@ -33,13 +43,13 @@ enum Command {
         #[arg(long = "dev", value_name = "DEV")]
         device: Option<String>,
         /// dwcs (kernel DWCS, needs the sch_dwcs module), htb (kernel HTB: rate
-        /// isolation only), user (in one process only, no privilege), or auto
-        /// (the first of these that works here).
+        /// isolation only), or auto (the first of these that works here).
         #[arg(long, value_name = "NAME", default_value = "auto")]
         scheduler: String,
         /// The rate the scheduler may send at, as tc writes it (10mbit,
-        /// 500kbit, 2mbps = bytes per second). It becomes the bottleneck where
-        /// queues form and are ordered. Defaults to the device's speed.
+        /// 500kbit, 2mbps = bytes per second), from 8bit to
+        /// 18446744073709551615bit. It becomes the bottleneck where queues
+        /// form and are ordered. Defaults to the device's speed.
         #[arg(long, value_name = "RATE")]
         rate: Option<String>,
         /// Most packets queued in the scheduler at once.
@@ -52,6 +62,11 @@ enum Command {
         resolution: Option<String>,
     },
     /// Print the device's scheduler, its streams and their statistics, like `tc -s class show`.
+    ///
+    /// Each stream names the process that attached it; a stream whose
+    /// process ended without closing it (e.g. killed) is marked stale: its
+    /// class still reserves its rate until `qsockctl prune` or the next
+    /// qsocket on the device removes it.
     Show {
         /// The network interface.
         #[arg(long = "dev", value_name = "DEV")]
@@ -60,10 +75,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the streams whose processes ended without closing them.
+    ///
+    /// Their classes go, and with them the rates they reserved; streams of
+    /// live processes are left alone. The next qsocket on the device does
+    /// the same before it is admitted.
+    Prune {
+        /// The network interface.
+        #[arg(long = "dev", value_name = "DEV")]
+        device: Option<String>,
+    },
     /// Remove the qsock scheduler and all its streams from the device.
     ///
     /// The device goes back to the kernel's default queueing discipline.
-    /// Sockets still attached keep working, unscheduled.
+    /// Sockets still attached keep working, unscheduled. A queueing
+    /// discipline qsock did not install is left alone, also one that uses
+    /// qsock's handle 7173:.
     Reset {
         /// The network interface.
         #[arg(long = "dev", value_name = "DEV")]
@@ -78,6 +105,14 @@ fn main() -> ExitCode {
             // --help and --version: clap's own text, on standard output.
             let _ = err.print();
             return ExitCode::SUCCESS;
+        }
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            // No command at all: the help, as `qsockctl --help` prints it,
+            // on standard error, as nothing was done.
+            let _ = err.print();
+            return ExitCode::FAILURE;
         }
         Err(err) => {
             eprintln!("qsockctl: {}", usage_error(&err));
@@ -133,11 +168,25 @@ fn run(command: Command) -> qsock::Result<()> {
             resolution,
         } => {
             let scheduler: SchedulerName = scheduler.parse()?;
+            if scheduler == SchedulerName::User {
+                return Err(user_is_not_installed());
+            }
             let mut init = InitParams::new(self::device(device)?, scheduler);
             init.link_rate = rate.as_deref().map(str::parse::<Rate>).transpose()?;
             init.limit = limit;
             init.deadline_resolution = resolution.as_deref().map(parse_duration).transpose()?;
             let report = qsock::qsockinit(&init)?;
+            if report.scheduler == SchedulerName::User {
+                return Err(qsock::Error::new(
+                    qsock::ErrorKind::NotSupported,
+                    format!(
+                        "no kernel scheduler could be installed on {}: {}. {}",
+                        report.device,
+                        report.reason,
+                        user_is_not_installed().message()
+                    ),
+                ));
+            }
             let verb = if report.installed_now {
                 "installed"
             } else {
@@ -161,13 +210,62 @@ fn run(command: Command) -> qsock::Result<()> {
             }
             Ok(())
         }
+        Command::Prune { device } => {
+            let device = self::device(device)?;
+            let pruned = qsock::prune(&device)?;
+            if pruned.is_empty() {
+                println!("{device}: every stream has a live process; nothing to remove");
+            }
+            for stream in &pruned {
+                println!("{device}: removed {}", describe_pruned(stream));
+            }
+            Ok(())
+        }
         Command::Reset { device } => {
             let device = self::device(device)?;
-            qsock::reset(&device)?;
-            println!("{device}: qsock scheduler removed");
+            let report = qsock::reset(&device)?;
+            match report.removed {
+                Some(scheduler) => println!(
+                    "{device}: qsock's {scheduler} scheduler removed (root qdisc was {}); the \
+                     kernel's default queueing discipline is back",
+                    report.root_qdisc
+                ),
+                None => println!(
+                    "{device}: there was no qsock scheduler to remove (root qdisc {}); nothing \
+                     changed",
+                    report.root_qdisc
+                ),
+            }
             Ok(())
         }
     }
+}
+
+/// Why `qsockctl init` does not install the user scheduler.
+fn user_is_not_installed() -> qsock::Error {
+    qsock::Error::new(
+        qsock::ErrorKind::NotSupported,
+        "the user scheduler runs inside each application that asks for it (scheduler user in \
+         QosParams, qsocksink scheduler=user) and lives only as long as that process: there is \
+         nothing for qsockctl to install, and `qsockctl show` cannot see it. Start the \
+         application with it instead, or install a kernel scheduler with --scheduler dwcs or htb",
+    )
+}
+
+/// `pid 1234 (command)`, the way the stream lines print an owner.
+fn describe_owner(owner: &StreamOwner) -> String {
+    format!("pid {} uid {} ({})", owner.pid, owner.uid, owner.command)
+}
+
+fn describe_pruned(stream: &PrunedStream) -> String {
+    let rate = stream
+        .rate
+        .map_or_else(String::new, |rate| format!(" rate {rate}"));
+    let owner = stream.owner.as_ref().map_or_else(
+        || "which had no recorded owner".to_owned(),
+        |owner| format!("whose owner {} is gone", describe_owner(owner)),
+    );
+    format!("stream {}{rate}, {owner}", stream.id)
 }
 
 /// Reads a time as `tc` writes one: a number and `ns`, `us`, `ms` or `s`.
@@ -212,8 +310,22 @@ fn print_report(report: &DeviceReport) {
         let rate = stream
             .rate
             .map_or_else(String::new, |rate| format!(" rate {rate}"));
-        println!("stream {}{rate}", stream.id);
+        let owner = match (&stream.owner, stream.stale) {
+            (Some(owner), false) => format!(" owner {}", describe_owner(owner)),
+            (None, false) => String::new(),
+            (Some(owner), true) => format!(" STALE: owner {} is gone", describe_owner(owner)),
+            (None, true) => " STALE: no process holds it".to_owned(),
+        };
+        println!("stream {}{rate}{owner}", stream.id);
         print_stats(&stream.stats);
+    }
+    let stale = report.streams.iter().filter(|stream| stream.stale).count();
+    if stale > 0 {
+        println!(
+            "{stale} stale stream(s) still reserve their rates: `qsockctl prune --dev {}` removes \
+             them (the next qsocket on the device does too)",
+            report.device
+        );
     }
     if let Some(best_effort) = &report.best_effort {
         println!("best effort");

@@ -391,3 +391,30 @@ pub(crate) mod capi;
 
 #[cfg(test)]
 mod tests;
+
+/// `SO_NETNS_COOKIE` (Linux 5.14, asm-generic value; libc does not name it).
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the network namespace the socket belongs to
+/// (`getsockopt(SOL_SOCKET, SO_NETNS_COOKIE)`): unique for as long as the
+/// system runs, where a namespace's inode is reused once it is gone.
+pub fn netns_cookie(socket: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes (8) through the pointer,
+    // which points at a live local u64, and the new length through `len`;
+    // the fd is borrowed, so it stays open for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
+}

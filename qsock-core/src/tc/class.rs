@@ -312,17 +312,22 @@ pub(crate) fn delete(nl: &Netlink, link: &Link, handle: TcHandle) -> Result<()> 
 }
 
 /// Creates a class of qsock's `kind` qdisc under `parent` at the first free
-/// minor of `minors` and returns its handle. Other processes may pick the
-/// same minor at the same time: NLM_F_EXCL makes the kernel refuse the loser
-/// with EEXIST, who tries the next.
-pub(crate) fn add_at_free_minor(
+/// minor of `minors` and returns its handle with what `reserve` gave for
+/// that minor. `reserve` is asked first and may pass a minor over (`None`);
+/// `abandon` gets back a reservation whose class could not be made. Other
+/// processes may pick the same minor at the same time: NLM_F_EXCL makes the
+/// kernel refuse the loser with EEXIST, who tries the next.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_at_free_minor<R>(
     nl: &Netlink,
     link: &Link,
     parent: TcHandle,
     minors: RangeInclusive<u16>,
     kind: &str,
     options: &TcAttribute,
-) -> Result<TcHandle> {
+    mut reserve: impl FnMut(u16) -> Result<Option<R>>,
+    mut abandon: impl FnMut(R),
+) -> Result<(TcHandle, R)> {
     let mut taken: HashSet<u16> = list(nl, link)?
         .into_iter()
         .filter(|c| c.handle.major == QSOCK_MAJOR)
@@ -338,16 +343,21 @@ pub(crate) fn add_at_free_minor(
                 ),
             )
         })?;
+        taken.insert(minor);
+        let Some(reservation) = reserve(minor)? else {
+            continue;
+        };
         let handle = TcHandle {
             major: QSOCK_MAJOR,
             minor,
         };
         match add(nl, link, parent, handle, kind, options.clone()) {
-            Ok(()) => return Ok(handle),
-            Err(err) if err.errno() == libc::EEXIST => {
-                taken.insert(minor);
+            Ok(()) => return Ok((handle, reservation)),
+            Err(err) if err.errno() == libc::EEXIST => abandon(reservation),
+            Err(err) => {
+                abandon(reservation);
+                return Err(err);
             }
-            Err(err) => return Err(err),
         }
     }
     Err(Error::new(

@@ -145,6 +145,18 @@ impl HtbGlob {
     }
 }
 
+/// The default class's minor of an HTB qdisc (`defcls` of its
+/// `TCA_HTB_INIT`), from the nested attributes of its dumped `TCA_OPTIONS`.
+pub(crate) fn default_class(nested: &[u8]) -> Option<u32> {
+    NlasIterator::new(nested)
+        .filter_map(|nla| nla.ok())
+        .find(|nla| nla.kind() == TCA_HTB_INIT)
+        .and_then(|nla| {
+            let defcls = nla.value().get(8..12)?;
+            Some(u32::from_ne_bytes(defcls.try_into().ok()?))
+        })
+}
+
 /// `struct tc_htb_opt`: a class's options (`tc class ... htb rate R ceil C
 /// burst B cburst CB prio P quantum Q`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,6 +397,18 @@ mod tests {
         let parsed = parse_class_options(&nested).expect("parses");
         assert_eq!(parsed.ceil, fast);
         assert_eq!(parsed.rate, mbit(2));
+    }
+
+    #[test]
+    fn default_class_is_read_from_the_qdisc_options() {
+        let mut nested = Vec::new();
+        for option in HtbGlob::new(10, 0xfffe).options() {
+            let mut buf = vec![0; netlink_packet_core::Emitable::buffer_len(&option)];
+            netlink_packet_core::Emitable::emit(&option, &mut buf);
+            nested.extend_from_slice(&buf);
+        }
+        assert_eq!(default_class(&nested), Some(0xfffe));
+        assert_eq!(default_class(&[]), None);
     }
 
     #[test]

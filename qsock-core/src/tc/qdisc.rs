@@ -32,12 +32,8 @@ impl RootQdisc {
         self.handle.major == 0
     }
 
-    /// Is it qsock's own HTB?
-    pub(crate) fn is_qsock_htb(&self) -> bool {
-        self.is_qsock(super::htb::KIND)
-    }
-
-    /// Is it a qdisc of `kind` that qsock installed (handle `7173:`)?
+    /// Is it a qdisc of `kind` with qsock's handle `7173:`? Whether qsock
+    /// installed it is for `backend::is_ours` to say.
     pub(crate) fn is_qsock(&self, kind: &str) -> bool {
         self.kind == kind && self.handle.major == QSOCK_MAJOR
     }
