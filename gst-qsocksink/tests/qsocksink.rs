@@ -24,11 +24,16 @@ fn receiver() -> (UdpSocket, u16) {
 
 /// A sink on the user scheduler, sending to `port` on loopback, in a harness.
 fn harness(port: u16, caps: &str) -> (Harness, gst::Bus) {
+    harness_reporting_every(port, caps, 20)
+}
+
+/// The same, with a report every `qos_interval_ms`.
+fn harness_reporting_every(port: u16, caps: &str, qos_interval_ms: u32) -> (Harness, gst::Bus) {
     init();
     let sink = gst::ElementFactory::make("qsocksink")
         .property("port", u32::from(port))
         .property_from_str("scheduler", "user")
-        .property("qos-interval", 20u32)
+        .property("qos-interval", qos_interval_ms)
         .property("sync", false)
         .build()
         .unwrap();
@@ -139,25 +144,44 @@ fn accepts_the_payloads_it_can_classify() {
 }
 
 #[test]
-fn refuses_other_encodings_saying_what_it_takes() {
-    let (_rx, port) = receiver();
-    let (mut h, bus) = harness(
-        port,
-        "application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8",
-    );
-    assert_eq!(
-        h.push(rtp(1, 0, true, IDR_SLICE, 0)),
-        Err(gst::FlowError::NotNegotiated)
-    );
-    let message = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(error) = message.view() else {
-        unreachable!()
-    };
-    let text = error.error().to_string();
-    assert!(text.contains("encoding-name=VP8"), "{text}");
-    assert!(text.contains("H264") && text.contains("udpsink"), "{text}");
+fn only_the_encodings_it_can_type_negotiate() {
+    init();
+    let sink = gst::ElementFactory::make("qsocksink").build().unwrap();
+    let pad = sink.static_pad("sink").unwrap();
+    for (caps, accepted) in [
+        (H264, true),
+        (
+            "application/x-rtp,media=video,clock-rate=90000,encoding-name=MP2T",
+            true,
+        ),
+        (
+            "application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8",
+            false,
+        ),
+        (
+            "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS",
+            false,
+        ),
+    ] {
+        let caps: gst::Caps = caps.parse().unwrap();
+        assert_eq!(pad.query_accept_caps(&caps), accepted, "{caps}");
+    }
+}
+
+#[test]
+fn linking_a_payloader_it_cannot_type_fails_at_link_time() {
+    init();
+    for payloader in ["rtpvp8pay", "rtpopuspay"] {
+        let err = gst::parse::launch(&format!("{payloader} ! qsocksink"))
+            .err()
+            .unwrap_or_else(|| panic!("{payloader} ! qsocksink linked"));
+        let text = err.to_string();
+        assert!(
+            text.contains("could not link") && text.contains("qsocksink"),
+            "{payloader}: {text}"
+        );
+    }
+    assert!(gst::parse::launch("rtph264pay ! qsocksink").is_ok());
 }
 
 #[test]
@@ -336,4 +360,116 @@ fn a_link_rate_out_of_range_is_refused_with_the_range() {
         }
         sink.set_state(gst::State::Null).unwrap();
     }
+}
+
+#[test]
+fn eos_reports_the_last_interval() {
+    // No report falls due during the run: only the one at EOS can count it.
+    let (_rx, port) = receiver();
+    let (mut h, bus) = harness_reporting_every(port, H264, 60_000);
+    let sent = frames(90, 2);
+    for buffer in &sent {
+        assert_eq!(h.push(buffer.clone()), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let stats = stats_until(&bus, |s| s.get::<bool>("end-of-stream") == Ok(true));
+    assert_eq!(count(&stats, "frames-intra"), 18, "{stats}");
+    assert_eq!(count(&stats, "frames-predicted"), 72, "{stats}");
+    assert_eq!(count(&stats, "send-frame-calls"), 90, "{stats}");
+    let property = h.element().unwrap().property::<gst::Structure>("stats");
+    assert_eq!(property, stats);
+}
+
+#[test]
+fn an_interval_without_packets_is_not_reported_on_time() {
+    let (_rx, port) = receiver();
+    let (_h, bus) = harness(port, H264);
+    // Nothing is pushed: every interval is idle.
+    for _ in 0..3 {
+        let stats = stats_until(&bus, |_| true);
+        assert_eq!(count(&stats, "sent-packets"), 0, "{stats}");
+        assert!(!stats.has_field("on-time-share"), "{stats}");
+    }
+}
+
+/// The text of the first error message on `bus`.
+fn error_text(bus: &gst::Bus) -> String {
+    let message = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(error) = message.view() else {
+        unreachable!()
+    };
+    error.error().to_string()
+}
+
+#[test]
+fn min_bitrate_above_max_bitrate_is_refused_at_start() {
+    init();
+    let sink = gst::ElementFactory::make("qsocksink")
+        .property_from_str("scheduler", "user")
+        .property("min-bitrate", 5_000_000u64)
+        .property("max-bitrate", 1_000_000u64)
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    sink.set_bus(Some(&bus));
+    assert!(sink.set_state(gst::State::Paused).is_err());
+    let text = error_text(&bus);
+    assert!(
+        text.contains("min-bitrate 5000000 is above max-bitrate 1000000"),
+        "{text}"
+    );
+    assert!(text.contains("min-bitrate <= max-bitrate"), "{text}");
+    sink.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn a_live_change_crossing_the_bitrate_limits_is_refused() {
+    let (_rx, port) = receiver();
+    let (h, bus) = harness(port, H264);
+    let sink = h.element().unwrap();
+    sink.set_property("max-bitrate", 2_000_000u64);
+    sink.set_property("min-bitrate", 3_000_000u64);
+    assert_eq!(sink.property::<u64>("min-bitrate"), 250_000);
+    assert_eq!(sink.property::<u64>("max-bitrate"), 2_000_000);
+    let message = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Warning],
+        )
+        .expect("a warning that the change was refused");
+    let gst::MessageView::Warning(warning) = message.view() else {
+        unreachable!()
+    };
+    let text = warning.error().to_string();
+    assert!(
+        text.contains("min-bitrate 3000000 is above max-bitrate 2000000"),
+        "{text}"
+    );
+    assert!(text.contains("refused"), "{text}");
+    // Raising max-bitrate first lets min-bitrate follow.
+    sink.set_property("max-bitrate", 4_000_000u64);
+    sink.set_property("min-bitrate", 3_000_000u64);
+    assert_eq!(sink.property::<u64>("min-bitrate"), 3_000_000);
+}
+
+#[test]
+fn a_bind_address_of_the_other_family_is_named_as_such() {
+    init();
+    let sink = gst::ElementFactory::make("qsocksink")
+        .property("host", "::1")
+        .property("bind-address", "127.0.0.1")
+        .property_from_str("scheduler", "user")
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    sink.set_bus(Some(&bus));
+    assert!(sink.set_state(gst::State::Paused).is_err());
+    let text = error_text(&bus);
+    assert!(
+        text.contains("bind-address 127.0.0.1 is an IPv4 address") && text.contains("is IPv6"),
+        "{text}"
+    );
+    sink.set_state(gst::State::Null).unwrap();
 }

@@ -41,6 +41,8 @@ const CLIMB_INTERVALS: u64 = 50;
 pub struct Observation {
     /// Packets given to the socket in the interval.
     pub offered_packets: u64,
+    /// Packets the scheduler sent in the interval (of these or earlier ones).
+    pub sent_packets: u64,
     /// Of those (or of earlier ones), packets that missed their deadline or
     /// were dropped.
     pub late_or_lost_packets: u64,
@@ -57,10 +59,17 @@ pub struct Observation {
 }
 
 impl Observation {
-    /// Share of offered packets that left on time, 0.0 to 1.0; 1.0 when
-    /// nothing was offered.
-    pub fn on_time_share(&self) -> f64 {
-        1.0 - self.late_share()
+    /// Share of offered packets that left on time, 0.0 to 1.0; none when
+    /// nothing was offered, and 0.0 when the scheduler sent nothing: what
+    /// did not leave was not on time.
+    pub fn on_time_share(&self) -> Option<f64> {
+        if self.offered_packets == 0 {
+            return None;
+        }
+        if self.sent_packets == 0 {
+            return Some(0.0);
+        }
+        Some(1.0 - self.late_share())
     }
 
     /// Share of offered packets that were late or lost, 0.0 to 1.0.
@@ -155,7 +164,10 @@ impl BitrateController {
             }
         };
         let congested = self.congested(observation);
-        let next = if self.hold > 0 {
+        let next = if observation.sent_packets == 0 && !congested {
+            // Nothing left the scheduler: no sign that the path carries more.
+            current
+        } else if self.hold > 0 {
             self.hold -= 1;
             current
         } else if congested {
@@ -246,6 +258,7 @@ mod tests {
     fn interval(offered: u64, late: u64, delay_ms: u64) -> Observation {
         Observation {
             offered_packets: offered,
+            sent_packets: offered,
             late_or_lost_packets: late,
             queue_delay_mean: Some(Duration::from_millis(delay_ms)),
             delivered_bps: Some(3_000_000),
@@ -373,9 +386,25 @@ mod tests {
 
     #[test]
     fn on_time_share() {
-        assert_eq!(interval(0, 0, 0).on_time_share(), 1.0);
-        assert_eq!(interval(4, 1, 0).on_time_share(), 0.75);
-        assert_eq!(interval(4, 9, 0).on_time_share(), 0.0);
+        assert_eq!(interval(0, 0, 0).on_time_share(), None);
+        assert_eq!(interval(4, 1, 0).on_time_share(), Some(0.75));
+        assert_eq!(interval(4, 9, 0).on_time_share(), Some(0.0));
+    }
+
+    #[test]
+    fn nothing_sent_is_not_on_time_and_no_reason_to_climb() {
+        let mut controller = BitrateController::new(100_000, 10_000_000);
+        controller.seed(1_000_000);
+        let stuck = Observation {
+            sent_packets: 0,
+            delivered_bps: Some(0),
+            ..interval(30, 0, 0)
+        };
+        assert_eq!(stuck.on_time_share(), Some(0.0));
+        for _ in 0..5 {
+            assert_eq!(controller.update(&stuck), None);
+        }
+        assert_eq!(controller.estimate(), Some(1_000_000));
     }
 
     #[test]

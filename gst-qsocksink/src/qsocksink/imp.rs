@@ -581,7 +581,9 @@ impl ObjectImpl for QSockSink {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let started = matches!(*lock(&self.state), State::Started(_));
         let mut settings = lock(&self.settings);
+        let previous_limits = (settings.min_bitrate, settings.max_bitrate);
         let text = || {
             value
                 .get::<Option<String>>()
@@ -616,15 +618,24 @@ impl ObjectImpl for QSockSink {
             "max-bitrate" => settings.max_bitrate = value.get().unwrap_or(DEFAULT_MAX_BITRATE),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
-        if settings.min_bitrate > settings.max_bitrate {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "min-bitrate {} is above max-bitrate {}: the estimate stays at {}",
-                settings.min_bitrate,
-                settings.max_bitrate,
-                settings.max_bitrate
+        // Before start the pair may pass through any order of settings;
+        // start refuses it. While running, the estimate must stay within
+        // both at every moment, so a change that crosses them is refused.
+        if started && settings.min_bitrate > settings.max_bitrate {
+            let message = bitrate_limits_error(settings.min_bitrate, settings.max_bitrate);
+            (settings.min_bitrate, settings.max_bitrate) = previous_limits;
+            drop(settings);
+            gst::error!(CAT, imp = self, "{message}");
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                (
+                    "{message}; the change is refused and the limits stay {}..={} bit/s",
+                    previous_limits.0,
+                    previous_limits.1
+                )
             );
+            return;
         }
         let (min, max) = (settings.min_bitrate, settings.max_bitrate);
         drop(settings);
@@ -681,10 +692,18 @@ impl ElementImpl for QSockSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            // Any RTP is accepted here so that set_caps can say which
-            // encodings are supported, rather than a bare not-negotiated.
+            // Exactly the encodings the frame classifiers can type, so that
+            // linking another payloader fails at negotiation, not once PLAYING.
             let caps = gst::Caps::builder_full()
-                .structure(gst::Structure::new_empty("application/x-rtp"))
+                .structure(
+                    gst::Structure::builder("application/x-rtp")
+                        .field("media", "video")
+                        .field(
+                            "encoding-name",
+                            gst::List::new(RTP_ENCODINGS.iter().map(|(name, _)| *name)),
+                        )
+                        .build(),
+                )
                 .structure(
                     gst::Structure::builder("video/mpegts")
                         .field("packetsize", 188i32)
@@ -795,7 +814,17 @@ fn starting_ipg(link: LinkLimits) -> Duration {
     }
 }
 
-/// The payload format the caps describe, or what to do instead.
+/// The RTP encodings the frame classifiers can type, as payloaders name them.
+const RTP_ENCODINGS: [(&str, PayloadFormat); 4] = [
+    ("H264", PayloadFormat::RtpH264),
+    ("H265", PayloadFormat::RtpH265),
+    ("MPV", PayloadFormat::RtpMpegVideo),
+    ("MP2T", PayloadFormat::RtpMp2t),
+];
+
+/// The payload format the caps describe, or what to do instead. The pad
+/// template lets only these through; the messages serve an element that
+/// bypasses negotiation.
 fn payload_format(caps: &gst::CapsRef) -> Result<PayloadFormat, String> {
     let structure = caps
         .structure(0)
@@ -808,17 +837,17 @@ fn payload_format(caps: &gst::CapsRef) -> Result<PayloadFormat, String> {
                  MPV or MP2T it sends"
                     .to_string()
             })?;
-            match encoding.to_ascii_uppercase().as_str() {
-                "H264" => Ok(PayloadFormat::RtpH264),
-                "H265" => Ok(PayloadFormat::RtpH265),
-                "MPV" => Ok(PayloadFormat::RtpMpegVideo),
-                "MP2T" => Ok(PayloadFormat::RtpMp2t),
-                other => Err(format!(
-                    "qsocksink cannot tell the frames of RTP encoding-name={other}: it sends H264 \
-                     (rtph264pay), H265 (rtph265pay), MPV (rtpmpvpay), MP2T (rtpmp2tpay) or \
-                     video/mpegts; use udpsink for other payloads"
-                )),
-            }
+            RTP_ENCODINGS
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(encoding))
+                .map(|(_, format)| *format)
+                .ok_or_else(|| {
+                    format!(
+                        "qsocksink cannot tell the frames of RTP encoding-name={encoding}: it \
+                         sends H264 (rtph264pay), H265 (rtph265pay), MPV (rtpmpvpay), MP2T \
+                         (rtpmp2tpay) or video/mpegts; use udpsink for other payloads"
+                    )
+                })
         }
         other => Err(format!(
             "qsocksink takes application/x-rtp or video/mpegts, not {other}"
@@ -829,16 +858,56 @@ fn payload_format(caps: &gst::CapsRef) -> Result<PayloadFormat, String> {
 impl BaseSinkImpl for QSockSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let destination = resolve_destination(&settings)?;
-        let device = if settings.device.is_empty() {
-            qsock::egress_device(destination.ip()).map_err(|err| {
-                gst::error_msg!(
+        if settings.min_bitrate > settings.max_bitrate {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                (
+                    "{}",
+                    bitrate_limits_error(settings.min_bitrate, settings.max_bitrate)
+                )
+            ));
+        }
+        let bind_address = bind_address(&settings)?;
+        let destination = resolve_destination(&settings, bind_address)?;
+        let route_device = qsock::egress_device(destination.ip());
+        let device = match (settings.device.as_str(), route_device) {
+            ("", Ok(route_device)) => route_device,
+            ("", Err(err)) => {
+                return Err(gst::error_msg!(
                     gst::ResourceError::NotFound,
                     ("{err}; or set the device property")
-                )
-            })?
-        } else {
-            settings.device.clone()
+                ))
+            }
+            (device, Ok(route_device)) if device == route_device => route_device,
+            (device, Ok(route_device)) => {
+                if let Err(err) = qsock::device_mtu(device) {
+                    return Err(gst::error_msg!(
+                        gst::ResourceError::NotFound,
+                        (
+                            "device={device}: {err}; the route to {} leaves by {route_device}",
+                            destination.ip()
+                        )
+                    ));
+                }
+                return Err(gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    (
+                        "device={device}, but the route to {} leaves by {route_device}: the \
+                         scheduler on {device} would never see the stream's packets. Set \
+                         device={route_device}, or leave device empty for the route's device",
+                        destination.ip()
+                    )
+                ));
+            }
+            (device, Err(err)) => {
+                return Err(gst::error_msg!(
+                    gst::ResourceError::NotFound,
+                    (
+                        "cannot check that traffic to {} leaves by device={device}: {err}",
+                        destination.ip()
+                    )
+                ))
+            }
         };
         let stream = settings.stream_params(None);
         stream.validate().map_err(|err| {
@@ -871,22 +940,17 @@ impl BaseSinkImpl for QSockSink {
         };
         let socket =
             QSocket::new(domain, Type::DGRAM, Some(Protocol::UDP), &params).map_err(|err| {
+                let why = if settings.ipg_us > 0 && err.kind() == ErrorKind::InvalidInput {
+                    full_packet_period_hint(&settings, &device, link_rate, full_packet_bits)
+                } else {
+                    String::new()
+                };
                 gst::error_msg!(
                     gst::ResourceError::OpenWrite,
-                    ("cannot attach a socket to the {scheduler} scheduler on {device}: {err}")
+                    ("cannot attach a socket to the {scheduler} scheduler on {device}: {err}{why}")
                 )
             })?;
-        if !settings.bind_address.is_empty() {
-            let address: IpAddr = settings.bind_address.parse().map_err(|_| {
-                gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    (
-                        "bind-address {:?} is not an IP address: give one of this host's \
-                         addresses, or leave it empty",
-                        settings.bind_address
-                    )
-                )
-            })?;
+        if let Some(address) = bind_address {
             socket
                 .socket()
                 .bind(&SocketAddr::new(address, 0).into())
@@ -998,6 +1062,15 @@ impl BaseSinkImpl for QSockSink {
                 if let Err(err) = self.drain() {
                     gst::debug!(CAT, imp = self, "draining at EOS: {err:?}");
                 }
+                // The interval since the last report would otherwise go
+                // unreported; this one precedes the EOS message.
+                let shared = match &*lock(&self.state) {
+                    State::Started(started) => Some(Arc::clone(&started.shared)),
+                    State::Stopped => None,
+                };
+                if let Some(shared) = shared {
+                    self.report(&shared, true);
+                }
             }
             gst::EventView::FlushStop(_) => {
                 if let State::Started(started) = &mut *lock(&self.state) {
@@ -1020,47 +1093,225 @@ impl BaseSinkImpl for QSockSink {
     }
 }
 
+/// Why a min-bitrate above max-bitrate is refused, and the fix.
+fn bitrate_limits_error(min: u64, max: u64) -> String {
+    format!(
+        "min-bitrate {min} is above max-bitrate {max}: give min-bitrate <= max-bitrate (to raise \
+         both while playing, raise max-bitrate first; to lower both, lower min-bitrate first)"
+    )
+}
+
+/// Whether this process may install qdiscs: CAP_NET_ADMIN in its effective
+/// set (`CapEff` in /proc/self/status). Without it, each backend fails on the
+/// first thing it checks, which need not be the privilege (a device without
+/// a known speed fails htb before it asks the kernel).
+fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let mask = line.strip_prefix("CapEff:")?.trim();
+                u64::from_str_radix(mask, 16).ok()
+            })
+        })
+        .is_some_and(|mask| mask & (1 << CAP_NET_ADMIN) != 0)
+}
+
+/// Whether `err` is a device that does not report its speed, which only a
+/// link rate fixes.
+fn lacks_speed(err: &qsock::Error) -> bool {
+    err.kind() == ErrorKind::InvalidInput && err.message().contains("speed")
+}
+
 /// What a user can do when a kernel scheduler cannot be installed.
-fn install_fix(err: &qsock::Error) -> &'static str {
+fn install_fix(err: &qsock::Error, settings: &Settings, device: &str) -> String {
     match err.kind() {
-        ErrorKind::PermissionDenied => {
-            "run as root (or with CAP_NET_ADMIN) to install it, or set scheduler=user, which \
-             needs no privilege"
-        }
-        ErrorKind::Busy => "remove the other qdisc first, or set scheduler=user",
-        _ if err.message().contains("speed") => {
+        ErrorKind::PermissionDenied => "run as root (or with CAP_NET_ADMIN) to install it, or set \
+                                        scheduler=user, which needs no privilege"
+            .to_string(),
+        ErrorKind::Busy => format!(
+            "remove the other root qdisc first (`tc qdisc del dev {device} root`), or set \
+             scheduler=user"
+        ),
+        _ if lacks_speed(err) => {
             "set the link-rate property (e.g. link-rate=100mbit) so that it can be installed"
+                .to_string()
         }
-        _ => "set scheduler=user, which runs in the process and needs no privilege",
+        _ if !settings.link_rate.is_empty() => format!(
+            "check link-rate={}: the scheduler is installed at that rate, and the kernel refuses \
+             rates it cannot shape (give the link's real rate, e.g. link-rate=100mbit)",
+            settings.link_rate
+        ),
+        _ => "check the device and the scheduler's module (`qsockctl init` says the same)"
+            .to_string(),
     }
 }
 
-fn resolve_destination(settings: &Settings) -> Result<SocketAddr, gst::ErrorMessage> {
+fn passed_over_reasons(passed_over: &[(SchedulerName, qsock::Error)]) -> String {
+    passed_over
+        .iter()
+        .map(|(scheduler, err)| format!("{scheduler}: {err}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The one warning `scheduler=auto` posts when it falls back to the user
+/// scheduler: what it wanted, why each kernel scheduler was passed over, and
+/// what would give it one.
+fn fallback_warning(
+    device: &str,
+    passed_over: &[(SchedulerName, qsock::Error)],
+    settings: &Settings,
+) -> String {
+    let privileged = has_net_admin();
+    let mut fixes = Vec::new();
+    let mut add = |fix: String| {
+        if !fixes.contains(&fix) {
+            fixes.push(fix);
+        }
+    };
+    if !privileged
+        || passed_over
+            .iter()
+            .any(|(_, err)| err.kind() == ErrorKind::PermissionDenied)
+    {
+        add("run the pipeline as root or with CAP_NET_ADMIN".to_string());
+    }
+    for (scheduler, err) in passed_over {
+        match err.kind() {
+            ErrorKind::PermissionDenied => {}
+            ErrorKind::Busy => add(format!(
+                "remove the root qdisc an administrator put on {device} (`tc qdisc del dev \
+                 {device} root`) if qsock may replace it"
+            )),
+            _ if lacks_speed(err) => add(format!(
+                "set link-rate (e.g. link-rate=100mbit), as {device} does not report its speed"
+            )),
+            _ if *scheduler == SchedulerName::Dwcs => {
+                add("load sch_dwcs (`modprobe sch_dwcs`) for dwcs".to_string())
+            }
+            _ => add(install_fix(err, settings, device)),
+        }
+    }
+    let privilege = if privileged {
+        ""
+    } else {
+        "this process lacks CAP_NET_ADMIN, which installing a kernel scheduler needs; "
+    };
+    format!(
+        "scheduler=auto wanted a kernel scheduler (dwcs, else htb) on {device} but uses the user \
+         scheduler, which cannot hold back other processes' traffic: {privilege}{}. To have a \
+         kernel scheduler: {}; or set scheduler=user to choose the user scheduler without this \
+         warning",
+        passed_over_reasons(passed_over),
+        fixes.join("; ")
+    )
+}
+
+/// The `bind-address` property as an address, if one is given.
+fn bind_address(settings: &Settings) -> Result<Option<IpAddr>, gst::ErrorMessage> {
+    if settings.bind_address.is_empty() {
+        return Ok(None);
+    }
+    settings.bind_address.parse().map(Some).map_err(|_| {
+        gst::error_msg!(
+            gst::ResourceError::Settings,
+            (
+                "bind-address {:?} is not an IP address: give one of this host's addresses, or \
+                 leave it empty",
+                settings.bind_address
+            )
+        )
+    })
+}
+
+fn family(address: IpAddr) -> &'static str {
+    match address {
+        IpAddr::V4(_) => "IPv4",
+        IpAddr::V6(_) => "IPv6",
+    }
+}
+
+/// The address `host` resolves to; with a `bind_address`, the first of its
+/// family, as a socket bound to it can send to no other.
+fn resolve_destination(
+    settings: &Settings,
+    bind_address: Option<IpAddr>,
+) -> Result<SocketAddr, gst::ErrorMessage> {
     let port = u16::try_from(settings.port).map_err(|_| {
         gst::error_msg!(
             gst::ResourceError::Settings,
             ("port {} is out of range: give 1 to 65535", settings.port)
         )
     })?;
-    (settings.host.as_str(), port)
+    let addresses: Vec<SocketAddr> = (settings.host.as_str(), port)
         .to_socket_addrs()
-        .ok()
-        .and_then(|mut addresses| addresses.next())
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    let Some(&first) = addresses.first() else {
+        return Err(gst::error_msg!(
+            gst::ResourceError::NotFound,
+            (
+                "cannot resolve host {:?}: give an IP address or a name this host can resolve",
+                settings.host
+            )
+        ));
+    };
+    let Some(bind_address) = bind_address else {
+        return Ok(first);
+    };
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4() == bind_address.is_ipv4())
+        .copied()
         .ok_or_else(|| {
             gst::error_msg!(
-                gst::ResourceError::NotFound,
+                gst::ResourceError::Settings,
                 (
-                    "cannot resolve host {:?}: give an IP address or a name this host can \
-                     resolve",
-                    settings.host
+                    "bind-address {bind_address} is an {} address but host {:?} is {} ({}): a \
+                     socket sends only within one family. Give a bind-address of the host's \
+                     family, or leave it empty",
+                    family(bind_address),
+                    settings.host,
+                    family(first.ip()),
+                    first.ip()
                 )
             )
         })
 }
 
+/// Why a fixed `ipg` may ask more than the link carries: the sink cannot
+/// know its packets' sizes before they arrive, so the scheduler sizes the
+/// stream for the device's full packets.
+fn full_packet_period_hint(
+    settings: &Settings,
+    device: &str,
+    link_rate: Option<u64>,
+    full_packet_bits: u64,
+) -> String {
+    let mtu = qsock::device_mtu(device).map_or_else(|_| "its".to_string(), |mtu| mtu.to_string());
+    let shortest = LinkLimits {
+        rate: link_rate,
+        full_packet_bits,
+    }
+    .full_packet_time()
+    .map_or_else(String::new, |time| {
+        format!(" (at least {} µs here)", time.as_micros().max(1))
+    });
+    format!(
+        ". qsocksink gives the scheduler no packet size, as it learns its packets' sizes only \
+         as they arrive, so ipg={} µs is one full packet of {device}'s {mtu}-byte MTU (plus its \
+         link header) per period. Lengthen ipg{shortest}, or set ipg=0 to let the sink derive it",
+        settings.ipg_us
+    )
+}
+
 impl QSockSink {
     /// The scheduler to attach to: the installed one when it is what was
-    /// asked for (or `auto` was), else what `qsockinit` installs now.
+    /// asked for (or `auto` was), else what `qsockinit` installs now. `auto`
+    /// installs the first kernel scheduler that works, else the user
+    /// scheduler, and then says once why and how to have a kernel one.
     fn prepare_scheduler(
         &self,
         settings: &Settings,
@@ -1091,56 +1342,75 @@ impl QSockSink {
         if let Some(rate) = link_rate {
             init = init.with_link_rate(rate);
         }
-        match qsock::qsockinit(&init) {
-            Ok(report) => {
-                let message = format!(
-                    "installed the {} scheduler on {device}: {}",
-                    report.scheduler, report.reason
-                );
-                gst::info!(CAT, imp = self, "{message}");
-                if report.installed_now && report.scheduler != SchedulerName::User {
-                    // A kernel scheduler outlives the pipeline; say how to remove it.
-                    gst::element_imp_warning!(
-                        self,
-                        gst::ResourceError::Settings,
-                        ("{message}. It stays after the pipeline ends; `qsockctl reset --dev \
-                             {device}` removes it")
-                    );
-                }
-                Ok(report.scheduler)
-            }
-            Err(err) if wanted == SchedulerName::Auto => {
-                // auto promises a working sink: without a kernel scheduler,
-                // qsock's own runs in this process.
-                let user = InitParams::new(device, SchedulerName::User);
-                let report = qsock::qsockinit(&user).map_err(|user_err| {
-                    gst::error_msg!(
-                        gst::ResourceError::Settings,
-                        ("no scheduler works on {device}: {err}; and the user scheduler: \
-                          {user_err}")
-                    )
-                })?;
-                gst::element_imp_warning!(
-                    self,
+        init.validate().map_err(|err| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("cannot install a scheduler on {device}: {err}")
+            )
+        })?;
+        if wanted != SchedulerName::Auto {
+            return match qsock::qsockinit(&init) {
+                Ok(report) => Ok(self.installed(&report)),
+                Err(err) => Err(gst::error_msg!(
                     gst::ResourceError::Settings,
                     (
-                        "using the user scheduler on {device}, which cannot hold back other \
-                      processes' traffic: a kernel scheduler could not be installed ({err}); \
-                      {}",
-                        install_fix(&err)
+                        "cannot use the {wanted} scheduler on {device}: {err}; {}; or set \
+                         scheduler=auto, which falls back to the user scheduler",
+                        install_fix(&err, settings, device)
                     )
-                );
-                Ok(report.scheduler)
+                )),
+            };
+        }
+        let mut passed_over = Vec::new();
+        for kernel in [SchedulerName::Dwcs, SchedulerName::Htb] {
+            let attempt = InitParams {
+                scheduler: kernel,
+                ..init.clone()
+            };
+            match qsock::qsockinit(&attempt) {
+                Ok(report) => return Ok(self.installed(&report)),
+                Err(err) => passed_over.push((kernel, err)),
             }
-            Err(err) => Err(gst::error_msg!(
+        }
+        let user = InitParams {
+            scheduler: SchedulerName::User,
+            ..init
+        };
+        let report = qsock::qsockinit(&user).map_err(|user_err| {
+            gst::error_msg!(
                 gst::ResourceError::Settings,
                 (
-                    "cannot use the {wanted} scheduler on {device}: {err}; {}; or set \
-                  scheduler=auto, which falls back to the user scheduler",
-                    install_fix(&err)
+                    "no scheduler works on {device}: {}; and the user scheduler: {user_err}",
+                    passed_over_reasons(&passed_over)
                 )
-            )),
+            )
+        })?;
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Settings,
+            ("{}", fallback_warning(device, &passed_over, settings))
+        );
+        Ok(report.scheduler)
+    }
+
+    /// Says what `qsockinit` did; a kernel scheduler installed now outlives
+    /// the pipeline, so the bus hears how to remove it.
+    fn installed(&self, report: &qsock::InitReport) -> SchedulerName {
+        let device = &report.device;
+        let message = format!(
+            "installed the {} scheduler on {device}: {}",
+            report.scheduler, report.reason
+        );
+        gst::info!(CAT, imp = self, "{message}");
+        if report.installed_now && report.scheduler != SchedulerName::User {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("{message}. It stays after the pipeline ends; `qsockctl reset --dev {device}` \
+                  removes it")
+            );
         }
+        report.scheduler
     }
 
     /// Classifies the buffers and sends every frame they complete.
@@ -1490,7 +1760,7 @@ impl QSockSink {
                     Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 if let Some(element) = element.upgrade() {
-                    element.imp().report(&shared);
+                    element.imp().report(&shared, false);
                 }
             })
             .map_err(|err| {
@@ -1504,12 +1774,13 @@ impl QSockSink {
 
     /// One feedback interval: read qinfo, tell upstream and the bus, update
     /// the estimate, steer the encoder and the stream's period.
-    fn report(&self, shared: &Shared) {
+    fn report(&self, shared: &Shared, end_of_stream: bool) {
         let settings = lock(&self.settings).clone();
+        // One report at a time: the one at EOS may meet the thread's.
+        let mut feedback = lock(&self.feedback);
         let info = match shared.socket().info() {
             Ok(info) => info,
             Err(err) => {
-                let mut feedback = lock(&self.feedback);
                 if !feedback.warned {
                     feedback.warned = true;
                     gst::element_imp_warning!(
@@ -1522,7 +1793,6 @@ impl QSockSink {
             }
         };
         let counters = *lock(&shared.counters);
-        let mut feedback = lock(&self.feedback);
         let previous = feedback.previous_counters;
         let previous_info = feedback.previous_info.clone();
         let since = |now: u64, before: Option<u64>| now.saturating_sub(before.unwrap_or(0));
@@ -1536,6 +1806,10 @@ impl QSockSink {
         ) + (counters.sink_dropped_total() - previous.sink_dropped_total());
         let observation = Observation {
             offered_packets: offered,
+            sent_packets: since(
+                info.stats.sent_packets,
+                previous_info.as_ref().map(|p| p.stats.sent_packets),
+            ),
             late_or_lost_packets: late_or_lost,
             queue_delay_mean: interval_delay(previous_info.as_ref(), &info),
             delivered_bps: info.delivered_rate.map(Rate::bits_per_second),
@@ -1558,8 +1832,10 @@ impl QSockSink {
         feedback.previous_info = Some(info.clone());
         drop(feedback);
 
-        let share = observation.on_time_share();
-        let stats = stats_structure(shared, &info, &counters, &observation, estimate, ipg);
+        let mut stats = stats_structure(shared, &info, &counters, &observation, estimate, ipg);
+        if end_of_stream {
+            stats.set("end-of-stream", true);
+        }
         *lock(&self.stats) = stats.clone();
         let obj = self.obj();
         let previous_estimate = std::mem::replace(&mut *lock(&self.estimated_bitrate), estimate);
@@ -1567,7 +1843,7 @@ impl QSockSink {
             obj.notify("estimated-bitrate");
         }
         let _ = obj.post_message(gst::message::Element::builder(stats).src(&*obj).build());
-        if offered > 0 {
+        if let Some(share) = observation.on_time_share() {
             let diff = observation
                 .queue_delay_mean
                 .map_or(0, |mean| i64::try_from(mean.as_nanos()).unwrap_or(i64::MAX));
@@ -1649,11 +1925,22 @@ impl QSockSink {
                 Err(err) => {
                     if !feedback.warned {
                         feedback.warned = true;
+                        let why = if settings.ipg_us > 0 && err.kind() == ErrorKind::InvalidInput {
+                            let link = shared.link_limits();
+                            full_packet_period_hint(
+                                settings,
+                                &shared.device,
+                                link.rate,
+                                link.full_packet_bits,
+                            )
+                        } else {
+                            String::new()
+                        };
                         gst::element_imp_warning!(
                             self,
                             gst::ResourceError::Settings,
                             ("cannot change the stream to {wanted:?}: {err} (properties ipg, \
-                                 loss-numerator, loss-denominator, lossless)")
+                                 loss-numerator, loss-denominator, lossless){why}")
                         );
                     }
                 }
@@ -1883,7 +2170,6 @@ fn stats_structure(
             "delivered-bitrate",
             info.delivered_rate.map_or(0, Rate::bits_per_second),
         )
-        .field("on-time-share", observation.on_time_share())
         .field("estimated-bitrate", estimated_bitrate)
         .field(
             "ipg-us",
@@ -1899,6 +2185,9 @@ fn stats_structure(
                 "queue-delay-max-us",
                 u64::try_from(delay.max.as_micros()).unwrap_or(u64::MAX),
             );
+    }
+    if let Some(share) = observation.on_time_share() {
+        builder = builder.field("on-time-share", share);
     }
     if let Some(delay) = observation.queue_delay_mean {
         builder = builder.field(
