@@ -793,22 +793,41 @@ fn full_packet_bits(device: &str) -> u64 {
     (mtu + LINK_HEADER_ALLOWANCE) * 8
 }
 
-/// The link rate the device's qsock scheduler was given, if it knows one.
-fn link_rate_of(device: &str) -> Option<u64> {
-    qsock::report(device)
-        .ok()
-        .and_then(|report| report.link_rate)
+/// The link rate the device's qsock scheduler was given, and how much of it
+/// the live streams have not reserved, if it knows them.
+fn link_rate_of(device: &str) -> (Option<u64>, Option<u64>) {
+    let Ok(report) = qsock::report(device) else {
+        return (None, None);
+    };
+    let Some(rate) = report
+        .link_rate
         .map(|rate| rate.bits_per_second())
         .filter(|&bits| bits > 0)
+    else {
+        return (None, None);
+    };
+    let reserved = report
+        .streams
+        .iter()
+        .filter(|stream| !stream.stale)
+        .filter_map(|stream| stream.rate)
+        .map(|rate| rate.bits_per_second())
+        .fold(0, u64::saturating_add);
+    (Some(rate), Some(rate.saturating_sub(reserved)))
 }
 
 /// The period a stream starts with while `ipg=0` leaves it to be measured:
-/// a full-size packet at half the device's link rate (1 ms when the rate is
-/// not known). Starting aperiodic would leave the first frames, the first
-/// I-frame among them, without a share of the link (HTB gives an aperiodic
-/// stream no class), queued behind whatever else is sent.
-fn starting_ipg(link: LinkLimits) -> Duration {
-    match link.full_packet_time() {
+/// a full-size packet at half of what the device's link has not reserved for
+/// other streams (1 ms when the rate is not known), so that streams started
+/// side by side are all admitted. Starting aperiodic would leave the first
+/// frames, the first I-frame among them, without a share of the link (HTB
+/// gives an aperiodic stream no class), queued behind whatever else is sent.
+fn starting_ipg(link: LinkLimits, unreserved: Option<u64>) -> Duration {
+    let room = LinkLimits {
+        rate: unreserved.or(link.rate),
+        ..link
+    };
+    match room.full_packet_time() {
         Some(shortest) => (shortest * 2).max(Duration::from_micros(50)),
         None => Duration::from_millis(1),
     }
@@ -917,13 +936,16 @@ impl BaseSinkImpl for QSockSink {
             )
         })?;
         let scheduler = self.prepare_scheduler(&settings, &device)?;
-        let link_rate = link_rate_of(&device);
+        let (link_rate, unreserved) = link_rate_of(&device);
         let full_packet_bits = full_packet_bits(&device);
         let stream = if settings.ipg_us == 0 {
-            let starting = starting_ipg(LinkLimits {
-                rate: link_rate,
-                full_packet_bits,
-            });
+            let starting = starting_ipg(
+                LinkLimits {
+                    rate: link_rate,
+                    full_packet_bits,
+                },
+                unreserved,
+            );
             gst::debug!(
                 CAT,
                 imp = self,
@@ -1880,9 +1902,10 @@ impl QSockSink {
         feedback.largest_frames.push_back(largest);
         // Read each time: qsockinit may change it under a running stream
         // (the classes are refitted).
-        shared
-            .link_rate
-            .store(link_rate_of(&shared.device).unwrap_or(0), Ordering::Relaxed);
+        shared.link_rate.store(
+            link_rate_of(&shared.device).0.unwrap_or(0),
+            Ordering::Relaxed,
+        );
         let derived = if settings.ipg_us == 0 && frames > 0 {
             let interval = self.frame_interval(feedback, counters);
             let packets = counters.offered_packets - previous.offered_packets;
@@ -2271,8 +2294,13 @@ mod tests {
     fn a_stream_starts_at_half_the_link_for_the_devices_full_packets() {
         // Ethernet at 10 Mbit/s: 1600 bytes every 2.56 ms.
         assert_eq!(
-            starting_ipg(ethernet(Some(10_000_000))),
+            starting_ipg(ethernet(Some(10_000_000)), None),
             Duration::from_micros(2560)
+        );
+        // Half of what other streams left: 5 Mbit/s of 10 are free.
+        assert_eq!(
+            starting_ipg(ethernet(Some(10_000_000)), Some(5_000_000)),
+            Duration::from_micros(5120)
         );
         // Loopback's 64 KiB MTU at 10 Gbit/s: a class sized for its full
         // packets every 50 µs would need 10.5 Gbit/s, more than the link.
@@ -2280,7 +2308,7 @@ mod tests {
             rate: Some(10_000_000_000),
             full_packet_bits: (65_536 + 100) * 8,
         };
-        assert_eq!(starting_ipg(loopback), Duration::from_nanos(105_016));
-        assert_eq!(starting_ipg(ethernet(None)), Duration::from_millis(1));
+        assert_eq!(starting_ipg(loopback, None), Duration::from_nanos(105_016));
+        assert_eq!(starting_ipg(ethernet(None), None), Duration::from_millis(1));
     }
 }
