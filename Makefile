@@ -55,7 +55,7 @@ test-vm: build
 # qsock.h is written by hand; this compiles it against the Rust side's struct
 # layouts, constants and function types (also part of test-rust).
 header:
-	$(CARGO) test --release -p qsock-core --lib capi::tests::header_matches_rust
+	$(CARGO) test --release -p qsock-capi --lib tests::header_matches_rust
 
 bench: build
 	$(CARGO) bench -p qsock-core

@@ -23,7 +23,7 @@ if [ ! -x "$BIN" ]; then
 	echo "no $BIN: run bash tests/c/run.sh --build-only first (make test-vm does)"
 	exit 1
 fi
-for src in "$REPO/tests/c/paper_api.c" "$REPO/qsock-core/include/qsock.h"; do
+for src in "$REPO/tests/c/paper_api.c" "$REPO/qsock-capi/include/qsock.h"; do
 	if [ "$BIN" -ot "$src" ]; then
 		echo "$BIN is older than $src: run bash tests/c/run.sh --build-only"
 		exit 1

@@ -87,7 +87,7 @@ if [ -x "$QSOCKCTL" ]; then
 		"tc qdisc add dev $DEV root handle 1: dwcs" \
 		"tc qdisc show dev $DEV" "qdisc dwcs 1: root"
 else
-	skip "qdisc options through qsockctl" "no $QSOCKCTL: build qsock-core first"
+	skip "qdisc options through qsockctl" "no $QSOCKCTL: build qsockctl first"
 fi
 
 VMTOOL=${VMTOOL:-${QSOCK_REPO:-.}/target/release/dwcs-vmtool}

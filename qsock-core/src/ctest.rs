@@ -3,12 +3,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The size of a field, named by a projection (`field_size(|s: &T| &s.f)`),
-/// for comparing with C's `sizeof(((struct t *)0)->f)`.
-pub(crate) fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
-    std::mem::size_of::<F>()
-}
-
 /// The C compiler: `$CC`, else `cc`.
 pub(crate) fn cc() -> Command {
     Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))

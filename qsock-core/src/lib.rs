@@ -8,11 +8,11 @@
 //! (`qchange`) changes the stream, [`QSocket::send`] / [`QSocket::send_to`]
 //! (`qsend`/`qsendto`) and [`QSocket::send_frame`] pass [`PacketFlags`],
 //! [`QSocket::info`] (`qinfo`) returns a [`QInfo`], and [`QSocket::close`]
-//! (`qclose`) ends it. The same calls exist in C (`include/qsock.h`).
+//! (`qclose`) ends it. The same calls exist in C: the qsock-capi crate's
+//! `include/qsock.h`.
 #![deny(missing_docs)]
 
 mod backend;
-mod capi;
 #[cfg(test)]
 mod ctest;
 mod error;

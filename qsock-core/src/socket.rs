@@ -150,7 +150,7 @@ impl QSocket {
 
     /// `qsend`: sends one datagram to the connected peer with `flags`.
     pub fn send(&self, packet: &[u8], flags: &PacketFlags) -> Result<usize> {
-        self.send_one(packet, None, flags)
+        self.send_to_address(packet, None, flags)
     }
 
     /// `qsendto`: sends one datagram to `destination` with `flags`.
@@ -160,16 +160,18 @@ impl QSocket {
         destination: &SocketAddr,
         flags: &PacketFlags,
     ) -> Result<usize> {
-        self.send_one(packet, Some(&SockAddr::from(*destination)), flags)
+        self.send_to_address(packet, Some(&SockAddr::from(*destination)), flags)
     }
 
-    pub(crate) fn send_one(
+    /// Sends one datagram to `destination` (or the connected peer) given as
+    /// any socket address, as C's `qsendto` does.
+    pub fn send_to_address(
         &self,
         packet: &[u8],
         destination: Option<&SockAddr>,
         flags: &PacketFlags,
     ) -> Result<usize> {
-        let sent = self.send_packets(&[packet], destination, flags)?;
+        let sent = self.send_packets_to(&[packet], destination, flags)?;
         if sent == 0 {
             return Err(Error::new(
                 ErrorKind::QueueFull,
@@ -192,7 +194,7 @@ impl QSocket {
     ) -> Result<usize> {
         let destination = destination.map(|address| SockAddr::from(*address));
         let flags = flags.starting_frame();
-        self.send_packets(packets, destination.as_ref(), &flags)
+        self.send_packets_to(packets, destination.as_ref(), &flags)
     }
 
     /// Sends more packets of the frame the last [`QSocket::send_frame`]
@@ -209,10 +211,14 @@ impl QSocket {
             frame_start: false,
             ..*flags
         };
-        self.send_packets(packets, destination.as_ref(), &flags)
+        self.send_packets_to(packets, destination.as_ref(), &flags)
     }
 
-    pub(crate) fn send_packets(
+    /// Sends `packets` with `flags` to `destination` (or the connected
+    /// peer) given as any socket address; how many were accepted, as for
+    /// [`QSocket::send_frame`]. The flags are used as given: the caller marks
+    /// the frame start.
+    pub fn send_packets_to(
         &self,
         packets: &[&[u8]],
         destination: Option<&SockAddr>,

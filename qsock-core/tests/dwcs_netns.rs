@@ -1,6 +1,7 @@
 //! The `dwcs` backend on a kernel without sch_dwcs, in network namespaces made
 //! for each test: qsockinit says what is missing and how to get it, `auto`
-//! passes over dwcs to htb and says why, and qsockctl prints the same.
+//! passes over dwcs to htb and says why (qsockctl/tests/without_dwcs.rs
+//! checks that qsockctl prints the same).
 //! (With the module loaded, tests/dwcs_vm.rs applies instead.)
 //!
 //! Needs root (namespaces, qdiscs). Without it the tests fail, saying so,
@@ -15,28 +16,11 @@ use qsock::{qsockinit, report, ErrorKind, InitParams, Rate, SchedulerName};
 use qsock_testbed::TestBed;
 
 fn bed() -> Option<TestBed> {
-    if support::dwcs_loaded() {
-        eprintln!("SKIPPED: sch_dwcs is loaded here; these tests are for a kernel without it");
-        return None;
-    }
-    support::privileged_bed("the dwcs netns tests")
+    support::bed_without_dwcs("the dwcs netns tests")
 }
 
 fn ten_mbit() -> Rate {
     Rate::from_bits_per_second(10_000_000)
-}
-
-fn assert_says_how_to_get_the_module(text: &str) {
-    for needle in [
-        "sch_dwcs",
-        "modprobe sch_dwcs",
-        "DKMS",
-        "kmod-dwcs/",
-        "htb",
-        "user",
-    ] {
-        assert!(text.contains(needle), "{needle:?} missing from: {text}");
-    }
 }
 
 #[test]
@@ -46,7 +30,7 @@ fn dwcs_without_the_module_says_how_to_get_it() {
     let err = bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotSupported, "{err}");
     assert_eq!(err.errno(), libc::EOPNOTSUPP);
-    assert_says_how_to_get_the_module(&err.to_string());
+    support::assert_says_how_to_get_dwcs(&err.to_string());
     // Nothing was left behind: the kernel's default is still the root.
     let shown = bed
         .run_in_sender(|| report(bed.sender_dev()))
@@ -67,59 +51,10 @@ fn auto_passes_over_dwcs_to_htb_and_says_why() {
         "{}",
         chosen.reason
     );
-    assert_says_how_to_get_the_module(&chosen.reason);
+    support::assert_says_how_to_get_dwcs(&chosen.reason);
     let shown = bed
         .run_in_sender(|| report(bed.sender_dev()))
         .unwrap()
         .unwrap();
     assert_eq!(shown.scheduler, Some(SchedulerName::Htb));
-}
-
-#[test]
-fn qsockctl_init_dwcs_prints_what_is_missing() {
-    let Some(bed) = bed() else { return };
-    let output = bed
-        .command_in_sender(
-            env!("CARGO_BIN_EXE_qsockctl"),
-            [
-                "init",
-                "--dev",
-                bed.sender_dev(),
-                "--scheduler",
-                "dwcs",
-                "--rate",
-                "10mbit",
-                "--resolution",
-                "500us",
-            ],
-        )
-        .output()
-        .expect("run qsockctl");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("qsockctl: "), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert_says_how_to_get_the_module(&stderr);
-
-    let output = bed
-        .command_in_sender(
-            env!("CARGO_BIN_EXE_qsockctl"),
-            ["init", "--dev", bed.sender_dev(), "--rate", "10mbit"],
-        )
-        .output()
-        .expect("run qsockctl");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
-    assert!(stdout.contains("htb installed"), "{stdout}");
-    assert!(stdout.contains("dwcs passed over"), "{stdout}");
-
-    let output = bed
-        .command_in_sender(
-            env!("CARGO_BIN_EXE_qsockctl"),
-            ["show", "--dev", bed.sender_dev()],
-        )
-        .output()
-        .expect("run qsockctl");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("scheduler htb"), "{stdout}");
 }

@@ -22,10 +22,10 @@ out="$root/target/c"
 bin="$out/paper_api"
 lib="$root/target/release"
 
-cargo build --release -p qsock-core
+cargo build --release -p qsock-capi
 mkdir -p "$out"
 "${CC:-cc}" -std=gnu11 -Wall -Wextra -Werror -O2 \
-	-I qsock-core/include tests/c/paper_api.c \
+	-I qsock-capi/include tests/c/paper_api.c \
 	-L "$lib" -lqsock -Wl,-rpath,"$lib" -o "$bin"
 if [ $build_only = 1 ]; then
 	echo "run.sh: built $bin"

@@ -387,8 +387,6 @@ pub fn make_thread_realtime(priority: i32) -> io::Result<()> {
     Ok(())
 }
 
-pub(crate) mod capi;
-
 #[cfg(test)]
 mod tests;
 

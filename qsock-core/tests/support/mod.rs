@@ -378,3 +378,27 @@ pub fn wait_for_bulk(bed: &TestBed, bytes: u64, within: Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A test bed for the tests of a kernel without sch_dwcs; `None` (a skip)
+/// where the module is loaded, as tests/dwcs_vm.rs applies there.
+pub fn bed_without_dwcs(what: &str) -> Option<TestBed> {
+    if dwcs_loaded() {
+        eprintln!("SKIPPED: sch_dwcs is loaded here; these tests are for a kernel without it");
+        return None;
+    }
+    privileged_bed(what)
+}
+
+/// Asserts that `text` says how to get sch_dwcs and what to use meanwhile.
+pub fn assert_says_how_to_get_dwcs(text: &str) {
+    for needle in [
+        "sch_dwcs",
+        "modprobe sch_dwcs",
+        "DKMS",
+        "kmod-dwcs/",
+        "htb",
+        "user",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+}

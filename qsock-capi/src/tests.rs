@@ -7,11 +7,30 @@
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::{align_of, offset_of, size_of};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use qsock::StreamKind;
 
 use super::*;
-use crate::ctest::{cc, field_size, scratch_dir};
-use crate::params::StreamKind;
+
+/// The size of a field, named by a projection (`field_size(|s: &T| &s.f)`),
+/// for comparing with C's `sizeof(((struct t *)0)->f)`.
+fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+    size_of::<F>()
+}
+
+/// The C compiler: `$CC`, else `cc`.
+fn cc() -> Command {
+    Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+}
+
+/// A fresh directory for the header check's C files, unique per process.
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("qsock-capi-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory for C files");
+    dir
+}
 
 /// `_Static_assert`s of every struct's size, alignment and field offsets and
 /// sizes, as Rust lays them out.
@@ -101,7 +120,7 @@ fn layout_asserts() -> Vec<String> {
 /// Each exported function's Rust type, checked here by the compiler, and the
 /// C type it must have in the header, checked by the C compiler.
 fn prototype_asserts() -> (Vec<String>, BTreeSet<&'static str>) {
-    use crate::sys::capi as exported;
+    use crate::sys as exported;
     let mut lines = Vec::new();
     let mut names = BTreeSet::new();
     macro_rules! prototypes {

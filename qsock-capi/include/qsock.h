@@ -26,8 +26,8 @@
  * Threads: every call may be made from any thread. Sends on one qsocket run
  * side by side; qchange and qclose wait for sends in flight on that socket.
  *
- * Keep in sync with qsock-core/src/capi.rs and src/sys/capi.rs: the test
- * `capi::tests::header_matches_rust` (cargo test -p qsock-core header) checks
+ * Keep in sync with qsock-capi/src/lib.rs and src/sys.rs: the test
+ * `tests::header_matches_rust` (cargo test -p qsock-capi header) checks
  * every struct's size and field offsets, every constant and every function's
  * type against the Rust side.
  */

@@ -1,6 +1,6 @@
 //! The exported functions of `include/qsock.h`. Each turns the caller's
 //! pointers into references or slices, the only unsafe code of the C ABI,
-//! and hands over to `crate::capi`, which does the work in safe code.
+//! and hands over to the crate root, which does the work in safe code.
 //!
 //! The contract every function relies on is the header's: a pointer is NULL
 //! or points at a live, properly aligned object of the declared type (or, for
@@ -13,14 +13,13 @@ use std::os::fd::{FromRawFd, RawFd};
 
 use socket2::{SockAddr, SockAddrStorage, Socket};
 
-use crate::capi::{
-    self, call, null, packet_flags, q_dwcs_attr, qinfo, qos_params, qsock_init_attr,
-};
-use crate::error::{Error, Result};
+use qsock::{Error, Result};
+
+use crate::{call, null, packet_flags, q_dwcs_attr, qinfo, qos_params, qsock_init_attr};
 
 /// Takes ownership of the application's descriptor for `qattach`; the caller
 /// gives it back with `into_raw_fd` if attaching fails.
-pub(crate) fn socket_from_fd(fd: RawFd) -> Result<Socket> {
+fn socket_from_fd(fd: RawFd) -> Result<Socket> {
     // from_raw_fd needs an open descriptor: check before claiming it.
     nix::sys::stat::fstat(fd).map_err(|errno| {
         Error::os(
@@ -126,7 +125,7 @@ pub unsafe extern "C" fn qsockinit(params: *mut qos_params) -> c_int {
         // `struct qsock_init_attr *`.
         let attributes =
             unsafe { optional(params.attributes.cast::<qsock_init_attr>().cast_const()) };
-        capi::qsockinit(params, attributes).map(|()| 0)
+        crate::qsockinit(params, attributes).map(|()| 0)
     })
 }
 
@@ -144,7 +143,7 @@ pub unsafe extern "C" fn qsocket(
     call("qsocket", -1, || {
         // SAFETY: the module's contract.
         let (params, attributes) = unsafe { stream_params(params) }?;
-        capi::qsocket(domain, ty, protocol, params, attributes)
+        crate::qsocket(domain, ty, protocol, params, attributes)
     })
 }
 
@@ -157,7 +156,7 @@ pub unsafe extern "C" fn qattach(fd: c_int, params: *mut qos_params) -> c_int {
     call("qattach", -1, || {
         // SAFETY: the module's contract.
         let (params, attributes) = unsafe { stream_params(params) }?;
-        capi::qattach(fd, params, attributes).map(|()| 0)
+        crate::qattach(fd, params, attributes, socket_from_fd).map(|()| 0)
     })
 }
 
@@ -170,7 +169,7 @@ pub unsafe extern "C" fn qchange(fd: c_int, params: *mut qos_params) -> c_int {
     call("qchange", -1, || {
         // SAFETY: the module's contract.
         let (params, attributes) = unsafe { stream_params(params) }?;
-        capi::qchange(fd, params, attributes).map(|()| 0)
+        crate::qchange(fd, params, attributes).map(|()| 0)
     })
 }
 
@@ -191,7 +190,7 @@ pub unsafe extern "C" fn qsend(
         let packet = unsafe { bytes(buf, len) }?;
         // SAFETY: the module's contract.
         let pflags = unsafe { optional(pflags) };
-        capi::qsendto(fd, packet, flags, None, pflags)
+        crate::qsendto(fd, packet, flags, None, pflags)
     })
 }
 
@@ -216,7 +215,7 @@ pub unsafe extern "C" fn qsendto(
         let destination = unsafe { destination(dest, destlen) }?;
         // SAFETY: the module's contract.
         let pflags = unsafe { optional(pflags) };
-        capi::qsendto(fd, packet, flags, destination.as_ref(), pflags)
+        crate::qsendto(fd, packet, flags, destination.as_ref(), pflags)
     })
 }
 
@@ -256,7 +255,7 @@ pub unsafe extern "C" fn qsendframe(
             // SAFETY: each iovec is valid for its length (the contract).
             unsafe { bytes(iovec.iov_base.cast_const(), iovec.iov_len) }
         };
-        capi::qsendframe(fd, count, packet, flags, destination.as_ref(), pflags)
+        crate::qsendframe(fd, count, packet, flags, destination.as_ref(), pflags)
     })
 }
 
@@ -270,7 +269,7 @@ pub unsafe extern "C" fn qinfo(fd: c_int, info: *mut qinfo) -> c_int {
         if info.is_null() {
             return Err(null("the qinfo pointer"));
         }
-        let value = capi::qinfo_of(fd)?;
+        let value = crate::qinfo_of(fd)?;
         // SAFETY: non-null and, by the contract, valid and aligned for a write
         // of a qinfo; write() does not read or drop the old contents.
         unsafe { info.write(value) };
@@ -284,11 +283,11 @@ pub unsafe extern "C" fn qinfo(fd: c_int, info: *mut qinfo) -> c_int {
 /// None beyond close(2)'s: the descriptor must not be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn qclose(fd: c_int) -> c_int {
-    call("qclose", -1, || capi::qclose(fd).map(|()| 0))
+    call("qclose", -1, || crate::qclose(fd).map(|()| 0))
 }
 
 /// This thread's last failure message (empty if none).
 #[no_mangle]
 pub extern "C" fn qsock_last_error() -> *const c_char {
-    capi::last_error()
+    crate::last_error()
 }

@@ -1,12 +1,15 @@
 //! qsockctl: install, inspect and remove qsock's packet schedulers.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use qsock::{
-    DeviceReport, InitParams, PrunedStream, Rate, SchedulerName, SchedulerStats, StreamOwner,
-};
+use qsock::{InitParams, Rate, SchedulerName};
+
+mod duration;
+mod report;
+
+use duration::parse_duration;
+use report::{describe_pruned, print_report};
 
 /// Install, inspect and remove the packet schedulers that qsockets attach to.
 ///
@@ -250,111 +253,4 @@ fn user_is_not_installed() -> qsock::Error {
          nothing for qsockctl to install, and `qsockctl show` cannot see it. Start the \
          application with it instead, or install a kernel scheduler with --scheduler dwcs or htb",
     )
-}
-
-/// `pid 1234 (command)`, the way the stream lines print an owner.
-fn describe_owner(owner: &StreamOwner) -> String {
-    format!("pid {} uid {} ({})", owner.pid, owner.uid, owner.command)
-}
-
-fn describe_pruned(stream: &PrunedStream) -> String {
-    let rate = stream
-        .rate
-        .map_or_else(String::new, |rate| format!(" rate {rate}"));
-    let owner = stream.owner.as_ref().map_or_else(
-        || "which had no recorded owner".to_owned(),
-        |owner| format!("whose owner {} is gone", describe_owner(owner)),
-    );
-    format!("stream {}{rate}, {owner}", stream.id)
-}
-
-/// Reads a time as `tc` writes one: a number and `ns`, `us`, `ms` or `s`.
-fn parse_duration(text: &str) -> qsock::Result<Duration> {
-    let bad = || {
-        qsock::Error::invalid(format!(
-            "cannot read the time {text:?}: write a number and a unit, e.g. 1ms, 500us or 100000ns"
-        ))
-    };
-    let s = text.trim().to_ascii_lowercase();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let nanos_per_unit = match unit {
-        "ns" => 1.0,
-        "us" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        _ => return Err(bad()),
-    };
-    let nanos = value * nanos_per_unit;
-    if !nanos.is_finite() || !(1.0..=u64::MAX as f64).contains(&nanos) {
-        return Err(bad());
-    }
-    Ok(Duration::from_nanos(nanos.round() as u64))
-}
-
-fn print_report(report: &DeviceReport) {
-    let scheduler = report
-        .scheduler
-        .map_or_else(|| "none".to_owned(), |name| name.to_string());
-    let rate = report
-        .link_rate
-        .map_or_else(|| "device speed".to_owned(), |rate| rate.to_string());
-    println!(
-        "{}: scheduler {scheduler}, root qdisc {}, link rate {rate}",
-        report.device, report.root_qdisc
-    );
-    for stream in &report.streams {
-        let rate = stream
-            .rate
-            .map_or_else(String::new, |rate| format!(" rate {rate}"));
-        let owner = match (&stream.owner, stream.stale) {
-            (Some(owner), false) => format!(" owner {}", describe_owner(owner)),
-            (None, false) => String::new(),
-            (Some(owner), true) => format!(" STALE: owner {} is gone", describe_owner(owner)),
-            (None, true) => " STALE: no process holds it".to_owned(),
-        };
-        println!("stream {}{rate}{owner}", stream.id);
-        print_stats(&stream.stats);
-    }
-    let stale = report.streams.iter().filter(|stream| stream.stale).count();
-    if stale > 0 {
-        println!(
-            "{stale} stale stream(s) still reserve their rates: `qsockctl prune --dev {}` removes \
-             them (the next qsocket on the device does too)",
-            report.device
-        );
-    }
-    if let Some(best_effort) = &report.best_effort {
-        println!("best effort");
-        print_stats(best_effort);
-    }
-}
-
-fn print_stats(stats: &SchedulerStats) {
-    println!(
-        " Sent {} bytes {} pkt (dropped {}: late {}, window {}, frame {}, queue full {}) backlog {}b {}p",
-        stats.sent_bytes,
-        stats.sent_packets,
-        stats.dropped.total(),
-        stats.dropped.late,
-        stats.dropped.window,
-        stats.dropped.frame,
-        stats.dropped.queue_full,
-        stats.backlog_bytes,
-        stats.backlog_packets
-    );
-    let mut line = format!(
-        " deadline misses {} window violations {}",
-        stats.deadline_misses, stats.window_violations
-    );
-    if let Some(window) = stats.current_window {
-        line += &format!(" window {}/{}", window.oln, window.old);
-    }
-    if let Some(delay) = stats.queue_delay {
-        line += &format!(" queue delay mean {:?} max {:?}", delay.mean, delay.max);
-    }
-    println!("{line}");
 }

@@ -13,6 +13,8 @@
 // A test that unwraps fails with the error, which is what it should do.
 #![allow(clippy::unwrap_used)]
 
+// The integration-test helpers of qsock-core, shared rather than copied.
+#[path = "../../qsock-core/tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Read};

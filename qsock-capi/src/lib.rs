@@ -1,11 +1,13 @@
-//! The safe half of the C ABI (`include/qsock.h`): the C structs, their
+//! The C ABI of qsock (`include/qsock.h`, built as `libqsock.so`), with the
+//! paper's names. This file is the safe half: the C structs, their
 //! conversion into the Rust types, the registry that maps a descriptor to its
 //! [`QSocket`], and the per-thread error message. The exported functions,
-//! which dereference the caller's pointers, are in `sys::capi`.
+//! which dereference the caller's pointers, are in `sys`, which calls into
+//! this file and never the other way round.
 //!
 //! The header is written by hand; `tests::header_matches_rust` compiles it
 //! against the sizes, offsets, constants and function types of this file and
-//! `sys::capi`, so the two cannot drift apart unnoticed.
+//! `sys`, so the two cannot drift apart unnoticed.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -13,17 +15,20 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Type};
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::flags::{Deadline, DropFlag, PacketFlags};
-use crate::info::QInfo;
-use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamParams, WindowConstraint};
-use crate::socket::QSocket;
-use crate::sys;
+use qsock::{
+    Deadline, DropFlag, Error, ErrorKind, InitParams, PacketFlags, QInfo, QSocket, QosParams,
+    Rate, Result, SchedulerName, StreamParams, WindowConstraint,
+};
+use socket2::Socket;
+
+mod sys;
 
 /// `IFNAMSIZ` of `<net/if.h>`: the size of every name field, NUL included.
 pub(crate) const IFNAMSIZ: usize = libc::IFNAMSIZ;
@@ -393,7 +398,6 @@ fn identity(fd: RawFd) -> Result<(u64, u64)> {
 fn slot(fd: RawFd) -> Result<Arc<Slot>> {
     REGISTRY
         .read()
-        .unwrap_or_else(PoisonError::into_inner)
         .get(&fd)
         .cloned()
         .ok_or_else(|| not_a_qsocket(fd))
@@ -402,7 +406,7 @@ fn slot(fd: RawFd) -> Result<Arc<Slot>> {
 /// Runs `body` with the qsocket behind `fd`, shared with other senders.
 fn with_socket<T>(fd: RawFd, body: impl FnOnce(&QSocket) -> Result<T>) -> Result<T> {
     let slot = slot(fd)?;
-    let guard = slot.socket.read().unwrap_or_else(PoisonError::into_inner);
+    let guard = slot.socket.read();
     body(guard.as_ref().ok_or_else(|| not_a_qsocket(fd))?)
 }
 
@@ -413,7 +417,6 @@ fn abandon(slot: Arc<Slot>) {
     let stale = slot
         .socket
         .write()
-        .unwrap_or_else(PoisonError::into_inner)
         .take();
     if let Some(stale) = stale {
         std::mem::forget(stale);
@@ -429,7 +432,6 @@ fn register(socket: QSocket) -> Result<RawFd> {
     });
     let stale = REGISTRY
         .write()
-        .unwrap_or_else(PoisonError::into_inner)
         .insert(fd, slot);
     if let Some(stale) = stale {
         abandon(stale);
@@ -445,7 +447,7 @@ fn live_entry(fd: RawFd) -> Result<bool> {
     if existing.identity == identity(fd)? {
         return Ok(true);
     }
-    let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
+    let mut registry = REGISTRY.write();
     if registry
         .get(&fd)
         .is_some_and(|current| Arc::ptr_eq(current, &existing))
@@ -462,7 +464,7 @@ fn live_entry(fd: RawFd) -> Result<bool> {
 
 /// `qsockinit`.
 pub(crate) fn qsockinit(params: &qos_params, attributes: Option<&qsock_init_attr>) -> Result<()> {
-    crate::backend::qsockinit(&init_params(params, attributes)?).map(|_| ())
+    qsock::qsockinit(&init_params(params, attributes)?).map(|_| ())
 }
 
 /// `qsocket`: a new socket, attached; its descriptor.
@@ -481,10 +483,12 @@ pub(crate) fn qsocket(
 
 /// `qattach`: attaches the caller's descriptor. On failure the descriptor
 /// is left open and as it was.
+/// `claim` takes ownership of the descriptor once no live entry holds it.
 pub(crate) fn qattach(
     fd: c_int,
     params: &qos_params,
     attributes: Option<&q_dwcs_attr>,
+    claim: impl FnOnce(RawFd) -> Result<Socket>,
 ) -> Result<()> {
     let qos = qos(params, attributes)?;
     if fd < 0 {
@@ -493,13 +497,13 @@ pub(crate) fn qattach(
             io::Error::from_raw_os_error(libc::EBADF),
         ));
     }
-    let _attaching = ATTACHING.lock().unwrap_or_else(PoisonError::into_inner);
+    let _attaching = ATTACHING.lock();
     if live_entry(fd)? {
         return Err(Error::invalid(format!(
             "descriptor {fd} is already a qsocket: change its stream with qchange()"
         )));
     }
-    let socket = sys::capi::socket_from_fd(fd)?;
+    let socket = claim(fd)?;
     match QSocket::attach(socket, &qos) {
         Ok(socket) => register(socket).map(|_| ()),
         Err(failed) => {
@@ -518,7 +522,7 @@ pub(crate) fn qchange(
 ) -> Result<()> {
     let qos = qos(params, attributes)?;
     let slot = slot(fd)?;
-    let mut guard = slot.socket.write().unwrap_or_else(PoisonError::into_inner);
+    let mut guard = slot.socket.write();
     guard
         .as_mut()
         .ok_or_else(|| not_a_qsocket(fd))?
@@ -536,7 +540,7 @@ pub(crate) fn qsendto(
     msg_flags(flags)?;
     let packet_flags = self::flags(packet_flags)?;
     with_socket(fd, |socket| {
-        socket.send_one(packet, destination, &packet_flags)?;
+        socket.send_to_address(packet, destination, &packet_flags)?;
         Ok(isize::try_from(packet.len()).unwrap_or(isize::MAX))
     })
 }
@@ -566,7 +570,7 @@ pub(crate) fn qsendframe<'a>(
                 *slot = packet(accepted + index)?;
             }
             let flags = if accepted == 0 { &first } else { &rest };
-            let sent = socket.send_packets(&chunk[..len], destination, flags)?;
+            let sent = socket.send_packets_to(&chunk[..len], destination, flags)?;
             accepted += sent;
             if sent < len {
                 break;
@@ -588,13 +592,11 @@ pub(crate) fn qclose(fd: c_int) -> Result<()> {
     }
     let slot = REGISTRY
         .write()
-        .unwrap_or_else(PoisonError::into_inner)
         .remove(&fd)
         .ok_or_else(|| not_a_qsocket(fd))?;
     let socket = slot
         .socket
         .write()
-        .unwrap_or_else(PoisonError::into_inner)
         .take()
         .ok_or_else(|| not_a_qsocket(fd))?;
     // The descriptor is closed even when detaching fails, as close(2) does.
