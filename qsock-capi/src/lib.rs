@@ -23,8 +23,8 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Type};
 
 use qsock::{
-    Deadline, DropFlag, Error, ErrorKind, InitParams, PacketFlags, QInfo, QSocket, QosParams,
-    Rate, Result, SchedulerName, StreamParams, WindowConstraint,
+    Deadline, DropFlag, Error, ErrorKind, InitParams, PacketFlags, QInfo, QSocket, QosParams, Rate,
+    Result, SchedulerName, StreamParams, WindowConstraint,
 };
 use socket2::Socket;
 
@@ -414,10 +414,7 @@ fn with_socket<T>(fd: RawFd, body: impl FnOnce(&QSocket) -> Result<T>) -> Result
 /// number now belongs to another. Nothing of it may be closed or detached
 /// through the number, so its memory and its stream are leaked on purpose.
 fn abandon(slot: Arc<Slot>) {
-    let stale = slot
-        .socket
-        .write()
-        .take();
+    let stale = slot.socket.write().take();
     if let Some(stale) = stale {
         std::mem::forget(stale);
     }
@@ -430,9 +427,7 @@ fn register(socket: QSocket) -> Result<RawFd> {
         identity: identity(fd)?,
         socket: RwLock::new(Some(socket)),
     });
-    let stale = REGISTRY
-        .write()
-        .insert(fd, slot);
+    let stale = REGISTRY.write().insert(fd, slot);
     if let Some(stale) = stale {
         abandon(stale);
     }

@@ -2,7 +2,9 @@
 //! honour what was asked of it.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 /// Says `message` once per process for each `key`: through the `log` facade
 /// when the application installed a logger, else on standard error, because a
@@ -10,10 +12,7 @@ use std::sync::{Mutex, OnceLock};
 pub(crate) fn once(key: &str, message: &str) {
     static SAID: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     let said = SAID.get_or_init(|| Mutex::new(HashSet::new()));
-    let first = match said.lock() {
-        Ok(mut keys) => keys.insert(key.to_owned()),
-        Err(poisoned) => poisoned.into_inner().insert(key.to_owned()),
-    };
+    let first = said.lock().insert(key.to_owned());
     if !first {
         return;
     }

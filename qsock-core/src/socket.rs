@@ -3,9 +3,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::backend::{self, Attachment};
@@ -281,10 +281,7 @@ impl QSocket {
         let unsent_bytes = sys::unsent_bytes(self.socket.as_fd())
             .map_err(|err| Error::os("cannot read SIOCOUTQ", err))?;
         let now = sys::monotonic_nanos();
-        let mut sample = self
-            .last_sample
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sample = self.last_sample.lock();
         let elapsed = now.saturating_sub(sample.at_nanos);
         let delivered_rate = (elapsed > 0).then(|| {
             let bytes = stats.sent_bytes.saturating_sub(sample.sent_bytes);

@@ -18,9 +18,9 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use parking_lot::{Mutex, MutexGuard};
 use qsock::{
     qsockinit, report, reset, Deadline, ErrorKind, InitParams, PacketFlags, QSocket, QosParams,
     Rate, SchedulerName, SchedulerStats, StreamParams,
@@ -50,9 +50,7 @@ impl Rig {
         let (bed, loopback) = match scheduler {
             SchedulerName::User => {
                 static LOOPBACK: Mutex<()> = Mutex::new(());
-                let turn = LOOPBACK
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let turn = LOOPBACK.lock();
                 (None, Some(turn))
             }
             SchedulerName::Htb => (

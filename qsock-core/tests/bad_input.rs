@@ -7,9 +7,9 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use qsock::{
     qsockinit, ErrorKind, InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamParams,
 };
@@ -20,9 +20,7 @@ use socket2::{Domain, Socket, Type};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL.lock()
 }
 
 fn open_fds() -> usize {

@@ -17,7 +17,9 @@ use support::assert_says_how_to_get_dwcs;
 
 #[test]
 fn qsockctl_init_dwcs_prints_what_is_missing() {
-    let Some(bed) = support::bed_without_dwcs("the qsockctl dwcs netns tests") else { return };
+    let Some(bed) = support::bed_without_dwcs("the qsockctl dwcs netns tests") else {
+        return;
+    };
     let output = bed
         .command_in_sender(
             env!("CARGO_BIN_EXE_qsockctl"),

@@ -18,7 +18,6 @@
 
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use netlink_packet_route::tc::TcHandle;
@@ -45,7 +44,9 @@ use crate::tc::dwcs::{
 };
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
-use crate::tc::{handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
+use parking_lot::Mutex;
+
+use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
 
 /// The first minor a stream may get (classes hang off the qdisc directly).
 const FIRST_STREAM_MINOR: u16 = 1;
@@ -570,7 +571,7 @@ impl Attachment for DwcsStream {
     fn change(&mut self, socket: &Socket, stream: &StreamParams) -> Result<()> {
         stream.validate()?;
         let wanted = class_options(stream);
-        let nl = self.netlink.lock_shared();
+        let nl = self.netlink.lock();
         let link = &self.link;
         let (class, state) = match (self.class, wanted) {
             (Some(handle), Some(options)) => {
@@ -653,7 +654,7 @@ impl Attachment for DwcsStream {
     /// The class's xstats; a best-effort stream reports the qdisc's FIFO.
     fn stats(&self) -> Result<SchedulerStats> {
         let link = &self.link;
-        let nl = self.netlink.lock_shared();
+        let nl = self.netlink.lock();
         let Some(handle) = self.class else {
             let root = qdisc::root(&nl, link)?
                 .filter(|root| root.is_qsock(KIND))
@@ -675,7 +676,7 @@ impl Attachment for DwcsStream {
         let Some(handle) = self.class else {
             return Ok(());
         };
-        let nl = self.netlink.lock_shared();
+        let nl = self.netlink.lock();
         self.remove_class(&nl, socket, handle)?;
         if let Some(claim) = self.claim {
             claim.release();

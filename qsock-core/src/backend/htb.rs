@@ -16,7 +16,6 @@
 //! matches before any filter.
 
 use std::os::fd::AsFd;
-use std::sync::Mutex;
 
 use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use socket2::{SockAddr, Socket};
@@ -37,7 +36,9 @@ use crate::tc::class::{self, ClassInfo};
 use crate::tc::htb::{HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc;
-use crate::tc::{handle_to_u32, LockShared, Netlink, QSOCK_MAJOR};
+use parking_lot::Mutex;
+
+use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
 
 /// The class that stands for the whole link.
 const ROOT_MINOR: u16 = 1;
@@ -567,15 +568,15 @@ impl Attachment for HtbStream {
     fn change(&mut self, socket: &Socket, stream: &StreamParams) -> Result<()> {
         stream.validate()?;
         // qsockinit may have changed the link rate since the attach.
-        if let Some(rate) = class::get(&self.netlink.lock_shared(), &self.link, root_class())?
-            .and_then(|root| root.rate())
+        if let Some(rate) =
+            class::get(&self.netlink.lock(), &self.link, root_class())?.and_then(|root| root.rate())
         {
             self.link_rate = rate;
         }
         let wanted = stream_class(stream, self.link_rate, self.link.mtu)?;
         let link = &self.link;
         let link_rate = self.link_rate;
-        let nl = self.netlink.lock_shared();
+        let nl = self.netlink.lock();
         let new_class = match (self.class.take(), wanted) {
             (Some((handle, claim)), Some(spec)) => {
                 let changed = self.records.lock().and_then(|_lock| {
@@ -649,7 +650,7 @@ impl Attachment for HtbStream {
     fn stats(&self) -> Result<SchedulerStats> {
         let handle = self.counted_in();
         let link = &self.link;
-        let nl = self.netlink.lock_shared();
+        let nl = self.netlink.lock();
         let info = class::get_attached(&nl, link, handle)?;
         Ok(stats_of(&info))
     }
@@ -661,7 +662,7 @@ impl Attachment for HtbStream {
             return Ok(());
         };
         set_priority(socket, 0, &self.link.name)?;
-        let nl = self.netlink.lock_shared();
+        let nl = self.netlink.lock();
         class::drain_and_delete(&nl, &self.link, handle, |info| info.stats.qlen)?;
         // A class that could not be deleted keeps its record, unheld once
         // this process ends, so that it is found and removed later.

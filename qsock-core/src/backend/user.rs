@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use socket2::{SockAddr, Socket, Type};
 
 use super::{Attachment, Backend, DeviceReport, InitReport, PrunedStream, StreamReport};
@@ -46,10 +47,7 @@ pub(crate) struct User;
 
 fn devices() -> MutexGuard<'static, HashMap<String, Arc<Device>>> {
     static DEVICES: OnceLock<Mutex<HashMap<String, Arc<Device>>>> = OnceLock::new();
-    DEVICES
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    DEVICES.get_or_init(|| Mutex::new(HashMap::new())).lock()
 }
 
 fn device(name: &str) -> Option<Arc<Device>> {
@@ -106,12 +104,6 @@ struct Unsent {
 }
 
 impl Device {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// The scheduler thread: asks the model what to send next, sends it with
     /// the lock released, and sleeps until the model's next eligible time.
     fn run(self: Arc<Self>) {
@@ -128,7 +120,7 @@ impl Device {
                 ),
             );
         }
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         loop {
             let now = sys::monotonic_nanos();
             match state.model.dequeue(now) {
@@ -144,7 +136,7 @@ impl Device {
                     }
                     drop(state);
                     let unsent = transmit_batch(batch);
-                    state = self.lock();
+                    state = self.state.lock();
                     for datagram in unsent {
                         state.not_sent(datagram);
                     }
@@ -155,14 +147,10 @@ impl Device {
                         drop(state);
                         std::hint::spin_loop();
                         std::thread::yield_now();
-                        state = self.lock();
+                        state = self.state.lock();
                     } else {
                         state.sleeping = true;
-                        state = self
-                            .wake
-                            .wait_timeout(state, wait - SPIN_BELOW / 2)
-                            .map(|(guard, _)| guard)
-                            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+                        self.wake.wait_for(&mut state, wait - SPIN_BELOW / 2);
                         state.sleeping = false;
                     }
                 }
@@ -172,10 +160,7 @@ impl Device {
                         return;
                     }
                     state.sleeping = true;
-                    state = self
-                        .wake
-                        .wait(state)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    self.wake.wait(&mut state);
                     state.sleeping = false;
                 }
             }
@@ -325,7 +310,7 @@ impl Backend for User {
         init.validate()?;
         let mut devices = devices();
         if let Some(existing) = devices.get(&init.device) {
-            let mut state = existing.lock();
+            let mut state = existing.state.lock();
             state.link_rate = init.link_rate;
             state.model.set_config(model_config(init));
             drop(state);
@@ -392,7 +377,7 @@ impl Backend for User {
         let sender = socket
             .try_clone()
             .map_err(|err| Error::os("cannot duplicate the socket for the scheduler", err))?;
-        let mut state = device.lock();
+        let mut state = device.state.lock();
         let id = StreamId(state.next_stream);
         state.next_stream = state.next_stream.wrapping_add(1).max(1);
         state
@@ -423,7 +408,7 @@ impl Backend for User {
                 format!("the user scheduler is not running for {device_name} in this process"),
             )
         })?;
-        let state = device.lock();
+        let state = device.state.lock();
         let streams = state
             .streams
             .keys()
@@ -454,7 +439,7 @@ impl Backend for User {
 
     fn reset(&self, device_name: &str) -> Result<()> {
         if let Some(device) = devices().remove(device_name) {
-            device.lock().retired = true;
+            device.state.lock().retired = true;
             device.wake.notify_all();
         }
         Ok(())
@@ -490,7 +475,7 @@ impl fmt::Debug for UserStream {
 impl Attachment for UserStream {
     fn change(&mut self, _socket: &Socket, stream: &StreamParams) -> Result<()> {
         stream.validate()?;
-        let mut state = self.device.lock();
+        let mut state = self.device.state.lock();
         state
             .model
             .change_stream(self.id, StreamConfig::from_params(stream))?;
@@ -524,6 +509,7 @@ impl Attachment for UserStream {
         }
         let refused = self
             .device
+            .state
             .lock()
             .streams
             .get_mut(&self.id)
@@ -560,7 +546,7 @@ impl Attachment for UserStream {
                 stream: self.id,
             })
             .collect();
-        let mut state = self.device.lock();
+        let mut state = self.device.state.lock();
         let now = sys::monotonic_nanos();
         let mut accepted = 0;
         for (index, payload) in payloads.into_iter().enumerate() {
@@ -588,7 +574,7 @@ impl Attachment for UserStream {
     }
 
     fn stats(&self) -> Result<SchedulerStats> {
-        let state = self.device.lock();
+        let state = self.device.state.lock();
         Ok(match self.class {
             Class::BestEffort => state.model.best_effort_stats(),
             Class::Stream(id) => state.model.stream_stats(id).unwrap_or_default(),
@@ -596,7 +582,7 @@ impl Attachment for UserStream {
     }
 
     fn detach(self: Box<Self>, _socket: &Socket) -> Result<()> {
-        let mut state = self.device.lock();
+        let mut state = self.device.state.lock();
         if let Some(entry) = state.streams.get_mut(&self.id) {
             entry.closing = true;
         }

@@ -56,18 +56,6 @@ pub(crate) struct Context<'a> {
     pub(crate) device: &'a str,
 }
 
-/// A stream's own connection, shared by its calls.
-pub(crate) trait LockShared {
-    /// Locks it; a panic in another holder leaves the connection usable.
-    fn lock_shared(&self) -> std::sync::MutexGuard<'_, Netlink>;
-}
-
-impl LockShared for std::sync::Mutex<Netlink> {
-    fn lock_shared(&self) -> std::sync::MutexGuard<'_, Netlink> {
-        self.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 /// One rtnetlink connection and the runtime that drives it.
 pub(crate) struct Netlink {
     runtime: tokio::runtime::Runtime,

@@ -15,9 +15,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use parking_lot::{Mutex, MutexGuard};
 use qsock::{PacketFlags, QSocket, Rate, SchedulerStats};
 use qsock_testbed::TestBed;
 use socket2::{Domain, Protocol, Type};
@@ -106,7 +106,7 @@ pub fn mbit(n: u64) -> Rate {
 /// one test's senders do not take the CPU from under another's measurement.
 pub fn turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TURN.lock()
 }
 
 /// UDP payload of every numbered datagram.
