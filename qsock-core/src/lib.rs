@@ -22,6 +22,7 @@ pub mod model;
 mod notice;
 mod params;
 mod route;
+pub mod sch_dwcs;
 mod socket;
 mod sys;
 mod tc;

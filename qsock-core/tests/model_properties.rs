@@ -286,7 +286,7 @@ fn feasible_trace() -> impl Strategy<Value = (Trace, Vec<(u32, u32)>)> {
 proptest! {
     #![proptest_config(config())]
 
-    /// dwcs.md: with equal periods and packet sizes and
+    /// The DWCS papers: with equal periods and packet sizes and
     /// `sum (1 - oln/old) * C/T <= 1`, a receiver counting the stream's
     /// packets in consecutive windows of `old` (the first window starting at
     /// the stream's first packet) sees no window with more than `oln` misses
@@ -295,7 +295,7 @@ proptest! {
     /// The windows are consecutive, not sliding: `x'/y'` restart after every
     /// `old` packets, so DWCS may spend `oln` losses at the end of one window
     /// and `oln` more at the start of the next. With windows 4/5 and 1/3 at
-    /// T = C the model (and dwcs.md's algorithm, worked by hand) loses
+    /// T = C the model (and the papers' algorithm, worked by hand) loses
     /// packets 2-5, 7-10 and 11 of the 4/5 stream: 7-11 are five in a row.
     #[test]
     fn feasible_sets_meet_every_window_constraint((trace, windows) in feasible_trace()) {

@@ -11,7 +11,7 @@
 //!
 //! A socket is put in its class through `SO_PRIORITY` = `7173:N`. Per-packet
 //! deadlines, drop flags and frame starts travel in one `SCM_TXTIME` value
-//! (see `tc::dwcs` and the module's uapi header), which needs no privilege;
+//! (see `tc` and the module's uapi header), which needs no privilege;
 //! `IP_RECVERR` makes the kernel's refusal of a non-droppable packet reach the
 //! sender as `ENOBUFS`, and `recv_err` keeps the ICMP errors it would also
 //! turn into failed sends from failing any send a plain socket would make.
@@ -21,6 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use netlink_packet_route::tc::TcHandle;
+use parking_lot::Mutex;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::owner::{ClassClaim, DeviceRecords};
@@ -36,17 +37,18 @@ use crate::notice;
 use crate::params::{
     InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams, WindowConstraint,
 };
-use crate::sys;
-use crate::tc::class::{self, ClassInfo};
-use crate::tc::dwcs::{
-    txtime_value, DwcsClassOptions, DwcsQdiscOptions, TcDwcsQdiscXstats, TcDwcsXstats, KIND,
+use crate::sch_dwcs::{
     TC_DWCS_CLASS_F_APERIODIC, TC_DWCS_CLASS_F_DROPPABLE, TC_DWCS_CLASS_F_WORK_CONSERVING,
 };
+use crate::sys;
+use crate::tc::class::{self, ClassInfo};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
-use parking_lot::Mutex;
-
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
+use tc::{txtime_value, DwcsClassOptions, DwcsQdiscOptions, TcDwcsQdiscXstats, TcDwcsXstats, KIND};
+
+/// sch_dwcs's netlink options, xstats and per-packet value.
+mod tc;
 
 /// The first minor a stream may get (classes hang off the qdisc directly).
 const FIRST_STREAM_MINOR: u16 = 1;

@@ -18,6 +18,7 @@
 use std::os::fd::AsFd;
 
 use netlink_packet_route::tc::{TcAttribute, TcHandle};
+use parking_lot::Mutex;
 use socket2::{SockAddr, Socket};
 
 use super::owner::{ClassClaim, DeviceRecords};
@@ -36,8 +37,6 @@ use crate::tc::class::{self, ClassInfo};
 use crate::tc::htb::{HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc;
-use parking_lot::Mutex;
-
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
 
 /// The class that stands for the whole link.

@@ -1,9 +1,13 @@
 //! The DWCS reference model: a pure, deterministic packet scheduler that the
 //! user-space backend runs and the kernel qdisc (kmod-dwcs) must match.
 //!
-//! The algorithm is the one of `design/dwcs.md`; this module adds nothing but
-//! the choices dwcs.md leaves open, each marked **decision** below and in
-//! `tests/vectors/README.md`. There is no clock inside: every call that needs
+//! The algorithm is Dynamic Window-Constrained Scheduling as published by
+//! R. West and K. Schwan ("Dynamic Window-Constrained Scheduling for
+//! Multimedia Applications", ICMCS 1999) and R. West, Y. Zhang, K. Schwan and
+//! C. Poellabauer ("Dynamic Window-Constrained Scheduling of Real-Time Streams
+//! in Media Servers", IEEE Transactions on Computers 53(6), 2004). This module
+//! adds nothing but the choices the papers leave open, each marked
+//! **decision** below and in `tests/vectors/README.md`. There is no clock inside: every call that needs
 //! the time takes `now` in nanoseconds, and the caller decides when to call
 //! [`Scheduler::dequeue`] again (see [`trace`] for the loop the test vectors
 //! use). Decisions never depend on hash order or randomness.
@@ -22,20 +26,19 @@
 //!   if it arrived into an empty stream; else `d_prev + T` (`d_prev = 0`
 //!   before the first packet).
 //!
-//! **decision**: pacing has its own track `e` instead of dwcs.md's "not
+//! **decision**: pacing has its own track `e` instead of the papers' "not
 //! before `d - T`". For packets with periodic deadlines `e == d - T` always,
 //! but packets with explicit deadlines (a frame's packets share one) are
 //! still spaced one per `T` instead of all being held until `d - T` and sent
 //! in a burst.
 //!
-//! **decision** (a change from the first draft of this model, which used
-//! `e = max(e_prev + T, t)` for every new head): a head that follows its
-//! predecessor gets `e_prev + T` even when it reaches the head late. With the
-//! `max`, one stall (a busy link, a late send) moved `e` past `d - T` for
-//! good: every later head of a backlogged stream became eligible only after
-//! its deadline, so a lossy stream dropped everything and a lossless one sent
-//! everything late until it ran empty. Like dwcs.md's `d - T` rule, a stream
-//! that fell behind may now send back to back until it has caught up.
+//! **decision**: a head that follows its predecessor gets `e_prev + T` even
+//! when it reaches the head late, not `max(e_prev + T, t)`. With the `max`,
+//! one stall (a busy link, a late send) would move `e` past `d - T` for good:
+//! every later head of a backlogged stream would become eligible only after
+//! its deadline, so a lossy stream would drop everything and a lossless one
+//! send everything late until it ran empty. As with the papers' `d - T` rule,
+//! a stream that fell behind sends back to back until it has caught up.
 //!
 //! A stream with a period is non-work-conserving by default: its head is not
 //! sent before `e`. Work-conserving streams and aperiodic streams (`T = 0`)
@@ -62,7 +65,7 @@
 //!    nothing else, not even counting misses.
 //! 2. Misses, stream by stream in [`StreamId`] order: while the head's
 //!    `d < now` and the head has not been counted yet, it is a miss and the
-//!    window is adjusted as dwcs.md says (`x' > 0`: `x' -= 1, y' -= 1`,
+//!    window is adjusted as the papers say (`x' > 0`: `x' -= 1, y' -= 1`,
 //!    restart at `0/0`; `x' == 0`: a window violation, and if `old > 0`
 //!    `y' += 1` and the stream is tagged). A droppable head is dropped
 //!    ([`DropReason::Late`] if `x'` was above 0 before the miss,
@@ -73,7 +76,7 @@
 //!    marked missed: it stays head, is sent late and is not counted again.
 //! 3. Among backlogged streams whose head is eligible, the first by the
 //!    precedence of [`order::compare`] sends its head. In time (not missed,
-//!    `now <= d`) it adjusts the window as dwcs.md's "sent before its
+//!    `now <= d`) it adjusts the window as the papers' "sent before its
 //!    deadline" (including the tag reset); a missed head is sent with
 //!    `late: true` and no further adjustment. With a link rate the packet
 //!    takes `wire = len * 1e9 / rate` (integer division) and
@@ -116,15 +119,15 @@
 //! `deadline_misses` counts every miss adjustment (late drops, window drops,
 //! frame drops and late sends); `window_violations` counts misses at
 //! `x' == 0`. **decision**: this includes `0/0` streams, whose window
-//! dwcs.md leaves unchanged on a miss, because a stream that tolerates no
+//! the papers leave unchanged on a miss, because a stream that tolerates no
 //! loss has had its constraint broken (its drops carry [`DropReason::Window`]).
 //!
 //! # What the window-constraint means
 //!
 //! `x'/y'` count consecutive windows of `old` packets: every packet, sent or
 //! missed, takes one from `y'`, and the window restarts when both reach 0.
-//! The guarantee of dwcs.md (equal periods and sizes, `U <= 1`) is therefore
-//! "at most `oln` misses in each consecutive window", not in every sliding
+//! The guarantee of the DWCS papers (equal periods and sizes, `U <= 1`) is
+//! therefore "at most `oln` misses in each consecutive window", not in every sliding
 //! window: a stream may lose `oln` packets at the end of one window and `oln`
 //! at the start of the next (see `tests/vectors/10_consecutive_windows.vec`).
 //!

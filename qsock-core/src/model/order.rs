@@ -1,4 +1,4 @@
-//! The pairwise precedence of dwcs.md: which of two eligible streams sends
+//! The pairwise precedence of the DWCS papers: which of two eligible streams sends
 //! next. The first rule that separates the two wins.
 
 use std::cmp::Ordering;

@@ -1,4 +1,4 @@
-//! The window-constraint adjustment of dwcs.md: how a stream's current
+//! The window-constraint adjustment of the DWCS papers: how a stream's current
 //! constraint `x'/y'` moves when its head packet is sent in time or misses.
 
 /// What a miss did to the window.
@@ -72,7 +72,7 @@ impl Window {
     /// The head packet missed its deadline (dropped, or kept to be sent late).
     ///
     /// **decision** (see the model's docs): a miss while `x' == 0` is reported
-    /// as a violation even for a `0/0` stream, whose window dwcs.md leaves
+    /// as a violation even for a `0/0` stream, whose window the papers leave
     /// untouched: a stream that tolerates no loss has had its constraint broken.
     pub fn missed(&mut self) -> MissOutcome {
         if self.x > 0 {
@@ -84,7 +84,7 @@ impl Window {
             MissOutcome::WithinTolerance
         } else {
             if self.old > 0 {
-                // dwcs.md's +1 for the paper's +epsilon: it lifts the stream
+                // the papers' +1 for the paper's +epsilon: it lifts the stream
                 // above other zero-constraint streams under rule 3.
                 self.y = self.y.saturating_add(1);
                 self.tagged = true;

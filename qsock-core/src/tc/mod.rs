@@ -9,7 +9,6 @@
 //! namespace) and holds no state between calls.
 
 pub(crate) mod class;
-pub(crate) mod dwcs;
 pub(crate) mod htb;
 pub(crate) mod link;
 pub(crate) mod qdisc;

@@ -30,17 +30,12 @@ const TCA_STATS_BASIC: u16 = 1;
 const TCA_STATS_QUEUE: u16 = 3;
 pub const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 
-/// The qdisc's DWCS options (uapi sch_dwcs.h).
-pub const TCA_DWCS_RATE: u16 = 1;
-pub const TCA_DWCS_LIMIT: u16 = 2;
-pub const TCA_DWCS_RESOLUTION: u16 = 3;
-/// A class's DWCS options (uapi sch_dwcs.h).
-pub const TCA_DWCS_CLASS_PERIOD: u16 = 1;
-pub const TCA_DWCS_CLASS_OLN: u16 = 2;
-pub const TCA_DWCS_CLASS_OLD: u16 = 3;
-pub const TCA_DWCS_CLASS_FLAGS: u16 = 4;
-pub const TC_DWCS_CLASS_F_WORK_CONSERVING: u32 = 1 << 1;
-pub const TC_DWCS_CLASS_F_APERIODIC: u32 = 1 << 2;
+/// The qdisc's and a class's DWCS options (uapi sch_dwcs.h).
+pub use qsock::sch_dwcs::{
+    TCA_DWCS_CLASS_FLAGS, TCA_DWCS_CLASS_OLD, TCA_DWCS_CLASS_OLN, TCA_DWCS_CLASS_PERIOD,
+    TCA_DWCS_LIMIT, TCA_DWCS_RATE, TCA_DWCS_RESOLUTION, TC_DWCS_CLASS_F_APERIODIC,
+    TC_DWCS_CLASS_F_WORK_CONSERVING,
+};
 
 /// Appends one attribute (header, payload, padding to 4 bytes).
 pub fn put_attr(buf: &mut Vec<u8>, kind: u16, payload: &[u8]) {

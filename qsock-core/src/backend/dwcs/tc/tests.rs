@@ -12,6 +12,7 @@ use netlink_packet_core::{Emitable, NlaBuffer};
 use super::*;
 use crate::ctest::{cc, scratch_dir};
 use crate::flags::Deadline;
+use crate::sch_dwcs::*;
 
 /// Every constant of the header, with its Rust value.
 fn constants() -> Vec<(&'static str, u64)> {

@@ -1,79 +1,25 @@
-//! sch_dwcs's wire side, mirroring `kmod-dwcs/include/uapi/linux/sch_dwcs.h`:
-//! attribute numbers and flags, the qdisc and class options as nested
+//! sch_dwcs's wire side, after `kmod-dwcs/include/uapi/linux/sch_dwcs.h`
+//! (its numbers are `crate::sch_dwcs`): the qdisc and class options as nested
 //! attributes, the xstats structs, and the per-packet value carried in the
 //! `SCM_TXTIME` cmsg. `tests::uapi_matches_the_c_header` compiles the header
 //! and fails when the two disagree.
-
-// The whole header is mirrored, also the numbers qsock does not send itself
-// (PAD, MAX, masks), so that the agreement test covers every one of them.
-#![allow(dead_code)]
 
 use netlink_packet_core::{DefaultNla, Emitable, NlasIterator, NLA_F_NESTED};
 use netlink_packet_route::tc::TcAttribute;
 
 use crate::flags::{DropFlag, PacketFlags};
+use crate::sch_dwcs::{
+    TCA_DWCS_CLASS_FLAGS, TCA_DWCS_CLASS_OLD, TCA_DWCS_CLASS_OLN, TCA_DWCS_CLASS_PERIOD,
+    TCA_DWCS_LIMIT, TCA_DWCS_RATE, TCA_DWCS_RESOLUTION, TC_DWCS_DROP_DEFAULT, TC_DWCS_DROP_NO,
+    TC_DWCS_DROP_YES, TC_DWCS_TXTIME_DROP_MASK, TC_DWCS_TXTIME_DROP_SHIFT,
+    TC_DWCS_TXTIME_FLAGS_MASK, TC_DWCS_TXTIME_FRAME_START, TC_DWCS_TXTIME_NO_DEADLINE,
+};
 
 /// The qdisc kind, as `tc` names it.
 pub(crate) const KIND: &str = "dwcs";
 
 /// `TCA_OPTIONS` of `struct tcmsg` (linux/rtnetlink.h).
 const TCA_OPTIONS: u16 = 2;
-
-/// `TCA_DWCS_UNSPEC`.
-pub(crate) const TCA_DWCS_UNSPEC: u16 = 0;
-/// `TCA_DWCS_RATE`: u64, link rate in bytes/s; 0 = none.
-pub(crate) const TCA_DWCS_RATE: u16 = 1;
-/// `TCA_DWCS_LIMIT`: u32, packets queued at most (all classes).
-pub(crate) const TCA_DWCS_LIMIT: u16 = 2;
-/// `TCA_DWCS_RESOLUTION`: u64, ns; rule 1 compares deadline slots.
-pub(crate) const TCA_DWCS_RESOLUTION: u16 = 3;
-/// `TCA_DWCS_PAD`: alignment padding of the kernel's 64-bit attributes.
-pub(crate) const TCA_DWCS_PAD: u16 = 4;
-/// `TCA_DWCS_MAX`.
-pub(crate) const TCA_DWCS_MAX: u16 = 4;
-
-/// `TCA_DWCS_CLASS_UNSPEC`.
-pub(crate) const TCA_DWCS_CLASS_UNSPEC: u16 = 0;
-/// `TCA_DWCS_CLASS_PERIOD`: u64, request period T (ipg) in ns.
-pub(crate) const TCA_DWCS_CLASS_PERIOD: u16 = 1;
-/// `TCA_DWCS_CLASS_OLN`: u32, misses allowed per window.
-pub(crate) const TCA_DWCS_CLASS_OLN: u16 = 2;
-/// `TCA_DWCS_CLASS_OLD`: u32, window length in packets.
-pub(crate) const TCA_DWCS_CLASS_OLD: u16 = 3;
-/// `TCA_DWCS_CLASS_FLAGS`: u32, `TC_DWCS_CLASS_F_*`.
-pub(crate) const TCA_DWCS_CLASS_FLAGS: u16 = 4;
-/// `TCA_DWCS_CLASS_PAD`.
-pub(crate) const TCA_DWCS_CLASS_PAD: u16 = 5;
-/// `TCA_DWCS_CLASS_MAX`.
-pub(crate) const TCA_DWCS_CLASS_MAX: u16 = 5;
-
-/// Lossy class: late packets are dropped.
-pub(crate) const TC_DWCS_CLASS_F_DROPPABLE: u32 = 1 << 0;
-/// No pacing to one packet per period.
-pub(crate) const TC_DWCS_CLASS_F_WORK_CONSERVING: u32 = 1 << 1;
-/// No period: EDF on the packets' own deadlines.
-pub(crate) const TC_DWCS_CLASS_F_APERIODIC: u32 = 1 << 2;
-/// Every class flag the header defines.
-pub(crate) const TC_DWCS_CLASS_F_MASK: u32 =
-    TC_DWCS_CLASS_F_DROPPABLE | TC_DWCS_CLASS_F_WORK_CONSERVING | TC_DWCS_CLASS_F_APERIODIC;
-
-/// `enum tc_dwcs_drop`: the class's flag decides.
-pub(crate) const TC_DWCS_DROP_DEFAULT: u64 = 0;
-/// `enum tc_dwcs_drop`: never dropped (sent late, or refused when full).
-pub(crate) const TC_DWCS_DROP_NO: u64 = 1;
-/// `enum tc_dwcs_drop`: droppable even in a lossless class.
-pub(crate) const TC_DWCS_DROP_YES: u64 = 2;
-
-/// The packet starts a frame.
-pub(crate) const TC_DWCS_TXTIME_FRAME_START: u64 = 0x1;
-/// Where the drop flag sits in the txtime value.
-pub(crate) const TC_DWCS_TXTIME_DROP_SHIFT: u32 = 1;
-/// The drop flag's bits.
-pub(crate) const TC_DWCS_TXTIME_DROP_MASK: u64 = 0x6;
-/// The bits that carry flags instead of the deadline.
-pub(crate) const TC_DWCS_TXTIME_FLAGS_MASK: u64 = 0x7;
-/// Values below this carry flags only, no deadline.
-pub(crate) const TC_DWCS_TXTIME_NO_DEADLINE: u64 = 0x8;
 
 /// The `SCM_TXTIME` value of one packet: the deadline with its low three bits
 /// replaced by the drop flag and frame start. 0 (no deadline, the stream's
@@ -136,6 +82,8 @@ macro_rules! nested_options {
             /// Reads the options from the nested attributes of a dump
             /// (`TCA_OPTIONS`' value); unknown attributes are skipped, so
             /// that a newer module's additions do not break an older qsock.
+            // The class options are read back by the tests only.
+            #[allow(dead_code)]
             pub(crate) fn parse(nested: &[u8]) -> $name {
                 let mut options = $name::default();
                 for nla in NlasIterator::new(nested).map_while(|nla| nla.ok()) {
