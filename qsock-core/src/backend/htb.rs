@@ -34,10 +34,13 @@ use crate::notice;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::sys;
 use crate::tc::class::{self, ClassInfo};
-use crate::tc::htb::{HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc;
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
+use tc::{HtbClassInfo, HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
+
+/// HTB's netlink options and its classes and root qdisc.
+pub(crate) mod tc;
 
 /// The class that stands for the whole link.
 const ROOT_MINOR: u16 = 1;
@@ -137,7 +140,7 @@ fn refit_streams(
 ) -> Result<usize> {
     let mut refitted = 0;
     for info in class::list(nl, link)? {
-        let Some(htb) = info.htb.filter(|_| is_stream_class(&info)) else {
+        let Some(htb) = info.htb().filter(|_| is_stream_class(&info)) else {
             continue;
         };
         let followed_link = Some(htb.ceil) == old_link;
@@ -152,7 +155,7 @@ fn refit_streams(
         if spec.rate == htb.rate && spec.ceil == htb.ceil {
             continue;
         }
-        class::change_htb(nl, link, root_class(), info.handle, &spec)?;
+        tc::change_class(nl, link, root_class(), info.handle, &spec)?;
         refitted += 1;
     }
     Ok(refitted)
@@ -372,14 +375,14 @@ impl Backend for Htb {
                 if let Some(rate) = init.link_rate {
                     let current = class::get(&nl, &link, root_class())?.and_then(|c| c.rate());
                     if current != Some(rate) {
-                        class::change_htb(
+                        tc::change_class(
                             &nl,
                             &link,
                             TcHandle::ROOT,
                             root_class(),
                             &link_class(rate, link.mtu),
                         )?;
-                        class::change_htb(
+                        tc::change_class(
                             &nl,
                             &link,
                             root_class(),
@@ -422,12 +425,12 @@ impl Backend for Htb {
         };
         records.record_root(HTB_KIND)?;
         if let Err(err) =
-            qdisc::replace_root_htb(&nl, &link, HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR))
+            tc::replace_root(&nl, &link, HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR))
         {
             records.forget_root();
             return Err(err);
         }
-        let classes = class::add_htb(
+        let classes = tc::add_class(
             &nl,
             &link,
             TcHandle::ROOT,
@@ -435,7 +438,7 @@ impl Backend for Htb {
             &link_class(rate, link.mtu),
         )
         .and_then(|()| {
-            class::add_htb(
+            tc::add_class(
                 &nl,
                 &link,
                 root_class(),
@@ -588,7 +591,7 @@ impl Attachment for HtbStream {
                         Some(handle),
                         spec.rate,
                     )?;
-                    class::change_htb(&nl, link, root_class(), handle, &spec)
+                    tc::change_class(&nl, link, root_class(), handle, &spec)
                 });
                 if let Err(err) = changed {
                     self.class = Some((handle, claim));

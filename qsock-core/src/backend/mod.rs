@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::flags::PacketFlags;
 use crate::info::SchedulerStats;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamParams};
+use htb::tc::HtbClassInfo;
 
 /// What `qsockinit` did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -213,8 +214,8 @@ pub(crate) fn is_ours(records: &DeviceRecords, root: &RootQdisc) -> Result<bool>
         }
         Some(_) => {}
     }
-    if root.kind == crate::tc::htb::KIND {
-        let default = crate::tc::htb::default_class(&root.options);
+    if root.kind == htb::tc::KIND {
+        let default = htb::tc::default_class(&root.options);
         if default != Some(u32::from(htb::BEST_EFFORT_MINOR)) {
             let found = default.map_or_else(|| "none".to_owned(), |minor| format!("{minor:x}"));
             return Err(owner::not_ours(

@@ -5,15 +5,13 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{Nla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
-use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcStats2};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcStats2};
 use netlink_packet_route::RouteNetlinkMessage;
 
-use super::htb::{parse_class_options, HtbClassParams, HtbClassSpec, KIND as HTB_KIND};
 use super::link::Link;
 use super::qdisc::link_index;
 use super::{handle_to_string, Context, Netlink, QSOCK_MAJOR};
 use crate::error::{Error, ErrorKind, Result};
-use crate::params::Rate;
 
 /// How long a stream's class may take to drain before it is deleted anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
@@ -56,8 +54,6 @@ pub(crate) struct ClassInfo {
     pub(crate) parent: TcHandle,
     /// The qdisc kind it belongs to.
     pub(crate) kind: String,
-    /// HTB parameters, for HTB classes.
-    pub(crate) htb: Option<HtbClassParams>,
     /// The value of `TCA_OPTIONS` for kinds `netlink-packet-route` does not
     /// model (nested attributes), to be read by the kind's own parser.
     pub(crate) options: Vec<u8>,
@@ -65,13 +61,6 @@ pub(crate) struct ClassInfo {
     pub(crate) xstats: Option<Vec<u8>>,
     /// Its counters.
     pub(crate) stats: ClassStats,
-}
-
-impl ClassInfo {
-    /// The class's guaranteed rate, for HTB classes.
-    pub(crate) fn rate(&self) -> Option<Rate> {
-        self.htb.map(|h| h.rate)
-    }
 }
 
 /// Every class of the device (`tc -s -d class show dev DEV`).
@@ -122,7 +111,6 @@ fn class_info(msg: &TcMessage) -> ClassInfo {
         handle: msg.header.handle,
         parent: msg.header.parent,
         kind: String::new(),
-        htb: None,
         options: super::qdisc::opaque_options(&msg.attributes),
         xstats: super::qdisc::xstats(&msg.attributes),
         stats: ClassStats::default(),
@@ -131,17 +119,6 @@ fn class_info(msg: &TcMessage) -> ClassInfo {
     for attribute in &msg.attributes {
         match attribute {
             TcAttribute::Kind(kind) => info.kind = kind.clone(),
-            // netlink-packet-route keeps an unmodelled kind's TCA_OPTIONS as
-            // one opaque attribute whose value is the nested list.
-            TcAttribute::Options(options) => {
-                for option in options {
-                    if let TcOption::Other(nla) = option {
-                        let mut value = vec![0; nla.value_len()];
-                        nla.emit_value(&mut value);
-                        info.htb = info.htb.or_else(|| parse_class_options(&value));
-                    }
-                }
-            }
             // The legacy struct, used only if TCA_STATS2 is missing (the
             // kernel puts it after TCA_STATS2).
             TcAttribute::Stats(old) if info.stats == ClassStats::default() => {
@@ -271,30 +248,6 @@ pub(crate) fn change(
     let msg = class_message(link, parent, handle, kind, options);
     nl.request(RouteNetlinkMessage::NewTrafficClass(msg), 0, ctx)?;
     Ok(())
-}
-
-/// Creates an HTB class (`tc class add ... htb ...`), see [`add`].
-pub(crate) fn add_htb(
-    nl: &Netlink,
-    link: &Link,
-    parent: TcHandle,
-    handle: TcHandle,
-    spec: &HtbClassSpec,
-) -> Result<()> {
-    let options = TcAttribute::Options(spec.options());
-    add(nl, link, parent, handle, HTB_KIND, options)
-}
-
-/// Changes an HTB class (`tc class change ... htb ...`), see [`change`].
-pub(crate) fn change_htb(
-    nl: &Netlink,
-    link: &Link,
-    parent: TcHandle,
-    handle: TcHandle,
-    spec: &HtbClassSpec,
-) -> Result<()> {
-    let options = TcAttribute::Options(spec.options());
-    change(nl, link, parent, handle, HTB_KIND, options)
 }
 
 /// Deletes a class (`tc class del dev DEV classid H`); what it still queues

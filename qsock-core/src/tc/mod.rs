@@ -1,15 +1,14 @@
-//! Traffic control over rtnetlink: root qdiscs, classes and HTB options.
+//! Traffic control over rtnetlink: links, root qdiscs and classes of any
+//! kind; each backend builds its own kind's options.
 //!
 //! The `rtnetlink` crate models qdisc add/replace/delete and class dumps but
-//! not class add/change/delete nor HTB's options, so requests here are whole
-//! [`TcMessage`]s sent through [`rtnetlink::Handle::request`], and HTB's
-//! options are built in [`htb`]. Every call opens its own netlink socket in
+//! not class add/change/delete, so requests here are whole [`TcMessage`]s
+//! sent through [`rtnetlink::Handle::request`]. Every call opens its own netlink socket in
 //! the calling thread's network namespace, on a current-thread tokio runtime,
 //! so that it works from any thread (also one that `setns`-ed into a test
 //! namespace) and holds no state between calls.
 
 pub(crate) mod class;
-pub(crate) mod htb;
 pub(crate) mod link;
 pub(crate) mod qdisc;
 

@@ -5,7 +5,6 @@ use netlink_packet_core::{Nla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE};
 use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcStats2, TcXstats};
 use netlink_packet_route::RouteNetlinkMessage;
 
-use super::htb::HtbGlob;
 use super::link::Link;
 use super::{handle_to_string, Context, Netlink, QSOCK_MAJOR};
 use crate::error::Result;
@@ -115,18 +114,6 @@ pub(crate) fn xstats(attributes: &[TcAttribute]) -> Option<Vec<u8>> {
         }
     }
     legacy
-}
-
-/// Makes qsock's HTB the root qdisc (`tc qdisc replace dev DEV root handle
-/// 7173: htb r2q R default D`), replacing a kernel default. The caller checks
-/// that nothing installed on purpose is there.
-pub(crate) fn replace_root_htb(nl: &Netlink, link: &Link, glob: HtbGlob) -> Result<()> {
-    replace_root(
-        nl,
-        link,
-        super::htb::KIND,
-        TcAttribute::Options(glob.options()),
-    )
 }
 
 fn qsock_root_message(link: &Link, kind: &str, options: TcAttribute) -> TcMessage {

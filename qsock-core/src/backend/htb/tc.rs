@@ -8,9 +8,13 @@
 //! the link layer when the ratespec does not name one, and ours does.
 
 use netlink_packet_core::{DefaultNla, NlasIterator};
-use netlink_packet_route::tc::TcOption;
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcOption};
 
+use crate::error::Result;
 use crate::params::Rate;
+use crate::tc::class::{self, ClassInfo};
+use crate::tc::link::Link;
+use crate::tc::{qdisc, Netlink};
 
 /// The qdisc kind, as `tc` names it.
 pub(crate) const KIND: &str = "htb";
@@ -313,6 +317,54 @@ pub(crate) fn parse_class_options(nested: &[u8]) -> Option<HtbClassParams> {
         rate: bytes(opt.rate, rate64),
         ceil: bytes(opt.ceil, ceil64),
     })
+}
+
+/// Creates an HTB class (`tc class add ... htb ...`), see [`class::add`].
+pub(crate) fn add_class(
+    nl: &Netlink,
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> Result<()> {
+    let options = TcAttribute::Options(spec.options());
+    class::add(nl, link, parent, handle, KIND, options)
+}
+
+/// Changes an HTB class (`tc class change ... htb ...`), see [`class::change`].
+pub(crate) fn change_class(
+    nl: &Netlink,
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> Result<()> {
+    let options = TcAttribute::Options(spec.options());
+    class::change(nl, link, parent, handle, KIND, options)
+}
+
+/// Makes qsock's HTB the root qdisc (`tc qdisc replace dev DEV root handle
+/// 7173: htb r2q R default D`), replacing a kernel default. The caller checks
+/// that nothing installed on purpose is there.
+pub(crate) fn replace_root(nl: &Netlink, link: &Link, glob: HtbGlob) -> Result<()> {
+    qdisc::replace_root(nl, link, KIND, TcAttribute::Options(glob.options()))
+}
+
+/// An HTB class's parameters as a dump of the class gives them.
+pub(crate) trait HtbClassInfo {
+    /// The class's HTB parameters; `None` for classes of other kinds.
+    fn htb(&self) -> Option<HtbClassParams>;
+
+    /// The class's guaranteed rate, for HTB classes.
+    fn rate(&self) -> Option<Rate> {
+        self.htb().map(|h| h.rate)
+    }
+}
+
+impl HtbClassInfo for ClassInfo {
+    fn htb(&self) -> Option<HtbClassParams> {
+        parse_class_options(&self.options)
+    }
 }
 
 #[cfg(test)]
