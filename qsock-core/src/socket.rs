@@ -192,9 +192,7 @@ impl QSocket {
         destination: Option<&SocketAddr>,
         flags: &PacketFlags,
     ) -> Result<usize> {
-        let destination = destination.map(|address| SockAddr::from(*address));
-        let flags = flags.starting_frame();
-        self.send_packets_to(packets, destination.as_ref(), &flags)
+        self.send_packets_to_ip(packets, destination, &flags.starting_frame())
     }
 
     /// Sends more packets of the frame the last [`QSocket::send_frame`]
@@ -206,12 +204,21 @@ impl QSocket {
         destination: Option<&SocketAddr>,
         flags: &PacketFlags,
     ) -> Result<usize> {
-        let destination = destination.map(|address| SockAddr::from(*address));
         let flags = PacketFlags {
             frame_start: false,
             ..*flags
         };
-        self.send_packets_to(packets, destination.as_ref(), &flags)
+        self.send_packets_to_ip(packets, destination, &flags)
+    }
+
+    fn send_packets_to_ip(
+        &self,
+        packets: &[&[u8]],
+        destination: Option<&SocketAddr>,
+        flags: &PacketFlags,
+    ) -> Result<usize> {
+        let destination = destination.map(|address| SockAddr::from(*address));
+        self.send_packets_to(packets, destination.as_ref(), flags)
     }
 
     /// Sends `packets` with `flags` to `destination` (or the connected

@@ -187,19 +187,30 @@ fn read_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn class_message(
+/// Sends a class of a `kind` qdisc with `options` (its `TCA_OPTIONS`
+/// attribute) as `tc class VERB` would, with the request's `flags`.
+#[allow(clippy::too_many_arguments)]
+fn send_class(
+    nl: &Netlink,
     link: &Link,
     parent: TcHandle,
     handle: TcHandle,
     kind: &str,
     options: TcAttribute,
-) -> TcMessage {
-    let mut msg = TcMessage::with_index(link_index(link));
-    msg.header.parent = parent;
-    msg.header.handle = handle;
-    msg.attributes.push(TcAttribute::Kind(kind.to_owned()));
-    msg.attributes.push(options);
-    msg
+    verb: &str,
+    flags: u16,
+) -> Result<()> {
+    let what = format!(
+        "tc class {verb} classid {} {kind}",
+        handle_to_string(handle)
+    );
+    let ctx = Context {
+        what: &what,
+        device: &link.name,
+    };
+    let msg = super::qdisc::kind_message(link, parent, handle, kind, options);
+    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), flags, ctx)?;
+    Ok(())
 }
 
 /// Creates a class of a `kind` qdisc with `options` (its `TCA_OPTIONS`
@@ -213,18 +224,8 @@ pub(crate) fn add(
     kind: &str,
     options: TcAttribute,
 ) -> Result<()> {
-    let what = format!("tc class add classid {} {kind}", handle_to_string(handle));
-    let ctx = Context {
-        what: &what,
-        device: &link.name,
-    };
-    let msg = class_message(link, parent, handle, kind, options);
-    nl.request(
-        RouteNetlinkMessage::NewTrafficClass(msg),
-        NLM_F_CREATE | NLM_F_EXCL,
-        ctx,
-    )?;
-    Ok(())
+    let flags = NLM_F_CREATE | NLM_F_EXCL;
+    send_class(nl, link, parent, handle, kind, options, "add", flags)
 }
 
 /// Changes an existing class (`tc class change dev DEV parent P classid H
@@ -237,17 +238,7 @@ pub(crate) fn change(
     kind: &str,
     options: TcAttribute,
 ) -> Result<()> {
-    let what = format!(
-        "tc class change classid {} {kind}",
-        handle_to_string(handle)
-    );
-    let ctx = Context {
-        what: &what,
-        device: &link.name,
-    };
-    let msg = class_message(link, parent, handle, kind, options);
-    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), 0, ctx)?;
-    Ok(())
+    send_class(nl, link, parent, handle, kind, options, "change", 0)
 }
 
 /// Deletes a class (`tc class del dev DEV classid H`); what it still queues

@@ -116,16 +116,45 @@ pub(crate) fn xstats(attributes: &[TcAttribute]) -> Option<Vec<u8>> {
     legacy
 }
 
-fn qsock_root_message(link: &Link, kind: &str, options: TcAttribute) -> TcMessage {
+/// A qdisc or class message of `kind` with `options` (a `TCA_OPTIONS`
+/// attribute) between `parent` and `handle`.
+pub(crate) fn kind_message(
+    link: &Link,
+    parent: TcHandle,
+    handle: TcHandle,
+    kind: &str,
+    options: TcAttribute,
+) -> TcMessage {
     let mut msg = TcMessage::with_index(link_index(link));
-    msg.header.parent = TcHandle::ROOT;
-    msg.header.handle = TcHandle {
-        major: QSOCK_MAJOR,
-        minor: 0,
-    };
+    msg.header.parent = parent;
+    msg.header.handle = handle;
     msg.attributes.push(TcAttribute::Kind(kind.to_owned()));
     msg.attributes.push(options);
     msg
+}
+
+/// Sends qsock's root qdisc of `kind` with `options` as `tc qdisc VERB root
+/// handle 7173: KIND ...` would, with the request's `flags`.
+fn send_root(
+    nl: &Netlink,
+    link: &Link,
+    kind: &str,
+    options: TcAttribute,
+    verb: &str,
+    flags: u16,
+) -> Result<()> {
+    let what = format!("tc qdisc {verb} root handle 7173: {kind}");
+    let ctx = Context {
+        what: &what,
+        device: &link.name,
+    };
+    let handle = TcHandle {
+        major: QSOCK_MAJOR,
+        minor: 0,
+    };
+    let msg = kind_message(link, TcHandle::ROOT, handle, kind, options);
+    nl.request(RouteNetlinkMessage::NewQueueDiscipline(msg), flags, ctx)?;
+    Ok(())
 }
 
 /// Makes a qdisc of `kind` with `options` (a `TCA_OPTIONS` attribute) the
@@ -137,18 +166,8 @@ pub(crate) fn replace_root(
     kind: &str,
     options: TcAttribute,
 ) -> Result<()> {
-    let what = format!("tc qdisc replace root handle 7173: {kind}");
-    let ctx = Context {
-        what: &what,
-        device: &link.name,
-    };
-    let msg = qsock_root_message(link, kind, options);
-    nl.request(
-        RouteNetlinkMessage::NewQueueDiscipline(msg),
-        NLM_F_CREATE | NLM_F_REPLACE,
-        ctx,
-    )?;
-    Ok(())
+    let flags = NLM_F_CREATE | NLM_F_REPLACE;
+    send_root(nl, link, kind, options, "replace", flags)
 }
 
 /// Changes the options of qsock's root qdisc of `kind` in place, keeping its
@@ -159,14 +178,7 @@ pub(crate) fn change_root(
     kind: &str,
     options: TcAttribute,
 ) -> Result<()> {
-    let what = format!("tc qdisc change root handle 7173: {kind}");
-    let ctx = Context {
-        what: &what,
-        device: &link.name,
-    };
-    let msg = qsock_root_message(link, kind, options);
-    nl.request(RouteNetlinkMessage::NewQueueDiscipline(msg), 0, ctx)?;
-    Ok(())
+    send_root(nl, link, kind, options, "change", 0)
 }
 
 /// Deletes the root qdisc and so every class under it (`tc qdisc del dev DEV
