@@ -12,15 +12,16 @@
 
 mod support;
 
+use support::dwcs_qsocket as qsocket;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use qsock::{
-    qsockinit, report, Deadline, ErrorKind, InitParams, PacketFlags, QSocket, QosParams, Rate,
+    qsockinit, report, Deadline, ErrorKind, InitParams, PacketFlags, QosParams, Rate,
     SchedulerName, StreamParams, WindowConstraint,
 };
 use qsock_testbed::TestBed;
-use socket2::{Domain, Type};
 use support::{bed_receiver, dwcs_bed, kbit, packet, recv_numbered, tc_show};
 
 fn init(bed: &TestBed, rate: Rate, limit: Option<u32>) -> InitParams {
@@ -31,15 +32,7 @@ fn init(bed: &TestBed, rate: Rate, limit: Option<u32>) -> InitParams {
 
 fn install(bed: &TestBed, rate: Rate, limit: Option<u32>) {
     let params = init(bed, rate, limit);
-    let done = bed.run_in_sender(|| qsockinit(&params)).unwrap();
-    assert!(done.is_ok(), "qsockinit dwcs: {done:?}");
-}
-
-fn qsocket(bed: &TestBed, stream: StreamParams) -> QSocket {
-    let params = QosParams::new(bed.sender_dev(), SchedulerName::Dwcs, stream);
-    bed.run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &params))
-        .unwrap()
-        .expect("attach a socket to dwcs")
+    support::install_dwcs(bed, &params);
 }
 
 /// Idempotence, rate changes and reset are in backends.rs.

@@ -20,16 +20,14 @@
 
 mod support;
 
+use support::dwcs_qsocket as qsocket;
+
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use qsock::{
-    qsockinit, Deadline, InitParams, PacketFlags, QSocket, QosParams, Rate, SchedulerName,
-    StreamParams,
-};
+use qsock::{Deadline, InitParams, PacketFlags, Rate, SchedulerName, StreamParams};
 use qsock_testbed::TestBed;
-use socket2::{Domain, Type};
 use support::{
     bed_receiver, best_effort_sent, dwcs_bed, end_flags, iperf3_server, packet, receive_until_ends,
     resolve_receiver, sequences, stats, turn, unmanaged, wait_for_bulk, Reaped, WIRE,
@@ -53,15 +51,7 @@ fn install(bed: &TestBed, rate: Rate, resolution: Duration) {
     let params = InitParams::new(bed.sender_dev(), SchedulerName::Dwcs)
         .with_link_rate(rate)
         .with_deadline_resolution(resolution);
-    let done = bed.run_in_sender(|| qsockinit(&params)).unwrap();
-    assert!(done.is_ok(), "qsockinit dwcs: {done:?}");
-}
-
-fn qsocket(bed: &TestBed, stream: StreamParams) -> QSocket {
-    let params = QosParams::new(bed.sender_dev(), SchedulerName::Dwcs, stream);
-    bed.run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &params))
-        .unwrap()
-        .expect("attach a socket to dwcs")
+    support::install_dwcs(bed, &params);
 }
 
 /// CLOCK_MONOTONIC nanoseconds as CLOCK_REALTIME (what receive stamps use).

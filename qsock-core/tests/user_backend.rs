@@ -14,13 +14,19 @@ use qsock::{InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamPa
 use socket2::{Domain, Type};
 use support::{packet, receive_until_ends, sequences, stamping_receiver, turn};
 
-#[test]
-fn auto_attaches_to_the_user_scheduler_running_for_the_device() {
-    // The user scheduler runs once per device and process: tests take turns on lo.
-    let _turn = turn();
+/// The user scheduler on lo at 100 Mbit/s, for this test alone: it runs once
+/// per device and process, so tests take turns on lo.
+fn user_on_lo() -> parking_lot::MutexGuard<'static, ()> {
+    let turn = turn();
     let init =
         InitParams::new("lo", SchedulerName::User).with_link_rate("100mbit".parse().unwrap());
     qsock::qsockinit(&init).unwrap();
+    turn
+}
+
+#[test]
+fn auto_attaches_to_the_user_scheduler_running_for_the_device() {
+    let _turn = user_on_lo();
     let rx = stamping_receiver("127.0.0.1:0".parse().unwrap()).unwrap();
     let address = rx.local_addr().unwrap();
     let params = QosParams::new(
@@ -50,10 +56,7 @@ fn auto_attaches_to_the_user_scheduler_running_for_the_device() {
 /// route: ENETUNREACH) is not counted as sent, and the next send reports it.
 #[test]
 fn a_datagram_the_kernel_refuses_on_the_thread_is_not_counted_and_is_reported() {
-    let _turn = turn();
-    let init =
-        InitParams::new("lo", SchedulerName::User).with_link_rate("100mbit".parse().unwrap());
-    qsock::qsockinit(&init).unwrap();
+    let _turn = user_on_lo();
     let rx = stamping_receiver("127.0.0.1:0".parse().unwrap()).unwrap();
     let address = rx.local_addr().unwrap();
     let broadcast = "255.255.255.255:9".parse().unwrap();

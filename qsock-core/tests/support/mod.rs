@@ -402,3 +402,17 @@ pub fn assert_says_how_to_get_dwcs(text: &str) {
         assert!(text.contains(needle), "{needle:?} missing from: {text}");
     }
 }
+
+/// Installs sch_dwcs in the bed's sender namespace with `params`.
+pub fn install_dwcs(bed: &TestBed, params: &qsock::InitParams) {
+    let done = bed.run_in_sender(|| qsock::qsockinit(params)).unwrap();
+    assert!(done.is_ok(), "qsockinit dwcs: {done:?}");
+}
+
+/// A UDP qsocket in the bed's sender namespace, attached to dwcs.
+pub fn dwcs_qsocket(bed: &TestBed, stream: qsock::StreamParams) -> QSocket {
+    let params = qsock::QosParams::new(bed.sender_dev(), qsock::SchedulerName::Dwcs, stream);
+    bed.run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &params))
+        .unwrap()
+        .expect("attach a socket to dwcs")
+}
