@@ -78,6 +78,9 @@ fn malformed_rate() {
     }
 }
 
+/// `qsockctl init` of htb on a device that does not exist.
+const INIT_HTB_ON_NO_DEVICE: &[&str] = &["init", "--dev", "nosuchdev0", "--scheduler", "htb"];
+
 /// Rates the kernel cannot take: HTB refuses less than a byte per second
 /// with a bare EINVAL, and 2^64 bit/s does not fit its 64-bit rates. The
 /// device does not exist, so nothing is installed whatever happens.
@@ -91,14 +94,7 @@ fn rates_outside_what_the_kernel_takes() {
         "18446744073709551616bit",
     ] {
         assert_refused(
-            &[
-                "init",
-                "--dev",
-                "nosuchdev0",
-                "--scheduler",
-                "htb",
-                &format!("--rate={rate}"),
-            ],
+            &[INIT_HTB_ON_NO_DEVICE, &[&format!("--rate={rate}")]].concat(),
             &[
                 &format!("the rate {rate:?} is out of range"),
                 "at least 8bit",
@@ -109,15 +105,7 @@ fn rates_outside_what_the_kernel_takes() {
     // The bounds themselves pass the rate check and reach the device's.
     for rate in ["8bit", "18446744073709551615bit"] {
         assert_refused(
-            &[
-                "init",
-                "--dev",
-                "nosuchdev0",
-                "--scheduler",
-                "htb",
-                "--rate",
-                rate,
-            ],
+            &[INIT_HTB_ON_NO_DEVICE, &["--rate", rate]].concat(),
             &["no network device \"nosuchdev0\""],
         );
     }

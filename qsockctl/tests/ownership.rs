@@ -395,36 +395,22 @@ fn init_of_another_scheduler_names_qsocks_own_and_how_to_switch() {
     install_htb(&bed, 10);
     let reset = format!("qsockctl reset --dev {dev}");
     let init = format!("qsockctl init --dev {dev} --scheduler dwcs");
+    let output = qsockctl(
+        &bed,
+        &[
+            "init",
+            "--dev",
+            dev,
+            "--scheduler",
+            "dwcs",
+            "--rate",
+            "10mbit",
+        ],
+    );
     assert_refused(
-        &qsockctl(
-            &bed,
-            &[
-                "init",
-                "--dev",
-                dev,
-                "--scheduler",
-                "dwcs",
-                "--rate",
-                "10mbit",
-            ],
-        ),
+        &output,
         &["already has qsock's htb scheduler", &reset, &init],
     );
-    let stderr = String::from_utf8_lossy(
-        &qsockctl(
-            &bed,
-            &[
-                "init",
-                "--dev",
-                dev,
-                "--scheduler",
-                "dwcs",
-                "--rate",
-                "10mbit",
-            ],
-        )
-        .stderr,
-    )
-    .into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("on purpose"), "{stderr}");
 }
