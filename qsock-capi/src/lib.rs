@@ -9,6 +9,8 @@
 //! against the sizes, offsets, constants and function types of this file and
 //! `sys`, so the two cannot drift apart unnoticed.
 
+#![deny(missing_docs)]
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_void, CString};
