@@ -15,7 +15,7 @@ use super::bitrate::{interval_mean_delay, BitrateController, Observation};
 use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
 use super::imp::{QSockSink, Settings, CAT};
-use super::period::{link_rate_of, Measured, Refused};
+use super::period::{Measured, Refused};
 use super::run::{type_index, Counters, Run, FRAME_TYPES};
 use super::scheduler::full_packet_period_hint;
 use crate::frame::FrameType;
@@ -162,6 +162,7 @@ impl QSockSink {
         let measured = observation
             .frame_interval
             .filter(|interval| !interval.is_zero());
+        run.period.set_link_rate(info.link_rate);
         let ipg = self.adapt_period(&settings, run, feedback, &counters, measured);
         feedback.previous_counters = counters;
         feedback.previous_info = Some(info.clone());
@@ -211,7 +212,6 @@ impl QSockSink {
         let previous = &feedback.previous_counters;
         let frames = counters.frames_total() - previous.frames_total();
         let largest = std::mem::take(&mut run.counters.lock().largest_frame_packets);
-        run.period.set_link_rate(link_rate_of(&run.device).0);
         let derives = settings.ipg_us == 0;
         let measured = frame_interval
             .filter(|_| frames > 0)

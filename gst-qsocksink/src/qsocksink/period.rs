@@ -30,49 +30,56 @@ const CHANGE_THRESHOLD: f64 = 0.1;
 pub(super) struct LinkLimits {
     /// The link rate in bit/s the device's scheduler was given, if known.
     pub rate: Option<u64>,
-    /// A full-size packet on the device, in bits on the link.
-    pub full_packet_bits: u64,
+    /// A full-size packet of the device, in bytes on its link.
+    pub full_packet_bytes: u64,
 }
 
-/// Link-layer header and rounding on top of the MTU: 1600 bytes for
-/// Ethernet's 1500.
-const LINK_HEADER_ALLOWANCE: u64 = 100;
-
 impl LinkLimits {
-    /// The limits of `device`: a full packet from its MTU (Ethernet's when it
-    /// cannot be read; a loopback device's 64 KiB MTU makes a class for full
-    /// packets forty times faster than one for Ethernet's), and the link
-    /// rate its qsock scheduler was given; with how much of that rate the
-    /// live streams have not reserved, if it knows them.
+    /// The limits of `device` at start: a full packet from its MTU
+    /// (Ethernet's when it cannot be read; a loopback device's 64 KiB MTU
+    /// makes a class for full packets forty times faster than one for
+    /// Ethernet's), and the link rate its qsock scheduler was given; with how
+    /// much of that rate the live streams have not reserved, if it knows
+    /// them.
     pub fn of(device: &str) -> (Self, Option<u64>) {
-        let mtu = qsock::device_mtu(device).map_or(1500, u64::from);
-        let full_packet_bits = (mtu + LINK_HEADER_ALLOWANCE) * 8;
+        let mtu = qsock::device_mtu(device).unwrap_or(1500);
         let (rate, unreserved) = link_rate_of(device);
         let link = LinkLimits {
             rate,
-            full_packet_bits,
+            full_packet_bytes: u64::from(qsock::link::full_packet_bytes(mtu)),
         };
         (link, unreserved)
     }
 
     /// The time one full packet takes on the link, if its rate is known.
-    pub fn full_packet_time(self) -> Option<Duration> {
+    fn full_packet_time(self) -> Option<Duration> {
         self.rate
             .filter(|&bits| bits > 0)
-            .map(|bits| Duration::from_nanos(self.full_packet_bits * 1_000_000_000 / bits))
+            .map(|bits| Duration::from_nanos(self.full_packet_bytes * 8 * 1_000_000_000 / bits))
+    }
+
+    /// The shortest period the device's scheduler accepts for full packets,
+    /// if the link rate is known.
+    pub fn shortest_period(self) -> Option<Duration> {
+        self.rate.filter(|&bits| bits > 0).map(|bits| {
+            qsock::link::shortest_period(
+                self.full_packet_bytes,
+                qsock::Rate::from_bits_per_second(bits),
+            )
+        })
     }
 
     /// `period`, or the shortest one the link carries if that is longer: the
     /// kernel schedulers refuse a stream faster than their link.
     fn at_most_the_link(self, period: Duration) -> Duration {
-        self.full_packet_time()
+        self.shortest_period()
             .map_or(period, |shortest| period.max(shortest))
     }
 }
 
 /// The link rate the device's qsock scheduler was given, and how much of it
 /// the live streams have not reserved, if it knows them.
-pub(super) fn link_rate_of(device: &str) -> (Option<u64>, Option<u64>) {
+fn link_rate_of(device: &str) -> (Option<u64>, Option<u64>) {
     let Ok(report) = qsock::report(device) else {
         return (None, None);
     };
@@ -154,7 +161,7 @@ pub(super) struct Refused {
 #[derive(Debug)]
 pub(super) struct StreamPeriod {
     socket: RwLock<QSocket>,
-    full_packet_bits: u64,
+    full_packet_bytes: u64,
     /// The device's link rate in bit/s as its scheduler knows it; 0 when
     /// unknown.
     link_rate: AtomicU64,
@@ -178,7 +185,7 @@ impl StreamPeriod {
         let period_ns = AtomicU64::new(period_ns(&socket.params().stream));
         StreamPeriod {
             socket: RwLock::new(socket),
-            full_packet_bits: link.full_packet_bits,
+            full_packet_bytes: link.full_packet_bytes,
             link_rate: AtomicU64::new(link.rate.unwrap_or(0)),
             period_ns,
             largest_frames: parking_lot::Mutex::new(VecDeque::with_capacity(
@@ -201,14 +208,16 @@ impl StreamPeriod {
     pub fn link(&self) -> LinkLimits {
         LinkLimits {
             rate: Some(self.link_rate.load(Ordering::Relaxed)).filter(|&bits| bits > 0),
-            full_packet_bits: self.full_packet_bits,
+            full_packet_bytes: self.full_packet_bytes,
         }
     }
 
-    /// Takes the link rate the scheduler reports (0 or `None`: unknown).
-    pub fn set_link_rate(&self, bits_per_second: Option<u64>) {
-        self.link_rate
-            .store(bits_per_second.unwrap_or(0), Ordering::Relaxed);
+    /// Takes the link rate the scheduler reports in its `qinfo`.
+    pub fn set_link_rate(&self, rate: Option<qsock::Rate>) {
+        self.link_rate.store(
+            rate.map_or(0, qsock::Rate::bits_per_second),
+            Ordering::Relaxed,
+        );
     }
 
     /// The period in force, if the stream is periodic.
@@ -304,7 +313,7 @@ mod tests {
     fn ethernet(rate: Option<u64>) -> LinkLimits {
         LinkLimits {
             rate,
-            full_packet_bits: 1600 * 8,
+            full_packet_bytes: 1600,
         }
     }
 
@@ -368,7 +377,7 @@ mod tests {
         );
         let loopback = LinkLimits {
             rate: Some(10_000_000_000),
-            full_packet_bits: (65_536 + 100) * 8,
+            full_packet_bytes: 65_536 + 100,
         };
         assert_eq!(starting(loopback, None), Duration::from_nanos(105_016));
         assert_eq!(starting(ethernet(None), None), Duration::from_millis(1));

@@ -125,7 +125,7 @@ pub(super) fn full_packet_period_hint(
     link: LinkLimits,
 ) -> String {
     let mtu = qsock::device_mtu(device).map_or_else(|_| "its".to_string(), |mtu| mtu.to_string());
-    let shortest = link.full_packet_time().map_or_else(String::new, |time| {
+    let shortest = link.shortest_period().map_or_else(String::new, |time| {
         format!(" (at least {} µs here)", time.as_micros().max(1))
     });
     format!(
