@@ -15,9 +15,8 @@ use super::bitrate::{interval_mean_delay, BitrateController, Observation};
 use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
 use super::imp::{QSockSink, Settings, CAT};
-use super::period::{Measured, Refused};
+use super::period::{full_packet_period_hint, Measured, Refused};
 use super::run::{type_index, Counters, Run, FRAME_TYPES};
-use super::scheduler::full_packet_period_hint;
 use crate::frame::FrameType;
 
 /// The feedback thread, stopped by dropping `stop`.
@@ -228,7 +227,7 @@ impl QSockSink {
             if !feedback.warned {
                 feedback.warned = true;
                 let why = if settings.ipg_us > 0 && error.kind() == ErrorKind::InvalidInput {
-                    full_packet_period_hint(settings, &run.device, run.period.link())
+                    full_packet_period_hint(settings.ipg_us, &run.device, run.period.link())
                 } else {
                     String::new()
                 };

@@ -17,9 +17,8 @@ use socket2::{Domain, Protocol, Type};
 use super::destination::{bind_address, egress_device, resolve_destination};
 use super::feedback::{Feedback, FeedbackThread, Reported};
 use super::frames::{DropPolicy, FrameAssembler};
-use super::period::{self, LinkLimits, StreamPeriod};
+use super::period::{self, full_packet_period_hint, LinkLimits, StreamPeriod};
 use super::run::{Counters, Run};
-use super::scheduler::full_packet_period_hint;
 use super::sender::Flushing;
 use super::SchedulerChoice;
 use crate::frame::{Classifier, PayloadFormat};
@@ -604,7 +603,7 @@ impl BaseSinkImpl for QSockSink {
         let socket =
             QSocket::new(domain, Type::DGRAM, Some(Protocol::UDP), &params).map_err(|err| {
                 let why = if settings.ipg_us > 0 && err.kind() == ErrorKind::InvalidInput {
-                    full_packet_period_hint(&settings, &device, link)
+                    full_packet_period_hint(settings.ipg_us, &device, link)
                 } else {
                     String::new()
                 };

@@ -100,6 +100,22 @@ fn link_rate_of(device: &str) -> (Option<u64>, Option<u64>) {
     (Some(rate), Some(rate.saturating_sub(reserved)))
 }
 
+/// Why a fixed `ipg` may ask more than the link carries: the sink cannot
+/// know its packets' sizes before they arrive, so the scheduler sizes the
+/// stream for the device's full packets.
+pub(super) fn full_packet_period_hint(ipg_us: u64, device: &str, link: LinkLimits) -> String {
+    let mtu = qsock::device_mtu(device).map_or_else(|_| "its".to_string(), |mtu| mtu.to_string());
+    let shortest = link.shortest_period().map_or_else(String::new, |time| {
+        format!(" (at least {} µs here)", time.as_micros().max(1))
+    });
+    format!(
+        ". qsocksink gives the scheduler no packet size, as it learns its packets' sizes only \
+         as they arrive, so ipg={ipg_us} µs is one full packet of {device}'s {mtu}-byte MTU (plus \
+         its link header) per period. Lengthen ipg{shortest}, or set ipg=0 to let the sink derive \
+         it"
+    )
+}
+
 /// What the feedback thread measured over an interval, to size the period.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Measured {

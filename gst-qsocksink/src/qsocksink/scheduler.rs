@@ -6,7 +6,6 @@ use gst::subclass::prelude::*;
 use qsock::{ErrorKind, InitParams, Rate, SchedulerName};
 
 use super::imp::{QSockSink, Settings, CAT};
-use super::period::LinkLimits;
 
 /// Whether this process may install qdiscs: CAP_NET_ADMIN in its effective
 /// set (`CapEff` in /proc/self/status). Without it, each backend fails on the
@@ -113,26 +112,6 @@ fn fallback_warning(
          warning",
         passed_over_reasons(passed_over),
         fixes.join("; ")
-    )
-}
-
-/// Why a fixed `ipg` may ask more than the link carries: the sink cannot
-/// know its packets' sizes before they arrive, so the scheduler sizes the
-/// stream for the device's full packets.
-pub(super) fn full_packet_period_hint(
-    settings: &Settings,
-    device: &str,
-    link: LinkLimits,
-) -> String {
-    let mtu = qsock::device_mtu(device).map_or_else(|_| "its".to_string(), |mtu| mtu.to_string());
-    let shortest = link.shortest_period().map_or_else(String::new, |time| {
-        format!(" (at least {} µs here)", time.as_micros().max(1))
-    });
-    format!(
-        ". qsocksink gives the scheduler no packet size, as it learns its packets' sizes only \
-         as they arrive, so ipg={} µs is one full packet of {device}'s {mtu}-byte MTU (plus its \
-         link header) per period. Lengthen ipg{shortest}, or set ipg=0 to let the sink derive it",
-        settings.ipg_us
     )
 }
 
