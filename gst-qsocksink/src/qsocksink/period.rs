@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 use qsock::{Deadline, QSocket, QosParams, StreamKind, StreamParams};
 
 /// A derived period sizes the stream a quarter above its mean rate, so that
@@ -291,7 +291,9 @@ impl StreamPeriod {
             largest.iter().copied().max().unwrap_or(0)
         };
         let link = self.link();
-        let mut socket = self.socket.write();
+        // Senders keep sending while the period is sized; only a change
+        // waits for them.
+        let socket = self.socket.upgradable_read();
         let current = socket.params().stream;
         let current_ipg = (current.kind == StreamKind::Periodic).then_some(current.ipg);
         let derived = measured
@@ -306,7 +308,10 @@ impl StreamPeriod {
         };
         let wanted = make_stream(derived.or(current_ipg.filter(|_| derives)));
         let refused = (wanted != current)
-            .then(|| self.change(&mut socket, wanted).err())
+            .then(|| {
+                let mut socket = RwLockUpgradableReadGuard::upgrade(socket);
+                self.change(&mut socket, wanted).err()
+            })
             .flatten()
             .map(|error| Refused { wanted, error });
         (self.current(), refused)
