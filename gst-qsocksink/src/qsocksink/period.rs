@@ -34,6 +34,14 @@ pub(super) struct LinkLimits {
     pub full_packet_bytes: u64,
 }
 
+/// Bytes the sink counts on top of what a full packet costs on the link
+/// ([`qsock::link::full_packet_bytes`]: the MTU and Ethernet's header), 1600
+/// in all for Ethernet's 1500: a stream at the shortest period then needs
+/// under 95% of the link, so that on htb it is admitted beside best
+/// effort's guarantee ([`qsock::link::best_effort_guarantee`], a hundredth)
+/// and leaves the scheduler's own rounding some room.
+const ADMISSION_MARGIN_BYTES: u64 = 86;
+
 impl LinkLimits {
     /// The limits of `device` at start: a full packet from its MTU
     /// (Ethernet's when it cannot be read; a loopback device's 64 KiB MTU
@@ -46,33 +54,24 @@ impl LinkLimits {
         let (rate, unreserved) = link_rate_of(device);
         let link = LinkLimits {
             rate,
-            full_packet_bytes: u64::from(qsock::link::full_packet_bytes(mtu)),
+            full_packet_bytes: u64::from(qsock::link::full_packet_bytes(mtu))
+                + ADMISSION_MARGIN_BYTES,
         };
         (link, unreserved)
     }
 
-    /// The time one full packet takes on the link, if its rate is known.
-    fn full_packet_time(self) -> Option<Duration> {
+    /// The time one full packet takes on the link, if its rate is known:
+    /// the shortest period the sink asks for.
+    pub fn full_packet_time(self) -> Option<Duration> {
         self.rate
             .filter(|&bits| bits > 0)
             .map(|bits| Duration::from_nanos(self.full_packet_bytes * 8 * 1_000_000_000 / bits))
     }
 
-    /// The shortest period the device's scheduler accepts for full packets,
-    /// if the link rate is known.
-    pub fn shortest_period(self) -> Option<Duration> {
-        self.rate.filter(|&bits| bits > 0).map(|bits| {
-            qsock::link::shortest_period(
-                self.full_packet_bytes,
-                qsock::Rate::from_bits_per_second(bits),
-            )
-        })
-    }
-
     /// `period`, or the shortest one the link carries if that is longer: the
     /// kernel schedulers refuse a stream faster than their link.
     fn at_most_the_link(self, period: Duration) -> Duration {
-        self.shortest_period()
+        self.full_packet_time()
             .map_or(period, |shortest| period.max(shortest))
     }
 }
@@ -105,7 +104,7 @@ fn link_rate_of(device: &str) -> (Option<u64>, Option<u64>) {
 /// stream for the device's full packets.
 pub(super) fn full_packet_period_hint(ipg_us: u64, device: &str, link: LinkLimits) -> String {
     let mtu = qsock::device_mtu(device).map_or_else(|_| "its".to_string(), |mtu| mtu.to_string());
-    let shortest = link.shortest_period().map_or_else(String::new, |time| {
+    let shortest = link.full_packet_time().map_or_else(String::new, |time| {
         format!(" (at least {} µs here)", time.as_micros().max(1))
     });
     format!(

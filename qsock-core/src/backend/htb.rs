@@ -30,7 +30,7 @@ use super::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
 use crate::info::{DropCounts, SchedulerStats};
-use crate::link::{full_packet_bytes, packet_bytes, stream_rate};
+use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream_rate};
 use crate::notice;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::sys;
@@ -90,8 +90,7 @@ fn link_class(rate: Rate, mtu: u32) -> HtbClassSpec {
 fn best_effort_class(link: Rate, mtu: u32) -> HtbClassSpec {
     // A small guarantee keeps best effort from starving entirely; the rest it
     // borrows up to the link rate whenever streams leave room.
-    let rate =
-        Rate::from_bits_per_second((link.bits_per_second() / 100).max(MIN_RATE.bits_per_second()));
+    let rate = best_effort_guarantee(link);
     HtbClassSpec {
         rate,
         ceil: link,
