@@ -74,4 +74,7 @@ pub struct QInfo {
     pub send_buffer_bytes: u64,
     /// Bytes the socket holds that have not left the host yet (`SIOCOUTQ`).
     pub unsent_bytes: u64,
+    /// The link rate the device's scheduler was given (`qsockinit`'s
+    /// rate); `None` where it has none.
+    pub link_rate: Option<Rate>,
 }

@@ -18,6 +18,7 @@ mod ctest;
 mod error;
 mod flags;
 mod info;
+pub mod link;
 pub mod model;
 mod notice;
 mod params;

@@ -13,8 +13,8 @@ use crate::tc::{rtnetlink_error, Context, Netlink};
 
 /// The MTU of `device` in bytes (`ip link show dev DEVICE`), in the calling
 /// thread's network namespace. The kernel backends size a stream's class for
-/// packets of this size (plus the link-layer header) unless the stream gives
-/// its own packet size.
+/// packets of this size unless the stream gives its own packet size;
+/// [`crate::link`] says what such a packet costs on the link.
 pub fn device_mtu(device: &str) -> Result<u32> {
     let nl = Netlink::open()?;
     Ok(crate::tc::link::lookup(&nl, device)?.mtu)

@@ -280,7 +280,9 @@ impl QSocket {
     /// `qinfo`: how the scheduler is doing for this socket's stream, and what
     /// the socket itself holds.
     pub fn info(&self) -> Result<QInfo> {
-        let stats = self.attachment()?.stats()?;
+        let attachment = self.attachment()?;
+        let stats = attachment.stats()?;
+        let link_rate = attachment.link_rate()?;
         let send_buffer_bytes =
             self.socket
                 .send_buffer_size()
@@ -306,6 +308,7 @@ impl QSocket {
             interval: Duration::from_nanos(elapsed),
             send_buffer_bytes,
             unsent_bytes,
+            link_rate,
         })
     }
 

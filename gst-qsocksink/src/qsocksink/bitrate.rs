@@ -255,6 +255,21 @@ pub fn encoder_bitrate(factory_name: &str) -> Option<EncoderBitrate> {
 mod tests {
     use super::*;
 
+    /// A controller within 100 kbit/s..=10 Mbit/s, seeded at `bps`.
+    fn seeded(bps: u64) -> BitrateController {
+        let mut controller = BitrateController::new(100_000, 10_000_000);
+        controller.seed(bps);
+        controller
+    }
+
+    /// `observation`, with `bps` delivered.
+    fn delivering(bps: u64, observation: Observation) -> Observation {
+        Observation {
+            delivered_bps: Some(bps),
+            ..observation
+        }
+    }
+
     fn interval(offered: u64, late: u64, delay_ms: u64) -> Observation {
         Observation {
             offered_packets: offered,
@@ -277,12 +292,8 @@ mod tests {
 
     #[test]
     fn loss_cuts_by_a_quarter_and_holds_before_climbing() {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(4_000_000);
-        let delivering_more = Observation {
-            delivered_bps: Some(5_000_000),
-            ..interval(100, 5, 1)
-        };
+        let mut controller = seeded(4_000_000);
+        let delivering_more = delivering(5_000_000, interval(100, 5, 1));
         assert_eq!(controller.update(&delivering_more), Some(3_000_000));
         assert_eq!(controller.update(&interval(100, 0, 1)), None);
         assert_eq!(controller.update(&interval(100, 0, 1)), None);
@@ -291,21 +302,16 @@ mod tests {
 
     #[test]
     fn a_cut_lands_below_what_the_path_delivered() {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(3_000_000);
+        let mut controller = seeded(3_000_000);
         // The link was squeezed to 1 Mbit/s: a quarter off 3 Mbit/s would
         // still be twice the capacity.
-        let squeezed = Observation {
-            delivered_bps: Some(1_000_000),
-            ..interval(100, 50, 1)
-        };
+        let squeezed = delivering(1_000_000, interval(100, 50, 1));
         assert_eq!(controller.update(&squeezed), Some(750_000));
     }
 
     #[test]
     fn the_queue_left_behind_by_a_cut_does_not_cut_again() {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(4_000_000);
+        let mut controller = seeded(4_000_000);
         // Packets queued before the cut are still late while the queue drains.
         assert_eq!(controller.update(&interval(100, 50, 1)), Some(2_250_000));
         assert_eq!(controller.update(&interval(100, 50, 1)), None);
@@ -316,8 +322,7 @@ mod tests {
 
     #[test]
     fn a_frame_waiting_for_itself_is_no_standing_queue() {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(1_000_000);
+        let mut controller = seeded(1_000_000);
         let at_25_fps = |delay_ms| Observation {
             frame_interval: Some(Duration::from_millis(40)),
             ..interval(100, 0, delay_ms)
@@ -345,15 +350,13 @@ mod tests {
 
     #[test]
     fn a_little_loss_is_tolerated() {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(4_000_000);
+        let mut controller = seeded(4_000_000);
         assert_eq!(controller.update(&interval(100, 2, 1)), Some(4_200_000));
     }
 
     #[test]
     fn a_standing_queue_counts_as_congestion() {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(4_000_000);
+        let mut controller = seeded(4_000_000);
         assert_eq!(controller.update(&interval(100, 0, 2)), Some(4_200_000));
         assert_eq!(controller.update(&interval(100, 0, 11)), Some(4_400_000));
         // Cut from the 3 Mbit/s delivered, not from the 4.4 Mbit/s estimate.
@@ -378,8 +381,7 @@ mod tests {
 
     #[test]
     fn an_idle_interval_changes_nothing() {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(1_000_000);
+        let mut controller = seeded(1_000_000);
         assert_eq!(controller.update(&interval(0, 0, 100)), None);
         assert_eq!(controller.estimate(), Some(1_000_000));
     }
@@ -393,8 +395,7 @@ mod tests {
 
     #[test]
     fn nothing_sent_is_not_on_time_and_no_reason_to_climb() {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(1_000_000);
+        let mut controller = seeded(1_000_000);
         let stuck = Observation {
             sent_packets: 0,
             delivered_bps: Some(0),

@@ -189,6 +189,14 @@ fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
 
 /// A class's figures: the dwcs xstats where the kernel sent them, else the
 /// generic counters every class has.
+/// The link rate an installed sch_dwcs was given (its `rate` option).
+fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
+    DwcsQdiscOptions::parse(&root.options)
+        .rate
+        .filter(|&rate| rate > 0)
+        .map(|rate| Rate::from_bits_per_second(rate.saturating_mul(8)))
+}
+
 fn stats_of(info: &ClassInfo) -> SchedulerStats {
     match info.xstats.as_deref().and_then(TcDwcsXstats::parse) {
         Some(x) => class_stats(&x),
@@ -487,10 +495,7 @@ impl Backend for Dwcs {
         let Some(root) = root else {
             return Ok(report);
         };
-        report.link_rate = DwcsQdiscOptions::parse(&root.options)
-            .rate
-            .filter(|&rate| rate > 0)
-            .map(|rate| Rate::from_bits_per_second(rate.saturating_mul(8)));
+        report.link_rate = qdisc_link_rate(&root);
         report.best_effort = root
             .xstats
             .as_deref()
@@ -670,6 +675,14 @@ impl Attachment for DwcsStream {
         };
         let info = class::get_attached(&nl, link, handle)?;
         Ok(stats_of(&info))
+    }
+
+    /// The root qdisc's rate option.
+    fn link_rate(&self) -> Result<Option<Rate>> {
+        let nl = self.netlink.lock_shared();
+        Ok(qdisc::root(&nl, &self.link)?
+            .filter(|root| root.is_qsock(KIND))
+            .and_then(|root| qdisc_link_rate(&root)))
     }
 
     /// Moves the socket back to best effort, lets the class's queue drain,

@@ -30,6 +30,7 @@ use super::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::{DropFlag, PacketFlags};
 use crate::info::{DropCounts, SchedulerStats};
+use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream_rate};
 use crate::notice;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::sys;
@@ -57,10 +58,6 @@ const BEST_EFFORT_PRIO: u32 = 1;
 const BURST_PACKETS: u32 = 4;
 /// Slowest class rate: HTB's ratespec counts whole bytes per second.
 const MIN_RATE: Rate = Rate::from_bits_per_second(1_000);
-/// UDP (8), IPv6 (40) and Ethernet (14) headers around a datagram.
-const UDP_IPV6_ETHERNET_HEADERS: u32 = 62;
-/// Ethernet's header, around an MTU-sized IP packet.
-const ETHERNET_HEADER: u32 = 14;
 
 /// The `htb` backend.
 #[derive(Debug)]
@@ -96,8 +93,7 @@ fn link_class(rate: Rate, mtu: u32) -> HtbClassSpec {
 fn best_effort_class(link: Rate, mtu: u32) -> HtbClassSpec {
     // A small guarantee keeps best effort from starving entirely; the rest it
     // borrows up to the link rate whenever streams leave room.
-    let rate =
-        Rate::from_bits_per_second((link.bits_per_second() / 100).max(MIN_RATE.bits_per_second()));
+    let rate = best_effort_guarantee(link);
     HtbClassSpec {
         rate,
         ceil: link,
@@ -174,9 +170,7 @@ fn fitted_stream_class(
     let ceil = if followed_link { link } else { ceil.min(link) }.max(rate);
     // The packet size the class was sized for is not in the kernel's dump:
     // a full-size packet's burst is never too small.
-    let burst = mtu
-        .saturating_add(ETHERNET_HEADER)
-        .saturating_mul(BURST_PACKETS);
+    let burst = full_packet_bytes(mtu).saturating_mul(BURST_PACKETS);
     HtbClassSpec {
         rate,
         ceil,
@@ -193,16 +187,9 @@ fn stream_class(stream: &StreamParams, link_rate: Rate, mtu: u32) -> Result<Opti
         return Ok(None);
     }
     // HTB charges each packet's length as the device sees it, headers
-    // included: a datagram of `packet_size` bytes grows by UDP, IPv6 (the
-    // larger IP header) and Ethernet headers; an MTU-sized packet by Ethernet's.
-    let packet = match stream.packet_size {
-        Some(size) => size.saturating_add(UDP_IPV6_ETHERNET_HEADERS),
-        None => mtu.saturating_add(ETHERNET_HEADER),
-    };
-    let ipg_ns = stream.ipg.as_nanos().max(1);
-    // Rounded up, so the class is never slower than the stream.
-    let bits = (u128::from(packet) * 8 * 1_000_000_000).div_ceil(ipg_ns);
-    let rate = Rate::from_bits_per_second(u64::try_from(bits).unwrap_or(u64::MAX)).max(MIN_RATE);
+    // included.
+    let packet = packet_bytes(stream.packet_size, mtu);
+    let rate = stream_rate(packet, stream.ipg).max(MIN_RATE);
     if rate > link_rate {
         return Err(Error::invalid(format!(
             "the stream needs {rate} ({packet} bytes every {:?}) but the link rate given to \
@@ -655,6 +642,12 @@ impl Attachment for HtbStream {
         let nl = self.netlink.lock();
         let info = class::get_attached(&nl, link, handle)?;
         Ok(stats_of(&info))
+    }
+
+    /// The root class's rate, as `tc class show` prints it now.
+    fn link_rate(&self) -> Result<Option<Rate>> {
+        let nl = self.netlink.lock_shared();
+        Ok(class::get(&nl, &self.link, root_class())?.and_then(|root| root.rate()))
     }
 
     /// Moves the socket back to best effort, lets the class's queue drain

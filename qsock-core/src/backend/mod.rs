@@ -143,6 +143,9 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
     /// The scheduler's figures for this stream.
     fn stats(&self) -> Result<SchedulerStats>;
 
+    /// The link rate the device's scheduler was given, if it has one.
+    fn link_rate(&self) -> Result<Option<Rate>>;
+
     /// `qclose` (`tc class del`): the stream is removed once its queued
     /// packets have left; nothing non-droppable is discarded.
     fn detach(self: Box<Self>, socket: &Socket) -> Result<()>;

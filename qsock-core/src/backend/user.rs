@@ -581,6 +581,10 @@ impl Attachment for UserStream {
         })
     }
 
+    fn link_rate(&self) -> Result<Option<Rate>> {
+        Ok(self.device.lock().link_rate)
+    }
+
     fn detach(self: Box<Self>, _socket: &Socket) -> Result<()> {
         let mut state = self.device.state.lock();
         if let Some(entry) = state.streams.get_mut(&self.id) {

@@ -1,0 +1,348 @@
+//! The feedback thread: every qos-interval it reads the scheduler's
+//! statistics, posts them, sends a QoS event upstream, steers the bitrate
+//! estimate (and the encoder), and has the stream's period resized.
+
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use qsock::{ErrorKind, QInfo, Rate};
+
+use super::bitrate::{interval_mean_delay, BitrateController, Observation};
+use super::encoder::upstream_elements;
+use super::encoder::UpstreamEncoder;
+use super::imp::{QSockSink, Settings, CAT};
+use super::period::{full_packet_period_hint, Measured, Refused};
+use super::run::{type_index, Counters, Run, FRAME_TYPES};
+use crate::frame::FrameType;
+
+/// The feedback thread, stopped by dropping `stop`.
+#[derive(Debug)]
+pub(super) struct FeedbackThread {
+    pub stop: mpsc::Sender<()>,
+    pub thread: JoinHandle<()>,
+}
+
+/// The latest report, read by the `stats` and `estimated-bitrate`
+/// properties.
+#[derive(Debug, Clone)]
+pub(super) struct Reported {
+    pub stats: gst::Structure,
+    pub estimated_bitrate: u64,
+}
+
+impl Default for Reported {
+    fn default() -> Self {
+        Reported {
+            stats: gst::Structure::new_empty("qsocksink-stats"),
+            estimated_bitrate: 0,
+        }
+    }
+}
+
+/// What the feedback thread keeps between intervals.
+#[derive(Debug)]
+pub(super) struct Feedback {
+    pub controller: BitrateController,
+    previous_counters: Counters,
+    previous_info: Option<QInfo>,
+    upstream_frame_interval: Option<Duration>,
+    encoder: UpstreamEncoder,
+    warned: bool,
+}
+
+impl Feedback {
+    pub fn new(settings: &Settings) -> Self {
+        Feedback {
+            controller: BitrateController::new(settings.min_bitrate, settings.max_bitrate),
+            previous_counters: Counters::default(),
+            previous_info: None,
+            upstream_frame_interval: None,
+            encoder: UpstreamEncoder::default(),
+            warned: false,
+        }
+    }
+}
+
+impl QSockSink {
+    /// Starts the thread that reports every qos-interval.
+    pub(super) fn spawn_feedback(
+        &self,
+        run: Arc<Run>,
+    ) -> Result<FeedbackThread, gst::ErrorMessage> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let element = self.obj().downgrade();
+        let thread = std::thread::Builder::new()
+            .name("qsocksink-qos".into())
+            .spawn(move || loop {
+                let interval = match element.upgrade() {
+                    Some(element) => {
+                        let imp = element.imp();
+                        Duration::from_millis(u64::from(imp.settings.lock().qos_interval_ms))
+                    }
+                    None => return,
+                };
+                match stopped.recv_timeout(interval) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                if let Some(element) = element.upgrade() {
+                    element.imp().report(&run, false);
+                }
+            })
+            .map_err(|err| {
+                gst::error_msg!(
+                    gst::CoreError::Thread,
+                    ("cannot start the feedback thread: {err}")
+                )
+            })?;
+        Ok(FeedbackThread { stop, thread })
+    }
+
+    /// One feedback interval: read qinfo, tell upstream and the bus, update
+    /// the estimate, steer the encoder and the stream's period.
+    pub(super) fn report(&self, run: &Run, end_of_stream: bool) {
+        let settings = self.settings.lock().clone();
+        // One report at a time: the one at EOS may meet the thread's.
+        let mut guard = run.feedback.lock();
+        let feedback = &mut *guard;
+        let info = match run.period.socket().info() {
+            Ok(info) => info,
+            Err(err) => {
+                if !feedback.warned {
+                    feedback.warned = true;
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Read,
+                        ("cannot read the scheduler's statistics: {err}")
+                    );
+                }
+                return;
+            }
+        };
+        let counters = *run.counters.lock();
+        let previous = feedback.previous_counters;
+        let previous_info = feedback.previous_info.clone();
+        let since = |now: u64, before: Option<u64>| now.saturating_sub(before.unwrap_or(0));
+        let offered = counters.offered_packets - previous.offered_packets;
+        let late_or_lost = since(
+            info.stats.deadline_misses,
+            previous_info.as_ref().map(|p| p.stats.deadline_misses),
+        ) + since(
+            info.stats.dropped.queue_full,
+            previous_info.as_ref().map(|p| p.stats.dropped.queue_full),
+        ) + (counters.sink_dropped_total() - previous.sink_dropped_total());
+        let observation = Observation {
+            offered_packets: offered,
+            sent_packets: since(
+                info.stats.sent_packets,
+                previous_info.as_ref().map(|p| p.stats.sent_packets),
+            ),
+            late_or_lost_packets: late_or_lost,
+            queue_delay_mean: interval_delay(previous_info.as_ref(), &info),
+            delivered_bps: info.delivered_rate.map(Rate::bits_per_second),
+            frame_interval: self.frame_interval(feedback, &counters),
+        };
+        // The encoder's setting is a better start than the delivered rate,
+        // which is only what the source happened to offer.
+        if feedback.controller.estimate().is_none() {
+            if let Some(bps) = feedback.encoder.bitrate(self, settings.adapt_bitrate) {
+                feedback.controller.seed(bps);
+            }
+        }
+        feedback.controller.update(&observation);
+        let estimate = feedback.controller.estimate().unwrap_or(0);
+        if settings.adapt_bitrate && estimate > 0 {
+            feedback.encoder.follow(self, estimate);
+        }
+        let measured = observation
+            .frame_interval
+            .filter(|interval| !interval.is_zero());
+        run.period.set_link_rate(info.link_rate);
+        let ipg = self.adapt_period(&settings, run, feedback, &counters, measured);
+        feedback.previous_counters = counters;
+        feedback.previous_info = Some(info.clone());
+        drop(guard);
+
+        let mut stats = stats_structure(&run.device, &info, &counters, &observation, estimate, ipg);
+        if end_of_stream {
+            stats.set("end-of-stream", true);
+        }
+        let previous_estimate = {
+            let mut reported = run.reported.lock();
+            reported.stats = stats.clone();
+            std::mem::replace(&mut reported.estimated_bitrate, estimate)
+        };
+        let obj = self.obj();
+        if previous_estimate != estimate {
+            obj.notify("estimated-bitrate");
+        }
+        let _ = obj.post_message(gst::message::Element::builder(stats).src(&*obj).build());
+        if let Some(share) = observation.on_time_share() {
+            let diff = observation
+                .queue_delay_mean
+                .map_or(0, |mean| i64::try_from(mean.as_nanos()).unwrap_or(i64::MAX));
+            let event = gst::event::Qos::new(
+                gst::QOSType::Overflow,
+                share,
+                diff,
+                counters.last_running_time,
+            );
+            if !obj.sink_pad().push_event(event) {
+                gst::trace!(CAT, imp = self, "upstream did not handle the QoS event");
+            }
+        }
+    }
+
+    /// Has the period owner size the stream for the interval (its period
+    /// derived when the `ipg` property is 0) with the stream's other
+    /// attributes. Returns the period in force.
+    fn adapt_period(
+        &self,
+        settings: &Settings,
+        run: &Run,
+        feedback: &mut Feedback,
+        counters: &Counters,
+        frame_interval: Option<Duration>,
+    ) -> Option<Duration> {
+        let previous = &feedback.previous_counters;
+        let frames = counters.frames_total() - previous.frames_total();
+        let largest = std::mem::take(&mut run.counters.lock().largest_frame_packets);
+        let derives = settings.ipg_us == 0;
+        let measured = frame_interval
+            .filter(|_| frames > 0)
+            .map(|interval| Measured {
+                frame_interval: interval,
+                packets_per_frame: (counters.offered_packets - previous.offered_packets) as f64
+                    / frames as f64,
+                latency_budget: settings.latency_budget(),
+            });
+        let (period, refused) = run.period.adapt(measured, largest, derives, |ipg| {
+            settings.stream_params(ipg)
+        });
+        if let Some(Refused { wanted, error }) = refused {
+            if !feedback.warned {
+                feedback.warned = true;
+                let why = if settings.ipg_us > 0 && error.kind() == ErrorKind::InvalidInput {
+                    full_packet_period_hint(settings.ipg_us, &run.device, run.period.link())
+                } else {
+                    String::new()
+                };
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Settings,
+                    ("cannot change the stream to {wanted:?}: {error} (properties ipg, \
+                      loss-numerator, loss-denominator, lossless){why}")
+                );
+            }
+        }
+        period
+    }
+
+    /// Time between frames: the upstream framerate, else the measured PTS
+    /// spacing.
+    fn frame_interval(&self, feedback: &mut Feedback, counters: &Counters) -> Option<Duration> {
+        if feedback.upstream_frame_interval.is_none() {
+            feedback.upstream_frame_interval = self.upstream_frame_interval();
+        }
+        let measured = (counters.frame_intervals > 0).then(|| {
+            Duration::from_nanos(counters.frame_interval_sum_ns / counters.frame_intervals)
+        });
+        feedback.upstream_frame_interval.or(measured)
+    }
+
+    /// The framerate of the nearest upstream caps that have one.
+    fn upstream_frame_interval(&self) -> Option<Duration> {
+        upstream_elements(self.obj().sink_pad())
+            .iter()
+            .flat_map(|element| element.sink_pads())
+            .filter_map(|pad| pad.current_caps())
+            .find_map(|caps| {
+                let framerate = caps.structure(0)?.get::<gst::Fraction>("framerate").ok()?;
+                (framerate.numer() > 0 && framerate.denom() > 0).then(|| {
+                    Duration::from_nanos(
+                        1_000_000_000 * framerate.denom() as u64 / framerate.numer() as u64,
+                    )
+                })
+            })
+    }
+}
+
+/// The mean queueing delay of the packets sent since `previous`, from the
+/// scheduler's running mean.
+fn interval_delay(previous: Option<&QInfo>, info: &QInfo) -> Option<Duration> {
+    let now = info.stats.queue_delay?;
+    let before = previous.and_then(|previous| {
+        let delay = previous.stats.queue_delay?;
+        Some((delay.mean, previous.stats.sent_packets))
+    });
+    interval_mean_delay(before, (now.mean, info.stats.sent_packets))
+}
+
+/// The `qsocksink-stats` structure of one report.
+fn stats_structure(
+    device: &str,
+    info: &QInfo,
+    counters: &Counters,
+    observation: &Observation,
+    estimated_bitrate: u64,
+    ipg: Option<Duration>,
+) -> gst::Structure {
+    let mut builder = gst::Structure::builder("qsocksink-stats")
+        .field("scheduler", info.scheduler.as_str())
+        .field("device", device);
+    for frame_type in FRAME_TYPES {
+        let index = type_index(frame_type);
+        let name = FrameType::name(frame_type);
+        builder = builder
+            .field(format!("frames-{name}"), counters.frames[index])
+            .field(format!("packets-{name}"), counters.packets[index])
+            .field(format!("sink-dropped-{name}"), counters.sink_dropped[index]);
+    }
+    let stats = &info.stats;
+    builder = builder
+        .field("send-frame-calls", counters.send_frame_calls)
+        .field("push-back-waits", counters.push_back_waits)
+        .field("sent-packets", stats.sent_packets)
+        .field("sent-bytes", stats.sent_bytes)
+        .field("dropped-late", stats.dropped.late)
+        .field("dropped-window", stats.dropped.window)
+        .field("dropped-frame", stats.dropped.frame)
+        .field("dropped-queue-full", stats.dropped.queue_full)
+        .field("deadline-misses", stats.deadline_misses)
+        .field("window-violations", stats.window_violations)
+        .field("backlog-packets", stats.backlog_packets)
+        .field(
+            "delivered-bitrate",
+            info.delivered_rate.map_or(0, Rate::bits_per_second),
+        )
+        .field("estimated-bitrate", estimated_bitrate)
+        .field(
+            "ipg-us",
+            ipg.map_or(0, |ipg| u64::try_from(ipg.as_micros()).unwrap_or(u64::MAX)),
+        );
+    if let Some(delay) = stats.queue_delay {
+        builder = builder
+            .field(
+                "queue-delay-mean-us",
+                u64::try_from(delay.mean.as_micros()).unwrap_or(u64::MAX),
+            )
+            .field(
+                "queue-delay-max-us",
+                u64::try_from(delay.max.as_micros()).unwrap_or(u64::MAX),
+            );
+    }
+    if let Some(share) = observation.on_time_share() {
+        builder = builder.field("on-time-share", share);
+    }
+    if let Some(delay) = observation.queue_delay_mean {
+        builder = builder.field(
+            "queue-delay-interval-us",
+            u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+    builder.build()
+}

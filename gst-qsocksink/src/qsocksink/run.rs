@@ -1,0 +1,104 @@
+//! What one run of the sink (start to stop) shares between the streaming
+//! and the feedback thread: the socket with its period, the counters, and
+//! the latest report.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+
+use parking_lot::Mutex;
+
+use super::feedback::{Feedback, Reported};
+use super::period::StreamPeriod;
+use crate::frame::FrameType;
+
+/// The frame types, in the order the counters index them.
+pub(super) const FRAME_TYPES: [FrameType; 4] = [
+    FrameType::Intra,
+    FrameType::Predicted,
+    FrameType::NonReference,
+    FrameType::Unknown,
+];
+
+/// Where the counters keep `frame_type`.
+pub(super) fn type_index(frame_type: FrameType) -> usize {
+    match frame_type {
+        FrameType::Intra => 0,
+        FrameType::Predicted => 1,
+        FrameType::NonReference => 2,
+        FrameType::Unknown => 3,
+    }
+}
+
+/// What the sink counts itself, shared with the feedback thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Counters {
+    pub frames: [u64; 4],
+    pub packets: [u64; 4],
+    pub sink_dropped: [u64; 4],
+    pub offered_packets: u64,
+    pub send_frame_calls: u64,
+    pub push_back_waits: u64,
+    pub frame_interval_sum_ns: u64,
+    pub frame_intervals: u64,
+    pub last_frame_pts: Option<gst::ClockTime>,
+    pub last_running_time: Option<gst::ClockTime>,
+    /// Packets of the largest frame since the feedback thread last looked.
+    pub largest_frame_packets: u64,
+}
+
+impl Counters {
+    pub fn sink_dropped_total(&self) -> u64 {
+        self.sink_dropped.iter().sum()
+    }
+
+    pub fn frames_total(&self) -> u64 {
+        self.frames.iter().sum()
+    }
+
+    /// Counts a frame of `packets` handed to the scheduler (one
+    /// `send_frame` call), with its PTS and running time.
+    pub fn count_frame(
+        &mut self,
+        frame_type: FrameType,
+        packets: usize,
+        pts: Option<gst::ClockTime>,
+        running_time: Option<gst::ClockTime>,
+    ) {
+        let index = type_index(frame_type);
+        let packets = packets as u64;
+        self.send_frame_calls += 1;
+        self.frames[index] += 1;
+        self.packets[index] += packets;
+        self.offered_packets += packets;
+        self.largest_frame_packets = self.largest_frame_packets.max(packets);
+        if let Some(pts) = pts {
+            if let Some(previous) = self.last_frame_pts {
+                if pts > previous {
+                    self.frame_interval_sum_ns += (pts - previous).nseconds();
+                    self.frame_intervals += 1;
+                }
+            }
+            self.last_frame_pts = Some(pts);
+        }
+        if running_time.is_some() {
+            self.last_running_time = running_time;
+        }
+    }
+}
+
+/// The run's shared state: one `Arc` held by the element's `Started` state
+/// and by the feedback thread.
+#[derive(Debug)]
+pub(super) struct Run {
+    /// The socket, and the only writer of its stream's period.
+    pub period: StreamPeriod,
+    pub destination: SocketAddr,
+    pub device: String,
+    pub counters: Mutex<Counters>,
+    /// The previous frame waited for room: a new wait is not a new episode.
+    pub pushing_back: AtomicBool,
+    /// What the feedback thread keeps between intervals.
+    pub feedback: Mutex<Feedback>,
+    /// The latest report, for the `stats` and `estimated-bitrate` properties.
+    pub reported: Mutex<Reported>,
+}
