@@ -23,8 +23,8 @@ use socket2::{Domain, Protocol, Type};
 use super::bitrate::{
     encoder_bitrate, interval_mean_delay, BitrateController, EncoderBitrate, Observation,
 };
-use super::frames::{fallback_info, DropPolicy, Frame, FrameAssembler};
-use crate::frame::{Classifier, FrameType, PayloadFormat};
+use super::frames::{fallback_info, DropPolicy, Frame, FrameAssembler, FrameDropFlag};
+use qsock_frame::{Classifier, FrameType, PayloadFormat};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -116,22 +116,6 @@ const IPG_CHANGE_THRESHOLD: f64 = 0.1;
 
 /// How far upstream the sink looks for an encoder or a framerate.
 const MAX_UPSTREAM_ELEMENTS: usize = 32;
-
-const FRAME_TYPES: [FrameType; 4] = [
-    FrameType::Intra,
-    FrameType::Predicted,
-    FrameType::NonReference,
-    FrameType::Unknown,
-];
-
-fn type_index(frame_type: FrameType) -> usize {
-    match frame_type {
-        FrameType::Intra => 0,
-        FrameType::Predicted => 1,
-        FrameType::NonReference => 2,
-        FrameType::Unknown => 3,
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -1590,7 +1574,7 @@ impl QSockSink {
                 && qsock::monotonic_now() > deadline.as_monotonic_nanos()
             {
                 let given_up = (packets.len() - sent) as u64;
-                lock(&shared.counters).sink_dropped[type_index(frame_type)] += given_up;
+                lock(&shared.counters).sink_dropped[frame_type.index()] += given_up;
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -1611,7 +1595,7 @@ impl QSockSink {
         };
         *lock(&self.pushing_back) = waited;
         let mut counters = lock(&shared.counters);
-        let index = type_index(frame_type);
+        let index = frame_type.index();
         counters.frames[index] += 1;
         counters.packets[index] += packets.len() as u64;
         counters.offered_packets += packets.len() as u64;
@@ -2168,8 +2152,8 @@ fn stats_structure(
     let mut builder = gst::Structure::builder("qsocksink-stats")
         .field("scheduler", info.scheduler.as_str())
         .field("device", shared.device.as_str());
-    for frame_type in FRAME_TYPES {
-        let index = type_index(frame_type);
+    for frame_type in FrameType::ALL {
+        let index = frame_type.index();
         let name = FrameType::name(frame_type);
         builder = builder
             .field(format!("frames-{name}"), counters.frames[index])
