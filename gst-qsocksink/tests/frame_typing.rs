@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gst::prelude::*;
-use gstqsocksink::frame::{Classifier, FrameType, PayloadFormat};
+use qsock_frame::{Classifier, FrameType, PayloadFormat};
 
 /// A moving, detailed picture: encoders choose B-frames for it and P/I
 /// frames are several packets long.

@@ -62,11 +62,15 @@ const ELEMENTS: &[(&str, &str)] = &[
     ("udpsink", "gstreamer1.0-plugins-good"),
 ];
 
-/// Initialises GStreamer and registers qsocksink; fails naming the Debian
+/// Initialises GStreamer and registers qsocksink with `register_qsocksink`
+/// (the plugin's `plugin_register_static`: the caller links the plugin, so
+/// that the plugin's own tests can use this crate); fails naming the Debian
 /// package of any element that is missing. Call once before anything else.
-pub fn init() -> Result<()> {
+pub fn init(
+    register_qsocksink: fn() -> std::result::Result<(), gst::glib::BoolError>,
+) -> Result<()> {
     gst::init().map_err(|err| Error::Setup(format!("GStreamer does not initialise: {err}")))?;
-    gstqsocksink::plugin_register_static()
+    register_qsocksink()
         .map_err(|err| Error::Setup(format!("qsocksink does not register: {err}")))?;
     let missing: Vec<String> = ELEMENTS
         .iter()

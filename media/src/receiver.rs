@@ -2,14 +2,16 @@
 //! each frame arrived whole.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use gstqsocksink::frame::{Classifier, FrameType, PayloadFormat};
+use parking_lot::Mutex;
+use qsock_frame::rtp::{self, FixedHeader};
+use qsock_frame::{Classifier, FrameType, PayloadFormat};
 use qsock_testbed::TestBed;
 
-use crate::pipeline::{lock, rtp_header, NamespacePipeline, RtpHeader};
+use crate::pipeline::{rtp_header, NamespacePipeline};
 use crate::{Result, StreamSpec, VideoSettings};
 
 /// One frame that reached the depayloader whole.
@@ -77,7 +79,7 @@ impl Receiver {
             .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
                     if let Some(header) = rtp_header(buffer) {
-                        lock(&stamped).insert(header.sequence, Instant::now());
+                        stamped.lock().insert(header.sequence, Instant::now());
                     }
                 }
                 gst::PadProbeReturn::Ok
@@ -92,11 +94,11 @@ impl Receiver {
             .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
                     if let Some(header) = rtp_header(buffer) {
-                        let arrived = lock(&packet_arrivals).remove(&header.sequence);
-                        let mut assembly = lock(&assembly);
+                        let arrived = packet_arrivals.lock().remove(&header.sequence);
+                        let mut assembly = assembly.lock();
                         let shows = assembly.classify(buffer);
                         if let Some(frame) = assembly.packet(header, shows, arrived) {
-                            lock(&assembled).push(frame);
+                            assembled.lock().push(frame);
                         }
                     }
                 }
@@ -124,12 +126,12 @@ impl Receiver {
 
     /// The frames that arrived so far, in the order they were assembled.
     pub fn frames(&self) -> Vec<FrameArrival> {
-        lock(&self.frames).clone()
+        self.frames.lock().clone()
     }
 
     /// How many frames arrived so far.
     pub fn frame_count(&self) -> usize {
-        lock(&self.frames).len()
+        self.frames.lock().len()
     }
 
     /// Fails if the receiver has failed since it started.
@@ -142,7 +144,7 @@ impl Receiver {
         let outcome = self.running.check();
         drop(self.running);
         outcome?;
-        Ok(std::mem::take(&mut *lock(&self.frames)))
+        Ok(std::mem::take(&mut *self.frames.lock()))
     }
 }
 
@@ -193,7 +195,7 @@ fn opens_access_unit(packet: &[u8]) -> bool {
     const SEQUENCE_PARAMETER_SET: u8 = 7;
     const ACCESS_UNIT_DELIMITER: u8 = 9;
     const STAP_A: u8 = 24;
-    let Ok(payload) = gstqsocksink::frame::rtp_payload(packet) else {
+    let Ok(payload) = rtp::parse(packet).map(|rtp| rtp.payload) else {
         return false;
     };
     let nal_type = |at: usize| payload.get(at).map(|byte| byte & 0x1f);
@@ -251,7 +253,7 @@ impl Assembly {
     /// returns the frame it completed, if it completed one whole.
     fn packet(
         &mut self,
-        header: RtpHeader,
+        header: FixedHeader,
         shows: Shows,
         arrived: Option<Instant>,
     ) -> Option<FrameArrival> {
@@ -361,8 +363,9 @@ mod tests {
         opens_access_unit: true,
     };
 
-    fn header(sequence: u16, timestamp: u32, marker: bool) -> RtpHeader {
-        RtpHeader {
+    fn header(sequence: u16, timestamp: u32, marker: bool) -> FixedHeader {
+        FixedHeader {
+            payload_type: 96,
             sequence,
             timestamp,
             marker,

@@ -196,14 +196,26 @@ mod tests {
     #[test]
     fn access_unit_starts() {
         assert!(rtp_payload_starts_access_unit(&[0x67, 0x42]), "SPS");
-        assert!(rtp_payload_starts_access_unit(&[0x65, 0x88]), "IDR slice, first_mb 0");
-        assert!(!rtp_payload_starts_access_unit(&[0x41, 0x20]), "slice, first_mb 1");
+        assert!(
+            rtp_payload_starts_access_unit(&[0x65, 0x88]),
+            "IDR slice, first_mb 0"
+        );
+        assert!(
+            !rtp_payload_starts_access_unit(&[0x41, 0x20]),
+            "slice, first_mb 1"
+        );
         assert!(
             rtp_payload_starts_access_unit(&[0x18, 0, 2, 0x67, 0x42]),
             "STAP-A with SPS"
         );
-        assert!(rtp_payload_starts_access_unit(&[0x7c, 0x85, 0x88]), "FU-A start, IDR");
-        assert!(!rtp_payload_starts_access_unit(&[0x7c, 0x05, 0x88]), "FU-A continuation");
+        assert!(
+            rtp_payload_starts_access_unit(&[0x7c, 0x85, 0x88]),
+            "FU-A start, IDR"
+        );
+        assert!(
+            !rtp_payload_starts_access_unit(&[0x7c, 0x05, 0x88]),
+            "FU-A continuation"
+        );
         assert!(
             !rtp_payload_starts_access_unit(&[0x7c, 0x85, 0x20]),
             "FU-A start, second slice"

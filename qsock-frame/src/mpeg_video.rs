@@ -105,7 +105,9 @@ mod tests {
 
     #[test]
     fn picture_starts() {
-        assert!(rtp_payload_starts_picture(&[0, 0, 0x10, 0x01, 0, 0, 1, 0xb3]));
+        assert!(rtp_payload_starts_picture(&[
+            0, 0, 0x10, 0x01, 0, 0, 1, 0xb3
+        ]));
         assert!(rtp_payload_starts_picture(&[
             0x04, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x00
         ]));

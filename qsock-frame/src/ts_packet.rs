@@ -95,7 +95,10 @@ mod tests {
 
         packet[3] = 0x37;
         packet[4] = 184;
-        assert!(TsPacket::parse(&packet).is_err(), "adaptation field overruns");
+        assert!(
+            TsPacket::parse(&packet).is_err(),
+            "adaptation field overruns"
+        );
         packet[0] = 0x48;
         assert!(TsPacket::parse(&packet).is_err(), "no sync byte");
         assert!(TsPacket::parse(&packet[..100]).is_err(), "short packet");

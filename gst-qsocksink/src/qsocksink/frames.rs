@@ -3,8 +3,8 @@
 
 use gst::glib;
 use qsock::DropFlag;
-pub use qsock_frame::{fallback_info, Frame, FrameAssembler};
 use qsock_frame::FrameType;
+pub use qsock_frame::{fallback_info, Frame, FrameAssembler};
 
 /// Which frame types the scheduler may drop when they are late. Intra frames,
 /// configuration and whatever could not be classified are never droppable.
@@ -68,7 +68,7 @@ impl<P> FrameDropFlag for Frame<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qsock_frame::PacketInfo;
+    use qsock_frame::{PacketInfo, PayloadFormat};
 
     fn info(frame: u64, frame_type: FrameType, ends: bool) -> PacketInfo {
         PacketInfo {
