@@ -52,18 +52,17 @@ impl Default for Args {
 pub struct IntervalRow {
     /// The stream.
     pub stream: String,
-    /// Where the interval starts (s).
+    /// [`IntervalStats::start`], in seconds.
     pub start_s: f64,
-    /// Frames that arrived whole.
+    /// [`IntervalStats::frames`].
     pub frames: u32,
-    /// Frames per second.
+    /// [`IntervalStats::fps`].
     pub fps: f64,
-    /// Decodable frames per second: whole, with every reference since the
-    /// last intra frame whole too.
+    /// [`IntervalStats::decodable_fps`].
     pub decodable_fps: f64,
-    /// Mean inter-frame jitter (ms).
+    /// [`IntervalStats::jitter_mean_ms`].
     pub jitter_mean_ms: Option<f64>,
-    /// Its 99th percentile (ms).
+    /// [`IntervalStats::jitter_p99_ms`].
     pub jitter_p99_ms: Option<f64>,
 }
 

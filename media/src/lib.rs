@@ -37,7 +37,7 @@ mod video;
 
 pub use bulk::{BulkPeriod, BulkSchedule, RunningSchedule};
 pub use error::{Error, Result};
-pub use pipeline::{is_eos, NamespacePipeline};
+pub use pipeline::{is_eos, rtp_header, NamespacePipeline};
 pub use plot::{plot_png, PlotStream};
 pub use port_class::install_port_classes;
 pub use receiver::{FrameArrival, Receiver};

@@ -54,6 +54,28 @@ impl NamespacePipeline {
             .ok_or_else(|| Error::Pipeline(format!("the pipeline has no element {name}")))
     }
 
+    /// Calls `each` with every RTP packet that passes the static pad `pad` of
+    /// the element named `element`, and its fixed header.
+    pub(crate) fn on_rtp_packets(
+        &self,
+        element: &str,
+        pad: &str,
+        each: impl Fn(&gst::BufferRef, FixedHeader) + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.element(element)?
+            .static_pad(pad)
+            .ok_or_else(|| Error::Pipeline(format!("the element {element} has no {pad} pad")))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+                    if let Some(header) = rtp_header(buffer) {
+                        each(buffer, header);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        Ok(())
+    }
+
     /// Why streaming threads could not enter the namespace, if any failed.
     pub fn namespace_failures(&self) -> Vec<String> {
         self.namespace_failures.lock().clone()
@@ -153,8 +175,9 @@ fn keep_streaming_threads_in(
     Ok(failures)
 }
 
-/// The fixed header of an RTP packet, or None for anything else.
-pub(crate) fn rtp_header(buffer: &gst::BufferRef) -> Option<FixedHeader> {
+/// The fixed header of the RTP packet in `buffer`, or None for anything
+/// else.
+pub fn rtp_header(buffer: &gst::BufferRef) -> Option<FixedHeader> {
     let map = buffer.map_readable().ok()?;
     FixedHeader::parse(map.as_slice())
 }

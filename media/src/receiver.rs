@@ -11,7 +11,7 @@ use qsock_frame::rtp::{self, FixedHeader};
 use qsock_frame::{Classifier, FrameType, PayloadFormat};
 use qsock_testbed::TestBed;
 
-use crate::pipeline::{rtp_header, NamespacePipeline};
+use crate::pipeline::NamespacePipeline;
 use crate::{Result, StreamSpec, VideoSettings};
 
 /// One frame that reached the depayloader whole.
@@ -72,38 +72,20 @@ impl Receiver {
         let running = NamespacePipeline::launch(&description, bed.receiver_ns())?;
         let packet_arrivals = PacketArrivals::default();
         let stamped = Arc::clone(&packet_arrivals);
-        running
-            .element("source")?
-            .static_pad("src")
-            .expect("a source has a source pad")
-            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-                    if let Some(header) = rtp_header(buffer) {
-                        stamped.lock().insert(header.sequence, Instant::now());
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
+        running.on_rtp_packets("source", "src", move |_, header| {
+            stamped.lock().insert(header.sequence, Instant::now());
+        })?;
         let frames = Arc::new(Mutex::new(Vec::new()));
         let assembly = Mutex::new(Assembly::new(video.rtp_ticks_per_frame(), epoch));
         let assembled = Arc::clone(&frames);
-        running
-            .element("depay")?
-            .static_pad("sink")
-            .expect("a depayloader has a sink pad")
-            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-                    if let Some(header) = rtp_header(buffer) {
-                        let arrived = packet_arrivals.lock().remove(&header.sequence);
-                        let mut assembly = assembly.lock();
-                        let shows = assembly.classify(buffer);
-                        if let Some(frame) = assembly.packet(header, shows, arrived) {
-                            assembled.lock().push(frame);
-                        }
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
+        running.on_rtp_packets("depay", "sink", move |buffer, header| {
+            let arrived = packet_arrivals.lock().remove(&header.sequence);
+            let mut assembly = assembly.lock();
+            let shows = assembly.classify(buffer);
+            if let Some(frame) = assembly.packet(header, shows, arrived) {
+                assembled.lock().push(frame);
+            }
+        })?;
         // The source binds its socket on the way to PLAYING: in this namespace.
         bed.run_in_receiver(|| running.pipeline().set_state(gst::State::Playing))?
             .map_err(|err| {

@@ -176,13 +176,9 @@ mod tests {
 
     fn info(frame: u64, frame_type: FrameType, ends: bool) -> PacketInfo {
         PacketInfo {
-            frame,
-            starts_frame: false,
             ends_frame: ends,
-            also_ends_previous: false,
-            hidden_frames: Vec::new(),
             frame_type,
-            configuration: false,
+            ..PacketInfo::of_frame(frame)
         }
     }
 

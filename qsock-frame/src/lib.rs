@@ -140,6 +140,22 @@ pub struct PacketInfo {
     pub configuration: bool,
 }
 
+impl PacketInfo {
+    /// A packet of frame `frame` that shows nothing else: it neither starts
+    /// nor ends a frame, and its type is `Unknown`.
+    pub fn of_frame(frame: u64) -> PacketInfo {
+        PacketInfo {
+            frame,
+            starts_frame: false,
+            ends_frame: false,
+            also_ends_previous: false,
+            hidden_frames: Vec::new(),
+            frame_type: FrameType::Unknown,
+            configuration: false,
+        }
+    }
+}
+
 /// Why a packet could not be classified. The sink still sends such packets,
 /// as non-droppable, and says once what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,13 +282,11 @@ impl Classifier {
         self.previous_timestamp = Some(rtp.timestamp);
         let shows = classify(self, rtp.payload)?;
         Ok(PacketInfo {
-            frame: u64::from(rtp.timestamp),
             starts_frame,
             ends_frame: rtp.marker,
-            also_ends_previous: false,
-            hidden_frames: Vec::new(),
             frame_type: shows.frame_type,
             configuration: shows.configuration,
+            ..PacketInfo::of_frame(u64::from(rtp.timestamp))
         })
     }
 }

@@ -90,6 +90,13 @@ mod tests {
         assert!(parsed.discontinuity);
         assert_eq!(parsed.payload.map(<[u8]>::len), Some(182));
 
+        packet[1] = 0x1f;
+        packet[2] = 0xff;
+        assert_eq!(
+            TsPacket::parse(&packet).expect("a null packet").pid,
+            NULL_PID
+        );
+
         packet[3] = 0x27;
         assert_eq!(TsPacket::parse(&packet).expect("a TS packet").payload, None);
 

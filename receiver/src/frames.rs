@@ -230,12 +230,7 @@ impl FrameAccounting {
             };
             self.begin(Some(timestamp), starts, arrival);
         }
-        let frame_type = self
-            .classifier
-            .inspect(packet)
-            .map_or(FrameType::Unknown, |info| info.frame_type);
-        if let Some(frame) = self.current.as_mut() {
-            frame.frame_type = frame.frame_type.max(frame_type);
+        if let Some(frame) = self.classify_into_current(packet) {
             frame.last_arrival = arrival;
         }
         if rtp.marker {
@@ -243,6 +238,18 @@ impl FrameAccounting {
                 self.finish(frame);
             }
         }
+    }
+
+    /// Classifies `packet` and adds the type it shows to the frame in
+    /// progress, which it returns.
+    fn classify_into_current(&mut self, packet: &[u8]) -> Option<&mut Frame> {
+        let frame_type = self
+            .classifier
+            .inspect(packet)
+            .map_or(FrameType::Unknown, |info| info.frame_type);
+        let frame = self.current.as_mut()?;
+        frame.frame_type = frame.frame_type.max(frame_type);
+        Some(frame)
     }
 
     fn transport_stream_datagram(&mut self, datagram: &[u8], arrival: Duration) {
@@ -292,13 +299,7 @@ impl FrameAccounting {
         }
         // The classifier reads the datagram whole; what it shows of the
         // video is of the frame in progress at its end.
-        let frame_type = self
-            .classifier
-            .inspect(datagram)
-            .map_or(FrameType::Unknown, |info| info.frame_type);
-        if let Some(frame) = self.current.as_mut() {
-            frame.frame_type = frame.frame_type.max(frame_type);
-        }
+        self.classify_into_current(datagram);
     }
 
     fn damage_current(&mut self) {
