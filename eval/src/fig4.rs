@@ -47,23 +47,19 @@ impl Default for Args {
     }
 }
 
-/// One line of `fig4-TAG.csv` (Figure 4 and 5's data): one stream in one interval.
+/// One line of `fig4-TAG.csv` (Figure 4 and 5's data): one stream in one
+/// interval. Its columns are the stream's label, then [`IntervalStats`]'s
+/// start (in seconds), frames, fps, decodable_fps, jitter_mean_ms and
+/// jitter_p99_ms.
 #[derive(Debug, Serialize)]
 pub struct IntervalRow {
-    /// The stream.
-    pub stream: String,
-    /// [`IntervalStats::start`], in seconds.
-    pub start_s: f64,
-    /// [`IntervalStats::frames`].
-    pub frames: u32,
-    /// [`IntervalStats::fps`].
-    pub fps: f64,
-    /// [`IntervalStats::decodable_fps`].
-    pub decodable_fps: f64,
-    /// [`IntervalStats::jitter_mean_ms`].
-    pub jitter_mean_ms: Option<f64>,
-    /// [`IntervalStats::jitter_p99_ms`].
-    pub jitter_p99_ms: Option<f64>,
+    stream: String,
+    start_s: f64,
+    frames: u32,
+    fps: f64,
+    decodable_fps: f64,
+    jitter_mean_ms: Option<f64>,
+    jitter_p99_ms: Option<f64>,
 }
 
 /// Turns streams into CSV rows.

@@ -160,13 +160,8 @@ pub fn fallback_info(format: PayloadFormat, packet: &[u8], timestamp: Option<u64
         },
     };
     PacketInfo {
-        frame,
-        starts_frame: false,
         ends_frame,
-        also_ends_previous: false,
-        hidden_frames: Vec::new(),
-        frame_type: FrameType::Unknown,
-        configuration: false,
+        ..PacketInfo::of_frame(frame)
     }
 }
 

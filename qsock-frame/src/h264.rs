@@ -1,5 +1,6 @@
 //! H.264 NAL units (ITU-T H.264 §7.3) and their RTP payload format (RFC 6184).
 
+use super::aggregation::size_prefixed_units;
 use super::bits::{rbsp, BitReader};
 use super::{FrameType, ParseError, Shows, UnitError};
 
@@ -128,33 +129,20 @@ fn classify_whole_nal(nal: &[u8]) -> Result<Shows, ParseError> {
 /// Walks the units of an aggregation packet: each is a 16-bit size, then
 /// `skip_per_unit` bytes of decoding-order and timing fields, then the NAL
 /// unit (the size covers those fields and the unit).
-fn aggregated_units(
-    mut units: &[u8],
-    skip_per_unit: usize,
-    kind: &str,
-) -> Result<Shows, ParseError> {
+fn aggregated_units(units: &[u8], skip_per_unit: usize, kind: &str) -> Result<Shows, ParseError> {
     let mut shows = Shows::NOTHING;
-    while !units.is_empty() {
-        let size_bytes = units
-            .get(..2)
-            .ok_or_else(|| ParseError(format!("{kind} packet ends inside a unit's size")))?;
-        let size = usize::from(u16::from_be_bytes([size_bytes[0], size_bytes[1]]));
-        let unit = units.get(2..2 + size).ok_or_else(|| {
-            ParseError(format!(
-                "{kind} unit of {size} bytes runs past the packet's {} remaining bytes",
-                units.len() - 2
-            ))
-        })?;
+    for unit in size_prefixed_units(units, kind, kind) {
+        let unit = unit?;
         let nal = unit.get(skip_per_unit..).ok_or_else(|| {
             ParseError(format!(
-                "{kind} unit of {size} bytes is shorter than its fields"
+                "{kind} unit of {} bytes is shorter than its fields",
+                unit.len()
             ))
         })?;
         if nal.is_empty() {
             return Err(ParseError(format!("empty NAL unit in a {kind} packet")));
         }
         shows.merge(classify_whole_nal(nal)?);
-        units = &units[2 + size..];
     }
     Ok(shows)
 }

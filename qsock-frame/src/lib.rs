@@ -11,6 +11,7 @@
 //! sockets.
 #![deny(missing_docs)]
 
+mod aggregation;
 mod annexb;
 mod assembler;
 mod bits;

@@ -70,9 +70,9 @@ mod tests {
     use super::*;
     use qsock_frame::{PacketInfo, PayloadFormat};
 
-    fn info(frame: u64, frame_type: FrameType, ends: bool) -> PacketInfo {
+    /// A packet of frame `frame` that shows `frame_type`.
+    fn typed(frame: u64, frame_type: FrameType) -> PacketInfo {
         PacketInfo {
-            ends_frame: ends,
             frame_type,
             ..PacketInfo::of_frame(frame)
         }
@@ -139,8 +139,8 @@ mod tests {
     fn a_datagram_straddling_an_intra_frame_keeps_the_next_frame() {
         let mut assembler = FrameAssembler::default();
         let mut done = Vec::new();
-        assembler.push(1, &info(1, FrameType::Intra, false), true, &mut done);
-        let mut straddling = info(2, FrameType::NonReference, false);
+        assembler.push(1, &typed(1, FrameType::Intra), true, &mut done);
+        let mut straddling = typed(2, FrameType::NonReference);
         straddling.starts_frame = true;
         straddling.also_ends_previous = true;
         assembler.push(2, &straddling, true, &mut done);
@@ -161,7 +161,7 @@ mod tests {
         PacketInfo {
             starts_frame: true,
             hidden_frames,
-            ..info(3, FrameType::Predicted, false)
+            ..typed(3, FrameType::Predicted)
         }
     }
 
@@ -171,7 +171,7 @@ mod tests {
         let mut complete = Vec::new();
         let start = PacketInfo {
             starts_frame: true,
-            ..info(1, FrameType::Predicted, false)
+            ..typed(1, FrameType::Predicted)
         };
         assembler.push(1, &start, true, &mut complete);
         assembler.push(2, hiding, true, &mut complete);
@@ -211,7 +211,7 @@ mod tests {
         for key in 1..=2 {
             let start = PacketInfo {
                 starts_frame: true,
-                ..info(key, FrameType::Predicted, false)
+                ..typed(key, FrameType::Predicted)
             };
             assembler.push(key, &start, true, &mut complete);
         }
