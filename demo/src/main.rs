@@ -107,7 +107,7 @@ fn run(args: &Args) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err(NOT_ROOT.into());
     }
-    qsock_media::init().map_err(|e| e.to_string())?;
+    qsock_media::init(gstqsocksink::plugin_register_static).map_err(|e| e.to_string())?;
     let video = VideoSettings {
         width: args.width,
         height: args.height,

@@ -47,24 +47,19 @@ impl Default for Args {
     }
 }
 
-/// One line of `fig4-TAG.csv` (Figure 4 and 5's data): one stream in one interval.
+/// One line of `fig4-TAG.csv` (Figure 4 and 5's data): one stream in one
+/// interval. Its columns are the stream's label, then [`IntervalStats`]'s
+/// start (in seconds), frames, fps, decodable_fps, jitter_mean_ms and
+/// jitter_p99_ms.
 #[derive(Debug, Serialize)]
 pub struct IntervalRow {
-    /// The stream.
-    pub stream: String,
-    /// Where the interval starts (s).
-    pub start_s: f64,
-    /// Frames that arrived whole.
-    pub frames: u32,
-    /// Frames per second.
-    pub fps: f64,
-    /// Decodable frames per second: whole, with every reference since the
-    /// last intra frame whole too.
-    pub decodable_fps: f64,
-    /// Mean inter-frame jitter (ms).
-    pub jitter_mean_ms: Option<f64>,
-    /// Its 99th percentile (ms).
-    pub jitter_p99_ms: Option<f64>,
+    stream: String,
+    start_s: f64,
+    frames: u32,
+    fps: f64,
+    decodable_fps: f64,
+    jitter_mean_ms: Option<f64>,
+    jitter_p99_ms: Option<f64>,
 }
 
 /// Turns streams into CSV rows.

@@ -138,7 +138,7 @@ pub struct RunOutcome {
 
 /// Runs every lane at once for `settings.duration`.
 pub fn run(lanes: &[Lane], settings: &RunSettings) -> Result<RunOutcome> {
-    qsock_media::init().map_err(|err| err.to_string())?;
+    qsock_media::init(gstqsocksink::plugin_register_static).map_err(|err| err.to_string())?;
     let mut beds = Vec::new();
     for lane in lanes {
         beds.push(set_up(lane, settings.rate)?);

@@ -5,7 +5,6 @@
 
 use gst::glib;
 
-pub mod frame;
 mod qsocksink;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gst::prelude::*;
-use gstqsocksink::frame::{Classifier, FrameType, PayloadFormat};
+use qsock_frame::{Classifier, FrameType, PayloadFormat};
 
 /// A moving, detailed picture: encoders choose B-frames for it and P/I
 /// frames are several packets long.
@@ -301,6 +301,16 @@ fn picture_starts(stream: &[u8]) -> usize {
         .count()
 }
 
+/// The datagrams of several TS packets must hold some frame whole, or the
+/// test that uses them tests nothing.
+fn assert_some_frame_held_whole(classified: &Classified) {
+    eprintln!("{} frames held whole inside a datagram", classified.hidden);
+    assert!(
+        classified.hidden > 0,
+        "the stream has no frame held whole inside a datagram: it tests nothing here"
+    );
+}
+
 #[test]
 fn h264_in_mpegts_one_ts_packet_per_datagram() {
     let (packets, es) = encode(
@@ -324,11 +334,7 @@ fn h264_in_mpegts_seven_ts_packets_per_datagram() {
     // x264's B-frames here are a few dozen bytes: a datagram may end one
     // frame, hold a B-frame whole and start the next.
     assert_matches(&classified, &ffprobe_types(&es, "h264"));
-    eprintln!("{} frames held whole inside a datagram", classified.hidden);
-    assert!(
-        classified.hidden > 0,
-        "the stream has no frame held whole inside a datagram: it tests nothing here"
-    );
+    assert_some_frame_held_whole(&classified);
 }
 
 #[test]
@@ -340,11 +346,7 @@ fn h264_in_mpegts_over_rtp() {
     );
     let classified = classify(PayloadFormat::RtpMp2t, &packets);
     assert_matches(&classified, &ffprobe_types(&es, "h264"));
-    eprintln!("{} frames held whole inside a datagram", classified.hidden);
-    assert!(
-        classified.hidden > 0,
-        "the stream has no frame held whole inside a datagram: it tests nothing here"
-    );
+    assert_some_frame_held_whole(&classified);
 }
 
 #[test]

@@ -37,7 +37,7 @@ mod video;
 
 pub use bulk::{BulkPeriod, BulkSchedule, RunningSchedule};
 pub use error::{Error, Result};
-pub use pipeline::{is_eos, NamespacePipeline};
+pub use pipeline::{is_eos, rtp_header, NamespacePipeline};
 pub use plot::{plot_png, PlotStream};
 pub use port_class::install_port_classes;
 pub use receiver::{FrameArrival, Receiver};
@@ -62,11 +62,15 @@ const ELEMENTS: &[(&str, &str)] = &[
     ("udpsink", "gstreamer1.0-plugins-good"),
 ];
 
-/// Initialises GStreamer and registers qsocksink; fails naming the Debian
+/// Initialises GStreamer and registers qsocksink with `register_qsocksink`
+/// (the plugin's `plugin_register_static`: the caller links the plugin, so
+/// that the plugin's own tests can use this crate); fails naming the Debian
 /// package of any element that is missing. Call once before anything else.
-pub fn init() -> Result<()> {
+pub fn init(
+    register_qsocksink: fn() -> std::result::Result<(), gst::glib::BoolError>,
+) -> Result<()> {
     gst::init().map_err(|err| Error::Setup(format!("GStreamer does not initialise: {err}")))?;
-    gstqsocksink::plugin_register_static()
+    register_qsocksink()
         .map_err(|err| Error::Setup(format!("qsocksink does not register: {err}")))?;
     let missing: Vec<String> = ELEMENTS
         .iter()

@@ -2,11 +2,13 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use nix::sched::{setns, CloneFlags};
+use parking_lot::Mutex;
+use qsock_frame::rtp::FixedHeader;
 
 use crate::{Error, Result};
 
@@ -52,15 +54,37 @@ impl NamespacePipeline {
             .ok_or_else(|| Error::Pipeline(format!("the pipeline has no element {name}")))
     }
 
+    /// Calls `each` with every RTP packet that passes the static pad `pad` of
+    /// the element named `element`, and its fixed header.
+    pub(crate) fn on_rtp_packets(
+        &self,
+        element: &str,
+        pad: &str,
+        each: impl Fn(&gst::BufferRef, FixedHeader) + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.element(element)?
+            .static_pad(pad)
+            .ok_or_else(|| Error::Pipeline(format!("the element {element} has no {pad} pad")))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+                    if let Some(header) = rtp_header(buffer) {
+                        each(buffer, header);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        Ok(())
+    }
+
     /// Why streaming threads could not enter the namespace, if any failed.
     pub fn namespace_failures(&self) -> Vec<String> {
-        lock(&self.namespace_failures).clone()
+        self.namespace_failures.lock().clone()
     }
 
     /// Fails on an error already on the bus or a streaming thread that could
     /// not enter its namespace; drops other messages.
     pub fn check(&self) -> Result<()> {
-        if let Some(failure) = lock(&self.namespace_failures).first() {
+        if let Some(failure) = self.namespace_failures.lock().first() {
             return Err(Error::Setup(failure.clone()));
         }
         let bus = self.pipeline.bus().expect("a pipeline has a bus");
@@ -140,7 +164,7 @@ fn keep_streaming_threads_in(
         if let gst::MessageView::StreamStatus(status) = message.view() {
             if status.get().0 == gst::StreamStatusType::Enter {
                 if let Err(errno) = setns(&netns, CloneFlags::CLONE_NEWNET) {
-                    lock(&failed).push(format!(
+                    failed.lock().push(format!(
                         "a streaming thread could not enter its namespace: {errno}"
                     ));
                 }
@@ -151,31 +175,9 @@ fn keep_streaming_threads_in(
     Ok(failures)
 }
 
-/// Locks a mutex a panicking probe may have poisoned: the data is still the
-/// best account of what happened.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An RTP packet's header fields that identify its frame.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RtpHeader {
-    pub(crate) sequence: u16,
-    pub(crate) timestamp: u32,
-    /// Set on the last packet of a frame.
-    pub(crate) marker: bool,
-}
-
-/// The header of an RTP packet, or None for anything else.
-pub(crate) fn rtp_header(buffer: &gst::BufferRef) -> Option<RtpHeader> {
+/// The fixed header of the RTP packet in `buffer`, or None for anything
+/// else.
+pub fn rtp_header(buffer: &gst::BufferRef) -> Option<FixedHeader> {
     let map = buffer.map_readable().ok()?;
-    let bytes = map.as_slice();
-    if bytes.len() < 12 || bytes[0] >> 6 != 2 {
-        return None;
-    }
-    Some(RtpHeader {
-        sequence: u16::from_be_bytes([bytes[2], bytes[3]]),
-        timestamp: u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
-        marker: bytes[1] & 0x80 != 0,
-    })
+    FixedHeader::parse(map.as_slice())
 }

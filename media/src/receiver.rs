@@ -2,14 +2,16 @@
 //! each frame arrived whole.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use gstqsocksink::frame::{Classifier, FrameType, PayloadFormat};
+use parking_lot::Mutex;
+use qsock_frame::rtp::{self, FixedHeader};
+use qsock_frame::{Classifier, FrameType, PayloadFormat};
 use qsock_testbed::TestBed;
 
-use crate::pipeline::{lock, rtp_header, NamespacePipeline, RtpHeader};
+use crate::pipeline::NamespacePipeline;
 use crate::{Result, StreamSpec, VideoSettings};
 
 /// One frame that reached the depayloader whole.
@@ -70,38 +72,20 @@ impl Receiver {
         let running = NamespacePipeline::launch(&description, bed.receiver_ns())?;
         let packet_arrivals = PacketArrivals::default();
         let stamped = Arc::clone(&packet_arrivals);
-        running
-            .element("source")?
-            .static_pad("src")
-            .expect("a source has a source pad")
-            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-                    if let Some(header) = rtp_header(buffer) {
-                        lock(&stamped).insert(header.sequence, Instant::now());
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
+        running.on_rtp_packets("source", "src", move |_, header| {
+            stamped.lock().insert(header.sequence, Instant::now());
+        })?;
         let frames = Arc::new(Mutex::new(Vec::new()));
         let assembly = Mutex::new(Assembly::new(video.rtp_ticks_per_frame(), epoch));
         let assembled = Arc::clone(&frames);
-        running
-            .element("depay")?
-            .static_pad("sink")
-            .expect("a depayloader has a sink pad")
-            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-                    if let Some(header) = rtp_header(buffer) {
-                        let arrived = lock(&packet_arrivals).remove(&header.sequence);
-                        let mut assembly = lock(&assembly);
-                        let shows = assembly.classify(buffer);
-                        if let Some(frame) = assembly.packet(header, shows, arrived) {
-                            lock(&assembled).push(frame);
-                        }
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
+        running.on_rtp_packets("depay", "sink", move |buffer, header| {
+            let arrived = packet_arrivals.lock().remove(&header.sequence);
+            let mut assembly = assembly.lock();
+            let shows = assembly.classify(buffer);
+            if let Some(frame) = assembly.packet(header, shows, arrived) {
+                assembled.lock().push(frame);
+            }
+        })?;
         // The source binds its socket on the way to PLAYING: in this namespace.
         bed.run_in_receiver(|| running.pipeline().set_state(gst::State::Playing))?
             .map_err(|err| {
@@ -124,12 +108,12 @@ impl Receiver {
 
     /// The frames that arrived so far, in the order they were assembled.
     pub fn frames(&self) -> Vec<FrameArrival> {
-        lock(&self.frames).clone()
+        self.frames.lock().clone()
     }
 
     /// How many frames arrived so far.
     pub fn frame_count(&self) -> usize {
-        lock(&self.frames).len()
+        self.frames.lock().len()
     }
 
     /// Fails if the receiver has failed since it started.
@@ -142,7 +126,7 @@ impl Receiver {
         let outcome = self.running.check();
         drop(self.running);
         outcome?;
-        Ok(std::mem::take(&mut *lock(&self.frames)))
+        Ok(std::mem::take(&mut *self.frames.lock()))
     }
 }
 
@@ -193,7 +177,7 @@ fn opens_access_unit(packet: &[u8]) -> bool {
     const SEQUENCE_PARAMETER_SET: u8 = 7;
     const ACCESS_UNIT_DELIMITER: u8 = 9;
     const STAP_A: u8 = 24;
-    let Ok(payload) = gstqsocksink::frame::rtp_payload(packet) else {
+    let Ok(payload) = rtp::parse(packet).map(|rtp| rtp.payload) else {
         return false;
     };
     let nal_type = |at: usize| payload.get(at).map(|byte| byte & 0x1f);
@@ -251,7 +235,7 @@ impl Assembly {
     /// returns the frame it completed, if it completed one whole.
     fn packet(
         &mut self,
-        header: RtpHeader,
+        header: FixedHeader,
         shows: Shows,
         arrived: Option<Instant>,
     ) -> Option<FrameArrival> {
@@ -361,8 +345,9 @@ mod tests {
         opens_access_unit: true,
     };
 
-    fn header(sequence: u16, timestamp: u32, marker: bool) -> RtpHeader {
-        RtpHeader {
+    fn header(sequence: u16, timestamp: u32, marker: bool) -> FixedHeader {
+        FixedHeader {
+            payload_type: 96,
             sequence,
             timestamp,
             marker,

@@ -1,6 +1,6 @@
 //! The stream formats qsock-receive takes, and the receiving pipeline for each.
 
-use gstqsocksink::frame::PayloadFormat;
+use qsock_frame::PayloadFormat;
 
 /// What arrives on the port: the formats the scripts in `pipelines/` send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

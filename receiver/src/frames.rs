@@ -27,10 +27,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gstqsocksink::frame::{Classifier, FrameType};
+use qsock_frame::{h264, mpeg_video, mpegts, rtp, Classifier, FrameType, TsPacket};
+use qsock_frame::{NULL_PID, TS_PACKET_SIZE};
 
 use crate::format::Format;
-use crate::transport::{self, TS_PACKET_SIZE};
 
 /// The clock rate of RTP video timestamps and of PES PTS.
 const TIMESTAMP_RATE: f64 = 90_000.0;
@@ -187,7 +187,7 @@ impl FrameAccounting {
     }
 
     fn rtp_packet(&mut self, packet: &[u8], arrival: Duration) {
-        let Some(rtp) = transport::rtp(packet) else {
+        let Ok(rtp) = rtp::parse(packet) else {
             return;
         };
         let lost = match self.next_sequence {
@@ -224,18 +224,13 @@ impl FrameAccounting {
                 });
             }
             let starts = match self.format {
-                Format::H264Rtp => transport::h264_starts_frame(rtp.payload),
-                Format::Mpeg2Rtp => transport::mpeg_video_starts_frame(rtp.payload),
+                Format::H264Rtp => h264::rtp_payload_starts_access_unit(rtp.payload),
+                Format::Mpeg2Rtp => mpeg_video::rtp_payload_starts_picture(rtp.payload),
                 Format::MpegtsUdp => unreachable!("transport streams are not RTP here"),
             };
             self.begin(Some(timestamp), starts, arrival);
         }
-        let frame_type = self
-            .classifier
-            .inspect(packet)
-            .map_or(FrameType::Unknown, |info| info.frame_type);
-        if let Some(frame) = self.current.as_mut() {
-            frame.frame_type = frame.frame_type.max(frame_type);
+        if let Some(frame) = self.classify_into_current(packet) {
             frame.last_arrival = arrival;
         }
         if rtp.marker {
@@ -245,9 +240,24 @@ impl FrameAccounting {
         }
     }
 
+    /// Classifies `packet` and adds the type it shows to the frame in
+    /// progress, which it returns.
+    fn classify_into_current(&mut self, packet: &[u8]) -> Option<&mut Frame> {
+        let frame_type = self
+            .classifier
+            .inspect(packet)
+            .map_or(FrameType::Unknown, |info| info.frame_type);
+        let frame = self.current.as_mut()?;
+        frame.frame_type = frame.frame_type.max(frame_type);
+        Some(frame)
+    }
+
     fn transport_stream_datagram(&mut self, datagram: &[u8], arrival: Duration) {
         for packet in datagram.chunks_exact(TS_PACKET_SIZE) {
-            let Some(packet) = transport::ts_packet(packet) else {
+            let Some(packet) = TsPacket::parse(packet)
+                .ok()
+                .filter(|packet| packet.pid != NULL_PID)
+            else {
                 continue;
             };
             let Some(payload) = packet.payload else {
@@ -273,7 +283,7 @@ impl FrameAccounting {
                 }
             }
             if packet.payload_unit_start {
-                if let Some(pts) = transport::video_pes_start(payload) {
+                if let Some(pts) = mpegts::video_pes_start(payload) {
                     self.video_pid = Some(packet.pid);
                     if let Some(frame) = self.current.take() {
                         self.finish(frame);
@@ -289,13 +299,7 @@ impl FrameAccounting {
         }
         // The classifier reads the datagram whole; what it shows of the
         // video is of the frame in progress at its end.
-        let frame_type = self
-            .classifier
-            .inspect(datagram)
-            .map_or(FrameType::Unknown, |info| info.frame_type);
-        if let Some(frame) = self.current.as_mut() {
-            frame.frame_type = frame.frame_type.max(frame_type);
-        }
+        self.classify_into_current(datagram);
     }
 
     fn damage_current(&mut self) {

@@ -2,15 +2,14 @@
 //! that groups the received packets into frames and finds the lost ones, and
 //! the line it prints each second.
 //!
-//! The packets are grouped and typed by qsocksink's own frame classifier
-//! (`gstqsocksink::frame`), so that the receiver names frame types the way
-//! the sender's scheduler saw them.
+//! The packets are read and typed by qsocksink's own packet views and frame
+//! classifier (`qsock_frame`), so that the receiver names frame types the
+//! way the sender's scheduler saw them.
 #![deny(missing_docs)]
 
 mod format;
 mod frames;
 mod report;
-mod transport;
 
 pub use format::{Format, VideoSink};
 pub use frames::{FrameAccounting, LostFrames, Tally};

@@ -5,11 +5,12 @@
 use std::error::Error;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gst::prelude::*;
+use parking_lot::Mutex;
 use qsock_receiver::{Format, FrameAccounting, Line, VideoSink};
 
 /// Receive live video and print, each second, frames per second, jitter and
@@ -166,7 +167,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         interval_start = now;
         second += 1;
         let (tally, reorders) = {
-            let mut accounting = accounting.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut accounting = accounting.lock();
             (accounting.take_tally(), accounting.reorders_frames())
         };
         if reorders && !reordering_said {
@@ -193,17 +194,11 @@ fn tap_packets(
     epoch: Instant,
     accounting: Arc<Mutex<FrameAccounting>>,
 ) -> Result<(), Box<dyn Error>> {
-    let pad = pipeline
-        .by_name("source")
-        .and_then(|source| source.static_pad("src"))
-        .ok_or("the receiving pipeline has no udpsrc named source")?;
+    let pad = named_pad(pipeline, "source", "src")?;
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if let Some(buffer) = info.buffer() {
             if let Ok(map) = buffer.map_readable() {
-                accounting
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .packet(map.as_slice(), epoch.elapsed());
+                accounting.lock().packet(map.as_slice(), epoch.elapsed());
             }
         }
         gst::PadProbeReturn::Ok
@@ -212,10 +207,7 @@ fn tap_packets(
 }
 
 fn count_decoded(pipeline: &gst::Pipeline, decoded: Arc<AtomicU32>) -> Result<(), Box<dyn Error>> {
-    let pad = pipeline
-        .by_name("decoder")
-        .and_then(|decoder| decoder.static_pad("src"))
-        .ok_or("the receiving pipeline has no decoder named decoder")?;
+    let pad = named_pad(pipeline, "decoder", "src")?;
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         decoded.fetch_add(1, Ordering::SeqCst);
         gst::PadProbeReturn::Ok
@@ -230,22 +222,30 @@ fn follow_frame_rate(
     pipeline: &gst::Pipeline,
     accounting: Arc<Mutex<FrameAccounting>>,
 ) -> Result<(), Box<dyn Error>> {
-    let pad = pipeline
-        .by_name("decoder")
-        .and_then(|decoder| decoder.static_pad("sink"))
-        .ok_or("the receiving pipeline has no decoder named decoder")?;
+    let pad = named_pad(pipeline, "decoder", "sink")?;
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
         if let Some(gst::EventView::Caps(caps)) = info.event().map(|event| event.view()) {
             if let Some((numerator, denominator)) = frame_rate(caps.caps()) {
-                accounting
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .set_frame_rate(numerator, denominator);
+                accounting.lock().set_frame_rate(numerator, denominator);
             }
         }
         gst::PadProbeReturn::Ok
     });
     Ok(())
+}
+
+/// The static pad `pad` of the receiving pipeline's element named `element`.
+fn named_pad(
+    pipeline: &gst::Pipeline,
+    element: &str,
+    pad: &str,
+) -> Result<gst::Pad, Box<dyn Error>> {
+    pipeline
+        .by_name(element)
+        .and_then(|found| found.static_pad(pad))
+        .ok_or_else(|| {
+            format!("the receiving pipeline has no element {element} with a {pad} pad").into()
+        })
 }
 
 fn frame_rate(caps: &gst::CapsRef) -> Option<(u32, u32)> {

@@ -19,11 +19,12 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use parking_lot::{Mutex, MutexGuard};
 use qsock_testbed::TestBed;
 
 const PORT: &str = "5004";
@@ -40,7 +41,7 @@ const BOTTLENECK: &str = "400kbit";
 /// measure the CPU, not the link.
 fn turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TURN.lock()
 }
 
 fn repository() -> PathBuf {
@@ -355,26 +356,21 @@ fn adaptive_sender_on_a_clear_link() {
 /// would replace the TBF as the device's root qdisc).
 #[test]
 fn h264_rtp_behind_a_bottleneck_loses_typed_frames() {
-    let _turn = turn();
-    let Some(bed) = bed() else { return };
-    let bed = bed.with_bottleneck(BOTTLENECK).unwrap();
-    let run = Run {
-        sender: "h264-rtp-send.sh",
-        receiver: "h264-rtp-receive.sh",
-        scheduler: "user",
-        environment: &[],
-    };
-    assert_losses_typed(&run.go(&bed));
+    behind_a_bottleneck("h264-rtp-send.sh", "h264-rtp-receive.sh");
 }
 
 #[test]
 fn mpegts_udp_behind_a_bottleneck_loses_typed_frames() {
+    behind_a_bottleneck("mpegts-udp-send.sh", "mpegts-udp-receive.sh");
+}
+
+fn behind_a_bottleneck(sender: &'static str, receiver: &'static str) {
     let _turn = turn();
     let Some(bed) = bed() else { return };
     let bed = bed.with_bottleneck(BOTTLENECK).unwrap();
     let run = Run {
-        sender: "mpegts-udp-send.sh",
-        receiver: "mpegts-udp-receive.sh",
+        sender,
+        receiver,
         scheduler: "user",
         environment: &[],
     };

@@ -16,8 +16,8 @@ use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
 use super::imp::{QSockSink, Settings, CAT};
 use super::period::{full_packet_period_hint, Measured, Refused};
-use super::run::{type_index, Counters, Run, FRAME_TYPES};
-use crate::frame::FrameType;
+use super::run::{Counters, Run};
+use qsock_frame::FrameType;
 
 /// The feedback thread, stopped by dropping `stop`.
 #[derive(Debug)]
@@ -294,8 +294,8 @@ fn stats_structure(
     let mut builder = gst::Structure::builder("qsocksink-stats")
         .field("scheduler", info.scheduler.as_str())
         .field("device", device);
-    for frame_type in FRAME_TYPES {
-        let index = type_index(frame_type);
+    for frame_type in FrameType::ALL {
+        let index = frame_type.index();
         let name = FrameType::name(frame_type);
         builder = builder
             .field(format!("frames-{name}"), counters.frames[index])

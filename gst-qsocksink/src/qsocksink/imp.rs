@@ -21,7 +21,7 @@ use super::period::{self, full_packet_period_hint, LinkLimits, StreamPeriod};
 use super::run::{Counters, Run};
 use super::sender::Flushing;
 use super::SchedulerChoice;
-use crate::frame::{Classifier, PayloadFormat};
+use qsock_frame::{Classifier, PayloadFormat};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(

@@ -9,25 +9,7 @@ use parking_lot::Mutex;
 
 use super::feedback::{Feedback, Reported};
 use super::period::StreamPeriod;
-use crate::frame::FrameType;
-
-/// The frame types, in the order the counters index them.
-pub(super) const FRAME_TYPES: [FrameType; 4] = [
-    FrameType::Intra,
-    FrameType::Predicted,
-    FrameType::NonReference,
-    FrameType::Unknown,
-];
-
-/// Where the counters keep `frame_type`.
-pub(super) fn type_index(frame_type: FrameType) -> usize {
-    match frame_type {
-        FrameType::Intra => 0,
-        FrameType::Predicted => 1,
-        FrameType::NonReference => 2,
-        FrameType::Unknown => 3,
-    }
-}
+use qsock_frame::FrameType;
 
 /// What the sink counts itself, shared with the feedback thread.
 #[derive(Debug, Default, Clone, Copy)]
@@ -64,7 +46,7 @@ impl Counters {
         pts: Option<gst::ClockTime>,
         running_time: Option<gst::ClockTime>,
     ) {
-        let index = type_index(frame_type);
+        let index = frame_type.index();
         let packets = packets as u64;
         self.send_frame_calls += 1;
         self.frames[index] += 1;

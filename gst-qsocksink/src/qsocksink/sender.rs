@@ -11,10 +11,10 @@ use gst_base::prelude::*;
 use parking_lot::{Condvar, Mutex};
 use qsock::{Deadline, DropFlag, ErrorKind, PacketFlags};
 
-use super::frames::{fallback_info, Frame};
+use super::frames::{fallback_info, Frame, FrameDropFlag};
 use super::imp::{QSockSink, SendSettings, Started, State, CAT};
-use super::run::{type_index, Run};
-use crate::frame::FrameType;
+use super::run::Run;
+use qsock_frame::FrameType;
 
 /// First wait after the scheduler pushes a packet back; doubled up to
 /// [`MAX_PUSH_BACK_WAIT`]. Neither the kernel's queue nor the user scheduler
@@ -241,7 +241,7 @@ impl QSockSink {
                 && qsock::monotonic_now() > deadline.as_monotonic_nanos()
             {
                 let given_up = (packets.len() - sent) as u64;
-                run.counters.lock().sink_dropped[type_index(frame_type)] += given_up;
+                run.counters.lock().sink_dropped[frame_type.index()] += given_up;
                 gst::debug!(
                     CAT,
                     imp = self,

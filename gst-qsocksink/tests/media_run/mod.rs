@@ -21,11 +21,12 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use qsock_media::{is_eos, NamespacePipeline};
+use parking_lot::Mutex;
+use qsock_media::{is_eos, rtp_header, NamespacePipeline};
 use qsock_testbed::TestBed;
 
 /// Frames per second of the live source.
@@ -427,18 +428,6 @@ fn on_buffers(pad: &gst::Pad, each: impl Fn(&gst::BufferRef) + Send + Sync + 'st
     );
 }
 
-/// The sequence number and timestamp of an RTP packet.
-fn rtp_header(buffer: &gst::BufferRef) -> Option<(u16, u32)> {
-    let map = buffer.map_readable().ok()?;
-    let bytes = map.as_slice();
-    if bytes.len() < 12 || bytes[0] >> 6 != 2 {
-        return None;
-    }
-    let sequence = u16::from_be_bytes([bytes[2], bytes[3]]);
-    let timestamp = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    Some((sequence, timestamp))
-}
-
 /// What a packetizer was given and what it made of it.
 #[derive(Debug, Default)]
 struct Packetized {
@@ -507,10 +496,7 @@ fn watch_branch(pipeline: &gst::Pipeline, name: &str, rtp: bool) -> Branch {
             .expect("a packetizer has a source pad"),
         move |buffer| {
             if let Some(key) = datagram_key(buffer) {
-                departed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, Instant::now());
+                departed.lock().insert(key, Instant::now());
             }
         },
     );
@@ -529,11 +515,7 @@ fn watch_packetizer(element: &gst::Element) -> Arc<Mutex<Packetized>> {
             .expect("a payloader has a sink pad"),
         move |buffer| {
             let intra = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-            frames
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .frames_intra
-                .push(intra);
+            frames.lock().frames_intra.push(intra);
         },
     );
     let packets = Arc::clone(&packetized);
@@ -545,9 +527,8 @@ fn watch_packetizer(element: &gst::Element) -> Arc<Mutex<Packetized>> {
             if let Some(header) = rtp_header(buffer) {
                 packets
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner())
                     .packets
-                    .push(header);
+                    .push((header.sequence, header.timestamp));
             }
         },
     );
@@ -580,14 +561,9 @@ fn enforce_playout_deadline(
             let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
                 return gst::PadProbeReturn::Ok;
             };
-            let departed = datagram_key(buffer).and_then(|key| {
-                departures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&key)
-                    .copied()
-            });
-            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let departed =
+                datagram_key(buffer).and_then(|key| departures.lock().get(&key).copied());
+            let mut seen = seen.lock();
             let Some(departed) = departed else {
                 seen.unknown += 1;
                 return gst::PadProbeReturn::Ok;
@@ -644,10 +620,8 @@ fn start_receiver(
                 .static_pad("sink")
                 .expect("a depayloader has a sink pad"),
             move |buffer| {
-                if let Some((sequence, _)) = rtp_header(buffer) {
-                    seen.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(sequence);
+                if let Some(header) = rtp_header(buffer) {
+                    seen.lock().insert(header.sequence);
                 }
             },
         );
@@ -753,12 +727,13 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
             failures.extend(receiver.pipeline.namespace_failures());
             drop(receiver.pipeline);
             let delivery = branch.packetized.map(|packetized| {
-                let frames = lock(&packetized)
+                let frames = packetized
+                    .lock()
                     .frames()
                     .unwrap_or_else(|err| panic!("{}: {err}", sink.label));
-                delivery(&frames, &lock(&receiver.in_time))
+                delivery(&frames, &receiver.in_time.lock())
             });
-            let arrivals = lock(&receiver.arrivals);
+            let arrivals = receiver.arrivals.lock();
             assert_eq!(
                 arrivals.unknown, 0,
                 "{}'s receiver got datagrams the sender never sent",
@@ -767,7 +742,7 @@ pub fn run(bed: &TestBed, run: &Run, dir: &WorkDir) -> Report {
             SinkReport {
                 label: sink.label.clone(),
                 receiver_error,
-                transit: transit(lock(&branch.departures).len() as u64, &arrivals),
+                transit: transit(branch.departures.lock().len() as u64, &arrivals),
                 delivery,
                 received: ffprobe(format, &receiver.file),
                 decoded: receiver.decoded.load(Ordering::Relaxed),
@@ -792,12 +767,6 @@ fn finish_receiver(receiver: &NamespacePipeline) -> Result<(), String> {
     waited("udpsrc timeout", QUIET * 3, is_udpsrc_timeout)?;
     receiver.pipeline().send_event(gst::event::Eos::new());
     waited("end of stream", Duration::from_secs(10), is_eos)
-}
-
-/// Locks a mutex a panicking probe may have poisoned: the data is still the
-/// best account of what happened.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn transit(sent: u64, arrivals: &Arrivals) -> Transit {

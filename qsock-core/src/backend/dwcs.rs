@@ -679,7 +679,7 @@ impl Attachment for DwcsStream {
 
     /// The root qdisc's rate option.
     fn link_rate(&self) -> Result<Option<Rate>> {
-        let nl = self.netlink.lock_shared();
+        let nl = self.netlink.lock();
         Ok(qdisc::root(&nl, &self.link)?
             .filter(|root| root.is_qsock(KIND))
             .and_then(|root| qdisc_link_rate(&root)))

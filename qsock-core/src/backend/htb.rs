@@ -646,7 +646,7 @@ impl Attachment for HtbStream {
 
     /// The root class's rate, as `tc class show` prints it now.
     fn link_rate(&self) -> Result<Option<Rate>> {
-        let nl = self.netlink.lock_shared();
+        let nl = self.netlink.lock();
         Ok(class::get(&nl, &self.link, root_class())?.and_then(|root| root.rate()))
     }
 

@@ -582,7 +582,7 @@ impl Attachment for UserStream {
     }
 
     fn link_rate(&self) -> Result<Option<Rate>> {
-        Ok(self.device.lock().link_rate)
+        Ok(self.device.state.lock().link_rate)
     }
 
     fn detach(self: Box<Self>, _socket: &Socket) -> Result<()> {

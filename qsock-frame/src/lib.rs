@@ -1,20 +1,32 @@
-//! Frames and their types, found by parsing the packets the sink is given.
+//! Video frames and their types, found by parsing the packets of a stream:
+//! the one RTP and MPEG-TS packet view of the project, the codec
+//! classifiers, and the grouping of packets into frames.
 //!
-//! The sink hands every datagram to a [`Classifier`] built for the negotiated
-//! caps; the classifier says which frame the packet belongs to, whether it
-//! ends that frame, and what its payload shows of the frame's type. The sink
-//! groups packets into frames from that and maps frame types to per-packet
-//! drop flags. Nothing here knows about GStreamer or sockets.
+//! The sender (qsocksink) hands every datagram to a [`Classifier`] built for
+//! the negotiated caps; the classifier says which frame the packet belongs
+//! to, whether it ends that frame, and what its payload shows of the frame's
+//! type. A [`FrameAssembler`] groups packets into frames from that. The
+//! receivers type what they receive with the same classifier, so that both
+//! ends name frame types alike. Nothing here knows about GStreamer or
+//! sockets.
+#![deny(missing_docs)]
 
+mod aggregation;
 mod annexb;
+mod assembler;
 mod bits;
-mod h264;
+pub mod h264;
 mod h265;
-mod mpeg_video;
-mod mpegts;
-mod rtp;
+pub mod mpeg_video;
+pub mod mpegts;
+pub mod rtp;
 #[cfg(test)]
 mod tests;
+mod ts_packet;
+
+pub use assembler::{fallback_info, Frame, FrameAssembler};
+pub use rtp::RtpPacket;
+pub use ts_packet::{TsPacket, NULL_PID, TS_PACKET_SIZE};
 
 /// The payload format, from the negotiated caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +44,11 @@ pub enum PayloadFormat {
 }
 
 /// A frame's type, as far as dropping it is concerned.
+///
+/// Types are ordered by how much a payload shows of its frame: `Unknown`
+/// (nothing) below `NonReference`, `Predicted` and `Intra`; the type of
+/// several units together is the greatest. [`FrameType::ALL`] lists them
+/// from the greatest down, and [`FrameType::index`] is a type's place there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FrameType {
     /// Nothing in the payload told the type (yet).
@@ -45,6 +62,35 @@ pub enum FrameType {
 }
 
 impl FrameType {
+    /// Every type, greatest first: the order of per-type counts and reports.
+    pub const ALL: [FrameType; 4] = [
+        FrameType::Intra,
+        FrameType::Predicted,
+        FrameType::NonReference,
+        FrameType::Unknown,
+    ];
+
+    /// The type's place in [`FrameType::ALL`], for arrays of per-type counts.
+    pub fn index(self) -> usize {
+        match self {
+            FrameType::Intra => 0,
+            FrameType::Predicted => 1,
+            FrameType::NonReference => 2,
+            FrameType::Unknown => 3,
+        }
+    }
+
+    /// Of two types of frames a packet carries together, the one whose loss
+    /// would do the most harm: `Unknown` above all (nothing says it is safe
+    /// to lose), then the greater.
+    pub fn most_protected(self, other: FrameType) -> FrameType {
+        if self == FrameType::Unknown || other == FrameType::Unknown {
+            FrameType::Unknown
+        } else {
+            self.max(other)
+        }
+    }
+
     /// The type's name in statistics and messages (`intra`, `predicted`,
     /// `non-reference`, `unknown`).
     pub fn name(self) -> &'static str {
@@ -93,6 +139,22 @@ pub struct PacketInfo {
     /// without: H.264/H.265 parameter sets, MPEG-2 sequence headers, MPEG-TS
     /// PAT/PMT. Such packets are never droppable.
     pub configuration: bool,
+}
+
+impl PacketInfo {
+    /// A packet of frame `frame` that shows nothing else: it neither starts
+    /// nor ends a frame, and its type is `Unknown`.
+    pub fn of_frame(frame: u64) -> PacketInfo {
+        PacketInfo {
+            frame,
+            starts_frame: false,
+            ends_frame: false,
+            also_ends_previous: false,
+            hidden_frames: Vec::new(),
+            frame_type: FrameType::Unknown,
+            configuration: false,
+        }
+    }
 }
 
 /// Why a packet could not be classified. The sink still sends such packets,
@@ -155,12 +217,6 @@ impl From<bits::OutOfBits> for UnitError {
     fn from(_: bits::OutOfBits) -> Self {
         UnitError::Truncated
     }
-}
-
-/// The payload of an RTP packet: after its CSRCs and header extension,
-/// without padding.
-pub fn rtp_payload(packet: &[u8]) -> Result<&[u8], ParseError> {
-    rtp::parse(packet).map(|rtp| rtp.payload)
 }
 
 /// Classifies the packets of one stream, in order. Keeps what later packets
@@ -227,13 +283,11 @@ impl Classifier {
         self.previous_timestamp = Some(rtp.timestamp);
         let shows = classify(self, rtp.payload)?;
         Ok(PacketInfo {
-            frame: u64::from(rtp.timestamp),
             starts_frame,
             ends_frame: rtp.marker,
-            also_ends_previous: false,
-            hidden_frames: Vec::new(),
             frame_type: shows.frame_type,
             configuration: shows.configuration,
+            ..PacketInfo::of_frame(u64::from(rtp.timestamp))
         })
     }
 }

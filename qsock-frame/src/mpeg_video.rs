@@ -84,3 +84,33 @@ impl RtpMpegVideo {
         Ok(shows)
     }
 }
+
+/// True when an MPEG video RTP payload (RFC 2250 §3.4) begins a picture:
+/// after the video-specific header (and the MPEG-2 extension header, when
+/// its T bit says there is one) comes a sequence, GOP or picture start code.
+pub fn rtp_payload_starts_picture(payload: &[u8]) -> bool {
+    let Some(&first) = payload.first() else {
+        return false;
+    };
+    let header_len = if first & 0x04 != 0 { 8 } else { 4 };
+    matches!(
+        payload.get(header_len..header_len + 4),
+        Some([0, 0, 1, 0xb3 | 0xb8 | 0x00])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picture_starts() {
+        assert!(rtp_payload_starts_picture(&[
+            0, 0, 0x10, 0x01, 0, 0, 1, 0xb3
+        ]));
+        assert!(rtp_payload_starts_picture(&[
+            0x04, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x00
+        ]));
+        assert!(!rtp_payload_starts_picture(&[0, 0, 0, 0x01, 0, 0, 1, 0x01]));
+    }
+}

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::aggregation::size_prefixed_units;
 use super::bits::{rbsp, BitReader, OutOfBits};
 use super::{FrameType, ParseError, Shows, UnitError};
 
@@ -287,20 +288,9 @@ impl ParameterSets {
         match header.nal_type {
             AGGREGATION_PACKET => {
                 let mut shows = Shows::NOTHING;
-                let mut units = &payload[2..];
-                while !units.is_empty() {
-                    let size_bytes = units.get(..2).ok_or_else(|| {
-                        ParseError("H.265 aggregation packet ends inside a unit's size".into())
-                    })?;
-                    let size = usize::from(u16::from_be_bytes([size_bytes[0], size_bytes[1]]));
-                    let nal = units.get(2..2 + size).ok_or_else(|| {
-                        ParseError(format!(
-                            "H.265 aggregated unit of {size} bytes runs past the packet's {} remaining bytes",
-                            units.len() - 2
-                        ))
-                    })?;
-                    shows.merge(self.classify_whole_nal(nal)?);
-                    units = &units[2 + size..];
+                let units = &payload[2..];
+                for nal in size_prefixed_units(units, "H.265 aggregation", "H.265 aggregated") {
+                    shows.merge(self.classify_whole_nal(nal?)?);
                 }
                 Ok(shows)
             }

@@ -142,7 +142,7 @@ impl StartCodeScanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::FrameType;
+    use crate::FrameType;
 
     /// Units that need their first two bytes: `01 x` shows Intra,
     /// `02 x` NonReference.

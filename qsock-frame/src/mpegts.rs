@@ -4,9 +4,9 @@
 
 use super::annexb::{StartCodeScanner, UnitClassifier};
 use super::h265::ParameterSets;
-use super::{h264, mpeg_video, FrameType, PacketInfo, ParseError, Shows, UnitError};
+use super::ts_packet::{TsPacket, TS_PACKET_SIZE as PACKET_SIZE};
+use super::{h264, mpeg_video, PacketInfo, ParseError, Shows, UnitError};
 
-const PACKET_SIZE: usize = 188;
 const SYNC_BYTE: u8 = 0x47;
 const PAT_PID: u16 = 0;
 const PAT_TABLE_ID: u8 = 0x00;
@@ -57,15 +57,7 @@ impl TransportStream {
                 datagram.len()
             )));
         }
-        let mut info = PacketInfo {
-            frame: self.frames_started,
-            starts_frame: false,
-            ends_frame: false,
-            also_ends_previous: false,
-            hidden_frames: Vec::new(),
-            frame_type: FrameType::Unknown,
-            configuration: false,
-        };
+        let mut info = PacketInfo::of_frame(self.frames_started);
         let mut video_shows = Shows::NOTHING;
         let mut video_seen = false;
         for (index, packet) in datagram.chunks_exact(PACKET_SIZE).enumerate() {
@@ -75,9 +67,13 @@ impl TransportStream {
                     packet[0]
                 )));
             }
-            let payload_unit_start = packet[1] & 0x40 != 0;
-            let pid = u16::from_be_bytes([packet[1] & 0x1f, packet[2]]);
-            let payload = payload_of(packet, pid)?;
+            let TsPacket {
+                pid,
+                payload_unit_start,
+                payload,
+                ..
+            } = TsPacket::parse(packet)?;
+            let payload = payload.unwrap_or_default();
 
             if pid == PAT_PID {
                 info.configuration = true;
@@ -222,25 +218,6 @@ impl TransportStream {
     }
 }
 
-/// The packet's payload after any adaptation field (whose
-/// random_access_indicator is not trusted: muxers set it unevenly).
-fn payload_of(packet: &[u8], pid: u16) -> Result<&[u8], ParseError> {
-    let adaptation_field_control = (packet[3] >> 4) & 3;
-    match adaptation_field_control {
-        1 => Ok(&packet[4..]),
-        3 => {
-            let length = usize::from(packet[4]);
-            packet.get(5 + length..).ok_or_else(|| {
-                ParseError(format!(
-                    "adaptation field of {length} bytes overruns the transport stream packet on PID {pid}"
-                ))
-            })
-        }
-        // Adaptation field only, or the reserved value: no payload.
-        _ => Ok(&[]),
-    }
-}
-
 /// The length of the PES header at the start of `pes`, or None when `pes`
 /// ends before it does.
 fn pes_header_length(pes: &[u8], pid: u16) -> Result<Option<usize>, ParseError> {
@@ -282,4 +259,48 @@ fn section_body(payload: &[u8], table_id: u8) -> Option<&[u8]> {
     ]));
     let end = (3 + section_length).saturating_sub(4).min(section.len());
     section.get(8..end)
+}
+
+/// When `payload` (of a packet that starts a payload unit) begins a video
+/// PES packet (stream_id 0xE0 to 0xEF), Some with its PTS in 90 kHz ticks,
+/// if it has one; None when it is not a video PES packet.
+pub fn video_pes_start(payload: &[u8]) -> Option<Option<u64>> {
+    let [0, 0, 1, stream_id, ..] = payload else {
+        return None;
+    };
+    if stream_id & 0xf0 != 0xe0 {
+        return None;
+    }
+    let has_pts = payload.get(7).is_some_and(|flags| flags & 0x80 != 0);
+    let pts = payload.get(9..14).filter(|_| has_pts).map(|bytes| {
+        (u64::from(bytes[0] >> 1) & 0x07) << 30
+            | u64::from(bytes[1]) << 22
+            | u64::from(bytes[2] >> 1) << 15
+            | u64::from(bytes[3]) << 7
+            | u64::from(bytes[4] >> 1)
+    });
+    Some(pts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_pes_start_and_pts() {
+        // PES header: video stream, PTS only, PTS = 0x1_2345_6789 & 33 bits.
+        let pts: u64 = 0x1_2345_6789;
+        let mut pes = vec![0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5];
+        pes.extend_from_slice(&[
+            0x21 | ((pts >> 29) as u8 & 0x0e),
+            (pts >> 22) as u8,
+            ((pts >> 14) as u8 & 0xfe) | 1,
+            (pts >> 7) as u8,
+            ((pts << 1) as u8) | 1,
+        ]);
+        assert_eq!(video_pes_start(&pes), Some(Some(pts)));
+        pes[7] = 0;
+        assert_eq!(video_pes_start(&pes), Some(None), "no PTS");
+        assert_eq!(video_pes_start(&[0, 0, 1, 0xc0]), None, "audio");
+    }
 }

@@ -1,5 +1,6 @@
 //! H.264 NAL units (ITU-T H.264 §7.3) and their RTP payload format (RFC 6184).
 
+use super::aggregation::size_prefixed_units;
 use super::bits::{rbsp, BitReader};
 use super::{FrameType, ParseError, Shows, UnitError};
 
@@ -128,33 +129,85 @@ fn classify_whole_nal(nal: &[u8]) -> Result<Shows, ParseError> {
 /// Walks the units of an aggregation packet: each is a 16-bit size, then
 /// `skip_per_unit` bytes of decoding-order and timing fields, then the NAL
 /// unit (the size covers those fields and the unit).
-fn aggregated_units(
-    mut units: &[u8],
-    skip_per_unit: usize,
-    kind: &str,
-) -> Result<Shows, ParseError> {
+fn aggregated_units(units: &[u8], skip_per_unit: usize, kind: &str) -> Result<Shows, ParseError> {
     let mut shows = Shows::NOTHING;
-    while !units.is_empty() {
-        let size_bytes = units
-            .get(..2)
-            .ok_or_else(|| ParseError(format!("{kind} packet ends inside a unit's size")))?;
-        let size = usize::from(u16::from_be_bytes([size_bytes[0], size_bytes[1]]));
-        let unit = units.get(2..2 + size).ok_or_else(|| {
-            ParseError(format!(
-                "{kind} unit of {size} bytes runs past the packet's {} remaining bytes",
-                units.len() - 2
-            ))
-        })?;
+    for unit in size_prefixed_units(units, kind, kind) {
+        let unit = unit?;
         let nal = unit.get(skip_per_unit..).ok_or_else(|| {
             ParseError(format!(
-                "{kind} unit of {size} bytes is shorter than its fields"
+                "{kind} unit of {} bytes is shorter than its fields",
+                unit.len()
             ))
         })?;
         if nal.is_empty() {
             return Err(ParseError(format!("empty NAL unit in a {kind} packet")));
         }
         shows.merge(classify_whole_nal(nal)?);
-        units = &units[2 + size..];
     }
     Ok(shows)
+}
+
+/// True when an H.264 RTP payload (RFC 6184) begins an access unit: a
+/// parameter set, SEI or delimiter, or a slice whose first_mb_in_slice is 0
+/// (its Exp-Golomb code is the single bit 1), alone, first in a STAP-A, or
+/// in the first fragment of an FU-A.
+pub fn rtp_payload_starts_access_unit(payload: &[u8]) -> bool {
+    let Some(&header) = payload.first() else {
+        return false;
+    };
+    match header & 0x1f {
+        1..=5 => payload.get(1).is_some_and(|byte| byte & 0x80 != 0),
+        6..=9 => true,
+        // STAP-A: a two-byte size, then the first NAL unit.
+        24 => payload.get(3..).is_some_and(rtp_payload_starts_access_unit),
+        // FU-A: the fragment header's start bit and NAL unit type, then the
+        // fragmented unit's first byte after its header.
+        28 => {
+            let Some(&fragment) = payload.get(1) else {
+                return false;
+            };
+            let starts = fragment & 0x80 != 0;
+            match fragment & 0x1f {
+                1..=5 => starts && payload.get(2).is_some_and(|byte| byte & 0x80 != 0),
+                6..=9 => starts,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_unit_starts() {
+        assert!(rtp_payload_starts_access_unit(&[0x67, 0x42]), "SPS");
+        assert!(
+            rtp_payload_starts_access_unit(&[0x65, 0x88]),
+            "IDR slice, first_mb 0"
+        );
+        assert!(
+            !rtp_payload_starts_access_unit(&[0x41, 0x20]),
+            "slice, first_mb 1"
+        );
+        assert!(
+            rtp_payload_starts_access_unit(&[0x18, 0, 2, 0x67, 0x42]),
+            "STAP-A with SPS"
+        );
+        assert!(
+            rtp_payload_starts_access_unit(&[0x7c, 0x85, 0x88]),
+            "FU-A start, IDR"
+        );
+        assert!(
+            !rtp_payload_starts_access_unit(&[0x7c, 0x05, 0x88]),
+            "FU-A continuation"
+        );
+        assert!(
+            !rtp_payload_starts_access_unit(&[0x7c, 0x85, 0x20]),
+            "FU-A start, second slice"
+        );
+        assert!(!rtp_payload_starts_access_unit(&[]));
+    }
 }

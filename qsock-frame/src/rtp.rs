@@ -1,40 +1,80 @@
-//! The RTP fixed header (RFC 3550 §5.1): what the classifier needs of it and
-//! where the payload is.
+//! The RTP fixed header (RFC 3550 §5.1): the fields that tell frames and
+//! losses apart, and where the payload is.
 
 use super::ParseError;
 
-/// The parts of an RTP packet the classifier uses.
+/// A view of one RTP version 2 packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RtpPacket<'a> {
-    pub(crate) marker: bool,
-    pub(crate) payload_type: u8,
-    pub(crate) timestamp: u32,
+pub struct RtpPacket<'a> {
+    /// The marker bit: for video, the last packet of a frame.
+    pub marker: bool,
+    /// The payload type.
+    pub payload_type: u8,
+    /// The sequence number.
+    pub sequence: u16,
+    /// The media timestamp.
+    pub timestamp: u32,
     /// The payload without CSRCs, header extension and padding.
-    pub(crate) payload: &'a [u8],
+    pub payload: &'a [u8],
 }
 
 const FIXED_HEADER_LEN: usize = 12;
 
+/// The fields of the 12-byte fixed header of an RTP version 2 packet, read
+/// without checking what follows it: enough to group a packet whose payload
+/// cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedHeader {
+    /// The marker bit: for video, the last packet of a frame.
+    pub marker: bool,
+    /// The payload type.
+    pub payload_type: u8,
+    /// The sequence number.
+    pub sequence: u16,
+    /// The media timestamp.
+    pub timestamp: u32,
+}
+
+impl FixedHeader {
+    /// The fixed header of `packet`; None when it is shorter than 12 bytes
+    /// or not RTP version 2.
+    pub fn parse(packet: &[u8]) -> Option<FixedHeader> {
+        let header = packet.get(..FIXED_HEADER_LEN)?;
+        if header[0] >> 6 != 2 {
+            return None;
+        }
+        Some(FixedHeader {
+            marker: header[1] & 0x80 != 0,
+            payload_type: header[1] & 0x7f,
+            sequence: u16::from_be_bytes([header[2], header[3]]),
+            timestamp: u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
+        })
+    }
+}
+
 /// Parses the RTP header of `packet`.
-pub(crate) fn parse(packet: &[u8]) -> Result<RtpPacket<'_>, ParseError> {
+pub fn parse(packet: &[u8]) -> Result<RtpPacket<'_>, ParseError> {
     if packet.len() < FIXED_HEADER_LEN {
         return Err(ParseError(format!(
             "{}-byte packet is shorter than the 12-byte RTP header",
             packet.len()
         )));
     }
-    let version = packet[0] >> 6;
-    if version != 2 {
+    let Some(FixedHeader {
+        marker,
+        payload_type,
+        sequence,
+        timestamp,
+    }) = FixedHeader::parse(packet)
+    else {
         return Err(ParseError(format!(
-            "RTP version {version} packet; expected version 2"
+            "RTP version {} packet; expected version 2",
+            packet[0] >> 6
         )));
-    }
+    };
     let has_padding = packet[0] & 0x20 != 0;
     let has_extension = packet[0] & 0x10 != 0;
     let csrc_count = usize::from(packet[0] & 0x0f);
-    let marker = packet[1] & 0x80 != 0;
-    let payload_type = packet[1] & 0x7f;
-    let timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
 
     let mut payload_start = FIXED_HEADER_LEN + 4 * csrc_count;
     if packet.len() < payload_start {
@@ -72,6 +112,7 @@ pub(crate) fn parse(packet: &[u8]) -> Result<RtpPacket<'_>, ParseError> {
     Ok(RtpPacket {
         marker,
         payload_type,
+        sequence,
         timestamp,
         payload: &packet[payload_start..payload_end],
     })
@@ -95,6 +136,7 @@ mod tests {
         let rtp = parse(&packet).expect("valid packet");
         assert!(rtp.marker);
         assert_eq!(rtp.payload_type, 96);
+        assert_eq!(rtp.sequence, 1);
         assert_eq!(rtp.timestamp, 0x1234_5678);
         assert_eq!(rtp.payload, &[1, 2, 3]);
     }
