@@ -9,18 +9,11 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gst_check::Harness;
 
+mod loopback;
 mod plugin;
 
+use loopback::receiver;
 use plugin::init;
-
-fn receiver() -> (UdpSocket, u16) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let port = socket.local_addr().unwrap().port();
-    (socket, port)
-}
 
 /// A sink on the user scheduler, sending to `port` on loopback, in a harness.
 fn harness(port: u16, caps: &str) -> (Harness, gst::Bus) {
@@ -314,13 +307,7 @@ fn a_missing_scheduler_is_explained() {
     let bus = gst::Bus::new();
     sink.set_bus(Some(&bus));
     assert!(sink.set_state(gst::State::Paused).is_err());
-    let message = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(error) = message.view() else {
-        unreachable!()
-    };
-    let text = error.error().to_string();
+    let text = error_text(&bus);
     assert!(text.contains("no-such-dev0"), "{text}");
     sink.set_state(gst::State::Null).unwrap();
 }
@@ -344,13 +331,7 @@ fn a_link_rate_out_of_range_is_refused_with_the_range() {
         let bus = gst::Bus::new();
         sink.set_bus(Some(&bus));
         assert!(sink.set_state(gst::State::Paused).is_err(), "{rate}");
-        let message = bus
-            .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
-            .expect("an error message");
-        let gst::MessageView::Error(error) = message.view() else {
-            unreachable!()
-        };
-        let text = error.error().to_string();
+        let text = error_text(&bus);
         for needle in [
             &format!("link-rate: the rate {rate:?} is out of range")[..],
             "at least 8bit",

@@ -34,7 +34,11 @@ use std::thread;
 use nix::sched::{setns, CloneFlags};
 
 mod bulk;
+mod dwcs;
+mod text;
 pub use bulk::BulkTransfer;
+pub use dwcs::{dwcs_expected, dwcs_loaded, dwcs_test_runs, DWCS_MODULE};
+pub use text::assert_mentions;
 
 /// Where `ip netns` keeps its named namespaces.
 const NETNS_DIR: &str = "/run/netns";
