@@ -14,9 +14,11 @@ use parking_lot::{Mutex, MutexGuard};
 use qsock::{InitParams, SchedulerName};
 
 mod loopback;
+mod messages;
 mod plugin;
 
 use loopback::receiver;
+use messages::OnError;
 use plugin::init;
 
 /// Installs the user scheduler on `lo` with `rate` and a queue of `limit`
@@ -82,25 +84,7 @@ fn element_message(
     name: &str,
     wanted: impl Fn(&gst::StructureRef) -> bool,
 ) -> gst::Structure {
-    let give_up = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = give_up.saturating_duration_since(Instant::now());
-        let message = bus
-            .timed_pop_filtered(
-                gst::ClockTime::from_nseconds(left.as_nanos() as u64),
-                &[gst::MessageType::Element, gst::MessageType::Error],
-            )
-            .unwrap_or_else(|| panic!("no {name} message within 20 s"));
-        match message.view() {
-            gst::MessageView::Error(error) => panic!("{error:?}"),
-            _ => {
-                let structure = message.structure().unwrap();
-                if structure.name() == name && wanted(structure) {
-                    return structure.to_owned();
-                }
-            }
-        }
-    }
+    messages::element_message(bus, name, Duration::from_secs(20), OnError::Fail, wanted)
 }
 
 #[test]

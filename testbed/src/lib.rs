@@ -6,6 +6,10 @@
 //! person debugging a test can repeat each step by hand, and everything a
 //! [`TestBed`] created is removed when it is dropped, also when a test panics.
 //!
+//! Beside the beds, what tests of several crates share: whether a test of
+//! the sch_dwcs kernel scheduler runs here ([`dwcs_test_runs`]), and
+//! [`assert_mentions`] for what a program or an error said.
+//!
 //! ```no_run
 //! use qsock_testbed::TestBed;
 //! use std::net::UdpSocket;
