@@ -18,7 +18,6 @@ mod messages;
 mod plugin;
 
 use loopback::receiver;
-use messages::OnError;
 use plugin::init;
 
 /// Installs the user scheduler on `lo` with `rate` and a queue of `limit`
@@ -84,7 +83,7 @@ fn element_message(
     name: &str,
     wanted: impl Fn(&gst::StructureRef) -> bool,
 ) -> gst::Structure {
-    messages::element_message(bus, name, Duration::from_secs(20), OnError::Fail, wanted)
+    messages::element_message(bus, name, Duration::from_secs(20), true, wanted)
 }
 
 #[test]

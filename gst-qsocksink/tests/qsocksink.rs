@@ -15,7 +15,6 @@ mod messages;
 mod plugin;
 
 use loopback::receiver;
-use messages::OnError;
 use plugin::init;
 
 /// A sink on the user scheduler, sending to `port` on loopback, in a harness.
@@ -97,13 +96,7 @@ fn receive(socket: &UdpSocket, count: usize) -> Vec<Vec<u8>> {
 
 /// Waits for a `qsocksink-stats` message that satisfies `done`.
 fn stats_until(bus: &gst::Bus, done: impl Fn(&gst::StructureRef) -> bool) -> gst::Structure {
-    messages::element_message(
-        bus,
-        "qsocksink-stats",
-        Duration::from_secs(10),
-        OnError::Leave,
-        done,
-    )
+    messages::element_message(bus, "qsocksink-stats", Duration::from_secs(10), false, done)
 }
 
 /// Pushes each of `buffers` into the harness, each accepted.

@@ -2,27 +2,21 @@
 
 use std::time::{Duration, Instant};
 
-/// What an error message on the bus means while waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
-    /// It fails the test.
-    Fail,
-    /// It stays on the bus, unread.
-    Leave,
-}
-
 /// Waits up to `within` for an element message named `name` that satisfies
-/// `wanted`, and returns its structure; fails the test when none comes.
+/// `wanted`, and returns its structure; fails the test when none comes, and,
+/// with `fail_on_error`, at an error message (which otherwise stays on the
+/// bus, unread).
 pub fn element_message(
     bus: &gst::Bus,
     name: &str,
     within: Duration,
-    on_error: OnError,
+    fail_on_error: bool,
     wanted: impl Fn(&gst::StructureRef) -> bool,
 ) -> gst::Structure {
-    let types: &[gst::MessageType] = match on_error {
-        OnError::Fail => &[gst::MessageType::Element, gst::MessageType::Error],
-        OnError::Leave => &[gst::MessageType::Element],
+    let types: &[gst::MessageType] = if fail_on_error {
+        &[gst::MessageType::Element, gst::MessageType::Error]
+    } else {
+        &[gst::MessageType::Element]
     };
     let give_up = Instant::now() + within;
     loop {
