@@ -42,6 +42,7 @@ sender_setup() {
 # second; as a byte-stream it repeats SPS and PPS before every I-frame, so a
 # receiver can join at any I-frame.
 h264_source() {
+    # shellcheck disable=SC2034,SC2054 # the sender's gst-launch-1.0 line reads it; caps take commas
     H264_SOURCE=(
         videotestsrc is-live=true pattern="$PATTERN"
         ! video/x-raw,width=640,height=360,framerate="$FPS"/1
@@ -56,7 +57,7 @@ h264_source() {
 qsocksink_to() {
     local budget=$1
     shift
-    # shellcheck disable=SC2206 # an empty LINK_RATE adds no argument
+    # shellcheck disable=SC2034,SC2206 # the sender's gst-launch-1.0 line reads it; an empty LINK_RATE adds no argument
     QSOCKSINK=(
         qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget="$budget" "$@"
         ${LINK_RATE:+link-rate="$LINK_RATE"}

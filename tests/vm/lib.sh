@@ -22,6 +22,7 @@ vm_hold_rx_timestamps() {
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMP, 1)
 signal.pause()' </dev/null >/dev/null 2>&1 &
+	# shellcheck disable=SC2034 # the sourcing script kills it when done
 	vm_timestamp_holder=$!
 }
 
