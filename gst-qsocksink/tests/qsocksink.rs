@@ -106,6 +106,15 @@ fn push_all(h: &mut Harness, buffers: &[gst::Buffer]) {
     }
 }
 
+/// A receiving socket, and a sink on the user scheduler sending H.264 to it
+/// in a harness, with its bus, after `buffers` were pushed.
+fn pushed_on_h264(buffers: &[gst::Buffer]) -> (UdpSocket, Harness, gst::Bus) {
+    let (rx, port) = receiver();
+    let (mut h, bus) = harness(port, H264);
+    push_all(&mut h, buffers);
+    (rx, h, bus)
+}
+
 fn count(structure: &gst::StructureRef, field: &str) -> u64 {
     structure
         .get::<u64>(field)
@@ -174,10 +183,8 @@ fn linking_a_payloader_it_cannot_type_fails_at_link_time() {
 
 #[test]
 fn every_packet_arrives_and_each_frame_is_one_send() {
-    let (rx, port) = receiver();
-    let (mut h, bus) = harness(port, H264);
     let sent = frames(10, 3);
-    push_all(&mut h, &sent);
+    let (rx, h, bus) = pushed_on_h264(&sent);
     let received = receive(&rx, sent.len());
     for (buffer, datagram) in sent.iter().zip(&received) {
         assert_eq!(
@@ -240,10 +247,8 @@ fn eos_sends_the_frame_nothing_else_would_close() {
 
 #[test]
 fn reports_upstream_with_qos_events() {
-    let (rx, port) = receiver();
-    let (mut h, _bus) = harness(port, H264);
     let sent = frames(5, 2);
-    push_all(&mut h, &sent);
+    let (rx, mut h, _bus) = pushed_on_h264(&sent);
     receive(&rx, sent.len());
     let give_up = Instant::now() + Duration::from_secs(10);
     let qos = loop {
