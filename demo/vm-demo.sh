@@ -8,21 +8,18 @@
 # scheduler dwcs, writing its CSV and PNG to $QSOCK_VM_OUT, which the host
 # reads back (target/vm/VERSION/).
 set -u
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/../tests/vm/lib.sh"
 expected=${1:?usage: vm-demo.sh KERNEL_VERSION [qsock-demo ARGS...]}
 shift
 kver=$(uname -r)
-[ "$kver" = "$expected" ] || { echo "running $kver, expected $expected"; exit 1; }
+vm_expect_kernel "$expected" || exit 1
 [ -n "${QSOCK_VM_OUT:-}" ] || { echo "QSOCK_VM_OUT is not set: run this through tests/vm/run.sh"; exit 1; }
 
-# Receive timestamps turn on a static key that the kernel patches its code to
-# flip; under emulation, flipping it while packets flow has crashed guests
-# (tests/vm/guest.sh explains). Hold it on from before anything flows.
-python3 -c 'import socket, signal
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMP, 1)
-signal.pause()' </dev/null >/dev/null 2>&1 &
-timestamp_holder=$!
-trap 'kill $timestamp_holder 2>/dev/null' EXIT
+# Hold receive timestamps on from before anything flows (tests/vm/lib.sh
+# says why).
+vm_hold_rx_timestamps
+trap 'kill $vm_timestamp_holder 2>/dev/null' EXIT
 
 # GStreamer caches its plugin registry under $HOME, which the guest sees
 # read-only; /tmp is a throwaway overlay there.

@@ -17,11 +17,13 @@
 set -u
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo" || exit 1
+# shellcheck source=tests/vm/lib.sh
+. "$repo/tests/vm/lib.sh"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 kver=$(uname -r)
 expected=${1:-}
 shift
-[ -z "$expected" ] || [ "$expected" = "$kver" ] || { echo "booted $kver, not $expected"; exit 1; }
+vm_expect_kernel "$expected" || exit 1
 ko=${QSOCK_KMOD_DIR:-$repo/kmod-dwcs}/build/$kver/sch_dwcs.ko
 eval_bin=$repo/target/release/qsock-eval
 out=${QSOCK_VM_OUT:?QSOCK_VM_OUT is not set: run this through tests/vm/run.sh -s eval/vm-eval.sh}/eval

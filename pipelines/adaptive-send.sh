@@ -21,18 +21,14 @@ check_number MIN_BITRATE "$MIN_BITRATE"
 check_number MAX_BITRATE "$MAX_BITRATE"
 [ "$MIN_BITRATE" -le "$MAX_BITRATE" ] ||
     die "MIN_BITRATE ($MIN_BITRATE) must not be above MAX_BITRATE ($MAX_BITRATE)"
+h264_source name=encoder
+qsocksink_to 100 adapt-bitrate=true qos-interval=500 \
+    min-bitrate="$((MIN_BITRATE * 1000))" max-bitrate="$((MAX_BITRATE * 1000))"
 
 # The stream is h264-rtp-send.sh's; x264enc is named so that the sink finds
 # it as the nearest upstream encoder (it would without the name too).
 # qsocksink's bitrates are in bit/s, x264enc's in kbit/s.
-exec gst-launch-1.0 -e -m \
-    videotestsrc is-live=true pattern="$PATTERN" \
-    ! video/x-raw,width=640,height=360,framerate="$FPS"/1 \
-    ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE" \
-        key-int-max="$FPS" \
+exec gst-launch-1.0 -e -m "${H264_SOURCE[@]}" \
     ! video/x-h264,stream-format=byte-stream \
     ! rtph264pay config-interval=0 mtu=1200 \
-    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 \
-        adapt-bitrate=true qos-interval=500 \
-        min-bitrate="$((MIN_BITRATE * 1000))" max-bitrate="$((MAX_BITRATE * 1000))" \
-        ${LINK_RATE:+link-rate="$LINK_RATE"}
+    ! "${QSOCKSINK[@]}"

@@ -36,6 +36,34 @@ sender_setup() {
     use_qsocksink
 }
 
+# The live H.264 stream of the H.264 senders, as gst-launch-1.0 arguments in
+# H264_SOURCE; the arguments name x264enc's first properties (a name).
+# x264enc: zerolatency (no B-frames, no lookahead) and an I-frame every
+# second; as a byte-stream it repeats SPS and PPS before every I-frame, so a
+# receiver can join at any I-frame.
+h264_source() {
+    # shellcheck disable=SC2034,SC2054 # the sender's gst-launch-1.0 line reads it; caps take commas
+    H264_SOURCE=(
+        videotestsrc is-live=true pattern="$PATTERN"
+        ! video/x-raw,width=640,height=360,framerate="$FPS"/1
+        ! x264enc "$@" tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE"
+        key-int-max="$FPS"
+    )
+}
+
+# qsocksink sending to the sender's HOST and PORT with its SCHEDULER, as
+# gst-launch-1.0 arguments in QSOCKSINK: BUDGET [PROPERTY=VALUE...], the
+# latency budget in ms and further properties; LINK_RATE, when set, last.
+qsocksink_to() {
+    local budget=$1
+    shift
+    # shellcheck disable=SC2034,SC2206 # the sender's gst-launch-1.0 line reads it; an empty LINK_RATE adds no argument
+    QSOCKSINK=(
+        qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget="$budget" "$@"
+        ${LINK_RATE:+link-rate="$LINK_RATE"}
+    )
+}
+
 # A receiver's command line, PORT [qsock-receive options]: runs the receiver
 # with statistics (receiver/ in this repository) for stream FORMAT.
 receive() {

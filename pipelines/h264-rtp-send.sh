@@ -13,20 +13,15 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 sender_setup "$@"
+h264_source
+# qsocksink: I-frames and parameter sets are never dropped; other frames may
+# be, once they are 100 ms past their clock time.
+qsocksink_to 100
 
-# x264enc: zerolatency (no B-frames, no lookahead) and an I-frame every
-# second; as a byte-stream it repeats SPS and PPS before every I-frame, so a
-# receiver can join at any I-frame.
 # rtph264pay config-interval=0: send the parameter sets as the encoder wrote
 # them (-1 would split multi-slice IDR frames into two access units);
 # mtu=1200 keeps each datagram under a 1500-byte link MTU.
-# qsocksink: I-frames and parameter sets are never dropped; other frames may
-# be, once they are 100 ms past their clock time.
-exec gst-launch-1.0 -e \
-    videotestsrc is-live=true pattern="$PATTERN" \
-    ! video/x-raw,width=640,height=360,framerate="$FPS"/1 \
-    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE" key-int-max="$FPS" \
+exec gst-launch-1.0 -e "${H264_SOURCE[@]}" \
     ! video/x-h264,stream-format=byte-stream \
     ! rtph264pay config-interval=0 mtu=1200 \
-    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 \
-        ${LINK_RATE:+link-rate="$LINK_RATE"}
+    ! "${QSOCKSINK[@]}"

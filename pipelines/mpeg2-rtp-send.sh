@@ -13,6 +13,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 sender_setup "$@"
+qsocksink_to 400
 
 # mpeg2enc (mjpegtools), because avenc_mpeg2video of GStreamer 1.22 rejects
 # every frame rate. CIF, since it needs about 20 ms of CPU a frame there.
@@ -34,5 +35,4 @@ exec gst-launch-1.0 -e \
         min-gop-size="$FPS" max-gop-size="$FPS" \
     ! mpegvideoparse \
     ! rtpmpvpay mtu=1200 max-ptime=0 \
-    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=400 \
-        ${LINK_RATE:+link-rate="$LINK_RATE"}
+    ! "${QSOCKSINK[@]}"

@@ -13,18 +13,15 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 sender_setup "$@"
-
-# x264enc as in h264-rtp-send.sh (no B-frames, an I-frame a second, SPS and
-# PPS before each); h264parse hands the muxer whole access units.
-# mpegtsmux alignment=7: seven 188-byte packets a datagram (1316 bytes).
+h264_source
 # qsocksink: a transport stream frame has no end marker, so the sink holds
 # each frame until the next one starts; the period it derives (ipg=0) is
 # shortened at once for a frame that would not leave in time otherwise.
-exec gst-launch-1.0 -e \
-    videotestsrc is-live=true pattern="$PATTERN" \
-    ! video/x-raw,width=640,height=360,framerate="$FPS"/1 \
-    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE" key-int-max="$FPS" \
+qsocksink_to 100
+
+# h264parse hands the muxer whole access units.
+# mpegtsmux alignment=7: seven 188-byte packets a datagram (1316 bytes).
+exec gst-launch-1.0 -e "${H264_SOURCE[@]}" \
     ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
     ! mpegtsmux alignment=7 \
-    ! qsocksink host="$HOST" port="$PORT" scheduler="$SCHEDULER" latency-budget=100 \
-        ${LINK_RATE:+link-rate="$LINK_RATE"}
+    ! "${QSOCKSINK[@]}"

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::lanes::{self, Lane, LaneArgs, LinkSetup, RunSettings, StreamOutcome};
 use crate::output::{markdown_table, Results};
-use crate::plot::{self, Panel, Series, PALETTE};
+use crate::timeline::Timeline;
 use crate::{schedulers, Result};
 
 const FIRST_PORT: u16 = 5004;
@@ -191,19 +191,18 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
         .iter()
         .map(|&at| (at as f64, "bulk TCP starts".to_owned()))
         .collect();
-    draw_fps(
+    let timeline = Timeline {
+        streams: &outcome.streams,
+        markers: &markers,
+        seconds: args.seconds,
+    };
+    timeline.draw_fps(
         &results.path("fig4", None, "png"),
         "Figure 4: frames per second per 5 s interval, 20 fps stream",
-        &outcome.streams,
-        &markers,
-        args.seconds,
     )?;
-    draw_jitter(
+    timeline.draw_jitter(
         &results.path("fig5", None, "png"),
         "Figure 5: inter-frame jitter, 20 fps stream",
-        &outcome.streams,
-        &markers,
-        args.seconds,
     )?;
     let headline = headline(&outcome.streams, args.perturb_at.iter().min().copied());
     for line in &headline {
@@ -211,116 +210,6 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
     }
     results.write_section("fig4", &section(args, &headline, results))?;
     Ok(())
-}
-
-/// Frames per second per interval, one line per stream: decodable frames
-/// (what a viewer sees) above, frames that arrived whole below.
-pub fn draw_fps(
-    path: &std::path::Path,
-    title: &str,
-    streams: &[StreamOutcome],
-    markers: &[(f64, String)],
-    seconds: u64,
-) -> Result<()> {
-    let panel = |caption: &str, rate: fn(&IntervalStats) -> f64| Panel {
-        title: caption.into(),
-        x_label: "time (s)".into(),
-        y_label: "frames per second".into(),
-        x_range: (0.0, seconds as f64),
-        y_max: None,
-        series: series_of(streams, |s| {
-            s.intervals
-                .iter()
-                .map(|iv| (iv.start.as_secs_f64(), rate(iv)))
-                .collect()
-        }),
-        markers: markers.to_vec(),
-        steps: true,
-    };
-    plot::panels(
-        path,
-        title,
-        &[
-            panel(
-                "decodable frames (whole, and no reference lost since the last I-frame), per second of each 5 s interval",
-                |iv| iv.decodable_fps,
-            ),
-            panel(
-                "frames that arrived whole, per second of each 5 s interval",
-                |iv| iv.fps,
-            ),
-        ],
-    )
-}
-
-/// One line per stream, in the palette's colours, through `points`.
-fn series_of(
-    streams: &[StreamOutcome],
-    points: impl Fn(&StreamOutcome) -> Vec<(f64, f64)>,
-) -> Vec<Series> {
-    streams
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Series {
-            name: s.label.clone(),
-            color: PALETTE[i % PALETTE.len()],
-            points: points(s),
-        })
-        .collect()
-}
-
-/// Jitter of each frame over time, and its p99 per interval.
-pub fn draw_jitter(
-    path: &std::path::Path,
-    title: &str,
-    streams: &[StreamOutcome],
-    markers: &[(f64, String)],
-    seconds: u64,
-) -> Result<()> {
-    const CLIP_MS: f64 = 60.0;
-    let per_frame = series_of(streams, |s| {
-        lanes::frame_jitter(&s.frames, s.fps)
-            .into_iter()
-            .map(|(t, j)| (t, j.min(CLIP_MS)))
-            .collect()
-    });
-    let p99 = series_of(streams, |s| {
-        s.intervals
-            .iter()
-            .map(|iv| {
-                (
-                    iv.start.as_secs_f64(),
-                    iv.jitter_p99_ms.unwrap_or(CLIP_MS).min(CLIP_MS),
-                )
-            })
-            .collect()
-    });
-    plot::panels(
-        path,
-        title,
-        &[
-            Panel {
-                title: format!("each frame: |gap to the previous frame − frame interval| (ms, clipped at {CLIP_MS} ms)"),
-                x_label: "arrival time (s)".into(),
-                y_label: "jitter (ms)".into(),
-                x_range: (0.0, seconds as f64),
-                y_max: Some(CLIP_MS),
-                series: per_frame,
-                markers: markers.to_vec(),
-                steps: false,
-            },
-            Panel {
-                title: format!("99th percentile per 5 s interval (ms, clipped at {CLIP_MS} ms; no frames: at the clip)"),
-                x_label: "time (s)".into(),
-                y_label: "jitter p99 (ms)".into(),
-                x_range: (0.0, seconds as f64),
-                y_max: Some(CLIP_MS),
-                series: p99,
-                markers: markers.to_vec(),
-                steps: true,
-            },
-        ],
-    )
 }
 
 /// Per stream: lowest rate of whole frames and of decodable frames in any

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use qsock_media::{BulkPeriod, BulkSchedule, SinkKind, StreamSpec, VideoSettings};
 
-use crate::fig4::{draw_fps, draw_jitter, interval_rows};
+use crate::fig4::interval_rows;
 use crate::lanes::{self, Lane, LaneArgs, LinkSetup, RunSettings, StreamOutcome};
 use crate::output::{markdown_table, Results};
+use crate::timeline::Timeline;
 use crate::{schedulers, Result};
 
 const FIRST_PORT: u16 = 5104;
@@ -141,19 +142,18 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
         },
     )?;
     results.write_csv("fig6", None, &interval_rows(&outcome.streams))?;
-    draw_fps(
+    let timeline = Timeline {
+        streams: &outcome.streams,
+        markers: &[],
+        seconds: args.seconds,
+    };
+    timeline.draw_fps(
         &results.path("fig6", None, "png"),
         "Figure 6: streams at 20 and 15 fps and an unmanaged 20 fps stream, bulk TCP throughout",
-        &outcome.streams,
-        &[],
-        args.seconds,
     )?;
-    draw_jitter(
+    timeline.draw_jitter(
         &results.path("fig6", Some("jitter"), "png"),
         "Figure 6 (jitter): the same run",
-        &outcome.streams,
-        &[],
-        args.seconds,
     )?;
     let headline = headline(&outcome.streams, args.seconds);
     for line in &headline {

@@ -16,6 +16,7 @@ mod output;
 mod plot;
 mod schedulers;
 mod table1;
+mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,40 +79,18 @@ fn main() -> ExitCode {
             Command::Fig7(args) => fig7::run(args, &results),
             Command::Summary => Ok(()),
             Command::All { schedulers } => {
-                table1::run(
-                    &table1::Args {
-                        schedulers: schedulers.clone(),
-                        ..table1::Args::default()
-                    },
-                    &results,
-                )?;
-                fig4::run(
-                    &fig4::Args {
-                        lanes: lanes::LaneArgs {
-                            schedulers: schedulers.clone(),
-                            ..lanes::LaneArgs::default()
-                        },
-                        ..fig4::Args::default()
-                    },
-                    &results,
-                )?;
-                fig6::run(
-                    &fig6::Args {
-                        lanes: lanes::LaneArgs {
-                            schedulers: schedulers.clone(),
-                            ..lanes::LaneArgs::default()
-                        },
-                        ..fig6::Args::default()
-                    },
-                    &results,
-                )?;
-                fig7::run(
-                    &fig7::Args {
-                        schedulers: schedulers.clone(),
-                        ..fig7::Args::default()
-                    },
-                    &results,
-                )
+                let mut table1_args = table1::Args::default();
+                table1_args.schedulers.clone_from(schedulers);
+                let mut fig4_args = fig4::Args::default();
+                fig4_args.lanes.schedulers.clone_from(schedulers);
+                let mut fig6_args = fig6::Args::default();
+                fig6_args.lanes.schedulers.clone_from(schedulers);
+                let mut fig7_args = fig7::Args::default();
+                fig7_args.schedulers.clone_from(schedulers);
+                table1::run(&table1_args, &results)?;
+                fig4::run(&fig4_args, &results)?;
+                fig6::run(&fig6_args, &results)?;
+                fig7::run(&fig7_args, &results)
             }
         }?;
         results.write_summary()

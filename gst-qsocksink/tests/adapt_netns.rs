@@ -303,8 +303,8 @@ fn set_link_rate(bed: &TestBed, scheduler: SchedulerName, rate: Rate) {
 /// follows.
 fn falls_when_squeezed_and_climbs_when_released(scheduler: SchedulerName) {
     // One run at a time: two encoders on two cores would measure the CPU.
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    static TURN: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let _turn = TURN.lock();
     let Some(bed) = bed() else { return };
     plugin::init();
     set_link_rate(&bed, scheduler, CLEAR_LINK);

@@ -14,7 +14,6 @@
 mod plugin;
 
 use std::net::UdpSocket;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -28,8 +27,6 @@ const PORT: u16 = 5004;
 const FRAMES: u32 = 250;
 /// Frames qsocksink sends between one change of the receiver and the next.
 const FRAMES_PER_PHASE: u64 = 25;
-/// Where the kernel lists the loaded sch_dwcs module.
-const DWCS_MODULE: &str = "/sys/module/sch_dwcs";
 
 fn bed() -> Option<TestBed> {
     if !nix::unistd::geteuid().is_root() {
@@ -148,17 +145,7 @@ fn a_sender_before_its_receiver_keeps_streaming_on_user() {
 
 #[test]
 fn a_sender_before_its_receiver_keeps_streaming_on_dwcs() {
-    let expected = std::env::var("QSOCK_EXPECT_DWCS").is_ok_and(|v| !v.is_empty() && v != "0");
-    if !Path::new(DWCS_MODULE).exists() {
-        assert!(
-            !expected,
-            "QSOCK_EXPECT_DWCS is set but the sch_dwcs module is not loaded ({DWCS_MODULE} is \
-             missing): build it from kmod-dwcs/ for this kernel and insmod it"
-        );
-        eprintln!(
-            "SKIPPED: the sch_dwcs kernel module is not loaded; this test runs in the VM \
-             (kmod-dwcs/test/guest_rust.sh)"
-        );
+    if !qsock_testbed::dwcs_test_runs() {
         return;
     }
     sender_before_receiver(SchedulerName::Dwcs);

@@ -20,11 +20,10 @@
 mod media_run;
 mod plugin;
 
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use media_run::{Format, NetworkSink, Report, Run, SinkReport, WorkDir};
+use parking_lot::{Mutex, MutexGuard};
 use qsock::{qsockinit, InitParams, Rate, SchedulerName};
 use qsock_testbed::{BulkTransfer, TestBed};
 
@@ -55,7 +54,7 @@ const BULK_PORT: u16 = 5201;
 /// would measure the CPU, not the schedulers.
 fn turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TURN.lock()
 }
 
 /// A fresh test bed, or None (after saying why) when not root.
@@ -215,22 +214,9 @@ fn h264_in_mpegts_on_htb_keeps_every_i_frame_where_udpsink_loses_some() {
     managed_beside_control(Format::MpegTsH264, SchedulerName::Htb, "h264-ts-htb");
 }
 
-/// Where the kernel lists the loaded sch_dwcs module.
-const DWCS_MODULE: &str = "/sys/module/sch_dwcs";
-
 #[test]
 fn h264_over_rtp_on_dwcs_keeps_every_i_frame_where_udpsink_loses_some() {
-    let expected = std::env::var("QSOCK_EXPECT_DWCS").is_ok_and(|v| !v.is_empty() && v != "0");
-    if !Path::new(DWCS_MODULE).exists() {
-        assert!(
-            !expected,
-            "QSOCK_EXPECT_DWCS is set but the sch_dwcs module is not loaded ({DWCS_MODULE} is \
-             missing): build it from kmod-dwcs/ for this kernel and insmod it"
-        );
-        eprintln!(
-            "SKIPPED: the sch_dwcs kernel module is not loaded; this test runs in the VM \
-             (kmod-dwcs/test/guest_rust.sh)"
-        );
+    if !qsock_testbed::dwcs_test_runs() {
         return;
     }
     managed_beside_control(Format::RtpH264, SchedulerName::Dwcs, "h264-rtp-dwcs");

@@ -6,22 +6,25 @@
 //! turns.
 #![allow(clippy::unwrap_used)] // a test that cannot set up should stop at once
 
-use std::net::UdpSocket;
-use std::sync::{mpsc, Mutex, MutexGuard};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use parking_lot::{Mutex, MutexGuard};
 use qsock::{InitParams, SchedulerName};
 
+mod loopback;
+mod messages;
 mod plugin;
 
+use loopback::receiver;
 use plugin::init;
 
 /// Installs the user scheduler on `lo` with `rate` and a queue of `limit`
 /// packets, for the duration of one test.
 fn slow_link(rate: &str, limit: u32) -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
-    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let turn = TURN.lock();
     init();
     let mut params =
         InitParams::new("lo", SchedulerName::User).with_link_rate(rate.parse().unwrap());
@@ -65,13 +68,12 @@ fn pipeline(port: u16, packets: u16) -> gst::Pipeline {
     pipeline
 }
 
-fn receiver() -> (UdpSocket, u16) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let port = socket.local_addr().unwrap().port();
-    (socket, port)
+/// [`pipeline`], playing, and its bus.
+fn playing(port: u16, packets: u16) -> (gst::Pipeline, gst::Bus) {
+    let pipeline = pipeline(port, packets);
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    (pipeline, bus)
 }
 
 /// Waits for an element message named `name` that satisfies `wanted`,
@@ -81,25 +83,7 @@ fn element_message(
     name: &str,
     wanted: impl Fn(&gst::StructureRef) -> bool,
 ) -> gst::Structure {
-    let give_up = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = give_up.saturating_duration_since(Instant::now());
-        let message = bus
-            .timed_pop_filtered(
-                gst::ClockTime::from_nseconds(left.as_nanos() as u64),
-                &[gst::MessageType::Element, gst::MessageType::Error],
-            )
-            .unwrap_or_else(|| panic!("no {name} message within 20 s"));
-        match message.view() {
-            gst::MessageView::Error(error) => panic!("{error:?}"),
-            _ => {
-                let structure = message.structure().unwrap();
-                if structure.name() == name && wanted(structure) {
-                    return structure.to_owned();
-                }
-            }
-        }
-    }
+    messages::element_message(bus, name, Duration::from_secs(20), true, wanted)
 }
 
 #[test]
@@ -108,9 +92,7 @@ fn stopping_interrupts_a_wait_for_room() {
     // behind a queue of 2 would take minutes to leave.
     let _turn = slow_link("8kbit", 2);
     let (_rx, port) = receiver();
-    let pipeline = pipeline(port, 200);
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    let (pipeline, bus) = playing(port, 200);
     let push_back = element_message(&bus, "qsocksink-push-back", |_| true);
     assert_eq!(push_back.get::<&str>("frame-type").unwrap(), "intra");
 
@@ -137,9 +119,7 @@ fn pushed_back_packets_all_arrive() {
     // almost every packet of a burst of 60.
     let _turn = slow_link("2mbit", 4);
     let (rx, port) = receiver();
-    let pipeline = pipeline(port, 60);
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    let (pipeline, bus) = playing(port, 60);
     let mut buffer = [0u8; 2048];
     for expected in 0..60u16 {
         let length = rx

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use gst::prelude::*;
 use qsock::{qsockinit, InitParams, Rate, SchedulerName};
-use qsock_testbed::TestBed;
+use qsock_testbed::{assert_mentions, TestBed};
 
 use plugin::init;
 
@@ -86,6 +86,14 @@ fn start(properties: &[(&str, &str)]) -> Start {
     }
     sink.set_state(gst::State::Null).unwrap();
     start
+}
+
+/// The first error of a sink with `properties` that must not start in the
+/// sender's namespace.
+fn refusal(bed: &TestBed, properties: &[(&str, &str)]) -> String {
+    let start = bed.run_in_sender(|| start(properties)).unwrap();
+    assert!(!start.started, "{start:?}");
+    start.errors.into_iter().next().expect("an error")
 }
 
 fn install_htb_on_lo(bed: &TestBed) {
@@ -234,14 +242,15 @@ fn auto_beside_an_administrators_qdisc_warns_once_naming_it() {
     assert_eq!(start.scheduler.as_deref(), Some("user"));
     assert_eq!(start.warnings.len(), 1, "{start:?}");
     let warning = &start.warnings[0];
-    for expected in [
-        "scheduler=auto wanted a kernel scheduler",
-        "uses the user scheduler",
-        "tbf",
-        &format!("`tc qdisc del dev {device} root`"),
-    ] {
-        assert!(warning.contains(expected), "{expected:?} in {warning}");
-    }
+    assert_mentions(
+        warning,
+        &[
+            "scheduler=auto wanted a kernel scheduler",
+            "uses the user scheduler",
+            "tbf",
+            &format!("`tc qdisc del dev {device} root`"),
+        ],
+    );
     assert!(!warning.contains("lacks CAP_NET_ADMIN"), "{warning}");
     // The administrator's qdisc stays.
     let qdiscs = bed
@@ -255,11 +264,10 @@ fn a_device_the_route_does_not_leave_by_is_refused() {
     let Some(bed) = bed() else { return };
     install_htb_on_lo(&bed);
     let host = bed.receiver_v4().to_string();
-    let start = bed
-        .run_in_sender(|| start(&[("host", &host), ("device", "lo"), ("scheduler", "htb")]))
-        .unwrap();
-    assert!(!start.started, "{start:?}");
-    let error = start.errors.first().expect("an error");
+    let error = refusal(
+        &bed,
+        &[("host", &host), ("device", "lo"), ("scheduler", "htb")],
+    );
     assert!(
         error.contains(&format!(
             "device=lo, but the route to {host} leaves by {}",
@@ -273,43 +281,38 @@ fn a_device_the_route_does_not_leave_by_is_refused() {
 fn a_fixed_ipg_too_short_for_full_packets_says_which_size_it_assumed() {
     let Some(bed) = bed() else { return };
     install_htb_on_lo(&bed);
-    let start = bed
-        .run_in_sender(|| {
-            start(&[
-                ("host", "127.0.0.1"),
-                ("device", "lo"),
-                ("scheduler", "htb"),
-                ("ipg", "1"),
-            ])
-        })
-        .unwrap();
-    assert!(!start.started, "{start:?}");
-    let error = start.errors.first().expect("an error");
-    for expected in [
-        "qsocksink gives the scheduler no packet size",
-        "lo's 65536-byte MTU",
-        "Lengthen ipg (at least",
-        "set ipg=0",
-    ] {
-        assert!(error.contains(expected), "{expected:?} in {error}");
-    }
+    let error = refusal(
+        &bed,
+        &[
+            ("host", "127.0.0.1"),
+            ("device", "lo"),
+            ("scheduler", "htb"),
+            ("ipg", "1"),
+        ],
+    );
+    assert_mentions(
+        &error,
+        &[
+            "qsocksink gives the scheduler no packet size",
+            "lo's 65536-byte MTU",
+            "Lengthen ipg (at least",
+            "set ipg=0",
+        ],
+    );
 }
 
 #[test]
 fn a_link_rate_the_kernel_refuses_is_named_not_the_scheduler() {
     let Some(bed) = bed() else { return };
-    let start = bed
-        .run_in_sender(|| {
-            start(&[
-                ("host", "127.0.0.1"),
-                ("device", "lo"),
-                ("scheduler", "htb"),
-                ("link-rate", "1bit"),
-            ])
-        })
-        .unwrap();
-    assert!(!start.started, "{start:?}");
-    let error = start.errors.first().expect("an error");
+    let error = refusal(
+        &bed,
+        &[
+            ("host", "127.0.0.1"),
+            ("device", "lo"),
+            ("scheduler", "htb"),
+            ("link-rate", "1bit"),
+        ],
+    );
     assert!(error.contains("link-rate"), "{error}");
     assert!(!error.contains("set scheduler=user"), "{error}");
 }

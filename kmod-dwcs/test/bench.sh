@@ -21,6 +21,8 @@
 # Needs target/release/dwcs-vmtool and kmod-dwcs/build/$(uname -r)/sch_dwcs.ko.
 set -u
 REPO=${QSOCK_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+# shellcheck source=tests/vm/lib.sh
+. "$REPO/tests/vm/lib.sh"
 TOOL=${DWCS_VMTOOL:-$REPO/target/release/dwcs-vmtool}
 KO=$REPO/kmod-dwcs/build/$(uname -r)/sch_dwcs.ko
 SECS=${BENCH_SECS:-2}
@@ -35,17 +37,12 @@ a() { ip netns exec $NA "$@"; }
 
 cleanup() {
 	[ -z "${SINK:-}" ] || kill "$SINK" 2>/dev/null
-	ip netns del $NA 2>/dev/null
-	ip netns del $NB 2>/dev/null
+	vm_netns_del $NA $NB
 	grep -q '^sch_dwcs ' /proc/modules && { sleep 1; rmmod sch_dwcs; }
 	true
 }
 trap cleanup EXIT
-ip netns add $NA && ip netns add $NB &&
-	ip link add qb0 netns $NA type veth peer name qb1 netns $NB &&
-	ip -n $NA addr add 10.97.0.1/24 dev qb0 && ip -n $NB addr add 10.97.0.2/24 dev qb1 &&
-	ip -n $NA link set lo up && ip -n $NB link set lo up &&
-	ip -n $NA link set qb0 up && ip -n $NB link set qb1 up || exit 1
+vm_veth_pair $NA $NB qb0 qb1 10.97.0.1 10.97.0.2 || exit 1
 insmod "$KO" || exit 1
 ip netns exec $NB timeout 900 "$TOOL" sink --port 9 --secs 800 >/dev/null &
 SINK=$!

@@ -27,6 +27,8 @@
 
 set -u
 REPO=${QSOCK_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+# shellcheck source=tests/vm/lib.sh
+. "$REPO/tests/vm/lib.sh"
 KO=${1:-}
 # Run alone by tests/vm/run.sh -s, $1 is the kernel version: take its build.
 [ -f "$KO" ] || KO=$REPO/kmod-dwcs/build/$(uname -r)/sch_dwcs.ko
@@ -45,41 +47,23 @@ now() { date +%s.%N | cut -c1-14; }
 
 [ -x "$TOOL" ] || { echo "no $TOOL: run cargo build --release --workspace first"; exit 1; }
 
-cleanup() {
-	ip netns del $NA 2>/dev/null
-	ip netns del $NB 2>/dev/null
-	true
-}
+cleanup() { vm_netns_del $NA $NB; }
 pair() {
 	cleanup
-	ip netns add $NA && ip netns add $NB &&
-		ip link add qr0 netns $NA type veth peer name qr1 netns $NB &&
-		ip -n $NA addr add 10.98.0.1/24 dev qr0 &&
-		ip -n $NB addr add 10.98.0.2/24 dev qr1 &&
-		ip -n $NA link set lo up && ip -n $NB link set lo up &&
-		ip -n $NA link set qr0 up && ip -n $NB link set qr1 up &&
+	vm_veth_pair $NA $NB qr0 qr1 10.98.0.1 10.98.0.2 &&
 		ip -n $NA neigh replace 10.98.0.2 dev qr0 nud permanent \
 			lladdr "$(ip -n $NB -br link show qr1 | awk '{print $3}')"
 }
 trap cleanup EXIT
 
-# Devices going away free their qdiscs after an RCU grace period.
-unload() {
-	local _
-	for _ in $(seq 20); do
-		rmmod sch_dwcs 2>/dev/null && return 0
-		sleep 0.1
-	done
-	rmmod sch_dwcs
-}
+unload() { vm_unload_dwcs 20 0.1; }
 
 LOG_MARK=$(dmesg | wc -l)
 # log_clean PHASE: the kernel's log since the last phase has no report.
 log_clean() {
 	local bad_lines total
 	total=$(dmesg | wc -l)
-	bad_lines=$(dmesg | tail -n +"$((LOG_MARK + 1))" |
-		grep -E 'BUG|WARNING|Oops|general protection|kernel NULL pointer|Call Trace|UBSAN|KASAN|kmemleak|leak|refcount_t|list_(add|del) corruption|soft lockup|hung task|RCU stall')
+	bad_lines=$(vm_kernel_reports "$LOG_MARK")
 	LOG_MARK=$total
 	if [ -n "$bad_lines" ]; then
 		bad "kernel log clean after $1" "$(head -n 20 <<<"$bad_lines")"

@@ -26,21 +26,19 @@
 #   bash kmod-dwcs/test/guest_rust.sh VERSION KO   (as tests/vm/run.sh -s runs it)
 
 set -u
+REPO=${QSOCK_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+# shellcheck source=tests/vm/lib.sh
+. "$REPO/tests/vm/lib.sh"
 if [ $# -ge 2 ]; then
 	# Booted by run.sh on its own, without guest.sh's checks and set-up.
-	[ "$1" = "$(uname -r)" ] || { echo "running $(uname -r), expected $1"; exit 1; }
+	vm_expect_kernel "$1" || exit 1
 	shift
 	# Receive timestamps must not be switched on while packets flow under
-	# emulation: guest.sh explains, and holds them on the same way.
-	python3 -c 'import socket, signal
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMP, 1)
-signal.pause()' </dev/null >/dev/null 2>&1 &
-	timestamp_holder=$!
-	trap 'kill $timestamp_holder 2>/dev/null' EXIT
+	# emulation: hold them on as guest.sh does (tests/vm/lib.sh says why).
+	vm_hold_rx_timestamps
+	trap 'kill $vm_timestamp_holder 2>/dev/null' EXIT
 fi
 KO=${1:?usage: guest_rust.sh [KERNEL_VERSION] PATH/TO/sch_dwcs.ko}
-REPO=${QSOCK_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 # GStreamer caches its plugin registry under $HOME, which the guest sees
 # read-only; /tmp is a throwaway overlay there.
 export GST_REGISTRY=/tmp/qsock-gst-registry.bin

@@ -4,11 +4,12 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use parking_lot::{Condvar, Mutex};
 
 use crate::{Error, Result, TestBed};
 
@@ -68,7 +69,7 @@ impl BulkTransfer {
 
     /// Bytes received so far.
     pub fn received_bytes(&self) -> u64 {
-        *self.received.0.lock().unwrap_or_else(|e| e.into_inner())
+        *self.received.0.lock()
     }
 
     /// Waits until at least `bytes` have arrived (TCP is then past slow start
@@ -77,16 +78,13 @@ impl BulkTransfer {
     pub fn wait_for(&self, bytes: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let (count, arrived) = &*self.received;
-        let mut got = count.lock().unwrap_or_else(|e| e.into_inner());
+        let mut got = count.lock();
         while *got < bytes {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            got = arrived
-                .wait_timeout(got, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            arrived.wait_for(&mut got, left);
         }
         true
     }
@@ -158,7 +156,7 @@ fn drain(
         match stream.read(&mut buffer) {
             Ok(0) => return Ok(()),
             Ok(n) => {
-                *received.0.lock().unwrap_or_else(|e| e.into_inner()) += n as u64;
+                *received.0.lock() += n as u64;
                 received.1.notify_all();
             }
             Err(err) if timed_out(&err) => {}

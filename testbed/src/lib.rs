@@ -6,6 +6,10 @@
 //! person debugging a test can repeat each step by hand, and everything a
 //! [`TestBed`] created is removed when it is dropped, also when a test panics.
 //!
+//! Beside the beds, what tests of several crates share: whether a test of
+//! the sch_dwcs kernel scheduler runs here ([`dwcs_test_runs`]), and
+//! [`assert_mentions`] for what a program or an error said.
+//!
 //! ```no_run
 //! use qsock_testbed::TestBed;
 //! use std::net::UdpSocket;
@@ -34,7 +38,11 @@ use std::thread;
 use nix::sched::{setns, CloneFlags};
 
 mod bulk;
+mod dwcs;
+mod text;
 pub use bulk::BulkTransfer;
+pub use dwcs::{dwcs_expected, dwcs_loaded, dwcs_test_runs, DWCS_MODULE};
+pub use text::assert_mentions;
 
 /// Where `ip netns` keeps its named namespaces.
 const NETNS_DIR: &str = "/run/netns";

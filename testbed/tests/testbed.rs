@@ -1,7 +1,7 @@
 //! The test bed itself: datagrams cross the veth pair, and nothing is left
 //! behind. Needs root; `QSOCK_SKIP_PRIVILEGED=1` skips instead of failing.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use qsock_testbed::{namespace_exists, TestBed};
@@ -20,7 +20,10 @@ fn new_bed() -> Option<TestBed> {
     }
 }
 
-fn crosses(bed: &TestBed, from: SocketAddr, to: SocketAddr) {
+/// A datagram from `from` in the sender's namespace arrives at `to` in the
+/// receiver's, each on a port the kernel picks.
+fn crosses(bed: &TestBed, from: IpAddr, to: IpAddr) {
+    let (from, to) = (SocketAddr::new(from, 0), SocketAddr::new(to, 0));
     let receiver = bed
         .run_in_receiver(|| UdpSocket::bind(to))
         .expect("enter receiver namespace")
@@ -44,21 +47,13 @@ fn crosses(bed: &TestBed, from: SocketAddr, to: SocketAddr) {
 #[test]
 fn udp_crosses_in_ipv4() {
     let Some(bed) = new_bed() else { return };
-    crosses(
-        &bed,
-        (bed.sender_v4(), 0).into(),
-        (bed.receiver_v4(), 0).into(),
-    );
+    crosses(&bed, bed.sender_v4().into(), bed.receiver_v4().into());
 }
 
 #[test]
 fn udp_crosses_in_ipv6() {
     let Some(bed) = new_bed() else { return };
-    crosses(
-        &bed,
-        (bed.sender_v6(), 0).into(),
-        (bed.receiver_v6(), 0).into(),
-    );
+    crosses(&bed, bed.sender_v6().into(), bed.receiver_v6().into());
 }
 
 #[test]

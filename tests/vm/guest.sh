@@ -27,6 +27,8 @@ out=${QSOCK_VM_OUT:-}
 kmod_dir=${QSOCK_KMOD_DIR:-$repo/kmod-dwcs}
 ko=$kmod_dir/build/$kver/sch_dwcs.ko
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+# shellcheck source=tests/vm/lib.sh
+. "$repo/tests/vm/lib.sh"
 
 passed=0 failed=0 skipped=0
 # check NAME CMD...: runs CMD, counts it, prints its output only on failure.
@@ -59,38 +61,21 @@ echo "qsock-vm: $(nproc) CPU, $(awk '/MemTotal/ {print int($2 / 1024) " MiB"}' /
 echo "qsock-vm: guest checks start" >/dev/kmsg
 dmesg_start=$(dmesg | wc -l)
 
-# Receive timestamps (SO_TIMESTAMP, which the traffic tests use) turn on a
-# static key in the receive path; the kernel patches its code to flip it.
-# Under emulation (TCG) with two vCPUs, flipping it while packets flow has
-# crashed the guest with an int3 Oops in netif_rx_internal, in code that is
-# not ours. Hold the key on for the whole boot, while nothing flows yet, so
-# that no test flips it under traffic.
-python3 -c 'import socket, signal
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMP, 1)
-signal.pause()' </dev/null >/dev/null 2>&1 &
-timestamp_holder=$!
+# Hold receive timestamps on for the whole boot, while nothing flows yet
+# (tests/vm/lib.sh says why).
+vm_hold_rx_timestamps
 
 # --- the machine ---------------------------------------------------------------
-same_kernel() { [ -z "$expected" ] || [ "$kver" = "$expected" ] || { echo "running $kver, expected $expected"; return 1; }; }
-check "kernel is ${expected:-$kver}" same_kernel
+check "kernel is ${expected:-$kver}" vm_expect_kernel "$expected"
 check "running as root" test "$(id -u)" -eq 0
 check "modules for $kver are reachable" test -f "/lib/modules/$kver/modules.dep"
 
 # --- network namespaces and veth (the test bed's building blocks) ---------------
 ns_a=qvm-a ns_b=qvm-b
-cleanup_netns() {
-  ip netns del $ns_a 2>/dev/null
-  ip netns del $ns_b 2>/dev/null
-  true
-}
+cleanup_netns() { vm_netns_del $ns_a $ns_b; }
 netns_pair() {
   cleanup_netns
-  ip netns add $ns_a && ip netns add $ns_b &&
-    ip link add qvm0 netns $ns_a type veth peer name qvm1 netns $ns_b &&
-    ip -n $ns_a addr add 10.99.0.1/24 dev qvm0 && ip -n $ns_b addr add 10.99.0.2/24 dev qvm1 &&
-    ip -n $ns_a link set lo up && ip -n $ns_b link set lo up &&
-    ip -n $ns_a link set qvm0 up && ip -n $ns_b link set qvm1 up
+  vm_veth_pair $ns_a $ns_b qvm0 qvm1 10.99.0.1 10.99.0.2
 }
 ping_peer() { ip netns exec $ns_a ping -c 3 -i 0.2 -W 2 10.99.0.2; }
 udp_peer() {
@@ -121,15 +106,9 @@ fi
 
 # --- kmod-dwcs ---------------------------------------------------------------------
 loaded() { grep -q '^sch_dwcs ' /proc/modules; }
-# Devices going away release their qdiscs after an RCU grace period.
 unload() {
-  local _
   loaded || return 0
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    rmmod sch_dwcs 2>/dev/null && return 0
-    sleep 0.5
-  done
-  rmmod sch_dwcs
+  vm_unload_dwcs 10 0.5
 }
 if [ ! -d "$kmod_dir" ]; then
   skip "sch_dwcs.ko" "no $kmod_dir in this tree"
@@ -159,15 +138,14 @@ cleanup_netns
 # --- the kernel's log ------------------------------------------------------------
 kernel_log_clean() {
   local bad
-  bad=$(dmesg | tail -n +"$((dmesg_start + 1))" |
-    grep -E 'BUG|WARNING|Oops|general protection|kernel NULL pointer|Call Trace|UBSAN|KASAN|kmemleak|leak|refcount_t|list_(add|del) corruption|soft lockup|hung task|RCU stall|Tainted: .*[DW]')
+  bad=$(vm_kernel_reports "$dmesg_start" "$vm_kernel_report_pattern|Tainted: .*[DW]")
   [ -z "$bad" ] || { echo "$bad"; return 1; }
 }
 if [ -w /sys/kernel/debug/kmemleak ] || { mount -t debugfs none /sys/kernel/debug 2>/dev/null && [ -w /sys/kernel/debug/kmemleak ]; }; then
   echo scan >/sys/kernel/debug/kmemleak
   check "kmemleak finds nothing" bash -c '! grep -q . /sys/kernel/debug/kmemleak'
 fi
-kill "$timestamp_holder" 2>/dev/null
+kill "$vm_timestamp_holder" 2>/dev/null
 check "no BUG/WARNING/Oops/leak in dmesg" kernel_log_clean
 if [ -n "$out" ] && [ -d "$out" ]; then
   dmesg >"$out/dmesg.txt" 2>/dev/null || true
