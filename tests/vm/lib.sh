@@ -18,12 +18,19 @@
 # not ours. Holding the key on from before anything flows means no test
 # flips it under traffic.
 vm_hold_rx_timestamps() {
-	python3 -c 'import socket, signal
+	# Python's socket module lacks SO_TIMESTAMP on some builds: 29 is its
+	# value on every architecture the guests run.
+	local ready
+	exec {vm_timestamp_fd}< <(python3 -c 'import socket, signal, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMP, 1)
-signal.pause()' </dev/null >/dev/null 2>&1 &
+s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_TIMESTAMP", 29), 1)
+print("held", flush=True)
+signal.pause()' </dev/null)
 	# shellcheck disable=SC2034 # the sourcing script kills it when done
 	vm_timestamp_holder=$!
+	if ! read -r -u "$vm_timestamp_fd" ready || [ "$ready" != held ]; then
+		echo "cannot hold receive timestamps on: the guest may crash under TCG" >&2
+	fi
 }
 
 # vm_netns_del NS...: deletes the namespaces that exist; always succeeds.
