@@ -13,7 +13,6 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,33 +21,12 @@ use qsock::{PacketFlags, QSocket, Rate, SchedulerStats};
 use qsock_testbed::TestBed;
 use socket2::{Domain, Protocol, Type};
 
-/// Where the kernel lists sch_dwcs once it is loaded.
-pub const DWCS_MODULE: &str = "/sys/module/sch_dwcs";
+use qsock_testbed::dwcs_loaded;
 
-/// Whether the VM runner said sch_dwcs must be here: `QSOCK_EXPECT_DWCS` set
-/// to anything but empty or 0.
-pub fn dwcs_expected() -> bool {
-    std::env::var("QSOCK_EXPECT_DWCS").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-pub fn dwcs_loaded() -> bool {
-    Path::new(DWCS_MODULE).exists()
-}
-
-/// A test bed for tests of sch_dwcs itself, or `None` (with a SKIP line)
+/// A test bed for tests of sch_dwcs itself, or `None` (with a SKIPPED line)
 /// where the module is not loaded and nobody said it would be.
 pub fn dwcs_bed() -> Option<TestBed> {
-    if !dwcs_loaded() {
-        if dwcs_expected() {
-            panic!(
-                "QSOCK_EXPECT_DWCS is set but the sch_dwcs module is not loaded ({DWCS_MODULE} \
-                 is missing): build it from kmod-dwcs/ for this kernel and `insmod`/`modprobe` it"
-            );
-        }
-        eprintln!(
-            "SKIP: the sch_dwcs kernel module is not loaded ({DWCS_MODULE} is missing); these \
-             tests run in a VM with the module (set QSOCK_EXPECT_DWCS=1 there)"
-        );
+    if !qsock_testbed::dwcs_test_runs() {
         return None;
     }
     Some(TestBed::new().unwrap_or_else(|err| {

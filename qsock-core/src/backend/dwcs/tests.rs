@@ -22,9 +22,7 @@ fn class_options_follow_the_stream() {
     assert_eq!(
         aperiodic.and_then(|o| o.flags),
         Some(
-            TC_DWCS_CLASS_F_APERIODIC
-                | TC_DWCS_CLASS_F_DROPPABLE
-                | TC_DWCS_CLASS_F_WORK_CONSERVING
+            TC_DWCS_CLASS_F_APERIODIC | TC_DWCS_CLASS_F_DROPPABLE | TC_DWCS_CLASS_F_WORK_CONSERVING
         )
     );
     assert_eq!(class_options(&StreamParams::best_effort()), None);
