@@ -100,6 +100,25 @@ pub fn attrs(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// The netlink messages in one received datagram: kind, sequence number and
+/// the whole message (header included); stops at a malformed length.
+fn messages(mut buf: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
+    std::iter::from_fn(move || {
+        if buf.len() < 16 {
+            return None;
+        }
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len < 16 || len > buf.len() {
+            return None;
+        }
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        let seq = u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        let message = &buf[..len];
+        buf = &buf[((len + 3) & !3).min(buf.len())..];
+        Some((kind, seq, message))
+    })
+}
+
 /// One NETLINK_ROUTE socket in the caller's network namespace.
 #[derive(Debug)]
 pub struct Nl {
@@ -153,15 +172,8 @@ impl Nl {
         let seq = self.send(msg)?;
         loop {
             let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
-            let mut off = 0;
-            while off + 16 <= n {
-                let b = &self.buf[off..n];
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let kind = u16::from_ne_bytes([b[4], b[5]]);
-                let mseq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                if len < 16 || len > b.len() {
-                    break;
-                }
+            for (kind, mseq, b) in messages(&self.buf[..n]) {
+                let len = b.len();
                 if kind == NLMSG_ERROR && mseq == seq && len >= 20 {
                     let err = i32::from_ne_bytes([b[16], b[17], b[18], b[19]]);
                     // With capped acks the echoed request is its header only
@@ -176,7 +188,6 @@ impl Nl {
                         });
                     return Ok((-err, message));
                 }
-                off += (len + 3) & !3;
             }
         }
     }
@@ -199,15 +210,8 @@ impl Nl {
         let seq = self.send(msg)?;
         loop {
             let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
-            let mut off = 0;
-            while off + 16 <= n {
-                let b = &self.buf[off..n];
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let kind = u16::from_ne_bytes([b[4], b[5]]);
-                let mseq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                if len < 16 || len > b.len() {
-                    break;
-                }
+            for (kind, mseq, b) in messages(&self.buf[..n]) {
+                let len = b.len();
                 if mseq == seq {
                     match kind {
                         NLMSG_DONE => return Ok(()),
@@ -218,7 +222,6 @@ impl Nl {
                         _ => f(&b[16..len]),
                     }
                 }
-                off += (len + 3) & !3;
             }
         }
     }
