@@ -1,5 +1,5 @@
-//! What a stream's packets cost on a device's link, and the shortest period
-//! a stream may have there.
+//! What a stream's packets cost on a device's link, and what a rate-based
+//! backend keeps of the link for best effort.
 //!
 //! The rate-based backends (htb) size a stream's class from these rules and
 //! refuse a stream faster than the link; a caller that chooses a stream's
@@ -47,18 +47,6 @@ pub fn best_effort_guarantee(link_rate: Rate) -> Rate {
     Rate::from_bits_per_second((link_rate.bits_per_second() / 100).max(1_000))
 }
 
-/// The shortest period at which a stream of packets of `packet_bytes` is
-/// admitted on a link of `link_rate` with no other stream: the shortest
-/// `ipg` whose [`stream_rate`] fits beside [`best_effort_guarantee`].
-pub fn shortest_period(packet_bytes: u64, link_rate: Rate) -> Duration {
-    let room = link_rate
-        .bits_per_second()
-        .saturating_sub(best_effort_guarantee(link_rate).bits_per_second());
-    let bits = u128::from(packet_bytes) * 8 * 1_000_000_000;
-    let ns = bits.div_ceil(u128::from(room.max(1)));
-    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,21 +56,5 @@ mod tests {
         assert_eq!(full_packet_bytes(1500), 1514);
         assert_eq!(packet_bytes(None, 1500), 1514);
         assert_eq!(packet_bytes(Some(1000), 1500), 1062);
-    }
-
-    #[test]
-    fn the_shortest_period_leaves_best_effort_its_guarantee() {
-        let link = Rate::from_bits_per_second(10_000_000);
-        assert_eq!(shortest_period(1514, link), Duration::from_nanos(1_223_435));
-        for (bytes, bits_per_second) in [(1514, 10_000_000), (65_550, 10_000_000_000), (77, 3_000)]
-        {
-            let link = Rate::from_bits_per_second(bits_per_second);
-            let room = link.bits_per_second() - best_effort_guarantee(link).bits_per_second();
-            let period = shortest_period(bytes, link);
-            let packet = u32::try_from(bytes).unwrap_or(u32::MAX);
-            assert!(stream_rate(packet, period).bits_per_second() <= room);
-            let faster = stream_rate(packet, period - Duration::from_nanos(1));
-            assert!(faster.bits_per_second() > room);
-        }
     }
 }
