@@ -38,11 +38,6 @@ impl VideoSettings {
         Duration::from_secs(1) / self.frames_per_second.max(1)
     }
 
-    /// RTP timestamp ticks (90 kHz) from one frame to the next.
-    pub(crate) fn rtp_ticks_per_frame(&self) -> u32 {
-        90_000 / self.frames_per_second.max(1)
-    }
-
     /// The live source and encoder, ending in a tee named `encoded` that
     /// carries H.264 access units.
     pub(crate) fn encoder(&self) -> String {

@@ -19,12 +19,14 @@ pub mod h264;
 mod h265;
 pub mod mpeg_video;
 pub mod mpegts;
+mod reception;
 pub mod rtp;
 #[cfg(test)]
 mod tests;
 mod ts_packet;
 
 pub use assembler::{fallback_info, Frame, FrameAssembler};
+pub use reception::{FrameEvent, FrameReceiver, ReceivedFrame, TIMESTAMP_RATE};
 pub use rtp::RtpPacket;
 pub use ts_packet::{TsPacket, NULL_PID, TS_PACKET_SIZE};
 

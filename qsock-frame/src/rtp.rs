@@ -18,6 +18,22 @@ pub struct RtpPacket<'a> {
     pub payload: &'a [u8],
 }
 
+impl RtpPacket<'_> {
+    /// The packet's bytes with the shortest header (no CSRCs, no header
+    /// extension, no padding) and synchronisation source `ssrc`, as a
+    /// payloader makes them.
+    pub fn serialize(&self, ssrc: u32) -> Vec<u8> {
+        let mut packet = Vec::with_capacity(FIXED_HEADER_LEN + self.payload.len());
+        packet.push(0x80);
+        packet.push(u8::from(self.marker) << 7 | self.payload_type & 0x7f);
+        packet.extend_from_slice(&self.sequence.to_be_bytes());
+        packet.extend_from_slice(&self.timestamp.to_be_bytes());
+        packet.extend_from_slice(&ssrc.to_be_bytes());
+        packet.extend_from_slice(self.payload);
+        packet
+    }
+}
+
 const FIXED_HEADER_LEN: usize = 12;
 
 /// The fields of the 12-byte fixed header of an RTP version 2 packet, read

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 
-use super::{Classifier, FrameType, PacketInfo, PayloadFormat};
+use super::{Classifier, FrameType, PacketInfo, PayloadFormat, RtpPacket};
 
 /// Writes syntax elements most significant bit first.
 #[derive(Default)]
@@ -56,11 +56,14 @@ impl BitWriter {
 }
 
 fn rtp(marker: bool, timestamp: u32, payload: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x80, if marker { 0x80 | 96 } else { 96 }, 0, 0];
-    packet.extend_from_slice(&timestamp.to_be_bytes());
-    packet.extend_from_slice(&[1, 2, 3, 4]);
-    packet.extend_from_slice(payload);
-    packet
+    let packet = RtpPacket {
+        marker,
+        payload_type: 96,
+        sequence: 0,
+        timestamp,
+        payload,
+    };
+    packet.serialize(0x0102_0304)
 }
 
 fn inspect(classifier: &mut Classifier, packet: &[u8]) -> PacketInfo {

@@ -1,4 +1,5 @@
 use super::*;
+use qsock_frame::{RtpPacket, TS_PACKET_SIZE};
 
 const FRAME_TICKS: u32 = 3600; // 25 fps at 90 kHz
 const FRAME_TIME: Duration = Duration::from_millis(40);
@@ -20,12 +21,15 @@ fn b_slice() -> Vec<u8> {
 }
 
 fn rtp(sequence: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x80, if marker { 0x80 | 96 } else { 96 }];
-    packet.extend_from_slice(&sequence.to_be_bytes());
-    packet.extend_from_slice(&timestamp.to_be_bytes());
-    packet.extend_from_slice(&[0, 0, 0, 1]);
-    packet.extend_from_slice(payload);
-    packet
+    let (payload_type, ssrc) = (96, 1);
+    RtpPacket {
+        marker,
+        payload_type,
+        sequence,
+        timestamp,
+        payload,
+    }
+    .serialize(ssrc)
 }
 
 /// Feeds frames of (packets) in order, frame n at time n * 40 ms, skipping
