@@ -29,6 +29,17 @@ fn open_fds() -> usize {
         .count()
 }
 
+/// A UDP socket on loopback that waits up to 2 s for a datagram, and its
+/// address.
+fn loopback_receiver() -> (UdpSocket, SocketAddr) {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let address = receiver.local_addr().unwrap();
+    (receiver, address)
+}
+
 fn periodic(ipg_micros: u64, oln: u32, old: u32) -> StreamParams {
     StreamParams::periodic(Duration::from_micros(ipg_micros), oln, old)
 }
@@ -36,65 +47,38 @@ fn periodic(ipg_micros: u64, oln: u32, old: u32) -> StreamParams {
 /// Each case: parameters and the kind of error they must give.
 fn bad_params() -> Vec<(QosParams, ErrorKind, &'static str)> {
     let on_lo = |stream| QosParams::new("lo", SchedulerName::User, stream);
-    let good = periodic(10_000, 0, 10);
-    vec![
+    let bad_streams = [
+        (periodic(10_000, 3, 2), "must not exceed"),
+        (periodic(10_000, 1, 0), "old (the window length) is 0"),
+        (periodic(0, 0, 10), "ipg is 0"),
+        (periodic(0, 0, 0).lossless(), "ipg is 0"),
         (
-            on_lo(periodic(10_000, 3, 2)),
-            ErrorKind::InvalidInput,
-            "must not exceed",
-        ),
-        (
-            on_lo(periodic(10_000, 1, 0)),
-            ErrorKind::InvalidInput,
-            "old (the window length) is 0",
-        ),
-        (
-            on_lo(periodic(0, 0, 10)),
-            ErrorKind::InvalidInput,
-            "ipg is 0",
-        ),
-        (
-            on_lo(periodic(0, 0, 0).lossless()),
-            ErrorKind::InvalidInput,
-            "ipg is 0",
-        ),
-        (
-            on_lo(StreamParams::aperiodic().with_packet_size(0)),
-            ErrorKind::InvalidInput,
+            StreamParams::aperiodic().with_packet_size(0),
             "packet size 0",
         ),
-        (
-            QosParams::new("", SchedulerName::User, good),
-            ErrorKind::NoDevice,
-            "no device given",
-        ),
-        (
-            QosParams::new("eth0/1", SchedulerName::User, good),
-            ErrorKind::NoDevice,
-            "not a valid interface name",
-        ),
-        (
-            QosParams::new("a-very-long-interface-name", SchedulerName::User, good),
-            ErrorKind::NoDevice,
-            "at most 15 characters",
-        ),
-        (
-            QosParams::new("has space", SchedulerName::User, good),
-            ErrorKind::NoDevice,
-            "not a valid interface name",
-        ),
-        (
-            QosParams::new("nosuchdev0", SchedulerName::User, good),
-            ErrorKind::NoDevice,
-            "no network device",
-        ),
-        // Valid, but no dwcs scheduler is installed on lo.
-        (
-            QosParams::new("lo", SchedulerName::Dwcs, good),
-            ErrorKind::NotSupported,
-            "not installed on lo",
-        ),
-    ]
+    ];
+    let good = periodic(10_000, 0, 10);
+    let bad_devices = [
+        ("", "no device given"),
+        ("eth0/1", "not a valid interface name"),
+        ("a-very-long-interface-name", "at most 15 characters"),
+        ("has space", "not a valid interface name"),
+        ("nosuchdev0", "no network device"),
+    ];
+    let streams = bad_streams
+        .into_iter()
+        .map(|(stream, needle)| (on_lo(stream), ErrorKind::InvalidInput, needle));
+    let devices = bad_devices.into_iter().map(|(device, needle)| {
+        let params = QosParams::new(device, SchedulerName::User, good);
+        (params, ErrorKind::NoDevice, needle)
+    });
+    // Valid, but no dwcs scheduler is installed on lo.
+    let no_dwcs = (
+        QosParams::new("lo", SchedulerName::Dwcs, good),
+        ErrorKind::NotSupported,
+        "not installed on lo",
+    );
+    streams.chain(devices).chain([no_dwcs]).collect()
 }
 
 #[test]
@@ -113,11 +97,7 @@ fn qsocket_refuses_bad_params_without_leaking() {
 #[test]
 fn attach_failure_returns_the_socket_intact() {
     let _serial = serial();
-    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let destination = receiver.local_addr().unwrap();
+    let (receiver, destination) = loopback_receiver();
 
     let before = open_fds();
     let mut socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
@@ -199,11 +179,7 @@ fn qsockinit_refuses_bad_params() {
 fn refused_change_leaves_the_stream_alone() {
     let _serial = serial();
     qsockinit(&InitParams::new("lo", SchedulerName::User)).unwrap();
-    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let destination = receiver.local_addr().unwrap();
+    let (receiver, destination) = loopback_receiver();
 
     let before = open_fds();
     let params = QosParams::new("lo", SchedulerName::User, periodic(1_000, 1, 10));

@@ -20,16 +20,23 @@ fn b_slice() -> Vec<u8> {
     vec![0x01, 0xe0, 0xff, 0xff]
 }
 
+/// An RTP packet of payload type 96, source 1.
 fn rtp(sequence: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
-    let (payload_type, ssrc) = (96, 1);
-    RtpPacket {
-        marker,
-        payload_type,
+    const VIDEO: RtpPacket<'static> = RtpPacket {
+        marker: false,
+        payload_type: 96,
+        sequence: 0,
+        timestamp: 0,
+        payload: &[],
+    };
+    let packet = RtpPacket {
         sequence,
         timestamp,
+        marker,
         payload,
-    }
-    .serialize(ssrc)
+        ..VIDEO
+    };
+    packet.serialize(1)
 }
 
 /// Feeds frames of (packets) in order, frame n at time n * 40 ms, skipping
