@@ -8,24 +8,15 @@ use std::time::Duration;
 
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-pub const RTM_NEWQDISC: u16 = 36;
-pub const RTM_GETQDISC: u16 = 38;
-pub const RTM_NEWTCLASS: u16 = 40;
-pub const RTM_DELTCLASS: u16 = 41;
-pub const RTM_GETTCLASS: u16 = 42;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
+use libc::TCA_STATS2;
+pub use libc::{RTM_DELTCLASS, RTM_GETQDISC, RTM_GETTCLASS, RTM_NEWQDISC, RTM_NEWTCLASS};
+pub use libc::{TCA_KIND, TCA_OPTIONS};
+use netlink_packet_core::NLM_F_DUMP;
+pub use netlink_packet_core::{NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
 /// `NLMSGERR_ATTR_MSG`: the extack text in an error's attributes.
 const NLMSGERR_ATTR_MSG: u16 = 1;
-pub const NLM_F_REQUEST: u16 = 0x1;
-pub const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
-pub const NLM_F_EXCL: u16 = 0x200;
-pub const NLM_F_CREATE: u16 = 0x400;
-pub const NLA_F_NESTED: u16 = 0x8000;
-pub const TCA_KIND: u16 = 1;
-pub const TCA_OPTIONS: u16 = 2;
-const TCA_STATS2: u16 = 7;
+/// `TCA_STATS_BASIC` and `TCA_STATS_QUEUE`, nested in `TCA_STATS2`.
 const TCA_STATS_BASIC: u16 = 1;
 const TCA_STATS_QUEUE: u16 = 3;
 pub const TC_H_ROOT: u32 = 0xFFFF_FFFF;
