@@ -28,7 +28,4 @@ qsocksink_to 100 adapt-bitrate=true qos-interval=500 \
 # The stream is h264-rtp-send.sh's; x264enc is named so that the sink finds
 # it as the nearest upstream encoder (it would without the name too).
 # qsocksink's bitrates are in bit/s, x264enc's in kbit/s.
-exec gst-launch-1.0 -e -m "${H264_SOURCE[@]}" \
-    ! video/x-h264,stream-format=byte-stream \
-    ! rtph264pay config-interval=0 mtu=1200 \
-    ! "${QSOCKSINK[@]}"
+send_h264 -m video/x-h264,stream-format=byte-stream ! rtph264pay config-interval=0 mtu=1200

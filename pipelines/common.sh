@@ -41,6 +41,7 @@ sender_setup() {
 # x264enc: zerolatency (no B-frames, no lookahead) and an I-frame every
 # second; as a byte-stream it repeats SPS and PPS before every I-frame, so a
 # receiver can join at any I-frame.
+# shellcheck disable=SC2120 # adaptive-send.sh names the encoder
 h264_source() {
     # shellcheck disable=SC2034,SC2054 # the sender's gst-launch-1.0 line reads it; caps take commas
     H264_SOURCE=(
@@ -49,6 +50,25 @@ h264_source() {
         ! x264enc "$@" tune=zerolatency speed-preset=ultrafast bitrate="$BITRATE"
         key-int-max="$FPS"
     )
+}
+
+# The command line and environment of an H.264 sender (sender_setup), and
+# its live stream in H264_SOURCE (h264_source, with x264enc's defaults).
+h264_sender() {
+    sender_setup "$@"
+    h264_source
+}
+
+# Runs H264_SOURCE through the gst-launch-1.0 elements given (what makes
+# datagrams of it) into QSOCKSINK, until interrupted; Ctrl-C ends the
+# stream cleanly (EOS). -m first prints the bus's messages.
+send_h264() {
+    local print_messages=()
+    if [ "${1:-}" = -m ]; then
+        print_messages=(-m)
+        shift
+    fi
+    exec gst-launch-1.0 -e "${print_messages[@]}" "${H264_SOURCE[@]}" ! "$@" ! "${QSOCKSINK[@]}"
 }
 
 # qsocksink sending to the sender's HOST and PORT with its SCHEDULER, as

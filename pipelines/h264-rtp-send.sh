@@ -12,8 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-sender_setup "$@"
-h264_source
+h264_sender "$@"
 # qsocksink: I-frames and parameter sets are never dropped; other frames may
 # be, once they are 100 ms past their clock time.
 qsocksink_to 100
@@ -21,7 +20,4 @@ qsocksink_to 100
 # rtph264pay config-interval=0: send the parameter sets as the encoder wrote
 # them (-1 would split multi-slice IDR frames into two access units);
 # mtu=1200 keeps each datagram under a 1500-byte link MTU.
-exec gst-launch-1.0 -e "${H264_SOURCE[@]}" \
-    ! video/x-h264,stream-format=byte-stream \
-    ! rtph264pay config-interval=0 mtu=1200 \
-    ! "${QSOCKSINK[@]}"
+send_h264 video/x-h264,stream-format=byte-stream ! rtph264pay config-interval=0 mtu=1200

@@ -12,8 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-sender_setup "$@"
-h264_source
+h264_sender "$@"
 # qsocksink: a transport stream frame has no end marker, so the sink holds
 # each frame until the next one starts; the period it derives (ipg=0) is
 # shortened at once for a frame that would not leave in time otherwise.
@@ -21,7 +20,5 @@ qsocksink_to 100
 
 # h264parse hands the muxer whole access units.
 # mpegtsmux alignment=7: seven 188-byte packets a datagram (1316 bytes).
-exec gst-launch-1.0 -e "${H264_SOURCE[@]}" \
-    ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
-    ! mpegtsmux alignment=7 \
-    ! "${QSOCKSINK[@]}"
+send_h264 h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
+    ! mpegtsmux alignment=7
