@@ -334,28 +334,17 @@ fn params_refused_with_their_errno() {
 
 #[test]
 fn init_attributes() {
-    let init = init_params(
-        &params("lo", "user"),
-        Some(&qsock_init_attr {
-            rate: 10_000_000,
-            limit: 0,
-            reserved: 0,
-        }),
-    )
-    .unwrap();
+    let attributes = |rate, reserved| qsock_init_attr {
+        rate,
+        limit: 0,
+        reserved,
+    };
+    let init = init_params(&params("lo", "user"), Some(&attributes(10_000_000, 0))).unwrap();
     assert_eq!(init.link_rate, Some(Rate::from_bits_per_second(10_000_000)));
     assert_eq!(init.limit, None);
     let defaults = init_params(&params("lo", "auto"), None).unwrap();
     assert_eq!((defaults.link_rate, defaults.limit), (None, None));
-    let err = init_params(
-        &params("lo", "user"),
-        Some(&qsock_init_attr {
-            rate: 0,
-            limit: 0,
-            reserved: 7,
-        }),
-    )
-    .unwrap_err();
+    let err = init_params(&params("lo", "user"), Some(&attributes(0, 7))).unwrap_err();
     assert_eq!(err.errno(), libc::EINVAL);
 }
 
