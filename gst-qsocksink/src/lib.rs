@@ -6,6 +6,7 @@
 use gst::glib;
 
 mod qsocksink;
+mod sys;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     qsocksink::register(plugin)

@@ -18,6 +18,7 @@ mod feedback;
 mod frames;
 mod imp;
 mod period;
+mod rtcp;
 mod run;
 mod scheduler;
 mod sender;
