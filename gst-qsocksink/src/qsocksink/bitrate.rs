@@ -1,12 +1,19 @@
-//! The bitrate the path sustains, estimated from what the scheduler reports,
-//! and how each known encoder is told a bitrate.
+//! The bitrate the path sustains, estimated from what the receiver reports
+//! and what the host's scheduler reports, and how each known encoder is told
+//! a bitrate.
 //!
-//! Additive increase, multiplicative decrease: a congested interval (packets
-//! late or lost, or queueing delay standing well above the least seen) cuts
-//! the estimate to three quarters of what the path delivered, at once; a
-//! clear interval raises it by a small fixed step. Cutting fast empties the
-//! queue before deadlines pile up; climbing slowly keeps the stream from
-//! oscillating around the capacity.
+//! Two sources, one estimate. The host's scheduler shows its own queue:
+//! packets late or lost there, or queueing delay standing well above the
+//! least seen, cut the estimate to three quarters of what left the host.
+//! The receiver's reports (RTCP) show the rest of the path: loss beyond
+//! [`PATH_LOSS_CUT`] cuts the estimate to a little below what got through,
+//! and a round trip standing [`PATH_DELAY_TOLERANCE`] above the least seen
+//! (a queue building in a router) cuts it too. Only a report that shows the
+//! path clear lets the estimate climb, by a small fixed step, and only while
+//! the stream actually sends near the estimate: without reports from the
+//! receiver there is no evidence that more gets through, and the estimate
+//! holds. Cutting fast empties the queue before deadlines pile up; climbing
+//! slowly keeps the stream from oscillating around the capacity.
 
 use std::time::Duration;
 
@@ -29,6 +36,27 @@ const DECREASE_FACTOR: f64 = 0.75;
 /// late packets would otherwise cut the estimate again and again, far below
 /// the capacity.
 const HOLD_AFTER_DECREASE: u32 = 2;
+
+/// Share of the stream's packets the receiver may lose in a report before
+/// the path counts as congested (GCC's loss-based threshold).
+pub const PATH_LOSS_CUT: f64 = 0.10;
+
+/// Share of the stream's packets the receiver may lose in a report that
+/// still shows the path clear enough to climb (GCC's).
+const PATH_LOSS_CLEAR: f64 = 0.02;
+
+/// How far the round trip may stand above the least seen before the path
+/// counts as queueing: past RTCP's own scheduling noise, well inside a
+/// live stream's latency budget.
+pub const PATH_DELAY_TOLERANCE: Duration = Duration::from_millis(30);
+
+/// What a cut on the receiver's evidence leaves of what got through.
+const PATH_DECREASE_FACTOR: f64 = 0.85;
+
+/// The share of the estimate the stream must actually send for a clear
+/// report to count as evidence for more: an encoder that cannot fill its
+/// target proves nothing about a higher one.
+const APP_LIMITED_SHARE: f64 = 0.7;
 
 /// The smallest additive step, for narrow ranges.
 const MIN_STEP_BPS: u64 = 10_000;
@@ -56,6 +84,49 @@ pub struct Observation {
     /// fills, they wait half a frame interval on average with no queue
     /// standing at all.
     pub frame_interval: Option<Duration>,
+    /// What the receiver's reports in the interval showed; None when none
+    /// came.
+    pub path: Option<PathObservation>,
+}
+
+/// What the receiver's reports showed over one feedback interval.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PathObservation {
+    /// The largest share of the stream's packets a report told lost.
+    pub fraction_lost: f64,
+    /// The latest round trip measured, where one was.
+    pub round_trip: Option<Duration>,
+}
+
+/// What drove the estimate's last change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The first estimate: the encoder's setting, or what left the host.
+    Start,
+    /// Packets late or dropped in the host's scheduler.
+    HostLoss,
+    /// A queue standing in the host's scheduler.
+    HostDelay,
+    /// The receiver lost packets.
+    ReceiverLoss,
+    /// The round trip to the receiver grew: a queue on the path.
+    ReceiverDelay,
+    /// The receiver's reports showed the path clear.
+    ReceiverClear,
+}
+
+impl Signal {
+    /// The name in the stats structure.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Start => "start",
+            Signal::HostLoss => "host-loss",
+            Signal::HostDelay => "host-delay",
+            Signal::ReceiverLoss => "receiver-loss",
+            Signal::ReceiverDelay => "receiver-delay",
+            Signal::ReceiverClear => "receiver-clear",
+        }
+    }
 }
 
 impl Observation {
@@ -113,7 +184,9 @@ pub struct BitrateController {
     max_bps: u64,
     estimate_bps: Option<u64>,
     least_delay: Option<Duration>,
+    least_round_trip: Option<Duration>,
     hold: u32,
+    last_change: Option<Signal>,
 }
 
 impl BitrateController {
@@ -125,7 +198,9 @@ impl BitrateController {
             max_bps: max_bps.max(min_bps),
             estimate_bps: None,
             least_delay: None,
+            least_round_trip: None,
             hold: 0,
+            last_change: None,
         }
     }
 
@@ -141,11 +216,22 @@ impl BitrateController {
         self.estimate_bps
     }
 
+    /// What drove the last change of the estimate.
+    pub fn last_change(&self) -> Option<Signal> {
+        self.last_change
+    }
+
+    /// The least round trip the receiver's reports measured.
+    pub fn least_round_trip(&self) -> Option<Duration> {
+        self.least_round_trip
+    }
+
     /// Starts from a known rate (an encoder's setting) instead of the first
     /// delivered rate.
     pub fn seed(&mut self, bps: u64) {
         if self.estimate_bps.is_none() {
             self.estimate_bps = Some(self.clamp(bps));
+            self.last_change = Some(Signal::Start);
         }
     }
 
@@ -160,35 +246,50 @@ impl BitrateController {
             None => {
                 let start = self.clamp(observation.delivered_bps.unwrap_or(self.max_bps));
                 self.estimate_bps = Some(start);
+                self.last_change = Some(Signal::Start);
                 start
             }
         };
-        let congested = self.congested(observation);
-        let next = if observation.sent_packets == 0 && !congested {
-            // Nothing left the scheduler: no sign that the path carries more.
-            current
-        } else if self.hold > 0 {
+        let host = self.host_congestion(observation);
+        let path = observation.path.map(|path| self.path_verdict(path));
+        // While a queue stands, what left is what the path carries: a cut
+        // from there lands below the capacity in one step however far above
+        // it the estimate was, and the queue drains.
+        let carried = observation
+            .delivered_bps
+            .filter(|&bps| bps > 0)
+            .map_or(current, |bps| bps.min(current));
+        let (next, signal) = if self.hold > 0 {
             self.hold -= 1;
-            current
-        } else if congested {
+            (current, None)
+        } else if let Some(signal) = host {
             self.hold = HOLD_AFTER_DECREASE;
-            // While a queue stands, what left is what the path carries: a cut
-            // from there lands below the capacity in one step however far
-            // above it the estimate was, and the queue drains.
-            let carried = observation
-                .delivered_bps
-                .filter(|&bps| bps > 0)
-                .map_or(current, |bps| bps.min(current));
-            (carried as f64 * DECREASE_FACTOR) as u64
+            ((carried as f64 * DECREASE_FACTOR) as u64, Some(signal))
+        } else if let Some(PathVerdict::Congested(signal, lost)) = path {
+            self.hold = HOLD_AFTER_DECREASE;
+            let through = carried as f64 * (1.0 - lost);
+            ((through * PATH_DECREASE_FACTOR) as u64, Some(signal))
+        } else if path == Some(PathVerdict::Clear)
+            && observation.sent_packets > 0
+            && !self.app_limited(observation, current)
+        {
+            (
+                current.saturating_add(self.step()),
+                Some(Signal::ReceiverClear),
+            )
         } else {
-            current.saturating_add(self.step())
+            (current, None)
         };
         let next = self.clamp(next);
         self.estimate_bps = Some(next);
+        if Some(next) != previous {
+            self.last_change = signal.or(self.last_change);
+        }
         (Some(next) != previous).then_some(next)
     }
 
-    fn congested(&mut self, observation: &Observation) -> bool {
+    /// The host's own queue: late or lost packets, or a standing delay.
+    fn host_congestion(&mut self, observation: &Observation) -> Option<Signal> {
         let lossy = observation.late_share() > LOSS_TOLERANCE;
         let queued = match observation.queue_delay_mean {
             Some(delay) => {
@@ -199,7 +300,41 @@ impl BitrateController {
             }
             None => false,
         };
-        lossy || queued
+        if lossy {
+            Some(Signal::HostLoss)
+        } else if queued {
+            Some(Signal::HostDelay)
+        } else {
+            None
+        }
+    }
+
+    /// What the receiver's reports say of the path beyond the host.
+    fn path_verdict(&mut self, path: PathObservation) -> PathVerdict {
+        let queueing = path.round_trip.is_some_and(|round_trip| {
+            let least = self
+                .least_round_trip
+                .map_or(round_trip, |least| least.min(round_trip));
+            self.least_round_trip = Some(least);
+            round_trip.saturating_sub(least) > PATH_DELAY_TOLERANCE
+        });
+        if path.fraction_lost > PATH_LOSS_CUT {
+            PathVerdict::Congested(Signal::ReceiverLoss, path.fraction_lost)
+        } else if queueing {
+            PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
+        } else if path.fraction_lost <= PATH_LOSS_CLEAR {
+            PathVerdict::Clear
+        } else {
+            PathVerdict::Unclear
+        }
+    }
+
+    /// The stream sends well below the estimate: what the path carries
+    /// above what it sends is unknown.
+    fn app_limited(&self, observation: &Observation, current: u64) -> bool {
+        observation
+            .delivered_bps
+            .is_some_and(|bps| (bps as f64) < current as f64 * APP_LIMITED_SHARE)
     }
 
     fn step(&self) -> u64 {
@@ -209,6 +344,17 @@ impl BitrateController {
     fn clamp(&self, bps: u64) -> u64 {
         bps.clamp(self.min_bps, self.max_bps)
     }
+}
+
+/// What one interval's reports say of the path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PathVerdict {
+    /// Cut, for this signal, from what got through (the share lost).
+    Congested(Signal, f64),
+    /// Little loss and no queue: evidence that the estimate gets through.
+    Clear,
+    /// Some loss, no queue: hold.
+    Unclear,
 }
 
 /// How an encoder takes its bitrate: which property, in what unit.
@@ -278,6 +424,7 @@ mod tests {
             queue_delay_mean: Some(Duration::from_millis(delay_ms)),
             delivered_bps: Some(3_000_000),
             frame_interval: None,
+            path: Some(PathObservation::default()),
         }
     }
 
@@ -406,6 +553,84 @@ mod tests {
             assert_eq!(controller.update(&stuck), None);
         }
         assert_eq!(controller.estimate(), Some(1_000_000));
+    }
+
+    /// A clear host interval with `path` from the receiver.
+    fn with_path(path: Option<PathObservation>) -> Observation {
+        Observation {
+            path,
+            ..interval(100, 0, 1)
+        }
+    }
+
+    fn path(fraction_lost: f64, round_trip_ms: u64) -> Option<PathObservation> {
+        Some(PathObservation {
+            fraction_lost,
+            round_trip: Some(Duration::from_millis(round_trip_ms)),
+        })
+    }
+
+    #[test]
+    fn without_the_receivers_reports_the_estimate_never_climbs() {
+        let mut controller = seeded(2_000_000);
+        for _ in 0..20 {
+            assert_eq!(controller.update(&with_path(None)), None);
+        }
+        assert_eq!(controller.last_change(), Some(Signal::Start));
+        // The host's own queue still cuts it.
+        assert_eq!(controller.update(&interval(100, 50, 1)), Some(1_500_000));
+        assert_eq!(controller.last_change(), Some(Signal::HostLoss));
+    }
+
+    #[test]
+    fn loss_at_the_receiver_cuts_below_what_got_through() {
+        let mut controller = seeded(2_500_000);
+        let lossy = Observation {
+            delivered_bps: Some(2_500_000),
+            ..with_path(path(0.4, 20))
+        };
+        // 60 % of 2.5 Mbit/s got through; 85 % of that.
+        assert_eq!(controller.update(&lossy), Some(1_275_000));
+        assert_eq!(controller.last_change(), Some(Signal::ReceiverLoss));
+        // Some loss, below the cut: neither a cut nor a climb.
+        let mut holding = seeded(1_000_000);
+        assert_eq!(holding.update(&with_path(path(0.05, 20))), None);
+    }
+
+    #[test]
+    fn a_growing_round_trip_cuts_before_loss_does() {
+        let mut controller = seeded(1_000_000);
+        assert_eq!(
+            controller.update(&with_path(path(0.0, 20))),
+            Some(1_200_000)
+        );
+        assert_eq!(
+            controller.update(&with_path(path(0.0, 45))),
+            Some(1_400_000)
+        );
+        // 35 ms above the least: a queue builds on the path.
+        assert_eq!(
+            controller.update(&with_path(path(0.0, 55))),
+            Some(1_190_000)
+        );
+        assert_eq!(controller.last_change(), Some(Signal::ReceiverDelay));
+        assert_eq!(
+            controller.least_round_trip(),
+            Some(Duration::from_millis(20))
+        );
+    }
+
+    #[test]
+    fn a_clear_report_is_no_evidence_for_more_than_the_stream_sends() {
+        let mut controller = seeded(4_000_000);
+        let sending_half = Observation {
+            delivered_bps: Some(2_000_000),
+            ..with_path(path(0.0, 20))
+        };
+        assert_eq!(controller.update(&sending_half), None);
+        let mut filling = seeded(2_000_000);
+        assert_eq!(filling.update(&sending_half), Some(2_200_000));
+        assert_eq!(filling.last_change(), Some(Signal::ReceiverClear));
     }
 
     #[test]

@@ -4,20 +4,28 @@
 
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use qsock::{ErrorKind, QInfo, Rate};
 
-use super::bitrate::{interval_mean_delay, BitrateController, Observation};
+use super::bitrate::{
+    interval_mean_delay, BitrateController, Observation, PathObservation, Signal,
+};
 use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
 use super::imp::{QSockSink, Settings, CAT};
 use super::period::{full_packet_period_hint, Measured, Refused};
+use super::receiver_feedback::{ReceiverView, VIDEO_CLOCK_RATE};
+use super::rtcp::Refusal;
 use super::run::{Counters, Run};
 use qsock_frame::FrameType;
+
+/// How long after the first frame the receiver's first report is due: a
+/// receiver at RTCP's default minimum interval (5 s) has sent one by then.
+const REPORTS_EXPECTED_WITHIN: Duration = Duration::from_secs(6);
 
 /// The feedback thread, stopped by dropping `stop`.
 #[derive(Debug)]
@@ -52,6 +60,10 @@ pub(super) struct Feedback {
     upstream_frame_interval: Option<Duration>,
     encoder: UpstreamEncoder,
     warned: bool,
+    /// When the first frame was counted: the receiver has had time to
+    /// report some time after it.
+    first_frame_at: Option<Instant>,
+    warned_no_reports: bool,
 }
 
 impl Feedback {
@@ -63,6 +75,8 @@ impl Feedback {
             upstream_frame_interval: None,
             encoder: UpstreamEncoder::default(),
             warned: false,
+            first_frame_at: None,
+            warned_no_reports: false,
         }
     }
 }
@@ -145,6 +159,7 @@ impl QSockSink {
             queue_delay_mean: interval_delay(previous_info.as_ref(), &info),
             delivered_bps: info.delivered_rate.map(Rate::bits_per_second),
             frame_interval: self.frame_interval(feedback, &counters),
+            path: self.path_observation(&settings, run, feedback, &counters),
         };
         // The encoder's setting is a better start than the delivered rate,
         // which is only what the source happened to offer.
@@ -165,9 +180,18 @@ impl QSockSink {
         let ipg = self.adapt_period(&settings, run, feedback, &counters, measured);
         feedback.previous_counters = counters;
         feedback.previous_info = Some(info.clone());
+        let signal = feedback.controller.last_change();
+        let least_round_trip = feedback.controller.least_round_trip();
         drop(guard);
 
         let mut stats = stats_structure(&run.device, &info, &counters, &observation, estimate, ipg);
+        receiver_fields(&mut stats, &run.receiver.lock(), signal);
+        if let Some(least) = least_round_trip {
+            stats.set(
+                "least-round-trip-us",
+                u64::try_from(least.as_micros()).unwrap_or(u64::MAX),
+            );
+        }
         if end_of_stream {
             stats.set("end-of-stream", true);
         }
@@ -242,6 +266,54 @@ impl QSockSink {
         period
     }
 
+    /// What the receiver's reports showed since the last interval. Says
+    /// once, when the sink adapts the bitrate, that without them the
+    /// estimate cannot climb.
+    fn path_observation(
+        &self,
+        settings: &Settings,
+        run: &Run,
+        feedback: &mut Feedback,
+        counters: &Counters,
+    ) -> Option<PathObservation> {
+        let (since, ever) = {
+            let mut view = run.receiver.lock();
+            (view.take_since(), view.reports > 0)
+        };
+        if counters.frames_total() > 0 && feedback.first_frame_at.is_none() {
+            feedback.first_frame_at = Some(Instant::now());
+        }
+        let waited = feedback
+            .first_frame_at
+            .is_some_and(|first| first.elapsed() >= REPORTS_EXPECTED_WITHIN);
+        if settings.adapt_bitrate && !ever && waited && !feedback.warned_no_reports {
+            feedback.warned_no_reports = true;
+            let why = if !settings.receiver_feedback {
+                "receiver-feedback is off".to_string()
+            } else if counters.rtp.is_none() {
+                "the stream is not RTP, and RTCP reports on RTP streams only".to_string()
+            } else {
+                format!(
+                    "no RTCP receiver report about the stream arrived in {} s",
+                    REPORTS_EXPECTED_WITHIN.as_secs()
+                )
+            };
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Failed,
+                ("adapt-bitrate: {why}, so estimated-bitrate holds at its start and only \
+                     falls when the host's own queue overflows. Adaptation to the path \
+                     needs the receiver's RTCP: receive with rtpbin (or rtpsession) and send \
+                     its RTCP to this host's rtcp-port (port + 1 by default) or to the \
+                     sink's own port (bind-port); pipelines/h264-rtp-receive-rtcp.sh does")
+            );
+        }
+        (since.reports > 0).then_some(PathObservation {
+            fraction_lost: since.fraction_lost,
+            round_trip: since.round_trip,
+        })
+    }
+
     /// Time between frames: the upstream framerate, else the measured PTS
     /// spacing.
     fn frame_interval(&self, feedback: &mut Feedback, counters: &Counters) -> Option<Duration> {
@@ -280,6 +352,40 @@ fn interval_delay(previous: Option<&QInfo>, info: &QInfo) -> Option<Duration> {
         Some((delay.mean, previous.stats.sent_packets))
     });
     interval_mean_delay(before, (now.mean, info.stats.sent_packets))
+}
+
+/// The receiver's view in the `qsocksink-stats` structure, and what drove
+/// the estimate's last change.
+fn receiver_fields(stats: &mut gst::Structure, view: &ReceiverView, signal: Option<Signal>) {
+    stats.set("receiver-reports", view.reports);
+    if let Some((at, report)) = view.latest {
+        stats.set("receiver-fraction-lost", report.fraction_lost);
+        stats.set("receiver-cumulative-lost", report.cumulative_lost);
+        stats.set(
+            "receiver-jitter-us",
+            u64::from(report.jitter_ticks) * 1_000_000 / VIDEO_CLOCK_RATE,
+        );
+        stats.set(
+            "receiver-report-age-ms",
+            u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
+        if let Some(round_trip) = report.round_trip {
+            stats.set(
+                "round-trip-us",
+                u64::try_from(round_trip.as_micros()).unwrap_or(u64::MAX),
+            );
+        }
+    }
+    for refusal in Refusal::ALL {
+        stats.set(
+            format!("rtcp-ignored-{}", refusal.name()),
+            view.ignored[refusal.index()],
+        );
+    }
+    stats.set("key-unit-requests", view.key_unit_requests);
+    stats.set("key-units-asked", view.key_units_asked);
+    stats.set("sender-reports", view.sender_reports);
+    stats.set("estimate-signal", signal.map_or("none", Signal::name));
 }
 
 /// The `qsocksink-stats` structure of one report.

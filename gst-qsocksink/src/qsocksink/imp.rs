@@ -1,7 +1,7 @@
 //! The `qsocksink` element: frames in, one `send_frame` per frame out, and
 //! the scheduler's figures back upstream and on the bus.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use super::destination::{bind_address, egress_device, resolve_destination};
 use super::feedback::{Feedback, FeedbackThread, Reported};
 use super::frames::{DropPolicy, FrameAssembler};
 use super::period::{self, full_packet_period_hint, LinkLimits, StreamPeriod};
+use super::receiver_feedback::{ReceiverFeedbackThread, ReceiverView};
 use super::run::{Counters, Run};
 use super::sender::Flushing;
 use super::SchedulerChoice;
@@ -47,6 +48,10 @@ const DEFAULT_QOS_INTERVAL_MS: u32 = 1000;
 const DEFAULT_ADAPT_BITRATE: bool = false;
 const DEFAULT_MIN_BITRATE: u64 = 250_000;
 const DEFAULT_MAX_BITRATE: u64 = 8_000_000;
+const DEFAULT_BIND_PORT: u32 = 0;
+const DEFAULT_RECEIVER_FEEDBACK: bool = true;
+const DEFAULT_RTCP_PORT: u32 = 0;
+const DEFAULT_KEY_UNIT_INTERVAL_MS: u32 = 500;
 
 /// The properties.
 #[derive(Debug, Clone)]
@@ -67,6 +72,10 @@ pub(super) struct Settings {
     pub adapt_bitrate: bool,
     pub min_bitrate: u64,
     pub max_bitrate: u64,
+    pub bind_port: u32,
+    pub receiver_feedback: bool,
+    pub rtcp_port: u32,
+    pub key_unit_interval_ms: u32,
 }
 
 impl Default for Settings {
@@ -88,6 +97,10 @@ impl Default for Settings {
             adapt_bitrate: DEFAULT_ADAPT_BITRATE,
             min_bitrate: DEFAULT_MIN_BITRATE,
             max_bitrate: DEFAULT_MAX_BITRATE,
+            bind_port: DEFAULT_BIND_PORT,
+            receiver_feedback: DEFAULT_RECEIVER_FEEDBACK,
+            rtcp_port: DEFAULT_RTCP_PORT,
+            key_unit_interval_ms: DEFAULT_KEY_UNIT_INTERVAL_MS,
         }
     }
 }
@@ -153,6 +166,8 @@ pub(super) struct Started {
     pub assembler: FrameAssembler<gst::Buffer>,
     pub warned_unclassified: bool,
     pub feedback: Option<FeedbackThread>,
+    /// Listens for the receiver's RTCP; stops when dropped.
+    pub receiver_feedback: Option<ReceiverFeedbackThread>,
     /// The pipeline clock, and whether it runs on CLOCK_MONOTONIC.
     pub monotonic_clock: Option<(gst::Clock, bool)>,
 }
@@ -357,6 +372,44 @@ impl ObjectImpl for QSockSink {
                     .default_value(DEFAULT_MAX_BITRATE)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("bind-port")
+                    .nick("Bind port")
+                    .blurb(
+                        "Local UDP port to send from, where a receiver multiplexing RTCP \
+                         (RFC 5761) sends it (0: the kernel picks one)",
+                    )
+                    .maximum(u32::from(u16::MAX))
+                    .default_value(DEFAULT_BIND_PORT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("receiver-feedback")
+                    .nick("Receiver feedback")
+                    .blurb(
+                        "Read the receiver's RTCP (reports, PLI, FIR) on rtcp-port and on the \
+                         sink's own port, and send sender reports to the receiver's rtcp-port",
+                    )
+                    .default_value(DEFAULT_RECEIVER_FEEDBACK)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("rtcp-port")
+                    .nick("RTCP port")
+                    .blurb(
+                        "UDP port for RTCP on both hosts: the sink listens on it for the \
+                         receiver's reports and sends its sender reports to it (0: port + 1)",
+                    )
+                    .maximum(u32::from(u16::MAX))
+                    .default_value(DEFAULT_RTCP_PORT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("key-unit-interval")
+                    .nick("Key unit interval")
+                    .blurb(
+                        "Least time between two key-unit requests sent upstream for the \
+                         receiver's PLI or FIR, in milliseconds",
+                    )
+                    .default_value(DEFAULT_KEY_UNIT_INTERVAL_MS)
+                    .mutable_playing()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -399,6 +452,14 @@ impl ObjectImpl for QSockSink {
             "adapt-bitrate" => settings.adapt_bitrate = value.get().unwrap_or(false),
             "min-bitrate" => settings.min_bitrate = value.get().unwrap_or(DEFAULT_MIN_BITRATE),
             "max-bitrate" => settings.max_bitrate = value.get().unwrap_or(DEFAULT_MAX_BITRATE),
+            "bind-port" => settings.bind_port = value.get().unwrap_or(DEFAULT_BIND_PORT),
+            "receiver-feedback" => {
+                settings.receiver_feedback = value.get().unwrap_or(DEFAULT_RECEIVER_FEEDBACK)
+            }
+            "rtcp-port" => settings.rtcp_port = value.get().unwrap_or(DEFAULT_RTCP_PORT),
+            "key-unit-interval" => {
+                settings.key_unit_interval_ms = value.get().unwrap_or(DEFAULT_KEY_UNIT_INTERVAL_MS)
+            }
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
         // Before start the pair may pass through any order of settings;
@@ -463,6 +524,10 @@ impl ObjectImpl for QSockSink {
             "adapt-bitrate" => settings.adapt_bitrate.to_value(),
             "min-bitrate" => settings.min_bitrate.to_value(),
             "max-bitrate" => settings.max_bitrate.to_value(),
+            "bind-port" => settings.bind_port.to_value(),
+            "receiver-feedback" => settings.receiver_feedback.to_value(),
+            "rtcp-port" => settings.rtcp_port.to_value(),
+            "key-unit-interval" => settings.key_unit_interval_ms.to_value(),
             other => {
                 gst::warning!(CAT, imp = self, "no readable property {other}");
                 pspec.default_value().clone()
@@ -612,14 +677,20 @@ impl BaseSinkImpl for QSockSink {
                     ("cannot attach a socket to the {scheduler} scheduler on {device}: {err}{why}")
                 )
             })?;
-        if let Some(address) = bind_address {
+        if bind_address.is_some() || settings.bind_port > 0 {
+            let address = bind_address.unwrap_or(match destination {
+                SocketAddr::V4(_) => IpAddr::from([0u8; 4]),
+                SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
+            });
+            let port = u16::try_from(settings.bind_port).unwrap_or(0);
             socket
                 .socket()
-                .bind(&SocketAddr::new(address, 0).into())
+                .bind(&SocketAddr::new(address, port).into())
                 .map_err(|err| {
                     gst::error_msg!(
                         gst::ResourceError::OpenWrite,
-                        ("cannot bind to {address}: {err}; is it an address of this host?")
+                        ("cannot bind to {address} port {port}: {err}; is it an address of \
+                             this host, and is the port (property bind-port) free?")
                     )
                 })?;
         }
@@ -645,7 +716,13 @@ impl BaseSinkImpl for QSockSink {
             pushing_back: AtomicBool::new(false),
             feedback: Mutex::new(Feedback::new(&settings)),
             reported: Mutex::new(Reported::default()),
+            receiver: Mutex::new(ReceiverView::default()),
         });
+        let receiver_feedback = if settings.receiver_feedback {
+            Some(self.listen_to_receiver(&settings, &run)?)
+        } else {
+            None
+        };
         let feedback = self.spawn_feedback(Arc::clone(&run))?;
         *self.state.lock() = State::Started(Box::new(Started {
             run,
@@ -654,6 +731,7 @@ impl BaseSinkImpl for QSockSink {
             assembler: FrameAssembler::default(),
             warned_unclassified: false,
             feedback: Some(feedback),
+            receiver_feedback,
             monotonic_clock: None,
         }));
         Ok(())
@@ -665,6 +743,7 @@ impl BaseSinkImpl for QSockSink {
             *self.state.lock() = state;
             return Ok(());
         };
+        drop(started.receiver_feedback.take());
         if let Some(feedback) = started.feedback.take() {
             drop(feedback.stop);
             if feedback.thread.join().is_err() {

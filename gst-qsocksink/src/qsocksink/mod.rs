@@ -18,6 +18,7 @@ mod feedback;
 mod frames;
 mod imp;
 mod period;
+mod receiver_feedback;
 mod rtcp;
 mod run;
 mod scheduler;

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use super::feedback::{Feedback, Reported};
 use super::period::StreamPeriod;
+use super::receiver_feedback::{ReceiverView, RtpSource};
 use qsock_frame::FrameType;
 
 /// What the sink counts itself, shared with the feedback thread.
@@ -26,6 +27,8 @@ pub(super) struct Counters {
     pub last_running_time: Option<gst::ClockTime>,
     /// Packets of the largest frame since the feedback thread last looked.
     pub largest_frame_packets: u64,
+    /// The RTP stream sent, for sender reports; None for MPEG-TS over UDP.
+    pub rtp: Option<RtpSource>,
 }
 
 impl Counters {
@@ -83,4 +86,6 @@ pub(super) struct Run {
     pub feedback: Mutex<Feedback>,
     /// The latest report, for the `stats` and `estimated-bitrate` properties.
     pub reported: Mutex<Reported>,
+    /// What the receiver's RTCP said, kept by the receiver-feedback thread.
+    pub receiver: Mutex<ReceiverView>,
 }

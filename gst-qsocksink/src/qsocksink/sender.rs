@@ -13,6 +13,7 @@ use qsock::{Deadline, DropFlag, ErrorKind, PacketFlags};
 
 use super::frames::{fallback_info, Frame, FrameDropFlag};
 use super::imp::{QSockSink, SendSettings, Started, State, CAT};
+use super::receiver_feedback::RtpSource;
 use super::run::Run;
 use qsock_frame::FrameType;
 
@@ -261,9 +262,11 @@ impl QSockSink {
             wait = (wait * 2).min(MAX_PUSH_BACK_WAIT);
         };
         run.pushing_back.store(waited, Ordering::Relaxed);
-        run.counters
-            .lock()
-            .count_frame(frame_type, packets.len(), first.pts(), running_time);
+        {
+            let mut counters = run.counters.lock();
+            counters.count_frame(frame_type, packets.len(), first.pts(), running_time);
+            counters.rtp = RtpSource::after(counters.rtp, &packets[..sent.min(packets.len())]);
+        }
         gst::trace!(
             CAT,
             imp = self,

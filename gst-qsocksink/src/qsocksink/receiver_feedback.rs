@@ -1,0 +1,474 @@
+//! The receiver-feedback thread: listens for the receiver's RTCP on the
+//! RTCP port (RFC 3550's convention: the stream's port + 1, or the
+//! `rtcp-port` property) and on the sink's own socket (RFC 5761), keeps
+//! what the reports say for the feedback thread, turns PLI and FIR into an
+//! upstream force-key-unit event at most once per `key-unit-interval`, and
+//! sends a sender report every second so that the receiver can measure the
+//! round trip.
+//!
+//! Only RTCP from the receiver's address about the stream's own source
+//! counts; anything else, and anything beyond [`MAX_DATAGRAMS_PER_SECOND`],
+//! is counted by reason and otherwise ignored.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use socket2::Socket;
+
+use super::imp::{self, Settings, CAT};
+use super::rtcp::{self, KeyUnitRequest, ReceptionReport, Refusal};
+use super::run::Run;
+use super::QSockSink;
+use crate::sys::{self, SenderInfo};
+
+/// RTCP datagrams read per second at most; a receiver sends a few.
+pub(super) const MAX_DATAGRAMS_PER_SECOND: u32 = 50;
+
+/// How often the sink sends a sender report.
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// RTP video's clock rate: the sender report's RTP time is on it.
+pub(super) const VIDEO_CLOCK_RATE: u64 = 90_000;
+
+/// What the streaming thread tells of the RTP stream it sends, for sender
+/// reports and for telling reports about it from others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RtpSource {
+    pub ssrc: u32,
+    /// The last packet's RTP timestamp, and when it was sent.
+    pub timestamp: u32,
+    pub sent_at: Instant,
+    /// Packets and payload octets sent, as RFC 3550 counts them (wrapping).
+    pub packets: u32,
+    pub octets: u32,
+}
+
+impl RtpSource {
+    /// Counts the RTP packets of one frame, handed to the socket now; None
+    /// when the first is not RTP.
+    pub fn after(previous: Option<RtpSource>, packets: &[&[u8]]) -> Option<RtpSource> {
+        let mut source = previous;
+        let now = Instant::now();
+        for packet in packets {
+            let Ok(rtp) = qsock_frame::rtp::parse(packet) else {
+                continue;
+            };
+            let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+            let (count, octets) = match source.filter(|source| source.ssrc == ssrc) {
+                Some(source) => (source.packets, source.octets),
+                None => (0, 0),
+            };
+            source = Some(RtpSource {
+                ssrc,
+                timestamp: rtp.timestamp,
+                sent_at: now,
+                packets: count.wrapping_add(1),
+                octets: octets.wrapping_add(rtp.payload.len() as u32),
+            });
+        }
+        source
+    }
+}
+
+/// What the receiver's reports said since the feedback thread last looked.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct ReportsSince {
+    /// Reports about the stream.
+    pub reports: u32,
+    /// The largest share lost any of them tells.
+    pub fraction_lost: f64,
+    /// The latest round trip any of them measured.
+    pub round_trip: Option<Duration>,
+}
+
+/// The receiver's view, shared by the two threads.
+#[derive(Debug, Default)]
+pub(super) struct ReceiverView {
+    pub since: ReportsSince,
+    pub latest: Option<(Instant, ReceptionReport)>,
+    pub reports: u64,
+    pub ignored: [u64; Refusal::ALL.len()],
+    pub key_unit_requests: u64,
+    pub key_units_asked: u64,
+    pub sender_reports: u64,
+    /// Where the thread listens, for the stats structure and the warning.
+    pub rtcp_port: Option<u16>,
+}
+
+impl ReceiverView {
+    /// Takes what arrived since the last call.
+    pub fn take_since(&mut self) -> ReportsSince {
+        std::mem::take(&mut self.since)
+    }
+
+    fn report(&mut self, report: ReceptionReport) {
+        self.reports += 1;
+        self.latest = Some((Instant::now(), report));
+        let since = &mut self.since;
+        since.reports += 1;
+        since.fraction_lost = since.fraction_lost.max(report.fraction_lost);
+        if report.round_trip.is_some() {
+            since.round_trip = report.round_trip;
+        }
+    }
+}
+
+/// Where the thread listens and what it answers, from the properties.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReceiverFeedbackSettings {
+    /// The receiver's address and stream port.
+    pub destination: SocketAddr,
+    /// The RTCP port on both hosts.
+    pub rtcp_port: u16,
+}
+
+/// The thread, stopped by dropping it.
+#[derive(Debug)]
+pub(super) struct ReceiverFeedbackThread {
+    waker: Option<UnixDatagram>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for ReceiverFeedbackThread {
+    fn drop(&mut self) {
+        // Closing the waker's end wakes the thread's poll.
+        drop(self.waker.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                gst::warning!(CAT, "the receiver-feedback thread panicked");
+            }
+        }
+    }
+}
+
+impl imp::QSockSink {
+    /// Starts the receiver-feedback thread for `run`.
+    pub(super) fn listen_to_receiver(
+        &self,
+        settings: &Settings,
+        run: &Arc<Run>,
+    ) -> Result<ReceiverFeedbackThread, gst::ErrorMessage> {
+        let destination = run.destination;
+        let rtcp_port = match settings.rtcp_port {
+            0 => destination.port().checked_add(1).ok_or_else(|| {
+                gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    ("port 65535 has no port + 1 for RTCP: set rtcp-port, or receiver-feedback=false")
+                )
+            })?,
+            port => u16::try_from(port).unwrap_or(u16::MAX),
+        };
+        let failed = |err: io::Error| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ("cannot listen for the receiver's RTCP: {err} (property receiver-feedback)")
+            )
+        };
+        let stream_socket = run.period.socket().socket().try_clone().map_err(failed)?;
+        spawn(
+            &self.obj(),
+            ReceiverFeedbackSettings {
+                destination,
+                rtcp_port,
+            },
+            stream_socket,
+            Arc::clone(run),
+        )
+        .map_err(failed)
+    }
+}
+
+/// Starts listening: on `stream_socket` (a duplicate of the sink's socket)
+/// and on the RTCP port. A port already taken is said once, and the
+/// thread listens on the stream's socket alone.
+pub(super) fn spawn(
+    element: &QSockSink,
+    settings: ReceiverFeedbackSettings,
+    stream_socket: Socket,
+    run: Arc<Run>,
+) -> io::Result<ReceiverFeedbackThread> {
+    let listen = SocketAddr::new(
+        unspecified_like(settings.destination.ip()),
+        settings.rtcp_port,
+    );
+    let rtcp_socket = match UdpSocket::bind(listen) {
+        Ok(socket) => {
+            socket.set_nonblocking(true)?;
+            run.receiver.lock().rtcp_port = Some(settings.rtcp_port);
+            Some(socket)
+        }
+        Err(err) => {
+            gst::element_warning!(
+                element,
+                gst::ResourceError::OpenRead,
+                (
+                    "cannot listen for the receiver's RTCP on port {}: {err}; only RTCP sent \
+                     to the stream's own port is read (property rtcp-port names another port)",
+                    settings.rtcp_port
+                )
+            );
+            None
+        }
+    };
+    let (waker, woken) = UnixDatagram::pair()?;
+    let mut listener = Listener {
+        element: element.downgrade(),
+        settings,
+        rtcp_socket,
+        stream_socket: UdpSocket::from(stream_socket),
+        run,
+        budget: Budget::new(),
+        last_key_unit: None,
+        next_sender_report: Instant::now(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("qsocksink-rtcp".into())
+        .spawn(move || listener.run(&woken))?;
+    Ok(ReceiverFeedbackThread {
+        waker: Some(waker),
+        thread: Some(thread),
+    })
+}
+
+fn unspecified_like(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+    }
+}
+
+/// A token bucket over datagrams: a second's worth at most.
+#[derive(Debug)]
+struct Budget {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            tokens: f64::from(MAX_DATAGRAMS_PER_SECOND),
+            refilled: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let rate = f64::from(MAX_DATAGRAMS_PER_SECOND);
+        let refill = now.duration_since(self.refilled).as_secs_f64() * rate;
+        self.tokens = (self.tokens + refill).min(rate);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Listener {
+    element: glib::WeakRef<QSockSink>,
+    settings: ReceiverFeedbackSettings,
+    rtcp_socket: Option<UdpSocket>,
+    stream_socket: UdpSocket,
+    run: Arc<Run>,
+    budget: Budget,
+    last_key_unit: Option<Instant>,
+    next_sender_report: Instant,
+}
+
+impl Listener {
+    fn run(&mut self, woken: &UnixDatagram) {
+        loop {
+            let wait = self
+                .next_sender_report
+                .saturating_duration_since(Instant::now());
+            let timeout = PollTimeout::try_from(wait.as_millis().min(1000) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            let readable = {
+                let mut fds = vec![
+                    PollFd::new(woken.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.stream_socket.as_fd(), PollFlags::POLLIN),
+                ];
+                if let Some(socket) = &self.rtcp_socket {
+                    fds.push(PollFd::new(socket.as_fd(), PollFlags::POLLIN));
+                }
+                match poll(&mut fds, timeout) {
+                    Ok(_) => fds
+                        .iter()
+                        .map(|fd| fd.any().unwrap_or(false))
+                        .collect::<Vec<_>>(),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(err) => {
+                        gst::warning!(CAT, "receiver feedback stops: poll failed: {err}");
+                        return;
+                    }
+                }
+            };
+            if readable[0] {
+                return;
+            }
+            if readable[1] {
+                self.drain(false);
+            }
+            if readable.get(2) == Some(&true) {
+                self.drain(true);
+            }
+            if Instant::now() >= self.next_sender_report {
+                self.send_sender_report();
+                self.next_sender_report = Instant::now() + SENDER_REPORT_INTERVAL;
+            }
+        }
+    }
+
+    /// Reads every datagram waiting on one of the sockets.
+    fn drain(&mut self, rtcp_port: bool) {
+        let mut buffer = [0u8; 1500];
+        loop {
+            let socket = if rtcp_port {
+                self.rtcp_socket.as_ref()
+            } else {
+                Some(&self.stream_socket)
+            };
+            let Some(socket) = socket else { return };
+            match socket.recv_from(&mut buffer) {
+                Ok((length, from)) => self.datagram(&buffer[..length], from),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                // ICMP errors for what the stream sent come back here;
+                // they are the stream's to see, not the receiver's reports.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn datagram(&mut self, datagram: &[u8], from: SocketAddr) {
+        let refusal = if !self.budget.take() {
+            Some(Refusal::Flood)
+        } else if !from_receiver(from.ip(), self.settings.destination.ip()) {
+            Some(Refusal::OtherAddress)
+        } else {
+            let ssrc = self.run.counters.lock().rtp.map(|source| source.ssrc);
+            match ssrc {
+                None => Some(Refusal::OtherSource),
+                Some(ssrc) => {
+                    let arrival = rtcp::compact_ntp(rtcp::ntp_time(SystemTime::now()));
+                    match rtcp::read(datagram, ssrc, arrival) {
+                        Ok(message) => {
+                            let mut view = self.run.receiver.lock();
+                            for report in message.reports {
+                                view.report(report);
+                            }
+                            drop(view);
+                            for request in message.key_unit_requests {
+                                self.key_unit_request(request);
+                            }
+                            None
+                        }
+                        Err(refusal) => Some(refusal),
+                    }
+                }
+            }
+        };
+        if let Some(refusal) = refusal {
+            self.run.receiver.lock().ignored[refusal.index()] += 1;
+            gst::log!(CAT, "ignored RTCP from {from}: {}", refusal.name());
+        }
+    }
+
+    /// Asks upstream for a key unit, unless one was asked for within
+    /// `key-unit-interval`: the next key frame answers every request made
+    /// meanwhile.
+    fn key_unit_request(&mut self, request: KeyUnitRequest) {
+        self.run.receiver.lock().key_unit_requests += 1;
+        let Some(element) = self.element.upgrade() else {
+            return;
+        };
+        let interval = Duration::from_millis(u64::from(
+            element.imp().settings.lock().key_unit_interval_ms,
+        ));
+        let now = Instant::now();
+        if self
+            .last_key_unit
+            .is_some_and(|last| now.duration_since(last) < interval)
+        {
+            gst::debug!(
+                CAT,
+                "{} within key-unit-interval: answered by the last request",
+                request.name()
+            );
+            return;
+        }
+        self.last_key_unit = Some(now);
+        self.run.receiver.lock().key_units_asked += 1;
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        if !element
+            .static_pad("sink")
+            .is_some_and(|pad| pad.push_event(event))
+        {
+            gst::debug!(
+                CAT,
+                obj = element,
+                "upstream did not take the key-unit request"
+            );
+        } else {
+            gst::debug!(
+                CAT,
+                obj = element,
+                "{} from the receiver: key unit asked",
+                request.name()
+            );
+        }
+    }
+
+    fn send_sender_report(&mut self) {
+        let Some(source) = self.run.counters.lock().rtp else {
+            return;
+        };
+        let now = SystemTime::now();
+        let ticks = source.sent_at.elapsed().as_micros() as u64 * VIDEO_CLOCK_RATE / 1_000_000;
+        let info = SenderInfo {
+            ssrc: source.ssrc,
+            ntp_time: rtcp::ntp_time(now),
+            rtp_time: source.timestamp.wrapping_add(ticks as u32),
+            packets: source.packets,
+            octets: source.octets,
+        };
+        let Some(report) = sys::sender_report(info, &cname()) else {
+            return;
+        };
+        let to = SocketAddr::new(self.settings.destination.ip(), self.settings.rtcp_port);
+        let socket = self.rtcp_socket.as_ref().unwrap_or(&self.stream_socket);
+        match socket.send_to(&report, to) {
+            Ok(_) => self.run.receiver.lock().sender_reports += 1,
+            Err(err) => gst::debug!(CAT, "sender report to {to}: {err}"),
+        }
+    }
+}
+
+/// RTCP counts from the receiver's address; for a multicast stream, from
+/// any of its receivers.
+fn from_receiver(from: IpAddr, destination: IpAddr) -> bool {
+    destination.is_multicast() || from == destination
+}
+
+/// The source's canonical name (RFC 3550 §6.5.1): qsocksink at this host.
+fn cname() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("qsocksink@{host}")
+}
