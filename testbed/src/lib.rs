@@ -1,6 +1,9 @@
 //! Network-namespace test beds for qsock: two fresh network namespaces, a
 //! sender and a receiver, joined by a veth pair, with IPv4 addresses from the
-//! benchmarking range 198.18.0.0/15 and IPv6 addresses from a ULA prefix.
+//! benchmarking range 198.18.0.0/15 and IPv6 addresses from a ULA prefix. A
+//! routed bed ([`TestBed::routed`]) puts a router namespace between them,
+//! whose link to the receiver can be made the path's bottleneck, as a home
+//! router's uplink is.
 //!
 //! Everything is set up with the `ip` and `tc` commands of iproute2, so that a
 //! person debugging a test can repeat each step by hand, and everything a
@@ -56,6 +59,9 @@ pub enum Error {
          namespaces, CAP_NET_ADMIN to configure links and qdiscs): {0}"
     )]
     NeedsRoot(String),
+    /// A router was asked of a bed that has none.
+    #[error("this test bed has no router: make it with TestBed::routed")]
+    NotRouted,
     /// A command could not be started at all (not installed?).
     #[error("could not run `{command}`: {source} (is iproute2 installed?)")]
     Spawn {
@@ -114,8 +120,19 @@ pub struct TestBed {
     sender_dev: String,
     receiver_dev: String,
     subnet: u8,
+    router: Option<Router>,
     /// Namespaces that exist and must be deleted on drop, in creation order.
     created: Vec<String>,
+}
+
+/// The router of a routed bed: its namespace and its two links.
+#[derive(Debug)]
+struct Router {
+    ns: String,
+    /// Its end of the link to the sender.
+    sender_side_dev: String,
+    /// Its end of the link to the receiver: where a bottleneck goes.
+    receiver_side_dev: String,
 }
 
 impl TestBed {
@@ -123,6 +140,18 @@ impl TestBed {
     /// link (loopback too) up. Whatever was created is removed again if a
     /// later step fails.
     pub fn new() -> Result<TestBed> {
+        TestBed::build(false)
+    }
+
+    /// A bed with a router namespace between sender and receiver: the sender
+    /// on 198.18.X.0/24 and fd51:7173:X::/64, the receiver on 198.19.X.0/24
+    /// and fd51:7174:X::/64, each with a default route through the router
+    /// (.254, ::fe), which forwards between them.
+    pub fn routed() -> Result<TestBed> {
+        TestBed::build(true)
+    }
+
+    fn build(routed: bool) -> Result<TestBed> {
         if !nix::unistd::geteuid().is_root() {
             return Err(Error::NeedsRoot(format!(
                 "this process runs as uid {}; run the tests as root, or set \
@@ -138,10 +167,15 @@ impl TestBed {
         let mut bed = TestBed {
             sender_ns: format!("{}{n}-snd", namespace_prefix(pid)),
             receiver_ns: format!("{}{n}-rcv", namespace_prefix(pid)),
-            // Interface names have at most 15 bytes: "qsk" + pid (<= 7) + "s|r" + n.
+            // Interface names have at most 15 bytes: "qsk" + pid (<= 7) + side + n.
             sender_dev: short_name(pid, 's', n),
             receiver_dev: short_name(pid, 'r', n),
             subnet,
+            router: routed.then(|| Router {
+                ns: format!("{}{n}-rtr", namespace_prefix(pid)),
+                sender_side_dev: short_name(pid, 'a', n),
+                receiver_side_dev: short_name(pid, 'b', n),
+            }),
             created: Vec::new(),
         };
         // On any error `bed` is dropped here, deleting what was created so far.
@@ -150,61 +184,136 @@ impl TestBed {
     }
 
     fn set_up(&mut self) -> Result<()> {
-        for ns in [self.sender_ns.clone(), self.receiver_ns.clone()] {
+        let router = self.router.as_ref().map(|router| {
+            (
+                router.ns.clone(),
+                router.sender_side_dev.clone(),
+                router.receiver_side_dev.clone(),
+            )
+        });
+        let mut namespaces = vec![self.sender_ns.clone(), self.receiver_ns.clone()];
+        namespaces.extend(router.iter().map(|(ns, _, _)| ns.clone()));
+        for ns in namespaces {
             run(Command::new("ip").args(["netns", "add", &ns]))?;
-            self.created.push(ns);
-        }
-        // Both ends are born inside their namespaces, so nothing ever appears
-        // in the namespace the tests run in.
-        run(Command::new("ip").args([
-            "link",
-            "add",
-            "name",
-            &self.sender_dev,
-            "netns",
-            &self.sender_ns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &self.receiver_dev,
-            "netns",
-            &self.receiver_ns,
-        ]))?;
-        let sides = [
-            (
-                self.sender_ns.clone(),
-                self.sender_dev.clone(),
-                self.sender_v4(),
-                self.sender_v6(),
-            ),
-            (
-                self.receiver_ns.clone(),
-                self.receiver_dev.clone(),
-                self.receiver_v4(),
-                self.receiver_v6(),
-            ),
-        ];
-        for (ns, dev, v4, v6) in sides {
+            self.created.push(ns.clone());
             self.ip(&ns, &["link", "set", "lo", "up"])?;
-            self.ip(&ns, &["addr", "add", &format!("{v4}/24"), "dev", &dev])?;
-            // nodad: the address is usable at once instead of after duplicate
-            // address detection, which would make the first IPv6 send fail.
-            self.ip(
+            // Link-local addresses are usable at once too: neighbour
+            // discovery through the router needs them.
+            run(command_in(
                 &ns,
-                &[
-                    "-6",
-                    "addr",
-                    "add",
-                    &format!("{v6}/64"),
-                    "dev",
-                    &dev,
-                    "nodad",
-                ],
-            )?;
-            self.ip(&ns, &["link", "set", &dev, "up"])?;
+                "sysctl",
+                ["-q", "-w", "net.ipv6.conf.default.accept_dad=0"],
+            )
+            .stdout(std::process::Stdio::null()))?;
         }
+        let (sender_ns, receiver_ns) = (self.sender_ns.clone(), self.receiver_ns.clone());
+        let (sender_dev, receiver_dev) = (self.sender_dev.clone(), self.receiver_dev.clone());
+        let (sender_v4, receiver_v4) = (self.sender_v4(), self.receiver_v4());
+        let (sender_v6, receiver_v6) = (self.sender_v6(), self.receiver_v6());
+        let Some((router_ns, to_sender, to_receiver)) = router else {
+            veth((&sender_ns, &sender_dev), (&receiver_ns, &receiver_dev))?;
+            self.address(&sender_ns, &sender_dev, sender_v4, sender_v6)?;
+            return self.address(&receiver_ns, &receiver_dev, receiver_v4, receiver_v6);
+        };
+        veth((&sender_ns, &sender_dev), (&router_ns, &to_sender))?;
+        veth((&router_ns, &to_receiver), (&receiver_ns, &receiver_dev))?;
+        let gateway = |v4: Ipv4Addr, v6: Ipv6Addr| {
+            let [a, b, c, _] = v4.octets();
+            let mut segments = v6.segments();
+            segments[7] = 0xfe;
+            (Ipv4Addr::new(a, b, c, 254), Ipv6Addr::from(segments))
+        };
+        let (sender_gateway_v4, sender_gateway_v6) = gateway(sender_v4, sender_v6);
+        let (receiver_gateway_v4, receiver_gateway_v6) = gateway(receiver_v4, receiver_v6);
+        self.address(&sender_ns, &sender_dev, sender_v4, sender_v6)?;
+        self.address(&router_ns, &to_sender, sender_gateway_v4, sender_gateway_v6)?;
+        self.address(
+            &router_ns,
+            &to_receiver,
+            receiver_gateway_v4,
+            receiver_gateway_v6,
+        )?;
+        self.address(&receiver_ns, &receiver_dev, receiver_v4, receiver_v6)?;
+        for (ns, v4, v6) in [
+            (&sender_ns, sender_gateway_v4, sender_gateway_v6),
+            (&receiver_ns, receiver_gateway_v4, receiver_gateway_v6),
+        ] {
+            self.ip(ns, &["route", "add", "default", "via", &v4.to_string()])?;
+            self.ip(
+                ns,
+                &["-6", "route", "add", "default", "via", &v6.to_string()],
+            )?;
+        }
+        run(command_in(
+            &router_ns,
+            "sysctl",
+            [
+                "-q",
+                "-w",
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1",
+            ],
+        )
+        .stdout(std::process::Stdio::null()))?;
         Ok(())
+    }
+
+    /// Gives `dev` in `ns` its two addresses and brings it up.
+    fn address(&self, ns: &str, dev: &str, v4: Ipv4Addr, v6: Ipv6Addr) -> Result<()> {
+        self.ip(ns, &["addr", "add", &format!("{v4}/24"), "dev", dev])?;
+        // nodad: the address is usable at once instead of after duplicate
+        // address detection, which would make the first IPv6 send fail.
+        self.ip(
+            ns,
+            &[
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ],
+        )?;
+        self.ip(ns, &["link", "set", dev, "up"])?;
+        Ok(())
+    }
+
+    /// The router's namespace; [`Error::NotRouted`] for a bed without one.
+    pub fn router_ns(&self) -> Result<&str> {
+        self.router
+            .as_ref()
+            .map(|router| router.ns.as_str())
+            .ok_or(Error::NotRouted)
+    }
+
+    /// The router's end of its link to the receiver: the path's bottleneck
+    /// goes on its egress.
+    pub fn router_egress_dev(&self) -> Result<&str> {
+        self.router
+            .as_ref()
+            .map(|router| router.receiver_side_dev.as_str())
+            .ok_or(Error::NotRouted)
+    }
+
+    /// Makes the router's link to the receiver a token-bucket bottleneck of
+    /// `rate` with a `burst` and a queue of `latency` (tc syntax, e.g.
+    /// "1500kbit", "15k", "300ms"), replacing what was there: a change of
+    /// rate takes effect at once on the traffic running.
+    pub fn set_router_bottleneck(&self, rate: &str, burst: &str, latency: &str) -> Result<()> {
+        let dev = self.router_egress_dev()?.to_owned();
+        self.tc_in_router(&[
+            "qdisc", "replace", "dev", &dev, "root", "tbf", "rate", rate, "burst", burst,
+            "latency", latency,
+        ])?;
+        Ok(())
+    }
+
+    /// Runs `tc ARGS` in the router's namespace and returns its standard
+    /// output.
+    pub fn tc_in_router(&self, args: &[&str]) -> Result<String> {
+        let output = run(&mut command_in(self.router_ns()?, "tc", args))?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Puts a token-bucket filter of `rate` (tc syntax, e.g. `"10mbit"`) as the
@@ -278,9 +387,11 @@ impl TestBed {
         Ipv4Addr::new(198, 18, self.subnet, 1)
     }
 
-    /// The receiver's IPv4 address, 198.18.X.2 (prefix /24).
+    /// The receiver's IPv4 address, 198.18.X.2 (198.19.X.2 behind a
+    /// router; prefix /24).
     pub fn receiver_v4(&self) -> Ipv4Addr {
-        Ipv4Addr::new(198, 18, self.subnet, 2)
+        let network = if self.router.is_some() { 19 } else { 18 };
+        Ipv4Addr::new(198, network, self.subnet, 2)
     }
 
     /// The sender's IPv6 address, fd51:7173:X::1 (prefix /64).
@@ -288,9 +399,15 @@ impl TestBed {
         Ipv6Addr::new(0xfd51, 0x7173, u16::from(self.subnet), 0, 0, 0, 0, 1)
     }
 
-    /// The receiver's IPv6 address, fd51:7173:X::2 (prefix /64).
+    /// The receiver's IPv6 address, fd51:7173:X::2 (fd51:7174:X::2 behind a
+    /// router; prefix /64).
     pub fn receiver_v6(&self) -> Ipv6Addr {
-        Ipv6Addr::new(0xfd51, 0x7173, u16::from(self.subnet), 0, 0, 0, 0, 2)
+        let network = if self.router.is_some() {
+            0x7174
+        } else {
+            0x7173
+        };
+        Ipv6Addr::new(0xfd51, network, u16::from(self.subnet), 0, 0, 0, 0, 2)
     }
 
     /// Runs `f` on a new thread that has entered the sender's namespace, so
@@ -395,6 +512,16 @@ fn namespace_prefix(pid: u32) -> String {
 /// Is the named namespace still there (`/run/netns/NAME`)?
 pub fn namespace_exists(name: &str) -> bool {
     Path::new(NETNS_DIR).join(name).exists()
+}
+
+/// Joins `a` (namespace, device) and `b` with a veth pair. Both ends are
+/// born inside their namespaces, so nothing ever appears in the namespace
+/// the tests run in.
+fn veth(a: (&str, &str), b: (&str, &str)) -> Result<()> {
+    run(Command::new("ip").args([
+        "link", "add", "name", a.1, "netns", a.0, "type", "veth", "peer", "name", b.1, "netns", b.0,
+    ]))?;
+    Ok(())
 }
 
 fn short_name(pid: u32, side: char, n: u32) -> String {

@@ -57,6 +57,43 @@ fn udp_crosses_in_ipv6() {
 }
 
 #[test]
+fn udp_crosses_the_router_in_both_families() {
+    let Some(_) = new_bed() else { return };
+    let bed = TestBed::routed().expect("a routed bed");
+    assert_ne!(
+        bed.receiver_v4().octets()[..3],
+        bed.sender_v4().octets()[..3],
+        "sender and receiver are on different subnets"
+    );
+    crosses(&bed, bed.sender_v4().into(), bed.receiver_v4().into());
+    crosses(&bed, bed.sender_v6().into(), bed.receiver_v6().into());
+}
+
+#[test]
+fn the_router_takes_a_bottleneck_and_a_plain_bed_has_no_router() {
+    let Some(bed) = new_bed() else { return };
+    assert!(bed.set_router_bottleneck("1mbit", "15k", "300ms").is_err());
+    let routed = TestBed::routed().expect("a routed bed");
+    routed
+        .set_router_bottleneck("1500kbit", "15k", "300ms")
+        .expect("tbf on the router");
+    let dev = routed.router_egress_dev().expect("a router").to_owned();
+    let out = routed
+        .tc_in_router(&["qdisc", "show", "dev", &dev])
+        .expect("tc qdisc show");
+    assert!(
+        out.contains("qdisc tbf") && out.contains("rate 1500Kbit"),
+        "{out}"
+    );
+    let router_ns = routed.router_ns().expect("a router").to_owned();
+    drop(routed);
+    assert!(
+        !namespace_exists(&router_ns),
+        "the router's namespace is gone"
+    );
+}
+
+#[test]
 fn sockets_are_not_in_the_test_namespace() {
     let Some(bed) = new_bed() else { return };
     // The sender's address does not exist here, so binding to it fails here

@@ -386,7 +386,7 @@ impl ObjectImpl for QSockSink {
                     .nick("Receiver feedback")
                     .blurb(
                         "Read the receiver's RTCP (reports, PLI, FIR) on rtcp-port and on the \
-                         sink's own port, and send sender reports to the receiver's rtcp-port",
+                         sink's own port, and send sender reports to the receiver's port + 1",
                     )
                     .default_value(DEFAULT_RECEIVER_FEEDBACK)
                     .mutable_ready()
@@ -394,8 +394,8 @@ impl ObjectImpl for QSockSink {
                 glib::ParamSpecUInt::builder("rtcp-port")
                     .nick("RTCP port")
                     .blurb(
-                        "UDP port for RTCP on both hosts: the sink listens on it for the \
-                         receiver's reports and sends its sender reports to it (0: port + 1)",
+                        "UDP port the sink listens on for the receiver's RTCP (0: port + 1); \
+                         sender reports go to the receiver's port + 1",
                     )
                     .maximum(u32::from(u16::MAX))
                     .default_value(DEFAULT_RTCP_PORT)

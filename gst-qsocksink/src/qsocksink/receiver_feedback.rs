@@ -3,8 +3,8 @@
 //! `rtcp-port` property) and on the sink's own socket (RFC 5761), keeps
 //! what the reports say for the feedback thread, turns PLI and FIR into an
 //! upstream force-key-unit event at most once per `key-unit-interval`, and
-//! sends a sender report every second so that the receiver can measure the
-//! round trip.
+//! sends a sender report every second to the receiver's RTCP port (its
+//! stream port + 1) so that the receiver can measure the round trip.
 //!
 //! Only RTCP from the receiver's address about the stream's own source
 //! counts; anything else, and anything beyond [`MAX_DATAGRAMS_PER_SECOND`],
@@ -122,13 +122,21 @@ impl ReceiverView {
     }
 }
 
-/// Where the thread listens and what it answers, from the properties.
+/// Where the thread listens and where it sends sender reports.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ReceiverFeedbackSettings {
     /// The receiver's address and stream port.
     pub destination: SocketAddr,
-    /// The RTCP port on both hosts.
+    /// The port this host listens on for the receiver's RTCP.
     pub rtcp_port: u16,
+}
+
+impl ReceiverFeedbackSettings {
+    /// The receiver's RTCP port: its stream port + 1 (RFC 3550 §11).
+    fn receiver_rtcp(&self) -> Option<SocketAddr> {
+        let port = self.destination.port().checked_add(1)?;
+        Some(SocketAddr::new(self.destination.ip(), port))
+    }
 }
 
 /// The thread, stopped by dropping it.
@@ -449,7 +457,9 @@ impl Listener {
         let Some(report) = sys::sender_report(info, &cname()) else {
             return;
         };
-        let to = SocketAddr::new(self.settings.destination.ip(), self.settings.rtcp_port);
+        let Some(to) = self.settings.receiver_rtcp() else {
+            return;
+        };
         let socket = self.rtcp_socket.as_ref().unwrap_or(&self.stream_socket);
         match socket.send_to(&report, to) {
             Ok(_) => self.run.receiver.lock().sender_reports += 1,
