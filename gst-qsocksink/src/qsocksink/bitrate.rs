@@ -10,9 +10,10 @@
 //! and a round trip standing [`PATH_DELAY_TOLERANCE`] above the least seen
 //! (a queue building in a router) cuts it too. Only a report that shows the
 //! path clear lets the estimate climb, by a small fixed step, and only while
-//! the stream actually sends near the estimate: without reports from the
-//! receiver there is no evidence that more gets through, and the estimate
-//! holds. Cutting fast empties the queue before deadlines pile up; climbing
+//! the stream actually sends near the estimate. A stream whose receiver has
+//! never reported is adapted to the host's queue alone, climbing on its
+//! clear intervals; once the receiver has reported, an interval without a
+//! report holds the estimate. Cutting fast empties the queue before deadlines pile up; climbing
 //! slowly keeps the stream from oscillating around the capacity.
 
 use std::time::Duration;
@@ -113,6 +114,8 @@ pub enum Signal {
     ReceiverDelay,
     /// The receiver's reports showed the path clear.
     ReceiverClear,
+    /// The host's queue was clear, and no receiver has reported.
+    HostClear,
 }
 
 impl Signal {
@@ -125,6 +128,7 @@ impl Signal {
             Signal::ReceiverLoss => "receiver-loss",
             Signal::ReceiverDelay => "receiver-delay",
             Signal::ReceiverClear => "receiver-clear",
+            Signal::HostClear => "host-clear",
         }
     }
 }
@@ -185,6 +189,9 @@ pub struct BitrateController {
     estimate_bps: Option<u64>,
     least_delay: Option<Duration>,
     least_round_trip: Option<Duration>,
+    /// A report from the receiver has arrived: from then on only its clear
+    /// reports let the estimate climb.
+    receiver_heard: bool,
     hold: u32,
     last_change: Option<Signal>,
 }
@@ -199,6 +206,7 @@ impl BitrateController {
             estimate_bps: None,
             least_delay: None,
             least_round_trip: None,
+            receiver_heard: false,
             hold: 0,
             last_change: None,
         }
@@ -251,7 +259,14 @@ impl BitrateController {
             }
         };
         let host = self.host_congestion(observation);
-        let path = observation.path.map(|path| self.path_verdict(path));
+        self.receiver_heard |= observation.path.is_some();
+        // A stream whose receiver never reports is adapted to the host's
+        // queue alone, as a clear interval there is all it can know.
+        let path = match observation.path {
+            Some(path) => Some(self.path_verdict(path)),
+            None if !self.receiver_heard && host.is_none() => Some(PathVerdict::Clear),
+            None => None,
+        };
         // While a queue stands, what left is what the path carries: a cut
         // from there lands below the capacity in one step however far above
         // it the estimate was, and the queue drains.
@@ -273,10 +288,12 @@ impl BitrateController {
             && observation.sent_packets > 0
             && !self.app_limited(observation, current)
         {
-            (
-                current.saturating_add(self.step()),
-                Some(Signal::ReceiverClear),
-            )
+            let signal = if self.receiver_heard {
+                Signal::ReceiverClear
+            } else {
+                Signal::HostClear
+            };
+            (current.saturating_add(self.step()), Some(signal))
         } else {
             (current, None)
         };
@@ -571,14 +588,19 @@ mod tests {
     }
 
     #[test]
-    fn without_the_receivers_reports_the_estimate_never_climbs() {
+    fn once_the_receiver_has_reported_only_its_reports_let_the_estimate_climb() {
         let mut controller = seeded(2_000_000);
+        assert_eq!(controller.update(&with_path(None)), Some(2_200_000));
+        assert_eq!(controller.last_change(), Some(Signal::HostClear));
+        assert_eq!(
+            controller.update(&with_path(path(0.0, 20))),
+            Some(2_400_000)
+        );
         for _ in 0..20 {
             assert_eq!(controller.update(&with_path(None)), None);
         }
-        assert_eq!(controller.last_change(), Some(Signal::Start));
         // The host's own queue still cuts it.
-        assert_eq!(controller.update(&interval(100, 50, 1)), Some(1_500_000));
+        assert_eq!(controller.update(&interval(100, 50, 1)), Some(1_800_000));
         assert_eq!(controller.last_change(), Some(Signal::HostLoss));
     }
 
