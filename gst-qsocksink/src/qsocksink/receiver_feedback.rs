@@ -13,7 +13,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixDatagram;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -142,13 +142,14 @@ impl ReceiverFeedbackSettings {
 /// The thread, stopped by dropping it.
 #[derive(Debug)]
 pub(super) struct ReceiverFeedbackThread {
-    waker: Option<UnixDatagram>,
+    waker: Option<UnixStream>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for ReceiverFeedbackThread {
     fn drop(&mut self) {
-        // Closing the waker's end wakes the thread's poll.
+        // Closing the waker's end of the stream pair wakes the thread's poll
+        // with end of file.
         drop(self.waker.take());
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
@@ -227,7 +228,7 @@ pub(super) fn spawn(
             None
         }
     };
-    let (waker, woken) = UnixDatagram::pair()?;
+    let (waker, woken) = UnixStream::pair()?;
     let mut listener = Listener {
         element: element.downgrade(),
         settings,
@@ -296,7 +297,7 @@ struct Listener {
 }
 
 impl Listener {
-    fn run(&mut self, woken: &UnixDatagram) {
+    fn run(&mut self, woken: &UnixStream) {
         loop {
             let wait = self
                 .next_sender_report
