@@ -14,21 +14,22 @@ pub struct RtpPacket<'a> {
     pub sequence: u16,
     /// The media timestamp.
     pub timestamp: u32,
+    /// The synchronisation source.
+    pub ssrc: u32,
     /// The payload without CSRCs, header extension and padding.
     pub payload: &'a [u8],
 }
 
 impl RtpPacket<'_> {
     /// The packet's bytes with the shortest header (no CSRCs, no header
-    /// extension, no padding) and synchronisation source `ssrc`, as a
-    /// payloader makes them.
-    pub fn serialize(&self, ssrc: u32) -> Vec<u8> {
+    /// extension, no padding), as a payloader makes them.
+    pub fn serialize(&self) -> Vec<u8> {
         let mut packet = Vec::with_capacity(FIXED_HEADER_LEN + self.payload.len());
         packet.push(0x80);
         packet.push(u8::from(self.marker) << 7 | self.payload_type & 0x7f);
         packet.extend_from_slice(&self.sequence.to_be_bytes());
         packet.extend_from_slice(&self.timestamp.to_be_bytes());
-        packet.extend_from_slice(&ssrc.to_be_bytes());
+        packet.extend_from_slice(&self.ssrc.to_be_bytes());
         packet.extend_from_slice(self.payload);
         packet
     }
@@ -130,6 +131,7 @@ pub fn parse(packet: &[u8]) -> Result<RtpPacket<'_>, ParseError> {
         payload_type,
         sequence,
         timestamp,
+        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
         payload: &packet[payload_start..payload_end],
     })
 }

@@ -61,9 +61,10 @@ fn rtp(marker: bool, timestamp: u32, payload: &[u8]) -> Vec<u8> {
         payload_type: 96,
         sequence: 0,
         timestamp,
+        ssrc: 0x0102_0304,
         payload,
     };
-    packet.serialize(0x0102_0304)
+    packet.serialize()
 }
 
 fn inspect(classifier: &mut Classifier, packet: &[u8]) -> PacketInfo {

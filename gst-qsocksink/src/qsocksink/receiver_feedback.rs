@@ -62,13 +62,12 @@ impl RtpSource {
             let Ok(rtp) = qsock_frame::rtp::parse(packet) else {
                 continue;
             };
-            let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
-            let (count, octets) = match source.filter(|source| source.ssrc == ssrc) {
+            let (count, octets) = match source.filter(|source| source.ssrc == rtp.ssrc) {
                 Some(source) => (source.packets, source.octets),
                 None => (0, 0),
             };
             source = Some(RtpSource {
-                ssrc,
+                ssrc: rtp.ssrc,
                 timestamp: rtp.timestamp,
                 sent_at: now,
                 packets: count.wrapping_add(1),

@@ -21,9 +21,10 @@ fn rtp(sequence: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
         payload_type,
         sequence,
         timestamp,
+        ssrc,
         payload,
     }
-    .serialize(ssrc)
+    .serialize()
 }
 
 /// A receiver of H.264 at 25 frames a second.

@@ -27,6 +27,7 @@ fn rtp(sequence: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
         payload_type: 96,
         sequence: 0,
         timestamp: 0,
+        ssrc: 1,
         payload: &[],
     };
     let packet = RtpPacket {
@@ -36,7 +37,7 @@ fn rtp(sequence: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
         payload,
         ..VIDEO
     };
-    packet.serialize(1)
+    packet.serialize()
 }
 
 /// Feeds frames of (packets) in order, frame n at time n * 40 ms, skipping
