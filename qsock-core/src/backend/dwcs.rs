@@ -22,18 +22,16 @@ use std::time::Duration;
 
 use netlink_packet_route::tc::TcHandle;
 use parking_lot::Mutex;
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
     add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
     prune_classes, recv_err, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport,
-    InitReport, PrunedStream,
+    Frame, InitReport, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::flags::{DropFlag, PacketFlags};
 use crate::info::{DropCounts, QueueDelay, SchedulerStats};
-use crate::notice;
 use crate::params::{
     InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams, WindowConstraint,
 };
@@ -618,26 +616,23 @@ impl Attachment for DwcsStream {
     /// `sendmmsg(2)` with one `SCM_TXTIME` cmsg per packet that has something
     /// to say: the deadline and drop flag on every packet, frame start on the
     /// first only.
-    fn send_frame(
-        &self,
-        socket: &Socket,
-        packets: &[&[u8]],
-        destination: Option<&SockAddr>,
-        flags: &PacketFlags,
-    ) -> Result<usize> {
-        let has_values = flags.deadline.is_some() || flags.drop != DropFlag::StreamDefault;
+    fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize> {
         if self.class.is_none() || !self.state.datagram {
-            if has_values {
-                notice::once(
+            return frame
+                .send_without_values(
+                    socket,
                     "dwcs-best-effort-flags",
                     "per-packet deadlines and drop flags are ignored for best-effort streams (and \
                      stream sockets) on the dwcs scheduler: give the stream a period, or make it \
                      aperiodic, for its packets to be scheduled by deadline",
-                );
-            }
-            return sys::send_datagrams(socket.as_fd(), packets, destination, 0)
+                )
                 .map_err(|err| self.send_error(err));
         }
+        let Frame {
+            packets,
+            destination,
+            flags,
+        } = *frame;
         let txtimes: Vec<u64> = (0..packets.len())
             .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
             .collect();

@@ -15,25 +15,20 @@
 //! A socket is put in its class through `SO_PRIORITY` = `7173:N`, which HTB
 //! matches before any filter.
 
-use std::os::fd::AsFd;
-
 use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
     add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
-    prune_classes, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, InitReport,
-    PrunedStream,
+    prune_classes, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, Frame,
+    InitReport, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::flags::{DropFlag, PacketFlags};
 use crate::info::{DropCounts, SchedulerStats};
 use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream_rate};
-use crate::notice;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
-use crate::sys;
 use crate::tc::class::{self, ClassInfo};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc;
@@ -615,22 +610,15 @@ impl Attachment for HtbStream {
     }
 
     /// `sendmmsg(2)`: HTB needs nothing but the socket's priority.
-    fn send_frame(
-        &self,
-        socket: &Socket,
-        packets: &[&[u8]],
-        destination: Option<&SockAddr>,
-        flags: &PacketFlags,
-    ) -> Result<usize> {
-        if flags.deadline.is_some() || flags.drop != DropFlag::StreamDefault {
-            notice::once(
+    fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize> {
+        frame
+            .send_without_values(
+                socket,
                 "htb-deadline",
                 "the htb scheduler cannot honour per-packet deadlines or drop flags (nor loss \
                  windows): it only isolates each stream's rate; use the dwcs or user scheduler \
                  for deadlines",
-            );
-        }
-        sys::send_datagrams(socket.as_fd(), packets, destination, 0)
+            )
             .map_err(|err| Error::os("sendmmsg failed", err))
     }
 

@@ -1,12 +1,12 @@
 //! Scheduler backends (the paper's "scheduler modules"): one trait, one
 //! registry, selected by [`SchedulerName`].
 
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 
 use crate::error::Result;
-use crate::flags::PacketFlags;
 use crate::info::SchedulerStats;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamParams};
+pub(crate) use frame::Frame;
 use htb::tc::HtbClassInfo;
 
 /// What `qsockinit` did.
@@ -132,13 +132,7 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
     /// Sends one frame: every packet of it, with the same flags (the first
     /// packet may start the frame). Returns how many packets were accepted;
     /// fewer than given only when the rest would block or the queue is full.
-    fn send_frame(
-        &self,
-        socket: &Socket,
-        packets: &[&[u8]],
-        destination: Option<&SockAddr>,
-        flags: &PacketFlags,
-    ) -> Result<usize>;
+    fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize>;
 
     /// The scheduler's figures for this stream.
     fn stats(&self) -> Result<SchedulerStats>;
@@ -152,6 +146,7 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 }
 
 mod dwcs;
+mod frame;
 pub(crate) mod htb;
 pub(crate) mod owner;
 mod recv_err;
