@@ -20,15 +20,16 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
-use netlink_packet_route::tc::TcHandle;
+use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
 use socket2::{Domain, Socket, Type};
 
+use super::install::{self, speed_unknown, KernelInstall};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
-    prune_classes, recv_err, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport,
-    Frame, InitReport, PrunedStream,
+    add_owned_class, begin_kernel_report, is_ours, kernel_stream_report, prune_classes, recv_err,
+    reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, Frame, InitReport,
+    PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{DropCounts, QueueDelay, SchedulerStats};
@@ -363,6 +364,57 @@ fn classify(socket: &Socket, handle: TcHandle, device: &str) -> Result<SocketSta
     Ok(state)
 }
 
+impl KernelInstall for Dwcs {
+    const NAME: SchedulerName = SchedulerName::Dwcs;
+    const KIND: &'static str = KIND;
+    const LABEL: &'static str = "dwcs";
+
+    /// `tc qdisc change` of the options `init` names that differ.
+    fn update(
+        &self,
+        nl: &Netlink,
+        link: &Link,
+        root: &RootQdisc,
+        init: &InitParams,
+    ) -> Result<Option<String>> {
+        let current = DwcsQdiscOptions::parse(&root.options);
+        let Some(change) = changed_options(init, &current) else {
+            return Ok(None);
+        };
+        qdisc::change_root(nl, link, KIND, change.attribute())?;
+        Ok(Some(format!("now {}", describe_options(&change))))
+    }
+
+    fn no_link_rate(&self, device: &str) -> Error {
+        // Without the module, that is the first thing to mend (and `auto`
+        // must pass over dwcs, not stop at the rate); the kernel cannot be
+        // asked without a rate. sch_dwcs is built out of tree, so loaded it
+        // is always listed in /sys/module.
+        if Path::new(MODULE_PATH).exists() {
+            return speed_unknown(device);
+        }
+        module_missing(Error::new(
+            ErrorKind::Os,
+            format!(
+                "{MODULE_PATH} is missing; {device} also needs a link rate, as it does not report \
+                 its speed"
+            ),
+        ))
+    }
+
+    fn root_options(&self, init: &InitParams, rate: Rate) -> (TcAttribute, String) {
+        let options = fresh_options(init, rate);
+        (
+            options.attribute(),
+            format!("with {}", describe_options(&options)),
+        )
+    }
+
+    fn root_refused(&self, err: Error) -> Error {
+        module_missing(err)
+    }
+}
+
 impl Backend for Dwcs {
     fn name(&self) -> SchedulerName {
         SchedulerName::Dwcs
@@ -376,80 +428,11 @@ impl Backend for Dwcs {
     /// resolution N`; `tc qdisc change` when qsock's dwcs is there already
     /// and the options differ.
     fn install(&self, init: &InitParams) -> Result<InitReport> {
-        init.validate()?;
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, &init.device)?;
-        let device = &init.device;
-        let records = DeviceRecords::of(&link)?;
-        match qdisc::root(&nl, &link)? {
-            Some(root) if root.kind == KIND && is_ours(&records, &root)? => {
-                let mut reason = format!("qsock's dwcs was already the root qdisc of {device}");
-                let current = DwcsQdiscOptions::parse(&root.options);
-                if let Some(change) = changed_options(init, &current) {
-                    qdisc::change_root(&nl, &link, KIND, change.attribute())?;
-                    reason.push_str(&format!("; now {}", describe_options(&change)));
-                }
-                return Ok(InitReport {
-                    scheduler: SchedulerName::Dwcs,
-                    device: device.clone(),
-                    installed_now: false,
-                    reason,
-                });
-            }
-            Some(root) if !root.is_kernel_default() => {
-                let ours = installed_scheduler(&records, &root);
-                return Err(busy(device, &root, ours, SchedulerName::Dwcs));
-            }
-            _ => {}
-        }
-        let (rate, source) = match init.link_rate {
-            Some(rate) => (rate, "as given"),
-            None => match link::speed(&link) {
-                Some(rate) => (rate, "the device's speed"),
-                // Without the module, that is the first thing to mend (and
-                // `auto` must pass over dwcs, not stop at the rate); the
-                // kernel cannot be asked without a rate. sch_dwcs is built
-                // out of tree, so loaded it is always listed in /sys/module.
-                None if !Path::new(MODULE_PATH).exists() => {
-                    return Err(module_missing(Error::new(
-                        ErrorKind::Os,
-                        format!(
-                            "{MODULE_PATH} is missing; {device} also needs a link rate, as it \
-                             does not report its speed"
-                        ),
-                    )))
-                }
-                None => {
-                    return Err(Error::invalid(format!(
-                        "{device} does not report its speed (virtual devices such as veth often \
-                         do not): give the link rate, e.g. `--rate 100mbit` (InitParams::link_rate)"
-                    )))
-                }
-            },
-        };
-        let options = fresh_options(init, rate);
-        records.record_root(KIND)?;
-        if let Err(err) = qdisc::replace_root(&nl, &link, KIND, options.attribute()) {
-            records.forget_root();
-            return Err(module_missing(err));
-        }
-        Ok(InitReport {
-            scheduler: SchedulerName::Dwcs,
-            device: device.clone(),
-            installed_now: true,
-            reason: format!(
-                "installed dwcs 7173: on {device} with {} ({source})",
-                describe_options(&options)
-            ),
-        })
+        install::install(self, init)
     }
 
     fn is_installed(&self, device: &str) -> Result<bool> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        let records = DeviceRecords::of(&link)?;
-        Ok(qdisc::root(&nl, &link)?
-            .is_some_and(|root| root.kind == KIND && matches!(is_ours(&records, &root), Ok(true))))
+        install::is_installed(device, KIND)
     }
 
     /// `tc class add dev DEV parent 7173: classid 7173:N dwcs period T oln X

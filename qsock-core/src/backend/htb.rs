@@ -19,11 +19,12 @@ use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
 use socket2::Socket;
 
+use super::install::{self, KernelInstall};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
-    prune_classes, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, Frame,
-    InitReport, PrunedStream,
+    add_owned_class, begin_kernel_report, is_ours, kernel_stream_report, prune_classes,
+    reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, Frame, InitReport,
+    PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{DropCounts, SchedulerStats};
@@ -31,7 +32,7 @@ use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::tc::class::{self, ClassInfo};
 use crate::tc::link::{self, Link};
-use crate::tc::qdisc;
+use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
 use tc::{HtbClassInfo, HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 
@@ -333,6 +334,76 @@ fn create_stream_class(
     )
 }
 
+impl KernelInstall for Htb {
+    const NAME: SchedulerName = SchedulerName::Htb;
+    const KIND: &'static str = HTB_KIND;
+    const LABEL: &'static str = "HTB";
+
+    /// A new link rate: the link's and best effort's classes follow it, and
+    /// the stream classes are fitted under it.
+    fn update(
+        &self,
+        nl: &Netlink,
+        link: &Link,
+        _root: &RootQdisc,
+        init: &InitParams,
+    ) -> Result<Option<String>> {
+        let Some(rate) = init.link_rate else {
+            return Ok(None);
+        };
+        let current = class::get(nl, link, root_class())?.and_then(|c| c.rate());
+        if current == Some(rate) {
+            return Ok(None);
+        }
+        tc::change_class(
+            nl,
+            link,
+            TcHandle::ROOT,
+            root_class(),
+            &link_class(rate, link.mtu),
+        )?;
+        tc::change_class(
+            nl,
+            link,
+            root_class(),
+            class_handle(BEST_EFFORT_MINOR),
+            &best_effort_class(rate, link.mtu),
+        )?;
+        let refitted = refit_streams(nl, link, current, rate)?;
+        let mut changed = format!("its link rate is now {rate}");
+        if refitted > 0 {
+            changed.push_str(&format!(
+                " and {refitted} stream class(es) were fitted under it"
+            ));
+        }
+        Ok(Some(changed))
+    }
+
+    fn root_options(&self, _init: &InitParams, rate: Rate) -> (TcAttribute, String) {
+        let glob = HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR);
+        (TcAttribute::Options(glob.options()), format!("at {rate}"))
+    }
+
+    /// The link's class and best effort's, the qdisc's default: without it
+    /// the qdisc would hold back all traffic of no stream.
+    fn populate(&self, nl: &Netlink, link: &Link, rate: Rate) -> Result<()> {
+        tc::add_class(
+            nl,
+            link,
+            TcHandle::ROOT,
+            root_class(),
+            &link_class(rate, link.mtu),
+        )?;
+        tc::add_class(
+            nl,
+            link,
+            root_class(),
+            class_handle(BEST_EFFORT_MINOR),
+            &best_effort_class(rate, link.mtu),
+        )
+    }
+}
+
 impl Backend for Htb {
     fn name(&self) -> SchedulerName {
         SchedulerName::Htb
@@ -345,111 +416,11 @@ impl Backend for Htb {
     /// `tc qdisc replace dev DEV root handle 7173: htb r2q R default fffe`, then
     /// `tc class add ... classid 7173:1` (the link) and `7173:fffe` (best effort).
     fn install(&self, init: &InitParams) -> Result<InitReport> {
-        init.validate()?;
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, &init.device)?;
-        let root = qdisc::root(&nl, &link)?;
-        let device = &init.device;
-        let records = DeviceRecords::of(&link)?;
-        match root {
-            Some(root) if root.kind == HTB_KIND && is_ours(&records, &root)? => {
-                let mut reason = format!("qsock's HTB was already the root qdisc of {device}");
-                if let Some(rate) = init.link_rate {
-                    let current = class::get(&nl, &link, root_class())?.and_then(|c| c.rate());
-                    if current != Some(rate) {
-                        tc::change_class(
-                            &nl,
-                            &link,
-                            TcHandle::ROOT,
-                            root_class(),
-                            &link_class(rate, link.mtu),
-                        )?;
-                        tc::change_class(
-                            &nl,
-                            &link,
-                            root_class(),
-                            class_handle(BEST_EFFORT_MINOR),
-                            &best_effort_class(rate, link.mtu),
-                        )?;
-                        let refitted = refit_streams(&nl, &link, current, rate)?;
-                        reason.push_str(&format!("; its link rate is now {rate}"));
-                        if refitted > 0 {
-                            reason.push_str(&format!(
-                                " and {refitted} stream class(es) were fitted under it"
-                            ));
-                        }
-                    }
-                }
-                return Ok(InitReport {
-                    scheduler: SchedulerName::Htb,
-                    device: device.clone(),
-                    installed_now: false,
-                    reason,
-                });
-            }
-            Some(root) if !root.is_kernel_default() => {
-                let ours = installed_scheduler(&records, &root);
-                return Err(busy(device, &root, ours, SchedulerName::Htb));
-            }
-            _ => {}
-        }
-        let (rate, source) = match init.link_rate {
-            Some(rate) => (rate, "as given"),
-            None => match link::speed(&link) {
-                Some(rate) => (rate, "the device's speed"),
-                None => {
-                    return Err(Error::invalid(format!(
-                        "{device} does not report its speed (virtual devices such as veth often \
-                         do not): give the link rate, e.g. `--rate 100mbit` (InitParams::link_rate)"
-                    )))
-                }
-            },
-        };
-        records.record_root(HTB_KIND)?;
-        if let Err(err) =
-            tc::replace_root(&nl, &link, HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR))
-        {
-            records.forget_root();
-            return Err(err);
-        }
-        let classes = tc::add_class(
-            &nl,
-            &link,
-            TcHandle::ROOT,
-            root_class(),
-            &link_class(rate, link.mtu),
-        )
-        .and_then(|()| {
-            tc::add_class(
-                &nl,
-                &link,
-                root_class(),
-                class_handle(BEST_EFFORT_MINOR),
-                &best_effort_class(rate, link.mtu),
-            )
-        });
-        if let Err(err) = classes {
-            // Without its classes the qdisc would hold every packet back (the
-            // default class would be missing): put the kernel's default back.
-            let _ = qdisc::delete_root(&nl, &link);
-            records.forget_all();
-            return Err(err);
-        }
-        Ok(InitReport {
-            scheduler: SchedulerName::Htb,
-            device: device.clone(),
-            installed_now: true,
-            reason: format!("installed HTB 7173: on {device} at {rate} ({source})"),
-        })
+        install::install(self, init)
     }
 
     fn is_installed(&self, device: &str) -> Result<bool> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        let records = DeviceRecords::of(&link)?;
-        Ok(qdisc::root(&nl, &link)?.is_some_and(|root| {
-            root.kind == HTB_KIND && matches!(is_ours(&records, &root), Ok(true))
-        }))
+        install::is_installed(device, HTB_KIND)
     }
 
     /// `tc class add dev DEV parent 7173:1 classid 7173:N htb rate R ceil C

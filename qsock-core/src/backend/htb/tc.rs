@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::params::Rate;
 use crate::tc::class::{self, ClassInfo};
 use crate::tc::link::Link;
-use crate::tc::{qdisc, Netlink};
+use crate::tc::Netlink;
 
 /// The qdisc kind, as `tc` names it.
 pub(crate) const KIND: &str = "htb";
@@ -341,13 +341,6 @@ pub(crate) fn change_class(
 ) -> Result<()> {
     let options = TcAttribute::Options(spec.options());
     class::change(nl, link, parent, handle, KIND, options)
-}
-
-/// Makes qsock's HTB the root qdisc (`tc qdisc replace dev DEV root handle
-/// 7173: htb r2q R default D`), replacing a kernel default. The caller checks
-/// that nothing installed on purpose is there.
-pub(crate) fn replace_root(nl: &Netlink, link: &Link, glob: HtbGlob) -> Result<()> {
-    qdisc::replace_root(nl, link, KIND, TcAttribute::Options(glob.options()))
 }
 
 /// An HTB class's parameters as a dump of the class gives them.

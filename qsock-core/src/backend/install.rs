@@ -1,0 +1,130 @@
+//! `qsockinit` for the kernel schedulers: one flow (an installed root is
+//! updated, someone else's is refused, a fresh one is recorded and made),
+//! each backend supplying its qdisc's options and what it adds around them.
+
+use netlink_packet_route::tc::TcAttribute;
+
+use super::owner::DeviceRecords;
+use super::{busy, installed_scheduler, is_ours, InitReport};
+use crate::error::{Error, Result};
+use crate::params::{InitParams, Rate, SchedulerName};
+use crate::tc::link::{self, Link};
+use crate::tc::qdisc::{self, RootQdisc};
+use crate::tc::Netlink;
+
+/// What a kernel scheduler's install does of its own.
+pub(crate) trait KernelInstall {
+    /// The scheduler's name.
+    const NAME: SchedulerName;
+    /// The kind of its root qdisc.
+    const KIND: &'static str;
+    /// How reasons name the qdisc (`HTB`, `dwcs`).
+    const LABEL: &'static str;
+
+    /// On a device whose root is qsock's qdisc of this kind already: applies
+    /// what `init` changes, and says what changed (`None` when nothing did).
+    fn update(
+        &self,
+        nl: &Netlink,
+        link: &Link,
+        root: &RootQdisc,
+        init: &InitParams,
+    ) -> Result<Option<String>>;
+
+    /// The error when `init` gives no link rate and the device reports no speed.
+    fn no_link_rate(&self, device: &str) -> Error {
+        speed_unknown(device)
+    }
+
+    /// The root qdisc's options for a link of `rate`, and how the reason
+    /// describes them.
+    fn root_options(&self, init: &InitParams, rate: Rate) -> (TcAttribute, String);
+
+    /// The kernel's refusal of the root qdisc, worded for this scheduler.
+    fn root_refused(&self, err: Error) -> Error {
+        err
+    }
+
+    /// What the fresh root needs under it before it may carry traffic.
+    fn populate(&self, _nl: &Netlink, _link: &Link, _rate: Rate) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The refusal of an install that has no link rate to go by.
+pub(crate) fn speed_unknown(device: &str) -> Error {
+    Error::invalid(format!(
+        "{device} does not report its speed (virtual devices such as veth often do not): give \
+         the link rate, e.g. `--rate 100mbit` (InitParams::link_rate)"
+    ))
+}
+
+/// `qsockinit` for `backend`: idempotent for its own root qdisc (updated
+/// where `init` changes it), `Busy` for a root someone installed on purpose.
+pub(crate) fn install<B: KernelInstall>(backend: &B, init: &InitParams) -> Result<InitReport> {
+    init.validate()?;
+    let nl = Netlink::open()?;
+    let link = link::lookup(&nl, &init.device)?;
+    let device = &init.device;
+    let records = DeviceRecords::of(&link)?;
+    match qdisc::root(&nl, &link)? {
+        Some(root) if root.kind == B::KIND && is_ours(&records, &root)? => {
+            let mut reason = format!(
+                "qsock's {} was already the root qdisc of {device}",
+                B::LABEL
+            );
+            if let Some(changed) = backend.update(&nl, &link, &root, init)? {
+                reason.push_str(&format!("; {changed}"));
+            }
+            return Ok(InitReport {
+                scheduler: B::NAME,
+                device: device.clone(),
+                installed_now: false,
+                reason,
+            });
+        }
+        Some(root) if !root.is_kernel_default() => {
+            let ours = installed_scheduler(&records, &root);
+            return Err(busy(device, &root, ours, B::NAME));
+        }
+        _ => {}
+    }
+    let (rate, source) = match init.link_rate {
+        Some(rate) => (rate, "as given"),
+        None => match link::speed(&link) {
+            Some(rate) => (rate, "the device's speed"),
+            None => return Err(backend.no_link_rate(device)),
+        },
+    };
+    let (options, described) = backend.root_options(init, rate);
+    records.record_root(B::KIND)?;
+    if let Err(err) = qdisc::replace_root(&nl, &link, B::KIND, options) {
+        records.forget_root();
+        return Err(backend.root_refused(err));
+    }
+    if let Err(err) = backend.populate(&nl, &link, rate) {
+        // A root without what it needs could hold every packet back: put
+        // the kernel's default back.
+        let _ = qdisc::delete_root(&nl, &link);
+        records.forget_all();
+        return Err(err);
+    }
+    Ok(InitReport {
+        scheduler: B::NAME,
+        device: device.clone(),
+        installed_now: true,
+        reason: format!(
+            "installed {} 7173: on {device} {described} ({source})",
+            B::LABEL
+        ),
+    })
+}
+
+/// Is qsock's root qdisc of `kind` installed on the device right now?
+pub(crate) fn is_installed(device: &str, kind: &str) -> Result<bool> {
+    let nl = Netlink::open()?;
+    let link = link::lookup(&nl, device)?;
+    let records = DeviceRecords::of(&link)?;
+    Ok(qdisc::root(&nl, &link)?
+        .is_some_and(|root| root.kind == kind && matches!(is_ours(&records, &root), Ok(true))))
+}
