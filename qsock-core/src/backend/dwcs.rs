@@ -24,7 +24,7 @@ use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
 use socket2::{Domain, Socket, Type};
 
-use super::install::{self, speed_unknown, KernelInstall};
+use super::install::{self, speed_unknown, KernelInstall, Target};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
     add_owned_class, begin_kernel_report, is_ours, kernel_stream_report, prune_classes, recv_err,
@@ -40,7 +40,7 @@ use crate::sch_dwcs::{
     TC_DWCS_CLASS_F_APERIODIC, TC_DWCS_CLASS_F_DROPPABLE, TC_DWCS_CLASS_F_WORK_CONSERVING,
 };
 use crate::sys;
-use crate::tc::class::{self, ClassInfo};
+use crate::tc::class::{self, ClassInfo, ClassVerb};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
@@ -370,18 +370,12 @@ impl KernelInstall for Dwcs {
     const LABEL: &'static str = "dwcs";
 
     /// `tc qdisc change` of the options `init` names that differ.
-    fn update(
-        &self,
-        nl: &Netlink,
-        link: &Link,
-        root: &RootQdisc,
-        init: &InitParams,
-    ) -> Result<Option<String>> {
+    fn update(&self, target: &Target<'_>, root: &RootQdisc) -> Result<Option<String>> {
         let current = DwcsQdiscOptions::parse(&root.options);
-        let Some(change) = changed_options(init, &current) else {
+        let Some(change) = changed_options(target.init, &current) else {
             return Ok(None);
         };
-        qdisc::change_root(nl, link, KIND, change.attribute())?;
+        qdisc::change_root(target.nl, target.link, KIND, change.attribute())?;
         Ok(Some(format!("now {}", describe_options(&change))))
     }
 
@@ -563,7 +557,16 @@ impl Attachment for DwcsStream {
         let link = &self.link;
         let (class, state) = match (self.class, wanted) {
             (Some(handle), Some(options)) => {
-                class::change(&nl, link, qdisc_handle(), handle, KIND, options.attribute())?;
+                let options = options.attribute();
+                class::send(
+                    &nl,
+                    link,
+                    ClassVerb::Change,
+                    qdisc_handle(),
+                    handle,
+                    KIND,
+                    options,
+                )?;
                 (Some(handle), self.state)
             }
             (None, Some(options)) => {

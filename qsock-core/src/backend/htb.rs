@@ -19,7 +19,7 @@ use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use super::install::{self, KernelInstall};
+use super::install::{self, KernelInstall, Target};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
     add_owned_class, begin_kernel_report, is_ours, kernel_stream_report, prune_classes,
@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::info::{DropCounts, SchedulerStats};
 use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream_rate};
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
-use crate::tc::class::{self, ClassInfo};
+use crate::tc::class::{self, ClassInfo, ClassVerb};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
@@ -119,6 +119,35 @@ fn r2q_for(link: Rate) -> u32 {
     u32::try_from(r2q).unwrap_or(u32::MAX).max(10)
 }
 
+/// Sends a class of qsock's HTB (`tc class VERB ... htb ...`): the link's
+/// class hangs off the qdisc, every other class off the link's.
+fn send_class(
+    nl: &Netlink,
+    link: &Link,
+    verb: ClassVerb,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> Result<()> {
+    let parent = if handle == root_class() {
+        TcHandle::ROOT
+    } else {
+        root_class()
+    };
+    class::send(nl, link, verb, parent, handle, HTB_KIND, spec.attribute())
+}
+
+/// Sends the classes a link of `rate` sizes: the link's and best effort's.
+fn send_link_classes(nl: &Netlink, link: &Link, verb: ClassVerb, rate: Rate) -> Result<()> {
+    send_class(nl, link, verb, root_class(), &link_class(rate, link.mtu))?;
+    send_class(
+        nl,
+        link,
+        verb,
+        class_handle(BEST_EFFORT_MINOR),
+        &best_effort_class(rate, link.mtu),
+    )
+}
+
 /// After the link rate changed from `old_link` to `link`: an HTB class may
 /// always send at its own rate, whatever its parent's, so a lower link rate
 /// would not bind the streams. Each stream class gets a rate and ceiling of
@@ -147,7 +176,7 @@ fn refit_streams(
         if spec.rate == htb.rate && spec.ceil == htb.ceil {
             continue;
         }
-        tc::change_class(nl, link, root_class(), info.handle, &spec)?;
+        send_class(nl, link, ClassVerb::Change, info.handle, &spec)?;
         refitted += 1;
     }
     Ok(refitted)
@@ -328,7 +357,7 @@ fn create_stream_class(
         root_class(),
         FIRST_STREAM_MINOR..=BEST_EFFORT_MINOR - 1,
         HTB_KIND,
-        &TcAttribute::Options(spec.options()),
+        &spec.attribute(),
         is_stream_class,
         |live| admit(&link.name, link_rate, link.mtu, live, None, spec.rate),
     )
@@ -341,13 +370,8 @@ impl KernelInstall for Htb {
 
     /// A new link rate: the link's and best effort's classes follow it, and
     /// the stream classes are fitted under it.
-    fn update(
-        &self,
-        nl: &Netlink,
-        link: &Link,
-        _root: &RootQdisc,
-        init: &InitParams,
-    ) -> Result<Option<String>> {
+    fn update(&self, target: &Target<'_>, _root: &RootQdisc) -> Result<Option<String>> {
+        let Target { nl, link, init } = *target;
         let Some(rate) = init.link_rate else {
             return Ok(None);
         };
@@ -355,20 +379,7 @@ impl KernelInstall for Htb {
         if current == Some(rate) {
             return Ok(None);
         }
-        tc::change_class(
-            nl,
-            link,
-            TcHandle::ROOT,
-            root_class(),
-            &link_class(rate, link.mtu),
-        )?;
-        tc::change_class(
-            nl,
-            link,
-            root_class(),
-            class_handle(BEST_EFFORT_MINOR),
-            &best_effort_class(rate, link.mtu),
-        )?;
+        send_link_classes(nl, link, ClassVerb::Change, rate)?;
         let refitted = refit_streams(nl, link, current, rate)?;
         let mut changed = format!("its link rate is now {rate}");
         if refitted > 0 {
@@ -386,21 +397,8 @@ impl KernelInstall for Htb {
 
     /// The link's class and best effort's, the qdisc's default: without it
     /// the qdisc would hold back all traffic of no stream.
-    fn populate(&self, nl: &Netlink, link: &Link, rate: Rate) -> Result<()> {
-        tc::add_class(
-            nl,
-            link,
-            TcHandle::ROOT,
-            root_class(),
-            &link_class(rate, link.mtu),
-        )?;
-        tc::add_class(
-            nl,
-            link,
-            root_class(),
-            class_handle(BEST_EFFORT_MINOR),
-            &best_effort_class(rate, link.mtu),
-        )
+    fn populate(&self, target: &Target<'_>, rate: Rate) -> Result<()> {
+        send_link_classes(target.nl, target.link, ClassVerb::Add, rate)
     }
 }
 
@@ -544,7 +542,7 @@ impl Attachment for HtbStream {
                         Some(handle),
                         spec.rate,
                     )?;
-                    tc::change_class(&nl, link, root_class(), handle, &spec)
+                    send_class(&nl, link, ClassVerb::Change, handle, &spec)
                 });
                 if let Err(err) = changed {
                     self.class = Some((handle, claim));

@@ -12,6 +12,16 @@ use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::Netlink;
 
+/// The device an install acts on, and what was asked of it.
+pub(crate) struct Target<'a> {
+    /// The rtnetlink connection.
+    pub(crate) nl: &'a Netlink,
+    /// The device.
+    pub(crate) link: &'a Link,
+    /// What `qsockinit` asks.
+    pub(crate) init: &'a InitParams,
+}
+
 /// What a kernel scheduler's install does of its own.
 pub(crate) trait KernelInstall {
     /// The scheduler's name.
@@ -22,16 +32,11 @@ pub(crate) trait KernelInstall {
     const LABEL: &'static str;
 
     /// On a device whose root is qsock's qdisc of this kind already: applies
-    /// what `init` changes, and says what changed (`None` when nothing did).
-    fn update(
-        &self,
-        nl: &Netlink,
-        link: &Link,
-        root: &RootQdisc,
-        init: &InitParams,
-    ) -> Result<Option<String>>;
+    /// what the install changes, and says what changed (`None` when nothing did).
+    fn update(&self, target: &Target<'_>, root: &RootQdisc) -> Result<Option<String>>;
 
-    /// The error when `init` gives no link rate and the device reports no speed.
+    /// The error when the install gives no link rate and the device reports
+    /// no speed.
     fn no_link_rate(&self, device: &str) -> Error {
         speed_unknown(device)
     }
@@ -46,7 +51,7 @@ pub(crate) trait KernelInstall {
     }
 
     /// What the fresh root needs under it before it may carry traffic.
-    fn populate(&self, _nl: &Netlink, _link: &Link, _rate: Rate) -> Result<()> {
+    fn populate(&self, _target: &Target<'_>, _rate: Rate) -> Result<()> {
         Ok(())
     }
 }
@@ -67,13 +72,18 @@ pub(crate) fn install<B: KernelInstall>(backend: &B, init: &InitParams) -> Resul
     let link = link::lookup(&nl, &init.device)?;
     let device = &init.device;
     let records = DeviceRecords::of(&link)?;
+    let target = Target {
+        nl: &nl,
+        link: &link,
+        init,
+    };
     match qdisc::root(&nl, &link)? {
         Some(root) if root.kind == B::KIND && is_ours(&records, &root)? => {
             let mut reason = format!(
                 "qsock's {} was already the root qdisc of {device}",
                 B::LABEL
             );
-            if let Some(changed) = backend.update(&nl, &link, &root, init)? {
+            if let Some(changed) = backend.update(&target, &root)? {
                 reason.push_str(&format!("; {changed}"));
             }
             return Ok(InitReport {
@@ -102,7 +112,7 @@ pub(crate) fn install<B: KernelInstall>(backend: &B, init: &InitParams) -> Resul
         records.forget_root();
         return Err(backend.root_refused(err));
     }
-    if let Err(err) = backend.populate(&nl, &link, rate) {
+    if let Err(err) = backend.populate(&target, rate) {
         // A root without what it needs could hold every packet back: put
         // the kernel's default back.
         let _ = qdisc::delete_root(&nl, &link);

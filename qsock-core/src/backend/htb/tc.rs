@@ -8,13 +8,10 @@
 //! the link layer when the ratespec does not name one, and ours does.
 
 use netlink_packet_core::{DefaultNla, NlasIterator};
-use netlink_packet_route::tc::{TcAttribute, TcHandle, TcOption};
+use netlink_packet_route::tc::{TcAttribute, TcOption};
 
-use crate::error::Result;
 use crate::params::Rate;
-use crate::tc::class::{self, ClassInfo};
-use crate::tc::link::Link;
-use crate::tc::Netlink;
+use crate::tc::class::ClassInfo;
 
 /// The qdisc kind, as `tc` names it.
 pub(crate) const KIND: &str = "htb";
@@ -252,6 +249,11 @@ impl HtbClassSpec {
         }
     }
 
+    /// The class's `TCA_OPTIONS` attribute, see [`HtbClassSpec::options`].
+    pub(crate) fn attribute(&self) -> TcAttribute {
+        TcAttribute::Options(self.options())
+    }
+
     /// The class's TCA_OPTIONS: `TCA_HTB_PARMS`, preceded like in `tc` by
     /// `TCA_HTB_RATE64`/`TCA_HTB_CEIL64` for rates of 2^32 bytes/s or more.
     pub(crate) fn options(&self) -> Vec<TcOption> {
@@ -317,30 +319,6 @@ pub(crate) fn parse_class_options(nested: &[u8]) -> Option<HtbClassParams> {
         rate: bytes(opt.rate, rate64),
         ceil: bytes(opt.ceil, ceil64),
     })
-}
-
-/// Creates an HTB class (`tc class add ... htb ...`), see [`class::add`].
-pub(crate) fn add_class(
-    nl: &Netlink,
-    link: &Link,
-    parent: TcHandle,
-    handle: TcHandle,
-    spec: &HtbClassSpec,
-) -> Result<()> {
-    let options = TcAttribute::Options(spec.options());
-    class::add(nl, link, parent, handle, KIND, options)
-}
-
-/// Changes an HTB class (`tc class change ... htb ...`), see [`class::change`].
-pub(crate) fn change_class(
-    nl: &Netlink,
-    link: &Link,
-    parent: TcHandle,
-    handle: TcHandle,
-    spec: &HtbClassSpec,
-) -> Result<()> {
-    let options = TcAttribute::Options(spec.options());
-    class::change(nl, link, parent, handle, KIND, options)
 }
 
 /// An HTB class's parameters as a dump of the class gives them.
