@@ -24,12 +24,11 @@ use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
 use socket2::{Domain, Socket, Type};
 
-use super::install::{self, speed_unknown, KernelInstall, Target};
+use super::kernel::{speed_unknown, KernelScheduler, Target};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
     add_owned_class, begin_kernel_report, is_ours, kernel_stream_report, prune_classes, recv_err,
-    reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, Frame, InitReport,
-    PrunedStream,
+    set_priority, Attachment, DeviceReport, Frame, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{DropCounts, QueueDelay, SchedulerStats};
@@ -364,7 +363,7 @@ fn classify(socket: &Socket, handle: TcHandle, device: &str) -> Result<SocketSta
     Ok(state)
 }
 
-impl KernelInstall for Dwcs {
+impl KernelScheduler for Dwcs {
     const NAME: SchedulerName = SchedulerName::Dwcs;
     const KIND: &'static str = KIND;
     const LABEL: &'static str = "dwcs";
@@ -406,27 +405,6 @@ impl KernelInstall for Dwcs {
 
     fn root_refused(&self, err: Error) -> Error {
         module_missing(err)
-    }
-}
-
-impl Backend for Dwcs {
-    fn name(&self) -> SchedulerName {
-        SchedulerName::Dwcs
-    }
-
-    fn kernel_kind(&self) -> Option<&'static str> {
-        Some(KIND)
-    }
-
-    /// `tc qdisc replace dev DEV root handle 7173: dwcs rate R limit L
-    /// resolution N`; `tc qdisc change` when qsock's dwcs is there already
-    /// and the options differ.
-    fn install(&self, init: &InitParams) -> Result<InitReport> {
-        install::install(self, init)
-    }
-
-    fn is_installed(&self, device: &str) -> Result<bool> {
-        install::is_installed(device, KIND)
     }
 
     /// `tc class add dev DEV parent 7173: classid 7173:N dwcs period T oln X
@@ -485,11 +463,6 @@ impl Backend for Dwcs {
             }
         }
         Ok(report)
-    }
-
-    /// `tc qdisc del dev DEV root`, when the root is qsock's dwcs.
-    fn reset(&self, device: &str) -> Result<()> {
-        reset_kernel_root(device, KIND)
     }
 
     /// `tc class del` of every stream class no live process holds.

@@ -19,12 +19,11 @@ use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use super::install::{self, KernelInstall, Target};
+use super::kernel::{KernelScheduler, Target};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
     add_owned_class, begin_kernel_report, is_ours, kernel_stream_report, prune_classes,
-    reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, Frame, InitReport,
-    PrunedStream,
+    set_priority, Attachment, DeviceReport, Frame, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{DropCounts, SchedulerStats};
@@ -363,7 +362,7 @@ fn create_stream_class(
     )
 }
 
-impl KernelInstall for Htb {
+impl KernelScheduler for Htb {
     const NAME: SchedulerName = SchedulerName::Htb;
     const KIND: &'static str = HTB_KIND;
     const LABEL: &'static str = "HTB";
@@ -399,26 +398,6 @@ impl KernelInstall for Htb {
     /// the qdisc would hold back all traffic of no stream.
     fn populate(&self, target: &Target<'_>, rate: Rate) -> Result<()> {
         send_link_classes(target.nl, target.link, ClassVerb::Add, rate)
-    }
-}
-
-impl Backend for Htb {
-    fn name(&self) -> SchedulerName {
-        SchedulerName::Htb
-    }
-
-    fn kernel_kind(&self) -> Option<&'static str> {
-        Some(HTB_KIND)
-    }
-
-    /// `tc qdisc replace dev DEV root handle 7173: htb r2q R default fffe`, then
-    /// `tc class add ... classid 7173:1` (the link) and `7173:fffe` (best effort).
-    fn install(&self, init: &InitParams) -> Result<InitReport> {
-        install::install(self, init)
-    }
-
-    fn is_installed(&self, device: &str) -> Result<bool> {
-        install::is_installed(device, HTB_KIND)
     }
 
     /// `tc class add dev DEV parent 7173:1 classid 7173:N htb rate R ceil C
@@ -473,11 +452,6 @@ impl Backend for Htb {
             }
         }
         Ok(report)
-    }
-
-    /// `tc qdisc del dev DEV root`, when the root is qsock's HTB.
-    fn reset(&self, device: &str) -> Result<()> {
-        reset_kernel_root(device, HTB_KIND)
     }
 
     /// `tc class del` of every stream class no live process holds.

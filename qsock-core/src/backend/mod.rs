@@ -148,7 +148,7 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 mod dwcs;
 mod frame;
 pub(crate) mod htb;
-mod install;
+mod kernel;
 pub(crate) mod owner;
 mod recv_err;
 mod user;

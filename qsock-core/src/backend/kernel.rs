@@ -1,13 +1,19 @@
-//! `qsockinit` for the kernel schedulers: one flow (an installed root is
-//! updated, someone else's is refused, a fresh one is recorded and made),
-//! each backend supplying its qdisc's options and what it adds around them.
+//! What the kernel schedulers share: one `qsockinit` flow (an installed
+//! root is updated, someone else's is refused, a fresh one is recorded and
+//! made), each supplying its qdisc's options and what it adds around them,
+//! and the [`Backend`] made of each.
 
 use netlink_packet_route::tc::TcAttribute;
 
 use super::owner::DeviceRecords;
-use super::{busy, installed_scheduler, is_ours, InitReport};
+use socket2::Socket;
+
+use super::{
+    busy, installed_scheduler, is_ours, reset_kernel_root, Attachment, Backend, DeviceReport,
+    InitReport, PrunedStream,
+};
 use crate::error::{Error, Result};
-use crate::params::{InitParams, Rate, SchedulerName};
+use crate::params::{InitParams, QosParams, Rate, SchedulerName};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::Netlink;
@@ -22,8 +28,8 @@ pub(crate) struct Target<'a> {
     pub(crate) init: &'a InitParams,
 }
 
-/// What a kernel scheduler's install does of its own.
-pub(crate) trait KernelInstall {
+/// What a kernel scheduler does of its own.
+pub(crate) trait KernelScheduler: Send + Sync {
     /// The scheduler's name.
     const NAME: SchedulerName;
     /// The kind of its root qdisc.
@@ -54,6 +60,50 @@ pub(crate) trait KernelInstall {
     fn populate(&self, _target: &Target<'_>, _rate: Rate) -> Result<()> {
         Ok(())
     }
+
+    /// [`Backend::attach`].
+    fn attach(&self, socket: &Socket, params: &QosParams) -> Result<Box<dyn Attachment>>;
+
+    /// [`Backend::report`].
+    fn report(&self, device: &str) -> Result<DeviceReport>;
+
+    /// [`Backend::prune`].
+    fn prune(&self, device: &str) -> Result<Vec<PrunedStream>>;
+}
+
+impl<K: KernelScheduler> Backend for K {
+    fn name(&self) -> SchedulerName {
+        K::NAME
+    }
+
+    fn install(&self, init: &InitParams) -> Result<InitReport> {
+        install(self, init)
+    }
+
+    fn kernel_kind(&self) -> Option<&'static str> {
+        Some(K::KIND)
+    }
+
+    fn is_installed(&self, device: &str) -> Result<bool> {
+        is_installed(device, K::KIND)
+    }
+
+    fn attach(&self, socket: &Socket, params: &QosParams) -> Result<Box<dyn Attachment>> {
+        KernelScheduler::attach(self, socket, params)
+    }
+
+    fn report(&self, device: &str) -> Result<DeviceReport> {
+        KernelScheduler::report(self, device)
+    }
+
+    /// `tc qdisc del dev DEV root`, when the root is qsock's qdisc of this kind.
+    fn reset(&self, device: &str) -> Result<()> {
+        reset_kernel_root(device, K::KIND)
+    }
+
+    fn prune(&self, device: &str) -> Result<Vec<PrunedStream>> {
+        KernelScheduler::prune(self, device)
+    }
 }
 
 /// The refusal of an install that has no link rate to go by.
@@ -66,7 +116,7 @@ pub(crate) fn speed_unknown(device: &str) -> Error {
 
 /// `qsockinit` for `backend`: idempotent for its own root qdisc (updated
 /// where `init` changes it), `Busy` for a root someone installed on purpose.
-pub(crate) fn install<B: KernelInstall>(backend: &B, init: &InitParams) -> Result<InitReport> {
+fn install<B: KernelScheduler>(backend: &B, init: &InitParams) -> Result<InitReport> {
     init.validate()?;
     let nl = Netlink::open()?;
     let link = link::lookup(&nl, &init.device)?;
@@ -131,7 +181,7 @@ pub(crate) fn install<B: KernelInstall>(backend: &B, init: &InitParams) -> Resul
 }
 
 /// Is qsock's root qdisc of `kind` installed on the device right now?
-pub(crate) fn is_installed(device: &str, kind: &str) -> Result<bool> {
+fn is_installed(device: &str, kind: &str) -> Result<bool> {
     let nl = Netlink::open()?;
     let link = link::lookup(&nl, device)?;
     let records = DeviceRecords::of(&link)?;
