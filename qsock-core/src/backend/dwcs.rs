@@ -24,11 +24,11 @@ use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
 use socket2::{Domain, Socket, Type};
 
-use super::kernel::{speed_unknown, KernelScheduler, Target};
+use super::kernel::{speed_unknown, KernelScheduler, OurRoot};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, begin_kernel_report, is_ours, kernel_stream_report, prune_classes, recv_err,
-    set_priority, Attachment, DeviceReport, Frame, PrunedStream,
+    add_owned_class, classify_into_new_class, is_ours, kernel_stream_report, prune_unheld,
+    recv_err, set_priority, Attachment, DeviceReport, Frame, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{DropCounts, QueueDelay, SchedulerStats};
@@ -369,12 +369,12 @@ impl KernelScheduler for Dwcs {
     const LABEL: &'static str = "dwcs";
 
     /// `tc qdisc change` of the options `init` names that differ.
-    fn update(&self, target: &Target<'_>, root: &RootQdisc) -> Result<Option<String>> {
-        let current = DwcsQdiscOptions::parse(&root.options);
-        let Some(change) = changed_options(target.init, &current) else {
+    fn update(&self, root: OurRoot<'_>, init: &InitParams) -> Result<Option<String>> {
+        let current = DwcsQdiscOptions::parse(&root.qdisc.options);
+        let Some(change) = changed_options(init, &current) else {
             return Ok(None);
         };
-        qdisc::change_root(target.nl, target.link, KIND, change.attribute())?;
+        qdisc::change_root(root.nl, root.link, KIND, change.attribute())?;
         Ok(Some(format!("now {}", describe_options(&change))))
     }
 
@@ -416,16 +416,12 @@ impl KernelScheduler for Dwcs {
         let records = DeviceRecords::of(&link)?;
         let (class, claim, state) = match class_options(&params.stream) {
             Some(options) => {
-                let (handle, claim) = create_stream_class(&nl, &link, &records, &options)?;
-                match classify(socket, handle, &link.name) {
-                    Ok(state) => (Some(handle), Some(claim), state),
-                    Err(err) => {
-                        // Nothing may be left behind by a failed attach.
-                        let _ = class::delete(&nl, &link, handle);
-                        claim.release();
-                        return Err(err);
-                    }
-                }
+                let created = create_stream_class(&nl, &link, &records, &options)?;
+                let (handle, claim, state) =
+                    classify_into_new_class(&nl, &link, created, |handle| {
+                        classify(socket, handle, &link.name)
+                    })?;
+                (Some(handle), Some(claim), state)
             }
             None => (None, None, SocketState::default()),
         };
@@ -441,37 +437,30 @@ impl KernelScheduler for Dwcs {
     }
 
     /// `tc -s -d qdisc show` and `tc -s -d class show dev DEV`.
-    fn report(&self, device: &str) -> Result<DeviceReport> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        let (mut report, root) = begin_kernel_report(&nl, &link, KIND, SchedulerName::Dwcs)?;
-        let Some(root) = root else {
-            return Ok(report);
-        };
-        report.link_rate = qdisc_link_rate(&root);
+    fn fill_report(&self, root: OurRoot<'_>, report: &mut DeviceReport) -> Result<()> {
+        report.link_rate = qdisc_link_rate(root.qdisc);
         report.best_effort = root
+            .qdisc
             .xstats
             .as_deref()
             .and_then(TcDwcsQdiscXstats::parse)
             .map(|q| best_effort_stats(&q));
-        let records = DeviceRecords::of(&link)?;
-        for info in class::list(&nl, &link)? {
+        let records = DeviceRecords::of(root.link)?;
+        for info in class::list(root.nl, root.link)? {
             if is_stream_class(&info) {
                 report
                     .streams
                     .push(kernel_stream_report(&records, &info, stats_of(&info)));
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// `tc class del` of every stream class no live process holds.
     fn prune(&self, device: &str) -> Result<Vec<PrunedStream>> {
         let nl = Netlink::open()?;
         let (link, _) = installed(&nl, device)?;
-        let records = DeviceRecords::of(&link)?;
-        let _lock = records.lock()?;
-        prune_classes(&nl, &link, &records, is_stream_class)
+        prune_unheld(&nl, &link, is_stream_class)
     }
 }
 
@@ -543,18 +532,13 @@ impl Attachment for DwcsStream {
                 (Some(handle), self.state)
             }
             (None, Some(options)) => {
-                let (handle, claim) = create_stream_class(&nl, link, &self.records, &options)?;
-                match classify(socket, handle, &link.name) {
-                    Ok(state) => {
-                        self.claim = Some(claim);
-                        (Some(handle), state)
-                    }
-                    Err(err) => {
-                        let _ = class::delete(&nl, link, handle);
-                        claim.release();
-                        return Err(err);
-                    }
-                }
+                let created = create_stream_class(&nl, link, &self.records, &options)?;
+                let (handle, claim, state) =
+                    classify_into_new_class(&nl, link, created, |handle| {
+                        classify(socket, handle, &link.name)
+                    })?;
+                self.claim = Some(claim);
+                (Some(handle), state)
             }
             (Some(handle), None) => {
                 self.remove_class(&nl, socket, handle)?;

@@ -19,10 +19,10 @@ use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use super::kernel::{KernelScheduler, Target};
+use super::kernel::{KernelScheduler, OurRoot};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, begin_kernel_report, is_ours, kernel_stream_report, prune_classes,
+    add_owned_class, classify_into_new_class, is_ours, kernel_stream_report, prune_unheld,
     set_priority, Attachment, DeviceReport, Frame, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
@@ -31,7 +31,7 @@ use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::tc::class::{self, ClassInfo, ClassVerb};
 use crate::tc::link::{self, Link};
-use crate::tc::qdisc::{self, RootQdisc};
+use crate::tc::qdisc;
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
 use tc::{HtbClassInfo, HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 
@@ -369,8 +369,8 @@ impl KernelScheduler for Htb {
 
     /// A new link rate: the link's and best effort's classes follow it, and
     /// the stream classes are fitted under it.
-    fn update(&self, target: &Target<'_>, _root: &RootQdisc) -> Result<Option<String>> {
-        let Target { nl, link, init } = *target;
+    fn update(&self, root: OurRoot<'_>, init: &InitParams) -> Result<Option<String>> {
+        let OurRoot { nl, link, .. } = root;
         let Some(rate) = init.link_rate else {
             return Ok(None);
         };
@@ -396,8 +396,8 @@ impl KernelScheduler for Htb {
 
     /// The link's class and best effort's, the qdisc's default: without it
     /// the qdisc would hold back all traffic of no stream.
-    fn populate(&self, target: &Target<'_>, rate: Rate) -> Result<()> {
-        send_link_classes(target.nl, target.link, ClassVerb::Add, rate)
+    fn populate(&self, nl: &Netlink, link: &Link, rate: Rate) -> Result<()> {
+        send_link_classes(nl, link, ClassVerb::Add, rate)
     }
 
     /// `tc class add dev DEV parent 7173:1 classid 7173:N htb rate R ceil C
@@ -409,13 +409,10 @@ impl KernelScheduler for Htb {
         let records = DeviceRecords::of(&link)?;
         let class = match stream_class(&params.stream, link_rate, link.mtu)? {
             Some(spec) => {
-                let (handle, claim) = create_stream_class(&nl, &link, &records, link_rate, &spec)?;
-                if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
-                    // Nothing may be left behind by a failed attach.
-                    let _ = class::delete(&nl, &link, handle);
-                    claim.release();
-                    return Err(err);
-                }
+                let created = create_stream_class(&nl, &link, &records, link_rate, &spec)?;
+                let (handle, claim, ()) = classify_into_new_class(&nl, &link, created, |handle| {
+                    set_priority(socket, handle_to_u32(handle), &link.name)
+                })?;
                 Some((handle, claim))
             }
             None => None,
@@ -431,15 +428,9 @@ impl KernelScheduler for Htb {
     }
 
     /// `tc -s -d class show dev DEV`.
-    fn report(&self, device: &str) -> Result<DeviceReport> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        let (mut report, root) = begin_kernel_report(&nl, &link, HTB_KIND, SchedulerName::Htb)?;
-        if root.is_none() {
-            return Ok(report);
-        }
-        let records = DeviceRecords::of(&link)?;
-        for info in class::list(&nl, &link)? {
+    fn fill_report(&self, root: OurRoot<'_>, report: &mut DeviceReport) -> Result<()> {
+        let records = DeviceRecords::of(root.link)?;
+        for info in class::list(root.nl, root.link)? {
             if info.handle.major != QSOCK_MAJOR {
                 continue;
             }
@@ -451,16 +442,14 @@ impl KernelScheduler for Htb {
                     .push(kernel_stream_report(&records, &info, stats_of(&info))),
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// `tc class del` of every stream class no live process holds.
     fn prune(&self, device: &str) -> Result<Vec<PrunedStream>> {
         let nl = Netlink::open()?;
         let Installed { link, .. } = installed(&nl, device)?;
-        let records = DeviceRecords::of(&link)?;
-        let _lock = records.lock()?;
-        prune_classes(&nl, &link, &records, is_stream_class)
+        prune_unheld(&nl, &link, is_stream_class)
     }
 }
 
@@ -525,13 +514,10 @@ impl Attachment for HtbStream {
                 Some((handle, claim))
             }
             (None, Some(spec)) => {
-                let (handle, claim) =
-                    create_stream_class(&nl, link, &self.records, link_rate, &spec)?;
-                if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
-                    let _ = class::delete(&nl, link, handle);
-                    claim.release();
-                    return Err(err);
-                }
+                let created = create_stream_class(&nl, link, &self.records, link_rate, &spec)?;
+                let (handle, claim, ()) = classify_into_new_class(&nl, link, created, |handle| {
+                    set_priority(socket, handle_to_u32(handle), &link.name)
+                })?;
                 Some((handle, claim))
             }
             (Some((handle, claim)), None) => {

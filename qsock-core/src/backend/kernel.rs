@@ -9,8 +9,8 @@ use super::owner::DeviceRecords;
 use socket2::Socket;
 
 use super::{
-    busy, installed_scheduler, is_ours, reset_kernel_root, Attachment, Backend, DeviceReport,
-    InitReport, PrunedStream,
+    begin_kernel_report, busy, installed_scheduler, is_ours, reset_kernel_root, Attachment,
+    Backend, DeviceReport, InitReport, PrunedStream,
 };
 use crate::error::{Error, Result};
 use crate::params::{InitParams, QosParams, Rate, SchedulerName};
@@ -18,14 +18,16 @@ use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::Netlink;
 
-/// The device an install acts on, and what was asked of it.
-pub(crate) struct Target<'a> {
+/// qsock's root qdisc of a scheduler's kind on a device, and the connection
+/// to reach it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OurRoot<'a> {
     /// The rtnetlink connection.
     pub(crate) nl: &'a Netlink,
     /// The device.
     pub(crate) link: &'a Link,
-    /// What `qsockinit` asks.
-    pub(crate) init: &'a InitParams,
+    /// The root qdisc as the kernel dumps it.
+    pub(crate) qdisc: &'a RootQdisc,
 }
 
 /// What a kernel scheduler does of its own.
@@ -38,8 +40,8 @@ pub(crate) trait KernelScheduler: Send + Sync {
     const LABEL: &'static str;
 
     /// On a device whose root is qsock's qdisc of this kind already: applies
-    /// what the install changes, and says what changed (`None` when nothing did).
-    fn update(&self, target: &Target<'_>, root: &RootQdisc) -> Result<Option<String>>;
+    /// what `init` changes, and says what changed (`None` when nothing did).
+    fn update(&self, root: OurRoot<'_>, init: &InitParams) -> Result<Option<String>>;
 
     /// The error when the install gives no link rate and the device reports
     /// no speed.
@@ -57,15 +59,16 @@ pub(crate) trait KernelScheduler: Send + Sync {
     }
 
     /// What the fresh root needs under it before it may carry traffic.
-    fn populate(&self, _target: &Target<'_>, _rate: Rate) -> Result<()> {
+    fn populate(&self, _nl: &Netlink, _link: &Link, _rate: Rate) -> Result<()> {
         Ok(())
     }
 
     /// [`Backend::attach`].
     fn attach(&self, socket: &Socket, params: &QosParams) -> Result<Box<dyn Attachment>>;
 
-    /// [`Backend::report`].
-    fn report(&self, device: &str) -> Result<DeviceReport>;
+    /// Completes the report of a device this scheduler runs (`root`): its
+    /// link rate, streams and best effort.
+    fn fill_report(&self, root: OurRoot<'_>, report: &mut DeviceReport) -> Result<()>;
 
     /// [`Backend::prune`].
     fn prune(&self, device: &str) -> Result<Vec<PrunedStream>>;
@@ -93,7 +96,18 @@ impl<K: KernelScheduler> Backend for K {
     }
 
     fn report(&self, device: &str) -> Result<DeviceReport> {
-        KernelScheduler::report(self, device)
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, device)?;
+        let (mut report, root) = begin_kernel_report(&nl, &link, K::KIND, K::NAME)?;
+        if let Some(qdisc) = root {
+            let root = OurRoot {
+                nl: &nl,
+                link: &link,
+                qdisc: &qdisc,
+            };
+            self.fill_report(root, &mut report)?;
+        }
+        Ok(report)
     }
 
     /// `tc qdisc del dev DEV root`, when the root is qsock's qdisc of this kind.
@@ -122,18 +136,20 @@ fn install<B: KernelScheduler>(backend: &B, init: &InitParams) -> Result<InitRep
     let link = link::lookup(&nl, &init.device)?;
     let device = &init.device;
     let records = DeviceRecords::of(&link)?;
-    let target = Target {
-        nl: &nl,
-        link: &link,
-        init,
-    };
     match qdisc::root(&nl, &link)? {
         Some(root) if root.kind == B::KIND && is_ours(&records, &root)? => {
             let mut reason = format!(
                 "qsock's {} was already the root qdisc of {device}",
                 B::LABEL
             );
-            if let Some(changed) = backend.update(&target, &root)? {
+            if let Some(changed) = backend.update(
+                OurRoot {
+                    nl: &nl,
+                    link: &link,
+                    qdisc: &root,
+                },
+                init,
+            )? {
                 reason.push_str(&format!("; {changed}"));
             }
             return Ok(InitReport {
@@ -162,7 +178,7 @@ fn install<B: KernelScheduler>(backend: &B, init: &InitParams) -> Result<InitRep
         records.forget_root();
         return Err(backend.root_refused(err));
     }
-    if let Err(err) = backend.populate(&target, rate) {
+    if let Err(err) = backend.populate(&nl, &link, rate) {
         // A root without what it needs could hold every packet back: put
         // the kernel's default back.
         let _ = qdisc::delete_root(&nl, &link);

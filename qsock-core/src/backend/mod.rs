@@ -1,6 +1,7 @@
 //! Scheduler backends (the paper's "scheduler modules"): one trait, one
 //! registry, selected by [`SchedulerName`].
 
+use netlink_packet_route::tc::TcHandle;
 use socket2::Socket;
 
 use crate::error::Result;
@@ -354,6 +355,18 @@ pub(crate) fn prune_classes(
     Ok(pruned)
 }
 
+/// `qsockctl prune` of a kernel scheduler installed on `link`: takes the
+/// device's lock, then [`prune_classes`].
+pub(crate) fn prune_unheld(
+    nl: &Netlink,
+    link: &Link,
+    is_stream: impl Fn(&ClassInfo) -> bool,
+) -> Result<Vec<PrunedStream>> {
+    let records = DeviceRecords::of(link)?;
+    let _lock = records.lock()?;
+    prune_classes(nl, link, &records, is_stream)
+}
+
 /// Creates a stream class at a free minor, held by this process (see
 /// [`owner`]), after removing the classes whose owners are gone. `admit`
 /// sees the live classes before anything is created and may refuse.
@@ -362,13 +375,13 @@ pub(crate) fn add_owned_class(
     nl: &Netlink,
     link: &Link,
     records: &DeviceRecords,
-    parent: netlink_packet_route::tc::TcHandle,
+    parent: TcHandle,
     minors: std::ops::RangeInclusive<u16>,
     kind: &str,
     options: &netlink_packet_route::tc::TcAttribute,
     is_stream: impl Fn(&ClassInfo) -> bool,
     admit: impl FnOnce(&[ClassInfo]) -> Result<()>,
-) -> Result<(netlink_packet_route::tc::TcHandle, ClassClaim)> {
+) -> Result<(TcHandle, ClassClaim)> {
     let _lock = records.lock()?;
     prune_classes(nl, link, records, &is_stream)?;
     let live: Vec<ClassInfo> = class::list(nl, link)?
@@ -386,6 +399,25 @@ pub(crate) fn add_owned_class(
         |minor| records.claim(minor),
         ClassClaim::release,
     )
+}
+
+/// Puts the socket in the stream class `created` has just made, through
+/// `classify`; when that fails, the class is deleted and its hold released,
+/// so that a failed attach or change leaves nothing behind.
+pub(crate) fn classify_into_new_class<T>(
+    nl: &Netlink,
+    link: &Link,
+    (handle, claim): (TcHandle, ClassClaim),
+    classify: impl FnOnce(TcHandle) -> Result<T>,
+) -> Result<(TcHandle, ClassClaim, T)> {
+    match classify(handle) {
+        Ok(classified) => Ok((handle, claim, classified)),
+        Err(err) => {
+            let _ = class::delete(nl, link, handle);
+            claim.release();
+            Err(err)
+        }
+    }
 }
 
 /// The backends `auto` tries, in order.
