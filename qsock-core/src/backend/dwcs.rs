@@ -27,8 +27,8 @@ use socket2::{Domain, Socket, Type};
 use super::kernel::{speed_unknown, KernelScheduler, OurRoot};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, classify_into_new_class, is_ours, kernel_stream_report, prune_unheld,
-    recv_err, set_priority, Attachment, DeviceReport, Frame, PrunedStream,
+    add_owned_class, classify_into_new_class, generic_class_stats, is_ours, kernel_stream_report,
+    prune_unheld, recv_err, set_priority, Attachment, DeviceReport, Frame, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{DropCounts, QueueDelay, SchedulerStats};
@@ -198,17 +198,7 @@ fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
 fn stats_of(info: &ClassInfo) -> SchedulerStats {
     match info.xstats.as_deref().and_then(TcDwcsXstats::parse) {
         Some(x) => class_stats(&x),
-        None => SchedulerStats {
-            sent_packets: info.stats.packets,
-            sent_bytes: info.stats.bytes,
-            dropped: DropCounts {
-                queue_full: info.stats.drops,
-                ..DropCounts::default()
-            },
-            backlog_packets: info.stats.qlen,
-            backlog_bytes: info.stats.backlog,
-            ..SchedulerStats::default()
-        },
+        None => generic_class_stats(info),
     }
 }
 

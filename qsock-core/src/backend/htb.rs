@@ -22,11 +22,11 @@ use socket2::Socket;
 use super::kernel::{KernelScheduler, OurRoot};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, classify_into_new_class, is_ours, kernel_stream_report, prune_unheld,
-    set_priority, Attachment, DeviceReport, Frame, PrunedStream,
+    add_owned_class, classify_into_new_class, generic_class_stats, is_ours, kernel_stream_report,
+    prune_unheld, set_priority, Attachment, DeviceReport, Frame, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::info::{DropCounts, SchedulerStats};
+use crate::info::SchedulerStats;
 use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream_rate};
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::tc::class::{self, ClassInfo, ClassVerb};
@@ -272,21 +272,9 @@ fn installed(nl: &Netlink, device: &str) -> Result<Installed> {
     Ok(Installed { link, link_rate })
 }
 
+/// HTB measures neither queueing delay nor windows: its generic counters.
 fn stats_of(info: &ClassInfo) -> SchedulerStats {
-    SchedulerStats {
-        sent_packets: info.stats.packets,
-        sent_bytes: info.stats.bytes,
-        dropped: DropCounts {
-            queue_full: info.stats.drops,
-            ..DropCounts::default()
-        },
-        backlog_packets: info.stats.qlen,
-        backlog_bytes: info.stats.backlog,
-        // HTB measures neither queueing delay nor windows.
-        queue_delay: None,
-        current_window: None,
-        ..SchedulerStats::default()
-    }
+    generic_class_stats(info)
 }
 
 /// Is `info` one of qsock's stream classes (not the link's, not best effort's)?

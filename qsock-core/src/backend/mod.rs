@@ -5,7 +5,7 @@ use netlink_packet_route::tc::TcHandle;
 use socket2::Socket;
 
 use crate::error::Result;
-use crate::info::SchedulerStats;
+use crate::info::{DropCounts, SchedulerStats};
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamParams};
 pub(crate) use frame::Frame;
 use htb::tc::HtbClassInfo;
@@ -297,6 +297,22 @@ pub(crate) fn kernel_stream_report(
         stats,
         owner: ownership.owner().cloned(),
         stale: ownership.is_gone(),
+    }
+}
+
+/// A class's figures from the counters every class has (`tc -s class
+/// show`): no queueing delay or window, which only some schedulers measure.
+pub(crate) fn generic_class_stats(info: &ClassInfo) -> SchedulerStats {
+    SchedulerStats {
+        sent_packets: info.stats.packets,
+        sent_bytes: info.stats.bytes,
+        dropped: DropCounts {
+            queue_full: info.stats.drops,
+            ..DropCounts::default()
+        },
+        backlog_packets: info.stats.qlen,
+        backlog_bytes: info.stats.backlog,
+        ..SchedulerStats::default()
     }
 }
 
