@@ -54,6 +54,12 @@ const BURST_PACKETS: u32 = 4;
 /// Slowest class rate: HTB's ratespec counts whole bytes per second.
 const MIN_RATE: Rate = Rate::from_bits_per_second(1_000);
 
+/// `n` Mbit/s, for the tests of HTB's rates.
+#[cfg(test)]
+fn mbit(n: u64) -> Rate {
+    Rate::from_bits_per_second(n * 1_000_000)
+}
+
 /// The `htb` backend.
 #[derive(Debug)]
 pub(crate) struct Htb;
@@ -576,10 +582,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn mbit(n: u64) -> Rate {
-        Rate::from_bits_per_second(n * 1_000_000)
-    }
 
     #[test]
     fn stream_rate_follows_packet_size_and_ipg() {

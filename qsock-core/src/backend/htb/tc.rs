@@ -90,6 +90,13 @@ impl RateSpec {
     }
 }
 
+/// Appends `values` as the kernel lays out consecutive `__u32` fields.
+fn push_u32s<const N: usize>(out: &mut Vec<u8>, values: [u32; N]) {
+    for value in values {
+        out.extend_from_slice(&value.to_ne_bytes());
+    }
+}
+
 /// `struct tc_htb_glob`: the qdisc's options (`tc qdisc ... htb r2q R default D`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HtbGlob {
@@ -124,15 +131,16 @@ impl HtbGlob {
     /// The bytes of the struct.
     pub(crate) fn to_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::LEN);
-        for v in [
-            self.version,
-            self.rate2quantum,
-            self.defcls,
-            self.debug,
-            self.direct_pkts,
-        ] {
-            out.extend_from_slice(&v.to_ne_bytes());
-        }
+        push_u32s(
+            &mut out,
+            [
+                self.version,
+                self.rate2quantum,
+                self.defcls,
+                self.debug,
+                self.direct_pkts,
+            ],
+        );
         out
     }
 
@@ -188,15 +196,16 @@ impl HtbOpt {
         let mut out = Vec::with_capacity(Self::LEN);
         self.rate.emit(&mut out);
         self.ceil.emit(&mut out);
-        for v in [
-            self.buffer,
-            self.cbuffer,
-            self.quantum,
-            self.level,
-            self.prio,
-        ] {
-            out.extend_from_slice(&v.to_ne_bytes());
-        }
+        push_u32s(
+            &mut out,
+            [
+                self.buffer,
+                self.cbuffer,
+                self.quantum,
+                self.level,
+                self.prio,
+            ],
+        );
         out
     }
 
@@ -340,10 +349,16 @@ impl HtbClassInfo for ClassInfo {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use netlink_packet_core::Emitable;
 
-    fn mbit(n: u64) -> Rate {
-        Rate::from_bits_per_second(n * 1_000_000)
+    use super::*;
+    use crate::backend::htb::mbit;
+
+    /// The value of a dumped `TCA_OPTIONS` holding `options`.
+    fn nested(options: &[TcOption]) -> Vec<u8> {
+        let mut nested = vec![0; options.buffer_len()];
+        options.emit(&mut nested);
+        nested
     }
 
     /// `tc qdisc add dev D root handle 7173: htb r2q 10 default fffe` sends
@@ -411,25 +426,14 @@ mod tests {
         assert_eq!(spec.opt().ceil.rate, u32::MAX);
         let options = spec.options();
         assert_eq!(options.len(), 2);
-        let mut nested = Vec::new();
-        for option in &options {
-            let mut buf = vec![0; netlink_packet_core::Emitable::buffer_len(option)];
-            netlink_packet_core::Emitable::emit(option, &mut buf);
-            nested.extend_from_slice(&buf);
-        }
-        let parsed = parse_class_options(&nested).expect("parses");
+        let parsed = parse_class_options(&nested(&options)).expect("parses");
         assert_eq!(parsed.ceil, fast);
         assert_eq!(parsed.rate, mbit(2));
     }
 
     #[test]
     fn default_class_is_read_from_the_qdisc_options() {
-        let mut nested = Vec::new();
-        for option in HtbGlob::new(10, 0xfffe).options() {
-            let mut buf = vec![0; netlink_packet_core::Emitable::buffer_len(&option)];
-            netlink_packet_core::Emitable::emit(&option, &mut buf);
-            nested.extend_from_slice(&buf);
-        }
+        let nested = nested(&HtbGlob::new(10, 0xfffe).options());
         assert_eq!(default_class(&nested), Some(0xfffe));
         assert_eq!(default_class(&[]), None);
     }
