@@ -185,8 +185,6 @@ fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
     }
 }
 
-/// A class's figures: the dwcs xstats where the kernel sent them, else the
-/// generic counters every class has.
 /// The link rate an installed sch_dwcs was given (its `rate` option).
 fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
     DwcsQdiscOptions::parse(&root.options)
@@ -195,6 +193,8 @@ fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
         .map(|rate| Rate::from_bits_per_second(rate.saturating_mul(8)))
 }
 
+/// A class's figures: the dwcs xstats where the kernel sent them, else the
+/// generic counters every class has.
 fn stats_of(info: &ClassInfo) -> SchedulerStats {
     match info.xstats.as_deref().and_then(TcDwcsXstats::parse) {
         Some(x) => class_stats(&x),
@@ -242,7 +242,6 @@ fn best_effort_stats(q: &TcDwcsQdiscXstats) -> SchedulerStats {
     }
 }
 
-/// Creates a class with `options` at a free minor and returns its handle.
 /// Is `info` one of the stream classes of qsock's dwcs?
 fn is_stream_class(info: &ClassInfo) -> bool {
     info.handle.major == QSOCK_MAJOR && info.handle.minor != 0 && info.kind == KIND
