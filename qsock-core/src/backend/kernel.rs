@@ -4,10 +4,9 @@
 //! and the [`Backend`] made of each.
 
 use netlink_packet_route::tc::TcAttribute;
-
-use super::owner::DeviceRecords;
 use socket2::Socket;
 
+use super::owner::DeviceRecords;
 use super::{
     begin_kernel_report, busy, installed_scheduler, is_ours, reset_kernel_root, Attachment,
     Backend, DeviceReport, InitReport, PrunedStream,
