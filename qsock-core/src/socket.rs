@@ -8,7 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::backend::{self, Attachment};
+use crate::backend::{self, Attachment, Frame};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flags::PacketFlags;
 use crate::info::QInfo;
@@ -267,10 +267,14 @@ impl QSocket {
                 )));
             }
         }
-        match self
-            .attachment()?
-            .send_frame(&self.socket, packets, destination, flags)
-        {
+        match self.attachment()?.send_frame(
+            &self.socket,
+            &Frame {
+                packets,
+                destination,
+                flags,
+            },
+        ) {
             // Every backend reports push-back the same way: nothing accepted.
             Err(err) if err.kind() == ErrorKind::QueueFull => Ok(0),
             other => other,

@@ -20,20 +20,18 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
-use netlink_packet_route::tc::TcHandle;
+use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
+use super::kernel::{speed_unknown, KernelScheduler, OurRoot};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
-    prune_classes, recv_err, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport,
-    InitReport, PrunedStream,
+    add_owned_class, classify_into_new_class, generic_class_stats, is_ours, kernel_stream_report,
+    prune_unheld, recv_err, set_priority, Attachment, DeviceReport, Frame, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::flags::{DropFlag, PacketFlags};
 use crate::info::{DropCounts, QueueDelay, SchedulerStats};
-use crate::notice;
 use crate::params::{
     InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams, WindowConstraint,
 };
@@ -41,7 +39,7 @@ use crate::sch_dwcs::{
     TC_DWCS_CLASS_F_APERIODIC, TC_DWCS_CLASS_F_DROPPABLE, TC_DWCS_CLASS_F_WORK_CONSERVING,
 };
 use crate::sys;
-use crate::tc::class::{self, ClassInfo};
+use crate::tc::class::{self, ClassInfo, ClassVerb};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
@@ -187,8 +185,6 @@ fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
     }
 }
 
-/// A class's figures: the dwcs xstats where the kernel sent them, else the
-/// generic counters every class has.
 /// The link rate an installed sch_dwcs was given (its `rate` option).
 fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
     DwcsQdiscOptions::parse(&root.options)
@@ -197,20 +193,12 @@ fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
         .map(|rate| Rate::from_bits_per_second(rate.saturating_mul(8)))
 }
 
+/// A class's figures: the dwcs xstats where the kernel sent them, else the
+/// generic counters every class has.
 fn stats_of(info: &ClassInfo) -> SchedulerStats {
     match info.xstats.as_deref().and_then(TcDwcsXstats::parse) {
         Some(x) => class_stats(&x),
-        None => SchedulerStats {
-            sent_packets: info.stats.packets,
-            sent_bytes: info.stats.bytes,
-            dropped: DropCounts {
-                queue_full: info.stats.drops,
-                ..DropCounts::default()
-            },
-            backlog_packets: info.stats.qlen,
-            backlog_bytes: info.stats.backlog,
-            ..SchedulerStats::default()
-        },
+        None => generic_class_stats(info),
     }
 }
 
@@ -254,7 +242,6 @@ fn best_effort_stats(q: &TcDwcsQdiscXstats) -> SchedulerStats {
     }
 }
 
-/// Creates a class with `options` at a free minor and returns its handle.
 /// Is `info` one of the stream classes of qsock's dwcs?
 fn is_stream_class(info: &ClassInfo) -> bool {
     info.handle.major == QSOCK_MAJOR && info.handle.minor != 0 && info.kind == KIND
@@ -365,93 +352,48 @@ fn classify(socket: &Socket, handle: TcHandle, device: &str) -> Result<SocketSta
     Ok(state)
 }
 
-impl Backend for Dwcs {
-    fn name(&self) -> SchedulerName {
-        SchedulerName::Dwcs
-    }
+impl KernelScheduler for Dwcs {
+    const NAME: SchedulerName = SchedulerName::Dwcs;
+    const KIND: &'static str = KIND;
+    const LABEL: &'static str = "dwcs";
 
-    fn kernel_kind(&self) -> Option<&'static str> {
-        Some(KIND)
-    }
-
-    /// `tc qdisc replace dev DEV root handle 7173: dwcs rate R limit L
-    /// resolution N`; `tc qdisc change` when qsock's dwcs is there already
-    /// and the options differ.
-    fn install(&self, init: &InitParams) -> Result<InitReport> {
-        init.validate()?;
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, &init.device)?;
-        let device = &init.device;
-        let records = DeviceRecords::of(&link)?;
-        match qdisc::root(&nl, &link)? {
-            Some(root) if root.kind == KIND && is_ours(&records, &root)? => {
-                let mut reason = format!("qsock's dwcs was already the root qdisc of {device}");
-                let current = DwcsQdiscOptions::parse(&root.options);
-                if let Some(change) = changed_options(init, &current) {
-                    qdisc::change_root(&nl, &link, KIND, change.attribute())?;
-                    reason.push_str(&format!("; now {}", describe_options(&change)));
-                }
-                return Ok(InitReport {
-                    scheduler: SchedulerName::Dwcs,
-                    device: device.clone(),
-                    installed_now: false,
-                    reason,
-                });
-            }
-            Some(root) if !root.is_kernel_default() => {
-                let ours = installed_scheduler(&records, &root);
-                return Err(busy(device, &root, ours, SchedulerName::Dwcs));
-            }
-            _ => {}
-        }
-        let (rate, source) = match init.link_rate {
-            Some(rate) => (rate, "as given"),
-            None => match link::speed(&link) {
-                Some(rate) => (rate, "the device's speed"),
-                // Without the module, that is the first thing to mend (and
-                // `auto` must pass over dwcs, not stop at the rate); the
-                // kernel cannot be asked without a rate. sch_dwcs is built
-                // out of tree, so loaded it is always listed in /sys/module.
-                None if !Path::new(MODULE_PATH).exists() => {
-                    return Err(module_missing(Error::new(
-                        ErrorKind::Os,
-                        format!(
-                            "{MODULE_PATH} is missing; {device} also needs a link rate, as it \
-                             does not report its speed"
-                        ),
-                    )))
-                }
-                None => {
-                    return Err(Error::invalid(format!(
-                        "{device} does not report its speed (virtual devices such as veth often \
-                         do not): give the link rate, e.g. `--rate 100mbit` (InitParams::link_rate)"
-                    )))
-                }
-            },
+    /// `tc qdisc change` of the options `init` names that differ.
+    fn update(&self, root: OurRoot<'_>, init: &InitParams) -> Result<Option<String>> {
+        let current = DwcsQdiscOptions::parse(&root.qdisc.options);
+        let Some(change) = changed_options(init, &current) else {
+            return Ok(None);
         };
-        let options = fresh_options(init, rate);
-        records.record_root(KIND)?;
-        if let Err(err) = qdisc::replace_root(&nl, &link, KIND, options.attribute()) {
-            records.forget_root();
-            return Err(module_missing(err));
-        }
-        Ok(InitReport {
-            scheduler: SchedulerName::Dwcs,
-            device: device.clone(),
-            installed_now: true,
-            reason: format!(
-                "installed dwcs 7173: on {device} with {} ({source})",
-                describe_options(&options)
-            ),
-        })
+        qdisc::change_root(root.nl, root.link, KIND, change.attribute())?;
+        Ok(Some(format!("now {}", describe_options(&change))))
     }
 
-    fn is_installed(&self, device: &str) -> Result<bool> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        let records = DeviceRecords::of(&link)?;
-        Ok(qdisc::root(&nl, &link)?
-            .is_some_and(|root| root.kind == KIND && matches!(is_ours(&records, &root), Ok(true))))
+    fn no_link_rate(&self, device: &str) -> Error {
+        // Without the module, that is the first thing to mend (and `auto`
+        // must pass over dwcs, not stop at the rate); the kernel cannot be
+        // asked without a rate. sch_dwcs is built out of tree, so loaded it
+        // is always listed in /sys/module.
+        if Path::new(MODULE_PATH).exists() {
+            return speed_unknown(device);
+        }
+        module_missing(Error::new(
+            ErrorKind::Os,
+            format!(
+                "{MODULE_PATH} is missing; {device} also needs a link rate, as it does not report \
+                 its speed"
+            ),
+        ))
+    }
+
+    fn root_options(&self, init: &InitParams, rate: Rate) -> (TcAttribute, String) {
+        let options = fresh_options(init, rate);
+        (
+            options.attribute(),
+            format!("with {}", describe_options(&options)),
+        )
+    }
+
+    fn root_refused(&self, err: Error) -> Error {
+        module_missing(err)
     }
 
     /// `tc class add dev DEV parent 7173: classid 7173:N dwcs period T oln X
@@ -463,16 +405,12 @@ impl Backend for Dwcs {
         let records = DeviceRecords::of(&link)?;
         let (class, claim, state) = match class_options(&params.stream) {
             Some(options) => {
-                let (handle, claim) = create_stream_class(&nl, &link, &records, &options)?;
-                match classify(socket, handle, &link.name) {
-                    Ok(state) => (Some(handle), Some(claim), state),
-                    Err(err) => {
-                        // Nothing may be left behind by a failed attach.
-                        let _ = class::delete(&nl, &link, handle);
-                        claim.release();
-                        return Err(err);
-                    }
-                }
+                let created = create_stream_class(&nl, &link, &records, &options)?;
+                let (handle, claim, state) =
+                    classify_into_new_class(&nl, &link, created, |handle| {
+                        classify(socket, handle, &link.name)
+                    })?;
+                (Some(handle), Some(claim), state)
             }
             None => (None, None, SocketState::default()),
         };
@@ -488,42 +426,30 @@ impl Backend for Dwcs {
     }
 
     /// `tc -s -d qdisc show` and `tc -s -d class show dev DEV`.
-    fn report(&self, device: &str) -> Result<DeviceReport> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        let (mut report, root) = begin_kernel_report(&nl, &link, KIND, SchedulerName::Dwcs)?;
-        let Some(root) = root else {
-            return Ok(report);
-        };
-        report.link_rate = qdisc_link_rate(&root);
+    fn fill_report(&self, root: OurRoot<'_>, report: &mut DeviceReport) -> Result<()> {
+        report.link_rate = qdisc_link_rate(root.qdisc);
         report.best_effort = root
+            .qdisc
             .xstats
             .as_deref()
             .and_then(TcDwcsQdiscXstats::parse)
             .map(|q| best_effort_stats(&q));
-        let records = DeviceRecords::of(&link)?;
-        for info in class::list(&nl, &link)? {
+        let records = DeviceRecords::of(root.link)?;
+        for info in class::list(root.nl, root.link)? {
             if is_stream_class(&info) {
                 report
                     .streams
                     .push(kernel_stream_report(&records, &info, stats_of(&info)));
             }
         }
-        Ok(report)
-    }
-
-    /// `tc qdisc del dev DEV root`, when the root is qsock's dwcs.
-    fn reset(&self, device: &str) -> Result<()> {
-        reset_kernel_root(device, KIND)
+        Ok(())
     }
 
     /// `tc class del` of every stream class no live process holds.
     fn prune(&self, device: &str) -> Result<Vec<PrunedStream>> {
         let nl = Netlink::open()?;
         let (link, _) = installed(&nl, device)?;
-        let records = DeviceRecords::of(&link)?;
-        let _lock = records.lock()?;
-        prune_classes(&nl, &link, &records, is_stream_class)
+        prune_unheld(&nl, &link, is_stream_class)
     }
 }
 
@@ -582,22 +508,26 @@ impl Attachment for DwcsStream {
         let link = &self.link;
         let (class, state) = match (self.class, wanted) {
             (Some(handle), Some(options)) => {
-                class::change(&nl, link, qdisc_handle(), handle, KIND, options.attribute())?;
+                let options = options.attribute();
+                class::send(
+                    &nl,
+                    link,
+                    ClassVerb::Change,
+                    qdisc_handle(),
+                    handle,
+                    KIND,
+                    options,
+                )?;
                 (Some(handle), self.state)
             }
             (None, Some(options)) => {
-                let (handle, claim) = create_stream_class(&nl, link, &self.records, &options)?;
-                match classify(socket, handle, &link.name) {
-                    Ok(state) => {
-                        self.claim = Some(claim);
-                        (Some(handle), state)
-                    }
-                    Err(err) => {
-                        let _ = class::delete(&nl, link, handle);
-                        claim.release();
-                        return Err(err);
-                    }
-                }
+                let created = create_stream_class(&nl, link, &self.records, &options)?;
+                let (handle, claim, state) =
+                    classify_into_new_class(&nl, link, created, |handle| {
+                        classify(socket, handle, &link.name)
+                    })?;
+                self.claim = Some(claim);
+                (Some(handle), state)
             }
             (Some(handle), None) => {
                 self.remove_class(&nl, socket, handle)?;
@@ -618,26 +548,23 @@ impl Attachment for DwcsStream {
     /// `sendmmsg(2)` with one `SCM_TXTIME` cmsg per packet that has something
     /// to say: the deadline and drop flag on every packet, frame start on the
     /// first only.
-    fn send_frame(
-        &self,
-        socket: &Socket,
-        packets: &[&[u8]],
-        destination: Option<&SockAddr>,
-        flags: &PacketFlags,
-    ) -> Result<usize> {
-        let has_values = flags.deadline.is_some() || flags.drop != DropFlag::StreamDefault;
+    fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize> {
         if self.class.is_none() || !self.state.datagram {
-            if has_values {
-                notice::once(
+            return frame
+                .send_without_values(
+                    socket,
                     "dwcs-best-effort-flags",
                     "per-packet deadlines and drop flags are ignored for best-effort streams (and \
                      stream sockets) on the dwcs scheduler: give the stream a period, or make it \
                      aperiodic, for its packets to be scheduled by deadline",
-                );
-            }
-            return sys::send_datagrams(socket.as_fd(), packets, destination, 0)
+                )
                 .map_err(|err| self.send_error(err));
         }
+        let Frame {
+            packets,
+            destination,
+            flags,
+        } = *frame;
         let txtimes: Vec<u64> = (0..packets.len())
             .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
             .collect();

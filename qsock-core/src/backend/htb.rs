@@ -15,26 +15,21 @@
 //! A socket is put in its class through `SO_PRIORITY` = `7173:N`, which HTB
 //! matches before any filter.
 
-use std::os::fd::AsFd;
-
 use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 
+use super::kernel::{KernelScheduler, OurRoot};
 use super::owner::{ClassClaim, DeviceRecords};
 use super::{
-    add_owned_class, begin_kernel_report, busy, installed_scheduler, is_ours, kernel_stream_report,
-    prune_classes, reset_kernel_root, set_priority, Attachment, Backend, DeviceReport, InitReport,
-    PrunedStream,
+    add_owned_class, classify_into_new_class, generic_class_stats, is_ours, kernel_stream_report,
+    prune_unheld, set_priority, Attachment, DeviceReport, Frame, PrunedStream,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::flags::{DropFlag, PacketFlags};
-use crate::info::{DropCounts, SchedulerStats};
+use crate::info::SchedulerStats;
 use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream_rate};
-use crate::notice;
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
-use crate::sys;
-use crate::tc::class::{self, ClassInfo};
+use crate::tc::class::{self, ClassInfo, ClassVerb};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc;
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
@@ -58,6 +53,12 @@ const BEST_EFFORT_PRIO: u32 = 1;
 const BURST_PACKETS: u32 = 4;
 /// Slowest class rate: HTB's ratespec counts whole bytes per second.
 const MIN_RATE: Rate = Rate::from_bits_per_second(1_000);
+
+/// `n` Mbit/s, for the tests of HTB's rates.
+#[cfg(test)]
+fn mbit(n: u64) -> Rate {
+    Rate::from_bits_per_second(n * 1_000_000)
+}
 
 /// The `htb` backend.
 #[derive(Debug)]
@@ -123,6 +124,35 @@ fn r2q_for(link: Rate) -> u32 {
     u32::try_from(r2q).unwrap_or(u32::MAX).max(10)
 }
 
+/// Sends a class of qsock's HTB (`tc class VERB ... htb ...`): the link's
+/// class hangs off the qdisc, every other class off the link's.
+fn send_class(
+    nl: &Netlink,
+    link: &Link,
+    verb: ClassVerb,
+    handle: TcHandle,
+    spec: &HtbClassSpec,
+) -> Result<()> {
+    let parent = if handle == root_class() {
+        TcHandle::ROOT
+    } else {
+        root_class()
+    };
+    class::send(nl, link, verb, parent, handle, HTB_KIND, spec.attribute())
+}
+
+/// Sends the classes a link of `rate` sizes: the link's and best effort's.
+fn send_link_classes(nl: &Netlink, link: &Link, verb: ClassVerb, rate: Rate) -> Result<()> {
+    send_class(nl, link, verb, root_class(), &link_class(rate, link.mtu))?;
+    send_class(
+        nl,
+        link,
+        verb,
+        class_handle(BEST_EFFORT_MINOR),
+        &best_effort_class(rate, link.mtu),
+    )
+}
+
 /// After the link rate changed from `old_link` to `link`: an HTB class may
 /// always send at its own rate, whatever its parent's, so a lower link rate
 /// would not bind the streams. Each stream class gets a rate and ceiling of
@@ -151,7 +181,7 @@ fn refit_streams(
         if spec.rate == htb.rate && spec.ceil == htb.ceil {
             continue;
         }
-        tc::change_class(nl, link, root_class(), info.handle, &spec)?;
+        send_class(nl, link, ClassVerb::Change, info.handle, &spec)?;
         refitted += 1;
     }
     Ok(refitted)
@@ -248,21 +278,9 @@ fn installed(nl: &Netlink, device: &str) -> Result<Installed> {
     Ok(Installed { link, link_rate })
 }
 
+/// HTB measures neither queueing delay nor windows: its generic counters.
 fn stats_of(info: &ClassInfo) -> SchedulerStats {
-    SchedulerStats {
-        sent_packets: info.stats.packets,
-        sent_bytes: info.stats.bytes,
-        dropped: DropCounts {
-            queue_full: info.stats.drops,
-            ..DropCounts::default()
-        },
-        backlog_packets: info.stats.qlen,
-        backlog_bytes: info.stats.backlog,
-        // HTB measures neither queueing delay nor windows.
-        queue_delay: None,
-        current_window: None,
-        ..SchedulerStats::default()
-    }
+    generic_class_stats(info)
 }
 
 /// Is `info` one of qsock's stream classes (not the link's, not best effort's)?
@@ -332,129 +350,48 @@ fn create_stream_class(
         root_class(),
         FIRST_STREAM_MINOR..=BEST_EFFORT_MINOR - 1,
         HTB_KIND,
-        &TcAttribute::Options(spec.options()),
+        &spec.attribute(),
         is_stream_class,
         |live| admit(&link.name, link_rate, link.mtu, live, None, spec.rate),
     )
 }
 
-impl Backend for Htb {
-    fn name(&self) -> SchedulerName {
-        SchedulerName::Htb
-    }
+impl KernelScheduler for Htb {
+    const NAME: SchedulerName = SchedulerName::Htb;
+    const KIND: &'static str = HTB_KIND;
+    const LABEL: &'static str = "HTB";
 
-    fn kernel_kind(&self) -> Option<&'static str> {
-        Some(HTB_KIND)
-    }
-
-    /// `tc qdisc replace dev DEV root handle 7173: htb r2q R default fffe`, then
-    /// `tc class add ... classid 7173:1` (the link) and `7173:fffe` (best effort).
-    fn install(&self, init: &InitParams) -> Result<InitReport> {
-        init.validate()?;
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, &init.device)?;
-        let root = qdisc::root(&nl, &link)?;
-        let device = &init.device;
-        let records = DeviceRecords::of(&link)?;
-        match root {
-            Some(root) if root.kind == HTB_KIND && is_ours(&records, &root)? => {
-                let mut reason = format!("qsock's HTB was already the root qdisc of {device}");
-                if let Some(rate) = init.link_rate {
-                    let current = class::get(&nl, &link, root_class())?.and_then(|c| c.rate());
-                    if current != Some(rate) {
-                        tc::change_class(
-                            &nl,
-                            &link,
-                            TcHandle::ROOT,
-                            root_class(),
-                            &link_class(rate, link.mtu),
-                        )?;
-                        tc::change_class(
-                            &nl,
-                            &link,
-                            root_class(),
-                            class_handle(BEST_EFFORT_MINOR),
-                            &best_effort_class(rate, link.mtu),
-                        )?;
-                        let refitted = refit_streams(&nl, &link, current, rate)?;
-                        reason.push_str(&format!("; its link rate is now {rate}"));
-                        if refitted > 0 {
-                            reason.push_str(&format!(
-                                " and {refitted} stream class(es) were fitted under it"
-                            ));
-                        }
-                    }
-                }
-                return Ok(InitReport {
-                    scheduler: SchedulerName::Htb,
-                    device: device.clone(),
-                    installed_now: false,
-                    reason,
-                });
-            }
-            Some(root) if !root.is_kernel_default() => {
-                let ours = installed_scheduler(&records, &root);
-                return Err(busy(device, &root, ours, SchedulerName::Htb));
-            }
-            _ => {}
-        }
-        let (rate, source) = match init.link_rate {
-            Some(rate) => (rate, "as given"),
-            None => match link::speed(&link) {
-                Some(rate) => (rate, "the device's speed"),
-                None => {
-                    return Err(Error::invalid(format!(
-                        "{device} does not report its speed (virtual devices such as veth often \
-                         do not): give the link rate, e.g. `--rate 100mbit` (InitParams::link_rate)"
-                    )))
-                }
-            },
+    /// A new link rate: the link's and best effort's classes follow it, and
+    /// the stream classes are fitted under it.
+    fn update(&self, root: OurRoot<'_>, init: &InitParams) -> Result<Option<String>> {
+        let OurRoot { nl, link, .. } = root;
+        let Some(rate) = init.link_rate else {
+            return Ok(None);
         };
-        records.record_root(HTB_KIND)?;
-        if let Err(err) =
-            tc::replace_root(&nl, &link, HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR))
-        {
-            records.forget_root();
-            return Err(err);
+        let current = class::get(nl, link, root_class())?.and_then(|c| c.rate());
+        if current == Some(rate) {
+            return Ok(None);
         }
-        let classes = tc::add_class(
-            &nl,
-            &link,
-            TcHandle::ROOT,
-            root_class(),
-            &link_class(rate, link.mtu),
-        )
-        .and_then(|()| {
-            tc::add_class(
-                &nl,
-                &link,
-                root_class(),
-                class_handle(BEST_EFFORT_MINOR),
-                &best_effort_class(rate, link.mtu),
-            )
-        });
-        if let Err(err) = classes {
-            // Without its classes the qdisc would hold every packet back (the
-            // default class would be missing): put the kernel's default back.
-            let _ = qdisc::delete_root(&nl, &link);
-            records.forget_all();
-            return Err(err);
+        send_link_classes(nl, link, ClassVerb::Change, rate)?;
+        let refitted = refit_streams(nl, link, current, rate)?;
+        let mut changed = format!("its link rate is now {rate}");
+        if refitted > 0 {
+            changed.push_str(&format!(
+                " and {refitted} stream class(es) were fitted under it"
+            ));
         }
-        Ok(InitReport {
-            scheduler: SchedulerName::Htb,
-            device: device.clone(),
-            installed_now: true,
-            reason: format!("installed HTB 7173: on {device} at {rate} ({source})"),
-        })
+        Ok(Some(changed))
     }
 
-    fn is_installed(&self, device: &str) -> Result<bool> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        let records = DeviceRecords::of(&link)?;
-        Ok(qdisc::root(&nl, &link)?.is_some_and(|root| {
-            root.kind == HTB_KIND && matches!(is_ours(&records, &root), Ok(true))
-        }))
+    fn root_options(&self, _init: &InitParams, rate: Rate) -> (TcAttribute, String) {
+        let glob = HtbGlob::new(r2q_for(rate), BEST_EFFORT_MINOR);
+        (TcAttribute::Options(glob.options()), format!("at {rate}"))
+    }
+
+    /// The link's class and best effort's, the qdisc's default: without it
+    /// the qdisc would hold back all traffic of no stream.
+    fn populate(&self, nl: &Netlink, link: &Link, rate: Rate) -> Result<()> {
+        send_link_classes(nl, link, ClassVerb::Add, rate)
     }
 
     /// `tc class add dev DEV parent 7173:1 classid 7173:N htb rate R ceil C
@@ -466,13 +403,10 @@ impl Backend for Htb {
         let records = DeviceRecords::of(&link)?;
         let class = match stream_class(&params.stream, link_rate, link.mtu)? {
             Some(spec) => {
-                let (handle, claim) = create_stream_class(&nl, &link, &records, link_rate, &spec)?;
-                if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
-                    // Nothing may be left behind by a failed attach.
-                    let _ = class::delete(&nl, &link, handle);
-                    claim.release();
-                    return Err(err);
-                }
+                let created = create_stream_class(&nl, &link, &records, link_rate, &spec)?;
+                let (handle, claim, ()) = classify_into_new_class(&nl, &link, created, |handle| {
+                    set_priority(socket, handle_to_u32(handle), &link.name)
+                })?;
                 Some((handle, claim))
             }
             None => None,
@@ -488,15 +422,9 @@ impl Backend for Htb {
     }
 
     /// `tc -s -d class show dev DEV`.
-    fn report(&self, device: &str) -> Result<DeviceReport> {
-        let nl = Netlink::open()?;
-        let link = link::lookup(&nl, device)?;
-        let (mut report, root) = begin_kernel_report(&nl, &link, HTB_KIND, SchedulerName::Htb)?;
-        if root.is_none() {
-            return Ok(report);
-        }
-        let records = DeviceRecords::of(&link)?;
-        for info in class::list(&nl, &link)? {
+    fn fill_report(&self, root: OurRoot<'_>, report: &mut DeviceReport) -> Result<()> {
+        let records = DeviceRecords::of(root.link)?;
+        for info in class::list(root.nl, root.link)? {
             if info.handle.major != QSOCK_MAJOR {
                 continue;
             }
@@ -508,21 +436,14 @@ impl Backend for Htb {
                     .push(kernel_stream_report(&records, &info, stats_of(&info))),
             }
         }
-        Ok(report)
-    }
-
-    /// `tc qdisc del dev DEV root`, when the root is qsock's HTB.
-    fn reset(&self, device: &str) -> Result<()> {
-        reset_kernel_root(device, HTB_KIND)
+        Ok(())
     }
 
     /// `tc class del` of every stream class no live process holds.
     fn prune(&self, device: &str) -> Result<Vec<PrunedStream>> {
         let nl = Netlink::open()?;
         let Installed { link, .. } = installed(&nl, device)?;
-        let records = DeviceRecords::of(&link)?;
-        let _lock = records.lock()?;
-        prune_classes(&nl, &link, &records, is_stream_class)
+        prune_unheld(&nl, &link, is_stream_class)
     }
 }
 
@@ -578,7 +499,7 @@ impl Attachment for HtbStream {
                         Some(handle),
                         spec.rate,
                     )?;
-                    tc::change_class(&nl, link, root_class(), handle, &spec)
+                    send_class(&nl, link, ClassVerb::Change, handle, &spec)
                 });
                 if let Err(err) = changed {
                     self.class = Some((handle, claim));
@@ -587,13 +508,10 @@ impl Attachment for HtbStream {
                 Some((handle, claim))
             }
             (None, Some(spec)) => {
-                let (handle, claim) =
-                    create_stream_class(&nl, link, &self.records, link_rate, &spec)?;
-                if let Err(err) = set_priority(socket, handle_to_u32(handle), &link.name) {
-                    let _ = class::delete(&nl, link, handle);
-                    claim.release();
-                    return Err(err);
-                }
+                let created = create_stream_class(&nl, link, &self.records, link_rate, &spec)?;
+                let (handle, claim, ()) = classify_into_new_class(&nl, link, created, |handle| {
+                    set_priority(socket, handle_to_u32(handle), &link.name)
+                })?;
                 Some((handle, claim))
             }
             (Some((handle, claim)), None) => {
@@ -615,22 +533,15 @@ impl Attachment for HtbStream {
     }
 
     /// `sendmmsg(2)`: HTB needs nothing but the socket's priority.
-    fn send_frame(
-        &self,
-        socket: &Socket,
-        packets: &[&[u8]],
-        destination: Option<&SockAddr>,
-        flags: &PacketFlags,
-    ) -> Result<usize> {
-        if flags.deadline.is_some() || flags.drop != DropFlag::StreamDefault {
-            notice::once(
+    fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize> {
+        frame
+            .send_without_values(
+                socket,
                 "htb-deadline",
                 "the htb scheduler cannot honour per-packet deadlines or drop flags (nor loss \
                  windows): it only isolates each stream's rate; use the dwcs or user scheduler \
                  for deadlines",
-            );
-        }
-        sys::send_datagrams(socket.as_fd(), packets, destination, 0)
+            )
             .map_err(|err| Error::os("sendmmsg failed", err))
     }
 
@@ -671,10 +582,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn mbit(n: u64) -> Rate {
-        Rate::from_bits_per_second(n * 1_000_000)
-    }
 
     #[test]
     fn stream_rate_follows_packet_size_and_ipg() {

@@ -1,12 +1,13 @@
 //! Scheduler backends (the paper's "scheduler modules"): one trait, one
 //! registry, selected by [`SchedulerName`].
 
-use socket2::{SockAddr, Socket};
+use netlink_packet_route::tc::TcHandle;
+use socket2::Socket;
 
 use crate::error::Result;
-use crate::flags::PacketFlags;
-use crate::info::SchedulerStats;
+use crate::info::{DropCounts, SchedulerStats};
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamParams};
+pub(crate) use frame::Frame;
 use htb::tc::HtbClassInfo;
 
 /// What `qsockinit` did.
@@ -132,13 +133,7 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
     /// Sends one frame: every packet of it, with the same flags (the first
     /// packet may start the frame). Returns how many packets were accepted;
     /// fewer than given only when the rest would block or the queue is full.
-    fn send_frame(
-        &self,
-        socket: &Socket,
-        packets: &[&[u8]],
-        destination: Option<&SockAddr>,
-        flags: &PacketFlags,
-    ) -> Result<usize>;
+    fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize>;
 
     /// The scheduler's figures for this stream.
     fn stats(&self) -> Result<SchedulerStats>;
@@ -152,7 +147,9 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 }
 
 mod dwcs;
+mod frame;
 pub(crate) mod htb;
+mod kernel;
 pub(crate) mod owner;
 mod recv_err;
 mod user;
@@ -303,6 +300,22 @@ pub(crate) fn kernel_stream_report(
     }
 }
 
+/// A class's figures from the counters every class has (`tc -s class
+/// show`): no queueing delay or window, which only some schedulers measure.
+pub(crate) fn generic_class_stats(info: &ClassInfo) -> SchedulerStats {
+    SchedulerStats {
+        sent_packets: info.stats.packets,
+        sent_bytes: info.stats.bytes,
+        dropped: DropCounts {
+            queue_full: info.stats.drops,
+            ..DropCounts::default()
+        },
+        backlog_packets: info.stats.qlen,
+        backlog_bytes: info.stats.backlog,
+        ..SchedulerStats::default()
+    }
+}
+
 /// `tc qdisc del dev DEV root`, when the root is qsock's qdisc of `kind`;
 /// anyone else's root is left alone.
 pub(crate) fn reset_kernel_root(device: &str, kind: &str) -> Result<()> {
@@ -358,6 +371,18 @@ pub(crate) fn prune_classes(
     Ok(pruned)
 }
 
+/// `qsockctl prune` of a kernel scheduler installed on `link`: takes the
+/// device's lock, then [`prune_classes`].
+pub(crate) fn prune_unheld(
+    nl: &Netlink,
+    link: &Link,
+    is_stream: impl Fn(&ClassInfo) -> bool,
+) -> Result<Vec<PrunedStream>> {
+    let records = DeviceRecords::of(link)?;
+    let _lock = records.lock()?;
+    prune_classes(nl, link, &records, is_stream)
+}
+
 /// Creates a stream class at a free minor, held by this process (see
 /// [`owner`]), after removing the classes whose owners are gone. `admit`
 /// sees the live classes before anything is created and may refuse.
@@ -366,13 +391,13 @@ pub(crate) fn add_owned_class(
     nl: &Netlink,
     link: &Link,
     records: &DeviceRecords,
-    parent: netlink_packet_route::tc::TcHandle,
+    parent: TcHandle,
     minors: std::ops::RangeInclusive<u16>,
     kind: &str,
     options: &netlink_packet_route::tc::TcAttribute,
     is_stream: impl Fn(&ClassInfo) -> bool,
     admit: impl FnOnce(&[ClassInfo]) -> Result<()>,
-) -> Result<(netlink_packet_route::tc::TcHandle, ClassClaim)> {
+) -> Result<(TcHandle, ClassClaim)> {
     let _lock = records.lock()?;
     prune_classes(nl, link, records, &is_stream)?;
     let live: Vec<ClassInfo> = class::list(nl, link)?
@@ -390,6 +415,25 @@ pub(crate) fn add_owned_class(
         |minor| records.claim(minor),
         ClassClaim::release,
     )
+}
+
+/// Puts the socket in the stream class `created` has just made, through
+/// `classify`; when that fails, the class is deleted and its hold released,
+/// so that a failed attach or change leaves nothing behind.
+pub(crate) fn classify_into_new_class<T>(
+    nl: &Netlink,
+    link: &Link,
+    (handle, claim): (TcHandle, ClassClaim),
+    classify: impl FnOnce(TcHandle) -> Result<T>,
+) -> Result<(TcHandle, ClassClaim, T)> {
+    match classify(handle) {
+        Ok(classified) => Ok((handle, claim, classified)),
+        Err(err) => {
+            let _ = class::delete(nl, link, handle);
+            claim.release();
+            Err(err)
+        }
+    }
 }
 
 /// The backends `auto` tries, in order.

@@ -12,9 +12,8 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use socket2::{SockAddr, Socket, Type};
 
-use super::{Attachment, Backend, DeviceReport, InitReport, PrunedStream, StreamReport};
+use super::{Attachment, Backend, DeviceReport, Frame, InitReport, PrunedStream, StreamReport};
 use crate::error::{Error, ErrorKind, Result};
-use crate::flags::PacketFlags;
 use crate::info::SchedulerStats;
 use crate::model::{self, Class, Next, StreamConfig, StreamId};
 use crate::notice;
@@ -493,13 +492,12 @@ impl Attachment for UserStream {
     /// after the checks the kernel makes when the send is its own: a
     /// destination or a connected peer, and the socket's pending error,
     /// reported (and cleared) by this send as `sendto(2)` reports it.
-    fn send_frame(
-        &self,
-        socket: &Socket,
-        packets: &[&[u8]],
-        destination: Option<&SockAddr>,
-        flags: &PacketFlags,
-    ) -> Result<usize> {
+    fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize> {
+        let Frame {
+            packets,
+            destination,
+            flags,
+        } = *frame;
         if destination.is_none() && socket.peer_addr().is_err() {
             return Err(Error::os(
                 "qsend on a socket that is not connected: connect(2) it first, or give the \

@@ -187,21 +187,47 @@ fn read_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// What a class request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClassVerb {
+    /// `tc class add`: fails with EEXIST if the handle is taken (NLM_F_EXCL).
+    Add,
+    /// `tc class change` of an existing class.
+    Change,
+}
+
+impl ClassVerb {
+    /// The word `tc` takes for it.
+    fn word(self) -> &'static str {
+        match self {
+            ClassVerb::Add => "add",
+            ClassVerb::Change => "change",
+        }
+    }
+
+    /// The request's netlink flags.
+    fn flags(self) -> u16 {
+        match self {
+            ClassVerb::Add => NLM_F_CREATE | NLM_F_EXCL,
+            ClassVerb::Change => 0,
+        }
+    }
+}
+
 /// Sends a class of a `kind` qdisc with `options` (its `TCA_OPTIONS`
-/// attribute) as `tc class VERB` would, with the request's `flags`.
-#[allow(clippy::too_many_arguments)]
-fn send_class(
+/// attribute) as `tc class VERB dev DEV parent P classid H KIND ...` would.
+pub(crate) fn send(
     nl: &Netlink,
     link: &Link,
+    verb: ClassVerb,
     parent: TcHandle,
     handle: TcHandle,
     kind: &str,
     options: TcAttribute,
-    verb: &str,
-    flags: u16,
 ) -> Result<()> {
     let what = format!(
-        "tc class {verb} classid {} {kind}",
+        "tc class {} classid {} {kind}",
+        verb.word(),
         handle_to_string(handle)
     );
     let ctx = Context {
@@ -209,36 +235,8 @@ fn send_class(
         device: &link.name,
     };
     let msg = super::qdisc::kind_message(link, parent, handle, kind, options);
-    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), flags, ctx)?;
+    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), verb.flags(), ctx)?;
     Ok(())
-}
-
-/// Creates a class of a `kind` qdisc with `options` (its `TCA_OPTIONS`
-/// attribute), failing with EEXIST if the handle is taken (`tc class add dev
-/// DEV parent P classid H KIND ...`, NLM_F_EXCL).
-pub(crate) fn add(
-    nl: &Netlink,
-    link: &Link,
-    parent: TcHandle,
-    handle: TcHandle,
-    kind: &str,
-    options: TcAttribute,
-) -> Result<()> {
-    let flags = NLM_F_CREATE | NLM_F_EXCL;
-    send_class(nl, link, parent, handle, kind, options, "add", flags)
-}
-
-/// Changes an existing class (`tc class change dev DEV parent P classid H
-/// KIND ...`).
-pub(crate) fn change(
-    nl: &Netlink,
-    link: &Link,
-    parent: TcHandle,
-    handle: TcHandle,
-    kind: &str,
-    options: TcAttribute,
-) -> Result<()> {
-    send_class(nl, link, parent, handle, kind, options, "change", 0)
 }
 
 /// Deletes a class (`tc class del dev DEV classid H`); what it still queues
@@ -295,7 +293,15 @@ pub(crate) fn add_at_free_minor<R>(
             major: QSOCK_MAJOR,
             minor,
         };
-        match add(nl, link, parent, handle, kind, options.clone()) {
+        match send(
+            nl,
+            link,
+            ClassVerb::Add,
+            parent,
+            handle,
+            kind,
+            options.clone(),
+        ) {
             Ok(()) => return Ok((handle, reservation)),
             Err(err) if err.errno() == libc::EEXIST => abandon(reservation),
             Err(err) => {

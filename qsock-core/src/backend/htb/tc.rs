@@ -8,13 +8,10 @@
 //! the link layer when the ratespec does not name one, and ours does.
 
 use netlink_packet_core::{DefaultNla, NlasIterator};
-use netlink_packet_route::tc::{TcAttribute, TcHandle, TcOption};
+use netlink_packet_route::tc::{TcAttribute, TcOption};
 
-use crate::error::Result;
 use crate::params::Rate;
-use crate::tc::class::{self, ClassInfo};
-use crate::tc::link::Link;
-use crate::tc::{qdisc, Netlink};
+use crate::tc::class::ClassInfo;
 
 /// The qdisc kind, as `tc` names it.
 pub(crate) const KIND: &str = "htb";
@@ -93,6 +90,13 @@ impl RateSpec {
     }
 }
 
+/// Appends `values` as the kernel lays out consecutive `__u32` fields.
+fn push_u32s<const N: usize>(out: &mut Vec<u8>, values: [u32; N]) {
+    for value in values {
+        out.extend_from_slice(&value.to_ne_bytes());
+    }
+}
+
 /// `struct tc_htb_glob`: the qdisc's options (`tc qdisc ... htb r2q R default D`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HtbGlob {
@@ -127,15 +131,16 @@ impl HtbGlob {
     /// The bytes of the struct.
     pub(crate) fn to_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::LEN);
-        for v in [
-            self.version,
-            self.rate2quantum,
-            self.defcls,
-            self.debug,
-            self.direct_pkts,
-        ] {
-            out.extend_from_slice(&v.to_ne_bytes());
-        }
+        push_u32s(
+            &mut out,
+            [
+                self.version,
+                self.rate2quantum,
+                self.defcls,
+                self.debug,
+                self.direct_pkts,
+            ],
+        );
         out
     }
 
@@ -191,15 +196,16 @@ impl HtbOpt {
         let mut out = Vec::with_capacity(Self::LEN);
         self.rate.emit(&mut out);
         self.ceil.emit(&mut out);
-        for v in [
-            self.buffer,
-            self.cbuffer,
-            self.quantum,
-            self.level,
-            self.prio,
-        ] {
-            out.extend_from_slice(&v.to_ne_bytes());
-        }
+        push_u32s(
+            &mut out,
+            [
+                self.buffer,
+                self.cbuffer,
+                self.quantum,
+                self.level,
+                self.prio,
+            ],
+        );
         out
     }
 
@@ -250,6 +256,11 @@ impl HtbClassSpec {
             level: 0,
             prio: self.prio,
         }
+    }
+
+    /// The class's `TCA_OPTIONS` attribute, see [`HtbClassSpec::options`].
+    pub(crate) fn attribute(&self) -> TcAttribute {
+        TcAttribute::Options(self.options())
     }
 
     /// The class's TCA_OPTIONS: `TCA_HTB_PARMS`, preceded like in `tc` by
@@ -319,37 +330,6 @@ pub(crate) fn parse_class_options(nested: &[u8]) -> Option<HtbClassParams> {
     })
 }
 
-/// Creates an HTB class (`tc class add ... htb ...`), see [`class::add`].
-pub(crate) fn add_class(
-    nl: &Netlink,
-    link: &Link,
-    parent: TcHandle,
-    handle: TcHandle,
-    spec: &HtbClassSpec,
-) -> Result<()> {
-    let options = TcAttribute::Options(spec.options());
-    class::add(nl, link, parent, handle, KIND, options)
-}
-
-/// Changes an HTB class (`tc class change ... htb ...`), see [`class::change`].
-pub(crate) fn change_class(
-    nl: &Netlink,
-    link: &Link,
-    parent: TcHandle,
-    handle: TcHandle,
-    spec: &HtbClassSpec,
-) -> Result<()> {
-    let options = TcAttribute::Options(spec.options());
-    class::change(nl, link, parent, handle, KIND, options)
-}
-
-/// Makes qsock's HTB the root qdisc (`tc qdisc replace dev DEV root handle
-/// 7173: htb r2q R default D`), replacing a kernel default. The caller checks
-/// that nothing installed on purpose is there.
-pub(crate) fn replace_root(nl: &Netlink, link: &Link, glob: HtbGlob) -> Result<()> {
-    qdisc::replace_root(nl, link, KIND, TcAttribute::Options(glob.options()))
-}
-
 /// An HTB class's parameters as a dump of the class gives them.
 pub(crate) trait HtbClassInfo {
     /// The class's HTB parameters; `None` for classes of other kinds.
@@ -369,10 +349,16 @@ impl HtbClassInfo for ClassInfo {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use netlink_packet_core::Emitable;
 
-    fn mbit(n: u64) -> Rate {
-        Rate::from_bits_per_second(n * 1_000_000)
+    use super::*;
+    use crate::backend::htb::mbit;
+
+    /// The value of a dumped `TCA_OPTIONS` holding `options`.
+    fn nested(options: &[TcOption]) -> Vec<u8> {
+        let mut nested = vec![0; options.buffer_len()];
+        options.emit(&mut nested);
+        nested
     }
 
     /// `tc qdisc add dev D root handle 7173: htb r2q 10 default fffe` sends
@@ -440,25 +426,14 @@ mod tests {
         assert_eq!(spec.opt().ceil.rate, u32::MAX);
         let options = spec.options();
         assert_eq!(options.len(), 2);
-        let mut nested = Vec::new();
-        for option in &options {
-            let mut buf = vec![0; netlink_packet_core::Emitable::buffer_len(option)];
-            netlink_packet_core::Emitable::emit(option, &mut buf);
-            nested.extend_from_slice(&buf);
-        }
-        let parsed = parse_class_options(&nested).expect("parses");
+        let parsed = parse_class_options(&nested(&options)).expect("parses");
         assert_eq!(parsed.ceil, fast);
         assert_eq!(parsed.rate, mbit(2));
     }
 
     #[test]
     fn default_class_is_read_from_the_qdisc_options() {
-        let mut nested = Vec::new();
-        for option in HtbGlob::new(10, 0xfffe).options() {
-            let mut buf = vec![0; netlink_packet_core::Emitable::buffer_len(&option)];
-            netlink_packet_core::Emitable::emit(&option, &mut buf);
-            nested.extend_from_slice(&buf);
-        }
+        let nested = nested(&HtbGlob::new(10, 0xfffe).options());
         assert_eq!(default_class(&nested), Some(0xfffe));
         assert_eq!(default_class(&[]), None);
     }
