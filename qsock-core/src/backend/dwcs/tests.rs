@@ -1,4 +1,5 @@
 use super::*;
+use tc::DwcsCounters;
 
 #[test]
 fn class_options_follow_the_stream() {
@@ -93,15 +94,17 @@ fn unknown_kind_says_how_to_get_the_module() {
 #[test]
 fn xstats_become_scheduler_stats() {
     let x = TcDwcsXstats {
-        sent_packets: 4,
-        sent_bytes: 4000,
-        drops_late: 1,
-        drops_window: 2,
-        drops_frame: 3,
-        drops_queue_full: 4,
-        refused: 5,
-        deadline_misses: 6,
-        window_violations: 7,
+        counters: DwcsCounters {
+            sent_packets: 4,
+            sent_bytes: 4000,
+            drops_late: 1,
+            drops_window: 2,
+            drops_frame: 3,
+            drops_queue_full: 4,
+            refused: 5,
+            deadline_misses: 6,
+            window_violations: 7,
+        },
         queue_delay_sum_ns: 4_000_000,
         queue_delay_max_ns: 3_000_000,
         backlog_packets: 2,

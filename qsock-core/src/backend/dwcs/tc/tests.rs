@@ -49,17 +49,17 @@ fn constants() -> Vec<(&'static str, u64)> {
 }
 
 /// The structs: C name, size, fields.
-fn structs() -> Vec<(&'static str, usize, &'static [FieldLayout])> {
+fn structs() -> Vec<(&'static str, usize, Vec<FieldLayout>)> {
     vec![
         (
             TcDwcsXstats::C_NAME,
             std::mem::size_of::<TcDwcsXstats>(),
-            TcDwcsXstats::FIELDS,
+            TcDwcsXstats::layout(TcDwcsXstats::C_NAME, 0),
         ),
         (
             TcDwcsQdiscXstats::C_NAME,
             std::mem::size_of::<TcDwcsQdiscXstats>(),
-            TcDwcsQdiscXstats::FIELDS,
+            TcDwcsQdiscXstats::layout(TcDwcsQdiscXstats::C_NAME, 0),
         ),
     ]
 }
@@ -236,15 +236,17 @@ fn dumps_with_padding_and_unknown_attributes_parse() {
 #[test]
 fn xstats_parse_at_the_header_offsets() {
     let stats = TcDwcsXstats {
-        sent_packets: 1,
-        sent_bytes: 2,
-        drops_late: 3,
-        drops_window: 4,
-        drops_frame: 5,
-        drops_queue_full: 6,
-        refused: 7,
-        deadline_misses: 8,
-        window_violations: 9,
+        counters: DwcsCounters {
+            sent_packets: 1,
+            sent_bytes: 2,
+            drops_late: 3,
+            drops_window: 4,
+            drops_frame: 5,
+            drops_queue_full: 6,
+            refused: 7,
+            deadline_misses: 8,
+            window_violations: 9,
+        },
         queue_delay_sum_ns: 10,
         queue_delay_max_ns: 11,
         backlog_packets: 12,
