@@ -75,19 +75,19 @@ mod tests {
         }
     }
 
-    /// Asserts that the rules serve `first` before `second`, and says which
-    /// rule should have decided.
+    /// Asserts that the rules serve `first` before `second`, and that rule
+    /// `rule` is the one that should have decided.
     #[track_caller]
-    fn assert_served_first(rule: &str, first: HeadKey, second: HeadKey) {
+    fn assert_served_first(rule: u8, first: HeadKey, second: HeadKey) {
         assert_eq!(
             compare(&first, &second),
             Ordering::Less,
-            "{rule}: {first:?} goes before {second:?}"
+            "rule {rule}: {first:?} goes before {second:?}"
         );
         assert_eq!(
             compare(&second, &first),
             Ordering::Greater,
-            "{rule}: {second:?} goes after {first:?}"
+            "rule {rule}: {second:?} goes after {first:?}"
         );
     }
 
@@ -95,39 +95,19 @@ mod tests {
     fn each_rule_decides_its_pairs() {
         for (rule, first, second) in [
             // A looser window does not help against an earlier deadline.
-            (
-                "rule 1, earliest deadline",
-                key(10, 5, 5, 9),
-                key(11, 0, 9, 0),
-            ),
-            (
-                "rule 2, lowest constraint",
-                key(10, 1, 4, 9),
-                key(10, 1, 3, 0),
-            ),
-            // y' = 0 counts as constraint 0, tighter than any positive x'/y'.
-            (
-                "rule 2, y' = 0 is constraint 0",
-                key(10, 0, 0, 9),
-                key(10, 1, 3, 0),
-            ),
-            (
-                "rule 3, both zero: highest y'",
-                key(10, 0, 7, 9),
-                key(10, 0, 3, 0),
-            ),
-            ("rule 3, 0/0 after 0/y'", key(10, 0, 3, 0), key(10, 0, 0, 0)),
-            (
-                "rule 4, equal non-zero: lowest x'",
-                key(10, 1, 2, 9),
-                key(10, 2, 4, 0),
-            ),
-            ("rule 5, first come", key(10, 1, 2, 3), key(10, 1, 2, 4)),
-            (
-                "rule 5, first come at 0/0",
-                key(10, 0, 0, 3),
-                key(10, 0, 0, 4),
-            ),
+            (1, key(10, 5, 5, 9), key(11, 0, 9, 0)),
+            // The lowest constraint x'/y'; y' = 0 counts as constraint 0,
+            // tighter than any positive x'/y'.
+            (2, key(10, 1, 4, 9), key(10, 1, 3, 0)),
+            (2, key(10, 0, 0, 9), key(10, 1, 3, 0)),
+            // Both constraints zero: the highest y', 0/0 last.
+            (3, key(10, 0, 7, 9), key(10, 0, 3, 0)),
+            (3, key(10, 0, 3, 0), key(10, 0, 0, 0)),
+            // Equal non-zero constraints: the lowest x'.
+            (4, key(10, 1, 2, 9), key(10, 2, 4, 0)),
+            // First come, first served.
+            (5, key(10, 1, 2, 3), key(10, 1, 2, 4)),
+            (5, key(10, 0, 0, 3), key(10, 0, 0, 4)),
         ] {
             assert_served_first(rule, first, second);
         }
@@ -137,6 +117,6 @@ mod tests {
     fn extreme_windows_do_not_overflow() {
         let a = key(0, u32::MAX, u32::MAX, 0);
         let b = key(0, u32::MAX - 1, u32::MAX, 1);
-        assert_served_first("rule 2 at u32::MAX", b, a);
+        assert_served_first(2, b, a);
     }
 }
