@@ -7,24 +7,12 @@
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::{align_of, size_of};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use qsock::StreamKind;
+use qsock_testbed::{assert_compiles, scratch_dir, strict_cc};
 
 use super::*;
-
-/// The C compiler: `$CC`, else `cc`.
-fn cc() -> Command {
-    Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-}
-
-/// A fresh directory for the header check's C files, unique per process.
-fn scratch_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("qsock-capi-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create a scratch directory for C files");
-    dir
-}
 
 /// `_Static_assert`s of one struct's size, alignment and field offsets and
 /// sizes, as Rust lays them out.
@@ -161,24 +149,12 @@ fn header_matches_rust() {
     let check = dir.join("check.c");
     std::fs::write(&check, &source).expect("write check.c");
     // Strict C11 as well as the GNU dialect: applications use either.
-    for standard in ["-std=c11", "-std=gnu11"] {
-        let output = cc()
-            .args([
-                standard,
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-fsyntax-only",
-                "-I",
-            ])
-            .arg(&include)
-            .arg(&check)
-            .output()
-            .expect("run the C compiler (cc)");
-        assert!(
-            output.status.success(),
-            "qsock.h does not match the Rust side ({standard}):\n{}",
-            String::from_utf8_lossy(&output.stderr)
+    for standard in ["c11", "gnu11"] {
+        assert_compiles(
+            strict_cc(standard, &include)
+                .arg("-fsyntax-only")
+                .arg(&check),
+            &format!("qsock.h does not match the Rust side (-std={standard})"),
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,9 +10,9 @@ use std::path::Path;
 use netlink_packet_core::{Emitable, NlaBuffer};
 
 use super::*;
-use crate::ctest::{cc, scratch_dir};
 use crate::flags::Deadline;
 use crate::sch_dwcs::*;
+use qsock_testbed::{assert_compiles, scratch_dir, strict_cc};
 
 /// Every constant of the header, with its Rust value.
 fn constants() -> Vec<(&'static str, u64)> {
@@ -101,18 +101,12 @@ fn uapi_matches_the_c_header() {
     let source = dir.join("uapi.c");
     let binary = dir.join("uapi");
     std::fs::write(&source, program).unwrap();
-    let output = cc()
-        .args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(include_dir())
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("run the C compiler (cc)");
-    assert!(
-        output.status.success(),
-        "sch_dwcs.h does not compile with the names Rust mirrors:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_compiles(
+        strict_cc("gnu11", &include_dir())
+            .arg("-o")
+            .arg(&binary)
+            .arg(&source),
+        "sch_dwcs.h does not compile with the names Rust mirrors",
     );
     let run = std::process::Command::new(&binary).output().unwrap();
     assert!(run.status.success());
