@@ -6,6 +6,9 @@
 //! Needs root (namespaces, qdiscs). Without it the tests fail, saying so,
 //! unless `QSOCK_SKIP_PRIVILEGED=1`, which turns them into skips.
 
+// A test that unwraps fails with the error, which is what it should do.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::ErrorKind as IoErrorKind;
@@ -78,9 +81,7 @@ fn qsockinit_adds_the_link_control_filters_once() {
 
     // Reset deletes them with the qdisc.
     let device = bed.sender_dev().to_owned();
-    bed.run_in_sender(|| reset(&device))
-        .unwrap()
-        .unwrap();
+    bed.run_in_sender(|| reset(&device)).unwrap().unwrap();
     assert_eq!(filters(&bed).trim(), "");
 }
 
@@ -160,10 +161,7 @@ fn wait_for_backlog(bed: &TestBed, bytes: u64) {
 fn probe_arrives(bed: &TestBed, listener: &UdpSocket, to: SocketAddr, tag: &[u8]) -> bool {
     let family = if to.is_ipv4() { "-4" } else { "-6" };
     let status = bed
-        .command_in_receiver(
-            "ip",
-            [family, "neigh", "flush", "dev", bed.receiver_dev()],
-        )
+        .command_in_receiver("ip", [family, "neigh", "flush", "dev", bed.receiver_dev()])
         .status()
         .expect("ip neigh flush");
     assert!(status.success(), "ip neigh flush failed in the receiver");
@@ -220,7 +218,12 @@ fn neighbours_resolve_the_sender_behind_a_full_best_effort_queue() {
     wait_for_backlog(&bed, backlog);
 
     assert!(
-        probe_arrives(&bed, &listener_v4, listener_v4.local_addr().unwrap(), b"arp"),
+        probe_arrives(
+            &bed,
+            &listener_v4,
+            listener_v4.local_addr().unwrap(),
+            b"arp"
+        ),
         "the receiver could not resolve the sender over ARP behind {BACKLOG_SECONDS} s of best \
          effort: the ARP reply did not bypass HTB's classes\n{}",
         filters(&bed)
