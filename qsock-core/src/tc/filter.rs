@@ -168,29 +168,49 @@ impl U32Filter {
     }
 }
 
+/// A filter message on `qdisc` of `link`; `info` holds a priority and
+/// protocol (see [`filter_info`]), 0 for every filter.
+fn message(link: &Link, qdisc: TcHandle, info: u32) -> TcMessage {
+    let mut msg = TcMessage::with_index(link_index(link));
+    msg.header.parent = qdisc;
+    msg.header.info = info;
+    msg
+}
+
+/// Sends `request` with `flags`; errors name it as `tc filter VERB parent
+/// MAJOR: REST` on the device.
+fn send(
+    nl: &Netlink,
+    link: &Link,
+    qdisc: TcHandle,
+    verb_and_rest: (&str, &str),
+    request: RouteNetlinkMessage,
+    flags: u16,
+) -> Result<Vec<RouteNetlinkMessage>> {
+    let (verb, rest) = verb_and_rest;
+    let what = format!("tc filter {verb} parent {} {rest}", handle_to_string(qdisc));
+    let ctx = Context {
+        what: what.trim_end(),
+        device: &link.name,
+    };
+    nl.request(request, flags, ctx)
+}
+
+/// How `tc` names a filter's priority and protocol.
+fn describe(prio: u16, protocol: u16) -> String {
+    format!("protocol {protocol:#06x} prio {prio}")
+}
+
 /// The u32 filters attached to `qdisc` (`tc filter show dev DEV parent
 /// MAJOR:`).
 fn list(nl: &Netlink, link: &Link, qdisc: TcHandle) -> Result<Vec<U32Filter>> {
-    let what = format!("tc filter show parent {}", handle_to_string(qdisc));
-    let ctx = Context {
-        what: &what,
-        device: &link.name,
-    };
-    let mut request = TcMessage::with_index(link_index(link));
-    request.header.parent = qdisc;
-    let replies = nl.request(
-        RouteNetlinkMessage::GetTrafficFilter(request),
-        NLM_F_DUMP,
-        ctx,
-    )?;
+    let request = RouteNetlinkMessage::GetTrafficFilter(message(link, qdisc, 0));
+    let replies = send(nl, link, qdisc, ("show", ""), request, NLM_F_DUMP)?;
+    let ours = |msg: &TcMessage| msg.header.index == link_index(link) && msg.header.parent == qdisc;
     Ok(replies
         .into_iter()
         .filter_map(|reply| match reply {
-            RouteNetlinkMessage::NewTrafficFilter(msg)
-                if msg.header.index == link_index(link) && msg.header.parent == qdisc =>
-            {
-                U32Filter::parse(&msg)
-            }
+            RouteNetlinkMessage::NewTrafficFilter(msg) if ours(&msg) => U32Filter::parse(&msg),
             _ => None,
         })
         .collect())
@@ -199,16 +219,6 @@ fn list(nl: &Netlink, link: &Link, qdisc: TcHandle) -> Result<Vec<U32Filter>> {
 /// `tc filter add dev DEV parent MAJOR: protocol P prio N u32 ... flowid
 /// MAJOR:0`.
 fn add(nl: &Netlink, link: &Link, qdisc: TcHandle, rule: &BypassRule) -> Result<()> {
-    let what = format!(
-        "tc filter add parent {} protocol {:#06x} prio {} u32",
-        handle_to_string(qdisc),
-        rule.protocol,
-        rule.prio
-    );
-    let ctx = Context {
-        what: &what,
-        device: &link.name,
-    };
     let mut selector = TcU32Selector::default();
     selector.flags = TcU32SelectorFlags::Terminal;
     selector.keys = rule
@@ -223,40 +233,33 @@ fn add(nl: &Netlink, link: &Link, qdisc: TcHandle, rule: &BypassRule) -> Result<
         })
         .collect();
     selector.nkeys = u8::try_from(selector.keys.len()).unwrap_or(u8::MAX);
-    let mut msg = TcMessage::with_index(link_index(link));
-    msg.header.parent = qdisc;
-    msg.header.info = filter_info(rule.prio, rule.protocol);
+    let mut msg = message(link, qdisc, filter_info(rule.prio, rule.protocol));
     msg.attributes
         .push(TcAttribute::Kind(TcFilterU32::KIND.to_owned()));
     msg.attributes.push(TcAttribute::Options(vec![
         TcOption::U32(TcFilterU32Option::ClassId(qdisc)),
         TcOption::U32(TcFilterU32Option::Selector(selector)),
     ]));
-    nl.request(
-        RouteNetlinkMessage::NewTrafficFilter(msg),
+    let rest = format!("{} u32", describe(rule.prio, rule.protocol));
+    let request = RouteNetlinkMessage::NewTrafficFilter(msg);
+    send(
+        nl,
+        link,
+        qdisc,
+        ("add", &rest),
+        request,
         NLM_F_CREATE | NLM_F_EXCL,
-        ctx,
     )?;
     Ok(())
 }
 
 /// `tc filter del dev DEV parent MAJOR: protocol P prio N`: every filter at
-/// the rule's priority.
+/// the priority of `filter`.
 fn delete_prio(nl: &Netlink, link: &Link, qdisc: TcHandle, filter: &U32Filter) -> Result<()> {
-    let what = format!(
-        "tc filter del parent {} protocol {:#06x} prio {}",
-        handle_to_string(qdisc),
-        filter.protocol,
-        filter.prio
-    );
-    let ctx = Context {
-        what: &what,
-        device: &link.name,
-    };
-    let mut msg = TcMessage::with_index(link_index(link));
-    msg.header.parent = qdisc;
-    msg.header.info = filter_info(filter.prio, filter.protocol);
-    nl.request(RouteNetlinkMessage::DelTrafficFilter(msg), 0, ctx)?;
+    let msg = message(link, qdisc, filter_info(filter.prio, filter.protocol));
+    let rest = describe(filter.prio, filter.protocol);
+    let request = RouteNetlinkMessage::DelTrafficFilter(msg);
+    send(nl, link, qdisc, ("del", &rest), request, 0)?;
     Ok(())
 }
 
