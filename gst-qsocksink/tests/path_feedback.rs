@@ -1,0 +1,215 @@
+//! qsocksink over a path whose bottleneck is beyond the host: sender →
+//! router → receiver, the router's link to the receiver a token bucket of
+//! 1.5 Mbit/s with a deep queue, as a home router's uplink is. The encoder
+//! starts above the router's rate, on busy content, and the receiver is a
+//! stock GStreamer receiver (rtpsession, AVPF) that sends RTCP back.
+//!
+//! Needs root (namespaces); without it each test prints why and passes.
+#![allow(clippy::unwrap_used)] // a test that cannot set up should stop at once
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use qsock::SchedulerName;
+use qsock_frame::FrameType;
+use qsock_media::{NamespacePipeline, Receiver, SinkKind, StreamSpec, VideoSettings};
+use qsock_testbed::TestBed;
+
+mod plugin;
+
+/// The router's rate toward the receiver.
+const ROUTER_BPS: u64 = 1_500_000;
+const PORT: u16 = 5004;
+const FPS: u32 = 25;
+/// The payloader's SSRC, which the receiver's RTCP names.
+const SSRC: u32 = 0x5150_0001;
+const QOS_INTERVAL_MS: u32 = 500;
+
+fn routed_bed() -> Option<TestBed> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: path_feedback needs root to build network namespaces");
+        return None;
+    }
+    plugin::init();
+    qsock_media::init(gstqsocksink::plugin_register_static).unwrap();
+    Some(TestBed::routed().unwrap())
+}
+
+/// The sender: x264 on snow at `start_kbit`, qsocksink on htb adapting the
+/// encoder to its estimate.
+fn start_sender(bed: &TestBed, start_kbit: u32) -> NamespacePipeline {
+    let description = format!(
+        "videotestsrc is-live=true pattern=snow \
+         ! video/x-raw,width=640,height=360,framerate={FPS}/1 \
+         ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast threads=1 \
+           bitrate={start_kbit} key-int-max={FPS} \
+         ! video/x-h264,stream-format=byte-stream \
+         ! rtph264pay name=payloader config-interval=-1 mtu=1200 ssrc={SSRC} \
+         ! qsocksink name=sink host={} port={PORT} device={} scheduler=htb link-rate=100mbit \
+           adapt-bitrate=true qos-interval={QOS_INTERVAL_MS} min-bitrate=200000 \
+           max-bitrate=4000000",
+        bed.receiver_v4(),
+        bed.sender_dev()
+    );
+    let sender = NamespacePipeline::launch(&description, bed.sender_ns()).unwrap();
+    bed.run_in_sender(|| sender.pipeline().set_state(gst::State::Playing))
+        .unwrap()
+        .unwrap_or_else(|err| panic!("the sender does not start: {err}: {:?}", sender.check()));
+    sender
+}
+
+fn stop(bed: &TestBed, pipeline: NamespacePipeline) {
+    let element = pipeline.pipeline().clone();
+    bed.run_in_sender(move || element.set_state(gst::State::Null))
+        .unwrap()
+        .unwrap();
+}
+
+/// A `qsocksink-stats` report, when it came.
+#[derive(Debug, Clone)]
+struct Report {
+    at: Duration,
+    stats: gst::Structure,
+}
+
+impl Report {
+    fn get(&self, field: &str) -> u64 {
+        self.stats.get::<u64>(field).unwrap_or(0)
+    }
+}
+
+/// The sender's reports and warnings until `length` has passed; fails on
+/// an error.
+fn collect(
+    sender: &NamespacePipeline,
+    epoch: Instant,
+    length: Duration,
+) -> (Vec<Report>, Vec<String>) {
+    let bus = sender.pipeline().bus().unwrap();
+    let (mut reports, mut warnings) = (Vec::new(), Vec::new());
+    let until = epoch + length;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        let Some(message) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
+        else {
+            break;
+        };
+        match message.view() {
+            gst::MessageView::Error(error) => panic!("the sender failed: {error:?}"),
+            gst::MessageView::Warning(warning) => warnings.push(warning.error().to_string()),
+            gst::MessageView::Element(element) => {
+                if let Some(stats) = element
+                    .structure()
+                    .filter(|s| s.name() == "qsocksink-stats")
+                {
+                    reports.push(Report {
+                        at: epoch.elapsed(),
+                        stats: stats.to_owned(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    (reports, warnings)
+}
+
+fn print(reports: &[Report]) {
+    for report in reports {
+        eprintln!(
+            "{:5.1} s estimate {:>8} signal {:<15} lost {:.3} rtt {:>6} us reports {}",
+            report.at.as_secs_f64(),
+            report.get("estimated-bitrate"),
+            report
+                .stats
+                .get::<String>("estimate-signal")
+                .unwrap_or_default(),
+            report
+                .stats
+                .get::<f64>("receiver-fraction-lost")
+                .unwrap_or(0.0),
+            report.get("round-trip-us"),
+            report.get("receiver-reports"),
+        );
+    }
+}
+
+#[test]
+fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    let stream = StreamSpec::new(
+        "qsocksink",
+        SinkKind::QSockSink {
+            scheduler: SchedulerName::Htb,
+            latency_budget: Duration::from_millis(100),
+        },
+        PORT,
+    )
+    .with_receiver_reports();
+    let video = VideoSettings {
+        frames_per_second: FPS,
+        ..VideoSettings::default()
+    };
+    let epoch = Instant::now();
+    let receiver =
+        Receiver::start(&bed, &stream, &video, Duration::from_millis(200), epoch).unwrap();
+    let sender = start_sender(&bed, 2500);
+    let (reports, _) = collect(&sender, epoch, Duration::from_secs(25));
+    stop(&bed, sender);
+    let frames = receiver.frames();
+    let losses = receiver.losses();
+    receiver.stop().unwrap();
+    print(&reports);
+
+    let fell = reports
+        .iter()
+        .find(|report| report.get("estimated-bitrate") < ROUTER_BPS)
+        .unwrap_or_else(|| panic!("the estimate never fell below the router's 1.5 Mbit/s"));
+    eprintln!("below the router's rate at {:.1} s", fell.at.as_secs_f64());
+    assert!(
+        fell.at <= Duration::from_secs(7),
+        "the estimate fell at {:?}",
+        fell.at
+    );
+    // After a second to drain the queue the router built meanwhile.
+    let settled = fell.at + Duration::from_secs(2);
+    let intra_lost: Vec<_> = losses
+        .iter()
+        .filter(|loss| loss.noticed > settled && loss.frame_type == FrameType::Intra)
+        .collect();
+    assert!(
+        intra_lost.is_empty(),
+        "I-frames lost after {settled:?}: {intra_lost:?}"
+    );
+    // The receiver decodes the stream from then on.
+    let span = Duration::from_secs(20)
+        .saturating_sub(settled)
+        .as_secs_f64();
+    let decodable = frames
+        .iter()
+        .filter(|frame| {
+            frame.decodable && frame.arrived > settled && frame.arrived <= Duration::from_secs(20)
+        })
+        .count() as f64;
+    eprintln!(
+        "decodable {:.1} fps after {:?}; losses {losses:?}",
+        decodable / span,
+        settled
+    );
+    assert!(
+        decodable / span >= 0.9 * f64::from(FPS),
+        "only {:.1} decodable fps after the estimate settled",
+        decodable / span
+    );
+    let last = reports.last().unwrap();
+    assert!(last.get("receiver-reports") > 10, "{}", last.stats);
+    assert!(
+        last.get("estimated-bitrate") <= ROUTER_BPS,
+        "{}",
+        last.stats
+    );
+}
