@@ -7,9 +7,6 @@
 //! Needs root (namespaces); without it each test prints why and passes.
 #![allow(clippy::unwrap_used)] // a test that cannot set up should stop at once
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -171,7 +168,7 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
         .unwrap_or_else(|| panic!("the estimate never fell below the router's 1.5 Mbit/s"));
     eprintln!("below the router's rate at {:.1} s", fell.at.as_secs_f64());
     assert!(
-        fell.at <= Duration::from_secs(7),
+        fell.at <= Duration::from_secs(5),
         "the estimate fell at {:?}",
         fell.at
     );
@@ -207,9 +204,25 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
     );
     let last = reports.last().unwrap();
     assert!(last.get("receiver-reports") > 10, "{}", last.stats);
+    // The estimate probes around the router's rate: a little above it
+    // until the queue it builds shows in the round trip, then cut below.
+    let mut settled_estimates: Vec<f64> = reports
+        .iter()
+        .filter(|report| report.at > settled)
+        .map(|report| report.get("estimated-bitrate") as f64 / ROUTER_BPS as f64)
+        .collect();
+    settled_estimates.sort_by(f64::total_cmp);
+    let median = settled_estimates[settled_estimates.len() / 2];
+    let highest = settled_estimates.last().copied().unwrap_or(0.0);
+    eprintln!(
+        "estimate / router's rate after {settled:?}: median {median:.2}, highest {highest:.2}"
+    );
     assert!(
-        last.get("estimated-bitrate") <= ROUTER_BPS,
-        "{}",
-        last.stats
+        (0.7..=1.0).contains(&median),
+        "the estimate's median is {median:.2} of the router's rate"
+    );
+    assert!(
+        highest <= 1.15,
+        "the estimate rose to {highest:.2} of the router's rate"
     );
 }

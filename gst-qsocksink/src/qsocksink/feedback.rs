@@ -64,6 +64,8 @@ pub(super) struct Feedback {
     /// report some time after it.
     first_frame_at: Option<Instant>,
     warned_no_reports: bool,
+    /// When the previous interval ended.
+    previous_at: Option<Instant>,
 }
 
 impl Feedback {
@@ -77,6 +79,7 @@ impl Feedback {
             warned: false,
             first_frame_at: None,
             warned_no_reports: false,
+            previous_at: None,
         }
     }
 }
@@ -159,7 +162,11 @@ impl QSockSink {
             queue_delay_mean: interval_delay(previous_info.as_ref(), &info),
             delivered_bps: info.delivered_rate.map(Rate::bits_per_second),
             frame_interval: self.frame_interval(feedback, &counters),
-            path: self.path_observation(&settings, run, feedback, &counters),
+            path: self.path_observation(&settings, run, feedback, &counters, &info),
+            length: feedback
+                .previous_at
+                .replace(Instant::now())
+                .map_or(Duration::ZERO, |then| then.elapsed()),
         };
         // The encoder's setting is a better start than the delivered rate,
         // which is only what the source happened to offer.
@@ -275,6 +282,7 @@ impl QSockSink {
         run: &Run,
         feedback: &mut Feedback,
         counters: &Counters,
+        info: &QInfo,
     ) -> Option<PathObservation> {
         let (since, ever) = {
             let mut view = run.receiver.lock();
@@ -308,9 +316,18 @@ impl QSockSink {
                      sink's own port (bind-port); pipelines/h264-rtp-receive-rtcp.sh does")
             );
         }
+        // The receiver counts packets; what they weigh is what this host
+        // sends on average.
+        let packet_bits = (info.stats.sent_packets > 0)
+            .then(|| info.stats.sent_bytes as f64 * 8.0 / info.stats.sent_packets as f64);
+        let received_bps = since
+            .received_packet_rate()
+            .zip(packet_bits)
+            .map(|(packets, bits)| (packets * bits) as u64);
         (since.reports > 0).then_some(PathObservation {
             fraction_lost: since.fraction_lost,
             round_trip: since.round_trip,
+            received_bps,
         })
     }
 

@@ -33,8 +33,12 @@ use crate::sys::{self, SenderInfo};
 /// RTCP datagrams read per second at most; a receiver sends a few.
 pub(super) const MAX_DATAGRAMS_PER_SECOND: u32 = 50;
 
-/// How often the sink sends a sender report.
-const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the sink sends a sender report. Each receiver report measures
+/// the round trip of the last sender report it echoes, and that report's
+/// way through the path's queue is what shows the queue: a report every
+/// quarter second gives each of a receiver's reports (AVPF: two a second)
+/// a fresh one, for about 200 bit/s.
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// RTP video's clock rate: the sender report's RTP time is on it.
 pub(super) const VIDEO_CLOCK_RATE: u64 = 90_000;
@@ -87,6 +91,38 @@ pub(super) struct ReportsSince {
     pub fraction_lost: f64,
     /// The latest round trip any of them measured.
     pub round_trip: Option<Duration>,
+    /// Packets the receiver got between the report before these and the
+    /// last of them.
+    pub received_packets: u64,
+    /// The time between those two reports' arrivals.
+    pub received_over: Duration,
+}
+
+impl ReportsSince {
+    /// The packets per second the receiver got, when the reports span long
+    /// enough to tell: two reports close together (an early one beside a
+    /// PLI) measure the report's timing, not the path.
+    pub fn received_packet_rate(&self) -> Option<f64> {
+        (self.received_over >= MIN_RECEIVED_SPAN)
+            .then(|| self.received_packets as f64 / self.received_over.as_secs_f64())
+    }
+}
+
+/// The shortest time between reports over which the packets received tell
+/// the path's rate.
+const MIN_RECEIVED_SPAN: Duration = Duration::from_millis(300);
+
+/// More packets than this between two reports is a receiver that started
+/// over, not a path.
+const MAX_PACKETS_BETWEEN_REPORTS: i64 = 1 << 20;
+
+/// Where the receiver's count stood at a report: when it arrived, the
+/// highest sequence and the cumulative loss.
+#[derive(Debug, Clone, Copy)]
+struct ReceptionMark {
+    at: Instant,
+    highest_sequence: u32,
+    cumulative_lost: i32,
 }
 
 /// The receiver's view, shared by the two threads.
@@ -101,6 +137,7 @@ pub(super) struct ReceiverView {
     pub sender_reports: u64,
     /// Where the thread listens, for the stats structure and the warning.
     pub rtcp_port: Option<u16>,
+    mark: Option<ReceptionMark>,
 }
 
 impl ReceiverView {
@@ -110,8 +147,26 @@ impl ReceiverView {
     }
 
     fn report(&mut self, report: ReceptionReport) {
+        let now = Instant::now();
         self.reports += 1;
-        self.latest = Some((Instant::now(), report));
+        self.latest = Some((now, report));
+        let mark = ReceptionMark {
+            at: now,
+            highest_sequence: report.highest_sequence,
+            cumulative_lost: report.cumulative_lost,
+        };
+        if let Some(previous) = self.mark.replace(mark) {
+            let sequences = i64::from(
+                mark.highest_sequence
+                    .wrapping_sub(previous.highest_sequence) as i32,
+            );
+            let lost = i64::from(mark.cumulative_lost) - i64::from(previous.cumulative_lost);
+            let received = sequences - lost;
+            if (0..MAX_PACKETS_BETWEEN_REPORTS).contains(&received) {
+                self.since.received_packets += received as u64;
+                self.since.received_over += now.duration_since(previous.at);
+            }
+        }
         let since = &mut self.since;
         since.reports += 1;
         since.fraction_lost = since.fraction_lost.max(report.fraction_lost);

@@ -28,6 +28,9 @@ pub(super) struct ReceptionReport {
     pub fraction_lost: f64,
     /// Packets lost since the receiver began (negative with duplicates).
     pub cumulative_lost: i32,
+    /// The extended highest sequence number received: with the loss, how
+    /// many packets arrived between two reports.
+    pub highest_sequence: u32,
     /// Interarrival jitter, in RTP timestamp units.
     pub jitter_ticks: u32,
     /// From the sender report it echoes; None before the receiver has had
@@ -168,6 +171,7 @@ fn reception_report(block: &ReportBlock, arrival: u32) -> ReceptionReport {
     ReceptionReport {
         fraction_lost: f64::from(block.fraction_lost) / 256.0,
         cumulative_lost: block.packets_lost,
+        highest_sequence: block.highest_sequence,
         jitter_ticks: block.jitter,
         round_trip,
     }
