@@ -38,8 +38,9 @@ const START_KBPS: u32 = 2000;
 const QOS_INTERVAL_MS: u64 = 200;
 
 /// The clear phase lasts this long; by its end the encoder must be near the
-/// ceiling (an additive step is a fiftieth of it per interval).
-const CLEAR_PHASE: Duration = Duration::from_secs(6);
+/// ceiling (the estimate climbs by the ceiling in 15 s on the receiver's
+/// clear reports).
+const CLEAR_PHASE: Duration = Duration::from_secs(8);
 /// The encoder must be at least this close to `MAX_BITRATE` after the clear phase.
 const CLEAR_FLOOR_KBPS: u32 = 2700;
 /// How long the encoder may take to fall below the squeezed link.
@@ -51,10 +52,10 @@ const SQUEEZE_HOLD: Duration = Duration::from_secs(3);
 /// Highest the encoder may go while the link stays squeezed.
 const SQUEEZED_CEILING_KBPS: u32 = 1500;
 /// How long the encoder may take to climb back after the release: the climb
-/// from about 500 kbit/s takes 5 s at a fiftieth of the ceiling per interval;
-/// the rest is room for a cut or two on a late frame (this VM's two cores are
-/// shared).
-const CLIMB_WITHIN: Duration = Duration::from_secs(12);
+/// from about 700 kbit/s takes 7 s at full pace, slower near the rate at
+/// which the receiver last reported loss; the rest is room for a cut or two
+/// on a late frame (this machine's two cores are shared).
+const CLIMB_WITHIN: Duration = Duration::from_secs(15);
 /// What "climbed back" means: twice the squeezed link.
 const CLIMBED_KBPS: u32 = 2000;
 

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use qsock::SchedulerName;
 use qsock_frame::FrameType;
-use qsock_media::{NamespacePipeline, Receiver, SinkKind, StreamSpec, VideoSettings};
+use qsock_media::{
+    FrameArrival, FrameLoss, NamespacePipeline, Receiver, SinkKind, StreamSpec, VideoSettings,
+};
 use qsock_testbed::TestBed;
 
 mod plugin;
@@ -133,11 +135,17 @@ fn print(reports: &[Report]) {
     }
 }
 
-#[test]
-fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
-    let Some(bed) = routed_bed() else { return };
-    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
-        .unwrap();
+/// What one run of the bed saw.
+struct PathRun {
+    reports: Vec<Report>,
+    warnings: Vec<String>,
+    frames: Vec<FrameArrival>,
+    losses: Vec<FrameLoss>,
+}
+
+/// Streams for `length` from a sender starting at `start_kbit` to a stock
+/// receiver that sends RTCP.
+fn run_path(bed: &TestBed, start_kbit: u32, length: Duration) -> PathRun {
     let stream = StreamSpec::new(
         "qsocksink",
         SinkKind::QSockSink {
@@ -153,13 +161,121 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
     };
     let epoch = Instant::now();
     let receiver =
-        Receiver::start(&bed, &stream, &video, Duration::from_millis(200), epoch).unwrap();
-    let sender = start_sender(&bed, 2500);
-    let (reports, _) = collect(&sender, epoch, Duration::from_secs(25));
-    stop(&bed, sender);
+        Receiver::start(bed, &stream, &video, Duration::from_millis(200), epoch).unwrap();
+    let sender = start_sender(bed, start_kbit);
+    let (reports, warnings) = collect(&sender, epoch, length);
+    stop(bed, sender);
     let frames = receiver.frames();
     let losses = receiver.losses();
     receiver.stop().unwrap();
+    print(&reports);
+    PathRun {
+        reports,
+        warnings,
+        frames,
+        losses,
+    }
+}
+
+/// Drops every datagram the receiver sends to the sender's RTCP port, as a
+/// firewall would: the receiver's own device classifies them into a class
+/// whose queue holds nothing.
+fn block_receiver_rtcp(bed: &TestBed) {
+    let device = bed.receiver_dev().to_string();
+    let rtcp_port = (PORT + 1).to_string();
+    let commands: [&[&str]; 4] = [
+        &[
+            "qdisc", "add", "dev", &device, "root", "handle", "1:", "htb", "default", "1",
+        ],
+        &[
+            "class", "add", "dev", &device, "parent", "1:", "classid", "1:1", "htb", "rate",
+            "1gbit", "quantum", "60000",
+        ],
+        &[
+            "class", "add", "dev", &device, "parent", "1:", "classid", "1:2", "htb", "rate",
+            "8kbit",
+        ],
+        &[
+            "qdisc", "add", "dev", &device, "parent", "1:2", "pfifo", "limit", "0",
+        ],
+    ];
+    for args in commands {
+        run_in_receiver(bed, "tc", args);
+    }
+    run_in_receiver(
+        bed,
+        "tc",
+        &[
+            "filter", "add", "dev", &device, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+            "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", &rtcp_port, "0xffff",
+            "flowid", "1:2",
+        ],
+    );
+}
+
+fn run_in_receiver(bed: &TestBed, program: &str, args: &[&str]) {
+    let output = bed.command_in_receiver(program, args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn without_the_receivers_reports_the_estimate_holds_and_the_sink_says_how_to_send_them() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    block_receiver_rtcp(&bed);
+    // Below the router's rate: the host's queue stays clear throughout,
+    // which is no evidence that more would get through.
+    let run = run_path(&bed, 1000, Duration::from_secs(10));
+    let highest = run
+        .reports
+        .iter()
+        .map(|report| report.get("estimated-bitrate"))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (1..=1_000_000).contains(&highest),
+        "the estimate went to {highest} bit/s without a report from the receiver"
+    );
+    let last = run.reports.last().unwrap();
+    assert_eq!(last.get("receiver-reports"), 0, "{}", last.stats);
+    let warning = run
+        .warnings
+        .iter()
+        .find(|warning| warning.contains("adapt-bitrate"))
+        .unwrap_or_else(|| panic!("no warning about the missing reports: {:?}", run.warnings));
+    qsock_testbed::assert_mentions(
+        warning,
+        &["holds", "rtcp-port", "pipelines/h264-rtp-receive-rtcp.sh"],
+    );
+    assert_eq!(
+        run.warnings
+            .iter()
+            .filter(|warning| warning.contains("adapt-bitrate"))
+            .count(),
+        1,
+        "{:?}",
+        run.warnings
+    );
+    // The stream itself got through.
+    assert!(
+        run.frames.len() > 150,
+        "{} frames arrived",
+        run.frames.len()
+    );
+}
+
+#[test]
+fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    let run = run_path(&bed, 2500, Duration::from_secs(25));
+    let (reports, frames, losses) = (run.reports, run.frames, run.losses);
     print(&reports);
 
     let fell = reports
