@@ -15,7 +15,7 @@ use qsock_frame::FrameType;
 use qsock_media::{
     FrameArrival, FrameLoss, NamespacePipeline, Receiver, SinkKind, StreamSpec, VideoSettings,
 };
-use qsock_testbed::TestBed;
+use qsock_testbed::{BulkTransfer, TestBed};
 
 mod plugin;
 
@@ -39,7 +39,7 @@ fn routed_bed() -> Option<TestBed> {
 
 /// The sender: x264 on snow at `start_kbit`, qsocksink on htb adapting the
 /// encoder to its estimate.
-fn start_sender(bed: &TestBed, start_kbit: u32) -> NamespacePipeline {
+fn start_sender(bed: &TestBed, start_kbit: u32, sink_extra: &str) -> NamespacePipeline {
     let description = format!(
         "videotestsrc is-live=true pattern=snow \
          ! video/x-raw,width=640,height=360,framerate={FPS}/1 \
@@ -49,7 +49,7 @@ fn start_sender(bed: &TestBed, start_kbit: u32) -> NamespacePipeline {
          ! rtph264pay name=payloader config-interval=-1 mtu=1200 ssrc={SSRC} \
          ! qsocksink name=sink host={} port={PORT} device={} scheduler=htb link-rate=100mbit \
            adapt-bitrate=true qos-interval={QOS_INTERVAL_MS} min-bitrate=200000 \
-           max-bitrate=4000000",
+           max-bitrate=4000000 {sink_extra}",
         bed.receiver_v4(),
         bed.sender_dev()
     );
@@ -118,9 +118,10 @@ fn collect(
 fn print(reports: &[Report]) {
     for report in reports {
         eprintln!(
-            "{:5.1} s estimate {:>8} signal {:<15} lost {:.3} rtt {:>6} us reports {}",
+            "{:5.1} s estimate {:>8} link {:>9} signal {:<15} lost {:.3} rtt {:>6} us reports {}",
             report.at.as_secs_f64(),
             report.get("estimated-bitrate"),
+            report.get("link-rate"),
             report
                 .stats
                 .get::<String>("estimate-signal")
@@ -145,7 +146,7 @@ struct PathRun {
 
 /// Streams for `length` from a sender starting at `start_kbit` to a stock
 /// receiver that sends RTCP.
-fn run_path(bed: &TestBed, start_kbit: u32, length: Duration) -> PathRun {
+fn run_path(bed: &TestBed, start_kbit: u32, length: Duration, sink_extra: &str) -> PathRun {
     let stream = StreamSpec::new(
         "qsocksink",
         SinkKind::QSockSink {
@@ -162,7 +163,7 @@ fn run_path(bed: &TestBed, start_kbit: u32, length: Duration) -> PathRun {
     let epoch = Instant::now();
     let receiver =
         Receiver::start(bed, &stream, &video, Duration::from_millis(200), epoch).unwrap();
-    let sender = start_sender(bed, start_kbit);
+    let sender = start_sender(bed, start_kbit, sink_extra);
     let (reports, warnings) = collect(&sender, epoch, length);
     stop(bed, sender);
     let frames = receiver.frames();
@@ -230,7 +231,7 @@ fn without_the_receivers_reports_the_estimate_holds_and_the_sink_says_how_to_sen
     block_receiver_rtcp(&bed);
     // Below the router's rate: the host's queue stays clear throughout,
     // which is no evidence that more would get through.
-    let run = run_path(&bed, 1000, Duration::from_secs(10));
+    let run = run_path(&bed, 1000, Duration::from_secs(10), "");
     let highest = run
         .reports
         .iter()
@@ -269,14 +270,77 @@ fn without_the_receivers_reports_the_estimate_holds_and_the_sink_says_how_to_sen
     );
 }
 
+/// From `settled` to `until` the receiver lost no I-frame and decoded at
+/// least 90 % of the frame rate.
+fn assert_decodes_after(run: &PathRun, settled: Duration, until: Duration) {
+    let intra_lost: Vec<_> = run
+        .losses
+        .iter()
+        .filter(|loss| loss.noticed > settled && loss.frame_type == FrameType::Intra)
+        .collect();
+    assert!(
+        intra_lost.is_empty(),
+        "I-frames lost after {settled:?}: {intra_lost:?}"
+    );
+    let span = until.saturating_sub(settled).as_secs_f64();
+    let decodable = run
+        .frames
+        .iter()
+        .filter(|frame| frame.decodable && frame.arrived > settled && frame.arrived <= until)
+        .count() as f64;
+    eprintln!(
+        "decodable {:.1} fps from {settled:?} to {until:?}; losses {:?}",
+        decodable / span,
+        run.losses
+    );
+    assert!(
+        decodable / span >= 0.9 * f64::from(FPS),
+        "only {:.1} decodable fps from {settled:?} to {until:?}",
+        decodable / span
+    );
+}
+
+#[test]
+fn with_bulk_traffic_from_the_host_shape_link_keeps_the_queue_in_the_host() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    // TCP from the sender's host keeps the router's queue full.
+    let bulk = BulkTransfer::start(&bed, 5201).unwrap();
+    let run = run_path(&bed, 1200, Duration::from_secs(25), "shape-link=true");
+    let bulk_bytes = bulk.stop().unwrap();
+    eprintln!("bulk TCP carried {bulk_bytes} bytes");
+    assert!(bulk_bytes > 0, "the bulk transfer carried nothing");
+    // The host's link follows the estimate: the router's queue drains and
+    // the stream keeps its rate in the host's scheduler.
+    let shaped_at = run
+        .reports
+        .iter()
+        .find(|report| (1..=2 * ROUTER_BPS).contains(&report.get("link-rate")))
+        .map(|report| report.at);
+    eprintln!("the host's link shaped from {shaped_at:?}");
+    assert!(
+        shaped_at.is_some_and(|at| at <= Duration::from_secs(6)),
+        "the host's link was not shaped near the path's rate within 6 s"
+    );
+    assert_decodes_after(&run, Duration::from_secs(8), Duration::from_secs(24));
+    // The link rate is given back at stop.
+    let link = bed
+        .run_in_sender(|| qsock::report(bed.sender_dev()))
+        .unwrap()
+        .unwrap()
+        .link_rate
+        .map(qsock::Rate::bits_per_second);
+    assert_eq!(link, Some(100_000_000), "the link rate after stop");
+}
+
 #[test]
 fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
     let Some(bed) = routed_bed() else { return };
     bed.set_router_bottleneck("1500kbit", "15k", "300ms")
         .unwrap();
-    let run = run_path(&bed, 2500, Duration::from_secs(25));
-    let (reports, frames, losses) = (run.reports, run.frames, run.losses);
-    print(&reports);
+    let run = run_path(&bed, 2500, Duration::from_secs(25), "");
+    let reports = &run.reports;
 
     let fell = reports
         .iter()
@@ -290,34 +354,7 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
     );
     // After a second to drain the queue the router built meanwhile.
     let settled = fell.at + Duration::from_secs(2);
-    let intra_lost: Vec<_> = losses
-        .iter()
-        .filter(|loss| loss.noticed > settled && loss.frame_type == FrameType::Intra)
-        .collect();
-    assert!(
-        intra_lost.is_empty(),
-        "I-frames lost after {settled:?}: {intra_lost:?}"
-    );
-    // The receiver decodes the stream from then on.
-    let span = Duration::from_secs(20)
-        .saturating_sub(settled)
-        .as_secs_f64();
-    let decodable = frames
-        .iter()
-        .filter(|frame| {
-            frame.decodable && frame.arrived > settled && frame.arrived <= Duration::from_secs(20)
-        })
-        .count() as f64;
-    eprintln!(
-        "decodable {:.1} fps after {:?}; losses {losses:?}",
-        decodable / span,
-        settled
-    );
-    assert!(
-        decodable / span >= 0.9 * f64::from(FPS),
-        "only {:.1} decodable fps after the estimate settled",
-        decodable / span
-    );
+    assert_decodes_after(&run, settled, Duration::from_secs(20));
     let last = reports.last().unwrap();
     assert!(last.get("receiver-reports") > 10, "{}", last.stats);
     // The estimate probes around the router's rate: a little above it

@@ -17,6 +17,7 @@ use super::bitrate::{
 use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
 use super::imp::{QSockSink, Settings, CAT};
+use super::link_shaping::LinkShaper;
 use super::period::{full_packet_period_hint, Measured, Refused};
 use super::receiver_feedback::{ReceiverView, VIDEO_CLOCK_RATE};
 use super::rtcp::Refusal;
@@ -66,6 +67,11 @@ pub(super) struct Feedback {
     warned_no_reports: bool,
     /// When the previous interval ended.
     previous_at: Option<Instant>,
+    /// A report from the receiver has arrived.
+    receiver_heard: bool,
+    /// The device's link rate, where `shape-link` has the sink shape it.
+    pub link: LinkShaper,
+    warned_shaping: bool,
 }
 
 impl Feedback {
@@ -80,6 +86,9 @@ impl Feedback {
             first_frame_at: None,
             warned_no_reports: false,
             previous_at: None,
+            receiver_heard: false,
+            link: LinkShaper::default(),
+            warned_shaping: false,
         }
     }
 }
@@ -179,6 +188,11 @@ impl QSockSink {
         let estimate = feedback.controller.estimate().unwrap_or(0);
         if settings.adapt_bitrate && estimate > 0 {
             feedback.encoder.follow(self, estimate);
+        }
+        // The host's clear queue says nothing of the path: only a stream
+        // whose receiver reports has an estimate of it to shape to.
+        if settings.shape_link && feedback.receiver_heard {
+            self.shape_link(run, feedback, &info, estimate);
         }
         let measured = observation
             .frame_interval
@@ -288,6 +302,7 @@ impl QSockSink {
             let mut view = run.receiver.lock();
             (view.take_since(), view.reports > 0)
         };
+        feedback.receiver_heard = ever;
         if counters.frames_total() > 0 && feedback.first_frame_at.is_none() {
             feedback.first_frame_at = Some(Instant::now());
         }
@@ -329,6 +344,34 @@ impl QSockSink {
             round_trip: since.round_trip,
             received_bps,
         })
+    }
+
+    /// Sets the device's link rate just above the estimate; says once why
+    /// when it cannot.
+    fn shape_link(&self, run: &Run, feedback: &mut Feedback, info: &QInfo, estimate: u64) {
+        match feedback
+            .link
+            .follow(&run.device, info.scheduler, info.link_rate, estimate)
+        {
+            Ok(Some(change)) => gst::info!(
+                CAT,
+                imp = self,
+                "shape-link: {}'s link rate {:?} -> {} bit/s",
+                run.device,
+                change.from,
+                change.to
+            ),
+            Ok(None) => {}
+            Err(err) if !feedback.warned_shaping => {
+                feedback.warned_shaping = true;
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Settings,
+                    ("shape-link: cannot set {}'s link rate to follow the path's estimate:                       {err}. The path's queue stays in the router; shaping needs the                       privilege to install the {} scheduler (CAP_NET_ADMIN), or set                       shape-link=false", run.device, info.scheduler)
+                );
+            }
+            Err(_) => {}
+        }
     }
 
     /// Time between frames: the upstream framerate, else the measured PTS
@@ -443,6 +486,7 @@ fn stats_structure(
             info.delivered_rate.map_or(0, Rate::bits_per_second),
         )
         .field("estimated-bitrate", estimated_bitrate)
+        .field("link-rate", info.link_rate.map_or(0, Rate::bits_per_second))
         .field(
             "ipg-us",
             ipg.map_or(0, |ipg| u64::try_from(ipg.as_micros()).unwrap_or(u64::MAX)),

@@ -17,6 +17,7 @@ mod encoder;
 mod feedback;
 mod frames;
 mod imp;
+mod link_shaping;
 mod period;
 mod receiver_feedback;
 mod rtcp;

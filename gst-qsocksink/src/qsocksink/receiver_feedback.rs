@@ -515,8 +515,16 @@ impl Listener {
         let Some(to) = self.settings.receiver_rtcp() else {
             return;
         };
-        let socket = self.rtcp_socket.as_ref().unwrap_or(&self.stream_socket);
-        match socket.send_to(&report, to) {
+        // From the stream's own socket: the report waits in the stream's
+        // class, so the round trip it measures is the stream's, and a host
+        // queue full of other traffic cannot hold it. Never waiting for
+        // room: this thread also reads the receiver's reports.
+        let sent = socket2::SockRef::from(&self.stream_socket).send_to_with_flags(
+            &report,
+            &to.into(),
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits(),
+        );
+        match sent {
             Ok(_) => self.run.receiver.lock().sender_reports += 1,
             Err(err) => gst::debug!(CAT, "sender report to {to}: {err}"),
         }
