@@ -39,19 +39,63 @@ fn routed_bed() -> Option<TestBed> {
 
 /// The sender: x264 on snow at `start_kbit`, qsocksink on htb adapting the
 /// encoder to its estimate.
-fn start_sender(bed: &TestBed, start_kbit: u32, sink_extra: &str) -> NamespacePipeline {
+/// How the sender is built.
+#[derive(Debug, Clone, Copy)]
+struct SenderSpec<'a> {
+    start_kbit: u32,
+    /// More qsocksink properties.
+    sink_extra: &'a str,
+    /// An rtpbin between the payloader and the sink, exchanging the RTCP on
+    /// port + 1 itself, as webrtc-like applications have.
+    through_rtpbin: bool,
+}
+
+impl SenderSpec<'_> {
+    fn starting_at(start_kbit: u32) -> SenderSpec<'static> {
+        SenderSpec {
+            start_kbit,
+            sink_extra: "",
+            through_rtpbin: false,
+        }
+    }
+}
+
+/// The sender: x264 on snow at its start bitrate, qsocksink on htb
+/// adapting the encoder to its estimate.
+fn start_sender(bed: &TestBed, spec: SenderSpec<'_>) -> NamespacePipeline {
+    let (receiver, sender) = (bed.receiver_v4(), bed.sender_v4());
+    let SenderSpec {
+        start_kbit,
+        sink_extra,
+        through_rtpbin,
+    } = spec;
+    let sink = format!(
+        "qsocksink name=sink host={receiver} port={PORT} device={} scheduler=htb \
+         link-rate=100mbit adapt-bitrate=true qos-interval={QOS_INTERVAL_MS} \
+         min-bitrate=200000 max-bitrate=4000000 {sink_extra}",
+        bed.sender_dev()
+    );
+    let (into_sink, session) = if through_rtpbin {
+        let rtcp_port = PORT + 1;
+        (
+            format!("rtpbin.send_rtp_sink_0 rtpbin.send_rtp_src_0 ! {sink}"),
+            format!(
+                "rtpbin name=rtpbin rtp-profile=avpf \
+                 rtpbin.send_rtcp_src_0 ! udpsink host={receiver} port={rtcp_port} sync=false \
+                 async=false \
+                 udpsrc address={sender} port={rtcp_port} ! rtpbin.recv_rtcp_sink_0"
+            ),
+        )
+    } else {
+        (sink, String::new())
+    };
     let description = format!(
-        "videotestsrc is-live=true pattern=snow \
+        "{session} videotestsrc is-live=true pattern=snow \
          ! video/x-raw,width=640,height=360,framerate={FPS}/1 \
          ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast threads=1 \
            bitrate={start_kbit} key-int-max={FPS} \
          ! video/x-h264,stream-format=byte-stream \
-         ! rtph264pay name=payloader config-interval=-1 mtu=1200 ssrc={SSRC} \
-         ! qsocksink name=sink host={} port={PORT} device={} scheduler=htb link-rate=100mbit \
-           adapt-bitrate=true qos-interval={QOS_INTERVAL_MS} min-bitrate=200000 \
-           max-bitrate=4000000 {sink_extra}",
-        bed.receiver_v4(),
-        bed.sender_dev()
+         ! rtph264pay name=payloader config-interval=-1 mtu=1200 ssrc={SSRC} ! {into_sink}"
     );
     let sender = NamespacePipeline::launch(&description, bed.sender_ns()).unwrap();
     bed.run_in_sender(|| sender.pipeline().set_state(gst::State::Playing))
@@ -144,9 +188,9 @@ struct PathRun {
     losses: Vec<FrameLoss>,
 }
 
-/// Streams for `length` from a sender starting at `start_kbit` to a stock
-/// receiver that sends RTCP.
-fn run_path(bed: &TestBed, start_kbit: u32, length: Duration, sink_extra: &str) -> PathRun {
+/// Streams for `length` from the sender `spec` builds to a stock receiver
+/// that sends RTCP.
+fn run_path(bed: &TestBed, spec: SenderSpec<'_>, length: Duration) -> PathRun {
     let stream = StreamSpec::new(
         "qsocksink",
         SinkKind::QSockSink {
@@ -163,7 +207,7 @@ fn run_path(bed: &TestBed, start_kbit: u32, length: Duration, sink_extra: &str) 
     let epoch = Instant::now();
     let receiver =
         Receiver::start(bed, &stream, &video, Duration::from_millis(200), epoch).unwrap();
-    let sender = start_sender(bed, start_kbit, sink_extra);
+    let sender = start_sender(bed, spec);
     let (reports, warnings) = collect(&sender, epoch, length);
     stop(bed, sender);
     let frames = receiver.frames();
@@ -231,7 +275,7 @@ fn without_the_receivers_reports_the_estimate_holds_and_the_sink_says_how_to_sen
     block_receiver_rtcp(&bed);
     // Below the router's rate: the host's queue stays clear throughout,
     // which is no evidence that more would get through.
-    let run = run_path(&bed, 1000, Duration::from_secs(10), "");
+    let run = run_path(&bed, SenderSpec::starting_at(1000), Duration::from_secs(10));
     let highest = run
         .reports
         .iter()
@@ -307,7 +351,11 @@ fn with_bulk_traffic_from_the_host_shape_link_keeps_the_queue_in_the_host() {
         .unwrap();
     // TCP from the sender's host keeps the router's queue full.
     let bulk = BulkTransfer::start(&bed, 5201).unwrap();
-    let run = run_path(&bed, 1200, Duration::from_secs(25), "shape-link=true");
+    let spec = SenderSpec {
+        sink_extra: "shape-link=true",
+        ..SenderSpec::starting_at(1200)
+    };
+    let run = run_path(&bed, spec, Duration::from_secs(25));
     let bulk_bytes = bulk.stop().unwrap();
     eprintln!("bulk TCP carried {bulk_bytes} bytes");
     assert!(bulk_bytes > 0, "the bulk transfer carried nothing");
@@ -339,7 +387,7 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
     let Some(bed) = routed_bed() else { return };
     bed.set_router_bottleneck("1500kbit", "15k", "300ms")
         .unwrap();
-    let run = run_path(&bed, 2500, Duration::from_secs(25), "");
+    let run = run_path(&bed, SenderSpec::starting_at(2500), Duration::from_secs(25));
     let reports = &run.reports;
 
     let fell = reports
@@ -378,4 +426,30 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
         highest <= 1.15,
         "the estimate rose to {highest:.2} of the router's rate"
     );
+}
+
+#[test]
+fn with_rtpbin_upstream_the_sink_reads_the_receivers_reports_from_the_session() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    // rtpbin holds port + 1 for the RTCP: a sink listening there too would
+    // fail to start.
+    let spec = SenderSpec {
+        through_rtpbin: true,
+        ..SenderSpec::starting_at(2500)
+    };
+    let run = run_path(&bed, spec, Duration::from_secs(15));
+    let last = run.reports.last().unwrap();
+    assert!(last.get("receiver-reports") > 5, "{}", last.stats);
+    let fell = run
+        .reports
+        .iter()
+        .find(|report| report.get("estimated-bitrate") < ROUTER_BPS)
+        .map(|report| report.at);
+    assert!(
+        fell.is_some_and(|at| at <= Duration::from_secs(5)),
+        "the estimate fell below the router's rate at {fell:?}"
+    );
+    assert_decodes_after(&run, Duration::from_secs(8), Duration::from_secs(14));
 }

@@ -125,7 +125,8 @@ pub struct Observation {
 pub struct PathObservation {
     /// The largest share of the stream's packets a report told lost.
     pub fraction_lost: f64,
-    /// The latest round trip measured, where one was.
+    /// The latest round trip measured anew (echoing a sender report no
+    /// earlier report echoed), where one was.
     pub round_trip: Option<Duration>,
     /// The rate the receiver got the stream at, where its reports spanned
     /// long enough to tell.
@@ -380,7 +381,13 @@ impl BitrateController {
             PathVerdict::Congested(Signal::ReceiverLoss, path.fraction_lost)
         } else if queueing && !draining {
             PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
-        } else if path.fraction_lost <= PATH_LOSS_CLEAR && !queueing && !draining {
+        } else if path.fraction_lost <= PATH_LOSS_CLEAR
+            && path.round_trip.is_some()
+            && !queueing
+            && !draining
+        {
+            // Only a report that measured the round trip anew shows that no
+            // queue builds.
             PathVerdict::Clear
         } else {
             PathVerdict::Unclear
@@ -499,7 +506,11 @@ mod tests {
             queue_delay_mean: Some(Duration::from_millis(delay_ms)),
             delivered_bps: Some(3_000_000),
             frame_interval: None,
-            path: Some(PathObservation::default()),
+            // A receiver's report, clear: nothing lost, a steady round trip.
+            path: Some(PathObservation {
+                round_trip: Some(Duration::from_millis(20)),
+                ..PathObservation::default()
+            }),
             // A step of a fiftieth of the range.
             length: Duration::from_millis(300),
         }
@@ -655,6 +666,20 @@ mod tests {
             received_bps: Some(received_bps),
             ..path(fraction_lost, round_trip_ms).unwrap_or_default()
         }))
+    }
+
+    #[test]
+    fn a_report_without_a_new_round_trip_is_no_evidence_for_more() {
+        let mut controller = seeded(2_000_000);
+        let stale = with_path(Some(PathObservation {
+            round_trip: None,
+            ..PathObservation::default()
+        }));
+        assert_eq!(controller.update(&stale), None);
+        assert_eq!(
+            controller.update(&with_path(path(0.0, 20))),
+            Some(2_200_000)
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::period::{full_packet_period_hint, Measured, Refused};
 use super::receiver_feedback::{ReceiverView, VIDEO_CLOCK_RATE};
 use super::rtcp::Refusal;
 use super::run::{Counters, Run};
+use super::session_reports::SessionReports;
 use qsock_frame::FrameType;
 
 /// How long after the first frame the receiver's first report is due: a
@@ -71,6 +72,9 @@ pub(super) struct Feedback {
     receiver_heard: bool,
     /// The device's link rate, where `shape-link` has the sink shape it.
     pub link: LinkShaper,
+    /// An RTP session upstream, whose statistics carry the receiver's
+    /// reports.
+    pub session: Option<SessionReports>,
     warned_shaping: bool,
 }
 
@@ -88,6 +92,7 @@ impl Feedback {
             previous_at: None,
             receiver_heard: false,
             link: LinkShaper::default(),
+            session: None,
             warned_shaping: false,
         }
     }
@@ -298,6 +303,13 @@ impl QSockSink {
         counters: &Counters,
         info: &QInfo,
     ) -> Option<PathObservation> {
+        if let Some(report) = feedback
+            .session
+            .as_mut()
+            .and_then(SessionReports::next_report)
+        {
+            run.receiver.lock().report(report);
+        }
         let (since, ever) = {
             let mut view = run.receiver.lock();
             (view.take_since(), view.reports > 0)
@@ -313,6 +325,8 @@ impl QSockSink {
             feedback.warned_no_reports = true;
             let why = if !settings.receiver_feedback {
                 "receiver-feedback is off".to_string()
+            } else if feedback.session.is_some() {
+                "the RTP session upstream has had no receiver report about the stream".to_string()
             } else if counters.rtp.is_none() {
                 "the stream is not RTP, and RTCP reports on RTP streams only".to_string()
             } else {

@@ -21,6 +21,7 @@ use super::period::{self, full_packet_period_hint, LinkLimits, StreamPeriod};
 use super::receiver_feedback::{ReceiverFeedbackThread, ReceiverView};
 use super::run::{Counters, Run};
 use super::sender::Flushing;
+use super::session_reports::SessionReports;
 use super::SchedulerChoice;
 use qsock_frame::{Classifier, PayloadFormat};
 
@@ -735,11 +736,28 @@ impl BaseSinkImpl for QSockSink {
             reported: Mutex::new(Reported::default()),
             receiver: Mutex::new(ReceiverView::default()),
         });
-        let receiver_feedback = if settings.receiver_feedback {
+        let session = settings
+            .receiver_feedback
+            .then(|| {
+                SessionReports::upstream_of(gst_base::prelude::BaseSinkExtManual::sink_pad(
+                    &*self.obj(),
+                ))
+            })
+            .flatten();
+        let receiver_feedback = if settings.receiver_feedback && session.is_none() {
             Some(self.listen_to_receiver(&settings, &run)?)
         } else {
             None
         };
+        if session.is_some() {
+            gst::info!(
+                CAT,
+                imp = self,
+                "an RTP session upstream exchanges the RTCP: reading the receiver's reports \
+                 from its statistics"
+            );
+            run.feedback.lock().session = session;
+        }
         let feedback = self.spawn_feedback(Arc::clone(&run))?;
         *self.state.lock() = State::Started(Box::new(Started {
             run,

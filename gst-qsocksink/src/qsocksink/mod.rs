@@ -24,6 +24,7 @@ mod rtcp;
 mod run;
 mod scheduler;
 mod sender;
+mod session_reports;
 
 glib::wrapper! {
     /// The `qsocksink` element.

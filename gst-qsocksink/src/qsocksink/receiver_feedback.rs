@@ -123,6 +123,7 @@ struct ReceptionMark {
     at: Instant,
     highest_sequence: u32,
     cumulative_lost: i32,
+    echoed_sender_report: u32,
 }
 
 /// The receiver's view, shared by the two threads.
@@ -146,7 +147,7 @@ impl ReceiverView {
         std::mem::take(&mut self.since)
     }
 
-    fn report(&mut self, report: ReceptionReport) {
+    pub fn report(&mut self, report: ReceptionReport) {
         let now = Instant::now();
         self.reports += 1;
         self.latest = Some((now, report));
@@ -154,8 +155,12 @@ impl ReceiverView {
             at: now,
             highest_sequence: report.highest_sequence,
             cumulative_lost: report.cumulative_lost,
+            echoed_sender_report: report.echoed_sender_report,
         };
-        if let Some(previous) = self.mark.replace(mark) {
+        let previous = self.mark.replace(mark);
+        let fresh_round_trip = previous
+            .is_none_or(|previous| previous.echoed_sender_report != mark.echoed_sender_report);
+        if let Some(previous) = previous {
             let sequences = i64::from(
                 mark.highest_sequence
                     .wrapping_sub(previous.highest_sequence) as i32,
@@ -170,7 +175,7 @@ impl ReceiverView {
         let since = &mut self.since;
         since.reports += 1;
         since.fraction_lost = since.fraction_lost.max(report.fraction_lost);
-        if report.round_trip.is_some() {
+        if report.round_trip.is_some() && fresh_round_trip {
             since.round_trip = report.round_trip;
         }
     }

@@ -36,6 +36,9 @@ pub(super) struct ReceptionReport {
     /// From the sender report it echoes; None before the receiver has had
     /// one, or when its echo is older than the clock allows to tell.
     pub round_trip: Option<Duration>,
+    /// Which sender report it echoes (LSR): a report echoing the same one
+    /// as the previous measures nothing new of the path.
+    pub echoed_sender_report: u32,
 }
 
 /// Which kind of key-unit request the receiver sent.
@@ -174,6 +177,7 @@ fn reception_report(block: &ReportBlock, arrival: u32) -> ReceptionReport {
         highest_sequence: block.highest_sequence,
         jitter_ticks: block.jitter,
         round_trip,
+        echoed_sender_report: block.last_sender_report,
     }
 }
 
