@@ -421,10 +421,12 @@ impl Listener {
     }
 
     fn datagram(&mut self, datagram: &[u8], from: SocketAddr) {
-        let refusal = if !self.budget.take() {
-            Some(Refusal::Flood)
-        } else if !from_receiver(from.ip(), self.settings.destination.ip()) {
+        // The address first: datagrams from elsewhere must not spend the
+        // budget that the receiver's own reports need.
+        let refusal = if !from_receiver(from.ip(), self.settings.destination.ip()) {
             Some(Refusal::OtherAddress)
+        } else if !self.budget.take() {
+            Some(Refusal::Flood)
         } else {
             let ssrc = self.run.counters.lock().rtp.map(|source| source.ssrc);
             match ssrc {
