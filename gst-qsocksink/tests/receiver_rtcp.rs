@@ -1,0 +1,488 @@
+//! qsocksink reading its receiver's RTCP, with the test playing the
+//! receiver: x264enc ! rtph264pay ! qsocksink in the sender's namespace of a
+//! test bed, and in the receiver's namespace UDP sockets that take the RTP
+//! (on the stream's port) and the sink's sender reports (on port + 1), and
+//! send RTCP built with GStreamer's RTCP buffer API (`rtcp_packets`), or
+//! garbled on purpose, from there or from a second address of the
+//! receiver's host.
+//!
+//! What a request for a key unit does is seen upstream of the sink: a probe
+//! on the encoder's source pad counts the force-key-unit events that reach
+//! it and the key frames it makes (the encoder makes one at the start and
+//! then only on request).
+//!
+//! Needs root (namespaces); without it each test prints why and passes.
+//! `cargo test --release -p gst-qsocksink --test receiver_rtcp -- --nocapture`
+//! prints the counts each test saw.
+
+// A test that unwraps fails with the error, which is what it should do.
+#![allow(clippy::unwrap_used)]
+
+mod plugin;
+mod rtcp_packets;
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use parking_lot::{Mutex, MutexGuard};
+use qsock::{qsockinit, InitParams, Rate, SchedulerName};
+use qsock_media::NamespacePipeline;
+use qsock_testbed::TestBed;
+use rtcp_packets::{picture_loss, receiver_report, Reception};
+
+/// The receiver's stream port; the sink listens for RTCP on port + 1.
+const PORT: u16 = 5004;
+/// The stream's source, set on the payloader.
+const STREAM_SSRC: u32 = 0x5153_0001;
+/// The receiver's own source, the reporter of its RTCP.
+const RECEIVER_SSRC: u32 = 0x5153_0002;
+/// A source the sink does not send.
+const OTHER_SSRC: u32 = 0x5153_0003;
+/// x264enc's bitrate at start, kbit/s: far below the scheduler's link rate,
+/// so that the host's own queue never cuts the estimate.
+const START_KBPS: u32 = 1000;
+const LINK: Rate = Rate::from_bits_per_second(20_000_000);
+/// The sink's default `key-unit-interval`, ms.
+const DEFAULT_KEY_UNIT_INTERVAL_MS: u64 = 500;
+/// How many datagrams a second the sink reads before counting a flood.
+const FLOOD_BUDGET_PER_SECOND: u64 = 50;
+/// How long anything the sink is expected to do may take.
+const WITHIN: Duration = Duration::from_secs(10);
+/// Frames the encoder makes in a second (the caps' framerate).
+const FPS: u64 = 25;
+
+/// One run at a time: two encoders on the machine's two cores would make
+/// each other late.
+fn turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock()
+}
+
+/// What passes the encoder's source pad.
+#[derive(Debug, Default)]
+struct Upstream {
+    /// Force-key-unit events from downstream.
+    key_unit_events: AtomicU64,
+    frames: AtomicU64,
+    key_frames: AtomicU64,
+}
+
+impl Upstream {
+    fn key_unit_events(&self) -> u64 {
+        self.key_unit_events.load(Ordering::SeqCst)
+    }
+    fn frames(&self) -> u64 {
+        self.frames.load(Ordering::SeqCst)
+    }
+    fn key_frames(&self) -> u64 {
+        self.key_frames.load(Ordering::SeqCst)
+    }
+}
+
+/// A sender streaming to the test's receiver sockets. Fields drop in order:
+/// the pipeline stops before the namespaces go.
+struct Bench {
+    sender: NamespacePipeline,
+    sink: gst::Element,
+    upstream: Arc<Upstream>,
+    /// The receiver's stream socket: takes the RTP, sends multiplexed RTCP.
+    media: UdpSocket,
+    /// The receiver's RTCP socket (stream port + 1): takes sender reports.
+    rtcp: UdpSocket,
+    /// Where the sink sends from: RFC 5761 RTCP goes there.
+    sink_address: SocketAddr,
+    /// The sink's RTCP port.
+    sink_rtcp: SocketAddr,
+    bed: TestBed,
+}
+
+impl Bench {
+    /// Starts streaming with the sink's further `properties`; waits for the
+    /// first RTP packet and key frame and, unless receiver feedback is off,
+    /// for the first sender report. None (after saying why) when not root.
+    fn start(properties: &str) -> Option<Bench> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: receiver_rtcp builds network namespaces, which needs root");
+            return None;
+        }
+        plugin::init();
+        let bed = TestBed::new().unwrap_or_else(|err| panic!("cannot build the test bed: {err}"));
+        let init = InitParams::new(bed.sender_dev(), SchedulerName::User).with_link_rate(LINK);
+        bed.run_in_sender(|| qsockinit(&init))
+            .unwrap()
+            .unwrap_or_else(|err| panic!("qsockinit user: {err}"));
+        let receiver = bed.receiver_v4();
+        let bind = |port: u16| {
+            let socket = bed
+                .run_in_receiver(move || UdpSocket::bind((receiver, port)))
+                .unwrap()
+                .unwrap_or_else(|err| panic!("the receiver cannot bind port {port}: {err}"));
+            socket.set_read_timeout(Some(WITHIN)).unwrap();
+            socket
+        };
+        let media = bind(PORT);
+        let rtcp = bind(PORT + 1);
+        // Snow keeps the encoder at its bitrate; one key frame at the start,
+        // the next only on request.
+        let description = format!(
+            "videotestsrc is-live=true pattern=snow \
+             ! video/x-raw,width=320,height=180,framerate={FPS}/1 \
+             ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast \
+               bitrate={START_KBPS} key-int-max=100000 \
+             ! rtph264pay ssrc={STREAM_SSRC} mtu=1200 \
+             ! qsocksink name=sink host={receiver} port={PORT} device={device} scheduler=user \
+               qos-interval=100 {properties}",
+            device = bed.sender_dev(),
+        );
+        let sender = NamespacePipeline::launch(&description, bed.sender_ns()).unwrap();
+        let sink = sender.element("sink").unwrap();
+        let upstream = Arc::new(Upstream::default());
+        watch_encoder(&sender.element("encoder").unwrap(), &upstream);
+        bed.run_in_sender(|| sender.pipeline().set_state(gst::State::Playing))
+            .unwrap()
+            .unwrap_or_else(|err| panic!("the sender does not start: {err}"));
+
+        let mut datagram = [0u8; 2048];
+        let (_, sink_address) = media
+            .recv_from(&mut datagram)
+            .unwrap_or_else(|err| panic!("no RTP from the sink within {WITHIN:?}: {err}"));
+        let bench = Bench {
+            sender,
+            sink,
+            upstream,
+            media,
+            rtcp,
+            sink_address,
+            sink_rtcp: SocketAddr::new(IpAddr::V4(bed.sender_v4()), PORT + 1),
+            bed,
+        };
+        bench.wait("the first key frame", |bench| {
+            bench.upstream.key_frames() >= 1
+        });
+        if bench.sink.property::<bool>("receiver-feedback") {
+            bench.wait("the first sender report", |bench| {
+                bench.stat("sender-reports") >= 1
+            });
+        }
+        Some(bench)
+    }
+
+    /// A field of the sink's `stats`, 0 while it has none.
+    fn stat(&self, name: &str) -> u64 {
+        self.sink
+            .property::<gst::Structure>("stats")
+            .get::<u64>(name)
+            .unwrap_or(0)
+    }
+
+    fn ignored(&self, reason: &str) -> u64 {
+        self.stat(&format!("rtcp-ignored-{reason}"))
+    }
+
+    /// Every rtcp-ignored-* count, in `REASONS` order.
+    fn ignored_all(&self) -> [u64; 4] {
+        REASONS.map(|reason| self.ignored(reason))
+    }
+
+    /// Fails on an error of the sender's pipeline.
+    fn check(&self) {
+        if let Err(err) = self.sender.check() {
+            panic!("the sender's pipeline failed: {err}");
+        }
+    }
+
+    /// Waits up to `WITHIN` for `done`; fails naming `what` when it does
+    /// not come, or when the pipeline fails first.
+    fn wait(&self, what: &str, done: impl Fn(&Bench) -> bool) {
+        let give_up = Instant::now() + WITHIN;
+        while !done(self) {
+            self.check();
+            assert!(Instant::now() < give_up, "no {what} within {WITHIN:?}");
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until the encoder has made `frames` more frames and the sink
+    /// has posted its stats since: the point by which anything sent before
+    /// has been read, if it ever is.
+    fn wait_frames(&self, frames: u64) {
+        let until = self.upstream.frames() + frames;
+        self.wait(&format!("{frames} more frames"), |bench| {
+            bench.upstream.frames() >= until
+        });
+        let calls = self.stat("send-frame-calls");
+        self.wait("fresh stats", |bench| {
+            bench.stat("send-frame-calls") > calls
+        });
+    }
+
+    /// Sends to the sink's RTCP port from the receiver's stream port + 1.
+    fn to_rtcp_port(&self, datagram: &[u8]) {
+        self.rtcp.send_to(datagram, self.sink_rtcp).unwrap();
+    }
+
+    /// Sends to the sink's own socket from the receiver's stream port.
+    fn muxed(&self, datagram: &[u8]) {
+        self.media.send_to(datagram, self.sink_address).unwrap();
+    }
+
+    /// A socket on a second address of the receiver's interface.
+    fn other_address(&self) -> UdpSocket {
+        let [a, b, c, _] = self.bed.receiver_v4().octets();
+        let address = Ipv4Addr::new(a, b, c, 3);
+        let status = self
+            .bed
+            .command_in_receiver(
+                "ip",
+                [
+                    "addr",
+                    "add",
+                    &format!("{address}/24"),
+                    "dev",
+                    self.bed.receiver_dev(),
+                ],
+            )
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip addr add {address}: {status}");
+        self.bed
+            .run_in_receiver(move || UdpSocket::bind((address, 0)))
+            .unwrap()
+            .unwrap_or_else(|err| panic!("cannot bind {address}: {err}"))
+    }
+
+    /// The estimate and what drove its last change.
+    fn estimate(&self) -> (u64, String) {
+        let stats = self.sink.property::<gst::Structure>("stats");
+        (
+            stats.get::<u64>("estimated-bitrate").unwrap_or(0),
+            stats
+                .get::<String>("estimate-signal")
+                .unwrap_or_else(|_| "none".into()),
+        )
+    }
+}
+
+/// The reasons the sink counts, after `rtcp-ignored-`.
+const REASONS: [&str; 4] = ["malformed", "other-source", "other-address", "flood"];
+
+/// Counts force-key-unit events reaching the encoder, and its frames.
+fn watch_encoder(encoder: &gst::Element, upstream: &Arc<Upstream>) {
+    let pad = encoder.static_pad("src").unwrap();
+    let seen = Arc::clone(upstream);
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(event)) = &info.data {
+            if gst_video::UpstreamForceKeyUnitEvent::parse(event).is_ok() {
+                seen.key_unit_events.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let seen = Arc::clone(upstream);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+            seen.frames.fetch_add(1, Ordering::SeqCst);
+            if !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                seen.key_frames.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The receiver's report on the stream: everything lost.
+fn all_lost(ssrc: u32) -> Vec<u8> {
+    receiver_report(
+        RECEIVER_SSRC,
+        Reception {
+            ssrc,
+            fraction_lost: 255,
+            cumulative_lost: 1000,
+            last_sender_report: 0,
+            delay_since_last_sender_report: 0,
+        },
+    )
+}
+
+/// The receiver's report on the stream: nothing lost.
+fn clear(ssrc: u32) -> Vec<u8> {
+    receiver_report(
+        RECEIVER_SSRC,
+        Reception {
+            ssrc,
+            fraction_lost: 0,
+            cumulative_lost: 0,
+            last_sender_report: 0,
+            delay_since_last_sender_report: 0,
+        },
+    )
+}
+
+#[test]
+fn a_picture_loss_indication_yields_one_key_frame() {
+    let _turn = turn();
+    let Some(bench) = Bench::start("") else {
+        return;
+    };
+    assert_eq!(
+        bench.upstream.key_frames(),
+        1,
+        "the encoder made key frames unasked (key-int-max)"
+    );
+    bench.to_rtcp_port(&picture_loss(RECEIVER_SSRC, STREAM_SSRC));
+    bench.wait("key frame after the PLI", |bench| {
+        bench.upstream.key_frames() >= 2
+    });
+    // A second's frames later: had the sink asked twice, the second key
+    // frame would be out by now.
+    bench.wait_frames(FPS);
+    let events = bench.upstream.key_unit_events();
+    let key_frames = bench.upstream.key_frames();
+    let (requests, asked) = (bench.stat("key-unit-requests"), bench.stat("key-units-asked"));
+    println!(
+        "one PLI: {events} force-key-unit events upstream, {key_frames} key frames (one at the \
+         start), key-unit-requests={requests} key-units-asked={asked}"
+    );
+    assert_eq!(events, 1, "force-key-unit events upstream for one PLI");
+    assert_eq!(key_frames, 2, "key frames: one at the start, one for the PLI");
+    assert_eq!(requests, 1, "key-unit-requests after one PLI");
+    assert_eq!(asked, 1, "key-units-asked after one PLI");
+    bench.check();
+}
+
+/// Twenty PLIs within a second; the sink asks upstream at most once per
+/// `interval_ms`. Returns the requests asked upstream.
+fn picture_loss_burst(bench: &Bench, interval_ms: u64) -> u64 {
+    const BURST: u64 = 20;
+    let first = Instant::now();
+    for sent in 0..BURST {
+        bench.to_rtcp_port(&picture_loss(RECEIVER_SSRC, STREAM_SSRC));
+        if sent + 1 < BURST {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    bench.wait("the whole burst counted in key-unit-requests", |bench| {
+        bench.stat("key-unit-requests") >= BURST
+    });
+    // Every request arrived between `first` and now.
+    let span = first.elapsed();
+    let allowed = 1 + span.as_millis() as u64 / interval_ms;
+    bench.wait_frames(FPS / 2);
+    let asked = bench.stat("key-units-asked");
+    let events = bench.upstream.key_unit_events();
+    println!(
+        "{BURST} PLIs over {span:.2?}, key-unit-interval {interval_ms} ms: key-units-asked={asked} \
+         (at most {allowed}), {events} events upstream, {} key frames",
+        bench.upstream.key_frames()
+    );
+    assert_eq!(bench.stat("key-unit-requests"), BURST, "key-unit-requests");
+    assert!(
+        (1..=allowed).contains(&asked),
+        "{asked} key units asked for {BURST} PLIs over {span:?} at key-unit-interval \
+         {interval_ms} ms: expected 1 to {allowed}"
+    );
+    assert_eq!(events, asked, "force-key-unit events upstream");
+    assert!(
+        bench.upstream.key_frames() <= 1 + asked,
+        "{} key frames for {asked} requests (and the first)",
+        bench.upstream.key_frames()
+    );
+    bench.check();
+    asked
+}
+
+#[test]
+fn a_burst_of_picture_loss_indications_is_rate_limited() {
+    let _turn = turn();
+    let Some(bench) = Bench::start("") else {
+        return;
+    };
+    picture_loss_burst(&bench, DEFAULT_KEY_UNIT_INTERVAL_MS);
+}
+
+#[test]
+fn key_unit_interval_sets_the_rate_limit() {
+    let _turn = turn();
+    let Some(bench) = Bench::start("key-unit-interval=100") else {
+        return;
+    };
+    let asked = picture_loss_burst(&bench, 100);
+    // The burst spans about a second: at the default interval at most three
+    // would have been asked.
+    assert!(
+        asked > 3,
+        "key-unit-interval=100 asked only {asked} key units for PLIs 50 ms apart over a second"
+    );
+}
+
+/// Has `send` send `count` datagrams, waits until `reason` has counted
+/// them all, and checks that no other reason counted any.
+fn refused(bench: &Bench, reason: &str, count: u64, send: impl FnOnce()) {
+    let before = bench.ignored_all();
+    send();
+    let index = REASONS.iter().position(|r| *r == reason).unwrap();
+    bench.wait(&format!("{count} more rtcp-ignored-{reason}"), |bench| {
+        bench.ignored(reason) >= before[index] + count
+    });
+    let after = bench.ignored_all();
+    let mut expected = before;
+    expected[index] += count;
+    assert_eq!(
+        after, expected,
+        "rtcp-ignored-{REASONS:?} after {count} datagrams that are {reason}"
+    );
+}
+
+#[test]
+fn untrusted_rtcp_is_ignored_and_counted_by_reason() {
+    let _turn = turn();
+    let Some(bench) = Bench::start("") else {
+        return;
+    };
+    let garbage: [&[u8]; 3] = [
+        b"not RTCP at all",
+        &[0xff; 64],
+        // An RTP header (payload type 96), not RTCP.
+        &[0x80, 96, 0, 1, 0, 0, 0, 1, 0x51, 0x53, 0, 9],
+    ];
+    refused(&bench, "malformed", 6, || {
+        for datagram in garbage {
+            bench.to_rtcp_port(datagram);
+            bench.muxed(datagram);
+        }
+    });
+    // Truncated: the header says more than the datagram holds.
+    let report = all_lost(STREAM_SSRC);
+    let truncated = &report[..report.len() - 8];
+    let mut overlong = report.clone();
+    overlong[2..4].copy_from_slice(&100u16.to_be_bytes());
+    refused(&bench, "malformed", 4, || {
+        for datagram in [truncated, &overlong] {
+            bench.to_rtcp_port(datagram);
+            bench.muxed(datagram);
+        }
+    });
+    // Spoofed: well formed, about a source the sink does not send.
+    refused(&bench, "other-source", 4, || {
+        for datagram in [all_lost(OTHER_SSRC), picture_loss(RECEIVER_SSRC, OTHER_SSRC)] {
+            bench.to_rtcp_port(&datagram);
+            bench.muxed(&datagram);
+        }
+    });
+    // From another address of the receiver's host, about the stream.
+    let elsewhere = bench.other_address();
+    refused(&bench, "other-address", 2, || {
+        for datagram in [all_lost(STREAM_SSRC), picture_loss(RECEIVER_SSRC, STREAM_SSRC)] {
+            elsewhere.send_to(&datagram, bench.sink_rtcp).unwrap();
+        }
+    });
+    bench.wait_frames(FPS / 5);
+    assert_eq!(bench.stat("receiver-reports"), 0, "receiver-reports taken");
+    assert_eq!(bench.stat("key-unit-requests"), 0, "key-unit-requests taken");
+    assert_eq!(bench.upstream.key_unit_events(), 0, "key units asked upstream");
+    bench.check();
+}
