@@ -58,9 +58,10 @@ pub fn picture_loss(reporter: u32, media: u32) -> Vec<u8> {
     })
 }
 
-/// The middle 32 bits of the NTP time in a sender report (RFC 3550 §6.4.1),
-/// what a receiver echoes as LSR; None when `datagram` is no valid SR.
-pub fn sender_report_ntp_middle(datagram: &[u8]) -> Option<u32> {
+/// The sender's SSRC in a sender report, and the middle 32 bits of its NTP
+/// time (RFC 3550 §6.4.1), what a receiver echoes as LSR; None when
+/// `datagram` does not start with a valid SR.
+pub fn sender_report(datagram: &[u8]) -> Option<(u32, u32)> {
     let mut buffer = gst::Buffer::from_slice(datagram.to_vec());
     let buffer = buffer.make_mut();
     // SAFETY: `buffer` is a valid buffer we own; validation only reads it.
@@ -93,7 +94,7 @@ pub fn sender_report_ntp_middle(datagram: &[u8]) -> Option<u32> {
                 &mut packets,
                 &mut octets,
             );
-            ntp = Some((time >> 16) as u32);
+            ntp = Some((ssrc, (time >> 16) as u32));
         }
         ffi::gst_rtcp_buffer_unmap(&mut rtcp);
     }
@@ -101,7 +102,10 @@ pub fn sender_report_ntp_middle(datagram: &[u8]) -> Option<u32> {
 }
 
 /// A buffer with one packet of `packet_type`, filled by `fill`.
-fn build(packet_type: ffi::GstRTCPType, fill: impl FnOnce(*mut ffi::GstRTCPPacket) -> bool) -> Vec<u8> {
+fn build(
+    packet_type: ffi::GstRTCPType,
+    fill: impl FnOnce(*mut ffi::GstRTCPPacket) -> bool,
+) -> Vec<u8> {
     // SAFETY: returns a new buffer we own, or null (checked).
     let raw = unsafe { ffi::gst_rtcp_buffer_new(1500) };
     assert!(!raw.is_null(), "gst_rtcp_buffer_new failed");
@@ -112,13 +116,18 @@ fn build(packet_type: ffi::GstRTCPType, fill: impl FnOnce(*mut ffi::GstRTCPPacke
     let mut rtcp: ffi::GstRTCPBuffer = unsafe { std::mem::zeroed() };
     // SAFETY: `writable` is ours; it is unmapped below on every path.
     let mapped = unsafe {
-        ffi::gst_rtcp_buffer_map(writable.as_mut_ptr(), gst::ffi::GST_MAP_READWRITE, &mut rtcp)
+        ffi::gst_rtcp_buffer_map(
+            writable.as_mut_ptr(),
+            gst::ffi::GST_MAP_READWRITE,
+            &mut rtcp,
+        )
     };
     assert!(mapped != 0, "cannot map a new RTCP buffer");
     // SAFETY: an all-zero GstRTCPPacket, which add_packet positions.
     let mut packet: ffi::GstRTCPPacket = unsafe { std::mem::zeroed() };
     // SAFETY: `rtcp` is mapped for writing and has room for one packet.
-    let added = unsafe { ffi::gst_rtcp_buffer_add_packet(&mut rtcp, packet_type, &mut packet) } != 0;
+    let added =
+        unsafe { ffi::gst_rtcp_buffer_add_packet(&mut rtcp, packet_type, &mut packet) } != 0;
     let filled = added && fill(&mut packet);
     // SAFETY: mapped above; unmapping sets the buffer's size to the packets'.
     unsafe { ffi::gst_rtcp_buffer_unmap(&mut rtcp) };
