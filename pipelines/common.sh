@@ -121,6 +121,7 @@ check_number() {
 }
 
 # The RTP header extension of transport-wide congestion control.
+# shellcheck disable=SC2034 # the TWCC scripts read it
 TWCC_EXTENSION_URI=http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01
 
 # A stock GStreamer receiver of H.264 over RTP that answers the sender with
