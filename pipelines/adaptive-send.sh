@@ -5,7 +5,9 @@
 #
 #   adaptive-send.sh HOST PORT [SCHEDULER]
 #
-# HOST, PORT: where the receiver listens (h264-rtp-receive.sh PORT).
+# HOST, PORT: where the receiver listens (h264-rtp-receive.sh PORT, or
+# h264-rtp-receive-rtcp.sh PORT SENDER, whose RTCP lets the sink adapt to
+# the path beyond this host).
 # SCHEDULER: auto (default), dwcs, htb or user; see README.md, qsocksink.
 # Environment: BITRATE kbit/s to start from (1000), MIN_BITRATE and
 # MAX_BITRATE kbit/s the estimate stays within (200, 4000), FPS (25), PATTERN

@@ -42,8 +42,8 @@ const STREAM_SSRC: u32 = 0x5153_0001;
 const RECEIVER_SSRC: u32 = 0x5153_0002;
 /// A source the sink does not send.
 const OTHER_SSRC: u32 = 0x5153_0003;
-/// x264enc's bitrate at start, kbit/s: far below the scheduler's link rate,
-/// so that the host's own queue never cuts the estimate.
+/// x264enc's bitrate at start, kbit/s, and the user scheduler's link rate,
+/// far above it: the host's own queue never cuts the estimate.
 const START_KBPS: u32 = 1000;
 const LINK: Rate = Rate::from_bits_per_second(20_000_000);
 /// The sink's default `key-unit-interval`, ms.
