@@ -640,8 +640,11 @@ fn spoofed_loss_reports_do_not_steer_the_estimate() {
     let truncated = report[..report.len() - 4].to_vec();
     let wrong_source = all_lost(OTHER_SSRC);
     // Three seconds of spoofs, 25 a second (within the flood budget, so
-    // that each is judged on what it is).
-    let mut lowest = start;
+    // that each is judged on what it is). The host's own queue may still
+    // cut the estimate on this shared machine (host-loss, host-delay);
+    // what the spoofs claim must not.
+    let mut previous = start;
+    let mut host_cuts = Vec::new();
     for _ in 0..15 {
         elsewhere.send_to(&report, bench.sink_rtcp).unwrap();
         bench.to_rtcp_port(&wrong_source);
@@ -650,23 +653,27 @@ fn spoofed_loss_reports_do_not_steer_the_estimate() {
         bench.muxed(b"garbage");
         bench.wait_frames(FPS / 5);
         let (estimate, signal) = bench.estimate();
-        lowest = lowest.min(estimate);
         assert!(
             !signal.starts_with("receiver"),
-            "estimate-signal {signal} after spoofed reports only"
+            "estimate-signal {signal} after spoofed reports only (estimate {estimate} bit/s)"
         );
+        if estimate < previous * 9 / 10 {
+            assert!(
+                signal.starts_with("host"),
+                "the estimate fell from {previous} to {estimate} bit/s during the spoofs, \
+                 estimate-signal {signal}"
+            );
+            host_cuts.push((estimate, signal));
+        }
+        previous = estimate;
     }
     let ignored = bench.ignored_all();
     println!(
-        "spoofed reports claiming all lost: estimate from {start} bit/s, lowest {lowest}; \
-         rtcp-ignored-{REASONS:?} = {ignored:?}"
+        "spoofed reports claiming all lost: estimate from {start} to {previous} bit/s, cuts by \
+         the host's own queue {host_cuts:?}; rtcp-ignored-{REASONS:?} = {ignored:?}"
     );
     assert_eq!(bench.stat("receiver-reports"), 0, "receiver-reports taken");
     assert_eq!(ignored[..3], [30, 30, 15], "spoofs counted by reason");
-    assert!(
-        lowest >= start * 9 / 10,
-        "spoofed reports cut the estimate from {start} to {lowest} bit/s"
-    );
 
     // The control: the same report, from the receiver about the stream.
     let (before, _) = bench.estimate();
