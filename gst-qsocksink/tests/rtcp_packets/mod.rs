@@ -58,6 +58,34 @@ pub fn picture_loss(reporter: u32, media: u32) -> Vec<u8> {
     })
 }
 
+/// A full intra request (RFC 5104 §4.3.1) from `reporter` asking `media`
+/// for a key frame, with command sequence number `sequence`.
+pub fn full_intra_request(reporter: u32, media: u32, sequence: u8) -> Vec<u8> {
+    let mut entry = [0u8; 8];
+    entry[..4].copy_from_slice(&media.to_be_bytes());
+    entry[4] = sequence;
+    build(ffi::GST_RTCP_TYPE_PSFB, |packet| {
+        // SAFETY: `packet` is the PSFB packet just added to a buffer mapped
+        // for writing; set_fci_length makes room for the two-word entry (or
+        // fails, checked), and get_fci then points at those eight bytes.
+        unsafe {
+            ffi::gst_rtcp_packet_fb_set_type(packet, ffi::GST_RTCP_PSFB_TYPE_FIR);
+            ffi::gst_rtcp_packet_fb_set_sender_ssrc(packet, reporter);
+            // RFC 5104: the media source field is unused (0) in a FIR.
+            ffi::gst_rtcp_packet_fb_set_media_ssrc(packet, 0);
+            if ffi::gst_rtcp_packet_fb_set_fci_length(packet, 2) == 0 {
+                return false;
+            }
+            let fci = ffi::gst_rtcp_packet_fb_get_fci(packet);
+            if fci.is_null() {
+                return false;
+            }
+            std::ptr::copy_nonoverlapping(entry.as_ptr(), fci, entry.len());
+        }
+        true
+    })
+}
+
 /// The sender's SSRC in a sender report, and the middle 32 bits of its NTP
 /// time (RFC 3550 §6.4.1), what a receiver echoes as LSR; None when
 /// `datagram` does not start with a valid SR.
