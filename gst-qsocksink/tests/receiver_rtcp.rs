@@ -11,7 +11,7 @@
 //! it and the key frames it makes (the encoder makes one at the start and
 //! then only on request).
 //!
-//! Two tests are ignored until the sink is fixed; each names what it takes
+//! Three tests are ignored until the sink is fixed; each names what it takes
 //! (`-- --ignored` runs them).
 //!
 //! Needs root (namespaces); without it each test prints why and passes.
@@ -101,6 +101,7 @@ struct Bench {
     /// The sink's RTCP port.
     sink_rtcp: SocketAddr,
     bed: TestBed,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Bench {
@@ -112,6 +113,7 @@ impl Bench {
             eprintln!("SKIPPED: receiver_rtcp builds network namespaces, which needs root");
             return None;
         }
+        let turn = turn();
         plugin::init();
         let bed = TestBed::new().unwrap_or_else(|err| panic!("cannot build the test bed: {err}"));
         let init = InitParams::new(bed.sender_dev(), SchedulerName::User).with_link_rate(LINK);
@@ -162,6 +164,7 @@ impl Bench {
             sink_address,
             sink_rtcp: SocketAddr::new(IpAddr::V4(bed.sender_v4()), PORT + 1),
             bed,
+            _turn: turn,
         };
         bench.wait("the first key frame", |bench| {
             bench.upstream.key_frames() >= 1
@@ -233,6 +236,20 @@ impl Bench {
         self.media.send_to(datagram, self.sink_address).unwrap();
     }
 
+    /// Fails when anything on the sender's host holds port + 1, which the
+    /// sink does not listen on with `setting`.
+    fn assert_port_plus_one_free(&self, setting: &str) {
+        let port = self.sink_rtcp;
+        let bound = self
+            .bed
+            .run_in_sender(move || UdpSocket::bind(port).map(drop))
+            .unwrap();
+        assert!(
+            bound.is_ok(),
+            "with {setting} something holds {port}: {bound:?}"
+        );
+    }
+
     /// A socket on a second address of the receiver's interface.
     fn other_address(&self) -> UdpSocket {
         let [a, b, c, _] = self.bed.receiver_v4().octets();
@@ -302,42 +319,28 @@ fn all_lost(ssrc: u32) -> Vec<u8> {
     receiver_report(
         RECEIVER_SSRC,
         Reception {
-            ssrc,
             fraction_lost: 255,
             cumulative_lost: 1000,
-            last_sender_report: 0,
-            delay_since_last_sender_report: 0,
+            ..Reception::on(ssrc)
         },
     )
 }
 
 /// The receiver's report on the stream: nothing lost.
 fn clear(ssrc: u32) -> Vec<u8> {
-    receiver_report(
-        RECEIVER_SSRC,
-        Reception {
-            ssrc,
-            fraction_lost: 0,
-            cumulative_lost: 0,
-            last_sender_report: 0,
-            delay_since_last_sender_report: 0,
-        },
-    )
+    receiver_report(RECEIVER_SSRC, Reception::on(ssrc))
 }
 
-#[test]
-fn a_picture_loss_indication_yields_one_key_frame() {
-    let _turn = turn();
-    let Some(bench) = Bench::start("") else {
-        return;
-    };
+/// Sends `request` (named `name`) to the RTCP port: exactly one key frame
+/// must follow, asked for by one force-key-unit event.
+fn one_key_frame_for(bench: &Bench, request: &[u8], name: &str) {
     assert_eq!(
         bench.upstream.key_frames(),
         1,
         "the encoder made key frames unasked (key-int-max)"
     );
-    bench.to_rtcp_port(&picture_loss(RECEIVER_SSRC, STREAM_SSRC));
-    bench.wait("key frame after the PLI", |bench| {
+    bench.to_rtcp_port(request);
+    bench.wait(&format!("key frame after the {name}"), |bench| {
         bench.upstream.key_frames() >= 2
     });
     // A second's frames later: had the sink asked twice, the second key
@@ -350,22 +353,29 @@ fn a_picture_loss_indication_yields_one_key_frame() {
         bench.stat("key-units-asked"),
     );
     println!(
-        "one PLI: {events} force-key-unit events upstream, {key_frames} key frames (one at the \
-         start), key-unit-requests={requests} key-units-asked={asked}"
+        "one {name}: {events} force-key-unit events upstream, {key_frames} key frames (one at \
+         the start), key-unit-requests={requests} key-units-asked={asked}"
     );
-    assert_eq!(events, 1, "force-key-unit events upstream for one PLI");
+    assert_eq!(events, 1, "force-key-unit events upstream for one {name}");
     assert_eq!(
         key_frames, 2,
-        "key frames: one at the start, one for the PLI"
+        "key frames: one at the start, one for the {name}"
     );
-    assert_eq!(requests, 1, "key-unit-requests after one PLI");
-    assert_eq!(asked, 1, "key-units-asked after one PLI");
+    assert_eq!(requests, 1, "key-unit-requests after one {name}");
+    assert_eq!(asked, 1, "key-units-asked after one {name}");
     bench.check();
 }
 
 #[test]
+fn a_picture_loss_indication_yields_one_key_frame() {
+    let Some(bench) = Bench::start("") else {
+        return;
+    };
+    one_key_frame_for(&bench, &picture_loss(RECEIVER_SSRC, STREAM_SSRC), "PLI");
+}
+
+#[test]
 fn a_full_intra_request_yields_one_key_frame() {
-    let _turn = turn();
     let Some(bench) = Bench::start("") else {
         return;
     };
@@ -373,29 +383,11 @@ fn a_full_intra_request_yields_one_key_frame() {
     refused(&bench, "other-source", 1, || {
         bench.to_rtcp_port(&full_intra_request(RECEIVER_SSRC, OTHER_SSRC, 1));
     });
-    bench.to_rtcp_port(&full_intra_request(RECEIVER_SSRC, STREAM_SSRC, 2));
-    bench.wait("key frame after the FIR", |bench| {
-        bench.upstream.key_frames() >= 2
-    });
-    bench.wait_frames(FPS);
-    println!(
-        "one FIR: {} force-key-unit events upstream, {} key frames (one at the start)",
-        bench.upstream.key_unit_events(),
-        bench.upstream.key_frames()
+    one_key_frame_for(
+        &bench,
+        &full_intra_request(RECEIVER_SSRC, STREAM_SSRC, 2),
+        "FIR",
     );
-    assert_eq!(
-        bench.upstream.key_unit_events(),
-        1,
-        "force-key-unit events upstream"
-    );
-    assert_eq!(
-        bench.upstream.key_frames(),
-        2,
-        "key frames: the first, and the FIR's"
-    );
-    assert_eq!(bench.stat("key-unit-requests"), 1, "key-unit-requests");
-    assert_eq!(bench.stat("key-units-asked"), 1, "key-units-asked");
-    bench.check();
 }
 
 /// Twenty PLIs within a second; the sink asks upstream at most once per
@@ -441,7 +433,6 @@ fn picture_loss_burst(bench: &Bench, interval_ms: u64) -> u64 {
 
 #[test]
 fn a_burst_of_picture_loss_indications_is_rate_limited() {
-    let _turn = turn();
     let Some(bench) = Bench::start("") else {
         return;
     };
@@ -450,7 +441,6 @@ fn a_burst_of_picture_loss_indications_is_rate_limited() {
 
 #[test]
 fn key_unit_interval_sets_the_rate_limit() {
-    let _turn = turn();
     let Some(bench) = Bench::start("key-unit-interval=100") else {
         return;
     };
@@ -483,7 +473,6 @@ fn refused(bench: &Bench, reason: &str, count: u64, send: impl FnOnce()) {
 
 #[test]
 fn untrusted_rtcp_is_ignored_and_counted_by_reason() {
-    let _turn = turn();
     let Some(bench) = Bench::start("") else {
         return;
     };
@@ -549,7 +538,6 @@ fn untrusted_rtcp_is_ignored_and_counted_by_reason() {
 #[ignore = "qsocksink takes RTCP whose reporter is the stream's own SSRC: rtcp::read must \
             skip a report or feedback packet whose reporter or sender SSRC is the stream's"]
 fn a_report_in_the_streams_own_name_is_ignored() {
-    let _turn = turn();
     let Some(bench) = Bench::start("") else {
         return;
     };
@@ -559,11 +547,8 @@ fn a_report_in_the_streams_own_name_is_ignored() {
         let forged = receiver_report(
             STREAM_SSRC,
             Reception {
-                ssrc: STREAM_SSRC,
                 fraction_lost: 255,
-                cumulative_lost: 1000,
-                last_sender_report: 0,
-                delay_since_last_sender_report: 0,
+                ..Reception::on(STREAM_SSRC)
             },
         );
         bench.to_rtcp_port(&forged);
@@ -589,7 +574,6 @@ fn flood(socket: &UdpSocket, to: SocketAddr, datagrams: &[Vec<u8>]) {
 
 #[test]
 fn a_flood_is_read_no_faster_than_the_budget() {
-    let _turn = turn();
     let Some(bench) = Bench::start("") else {
         return;
     };
@@ -634,7 +618,6 @@ fn a_flood_is_read_no_faster_than_the_budget() {
 #[ignore = "qsocksink spends its RTCP budget before it checks the sender's address, so a \
             stranger's flood refuses the receiver's reports as flood: check the address first"]
 fn a_flood_from_another_address_leaves_the_receiver_heard() {
-    let _turn = turn();
     let Some(bench) = Bench::start("") else {
         return;
     };
@@ -666,7 +649,6 @@ fn a_flood_from_another_address_leaves_the_receiver_heard() {
 
 #[test]
 fn spoofed_loss_reports_do_not_steer_the_estimate() {
-    let _turn = turn();
     let Some(bench) = Bench::start("adapt-bitrate=true min-bitrate=200000 max-bitrate=4000000")
     else {
         return;
@@ -758,7 +740,6 @@ fn next_sender_report_from(bench: &Bench, port: SocketAddr) -> (Instant, u32) {
 
 #[test]
 fn reports_are_read_on_the_rtcp_port_and_on_the_streams_own_port() {
-    let _turn = turn();
     let Some(bench) = Bench::start("") else {
         return;
     };
@@ -767,11 +748,9 @@ fn reports_are_read_on_the_rtcp_port_and_on_the_streams_own_port() {
     bench.to_rtcp_port(&receiver_report(
         RECEIVER_SSRC,
         Reception {
-            ssrc: STREAM_SSRC,
-            fraction_lost: 0,
-            cumulative_lost: 0,
             last_sender_report: lsr,
             delay_since_last_sender_report: delay,
+            ..Reception::on(STREAM_SSRC)
         },
     ));
     bench.wait("the report sent to port + 1", |bench| {
@@ -799,19 +778,10 @@ fn reports_are_read_on_the_rtcp_port_and_on_the_streams_own_port() {
 
 #[test]
 fn receiver_feedback_false_reads_no_rtcp() {
-    let _turn = turn();
     let Some(bench) = Bench::start("receiver-feedback=false") else {
         return;
     };
-    let rtcp_port = bench.sink_rtcp;
-    let taken = bench
-        .bed
-        .run_in_sender(move || UdpSocket::bind(rtcp_port).map(drop))
-        .unwrap();
-    assert!(
-        taken.is_ok(),
-        "with receiver-feedback=false something holds the RTCP port {rtcp_port}: {taken:?}"
-    );
+    bench.assert_port_plus_one_free("receiver-feedback=false");
     for datagram in [
         all_lost(STREAM_SSRC),
         picture_loss(RECEIVER_SSRC, STREAM_SSRC),
@@ -849,7 +819,6 @@ fn receiver_feedback_false_reads_no_rtcp() {
 #[test]
 fn rtcp_port_names_where_the_sink_listens() {
     const RTCP_PORT: u16 = 6000;
-    let _turn = turn();
     let Some(bench) = Bench::start(&format!("rtcp-port={RTCP_PORT}")) else {
         return;
     };
@@ -862,15 +831,7 @@ fn rtcp_port_names_where_the_sink_listens() {
     });
     // Nobody listens on port + 1 now: the stream's own port and rtcp-port
     // are all the sink reads.
-    let default_port = bench.sink_rtcp;
-    let free = bench
-        .bed
-        .run_in_sender(move || UdpSocket::bind(default_port).map(drop))
-        .unwrap();
-    assert!(
-        free.is_ok(),
-        "with rtcp-port={RTCP_PORT} something holds {default_port}: {free:?}"
-    );
+    bench.assert_port_plus_one_free(&format!("rtcp-port={RTCP_PORT}"));
     bench.check();
 }
 
@@ -904,7 +865,6 @@ fn adaptation_warnings(bus: &gst::Bus, until: Instant, first_only: bool) -> Vec<
 
 #[test]
 fn without_receiver_reports_the_sink_warns_once_naming_the_receiver_script() {
-    let _turn = turn();
     let Some(bench) = Bench::start("adapt-bitrate=true") else {
         return;
     };
@@ -945,7 +905,6 @@ fn without_receiver_reports_the_sink_warns_once_naming_the_receiver_script() {
             (host-clear), up to max-bitrate, though its warning says the estimate holds at \
             its start; adapt_netns relies on that climb"]
 fn without_receiver_reports_the_estimate_holds_its_start() {
-    let _turn = turn();
     let Some(bench) = Bench::start("adapt-bitrate=true") else {
         return;
     };

@@ -22,6 +22,19 @@ pub struct Reception {
     pub delay_since_last_sender_report: u32,
 }
 
+impl Reception {
+    /// Nothing lost, no sender report echoed, about `ssrc`.
+    pub fn on(ssrc: u32) -> Reception {
+        Reception {
+            ssrc,
+            fraction_lost: 0,
+            cumulative_lost: 0,
+            last_sender_report: 0,
+            delay_since_last_sender_report: 0,
+        }
+    }
+}
+
 /// A receiver report from `reporter` with one block.
 pub fn receiver_report(reporter: u32, reception: Reception) -> Vec<u8> {
     build(ffi::GST_RTCP_TYPE_RR, |packet| {
