@@ -271,6 +271,7 @@ pub(super) fn spawn(
     let rtcp_socket = match UdpSocket::bind(listen) {
         Ok(socket) => {
             socket.set_nonblocking(true)?;
+            share_the_streams_class(&stream_socket, &socket);
             run.receiver.lock().rtcp_port = Some(settings.rtcp_port);
             Some(socket)
         }
@@ -522,11 +523,10 @@ impl Listener {
         let Some(to) = self.settings.receiver_rtcp() else {
             return;
         };
-        // From the stream's own socket: the report waits in the stream's
-        // class, so the round trip it measures is the stream's, and a host
-        // queue full of other traffic cannot hold it. Never waiting for
-        // room: this thread also reads the receiver's reports.
-        let sent = socket2::SockRef::from(&self.stream_socket).send_to_with_flags(
+        // Never waiting for room: this thread also reads the receiver's
+        // reports.
+        let socket = self.rtcp_socket.as_ref().unwrap_or(&self.stream_socket);
+        let sent = socket2::SockRef::from(socket).send_to_with_flags(
             &report,
             &to.into(),
             nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits(),
@@ -535,6 +535,20 @@ impl Listener {
             Ok(_) => self.run.receiver.lock().sender_reports += 1,
             Err(err) => gst::debug!(CAT, "sender report to {to}: {err}"),
         }
+    }
+}
+
+/// Puts the RTCP socket's packets in the stream's class (its priority, by
+/// which the kernel schedulers classify): the sender reports then wait where
+/// the stream's packets wait, so the round trip they measure is the
+/// stream's, and the host's bulk traffic cannot hold them back. Without the
+/// privilege to set it they go as best effort, which the debug log says.
+fn share_the_streams_class(stream_socket: &Socket, rtcp_socket: &UdpSocket) {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt::Priority};
+    let shared = getsockopt(stream_socket, Priority)
+        .and_then(|priority| setsockopt(rtcp_socket, Priority, &priority));
+    if let Err(err) = shared {
+        gst::debug!(CAT, "sender reports go as best effort: SO_PRIORITY: {err}");
     }
 }
 

@@ -121,8 +121,10 @@ pub(super) fn read(datagram: &[u8], ssrc: u32, arrival: u32) -> Result<ReceiverM
         match packet {
             // A reporter in the stream's own name is the sink's own RTCP
             // reflected, or a forgery (RFC 3550 §8.2): never its receiver.
-            RtcpPacket::Report { reporter, .. } | RtcpPacket::Feedback { sender: reporter, .. }
-                if reporter == ssrc => {}
+            RtcpPacket::Report { reporter, .. }
+            | RtcpPacket::Feedback {
+                sender: reporter, ..
+            } if reporter == ssrc => {}
             RtcpPacket::Report { blocks, .. } => {
                 for block in blocks.iter().filter(|block| block.ssrc == ssrc) {
                     concerns_us = true;
