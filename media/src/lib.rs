@@ -40,7 +40,7 @@ pub use error::{Error, Result};
 pub use pipeline::{is_eos, rtp_header, NamespacePipeline};
 pub use plot::{plot_png, PlotStream};
 pub use port_class::install_port_classes;
-pub use receiver::{FrameArrival, Receiver};
+pub use receiver::{FrameArrival, FrameLoss, Receiver};
 pub use sender::Sender;
 pub use series::{write_csv, CsvStream};
 pub use sink::{SinkKind, StreamSpec};

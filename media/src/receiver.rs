@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use parking_lot::Mutex;
-use qsock_frame::{FrameEvent, FrameReceiver, PayloadFormat};
+use qsock_frame::{FrameEvent, FrameReceiver, FrameType, PayloadFormat};
 use qsock_testbed::TestBed;
 
 use crate::pipeline::NamespacePipeline;
@@ -31,6 +31,19 @@ pub struct FrameArrival {
     pub decodable: bool,
 }
 
+/// Frames that did not arrive whole, as the receiver noticed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLoss {
+    /// When the loss was noticed (the frame's last packet, or the packet
+    /// after a run of missing frames), since the run's epoch.
+    pub noticed: Duration,
+    /// The type the frame's surviving packets showed; `Unknown` for frames
+    /// of which nothing arrived.
+    pub frame_type: FrameType,
+    /// How many frames: more than one only for a run of missing frames.
+    pub frames: u64,
+}
+
 /// A receiving pipeline: source (udpsrc, or srtsrc for SRT), rtpjitterbuffer,
 /// rtph264depay. A probe on the source stamps each RTP packet as it arrives;
 /// one in front of the depayloader, which sees packets in order after the
@@ -43,7 +56,21 @@ pub struct FrameArrival {
 pub struct Receiver {
     running: NamespacePipeline,
     frames: Arc<Mutex<Vec<FrameArrival>>>,
+    losses: Arc<Mutex<Vec<FrameLoss>>>,
     label: String,
+}
+
+/// An RTP session between the source and the jitter buffer, as a stock
+/// receiver runs one: RTCP in on `port` + 1, receiver reports (AVPF, every
+/// half second) and PLI out to the sender's `port` + 1.
+fn rtcp_session(bed: &TestBed, port: u16) -> String {
+    let (receiver, sender) = (bed.receiver_v4(), bed.sender_v4());
+    let rtcp_port = port + 1;
+    format!(
+        "rtpsession name=session rtp-profile=avpf rtcp-min-interval=500000000 \
+         udpsrc address={receiver} port={rtcp_port} ! session.recv_rtcp_sink \
+         session.send_rtcp_src ! udpsink host={sender} port={rtcp_port} sync=false async=false"
+    )
 }
 
 /// When each RTP packet came in, by sequence number, until it is assembled.
@@ -60,11 +87,21 @@ impl Receiver {
         jitter_latency: Duration,
         epoch: Instant,
     ) -> Result<Receiver> {
+        let source = stream.source_description(bed);
+        let source = if stream.receiver_reports {
+            format!(
+                "{} {source} ! session.recv_rtp_sink session.recv_rtp_src",
+                rtcp_session(bed, stream.port)
+            )
+        } else {
+            source
+        };
         let description = format!(
-            "{} ! rtpjitterbuffer latency={} ! rtph264depay name=depay \
+            "{source} ! rtpjitterbuffer latency={} ! rtph264depay name=depay request-keyframe={} \
              ! fakesink sync=false async=false",
-            stream.source_description(bed),
-            jitter_latency.as_millis()
+            jitter_latency.as_millis(),
+            // A receiver that reports asks for a key frame on loss (PLI).
+            stream.receiver_reports,
         );
         let running = NamespacePipeline::launch(&description, bed.receiver_ns())?;
         let packet_arrivals = PacketArrivals::default();
@@ -76,33 +113,41 @@ impl Receiver {
         let mut frame_receiver = FrameReceiver::new(PayloadFormat::RtpH264);
         frame_receiver.set_frame_rate(video.frames_per_second, 1);
         let frame_receiver = Mutex::new((frame_receiver, Vec::new()));
+        let losses = Arc::new(Mutex::new(Vec::new()));
         let assembled = Arc::clone(&frames);
+        let lost = Arc::clone(&losses);
         running.on_rtp_packets("depay", "sink", move |buffer, header| {
             let arrived = packet_arrivals
                 .lock()
                 .remove(&header.sequence)
-                .unwrap_or_else(Instant::now);
+                .unwrap_or_else(Instant::now)
+                .saturating_duration_since(epoch);
             let Ok(map) = buffer.map_readable() else {
                 return;
             };
             let mut receiving = frame_receiver.lock();
             let (frame_receiver, events) = &mut *receiving;
-            frame_receiver.packet(
-                map.as_slice(),
-                arrived.saturating_duration_since(epoch),
-                events,
-            );
-            let mut assembled = assembled.lock();
+            frame_receiver.packet(map.as_slice(), arrived, events);
             for event in events.drain(..) {
-                if let FrameEvent::Received(frame) = event {
-                    if frame.whole {
-                        assembled.push(FrameArrival {
+                match event {
+                    FrameEvent::Received(frame) if frame.whole => {
+                        assembled.lock().push(FrameArrival {
                             rtp_timestamp: frame.timestamp.map_or(0, |ts| ts as u32),
                             frame: frame.number,
                             arrived: frame.arrived,
                             decodable: frame.decodable,
-                        });
+                        })
                     }
+                    FrameEvent::Received(frame) => lost.lock().push(FrameLoss {
+                        noticed: frame.arrived,
+                        frame_type: frame.frame_type,
+                        frames: 1,
+                    }),
+                    FrameEvent::Missing { frames } => lost.lock().push(FrameLoss {
+                        noticed: arrived,
+                        frame_type: FrameType::Unknown,
+                        frames,
+                    }),
                 }
             }
         })?;
@@ -117,6 +162,7 @@ impl Receiver {
         Ok(Receiver {
             running,
             frames,
+            losses,
             label: stream.label.clone(),
         })
     }
@@ -129,6 +175,11 @@ impl Receiver {
     /// The frames that arrived so far, in the order they were assembled.
     pub fn frames(&self) -> Vec<FrameArrival> {
         self.frames.lock().clone()
+    }
+
+    /// The frames lost so far, in the order the losses were noticed.
+    pub fn losses(&self) -> Vec<FrameLoss> {
+        self.losses.lock().clone()
     }
 
     /// How many frames arrived so far.

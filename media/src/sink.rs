@@ -47,6 +47,9 @@ pub struct StreamSpec {
     pub sink: SinkKind,
     /// The receiver's port (UDP, SRT's too).
     pub port: u16,
+    /// The receiver sends RTCP back (RTP streams): receiver reports every
+    /// half second and PLI on loss, to the sender's port + 1.
+    pub receiver_reports: bool,
 }
 
 impl StreamSpec {
@@ -56,6 +59,16 @@ impl StreamSpec {
             label: label.into(),
             sink,
             port,
+            receiver_reports: false,
+        }
+    }
+
+    /// The same stream, its receiver sending RTCP back to the sender's
+    /// port + 1 (RFC 3550's convention, which qsocksink listens on).
+    pub fn with_receiver_reports(self) -> StreamSpec {
+        StreamSpec {
+            receiver_reports: true,
+            ..self
         }
     }
 

@@ -10,11 +10,12 @@
 //! and a round trip standing [`PATH_DELAY_TOLERANCE`] above the least seen
 //! (a queue building in a router) cuts it too. Only a report that shows the
 //! path clear lets the estimate climb, by a small fixed step, and only while
-//! the stream actually sends near the estimate. A stream whose receiver has
-//! never reported is adapted to the host's queue alone, climbing on its
-//! clear intervals; once the receiver has reported, an interval without a
-//! report holds the estimate. Cutting fast empties the queue before deadlines pile up; climbing
-//! slowly keeps the stream from oscillating around the capacity.
+//! the stream actually sends near the estimate: the host's clear queue says
+//! nothing of a bottleneck further on, so an interval without a report holds
+//! the estimate, and a stream whose receiver never reports keeps its start
+//! unless the host's own queue cuts it. Cutting fast empties the queue before
+//! deadlines pile up; climbing slowly keeps the stream from oscillating
+//! around the capacity.
 
 use std::time::Duration;
 
@@ -51,8 +52,28 @@ const PATH_LOSS_CLEAR: f64 = 0.02;
 /// live stream's latency budget.
 pub const PATH_DELAY_TOLERANCE: Duration = Duration::from_millis(30);
 
+/// How much shorter than the previous one a round trip must be for a queue
+/// on the path to count as draining: it is then left to drain, neither cut
+/// for again nor climbed on (the least round trip may have been measured
+/// with a queue standing).
+const DRAINING: Duration = Duration::from_millis(5);
+
 /// What a cut on the receiver's evidence leaves of what got through.
 const PATH_DECREASE_FACTOR: f64 = 0.85;
+
+/// Near the rate at which the path last congested (within this share of
+/// it), the estimate climbs at a quarter of its pace: the queue it probes
+/// for builds slowly enough for the round trip to show it before the
+/// router drops.
+const NEAR_CEILING: f64 = 0.9;
+
+/// Above the rate at which the path last congested by this share, without
+/// a new sign of congestion, the path has grown and the climb resumes its
+/// pace.
+const PAST_CEILING: f64 = 1.15;
+
+/// The pace near the ceiling, as a share of the full pace.
+const NEAR_CEILING_PACE: f64 = 0.25;
 
 /// The share of the estimate the stream must actually send for a clear
 /// report to count as evidence for more: an encoder that cannot fill its
@@ -62,8 +83,15 @@ const APP_LIMITED_SHARE: f64 = 0.7;
 /// The smallest additive step, for narrow ranges.
 const MIN_STEP_BPS: u64 = 10_000;
 
-/// Intervals a climb from zero to `max` takes at the additive step.
-const CLIMB_INTERVALS: u64 = 50;
+/// How long a climb from zero to `max` takes: the step a clear report earns
+/// grows with the time since the previous report, so the climb is as fast
+/// with a receiver that reports twice a second as with one that reports
+/// every few seconds.
+const CLIMB_TIME: Duration = Duration::from_secs(15);
+
+/// The most time one clear report counts for: a report after a long silence
+/// is evidence for the moment it was sent, not for all the time before.
+const CLIMB_SPAN_CAP: Duration = Duration::from_secs(2);
 
 /// What the scheduler showed over one feedback interval.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -88,6 +116,8 @@ pub struct Observation {
     /// What the receiver's reports in the interval showed; None when none
     /// came.
     pub path: Option<PathObservation>,
+    /// How long the interval lasted.
+    pub length: Duration,
 }
 
 /// What the receiver's reports showed over one feedback interval.
@@ -95,8 +125,12 @@ pub struct Observation {
 pub struct PathObservation {
     /// The largest share of the stream's packets a report told lost.
     pub fraction_lost: f64,
-    /// The latest round trip measured, where one was.
+    /// The latest round trip measured anew (echoing a sender report no
+    /// earlier report echoed), where one was.
     pub round_trip: Option<Duration>,
+    /// The rate the receiver got the stream at, where its reports spanned
+    /// long enough to tell.
+    pub received_bps: Option<u64>,
 }
 
 /// What drove the estimate's last change.
@@ -114,8 +148,6 @@ pub enum Signal {
     ReceiverDelay,
     /// The receiver's reports showed the path clear.
     ReceiverClear,
-    /// The host's queue was clear, and no receiver has reported.
-    HostClear,
 }
 
 impl Signal {
@@ -128,7 +160,6 @@ impl Signal {
             Signal::ReceiverLoss => "receiver-loss",
             Signal::ReceiverDelay => "receiver-delay",
             Signal::ReceiverClear => "receiver-clear",
-            Signal::HostClear => "host-clear",
         }
     }
 }
@@ -189,9 +220,12 @@ pub struct BitrateController {
     estimate_bps: Option<u64>,
     least_delay: Option<Duration>,
     least_round_trip: Option<Duration>,
-    /// A report from the receiver has arrived: from then on only its clear
-    /// reports let the estimate climb.
-    receiver_heard: bool,
+    previous_round_trip: Option<Duration>,
+    /// Time since the receiver's previous report: what a clear report
+    /// vouches for.
+    since_report: Duration,
+    /// What the path carried when it last congested.
+    path_ceiling: Option<u64>,
     hold: u32,
     last_change: Option<Signal>,
 }
@@ -206,7 +240,9 @@ impl BitrateController {
             estimate_bps: None,
             least_delay: None,
             least_round_trip: None,
-            receiver_heard: false,
+            previous_round_trip: None,
+            since_report: Duration::ZERO,
+            path_ceiling: None,
             hold: 0,
             last_change: None,
         }
@@ -259,14 +295,12 @@ impl BitrateController {
             }
         };
         let host = self.host_congestion(observation);
-        self.receiver_heard |= observation.path.is_some();
-        // A stream whose receiver never reports is adapted to the host's
-        // queue alone, as a clear interval there is all it can know.
-        let path = match observation.path {
-            Some(path) => Some(self.path_verdict(path)),
-            None if !self.receiver_heard && host.is_none() => Some(PathVerdict::Clear),
-            None => None,
-        };
+        let path = observation.path.map(|path| self.path_verdict(path));
+        self.since_report += observation.length;
+        let vouched = std::mem::replace(&mut self.since_report, Duration::ZERO);
+        if path.is_none() {
+            self.since_report = vouched;
+        }
         // While a queue stands, what left is what the path carries: a cut
         // from there lands below the capacity in one step however far above
         // it the estimate was, and the queue drains.
@@ -282,18 +316,21 @@ impl BitrateController {
             ((carried as f64 * DECREASE_FACTOR) as u64, Some(signal))
         } else if let Some(PathVerdict::Congested(signal, lost)) = path {
             self.hold = HOLD_AFTER_DECREASE;
-            let through = carried as f64 * (1.0 - lost);
-            ((through * PATH_DECREASE_FACTOR) as u64, Some(signal))
+            // What arrived is what the path carries while a queue stands
+            // in it; without that count, what left less what was lost.
+            let through = observation
+                .path
+                .and_then(|path| path.received_bps)
+                .filter(|&bps| bps > 0)
+                .map_or(carried as f64 * (1.0 - lost), |bps| bps as f64);
+            self.path_ceiling = Some(through as u64);
+            let cut = (through * PATH_DECREASE_FACTOR) as u64;
+            (cut.min(current), Some(signal))
         } else if path == Some(PathVerdict::Clear)
             && observation.sent_packets > 0
             && !self.app_limited(observation, current)
         {
-            let signal = if self.receiver_heard {
-                Signal::ReceiverClear
-            } else {
-                Signal::HostClear
-            };
-            (current.saturating_add(self.step()), Some(signal))
+            (self.climb(current, vouched), Some(Signal::ReceiverClear))
         } else {
             (current, None)
         };
@@ -328,18 +365,29 @@ impl BitrateController {
 
     /// What the receiver's reports say of the path beyond the host.
     fn path_verdict(&mut self, path: PathObservation) -> PathVerdict {
+        let mut draining = false;
         let queueing = path.round_trip.is_some_and(|round_trip| {
             let least = self
                 .least_round_trip
                 .map_or(round_trip, |least| least.min(round_trip));
             self.least_round_trip = Some(least);
+            draining = self
+                .previous_round_trip
+                .replace(round_trip)
+                .is_some_and(|previous| round_trip + DRAINING < previous);
             round_trip.saturating_sub(least) > PATH_DELAY_TOLERANCE
         });
         if path.fraction_lost > PATH_LOSS_CUT {
             PathVerdict::Congested(Signal::ReceiverLoss, path.fraction_lost)
-        } else if queueing {
+        } else if queueing && !draining {
             PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
-        } else if path.fraction_lost <= PATH_LOSS_CLEAR {
+        } else if path.fraction_lost <= PATH_LOSS_CLEAR
+            && path.round_trip.is_some()
+            && !queueing
+            && !draining
+        {
+            // Only a report that measured the round trip anew shows that no
+            // queue builds.
             PathVerdict::Clear
         } else {
             PathVerdict::Unclear
@@ -354,8 +402,25 @@ impl BitrateController {
             .is_some_and(|bps| (bps as f64) < current as f64 * APP_LIMITED_SHARE)
     }
 
-    fn step(&self) -> u64 {
-        (self.max_bps / CLIMB_INTERVALS).max(MIN_STEP_BPS)
+    /// The estimate a clear report vouching for `vouched` time lifts
+    /// `current` to: at full pace up to near where the path last congested,
+    /// at a quarter of it from there.
+    fn climb(&mut self, current: u64, vouched: Duration) -> u64 {
+        let share = vouched.min(CLIMB_SPAN_CAP).as_secs_f64() / CLIMB_TIME.as_secs_f64();
+        let full = current.saturating_add(((self.max_bps as f64 * share) as u64).max(MIN_STEP_BPS));
+        let Some(ceiling) = self.path_ceiling else {
+            return full;
+        };
+        if current as f64 > ceiling as f64 * PAST_CEILING {
+            self.path_ceiling = None;
+            return full;
+        }
+        let near = (ceiling as f64 * NEAR_CEILING) as u64;
+        if full <= near {
+            return full;
+        }
+        let slow = ((self.max_bps as f64 * share * NEAR_CEILING_PACE) as u64).max(MIN_STEP_BPS);
+        current.saturating_add(slow).max(near)
     }
 
     fn clamp(&self, bps: u64) -> u64 {
@@ -441,7 +506,13 @@ mod tests {
             queue_delay_mean: Some(Duration::from_millis(delay_ms)),
             delivered_bps: Some(3_000_000),
             frame_interval: None,
-            path: Some(PathObservation::default()),
+            // A receiver's report, clear: nothing lost, a steady round trip.
+            path: Some(PathObservation {
+                round_trip: Some(Duration::from_millis(20)),
+                ..PathObservation::default()
+            }),
+            // A step of a fiftieth of the range.
+            length: Duration::from_millis(300),
         }
     }
 
@@ -584,23 +655,98 @@ mod tests {
         Some(PathObservation {
             fraction_lost,
             round_trip: Some(Duration::from_millis(round_trip_ms)),
+            received_bps: None,
         })
     }
 
+    /// A report of a path queueing or losing while the receiver gets
+    /// `received_bps`.
+    fn congested(fraction_lost: f64, round_trip_ms: u64, received_bps: u64) -> Observation {
+        with_path(Some(PathObservation {
+            received_bps: Some(received_bps),
+            ..path(fraction_lost, round_trip_ms).unwrap_or_default()
+        }))
+    }
+
     #[test]
-    fn once_the_receiver_has_reported_only_its_reports_let_the_estimate_climb() {
+    fn a_report_without_a_new_round_trip_is_no_evidence_for_more() {
         let mut controller = seeded(2_000_000);
-        assert_eq!(controller.update(&with_path(None)), Some(2_200_000));
-        assert_eq!(controller.last_change(), Some(Signal::HostClear));
+        let stale = with_path(Some(PathObservation {
+            round_trip: None,
+            ..PathObservation::default()
+        }));
+        assert_eq!(controller.update(&stale), None);
         assert_eq!(
             controller.update(&with_path(path(0.0, 20))),
-            Some(2_400_000)
+            Some(2_200_000)
         );
+    }
+
+    #[test]
+    fn a_path_cut_lands_below_what_the_receiver_got() {
+        let mut controller = seeded(2_000_000);
+        assert_eq!(
+            controller.update(&with_path(path(0.0, 20))),
+            Some(2_200_000)
+        );
+        // The router carries 1.5 Mbit/s and queues the rest: what arrived
+        // is the path's rate, however far above it the stream sent.
+        assert_eq!(
+            controller.update(&congested(0.0, 120, 1_500_000)),
+            Some(1_275_000)
+        );
+        assert_eq!(controller.last_change(), Some(Signal::ReceiverDelay));
+        // The queue drains; the same evidence after the hold cuts to the
+        // same rate, not below it.
+        controller.update(&congested(0.0, 120, 1_500_000));
+        controller.update(&congested(0.0, 120, 1_500_000));
+        assert_eq!(controller.update(&congested(0.05, 90, 1_500_000)), None);
+        assert_eq!(controller.estimate(), Some(1_275_000));
+    }
+
+    #[test]
+    fn near_the_last_congestion_the_climb_slows_and_past_it_resumes() {
+        let mut controller = seeded(2_000_000);
+        controller.update(&with_path(path(0.0, 20)));
+        controller.update(&congested(0.0, 120, 1_000_000));
+        assert_eq!(controller.estimate(), Some(850_000));
+        for _ in 0..2 {
+            assert_eq!(controller.update(&with_path(path(0.0, 20))), None);
+        }
+        // A full step (a fiftieth of the range) would pass 90 % of the
+        // 1 Mbit/s ceiling: it stops there, and goes on at a quarter step.
+        let mut climbed = Vec::new();
+        for _ in 0..7 {
+            climbed.extend(controller.update(&with_path(path(0.0, 20))));
+        }
+        assert_eq!(
+            climbed,
+            [900_000, 950_000, 1_000_000, 1_050_000, 1_100_000, 1_150_000, 1_200_000]
+        );
+        // Past 115 % of it with no congestion: the path grew.
+        assert_eq!(
+            controller.update(&with_path(path(0.0, 20))),
+            Some(1_400_000)
+        );
+    }
+
+    #[test]
+    fn only_the_receivers_clear_reports_let_the_estimate_climb() {
+        let mut controller = seeded(2_000_000);
+        // The host's queue is clear, and no receiver reports: it holds.
         for _ in 0..20 {
             assert_eq!(controller.update(&with_path(None)), None);
         }
-        // The host's own queue still cuts it.
-        assert_eq!(controller.update(&interval(100, 50, 1)), Some(1_800_000));
+        assert_eq!(controller.last_change(), Some(Signal::Start));
+        // A report after 6 s of silence vouches for 2 s of them: two
+        // fifteenths of the range.
+        assert_eq!(
+            controller.update(&with_path(path(0.0, 20))),
+            Some(3_333_333)
+        );
+        assert_eq!(controller.last_change(), Some(Signal::ReceiverClear));
+        // The host's own queue still cuts it, from the 3 Mbit/s delivered.
+        assert_eq!(controller.update(&interval(100, 50, 1)), Some(2_250_000));
         assert_eq!(controller.last_change(), Some(Signal::HostLoss));
     }
 

@@ -21,6 +21,7 @@ use super::period::{self, full_packet_period_hint, LinkLimits, StreamPeriod};
 use super::receiver_feedback::{ReceiverFeedbackThread, ReceiverView};
 use super::run::{Counters, Run};
 use super::sender::Flushing;
+use super::session_reports::SessionReports;
 use super::SchedulerChoice;
 use qsock_frame::{Classifier, PayloadFormat};
 
@@ -52,6 +53,7 @@ const DEFAULT_BIND_PORT: u32 = 0;
 const DEFAULT_RECEIVER_FEEDBACK: bool = true;
 const DEFAULT_RTCP_PORT: u32 = 0;
 const DEFAULT_KEY_UNIT_INTERVAL_MS: u32 = 500;
+const DEFAULT_SHAPE_LINK: bool = false;
 
 /// The properties.
 #[derive(Debug, Clone)]
@@ -76,6 +78,7 @@ pub(super) struct Settings {
     pub receiver_feedback: bool,
     pub rtcp_port: u32,
     pub key_unit_interval_ms: u32,
+    pub shape_link: bool,
 }
 
 impl Default for Settings {
@@ -101,6 +104,7 @@ impl Default for Settings {
             receiver_feedback: DEFAULT_RECEIVER_FEEDBACK,
             rtcp_port: DEFAULT_RTCP_PORT,
             key_unit_interval_ms: DEFAULT_KEY_UNIT_INTERVAL_MS,
+            shape_link: DEFAULT_SHAPE_LINK,
         }
     }
 }
@@ -382,6 +386,18 @@ impl ObjectImpl for QSockSink {
                     .default_value(DEFAULT_BIND_PORT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("shape-link")
+                    .nick("Shape the link")
+                    .blurb(
+                        "Set the device's link rate a tenth above the path's estimate (once \
+                         the receiver reports), so that the queue forms in this host's \
+                         scheduler, with the stream guaranteed and other traffic behind it, \
+                         not in a router further on; for a device whose traffic all crosses \
+                         this path, by one sink; restored at stop",
+                    )
+                    .default_value(DEFAULT_SHAPE_LINK)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("receiver-feedback")
                     .nick("Receiver feedback")
                     .blurb(
@@ -453,6 +469,7 @@ impl ObjectImpl for QSockSink {
             "min-bitrate" => settings.min_bitrate = value.get().unwrap_or(DEFAULT_MIN_BITRATE),
             "max-bitrate" => settings.max_bitrate = value.get().unwrap_or(DEFAULT_MAX_BITRATE),
             "bind-port" => settings.bind_port = value.get().unwrap_or(DEFAULT_BIND_PORT),
+            "shape-link" => settings.shape_link = value.get().unwrap_or(DEFAULT_SHAPE_LINK),
             "receiver-feedback" => {
                 settings.receiver_feedback = value.get().unwrap_or(DEFAULT_RECEIVER_FEEDBACK)
             }
@@ -526,6 +543,7 @@ impl ObjectImpl for QSockSink {
             "max-bitrate" => settings.max_bitrate.to_value(),
             "bind-port" => settings.bind_port.to_value(),
             "receiver-feedback" => settings.receiver_feedback.to_value(),
+            "shape-link" => settings.shape_link.to_value(),
             "rtcp-port" => settings.rtcp_port.to_value(),
             "key-unit-interval" => settings.key_unit_interval_ms.to_value(),
             other => {
@@ -718,11 +736,28 @@ impl BaseSinkImpl for QSockSink {
             reported: Mutex::new(Reported::default()),
             receiver: Mutex::new(ReceiverView::default()),
         });
-        let receiver_feedback = if settings.receiver_feedback {
+        let session = settings
+            .receiver_feedback
+            .then(|| {
+                SessionReports::upstream_of(gst_base::prelude::BaseSinkExtManual::sink_pad(
+                    &*self.obj(),
+                ))
+            })
+            .flatten();
+        let receiver_feedback = if settings.receiver_feedback && session.is_none() {
             Some(self.listen_to_receiver(&settings, &run)?)
         } else {
             None
         };
+        if session.is_some() {
+            gst::info!(
+                CAT,
+                imp = self,
+                "an RTP session upstream exchanges the RTCP: reading the receiver's reports \
+                 from its statistics"
+            );
+            run.feedback.lock().session = session;
+        }
         let feedback = self.spawn_feedback(Arc::clone(&run))?;
         *self.state.lock() = State::Started(Box::new(Started {
             run,
@@ -751,6 +786,15 @@ impl BaseSinkImpl for QSockSink {
             }
         }
         let run = started.run;
+        let scheduler = run.period.socket().scheduler();
+        if let Err(err) = run.feedback.lock().link.restore(&run.device, scheduler) {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("shape-link: cannot give {} its link rate back: {err}; `qsockctl init --dev {} \
+                  --scheduler {scheduler} --rate RATE` sets it", run.device, run.device)
+            );
+        }
         *self.state.lock() = State::Stopped(run.reported.lock().clone());
         match Arc::try_unwrap(run) {
             Ok(run) => {
