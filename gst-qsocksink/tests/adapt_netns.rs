@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use qsock::{InitParams, Rate, SchedulerName};
-use qsock_media::{Receiver, SinkKind, StreamSpec, VideoSettings};
+use qsock_media::Receiver;
 use qsock_testbed::TestBed;
 
 mod plugin;
@@ -70,25 +70,6 @@ fn bed() -> Option<TestBed> {
 /// The receiver's port; its RTCP goes to the sender's port + 1.
 const PORT: u16 = 5004;
 const FPS: u32 = 25;
-
-/// A stock GStreamer receiver (rtpsession, AVPF) in the receiver's
-/// namespace: its reports are what lets the sink's estimate climb.
-fn start_receiver(bed: &TestBed, scheduler: SchedulerName, epoch: Instant) -> Receiver {
-    let stream = StreamSpec::new(
-        scheduler.to_string(),
-        SinkKind::QSockSink {
-            scheduler,
-            latency_budget: Duration::from_millis(100),
-        },
-        PORT,
-    )
-    .with_receiver_reports();
-    let video = VideoSettings {
-        frames_per_second: FPS,
-        ..VideoSettings::default()
-    };
-    Receiver::start(bed, &stream, &video, Duration::from_millis(200), epoch).unwrap()
-}
 
 /// The sender's pipeline; stopped from inside the sender's namespace when
 /// dropped, since stopping closes the sink's socket and with it the stream's
@@ -275,7 +256,8 @@ fn falls_when_squeezed_and_climbs_when_released(scheduler: SchedulerName) {
     qsock_media::init(gstqsocksink::plugin_register_static).unwrap();
     set_link_rate(&bed, scheduler, CLEAR_LINK);
     let started = Instant::now();
-    let receiver = start_receiver(&bed, scheduler, started);
+    // A stock receiver that sends RTCP: its reports let the estimate climb.
+    let receiver = Receiver::reporting(&bed, scheduler, PORT, FPS, started).unwrap();
     // Snow does not compress: x264enc spends the whole bitrate it is given,
     // so the offered rate is the encoder's setting, not the content's.
     let pipeline = gst::parse::launch(&format!(

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use qsock::SchedulerName;
 use qsock_frame::FrameType;
-use qsock_media::{
-    FrameArrival, FrameLoss, NamespacePipeline, Receiver, SinkKind, StreamSpec, VideoSettings,
-};
+use qsock_media::{FrameArrival, FrameLoss, NamespacePipeline, Receiver};
 use qsock_testbed::{BulkTransfer, TestBed};
 
 mod plugin;
@@ -191,22 +189,8 @@ struct PathRun {
 /// Streams for `length` from the sender `spec` builds to a stock receiver
 /// that sends RTCP.
 fn run_path(bed: &TestBed, spec: SenderSpec<'_>, length: Duration) -> PathRun {
-    let stream = StreamSpec::new(
-        "qsocksink",
-        SinkKind::QSockSink {
-            scheduler: SchedulerName::Htb,
-            latency_budget: Duration::from_millis(100),
-        },
-        PORT,
-    )
-    .with_receiver_reports();
-    let video = VideoSettings {
-        frames_per_second: FPS,
-        ..VideoSettings::default()
-    };
     let epoch = Instant::now();
-    let receiver =
-        Receiver::start(bed, &stream, &video, Duration::from_millis(200), epoch).unwrap();
+    let receiver = Receiver::reporting(bed, SchedulerName::Htb, PORT, FPS, epoch).unwrap();
     let sender = start_sender(bed, spec);
     let (reports, warnings) = collect(&sender, epoch, length);
     stop(bed, sender);
