@@ -16,13 +16,14 @@ use super::bitrate::{
 };
 use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
-use super::imp::{QSockSink, Settings, CAT};
+use super::imp::{QSockSink, CAT};
 use super::link_shaping::LinkShaper;
 use super::period::{full_packet_period_hint, Measured, Refused};
 use super::receiver_feedback::{ReceiverView, VIDEO_CLOCK_RATE};
 use super::rtcp::Refusal;
 use super::run::{Counters, Run};
 use super::session_reports::SessionReports;
+use super::settings::Settings;
 use qsock_frame::FrameType;
 
 /// How long after the first frame the receiver's first report is due: a

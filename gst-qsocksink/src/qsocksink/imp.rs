@@ -4,25 +4,24 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use parking_lot::Mutex;
-use qsock::{ErrorKind, QSocket, QosParams, StreamParams, WindowConstraint};
+use qsock::{ErrorKind, QSocket, QosParams};
 use socket2::{Domain, Protocol, Type};
 
 use super::destination::{bind_address, egress_device, resolve_destination};
 use super::feedback::{Feedback, FeedbackThread, Reported};
-use super::frames::{DropPolicy, FrameAssembler};
+use super::frames::FrameAssembler;
 use super::period::{self, full_packet_period_hint, LinkLimits, StreamPeriod};
 use super::receiver_feedback::{ReceiverFeedbackThread, ReceiverView};
 use super::run::{Counters, Run};
 use super::sender::Flushing;
 use super::session_reports::SessionReports;
-use super::SchedulerChoice;
+use super::settings::*;
 use qsock_frame::{Classifier, PayloadFormat};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -32,131 +31,6 @@ pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("QSocket sink"),
     )
 });
-
-const DEFAULT_HOST: &str = "127.0.0.1";
-const DEFAULT_PORT: u32 = 5004;
-const DEFAULT_BIND_ADDRESS: &str = "";
-const DEFAULT_DEVICE: &str = "";
-const DEFAULT_SCHEDULER: SchedulerChoice = SchedulerChoice::Auto;
-const DEFAULT_LINK_RATE: &str = "";
-const DEFAULT_DROPPABLE: DropPolicy = DropPolicy::NonReferenceAndPredicted;
-const DEFAULT_LATENCY_BUDGET_MS: u32 = 100;
-const DEFAULT_IPG_US: u64 = 0;
-const DEFAULT_LOSS_NUMERATOR: u32 = 2;
-const DEFAULT_LOSS_DENOMINATOR: u32 = 10;
-const DEFAULT_LOSSLESS: bool = false;
-const DEFAULT_QOS_INTERVAL_MS: u32 = 1000;
-const DEFAULT_ADAPT_BITRATE: bool = false;
-const DEFAULT_MIN_BITRATE: u64 = 250_000;
-const DEFAULT_MAX_BITRATE: u64 = 8_000_000;
-const DEFAULT_BIND_PORT: u32 = 0;
-const DEFAULT_RECEIVER_FEEDBACK: bool = true;
-const DEFAULT_RTCP_PORT: u32 = 0;
-const DEFAULT_KEY_UNIT_INTERVAL_MS: u32 = 500;
-const DEFAULT_SHAPE_LINK: bool = false;
-
-/// The properties.
-#[derive(Debug, Clone)]
-pub(super) struct Settings {
-    pub host: String,
-    pub port: u32,
-    pub bind_address: String,
-    pub device: String,
-    pub scheduler: SchedulerChoice,
-    pub link_rate: String,
-    pub droppable: DropPolicy,
-    pub latency_budget_ms: u32,
-    pub ipg_us: u64,
-    pub loss_numerator: u32,
-    pub loss_denominator: u32,
-    pub lossless: bool,
-    pub qos_interval_ms: u32,
-    pub adapt_bitrate: bool,
-    pub min_bitrate: u64,
-    pub max_bitrate: u64,
-    pub bind_port: u32,
-    pub receiver_feedback: bool,
-    pub rtcp_port: u32,
-    pub key_unit_interval_ms: u32,
-    pub shape_link: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            host: DEFAULT_HOST.into(),
-            port: DEFAULT_PORT,
-            bind_address: DEFAULT_BIND_ADDRESS.into(),
-            device: DEFAULT_DEVICE.into(),
-            scheduler: DEFAULT_SCHEDULER,
-            link_rate: DEFAULT_LINK_RATE.into(),
-            droppable: DEFAULT_DROPPABLE,
-            latency_budget_ms: DEFAULT_LATENCY_BUDGET_MS,
-            ipg_us: DEFAULT_IPG_US,
-            loss_numerator: DEFAULT_LOSS_NUMERATOR,
-            loss_denominator: DEFAULT_LOSS_DENOMINATOR,
-            lossless: DEFAULT_LOSSLESS,
-            qos_interval_ms: DEFAULT_QOS_INTERVAL_MS,
-            adapt_bitrate: DEFAULT_ADAPT_BITRATE,
-            min_bitrate: DEFAULT_MIN_BITRATE,
-            max_bitrate: DEFAULT_MAX_BITRATE,
-            bind_port: DEFAULT_BIND_PORT,
-            receiver_feedback: DEFAULT_RECEIVER_FEEDBACK,
-            rtcp_port: DEFAULT_RTCP_PORT,
-            key_unit_interval_ms: DEFAULT_KEY_UNIT_INTERVAL_MS,
-            shape_link: DEFAULT_SHAPE_LINK,
-        }
-    }
-}
-
-impl Settings {
-    pub fn latency_budget(&self) -> Duration {
-        Duration::from_millis(u64::from(self.latency_budget_ms))
-    }
-
-    /// What the streaming thread copies out for each render.
-    pub fn send_settings(&self) -> SendSettings {
-        SendSettings {
-            droppable: self.droppable,
-            latency_budget: self.latency_budget(),
-            derives_ipg: self.ipg_us == 0,
-        }
-    }
-
-    /// The stream's attributes; `derived_ipg` stands in when `ipg` is 0.
-    pub fn stream_params(&self, derived_ipg: Option<Duration>) -> StreamParams {
-        let ipg = match self.ipg_us {
-            0 => derived_ipg,
-            us => Some(Duration::from_micros(us)),
-        };
-        // Every packet carries its frame's deadline; the period only sizes
-        // the stream's share of the link. Live video should leave as soon as
-        // the link is free, so the stream is work-conserving.
-        let stream = match ipg {
-            Some(ipg) => StreamParams::periodic(ipg, self.loss_numerator, self.loss_denominator)
-                .work_conserving(),
-            None => StreamParams {
-                window: WindowConstraint::new(self.loss_numerator, self.loss_denominator),
-                ..StreamParams::aperiodic()
-            },
-        };
-        if self.lossless {
-            stream.lossless()
-        } else {
-            stream
-        }
-    }
-}
-
-/// What the streaming thread needs of the settings for each buffer.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct SendSettings {
-    pub droppable: DropPolicy,
-    pub latency_budget: Duration,
-    /// `ipg=0`: the sink sizes the stream's period, and may shorten it for
-    /// a frame that would not leave in time.
-    pub derives_ipg: bool,
-}
 
 /// One run of the sink, from start to stop.
 #[derive(Debug)]

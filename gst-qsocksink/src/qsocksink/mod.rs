@@ -25,6 +25,7 @@ mod run;
 mod scheduler;
 mod sender;
 mod session_reports;
+mod settings;
 
 glib::wrapper! {
     /// The `qsocksink` element.

@@ -24,9 +24,10 @@ use gst::subclass::prelude::*;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::Socket;
 
-use super::imp::{self, Settings, CAT};
+use super::imp::{self, CAT};
 use super::rtcp::{self, KeyUnitRequest, ReceptionReport, Refusal};
 use super::run::Run;
+use super::settings::Settings;
 use super::QSockSink;
 use crate::sys::{self, SenderInfo};
 
