@@ -335,6 +335,16 @@ impl QSocket {
         self.params.scheduler
     }
 
+    /// The SO_PRIORITY for the stream's own control traffic (its RTCP) that
+    /// leaves ahead of every queue of the scheduler, where the scheduler has
+    /// such a way (HTB's direct queue): a sender report that waits behind
+    /// the stream's queue in the host measures that queue, not the path.
+    /// `None` where the scheduler has none (dwcs) or none is needed (user,
+    /// whose queue is in the process).
+    pub fn control_priority(&self) -> Option<u32> {
+        (self.params.scheduler == SchedulerName::Htb).then(crate::backend::htb::direct_priority)
+    }
+
     /// The parameters in force.
     pub fn params(&self) -> &QosParams {
         &self.params

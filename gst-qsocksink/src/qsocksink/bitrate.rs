@@ -317,12 +317,14 @@ impl BitrateController {
         } else if let Some(PathVerdict::Congested(signal, lost)) = path {
             self.hold = HOLD_AFTER_DECREASE;
             // What arrived is what the path carries while a queue stands
-            // in it; without that count, what left less what was lost.
+            // in it, and what left less what was lost bounds it: the
+            // receiver's count is as coarse as its reports' timing.
+            let sent_through = carried as f64 * (1.0 - lost);
             let through = observation
                 .path
                 .and_then(|path| path.received_bps)
                 .filter(|&bps| bps > 0)
-                .map_or(carried as f64 * (1.0 - lost), |bps| bps as f64);
+                .map_or(sent_through, |bps| sent_through.min(bps as f64));
             self.path_ceiling = Some(through as u64);
             let cut = (through * PATH_DECREASE_FACTOR) as u64;
             (cut.min(current), Some(signal))

@@ -265,6 +265,7 @@ pub(super) fn spawn(
     stream_socket: Socket,
     run: Arc<Run>,
 ) -> io::Result<ReceiverFeedbackThread> {
+    let control_priority = run.period.socket().control_priority();
     let listen = SocketAddr::new(
         unspecified_like(settings.destination.ip()),
         settings.rtcp_port,
@@ -272,7 +273,7 @@ pub(super) fn spawn(
     let rtcp_socket = match UdpSocket::bind(listen) {
         Ok(socket) => {
             socket.set_nonblocking(true)?;
-            share_the_streams_class(&stream_socket, &socket);
+            place_sender_reports(&stream_socket, &socket, control_priority);
             run.receiver.lock().rtcp_port = Some(settings.rtcp_port);
             Some(socket)
         }
@@ -539,16 +540,19 @@ impl Listener {
     }
 }
 
-/// Puts the RTCP socket's packets in the stream's class (its priority, by
-/// which the kernel schedulers classify): the sender reports then wait where
-/// the stream's packets wait, so the round trip they measure is the
-/// stream's, and the host's bulk traffic cannot hold them back. Without the
-/// privilege to set it they go as best effort, which the debug log says.
-fn share_the_streams_class(stream_socket: &Socket, rtcp_socket: &UdpSocket) {
+/// Has the sender reports leave ahead of the host's queues where the
+/// scheduler has a way (`control_priority`), else beside the stream's
+/// packets (its priority, by which the kernel schedulers classify), never
+/// behind the host's bulk traffic: the round trip they measure is then the
+/// path's. Without the privilege to set it they go as best effort, which the
+/// debug log says.
+fn place_sender_reports(stream_socket: &Socket, rtcp_socket: &UdpSocket, control: Option<u32>) {
     use nix::sys::socket::{getsockopt, setsockopt, sockopt::Priority};
-    let shared = getsockopt(stream_socket, Priority)
-        .and_then(|priority| setsockopt(rtcp_socket, Priority, &priority));
-    if let Err(err) = shared {
+    let priority = match control {
+        Some(priority) => Ok(i32::from_ne_bytes(priority.to_ne_bytes())),
+        None => getsockopt(stream_socket, Priority),
+    };
+    if let Err(err) = priority.and_then(|priority| setsockopt(rtcp_socket, Priority, &priority)) {
         gst::debug!(CAT, "sender reports go as best effort: SO_PRIORITY: {err}");
     }
 }

@@ -66,6 +66,12 @@ fn mbit(n: u64) -> Rate {
 #[derive(Debug)]
 pub(crate) struct Htb;
 
+/// The SO_PRIORITY that HTB sends from its direct queue, ahead of every
+/// class: the qdisc's own handle.
+pub(crate) fn direct_priority() -> u32 {
+    handle_to_u32(class_handle(0))
+}
+
 fn class_handle(minor: u16) -> TcHandle {
     TcHandle {
         major: QSOCK_MAJOR,
