@@ -57,29 +57,53 @@ pub(super) struct RtpSource {
     pub octets: u32,
 }
 
+/// The RTP packets of one frame as a sender report counts them: read
+/// before the counters are locked, so the render path parses outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FrameRtp {
+    ssrc: u32,
+    timestamp: u32,
+    packets: u32,
+    octets: u32,
+}
+
+impl FrameRtp {
+    /// The frame's RTP packets of the last packet's source; None when none
+    /// is RTP.
+    pub fn of(packets: &[&[u8]]) -> Option<FrameRtp> {
+        packets
+            .iter()
+            .filter_map(|packet| qsock_frame::rtp::parse(packet).ok())
+            .fold(None, |frame: Option<FrameRtp>, rtp| {
+                let (packets, octets) = frame
+                    .filter(|frame| frame.ssrc == rtp.ssrc)
+                    .map_or((0, 0), |frame| (frame.packets, frame.octets));
+                Some(FrameRtp {
+                    ssrc: rtp.ssrc,
+                    timestamp: rtp.timestamp,
+                    packets: packets.wrapping_add(1),
+                    octets: octets.wrapping_add(rtp.payload.len() as u32),
+                })
+            })
+    }
+}
+
 impl RtpSource {
-    /// Counts the RTP packets of one frame, handed to the socket now; None
-    /// when the first is not RTP.
-    pub fn after(previous: Option<RtpSource>, packets: &[&[u8]]) -> Option<RtpSource> {
-        let mut source = previous;
-        let now = Instant::now();
-        for packet in packets {
-            let Ok(rtp) = qsock_frame::rtp::parse(packet) else {
-                continue;
-            };
-            let (count, octets) = match source.filter(|source| source.ssrc == rtp.ssrc) {
-                Some(source) => (source.packets, source.octets),
-                None => (0, 0),
-            };
-            source = Some(RtpSource {
-                ssrc: rtp.ssrc,
-                timestamp: rtp.timestamp,
-                sent_at: now,
-                packets: count.wrapping_add(1),
-                octets: octets.wrapping_add(rtp.payload.len() as u32),
-            });
-        }
-        source
+    /// The source after `frame` was handed to the socket now.
+    pub fn after(previous: Option<RtpSource>, frame: Option<FrameRtp>) -> Option<RtpSource> {
+        let Some(frame) = frame else {
+            return previous;
+        };
+        let (packets, octets) = previous
+            .filter(|source| source.ssrc == frame.ssrc)
+            .map_or((0, 0), |source| (source.packets, source.octets));
+        Some(RtpSource {
+            ssrc: frame.ssrc,
+            timestamp: frame.timestamp,
+            sent_at: Instant::now(),
+            packets: packets.wrapping_add(frame.packets),
+            octets: octets.wrapping_add(frame.octets),
+        })
     }
 }
 
@@ -570,4 +594,42 @@ fn cname() -> String {
         .and_then(|name| name.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
     format!("qsocksink@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qsock_frame::rtp::RtpPacket;
+
+    fn packet(ssrc: u32, sequence: u16, payload: &[u8]) -> Vec<u8> {
+        RtpPacket {
+            marker: false,
+            payload_type: 96,
+            sequence,
+            timestamp: 9000,
+            ssrc,
+            payload,
+        }
+        .serialize()
+    }
+
+    #[test]
+    fn a_sender_report_counts_the_packets_and_payload_octets_sent() {
+        let first = [packet(7, 1, &[0; 100]), packet(7, 2, &[0; 50])];
+        let frame: Vec<&[u8]> = first.iter().map(Vec::as_slice).collect();
+        let source = RtpSource::after(None, FrameRtp::of(&frame));
+        let second = [packet(7, 3, &[0; 10])];
+        let frame: Vec<&[u8]> = second.iter().map(Vec::as_slice).collect();
+        let source = RtpSource::after(source, FrameRtp::of(&frame))
+            .unwrap_or_else(|| panic!("an RTP source"));
+        assert_eq!((source.ssrc, source.packets, source.octets), (7, 3, 160));
+        // A frame with nothing RTP in it changes nothing; a new source
+        // starts its counts over.
+        assert_eq!(FrameRtp::of(&[b"not rtp".as_slice()]), None);
+        let other = [packet(8, 1, &[0; 20])];
+        let frame: Vec<&[u8]> = other.iter().map(Vec::as_slice).collect();
+        let source = RtpSource::after(Some(source), FrameRtp::of(&frame))
+            .unwrap_or_else(|| panic!("an RTP source"));
+        assert_eq!((source.ssrc, source.packets, source.octets), (8, 1, 20));
+    }
 }

@@ -13,7 +13,7 @@ use qsock::{Deadline, DropFlag, ErrorKind, PacketFlags};
 
 use super::frames::{fallback_info, Frame, FrameDropFlag};
 use super::imp::{QSockSink, Started, State, CAT};
-use super::receiver_feedback::RtpSource;
+use super::receiver_feedback::{FrameRtp, RtpSource};
 use super::run::Run;
 use super::settings::SendSettings;
 use qsock_frame::FrameType;
@@ -263,10 +263,11 @@ impl QSockSink {
             wait = (wait * 2).min(MAX_PUSH_BACK_WAIT);
         };
         run.pushing_back.store(waited, Ordering::Relaxed);
+        let sent_rtp = FrameRtp::of(&packets[..sent.min(packets.len())]);
         {
             let mut counters = run.counters.lock();
             counters.count_frame(frame_type, packets.len(), first.pts(), running_time);
-            counters.rtp = RtpSource::after(counters.rtp, &packets[..sent.min(packets.len())]);
+            counters.rtp = RtpSource::after(counters.rtp, sent_rtp);
         }
         gst::trace!(
             CAT,
