@@ -320,12 +320,13 @@ impl BitrateController {
             // in it, and what left less what was lost bounds it: the
             // receiver's count is as coarse as its reports' timing.
             let sent_through = carried as f64 * (1.0 - lost);
-            let through = observation
+            let received = observation
                 .path
                 .and_then(|path| path.received_bps)
-                .filter(|&bps| bps > 0)
-                .map_or(sent_through, |bps| sent_through.min(bps as f64));
-            self.path_ceiling = Some(through as u64);
+                .filter(|&bps| bps > 0);
+            let through = received.map_or(sent_through, |bps| sent_through.min(bps as f64));
+            // Where the path congested is what arrived there, when known.
+            self.path_ceiling = Some(received.unwrap_or(through as u64));
             let cut = (through * PATH_DECREASE_FACTOR) as u64;
             (cut.min(current), Some(signal))
         } else if path == Some(PathVerdict::Clear)
