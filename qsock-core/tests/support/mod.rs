@@ -163,11 +163,19 @@ pub fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, Du
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg points at live buffers of the lengths it gives.
-    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // A signal to another thread of the test process (a child's exit, say)
+    // interrupts the wait: wait again, as std's own reads are retried.
+    let n = loop {
+        // SAFETY: msg points at live buffers of the lengths it gives.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+        if n >= 0 {
+            break n;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
     // SAFETY: walking the control buffer recvmsg filled, by its own macros.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
