@@ -118,6 +118,10 @@ pub struct Observation {
     pub path: Option<PathObservation>,
     /// How long the interval lasted.
     pub length: Duration,
+    /// The host's link is shaped to the estimate (`shape-link`): the queue
+    /// in the host is the one the shaping means to hold, and cutting for it
+    /// would narrow the link further, without end.
+    pub host_shaped: bool,
 }
 
 /// What the receiver's reports showed over one feedback interval.
@@ -294,7 +298,9 @@ impl BitrateController {
                 start
             }
         };
-        let host = self.host_congestion(observation);
+        let host = self
+            .host_congestion(observation)
+            .filter(|_| !observation.host_shaped);
         let path = observation.path.map(|path| self.path_verdict(path));
         self.since_report += observation.length;
         let vouched = std::mem::replace(&mut self.since_report, Duration::ZERO);

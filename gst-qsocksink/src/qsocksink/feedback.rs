@@ -182,6 +182,7 @@ impl QSockSink {
                 .previous_at
                 .replace(Instant::now())
                 .map_or(Duration::ZERO, |then| then.elapsed()),
+            host_shaped: settings.shape_link && feedback.link.is_shaping(),
         };
         // The encoder's setting is a better start than the delivered rate,
         // which is only what the source happened to offer.

@@ -84,6 +84,11 @@ impl LinkShaper {
         }
     }
 
+    /// The sink has the device's link rate following the estimate.
+    pub fn is_shaping(&self) -> bool {
+        self.shaped.is_some()
+    }
+
     /// Gives the device its link rate back, if the sink changed it.
     pub fn restore(&mut self, device: &str, scheduler: SchedulerName) -> Result<(), qsock::Error> {
         if self.shaped.take().is_none() {

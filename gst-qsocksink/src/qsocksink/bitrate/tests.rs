@@ -30,6 +30,7 @@ fn interval(offered: u64, late: u64, delay_ms: u64) -> Observation {
         }),
         // A step of a fiftieth of the range.
         length: Duration::from_millis(300),
+        host_shaped: false,
     }
 }
 
@@ -339,4 +340,21 @@ fn encoder_units() {
         Some(1)
     );
     assert!(encoder_bitrate("theoraenc").is_none());
+}
+
+#[test]
+fn a_queue_in_a_host_shaped_to_the_estimate_does_not_cut_it() {
+    let mut controller = seeded(2_000_000);
+    let shaped = Observation {
+        host_shaped: true,
+        ..interval(100, 50, 30)
+    };
+    assert_eq!(controller.update(&shaped), Some(2_200_000));
+    assert_eq!(controller.last_change(), Some(Signal::ReceiverClear));
+    // The receiver's loss still cuts it.
+    let lossy = Observation {
+        host_shaped: true,
+        ..with_path(path(0.3, 20))
+    };
+    assert!(controller.update(&lossy).is_some_and(|bps| bps < 2_200_000));
 }
