@@ -146,7 +146,7 @@ pub fn plot_png(
 
 /// Gives plotters a sans-serif font: the system's, as fontconfig finds it
 /// (plotters draws text with ab_glyph, which brings no font of its own).
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {

@@ -11,12 +11,14 @@
 //! monotonic clock, which is also GStreamer's system clock.
 
 mod contender;
+mod output;
 mod rows;
 mod run;
 mod schedule;
 mod sent;
 
 pub use contender::PathContender;
+pub use output::{plot_path_png, write_path_csv, PathSeries};
 pub use rows::{path_rows, recovery_after, PathRow, PathSample, PathSummary};
 pub use run::{PathBed, PathOutcome, PathRun, PathSettings};
 pub use schedule::{CrossTraffic, RateStep, RouterSchedule};
