@@ -98,8 +98,8 @@ fn the_demo_shows_the_managed_stream_holding_its_rate_through_bulk_tcp() {
         path_png.starts_with(b"\x89PNG"),
         "the path plot is not a PNG"
     );
-    let path_rows = path_csv::read(&printed_path(&stdout, "path series:"));
-    let of = |stream: &str| -> Vec<&path_csv::Row> {
+    let path_rows = csv_rows::read(&printed_path(&stdout, "path series:"));
+    let of = |stream: &str| -> Vec<&Row> {
         path_rows
             .iter()
             .filter(|r| r.stream.starts_with(stream))
@@ -148,7 +148,8 @@ fn printed_path(stdout: &str, label: &str) -> PathBuf {
     PathBuf::from(line.trim())
 }
 
-/// The CSV's rows, read with the csv crate by column name.
+/// The rows of either part's CSV, read with the csv crate by column name;
+/// a column the CSV lacks reads as None.
 mod csv_rows {
     use std::path::Path;
 
@@ -159,68 +160,24 @@ mod csv_rows {
         pub fps: f64,
         pub decodable_fps: f64,
         pub jitter_mean_ms: Option<f64>,
-    }
-
-    pub fn read(path: &Path) -> Vec<Row> {
-        let mut reader = csv::Reader::from_path(path).expect("the CSV is there");
-        let headers = reader.headers().expect("a header").clone();
-        let column = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .unwrap_or_else(|| panic!("no column {name} in {headers:?}"))
-        };
-        let (stream, start, fps, decodable_fps, jitter) = (
-            column("stream"),
-            column("start_s"),
-            column("fps"),
-            column("decodable_fps"),
-            column("jitter_mean_ms"),
-        );
-        reader
-            .records()
-            .map(|record| {
-                let record = record.expect("a well-formed row");
-                Row {
-                    stream: record[stream].to_string(),
-                    start_s: record[start].parse().expect("start_s is a number"),
-                    fps: record[fps].parse().expect("fps is a number"),
-                    decodable_fps: record[decodable_fps]
-                        .parse()
-                        .expect("decodable_fps is a number"),
-                    jitter_mean_ms: record[jitter].parse().ok(),
-                }
-            })
-            .collect()
-    }
-}
-
-/// The path part's CSV, read by column name.
-mod path_csv {
-    use std::path::Path;
-
-    #[derive(Debug)]
-    pub struct Row {
-        pub stream: String,
-        pub start_s: f64,
-        pub decodable_fps: f64,
         pub estimate_bps: Option<f64>,
         pub router_bps: Option<f64>,
     }
 
     pub fn read(path: &Path) -> Vec<Row> {
-        let mut reader = csv::Reader::from_path(path).expect("the path CSV is there");
+        let mut reader = csv::Reader::from_path(path).expect("the CSV is there");
         let headers = reader.headers().expect("a header").clone();
-        let column = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .unwrap_or_else(|| panic!("no column {name} in {headers:?}"))
-        };
-        let (stream, start, decodable, estimate, router) = (
-            column("stream"),
-            column("start_s"),
-            column("decodable_fps"),
+        let column = |name: &str| headers.iter().position(|h| h == name);
+        let required =
+            |name: &str| column(name).unwrap_or_else(|| panic!("no column {name} in {headers:?}"));
+        let (stream, start, fps, decodable_fps) = (
+            required("stream"),
+            required("start_s"),
+            required("fps"),
+            required("decodable_fps"),
+        );
+        let (jitter, estimate, router) = (
+            column("jitter_mean_ms"),
             column("estimate_bps"),
             column("router_bps"),
         );
@@ -228,14 +185,20 @@ mod path_csv {
             .records()
             .map(|record| {
                 let record = record.expect("a well-formed row");
+                let number = |at: usize, name: &str| -> f64 {
+                    record[at]
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{name} is not a number: {record:?}"))
+                };
+                let optional = |at: Option<usize>| at.and_then(|at| record[at].parse().ok());
                 Row {
                     stream: record[stream].to_string(),
-                    start_s: record[start].parse().expect("start_s is a number"),
-                    decodable_fps: record[decodable]
-                        .parse()
-                        .expect("decodable_fps is a number"),
-                    estimate_bps: record[estimate].parse().ok(),
-                    router_bps: record[router].parse().ok(),
+                    start_s: number(start, "start_s"),
+                    fps: number(fps, "fps"),
+                    decodable_fps: number(decodable_fps, "decodable_fps"),
+                    jitter_mean_ms: optional(jitter),
+                    estimate_bps: optional(estimate),
+                    router_bps: optional(router),
                 }
             })
             .collect()

@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::PathRow;
-use crate::plot::register_font;
+use crate::plot::{legend, register_font, timeline_chart, PALETTE};
 use crate::{Error, Result};
 
 /// One sender's rows, for [`write_path_csv`] and [`plot_path_png`].
@@ -71,13 +71,6 @@ fn record(label: &str, row: &PathRow) -> [String; 12] {
     ]
 }
 
-const PALETTE: [RGBColor; 4] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-];
-
 /// Draws `series` into a PNG at `path`: decodable fps (the `nominal_fps`
 /// marked), each sender's estimate (its encoder's target when it has none)
 /// with the router's rate in black, and the p99 one-way frame delay; dashed
@@ -119,19 +112,7 @@ pub fn plot_path_png(
             .flatten()
             .fold(least, f64::max)
             * 1.2;
-        let mut chart = ChartBuilder::on(area)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..end_s, 0.0..y_max)
-            .map_err(|e| plot_error(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc(y_label)
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(|e| plot_error(&e))?;
+        let mut chart = timeline_chart(area, end_s, y_max, y_label).map_err(|e| plot_error(&e))?;
         for &mark in marks {
             chart
                 .draw_series(DashedLineSeries::new(
@@ -165,13 +146,7 @@ pub fn plot_path_png(
                     PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| plot_error(&e))?;
+        legend(&mut chart).map_err(|e| plot_error(&e))?;
     }
     root.present().map_err(|e| plot_error(&e))
 }
