@@ -119,3 +119,47 @@ check_number() {
         '' | *[!0-9]*) die "$1 must be a whole number, not '$2'" ;;
     esac
 }
+
+# The RTP header extension of transport-wide congestion control.
+# shellcheck disable=SC2034 # the TWCC scripts read it
+TWCC_EXTENSION_URI=http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01
+
+# A stock GStreamer receiver of H.264 over RTP that answers the sender with
+# RTCP; the command line PORT SENDER, and CAPS_FIELDS the stream's caps add
+# (an extmap for TWCC). rtpsession with the AVPF profile (RFC 4585) sends
+# receiver reports every RTCP_INTERVAL ms at least (500; RFC 3550's
+# default is 5 s, too slow for adapting a bitrate) and a PLI at once when
+# rtph264depay misses a packet (request-keyframe=true), all to SENDER's
+# PORT + 1; the sender's reports arrive on PORT + 1 here. fpsdisplaysink
+# counts the frames decoded: gst-launch-1.0 -v prints its line (and
+# nothing else, -X) every 500 ms.
+rtcp_receive() {
+    local fields=$1
+    shift
+    [ $# -eq 2 ] || die "usage: $0 PORT SENDER"
+    local port=$1 sender=$2
+    check_port "$port"
+    [ "$port" -lt 65535 ] || die "PORT must leave PORT + 1 for RTCP, so below 65535"
+    local latency=${LATENCY:-200} interval=${RTCP_INTERVAL:-500}
+    check_number LATENCY "$latency"
+    check_number RTCP_INTERVAL "$interval"
+    local quiet=()
+    local property
+    for property in caps stats drop-on-latency do-lost mode do-retransmission \
+        max-rtcp-rtp-time-diff max-dropout-time max-misorder-time rfc7273-sync \
+        add-reference-timestamp-meta max-ts-offset-adjustment sync-interval latency sync; do
+        quiet+=(-X "$property")
+    done
+    # shellcheck disable=SC2054 # caps take commas
+    exec gst-launch-1.0 -e -v "${quiet[@]}" \
+        rtpsession name=session rtp-profile=avpf \
+        rtcp-min-interval="$((interval * 1000000))" \
+        udpsrc port="$port" \
+        caps="application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96$fields" \
+        ! session.recv_rtp_sink \
+        session.recv_rtp_src ! rtpjitterbuffer latency="$latency" \
+        ! rtph264depay request-keyframe=true ! h264parse ! avdec_h264 ! videoconvert \
+        ! fpsdisplaysink video-sink="${VIDEO_SINK:-autovideosink}" text-overlay=false sync=false \
+        udpsrc port="$((port + 1))" caps=application/x-rtcp ! session.recv_rtcp_sink \
+        session.send_rtcp_src ! udpsink host="$sender" port="$((port + 1))" sync=false async=false
+}

@@ -7,16 +7,13 @@
 //! Needs root (namespaces); without it each test prints why and passes.
 #![allow(clippy::unwrap_used)] // a test that cannot set up should stop at once
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use qsock::SchedulerName;
 use qsock_frame::FrameType;
-use qsock_media::{NamespacePipeline, Receiver, SinkKind, StreamSpec, VideoSettings};
-use qsock_testbed::TestBed;
+use qsock_media::{FrameArrival, FrameLoss, NamespacePipeline, Receiver};
+use qsock_testbed::{BulkTransfer, TestBed};
 
 mod plugin;
 
@@ -40,19 +37,63 @@ fn routed_bed() -> Option<TestBed> {
 
 /// The sender: x264 on snow at `start_kbit`, qsocksink on htb adapting the
 /// encoder to its estimate.
-fn start_sender(bed: &TestBed, start_kbit: u32) -> NamespacePipeline {
+/// How the sender is built.
+#[derive(Debug, Clone, Copy)]
+struct SenderSpec<'a> {
+    start_kbit: u32,
+    /// More qsocksink properties.
+    sink_extra: &'a str,
+    /// An rtpbin between the payloader and the sink, exchanging the RTCP on
+    /// port + 1 itself, as webrtc-like applications have.
+    through_rtpbin: bool,
+}
+
+impl SenderSpec<'_> {
+    fn starting_at(start_kbit: u32) -> SenderSpec<'static> {
+        SenderSpec {
+            start_kbit,
+            sink_extra: "",
+            through_rtpbin: false,
+        }
+    }
+}
+
+/// The sender: x264 on snow at its start bitrate, qsocksink on htb
+/// adapting the encoder to its estimate.
+fn start_sender(bed: &TestBed, spec: SenderSpec<'_>) -> NamespacePipeline {
+    let (receiver, sender) = (bed.receiver_v4(), bed.sender_v4());
+    let SenderSpec {
+        start_kbit,
+        sink_extra,
+        through_rtpbin,
+    } = spec;
+    let sink = format!(
+        "qsocksink name=sink host={receiver} port={PORT} device={} scheduler=htb \
+         link-rate=100mbit adapt-bitrate=true qos-interval={QOS_INTERVAL_MS} \
+         min-bitrate=200000 max-bitrate=4000000 {sink_extra}",
+        bed.sender_dev()
+    );
+    let (into_sink, session) = if through_rtpbin {
+        let rtcp_port = PORT + 1;
+        (
+            format!("rtpbin.send_rtp_sink_0 rtpbin.send_rtp_src_0 ! {sink}"),
+            format!(
+                "rtpbin name=rtpbin rtp-profile=avpf \
+                 rtpbin.send_rtcp_src_0 ! udpsink host={receiver} port={rtcp_port} sync=false \
+                 async=false \
+                 udpsrc address={sender} port={rtcp_port} ! rtpbin.recv_rtcp_sink_0"
+            ),
+        )
+    } else {
+        (sink, String::new())
+    };
     let description = format!(
-        "videotestsrc is-live=true pattern=snow \
+        "{session} videotestsrc is-live=true pattern=snow \
          ! video/x-raw,width=640,height=360,framerate={FPS}/1 \
          ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast threads=1 \
            bitrate={start_kbit} key-int-max={FPS} \
          ! video/x-h264,stream-format=byte-stream \
-         ! rtph264pay name=payloader config-interval=-1 mtu=1200 ssrc={SSRC} \
-         ! qsocksink name=sink host={} port={PORT} device={} scheduler=htb link-rate=100mbit \
-           adapt-bitrate=true qos-interval={QOS_INTERVAL_MS} min-bitrate=200000 \
-           max-bitrate=4000000",
-        bed.receiver_v4(),
-        bed.sender_dev()
+         ! rtph264pay name=payloader config-interval=-1 mtu=1200 ssrc={SSRC} ! {into_sink}"
     );
     let sender = NamespacePipeline::launch(&description, bed.sender_ns()).unwrap();
     bed.run_in_sender(|| sender.pipeline().set_state(gst::State::Playing))
@@ -119,9 +160,10 @@ fn collect(
 fn print(reports: &[Report]) {
     for report in reports {
         eprintln!(
-            "{:5.1} s estimate {:>8} signal {:<15} lost {:.3} rtt {:>6} us reports {}",
+            "{:5.1} s estimate {:>8} link {:>9} signal {:<15} lost {:.3} rtt {:>6} us reports {}",
             report.at.as_secs_f64(),
             report.get("estimated-bitrate"),
+            report.get("link-rate"),
             report
                 .stats
                 .get::<String>("estimate-signal")
@@ -136,48 +178,131 @@ fn print(reports: &[Report]) {
     }
 }
 
-#[test]
-fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
-    let Some(bed) = routed_bed() else { return };
-    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
-        .unwrap();
-    let stream = StreamSpec::new(
-        "qsocksink",
-        SinkKind::QSockSink {
-            scheduler: SchedulerName::Htb,
-            latency_budget: Duration::from_millis(100),
-        },
-        PORT,
-    )
-    .with_receiver_reports();
-    let video = VideoSettings {
-        frames_per_second: FPS,
-        ..VideoSettings::default()
-    };
+/// What one run of the bed saw.
+struct PathRun {
+    reports: Vec<Report>,
+    warnings: Vec<String>,
+    frames: Vec<FrameArrival>,
+    losses: Vec<FrameLoss>,
+}
+
+/// Streams for `length` from the sender `spec` builds to a stock receiver
+/// that sends RTCP.
+fn run_path(bed: &TestBed, spec: SenderSpec<'_>, length: Duration) -> PathRun {
     let epoch = Instant::now();
-    let receiver =
-        Receiver::start(&bed, &stream, &video, Duration::from_millis(200), epoch).unwrap();
-    let sender = start_sender(&bed, 2500);
-    let (reports, _) = collect(&sender, epoch, Duration::from_secs(25));
-    stop(&bed, sender);
+    let receiver = Receiver::reporting(bed, SchedulerName::Htb, PORT, FPS, epoch).unwrap();
+    let sender = start_sender(bed, spec);
+    let (reports, warnings) = collect(&sender, epoch, length);
+    stop(bed, sender);
     let frames = receiver.frames();
     let losses = receiver.losses();
     receiver.stop().unwrap();
     print(&reports);
+    PathRun {
+        reports,
+        warnings,
+        frames,
+        losses,
+    }
+}
 
-    let fell = reports
-        .iter()
-        .find(|report| report.get("estimated-bitrate") < ROUTER_BPS)
-        .unwrap_or_else(|| panic!("the estimate never fell below the router's 1.5 Mbit/s"));
-    eprintln!("below the router's rate at {:.1} s", fell.at.as_secs_f64());
-    assert!(
-        fell.at <= Duration::from_secs(7),
-        "the estimate fell at {:?}",
-        fell.at
+/// Drops every datagram the receiver sends to the sender's RTCP port, as a
+/// firewall would: the receiver's own device classifies them into a class
+/// whose queue holds nothing.
+fn block_receiver_rtcp(bed: &TestBed) {
+    let device = bed.receiver_dev().to_string();
+    let rtcp_port = (PORT + 1).to_string();
+    let commands: [&[&str]; 4] = [
+        &[
+            "qdisc", "add", "dev", &device, "root", "handle", "1:", "htb", "default", "1",
+        ],
+        &[
+            "class", "add", "dev", &device, "parent", "1:", "classid", "1:1", "htb", "rate",
+            "1gbit", "quantum", "60000",
+        ],
+        &[
+            "class", "add", "dev", &device, "parent", "1:", "classid", "1:2", "htb", "rate",
+            "8kbit",
+        ],
+        &[
+            "qdisc", "add", "dev", &device, "parent", "1:2", "pfifo", "limit", "0",
+        ],
+    ];
+    for args in commands {
+        run_in_receiver(bed, "tc", args);
+    }
+    run_in_receiver(
+        bed,
+        "tc",
+        &[
+            "filter", "add", "dev", &device, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+            "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", &rtcp_port, "0xffff",
+            "flowid", "1:2",
+        ],
     );
-    // After a second to drain the queue the router built meanwhile.
-    let settled = fell.at + Duration::from_secs(2);
-    let intra_lost: Vec<_> = losses
+}
+
+fn run_in_receiver(bed: &TestBed, program: &str, args: &[&str]) {
+    let output = bed.command_in_receiver(program, args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn without_the_receivers_reports_the_estimate_holds_and_the_sink_says_how_to_send_them() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    block_receiver_rtcp(&bed);
+    // Below the router's rate: the host's queue stays clear throughout,
+    // which is no evidence that more would get through.
+    let run = run_path(&bed, SenderSpec::starting_at(1000), Duration::from_secs(10));
+    let highest = run
+        .reports
+        .iter()
+        .map(|report| report.get("estimated-bitrate"))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (1..=1_000_000).contains(&highest),
+        "the estimate went to {highest} bit/s without a report from the receiver"
+    );
+    let last = run.reports.last().unwrap();
+    assert_eq!(last.get("receiver-reports"), 0, "{}", last.stats);
+    let warning = run
+        .warnings
+        .iter()
+        .find(|warning| warning.contains("adapt-bitrate"))
+        .unwrap_or_else(|| panic!("no warning about the missing reports: {:?}", run.warnings));
+    qsock_testbed::assert_mentions(
+        warning,
+        &["holds", "rtcp-port", "pipelines/h264-rtp-receive-rtcp.sh"],
+    );
+    assert_eq!(
+        run.warnings
+            .iter()
+            .filter(|warning| warning.contains("adapt-bitrate"))
+            .count(),
+        1,
+        "{:?}",
+        run.warnings
+    );
+    // The stream itself got through.
+    assert!(
+        run.frames.len() > 150,
+        "{} frames arrived",
+        run.frames.len()
+    );
+}
+
+/// From `settled` to `until` the receiver lost no I-frame and decoded at
+/// least 90 % of the frame rate.
+fn assert_decodes_after(run: &PathRun, settled: Duration, until: Duration) {
+    let intra_lost: Vec<_> = run
+        .losses
         .iter()
         .filter(|loss| loss.noticed > settled && loss.frame_type == FrameType::Intra)
         .collect();
@@ -185,31 +310,130 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
         intra_lost.is_empty(),
         "I-frames lost after {settled:?}: {intra_lost:?}"
     );
-    // The receiver decodes the stream from then on.
-    let span = Duration::from_secs(20)
-        .saturating_sub(settled)
-        .as_secs_f64();
-    let decodable = frames
+    let span = until.saturating_sub(settled).as_secs_f64();
+    let decodable = run
+        .frames
         .iter()
-        .filter(|frame| {
-            frame.decodable && frame.arrived > settled && frame.arrived <= Duration::from_secs(20)
-        })
+        .filter(|frame| frame.decodable && frame.arrived > settled && frame.arrived <= until)
         .count() as f64;
     eprintln!(
-        "decodable {:.1} fps after {:?}; losses {losses:?}",
+        "decodable {:.1} fps from {settled:?} to {until:?}; losses {:?}",
         decodable / span,
-        settled
+        run.losses
     );
     assert!(
         decodable / span >= 0.9 * f64::from(FPS),
-        "only {:.1} decodable fps after the estimate settled",
+        "only {:.1} decodable fps from {settled:?} to {until:?}",
         decodable / span
     );
+}
+
+#[test]
+fn with_bulk_traffic_from_the_host_shape_link_keeps_the_queue_in_the_host() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    // TCP from the sender's host keeps the router's queue full.
+    let bulk = BulkTransfer::start(&bed, 5201).unwrap();
+    let spec = SenderSpec {
+        sink_extra: "shape-link=true",
+        ..SenderSpec::starting_at(1200)
+    };
+    let run = run_path(&bed, spec, Duration::from_secs(25));
+    let bulk_bytes = bulk.stop().unwrap();
+    eprintln!("bulk TCP carried {bulk_bytes} bytes");
+    assert!(bulk_bytes > 0, "the bulk transfer carried nothing");
+    // The host's link follows the estimate: the router's queue drains and
+    // the stream keeps its rate in the host's scheduler.
+    let shaped_at = run
+        .reports
+        .iter()
+        .find(|report| (1..=2 * ROUTER_BPS).contains(&report.get("link-rate")))
+        .map(|report| report.at);
+    eprintln!("the host's link shaped from {shaped_at:?}");
+    assert!(
+        shaped_at.is_some_and(|at| at <= Duration::from_secs(6)),
+        "the host's link was not shaped near the path's rate within 6 s"
+    );
+    assert_decodes_after(&run, Duration::from_secs(8), Duration::from_secs(24));
+    // The link rate is given back at stop.
+    let link = bed
+        .run_in_sender(|| qsock::report(bed.sender_dev()))
+        .unwrap()
+        .unwrap()
+        .link_rate
+        .map(qsock::Rate::bits_per_second);
+    assert_eq!(link, Some(100_000_000), "the link rate after stop");
+}
+
+#[test]
+fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    let run = run_path(&bed, SenderSpec::starting_at(2500), Duration::from_secs(25));
+    let reports = &run.reports;
+
+    let fell = reports
+        .iter()
+        .find(|report| report.get("estimated-bitrate") < ROUTER_BPS)
+        .unwrap_or_else(|| panic!("the estimate never fell below the router's 1.5 Mbit/s"));
+    eprintln!("below the router's rate at {:.1} s", fell.at.as_secs_f64());
+    assert!(
+        fell.at <= Duration::from_secs(5),
+        "the estimate fell at {:?}",
+        fell.at
+    );
+    // After a second to drain the queue the router built meanwhile.
+    let settled = fell.at + Duration::from_secs(2);
+    assert_decodes_after(&run, settled, Duration::from_secs(20));
     let last = reports.last().unwrap();
     assert!(last.get("receiver-reports") > 10, "{}", last.stats);
-    assert!(
-        last.get("estimated-bitrate") <= ROUTER_BPS,
-        "{}",
-        last.stats
+    // The estimate probes around the router's rate: a little above it
+    // until the queue it builds shows in the round trip, then cut below.
+    let mut settled_estimates: Vec<f64> = reports
+        .iter()
+        .filter(|report| report.at > settled)
+        .map(|report| report.get("estimated-bitrate") as f64 / ROUTER_BPS as f64)
+        .collect();
+    settled_estimates.sort_by(f64::total_cmp);
+    let median = settled_estimates[settled_estimates.len() / 2];
+    let highest = settled_estimates.last().copied().unwrap_or(0.0);
+    eprintln!(
+        "estimate / router's rate after {settled:?}: median {median:.2}, highest {highest:.2}"
     );
+    assert!(
+        (0.7..=1.0).contains(&median),
+        "the estimate's median is {median:.2} of the router's rate"
+    );
+    assert!(
+        highest <= 1.15,
+        "the estimate rose to {highest:.2} of the router's rate"
+    );
+}
+
+#[test]
+fn with_rtpbin_upstream_the_sink_reads_the_receivers_reports_from_the_session() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    // rtpbin holds port + 1 for the RTCP: a sink listening there too would
+    // fail to start.
+    let spec = SenderSpec {
+        through_rtpbin: true,
+        ..SenderSpec::starting_at(2500)
+    };
+    let run = run_path(&bed, spec, Duration::from_secs(15));
+    let last = run.reports.last().unwrap();
+    assert!(last.get("receiver-reports") > 5, "{}", last.stats);
+    let fell = run
+        .reports
+        .iter()
+        .find(|report| report.get("estimated-bitrate") < ROUTER_BPS)
+        .map(|report| report.at);
+    assert!(
+        fell.is_some_and(|at| at <= Duration::from_secs(5)),
+        "the estimate fell below the router's rate at {fell:?}"
+    );
+    assert_decodes_after(&run, Duration::from_secs(8), Duration::from_secs(14));
 }

@@ -289,7 +289,7 @@ fn every_property_is_documented() {
             .all(|c| c.is_ascii_lowercase() || c == '-'));
         checked += 1;
     }
-    assert_eq!(checked, 22, "the sink's own properties");
+    assert_eq!(checked, 23, "the sink's own properties");
 }
 
 #[test]

@@ -11,7 +11,9 @@ use qsock_frame::{FrameEvent, FrameReceiver, FrameType, PayloadFormat};
 use qsock_testbed::TestBed;
 
 use crate::pipeline::NamespacePipeline;
-use crate::{Result, StreamSpec, VideoSettings};
+use qsock::SchedulerName;
+
+use crate::{Result, SinkKind, StreamSpec, VideoSettings};
 
 /// One frame that reached the depayloader whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,32 @@ fn rtcp_session(bed: &TestBed, port: u16) -> String {
 type PacketArrivals = Arc<Mutex<HashMap<u16, Instant>>>;
 
 impl Receiver {
+    /// A stock receiver of a qsocksink stream on `scheduler` at `port` that
+    /// sends its RTCP back (receiver reports, PLI), with a 200 ms jitter
+    /// buffer: what lets the sink see the path.
+    pub fn reporting(
+        bed: &TestBed,
+        scheduler: SchedulerName,
+        port: u16,
+        frames_per_second: u32,
+        epoch: Instant,
+    ) -> Result<Receiver> {
+        let stream = StreamSpec::new(
+            scheduler.to_string(),
+            SinkKind::QSockSink {
+                scheduler,
+                latency_budget: Duration::from_millis(100),
+            },
+            port,
+        )
+        .with_receiver_reports();
+        let video = VideoSettings {
+            frames_per_second,
+            ..VideoSettings::default()
+        };
+        Receiver::start(bed, &stream, &video, Duration::from_millis(200), epoch)
+    }
+
     /// Starts receiving `stream` in the receiver's namespace. The jitter
     /// buffer waits up to `jitter_latency` for a missing packet; `epoch` is
     /// the run's time zero.

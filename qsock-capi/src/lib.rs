@@ -49,71 +49,93 @@ pub(crate) const DWCS_BEST_EFFORT: u32 = 16;
 const DWCS_STREAM_FLAGS: u32 =
     DWCS_NON_DROPPABLE | DWCS_DROPPABLE | DWCS_WORK_CONSERVING | DWCS_APERIODIC | DWCS_BEST_EFFORT;
 
-/// `struct qos_params`: device, scheduler name and the attributes.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-#[derive(Debug)]
-pub(crate) struct qos_params {
-    pub(crate) dev: [c_char; IFNAMSIZ],
-    pub(crate) name: [c_char; IFNAMSIZ],
-    pub(crate) attributes: *mut c_void,
+/// Declares a struct of `include/qsock.h` under its C name, `#[repr(C)]`,
+/// with its field table (name, offset, size), from which
+/// `tests::header_matches_rust` checks the header's layout field by field.
+macro_rules! c_struct {
+    ($(#[$meta:meta])* $name:ident { $($field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[allow(non_camel_case_types)]
+        pub(crate) struct $name {
+            $(pub(crate) $field: $ty,)*
+        }
+
+        impl $name {
+            /// Every field: name, offset and size.
+            #[cfg(test)]
+            pub(crate) const FIELDS: &'static [(&'static str, usize, usize)] = &[
+                $((stringify!($field), std::mem::offset_of!($name, $field), std::mem::size_of::<$ty>()),)*
+            ];
+        }
+    };
 }
 
-/// `struct q_dwcs_attr`: a stream's attributes (`ipg` in microseconds).
-#[repr(C)]
-#[allow(non_camel_case_types)]
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct q_dwcs_attr {
-    pub(crate) oln: u32,
-    pub(crate) old: u32,
-    pub(crate) ipg: u32,
-    pub(crate) stream_flags: u32,
+c_struct! {
+    /// `struct qos_params`: device, scheduler name and the attributes.
+    #[derive(Debug)]
+    qos_params {
+        dev: [c_char; IFNAMSIZ],
+        name: [c_char; IFNAMSIZ],
+        attributes: *mut c_void,
+    }
 }
 
-/// `struct qsock_init_attr`: what `qsockinit` takes in `attributes`.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct qsock_init_attr {
-    pub(crate) rate: u64,
-    pub(crate) limit: u32,
-    pub(crate) reserved: u32,
+c_struct! {
+    /// `struct q_dwcs_attr`: a stream's attributes (`ipg` in microseconds).
+    #[derive(Debug, Clone, Copy)]
+    q_dwcs_attr {
+        oln: u32,
+        old: u32,
+        ipg: u32,
+        stream_flags: u32,
+    }
 }
 
-/// `struct packet_flags`: exactly the paper's two fields (see the header).
-#[repr(C)]
-#[allow(non_camel_case_types)]
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct packet_flags {
-    pub(crate) drop_flag: u32,
-    pub(crate) deadline: u64,
+c_struct! {
+    /// `struct qsock_init_attr`: what `qsockinit` takes in `attributes`.
+    #[derive(Debug, Clone, Copy)]
+    qsock_init_attr {
+        rate: u64,
+        limit: u32,
+        reserved: u32,
+    }
 }
 
-/// `struct qinfo`: [`QInfo`] in fixed-width fields.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct qinfo {
-    pub(crate) sent_packets: u64,
-    pub(crate) sent_bytes: u64,
-    pub(crate) dropped_packets: u64,
-    pub(crate) dropped_late: u64,
-    pub(crate) dropped_window: u64,
-    pub(crate) dropped_frame: u64,
-    pub(crate) dropped_queue_full: u64,
-    pub(crate) deadline_misses: u64,
-    pub(crate) window_violations: u64,
-    pub(crate) delivered_rate_bps: u64,
-    pub(crate) rate_interval_ns: u64,
-    pub(crate) queue_delay_mean_ns: u64,
-    pub(crate) queue_delay_max_ns: u64,
-    pub(crate) backlog_packets: u64,
-    pub(crate) backlog_bytes: u64,
-    pub(crate) window_oln: u32,
-    pub(crate) window_old: u32,
-    pub(crate) send_buffer_bytes: u64,
-    pub(crate) unsent_bytes: u64,
-    pub(crate) scheduler: [c_char; IFNAMSIZ],
+c_struct! {
+    /// `struct packet_flags`: exactly the paper's two fields (see the header).
+    #[derive(Debug, Clone, Copy)]
+    packet_flags {
+        drop_flag: u32,
+        deadline: u64,
+    }
+}
+
+c_struct! {
+    /// `struct qinfo`: [`QInfo`] in fixed-width fields.
+    #[derive(Debug, Clone, Copy)]
+    qinfo {
+        sent_packets: u64,
+        sent_bytes: u64,
+        dropped_packets: u64,
+        dropped_late: u64,
+        dropped_window: u64,
+        dropped_frame: u64,
+        dropped_queue_full: u64,
+        deadline_misses: u64,
+        window_violations: u64,
+        delivered_rate_bps: u64,
+        rate_interval_ns: u64,
+        queue_delay_mean_ns: u64,
+        queue_delay_max_ns: u64,
+        backlog_packets: u64,
+        backlog_bytes: u64,
+        window_oln: u32,
+        window_old: u32,
+        send_buffer_bytes: u64,
+        unsent_bytes: u64,
+        scheduler: [c_char; IFNAMSIZ],
+    }
 }
 
 /// `MSG_*` flags `qsend` accepts. Both are ignored: a qsocket's send hands

@@ -6,102 +6,53 @@
 
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_void};
-use std::mem::{align_of, offset_of, size_of};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::mem::{align_of, size_of};
+use std::path::Path;
 
 use qsock::StreamKind;
+use qsock_testbed::{assert_compiles, scratch_dir, strict_cc};
 
 use super::*;
 
-/// The size of a field, named by a projection (`field_size(|s: &T| &s.f)`),
-/// for comparing with C's `sizeof(((struct t *)0)->f)`.
-fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
-    size_of::<F>()
-}
-
-/// The C compiler: `$CC`, else `cc`.
-fn cc() -> Command {
-    Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-}
-
-/// A fresh directory for the header check's C files, unique per process.
-fn scratch_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("qsock-capi-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create a scratch directory for C files");
-    dir
-}
-
-/// `_Static_assert`s of every struct's size, alignment and field offsets and
+/// `_Static_assert`s of one struct's size, alignment and field offsets and
 /// sizes, as Rust lays them out.
+fn struct_asserts<T>(name: &str, fields: &[(&str, usize, usize)]) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "_Static_assert(sizeof(struct {name}) == {}, \"sizeof(struct {name})\");",
+            size_of::<T>()
+        ),
+        format!(
+            "_Static_assert(_Alignof(struct {name}) == {}, \"_Alignof(struct {name})\");",
+            align_of::<T>()
+        ),
+    ];
+    for (field, offset, size) in fields {
+        lines.push(format!(
+            "_Static_assert(offsetof(struct {name}, {field}) == {offset}, \"offset of {name}.{field}\");"
+        ));
+        lines.push(format!(
+            "_Static_assert(sizeof(((struct {name} *)0)->{field}) == {size}, \"size of {name}.{field}\");"
+        ));
+    }
+    lines
+}
+
+/// `_Static_assert`s of every struct's layout and every constant.
 fn layout_asserts() -> Vec<String> {
     let mut lines = Vec::new();
     macro_rules! layout {
-        ($ty:ident { $($field:ident),* $(,)? }) => {{
-            let name = stringify!($ty);
-            lines.push(format!(
-                "_Static_assert(sizeof(struct {name}) == {}, \"sizeof(struct {name})\");",
-                size_of::<$ty>()
-            ));
-            lines.push(format!(
-                "_Static_assert(_Alignof(struct {name}) == {}, \"_Alignof(struct {name})\");",
-                align_of::<$ty>()
-            ));
-            $(
-                let field = stringify!($field);
-                lines.push(format!(
-                    "_Static_assert(offsetof(struct {name}, {field}) == {}, \"offset of {name}.{field}\");",
-                    offset_of!($ty, $field)
-                ));
-                lines.push(format!(
-                    "_Static_assert(sizeof(((struct {name} *)0)->{field}) == {}, \"size of {name}.{field}\");",
-                    field_size(|s: &$ty| &s.$field)
-                ));
-            )*
-        }};
+        ($($ty:ident),*) => {
+            $(lines.extend(struct_asserts::<$ty>(stringify!($ty), $ty::FIELDS));)*
+        };
     }
-    layout!(qos_params {
-        dev,
-        name,
-        attributes
-    });
-    layout!(q_dwcs_attr {
-        oln,
-        old,
-        ipg,
-        stream_flags
-    });
-    layout!(qsock_init_attr {
-        rate,
-        limit,
-        reserved
-    });
-    layout!(packet_flags {
-        drop_flag,
-        deadline
-    });
-    layout!(qinfo {
-        sent_packets,
-        sent_bytes,
-        dropped_packets,
-        dropped_late,
-        dropped_window,
-        dropped_frame,
-        dropped_queue_full,
-        deadline_misses,
-        window_violations,
-        delivered_rate_bps,
-        rate_interval_ns,
-        queue_delay_mean_ns,
-        queue_delay_max_ns,
-        backlog_packets,
-        backlog_bytes,
-        window_oln,
-        window_old,
-        send_buffer_bytes,
-        unsent_bytes,
-        scheduler,
-    });
+    layout!(
+        qos_params,
+        q_dwcs_attr,
+        qsock_init_attr,
+        packet_flags,
+        qinfo
+    );
     for (name, value) in [
         ("IFNAMSIZ", IFNAMSIZ as u32),
         ("DWCS_NON_DROPPABLE", DWCS_NON_DROPPABLE),
@@ -198,24 +149,12 @@ fn header_matches_rust() {
     let check = dir.join("check.c");
     std::fs::write(&check, &source).expect("write check.c");
     // Strict C11 as well as the GNU dialect: applications use either.
-    for standard in ["-std=c11", "-std=gnu11"] {
-        let output = cc()
-            .args([
-                standard,
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-fsyntax-only",
-                "-I",
-            ])
-            .arg(&include)
-            .arg(&check)
-            .output()
-            .expect("run the C compiler (cc)");
-        assert!(
-            output.status.success(),
-            "qsock.h does not match the Rust side ({standard}):\n{}",
-            String::from_utf8_lossy(&output.stderr)
+    for standard in ["c11", "gnu11"] {
+        assert_compiles(
+            strict_cc(standard, &include)
+                .arg("-fsyntax-only")
+                .arg(&check),
+            &format!("qsock.h does not match the Rust side (-std={standard})"),
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

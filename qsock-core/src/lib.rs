@@ -13,8 +13,6 @@
 #![deny(missing_docs)]
 
 mod backend;
-#[cfg(test)]
-mod ctest;
 mod error;
 mod flags;
 mod info;

@@ -29,6 +29,26 @@ fn htb_init(bed: &TestBed, rate: Rate) -> InitParams {
     InitParams::new(bed.sender_dev(), SchedulerName::Htb).with_link_rate(rate)
 }
 
+/// A stream of the sender's htb.
+fn htb_stream(bed: &TestBed, stream: StreamParams) -> QosParams {
+    QosParams::new(bed.sender_dev(), SchedulerName::Htb, stream)
+}
+
+/// A stream of 938-byte datagrams (980 bytes on the wire with the UDP, IP
+/// and Ethernet headers), one every `period`.
+fn datagrams_of_938_bytes_every(period: Duration) -> StreamParams {
+    StreamParams::periodic(period, 0, 0).with_packet_size(938)
+}
+
+/// A test bed whose sender's link qsock's htb shapes to 10 Mbit/s.
+fn bed_with_htb_at_10_mbit() -> Option<TestBed> {
+    let bed = bed()?;
+    bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
+        .expect("run in the sender's namespace")
+        .expect("qsockinit htb at 10 Mbit/s");
+    Some(bed)
+}
+
 /// Idempotence, rate changes and reset are in backends.rs; this is the
 /// layout only HTB has.
 #[test]
@@ -97,14 +117,10 @@ fn qsockinit_without_a_rate_on_veth_asks_for_one_or_uses_the_speed() {
 
 #[test]
 fn stream_classes_are_numbered_and_sized_for_their_streams() {
-    let Some(bed) = bed() else { return };
-    let init = htb_init(&bed, mbit(10));
-    bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
-    let params = QosParams::new(
-        bed.sender_dev(),
-        SchedulerName::Htb,
-        StreamParams::periodic(Duration::from_millis(4), 0, 0).with_packet_size(938),
-    );
+    let Some(bed) = bed_with_htb_at_10_mbit() else {
+        return;
+    };
+    let params = htb_stream(&bed, datagrams_of_938_bytes_every(Duration::from_millis(4)));
     let socket = bed
         .run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &params))
         .unwrap()
@@ -155,11 +171,7 @@ fn stream_classes_are_numbered_and_sized_for_their_streams() {
     assert!(!classes.contains("7173:3 "), "class left behind: {classes}");
 
     // Best-effort streams get no class.
-    let best_effort = QosParams::new(
-        bed.sender_dev(),
-        SchedulerName::Htb,
-        StreamParams::best_effort(),
-    );
+    let best_effort = htb_stream(&bed, StreamParams::best_effort());
     let plain = bed
         .run_in_sender(|| QSocket::new(Domain::IPV4, Type::DGRAM, None, &best_effort))
         .unwrap()
@@ -180,20 +192,13 @@ fn stream_classes_are_numbered_and_sized_for_their_streams() {
 fn a_lower_link_rate_binds_the_streams_already_attached() {
     // An HTB class may always send at its own rate, whatever its parent's:
     // without refitting, a squeezed link would not squeeze the streams.
-    let Some(bed) = bed() else { return };
-    let init = htb_init(&bed, mbit(10));
-    bed.run_in_sender(|| qsockinit(&init)).unwrap().unwrap();
-    let paced = QosParams::new(
-        bed.sender_dev(),
-        SchedulerName::Htb,
-        StreamParams::periodic(Duration::from_millis(2), 0, 0).with_packet_size(938),
-    );
-    let work_conserving = QosParams::new(
-        bed.sender_dev(),
-        SchedulerName::Htb,
-        StreamParams::periodic(Duration::from_millis(8), 0, 0)
-            .with_packet_size(938)
-            .work_conserving(),
+    let Some(bed) = bed_with_htb_at_10_mbit() else {
+        return;
+    };
+    let paced = htb_stream(&bed, datagrams_of_938_bytes_every(Duration::from_millis(2)));
+    let work_conserving = htb_stream(
+        &bed,
+        datagrams_of_938_bytes_every(Duration::from_millis(8)).work_conserving(),
     );
     let (paced, work_conserving) = bed
         .run_in_sender(|| {
@@ -227,11 +232,7 @@ fn a_lower_link_rate_binds_the_streams_already_attached() {
 
     // A change after the squeeze sizes against the new link rate.
     let mut paced = paced;
-    let too_fast = QosParams::new(
-        bed.sender_dev(),
-        SchedulerName::Htb,
-        StreamParams::periodic(Duration::from_millis(3), 0, 0).with_packet_size(938),
-    );
+    let too_fast = htb_stream(&bed, datagrams_of_938_bytes_every(Duration::from_millis(3)));
     let refused = paced.change(&too_fast).unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::InvalidInput, "{refused}");
     assert!(refused.to_string().contains("link rate"), "{refused}");
@@ -259,72 +260,98 @@ impl Seen {
 
 /// Receives datagrams stamped with their send time until `quiet` passes without one.
 fn receive(socket: UdpSocket, quiet: Duration) -> Seen {
-    socket.set_read_timeout(Some(quiet)).expect("timeout");
     let mut seen = Seen::default();
-    let mut buf = [0u8; 2048];
-    while let Ok(n) = socket.recv(&mut buf) {
-        if n < 8 {
-            continue;
-        }
-        let sent = u64::from_ne_bytes(buf[..8].try_into().expect("8 bytes"));
+    receive_until_quiet(&socket, quiet, 8, |datagram| {
+        let sent = u64::from_ne_bytes(datagram[..8].try_into().expect("8 bytes"));
         seen.received += 1;
         seen.delays.push(Duration::from_nanos(
             qsock::monotonic_now().saturating_sub(sent),
         ));
-    }
+    });
     seen
+}
+
+/// Calls `each` with every datagram of at least `header` bytes that
+/// `socket` receives, until `quiet` passes without one.
+fn receive_until_quiet(
+    socket: &UdpSocket,
+    quiet: Duration,
+    header: usize,
+    mut each: impl FnMut(&[u8]),
+) {
+    socket.set_read_timeout(Some(quiet)).expect("timeout");
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        if n >= header {
+            each(&buf[..n]);
+        }
+    }
+}
+
+/// A socket of the receiver, on a free port.
+fn receiver_socket(bed: &TestBed) -> UdpSocket {
+    let address = bed.receiver_v4();
+    bed.run_in_receiver(move || UdpSocket::bind((address, 0)))
+        .expect("run in the receiver's namespace")
+        .expect("bind a receiver's socket")
+}
+
+/// iperf3's TCP filling the sender's link for `seconds` on `port`: the
+/// server, and the client whose JSON report [`iperf3_received_bps`] reads.
+/// Returns once TCP has filled the link and its queue, so that the streams
+/// start on a loaded link.
+fn iperf3_filling_the_link(bed: &TestBed, port: &str, seconds: &str) -> (Reaped, Reaped) {
+    let receiver = bed.receiver_v4().to_string();
+    let server = iperf3_server(bed, port);
+    let client = Reaped(
+        bed.command_in_sender("iperf3", ["-c", &receiver, "-p", port, "-t", seconds, "-J"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("iperf3 client"),
+    );
+    wait_for_bulk(bed, 1_000_000, Duration::from_secs(10));
+    (server, client)
+}
+
+/// The control stream's socket, in the sender (the caller's namespace). A
+/// full send buffer must cost the unmanaged stream its packet, not stall the
+/// sending loop and with it the managed stream's timing: it does not block.
+fn unmanaged_socket(bed: &TestBed) -> UdpSocket {
+    let unmanaged = UdpSocket::bind((bed.sender_v4(), 0)).expect("bind");
+    unmanaged.set_nonblocking(true).expect("non-blocking");
+    unmanaged
 }
 
 #[test]
 fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() {
     let _turn = turn();
-    let Some(bed) = bed() else { return };
-    bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
-        .unwrap()
-        .unwrap();
+    let Some(bed) = bed_with_htb_at_10_mbit() else {
+        return;
+    };
 
     // Receivers first, so nothing is sent into the void.
-    let rx_addr = bed.receiver_v4();
-    let bind = |port: u16| {
-        bed.run_in_receiver(move || UdpSocket::bind((rx_addr, port)))
-            .unwrap()
-            .unwrap()
-    };
-    let (managed_rx, unmanaged_rx) = (bind(0), bind(0));
+    let (managed_rx, unmanaged_rx) = (receiver_socket(&bed), receiver_socket(&bed));
     let managed_to = managed_rx.local_addr().unwrap();
     let unmanaged_to = unmanaged_rx.local_addr().unwrap();
     let quiet = Duration::from_secs(3);
     let managed_seen = std::thread::spawn(move || receive(managed_rx, quiet));
     let unmanaged_seen = std::thread::spawn(move || receive(unmanaged_rx, quiet));
 
-    let receiver = bed.receiver_v4().to_string();
-    let _server = iperf3_server(&bed, "5201");
-    let client = Reaped(
-        bed.command_in_sender("iperf3", ["-c", &receiver, "-p", "5201", "-t", "7", "-J"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("iperf3 client"),
-    );
-    // Let TCP fill the link and its queue before the streams start.
-    wait_for_bulk(&bed, 1_000_000, Duration::from_secs(10));
+    let (_server, client) = iperf3_filling_the_link(&bed, "5201", "7");
 
     // 938-byte datagrams every 4 ms: 2 Mbit/s on the wire, for 4 seconds.
     const PAYLOAD: usize = 938;
     const IPG: Duration = Duration::from_millis(4);
     const PACKETS: u64 = 1000;
-    let params = QosParams::new(
-        bed.sender_dev(),
-        SchedulerName::Htb,
+    let params = htb_stream(
+        &bed,
         StreamParams::periodic(IPG, 0, 0).with_packet_size(PAYLOAD as u32),
     );
     let sent = bed
         .run_in_sender(|| -> qsock::Result<(u64, u64)> {
             let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
-            let unmanaged = UdpSocket::bind((bed.sender_v4(), 0)).expect("bind");
-            // A full send buffer must cost the unmanaged stream its packet,
-            // not stall this loop and with it the managed stream's timing.
-            unmanaged.set_nonblocking(true).expect("non-blocking");
+            let unmanaged = unmanaged_socket(&bed);
             let mut packet = [0u8; PAYLOAD];
             let (mut managed_sent, mut unmanaged_sent) = (0, 0);
             let start = Instant::now();
@@ -405,21 +432,16 @@ fn receive_frames(
     packets_per_frame: u8,
     quiet: Duration,
 ) -> Vec<(u32, Instant)> {
-    socket.set_read_timeout(Some(quiet)).expect("timeout");
     let mut parts: std::collections::HashMap<u32, u8> = std::collections::HashMap::new();
     let mut complete = Vec::new();
-    let mut buf = [0u8; 2048];
-    while let Ok(n) = socket.recv(&mut buf) {
-        if n < 4 {
-            continue;
-        }
-        let frame = u32::from_ne_bytes(buf[..4].try_into().expect("4 bytes"));
+    receive_until_quiet(&socket, quiet, 4, |datagram| {
+        let frame = u32::from_ne_bytes(datagram[..4].try_into().expect("4 bytes"));
         let count = parts.entry(frame).or_default();
         *count += 1;
         if *count == packets_per_frame {
             complete.push((frame, Instant::now()));
         }
-    }
+    });
     complete
 }
 
@@ -443,10 +465,9 @@ fn frame_rate_and_jitter(frames: &[(u32, Instant)]) -> (f64, Duration) {
 #[test]
 fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
     let _turn = turn();
-    let Some(bed) = bed() else { return };
-    bed.run_in_sender(|| qsockinit(&htb_init(&bed, mbit(10))))
-        .unwrap()
-        .unwrap();
+    let Some(bed) = bed_with_htb_at_10_mbit() else {
+        return;
+    };
     const FPS: u32 = 20;
     const FRAME_BYTES: usize = 8_000;
     const MAX_DATAGRAM: usize = 1_400;
@@ -454,13 +475,7 @@ fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
     let packets_per_frame = FRAME_BYTES.div_ceil(MAX_DATAGRAM) as u8;
     let frame_period = Duration::from_secs(1) / FPS;
 
-    let rx_addr = bed.receiver_v4();
-    let bind = || {
-        bed.run_in_receiver(move || UdpSocket::bind((rx_addr, 0)))
-            .unwrap()
-            .unwrap()
-    };
-    let (managed_rx, unmanaged_rx) = (bind(), bind());
+    let (managed_rx, unmanaged_rx) = (receiver_socket(&bed), receiver_socket(&bed));
     let managed_to = managed_rx.local_addr().unwrap();
     let unmanaged_to = unmanaged_rx.local_addr().unwrap();
     let quiet = Duration::from_secs(3);
@@ -469,30 +484,17 @@ fn a_managed_20_fps_video_keeps_its_frame_rate_under_iperf3() {
     let unmanaged_seen =
         std::thread::spawn(move || receive_frames(unmanaged_rx, packets_per_frame, quiet));
 
-    let receiver = bed.receiver_v4().to_string();
-    let _server = iperf3_server(&bed, "5202");
-    let client = Reaped(
-        bed.command_in_sender("iperf3", ["-c", &receiver, "-p", "5202", "-t", "9", "-J"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("iperf3 client"),
-    );
-    wait_for_bulk(&bed, 1_000_000, Duration::from_secs(10));
+    let (_server, client) = iperf3_filling_the_link(&bed, "5202", "9");
 
     // The stream's class is sized for one full datagram per packet slot.
-    let params = QosParams::new(
-        bed.sender_dev(),
-        SchedulerName::Htb,
+    let params = htb_stream(
+        &bed,
         StreamParams::periodic(frame_period / u32::from(packets_per_frame), 0, 0)
             .with_packet_size(MAX_DATAGRAM as u32),
     );
     bed.run_in_sender(|| -> qsock::Result<()> {
         let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
-        let unmanaged = UdpSocket::bind((bed.sender_v4(), 0)).expect("bind");
-        // A full send buffer must cost the unmanaged stream its packet,
-        // not stall this loop and with it the managed stream's timing.
-        unmanaged.set_nonblocking(true).expect("non-blocking");
+        let unmanaged = unmanaged_socket(&bed);
         let frame = vec![0u8; FRAME_BYTES];
         let start = Instant::now();
         for number in 0..FRAMES {

@@ -2,6 +2,7 @@
 
 use super::aggregation::size_prefixed_units;
 use super::bits::{rbsp, BitReader};
+use super::fragmentation::starting_fu_header;
 use super::{FrameType, ParseError, Shows, UnitError};
 
 const NON_IDR_SLICE: u8 = 1;
@@ -101,13 +102,9 @@ pub(crate) fn classify_rtp_payload(payload: &[u8]) -> Result<Shows, ParseError> 
             aggregated_units(units, per_unit, "MTAP")
         }
         FU_A | FU_B => {
-            let fu_header = *payload.get(1).ok_or_else(|| {
-                ParseError("H.264 fragmentation unit without its FU header".into())
-            })?;
-            let is_start = fu_header & 0x80 != 0;
-            if !is_start {
+            let Some(fu_header) = starting_fu_header(payload, 1, "H.264")? else {
                 return Ok(Shows::NOTHING);
-            }
+            };
             let fragment_start = if header & 0x1f == FU_A { 2 } else { 4 };
             let fragment = payload.get(fragment_start..).unwrap_or_default();
             let mut nal = Vec::with_capacity(1 + SLICE_HEADER_PREFIX);

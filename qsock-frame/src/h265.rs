@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use super::aggregation::size_prefixed_units;
 use super::bits::{rbsp, BitReader, OutOfBits};
+use super::fragmentation::starting_fu_header;
 use super::{FrameType, ParseError, Shows, UnitError};
 
 const LAST_NON_IRAP_VCL: u8 = 15;
@@ -295,13 +296,9 @@ impl ParameterSets {
                 Ok(shows)
             }
             FRAGMENTATION_UNIT => {
-                let fu_header = *payload.get(2).ok_or_else(|| {
-                    ParseError("H.265 fragmentation unit without its FU header".into())
-                })?;
-                let is_start = fu_header & 0x80 != 0;
-                if !is_start {
+                let Some(fu_header) = starting_fu_header(payload, 2, "H.265")? else {
                     return Ok(Shows::NOTHING);
-                }
+                };
                 let mut nal = Vec::with_capacity(PARAMETER_SET_PREFIX);
                 nal.push((payload[0] & 0x81) | ((fu_header & 0x3f) << 1));
                 nal.push(payload[1]);

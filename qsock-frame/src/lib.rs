@@ -15,6 +15,7 @@ mod aggregation;
 mod annexb;
 mod assembler;
 mod bits;
+mod fragmentation;
 pub mod h264;
 mod h265;
 pub mod mpeg_video;

@@ -367,33 +367,23 @@ fn h265_slice_types_need_the_parameter_sets() {
     const RASL_N: u8 = 8;
     let mut classifier = h265_configured(0);
     let mut type_of = |nal: Vec<u8>| inspect(&mut classifier, &rtp(true, 0, &nal)).frame_type;
-    assert_eq!(
-        type_of(h265_slice(TRAIL_R, 0, None, P)),
-        FrameType::Predicted
-    );
-    assert_eq!(
-        type_of(h265_slice(TRAIL_R, 0, None, B)),
-        FrameType::Predicted
-    );
-    assert_eq!(type_of(h265_slice(TRAIL_R, 0, None, I)), FrameType::Intra);
-    assert_eq!(
-        type_of(h265_slice(TRAIL_N, 0, None, B)),
-        FrameType::NonReference
-    );
-    assert_eq!(
-        type_of(h265_slice(RASL_N, 0, None, B)),
-        FrameType::NonReference
-    );
-    // Later slice segments: the 9-bit address sits before slice_type; an
-    // address of all ones read with the wrong length would garble the type.
-    assert_eq!(
-        type_of(h265_slice(TRAIL_R, 0, Some(0x1ff), I)),
-        FrameType::Intra
-    );
-    assert_eq!(
-        type_of(h265_slice(TRAIL_R, 0, Some(0x100), P)),
-        FrameType::Predicted
-    );
+    for (nal_type, address, slice_type, frame_type) in [
+        (TRAIL_R, None, P, FrameType::Predicted),
+        (TRAIL_R, None, B, FrameType::Predicted),
+        (TRAIL_R, None, I, FrameType::Intra),
+        (TRAIL_N, None, B, FrameType::NonReference),
+        (RASL_N, None, B, FrameType::NonReference),
+        // Later slice segments: the 9-bit address sits before slice_type; an
+        // address of all ones read with the wrong length would garble the type.
+        (TRAIL_R, Some(0x1ff), I, FrameType::Intra),
+        (TRAIL_R, Some(0x100), P, FrameType::Predicted),
+    ] {
+        assert_eq!(
+            type_of(h265_slice(nal_type, 0, address, slice_type)),
+            frame_type,
+            "NAL type {nal_type}, address {address:?}, slice type {slice_type}"
+        );
+    }
     for irap in [16, 19, 20, 21] {
         assert_eq!(type_of(h265_slice(irap, 0, None, I)), FrameType::Intra);
     }
@@ -462,6 +452,11 @@ fn picture_header(coding_type: u8) -> [u8; 8] {
     [0x00, 0x00, 0x01, 0x00, 0x01, second, 0xff, 0xf8]
 }
 
+/// A sequence header, then a picture header of `coding_type`.
+fn sequence_and_picture_header(coding_type: u8) -> Vec<u8> {
+    [&SEQUENCE_HEADER[..], &picture_header(coding_type)].concat()
+}
+
 fn rfc2250_header(picture_type: u8, sequence_header: bool) -> Vec<u8> {
     vec![
         0,
@@ -510,8 +505,7 @@ fn mpeg_video_picture_header_and_rfc2250_field() {
 #[test]
 fn mpeg_video_picture_header_split_across_packets() {
     let mut classifier = Classifier::new(PayloadFormat::RtpMpegVideo);
-    let mut stream = SEQUENCE_HEADER.to_vec();
-    stream.extend_from_slice(&picture_header(2));
+    let mut stream = sequence_and_picture_header(2);
     stream.extend_from_slice(&[0, 0, 1, 1, 9, 9, 9]);
     let split_at = SEQUENCE_HEADER.len() + 5; // inside the picture header
     let mut first = vec![0, 0, 0, 0];
@@ -621,17 +615,23 @@ fn concat(packets: &[Vec<u8>]) -> Vec<u8> {
     packets.concat()
 }
 
+/// TS packets of the PAT, a PMT whose video is of `stream_type`, and the
+/// video's first packet, starting a PES of `elementary_stream`.
+fn tables_and_video_start(stream_type: u8, elementary_stream: &[u8]) -> Vec<u8> {
+    concat(&[
+        pat(),
+        pmt(stream_type),
+        ts_packet(VIDEO_PID, true, &pes_start(elementary_stream)),
+    ])
+}
+
 #[test]
 fn mpegts_h264_frames_from_pes_starts() {
     let mut classifier = Classifier::new(PayloadFormat::MpegTs);
     let aud = [0x09, 0xf0];
     let idr = h264_slice(3, 5, 0, 7);
     let first_frame = annex_b(&[&aud, &H264_SPS, &H264_PPS, &idr]);
-    let datagram = concat(&[
-        pat(),
-        pmt(0x1b),
-        ts_packet(VIDEO_PID, true, &pes_start(&first_frame)),
-    ]);
+    let datagram = tables_and_video_start(0x1b, &first_frame);
     let info = inspect(&mut classifier, &datagram);
     assert_eq!(
         (info.frame, info.starts_frame, info.also_ends_previous),
@@ -667,14 +667,7 @@ fn mpegts_frames_held_whole_inside_a_datagram_are_typed() {
     let mut classifier = Classifier::new(PayloadFormat::MpegTs);
     let aud = [0x09, 0xf0];
     let idr = annex_b(&[&aud, &h264_slice(3, 5, 0, 7)]);
-    inspect(
-        &mut classifier,
-        &concat(&[
-            pat(),
-            pmt(0x1b),
-            ts_packet(VIDEO_PID, true, &pes_start(&idr)),
-        ]),
-    );
+    inspect(&mut classifier, &tables_and_video_start(0x1b, &idr));
     // The tail of frame 1; frames 2 (B) and 3 (P) whole; the start of frame 4
     // (B). Frame 2's slice is two bytes, the last of its PES packet: the
     // scanner cannot tell it from the start of a start code until the next
@@ -744,13 +737,8 @@ fn mpegts_pes_header_split_across_packets() {
 #[test]
 fn mpegts_mpeg2_video_and_rtp_encapsulation() {
     let mut classifier = Classifier::new(PayloadFormat::RtpMp2t);
-    let mut stream = SEQUENCE_HEADER.to_vec();
-    stream.extend_from_slice(&picture_header(3));
-    let datagram = concat(&[
-        pat(),
-        pmt(0x02),
-        ts_packet(VIDEO_PID, true, &pes_start(&stream)),
-    ]);
+    let stream = sequence_and_picture_header(3);
+    let datagram = tables_and_video_start(0x02, &stream);
     let info = inspect(&mut classifier, &rtp(false, 77, &datagram));
     assert_eq!(info.frame_type, FrameType::NonReference);
     assert!(info.configuration && info.starts_frame);
@@ -766,11 +754,7 @@ fn mpegts_h265_video() {
         &h265_pps(true, 2),
         &h265_slice(1, 0, None, 2),
     ]);
-    let datagram = concat(&[
-        pat(),
-        pmt(0x24),
-        ts_packet(VIDEO_PID, true, &pes_start(&stream)),
-    ]);
+    let datagram = tables_and_video_start(0x24, &stream);
     let info = inspect(&mut classifier, &datagram);
     assert_eq!(
         info.frame_type,
@@ -811,22 +795,15 @@ const FORMATS: [PayloadFormat; 5] = [
 
 /// Valid packets of each format, to be cut and corrupted.
 fn valid_packets() -> Vec<(PayloadFormat, Vec<u8>)> {
-    let mut mpv = vec![0, 0, 0, 0];
-    mpv.extend_from_slice(&SEQUENCE_HEADER);
-    mpv.extend_from_slice(&picture_header(1));
-    let ts = concat(&[
-        pat(),
-        pmt(0x24),
-        ts_packet(
-            VIDEO_PID,
-            true,
-            &pes_start(&annex_b(&[
-                &h265_sps(1),
-                &h265_pps(false, 0),
-                &h265_slice(1, 0, None, 1),
-            ])),
-        ),
-    ]);
+    let mpv = [&[0, 0, 0, 0][..], &sequence_and_picture_header(1)].concat();
+    let ts = tables_and_video_start(
+        0x24,
+        &annex_b(&[
+            &h265_sps(1),
+            &h265_pps(false, 0),
+            &h265_slice(1, 0, None, 1),
+        ]),
+    );
     vec![
         (
             PayloadFormat::RtpH264,

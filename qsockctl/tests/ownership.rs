@@ -22,7 +22,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use qsock::{qsockinit, ErrorKind, InitParams, QSocket, QosParams, SchedulerName, StreamParams};
-use qsock_testbed::TestBed;
+use qsock_testbed::{assert_mentions, TestBed};
 use socket2::{Domain, Protocol, Type};
 use support::{mbit, tc_show, Reaped};
 
@@ -230,17 +230,15 @@ fn the_next_qsocket_reclaims_killed_classes_and_admission_holds_the_link() {
     }
     let err = attach().expect_err("a fourth 3.2 Mbit/s stream on 10 Mbit/s");
     assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
-    for needle in [
-        "cannot admit a stream of 3200kbit",
-        "3 live stream(s) hold 9600kbit",
-        "300kbit is left",
-        "raise the link rate",
-    ] {
-        assert!(
-            err.message().contains(needle),
-            "{err} does not say {needle:?}"
-        );
-    }
+    assert_mentions(
+        err.message(),
+        &[
+            "cannot admit a stream of 3200kbit",
+            "3 live stream(s) hold 9600kbit",
+            "300kbit is left",
+            "raise the link rate",
+        ],
+    );
     // Nothing was left behind by the refusal.
     let after = tc_show(&bed, "class");
     assert_eq!(

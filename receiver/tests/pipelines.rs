@@ -410,3 +410,145 @@ fn adaptive_sender_cuts_its_bitrate_to_the_link() {
     let fps = mean_fps(&seconds[SECONDS / 2..]);
     assert!(fps >= FPS - 3.0, "decoded {fps} fps once adapted");
 }
+
+/// The last `key=(type)value` of `key` that `lines` (gst-launch-1.0 -m
+/// output) show, as a number.
+fn last_field(lines: &[String], key: &str) -> Option<u64> {
+    let prefix = format!("{key}=(guint64)");
+    lines.iter().rev().find_map(|line| {
+        let (_, rest) = line.split_once(&prefix)?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
+/// Frames decoded so far, from fpsdisplaysink's `rendered: N, ...` line.
+fn rendered(line: &str) -> Option<u64> {
+    let (_, rest) = line.split_once("rendered: ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// adaptive-send.sh to a stock RTCP receiver script (`receiver`) across the
+/// test bed, the sender with `environment` added: the receiver decodes, and
+/// the sink reads the receiver's reports (adaptive-send.sh prints its
+/// qsocksink-stats). Returns the sink's last stats lines.
+fn with_a_stock_rtcp_receiver(
+    receiver: &'static str,
+    environment: &[(&str, &str)],
+) -> Option<Vec<String>> {
+    /// Frames the receiver must decode, and reports the sink must read.
+    const FRAMES: u64 = 100;
+    const REPORTS: u64 = 3;
+    let _turn = turn();
+    let bed = bed()?;
+    let pipelines = repository().join("pipelines");
+    let sender_address = bed.sender_v4().to_string();
+    let mut receiver_command = bed.command_in_receiver(
+        pipelines.join(receiver).to_str().unwrap(),
+        [PORT, sender_address.as_str()],
+    );
+    receiver_command
+        .env("VIDEO_SINK", "fakesink")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut receiving = Process::spawn(receiver, receiver_command);
+    let received = lines_of(receiving.child.stdout.take().unwrap());
+    loop {
+        match received.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line.starts_with("Setting pipeline to PLAYING") => break,
+            Ok(_) => {}
+            Err(err) => {
+                let why = receiving.check_running().err().unwrap_or_default();
+                panic!("{receiver} never played ({err}) {why}");
+            }
+        }
+    }
+
+    let receiver_address = bed.receiver_v4().to_string();
+    let mut sender_command = bed.command_in_sender(
+        pipelines.join("adaptive-send.sh").to_str().unwrap(),
+        [receiver_address.as_str(), PORT, "htb"],
+    );
+    sender_command
+        .envs(CLEAR.iter().copied())
+        .envs(environment.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    println!("adaptive-send.sh {receiver_address} {PORT} htb {environment:?} -> {receiver} {PORT} {sender_address}");
+    let mut sender = Process::spawn("adaptive-send.sh", sender_command);
+    let printed = lines_of(sender.child.stdout.take().unwrap());
+
+    let mut frames = 0;
+    let mut stats = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while frames < FRAMES || last_field(&stats, "receiver-reports").unwrap_or(0) < REPORTS {
+        for line in received.try_iter() {
+            frames = rendered(&line).unwrap_or(frames);
+        }
+        stats.extend(
+            printed
+                .try_iter()
+                .filter(|line| line.contains("qsocksink-stats")),
+        );
+        if let Err(why) = receiving.check_running() {
+            panic!("the receiver stopped: {why}");
+        }
+        if let Err(why) = sender.check_running() {
+            panic!("the sender stopped: {why}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in 40 s {receiver} decoded {frames} frames (expected {FRAMES}) and the sink read \
+             {:?} receiver reports (expected {REPORTS})",
+            last_field(&stats, "receiver-reports")
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    sender.interrupt();
+    let fields = [
+        "receiver-reports",
+        "round-trip-us",
+        "estimated-bitrate",
+        "rtcp-ignored-malformed",
+        "rtcp-ignored-other-source",
+        "rtcp-ignored-other-address",
+        "rtcp-ignored-flood",
+    ]
+    .map(|key| format!("{key}={:?}", last_field(&stats, key)));
+    println!(
+        "  {receiver} decoded {frames} frames; the sink: {}",
+        fields.join(" ")
+    );
+    for refusal in ["malformed", "other-address", "flood"] {
+        let key = format!("rtcp-ignored-{refusal}");
+        assert_eq!(
+            last_field(&stats, &key),
+            Some(0),
+            "the sink refused the stock receiver's RTCP ({key})"
+        );
+    }
+    assert!(
+        last_field(&stats, "round-trip-us").is_some(),
+        "no round-trip-us: the receiver's reports did not echo the sink's sender reports"
+    );
+    Some(stats)
+}
+
+/// A stock receiver sending RTCP (h264-rtp-receive-rtcp.sh): the sink reads
+/// its reports and measures the round trip from them.
+#[test]
+fn adaptive_sender_reads_a_stock_receivers_rtcp() {
+    with_a_stock_rtcp_receiver("h264-rtp-receive-rtcp.sh", &[("PATTERN", "snow")]);
+}
+
+/// The same with transport-wide congestion control feedback: the sender
+/// adds the header extension (TWCC=1), and the receiver's reports still
+/// come through beside the per-packet feedback.
+#[test]
+fn adaptive_sender_with_twcc_reads_a_stock_receivers_rtcp() {
+    with_a_stock_rtcp_receiver(
+        "h264-rtp-receive-twcc.sh",
+        &[("PATTERN", "snow"), ("TWCC", "1")],
+    );
+}

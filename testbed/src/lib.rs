@@ -10,8 +10,9 @@
 //! [`TestBed`] created is removed when it is dropped, also when a test panics.
 //!
 //! Beside the beds, what tests of several crates share: whether a test of
-//! the sch_dwcs kernel scheduler runs here ([`dwcs_test_runs`]), and
-//! [`assert_mentions`] for what a program or an error said.
+//! the sch_dwcs kernel scheduler runs here ([`dwcs_test_runs`]),
+//! [`assert_mentions`] for what a program or an error said, and the C
+//! compiler for checking a Rust mirror of a C header ([`strict_cc`]).
 //!
 //! ```no_run
 //! use qsock_testbed::TestBed;
@@ -41,9 +42,11 @@ use std::thread;
 use nix::sched::{setns, CloneFlags};
 
 mod bulk;
+mod c_compiler;
 mod dwcs;
 mod text;
 pub use bulk::BulkTransfer;
+pub use c_compiler::{assert_compiles, scratch_dir, strict_cc};
 pub use dwcs::{dwcs_expected, dwcs_loaded, dwcs_test_runs, DWCS_MODULE};
 pub use text::assert_mentions;
 

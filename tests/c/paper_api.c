@@ -222,6 +222,25 @@ static int paper_init(void)
 	return err == 0 ? 0 : -1;
 }
 
+/*
+ * Sections 3.1.2 and 3.2 set a stream's parameters with the same lines, as
+ * the paper writes them; only the stream's drop flag differs.
+ */
+static void paper_stream_params(struct qos_params *params, struct q_dwcs_attr *attrs,
+				unsigned int stream_flags)
+{
+	/*set device name*/
+	strncpy(params->dev, dev, IFNAMSIZ);
+	/*set scheduler name*/
+	strncpy(params->name, sched, IFNAMSIZ);
+	/*set scheduling attributes*/
+	attrs->oln = 0;
+	attrs->old = 10;
+	attrs->ipg = 10;
+	attrs->stream_flags = stream_flags;
+	params->attributes = attrs;
+}
+
 #pragma GCC diagnostic pop
 
 static void init_errors(void)
@@ -244,14 +263,6 @@ static void init_errors(void)
 	EXPECT_FAIL(qsockinit(NULL), EFAULT, "NULL");
 }
 
-/*
- * The paper fills names with strncpy(dst, src, IFNAMSIZ), which GCC rightly
- * warns may leave them unterminated. The paper's code is kept as written:
- * qsock refuses an unterminated name with EINVAL (checked below), so the
- * warning is silenced for the paper's excerpts only.
- */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstringop-truncation"
 /* Sections 3.1.2 and 3.1.3: qsocket, then qsendto with flags. */
 static int paper_socket(void)
 {
@@ -259,23 +270,12 @@ static int paper_socket(void)
 	struct q_dwcs_attr attrs;
 	int fd;
 
-	/*set device name*/
-	strncpy(params.dev, dev, IFNAMSIZ);
-	/*set scheduler name*/
-	strncpy(params.name, sched, IFNAMSIZ);
-	/*set scheduling attributes*/
-	attrs.oln = 0;
-	attrs.old = 10;
-	attrs.ipg = 10;
-	attrs.stream_flags = DWCS_NON_DROPPABLE;
-	params.attributes = &attrs;
+	paper_stream_params(&params, &attrs, DWCS_NON_DROPPABLE);
 	/*create scheduled socket*/
 	fd = qsocket(AF_INET, SOCK_DGRAM, 0, &params);
 	CHECK(fd >= 0, "qsocket: errno %s: %s", strerror(errno), qsock_last_error());
 	return fd;
 }
-
-#pragma GCC diagnostic pop
 
 static void paper_sendto(int sockfd)
 {
@@ -618,14 +618,6 @@ static void descriptor_errors(int fd)
 	EXPECT_FAIL(qinfo(fd, NULL), EFAULT, "NULL");
 }
 
-/*
- * The paper fills names with strncpy(dst, src, IFNAMSIZ), which GCC rightly
- * warns may leave them unterminated. The paper's code is kept as written:
- * qsock refuses an unterminated name with EINVAL (checked below), so the
- * warning is silenced for the paper's excerpts only.
- */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstringop-truncation"
 /* Section 3.2: qattach on an existing socket, as the paper writes it. */
 static void paper_attach(void)
 {
@@ -639,16 +631,7 @@ static void paper_attach(void)
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	CHECK(fd >= 0, "socket: %s", strerror(errno));
 
-	/*set device name*/
-	strncpy(params.dev, dev, IFNAMSIZ);
-	/*set scheduler name*/
-	strncpy(params.name, sched, IFNAMSIZ);
-	/*set scheduling attributes*/
-	attrs.oln = 0;
-	attrs.old = 10;
-	attrs.ipg = 10;
-	attrs.stream_flags = DWCS_DROPPABLE;
-	params.attributes = &attrs;
+	paper_stream_params(&params, &attrs, DWCS_DROPPABLE);
 	/*create scheduled socket*/
 	CHECK(qattach(fd, &params) == 0, "qattach: errno %s: %s", strerror(errno),
 	      qsock_last_error());
@@ -675,8 +658,6 @@ static void paper_attach(void)
 	CHECK(qclose(fd) == 0, "qclose of the attached socket: %s", qsock_last_error());
 	CHECK(!is_open(fd) && errno == EBADF, "qclose left descriptor %d open", fd);
 }
-
-#pragma GCC diagnostic pop
 
 /* A failed qattach leaves the descriptor open, unchanged and usable. */
 static void attach_failures(void)

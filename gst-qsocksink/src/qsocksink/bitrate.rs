@@ -10,11 +10,12 @@
 //! and a round trip standing [`PATH_DELAY_TOLERANCE`] above the least seen
 //! (a queue building in a router) cuts it too. Only a report that shows the
 //! path clear lets the estimate climb, by a small fixed step, and only while
-//! the stream actually sends near the estimate. A stream whose receiver has
-//! never reported is adapted to the host's queue alone, climbing on its
-//! clear intervals; once the receiver has reported, an interval without a
-//! report holds the estimate. Cutting fast empties the queue before deadlines pile up; climbing
-//! slowly keeps the stream from oscillating around the capacity.
+//! the stream actually sends near the estimate: the host's clear queue says
+//! nothing of a bottleneck further on, so an interval without a report holds
+//! the estimate, and a stream whose receiver never reports keeps its start
+//! unless the host's own queue cuts it. Cutting fast empties the queue before
+//! deadlines pile up; climbing slowly keeps the stream from oscillating
+//! around the capacity.
 
 use std::time::Duration;
 
@@ -51,8 +52,28 @@ const PATH_LOSS_CLEAR: f64 = 0.02;
 /// live stream's latency budget.
 pub const PATH_DELAY_TOLERANCE: Duration = Duration::from_millis(30);
 
+/// How much shorter than the previous one a round trip must be for a queue
+/// on the path to count as draining: it is then left to drain, neither cut
+/// for again nor climbed on (the least round trip may have been measured
+/// with a queue standing).
+const DRAINING: Duration = Duration::from_millis(5);
+
 /// What a cut on the receiver's evidence leaves of what got through.
 const PATH_DECREASE_FACTOR: f64 = 0.85;
+
+/// Near the rate at which the path last congested (within this share of
+/// it), the estimate climbs at a quarter of its pace: the queue it probes
+/// for builds slowly enough for the round trip to show it before the
+/// router drops.
+const NEAR_CEILING: f64 = 0.9;
+
+/// Above the rate at which the path last congested by this share, without
+/// a new sign of congestion, the path has grown and the climb resumes its
+/// pace.
+const PAST_CEILING: f64 = 1.15;
+
+/// The pace near the ceiling, as a share of the full pace.
+const NEAR_CEILING_PACE: f64 = 0.25;
 
 /// The share of the estimate the stream must actually send for a clear
 /// report to count as evidence for more: an encoder that cannot fill its
@@ -62,8 +83,15 @@ const APP_LIMITED_SHARE: f64 = 0.7;
 /// The smallest additive step, for narrow ranges.
 const MIN_STEP_BPS: u64 = 10_000;
 
-/// Intervals a climb from zero to `max` takes at the additive step.
-const CLIMB_INTERVALS: u64 = 50;
+/// How long a climb from zero to `max` takes: the step a clear report earns
+/// grows with the time since the previous report, so the climb is as fast
+/// with a receiver that reports twice a second as with one that reports
+/// every few seconds.
+const CLIMB_TIME: Duration = Duration::from_secs(15);
+
+/// The most time one clear report counts for: a report after a long silence
+/// is evidence for the moment it was sent, not for all the time before.
+const CLIMB_SPAN_CAP: Duration = Duration::from_secs(2);
 
 /// What the scheduler showed over one feedback interval.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -88,6 +116,8 @@ pub struct Observation {
     /// What the receiver's reports in the interval showed; None when none
     /// came.
     pub path: Option<PathObservation>,
+    /// How long the interval lasted.
+    pub length: Duration,
 }
 
 /// What the receiver's reports showed over one feedback interval.
@@ -95,8 +125,12 @@ pub struct Observation {
 pub struct PathObservation {
     /// The largest share of the stream's packets a report told lost.
     pub fraction_lost: f64,
-    /// The latest round trip measured, where one was.
+    /// The latest round trip measured anew (echoing a sender report no
+    /// earlier report echoed), where one was.
     pub round_trip: Option<Duration>,
+    /// The rate the receiver got the stream at, where its reports spanned
+    /// long enough to tell.
+    pub received_bps: Option<u64>,
 }
 
 /// What drove the estimate's last change.
@@ -114,8 +148,6 @@ pub enum Signal {
     ReceiverDelay,
     /// The receiver's reports showed the path clear.
     ReceiverClear,
-    /// The host's queue was clear, and no receiver has reported.
-    HostClear,
 }
 
 impl Signal {
@@ -128,7 +160,6 @@ impl Signal {
             Signal::ReceiverLoss => "receiver-loss",
             Signal::ReceiverDelay => "receiver-delay",
             Signal::ReceiverClear => "receiver-clear",
-            Signal::HostClear => "host-clear",
         }
     }
 }
@@ -189,9 +220,12 @@ pub struct BitrateController {
     estimate_bps: Option<u64>,
     least_delay: Option<Duration>,
     least_round_trip: Option<Duration>,
-    /// A report from the receiver has arrived: from then on only its clear
-    /// reports let the estimate climb.
-    receiver_heard: bool,
+    previous_round_trip: Option<Duration>,
+    /// Time since the receiver's previous report: what a clear report
+    /// vouches for.
+    since_report: Duration,
+    /// What the path carried when it last congested.
+    path_ceiling: Option<u64>,
     hold: u32,
     last_change: Option<Signal>,
 }
@@ -206,7 +240,9 @@ impl BitrateController {
             estimate_bps: None,
             least_delay: None,
             least_round_trip: None,
-            receiver_heard: false,
+            previous_round_trip: None,
+            since_report: Duration::ZERO,
+            path_ceiling: None,
             hold: 0,
             last_change: None,
         }
@@ -259,14 +295,12 @@ impl BitrateController {
             }
         };
         let host = self.host_congestion(observation);
-        self.receiver_heard |= observation.path.is_some();
-        // A stream whose receiver never reports is adapted to the host's
-        // queue alone, as a clear interval there is all it can know.
-        let path = match observation.path {
-            Some(path) => Some(self.path_verdict(path)),
-            None if !self.receiver_heard && host.is_none() => Some(PathVerdict::Clear),
-            None => None,
-        };
+        let path = observation.path.map(|path| self.path_verdict(path));
+        self.since_report += observation.length;
+        let vouched = std::mem::replace(&mut self.since_report, Duration::ZERO);
+        if path.is_none() {
+            self.since_report = vouched;
+        }
         // While a queue stands, what left is what the path carries: a cut
         // from there lands below the capacity in one step however far above
         // it the estimate was, and the queue drains.
@@ -282,18 +316,21 @@ impl BitrateController {
             ((carried as f64 * DECREASE_FACTOR) as u64, Some(signal))
         } else if let Some(PathVerdict::Congested(signal, lost)) = path {
             self.hold = HOLD_AFTER_DECREASE;
-            let through = carried as f64 * (1.0 - lost);
-            ((through * PATH_DECREASE_FACTOR) as u64, Some(signal))
+            // What arrived is what the path carries while a queue stands
+            // in it; without that count, what left less what was lost.
+            let through = observation
+                .path
+                .and_then(|path| path.received_bps)
+                .filter(|&bps| bps > 0)
+                .map_or(carried as f64 * (1.0 - lost), |bps| bps as f64);
+            self.path_ceiling = Some(through as u64);
+            let cut = (through * PATH_DECREASE_FACTOR) as u64;
+            (cut.min(current), Some(signal))
         } else if path == Some(PathVerdict::Clear)
             && observation.sent_packets > 0
             && !self.app_limited(observation, current)
         {
-            let signal = if self.receiver_heard {
-                Signal::ReceiverClear
-            } else {
-                Signal::HostClear
-            };
-            (current.saturating_add(self.step()), Some(signal))
+            (self.climb(current, vouched), Some(Signal::ReceiverClear))
         } else {
             (current, None)
         };
@@ -328,18 +365,29 @@ impl BitrateController {
 
     /// What the receiver's reports say of the path beyond the host.
     fn path_verdict(&mut self, path: PathObservation) -> PathVerdict {
+        let mut draining = false;
         let queueing = path.round_trip.is_some_and(|round_trip| {
             let least = self
                 .least_round_trip
                 .map_or(round_trip, |least| least.min(round_trip));
             self.least_round_trip = Some(least);
+            draining = self
+                .previous_round_trip
+                .replace(round_trip)
+                .is_some_and(|previous| round_trip + DRAINING < previous);
             round_trip.saturating_sub(least) > PATH_DELAY_TOLERANCE
         });
         if path.fraction_lost > PATH_LOSS_CUT {
             PathVerdict::Congested(Signal::ReceiverLoss, path.fraction_lost)
-        } else if queueing {
+        } else if queueing && !draining {
             PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
-        } else if path.fraction_lost <= PATH_LOSS_CLEAR {
+        } else if path.fraction_lost <= PATH_LOSS_CLEAR
+            && path.round_trip.is_some()
+            && !queueing
+            && !draining
+        {
+            // Only a report that measured the round trip anew shows that no
+            // queue builds.
             PathVerdict::Clear
         } else {
             PathVerdict::Unclear
@@ -354,8 +402,25 @@ impl BitrateController {
             .is_some_and(|bps| (bps as f64) < current as f64 * APP_LIMITED_SHARE)
     }
 
-    fn step(&self) -> u64 {
-        (self.max_bps / CLIMB_INTERVALS).max(MIN_STEP_BPS)
+    /// The estimate a clear report vouching for `vouched` time lifts
+    /// `current` to: at full pace up to near where the path last congested,
+    /// at a quarter of it from there.
+    fn climb(&mut self, current: u64, vouched: Duration) -> u64 {
+        let share = vouched.min(CLIMB_SPAN_CAP).as_secs_f64() / CLIMB_TIME.as_secs_f64();
+        let full = current.saturating_add(((self.max_bps as f64 * share) as u64).max(MIN_STEP_BPS));
+        let Some(ceiling) = self.path_ceiling else {
+            return full;
+        };
+        if current as f64 > ceiling as f64 * PAST_CEILING {
+            self.path_ceiling = None;
+            return full;
+        }
+        let near = (ceiling as f64 * NEAR_CEILING) as u64;
+        if full <= near {
+            return full;
+        }
+        let slow = ((self.max_bps as f64 * share * NEAR_CEILING_PACE) as u64).max(MIN_STEP_BPS);
+        current.saturating_add(slow).max(near)
     }
 
     fn clamp(&self, bps: u64) -> u64 {
@@ -415,266 +480,4 @@ pub fn encoder_bitrate(factory_name: &str) -> Option<EncoderBitrate> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A controller within 100 kbit/s..=10 Mbit/s, seeded at `bps`.
-    fn seeded(bps: u64) -> BitrateController {
-        let mut controller = BitrateController::new(100_000, 10_000_000);
-        controller.seed(bps);
-        controller
-    }
-
-    /// `observation`, with `bps` delivered.
-    fn delivering(bps: u64, observation: Observation) -> Observation {
-        Observation {
-            delivered_bps: Some(bps),
-            ..observation
-        }
-    }
-
-    fn interval(offered: u64, late: u64, delay_ms: u64) -> Observation {
-        Observation {
-            offered_packets: offered,
-            sent_packets: offered,
-            late_or_lost_packets: late,
-            queue_delay_mean: Some(Duration::from_millis(delay_ms)),
-            delivered_bps: Some(3_000_000),
-            frame_interval: None,
-            path: Some(PathObservation::default()),
-        }
-    }
-
-    #[test]
-    fn starts_from_the_delivered_rate_within_limits() {
-        let mut controller = BitrateController::new(1_000_000, 2_000_000);
-        assert_eq!(controller.update(&interval(100, 0, 1)), Some(2_000_000));
-        let mut wide = BitrateController::new(100_000, 10_000_000);
-        // 3 Mbit/s delivered, then one step of 10 Mbit/s / 50 = 200 kbit/s.
-        assert_eq!(wide.update(&interval(100, 0, 1)), Some(3_200_000));
-    }
-
-    #[test]
-    fn loss_cuts_by_a_quarter_and_holds_before_climbing() {
-        let mut controller = seeded(4_000_000);
-        let delivering_more = delivering(5_000_000, interval(100, 5, 1));
-        assert_eq!(controller.update(&delivering_more), Some(3_000_000));
-        assert_eq!(controller.update(&interval(100, 0, 1)), None);
-        assert_eq!(controller.update(&interval(100, 0, 1)), None);
-        assert_eq!(controller.update(&interval(100, 0, 1)), Some(3_200_000));
-    }
-
-    #[test]
-    fn a_cut_lands_below_what_the_path_delivered() {
-        let mut controller = seeded(3_000_000);
-        // The link was squeezed to 1 Mbit/s: a quarter off 3 Mbit/s would
-        // still be twice the capacity.
-        let squeezed = delivering(1_000_000, interval(100, 50, 1));
-        assert_eq!(controller.update(&squeezed), Some(750_000));
-    }
-
-    #[test]
-    fn the_queue_left_behind_by_a_cut_does_not_cut_again() {
-        let mut controller = seeded(4_000_000);
-        // Packets queued before the cut are still late while the queue drains.
-        assert_eq!(controller.update(&interval(100, 50, 1)), Some(2_250_000));
-        assert_eq!(controller.update(&interval(100, 50, 1)), None);
-        assert_eq!(controller.update(&interval(100, 30, 1)), None);
-        // Still late after the hold: the cut was not enough.
-        assert_eq!(controller.update(&interval(100, 30, 1)), Some(1_687_500));
-    }
-
-    #[test]
-    fn a_frame_waiting_for_itself_is_no_standing_queue() {
-        let mut controller = seeded(1_000_000);
-        let at_25_fps = |delay_ms| Observation {
-            frame_interval: Some(Duration::from_millis(40)),
-            ..interval(100, 0, delay_ms)
-        };
-        assert_eq!(controller.update(&at_25_fps(1)), Some(1_200_000));
-        // A frame that takes most of its 40 ms to leave: 18 ms on average.
-        assert_eq!(controller.update(&at_25_fps(19)), Some(1_400_000));
-        assert_eq!(controller.update(&at_25_fps(32)), Some(1_050_000));
-    }
-
-    #[test]
-    fn interval_delay_comes_from_the_running_mean() {
-        let ms = Duration::from_millis;
-        // 1000 packets at a mean of 2 ms, then 100 more at 13 ms: the running
-        // mean moves to 3 ms only.
-        assert_eq!(
-            interval_mean_delay(Some((ms(2), 1000)), (ms(3), 1100)),
-            Some(ms(13))
-        );
-        assert_eq!(interval_mean_delay(None, (ms(4), 10)), Some(ms(4)));
-        assert_eq!(interval_mean_delay(Some((ms(4), 10)), (ms(4), 10)), None);
-        // A scheduler that started over counts as nothing sent.
-        assert_eq!(interval_mean_delay(Some((ms(4), 10)), (ms(1), 5)), None);
-    }
-
-    #[test]
-    fn a_little_loss_is_tolerated() {
-        let mut controller = seeded(4_000_000);
-        assert_eq!(controller.update(&interval(100, 2, 1)), Some(4_200_000));
-    }
-
-    #[test]
-    fn a_standing_queue_counts_as_congestion() {
-        let mut controller = seeded(4_000_000);
-        assert_eq!(controller.update(&interval(100, 0, 2)), Some(4_200_000));
-        assert_eq!(controller.update(&interval(100, 0, 11)), Some(4_400_000));
-        // Cut from the 3 Mbit/s delivered, not from the 4.4 Mbit/s estimate.
-        assert_eq!(controller.update(&interval(100, 0, 13)), Some(2_250_000));
-    }
-
-    #[test]
-    fn never_leaves_the_limits() {
-        let mut controller = BitrateController::new(500_000, 600_000);
-        controller.seed(550_000);
-        for _ in 0..10 {
-            controller.update(&interval(100, 50, 1));
-        }
-        assert_eq!(controller.estimate(), Some(500_000));
-        for _ in 0..100 {
-            controller.update(&interval(100, 0, 1));
-        }
-        assert_eq!(controller.estimate(), Some(600_000));
-        controller.set_limits(100_000, 200_000);
-        assert_eq!(controller.estimate(), Some(200_000));
-    }
-
-    #[test]
-    fn an_idle_interval_changes_nothing() {
-        let mut controller = seeded(1_000_000);
-        assert_eq!(controller.update(&interval(0, 0, 100)), None);
-        assert_eq!(controller.estimate(), Some(1_000_000));
-    }
-
-    #[test]
-    fn on_time_share() {
-        assert_eq!(interval(0, 0, 0).on_time_share(), None);
-        assert_eq!(interval(4, 1, 0).on_time_share(), Some(0.75));
-        assert_eq!(interval(4, 9, 0).on_time_share(), Some(0.0));
-    }
-
-    #[test]
-    fn nothing_sent_is_not_on_time_and_no_reason_to_climb() {
-        let mut controller = seeded(1_000_000);
-        let stuck = Observation {
-            sent_packets: 0,
-            delivered_bps: Some(0),
-            ..interval(30, 0, 0)
-        };
-        assert_eq!(stuck.on_time_share(), Some(0.0));
-        for _ in 0..5 {
-            assert_eq!(controller.update(&stuck), None);
-        }
-        assert_eq!(controller.estimate(), Some(1_000_000));
-    }
-
-    /// A clear host interval with `path` from the receiver.
-    fn with_path(path: Option<PathObservation>) -> Observation {
-        Observation {
-            path,
-            ..interval(100, 0, 1)
-        }
-    }
-
-    fn path(fraction_lost: f64, round_trip_ms: u64) -> Option<PathObservation> {
-        Some(PathObservation {
-            fraction_lost,
-            round_trip: Some(Duration::from_millis(round_trip_ms)),
-        })
-    }
-
-    #[test]
-    fn once_the_receiver_has_reported_only_its_reports_let_the_estimate_climb() {
-        let mut controller = seeded(2_000_000);
-        assert_eq!(controller.update(&with_path(None)), Some(2_200_000));
-        assert_eq!(controller.last_change(), Some(Signal::HostClear));
-        assert_eq!(
-            controller.update(&with_path(path(0.0, 20))),
-            Some(2_400_000)
-        );
-        for _ in 0..20 {
-            assert_eq!(controller.update(&with_path(None)), None);
-        }
-        // The host's own queue still cuts it.
-        assert_eq!(controller.update(&interval(100, 50, 1)), Some(1_800_000));
-        assert_eq!(controller.last_change(), Some(Signal::HostLoss));
-    }
-
-    #[test]
-    fn loss_at_the_receiver_cuts_below_what_got_through() {
-        let mut controller = seeded(2_500_000);
-        let lossy = Observation {
-            delivered_bps: Some(2_500_000),
-            ..with_path(path(0.4, 20))
-        };
-        // 60 % of 2.5 Mbit/s got through; 85 % of that.
-        assert_eq!(controller.update(&lossy), Some(1_275_000));
-        assert_eq!(controller.last_change(), Some(Signal::ReceiverLoss));
-        // Some loss, below the cut: neither a cut nor a climb.
-        let mut holding = seeded(1_000_000);
-        assert_eq!(holding.update(&with_path(path(0.05, 20))), None);
-    }
-
-    #[test]
-    fn a_growing_round_trip_cuts_before_loss_does() {
-        let mut controller = seeded(1_000_000);
-        assert_eq!(
-            controller.update(&with_path(path(0.0, 20))),
-            Some(1_200_000)
-        );
-        assert_eq!(
-            controller.update(&with_path(path(0.0, 45))),
-            Some(1_400_000)
-        );
-        // 35 ms above the least: a queue builds on the path.
-        assert_eq!(
-            controller.update(&with_path(path(0.0, 55))),
-            Some(1_190_000)
-        );
-        assert_eq!(controller.last_change(), Some(Signal::ReceiverDelay));
-        assert_eq!(
-            controller.least_round_trip(),
-            Some(Duration::from_millis(20))
-        );
-    }
-
-    #[test]
-    fn a_clear_report_is_no_evidence_for_more_than_the_stream_sends() {
-        let mut controller = seeded(4_000_000);
-        let sending_half = Observation {
-            delivered_bps: Some(2_000_000),
-            ..with_path(path(0.0, 20))
-        };
-        assert_eq!(controller.update(&sending_half), None);
-        let mut filling = seeded(2_000_000);
-        assert_eq!(filling.update(&sending_half), Some(2_200_000));
-        assert_eq!(filling.last_change(), Some(Signal::ReceiverClear));
-    }
-
-    #[test]
-    fn encoder_units() {
-        let x264 = encoder_bitrate("x264enc").unwrap_or_else(|| panic!("x264enc is known"));
-        assert_eq!((x264.property, x264.to_units(2_500_400)), ("bitrate", 2500));
-        assert_eq!(x264.to_bps(2500), 2_500_000);
-        let vp8 = encoder_bitrate("vp8enc").unwrap_or_else(|| panic!("vp8enc is known"));
-        assert_eq!(
-            (vp8.property, vp8.to_units(800_000)),
-            ("target-bitrate", 800_000)
-        );
-        let avenc = encoder_bitrate("avenc_mpeg4").unwrap_or_else(|| panic!("avenc is known"));
-        assert_eq!(avenc.bits_per_unit, 1);
-        assert_eq!(
-            encoder_bitrate("mpeg2enc").map(|e| e.bits_per_unit),
-            Some(1000)
-        );
-        assert_eq!(
-            encoder_bitrate("openh264enc").map(|e| e.bits_per_unit),
-            Some(1)
-        );
-        assert!(encoder_bitrate("theoraenc").is_none());
-    }
-}
+mod tests;

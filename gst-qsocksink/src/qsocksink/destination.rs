@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
-use super::imp::Settings;
+use super::settings::Settings;
 
 /// The `bind-address` property as an address, if one is given.
 pub(super) fn bind_address(settings: &Settings) -> Result<Option<IpAddr>, gst::ErrorMessage> {

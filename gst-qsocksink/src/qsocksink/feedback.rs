@@ -16,11 +16,14 @@ use super::bitrate::{
 };
 use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
-use super::imp::{QSockSink, Settings, CAT};
+use super::imp::{QSockSink, CAT};
+use super::link_shaping::LinkShaper;
 use super::period::{full_packet_period_hint, Measured, Refused};
 use super::receiver_feedback::{ReceiverView, VIDEO_CLOCK_RATE};
 use super::rtcp::Refusal;
 use super::run::{Counters, Run};
+use super::session_reports::SessionReports;
+use super::settings::Settings;
 use qsock_frame::FrameType;
 
 /// How long after the first frame the receiver's first report is due: a
@@ -64,6 +67,16 @@ pub(super) struct Feedback {
     /// report some time after it.
     first_frame_at: Option<Instant>,
     warned_no_reports: bool,
+    /// When the previous interval ended.
+    previous_at: Option<Instant>,
+    /// A report from the receiver has arrived.
+    receiver_heard: bool,
+    /// The device's link rate, where `shape-link` has the sink shape it.
+    pub link: LinkShaper,
+    /// An RTP session upstream, whose statistics carry the receiver's
+    /// reports.
+    pub session: Option<SessionReports>,
+    warned_shaping: bool,
 }
 
 impl Feedback {
@@ -77,6 +90,11 @@ impl Feedback {
             warned: false,
             first_frame_at: None,
             warned_no_reports: false,
+            previous_at: None,
+            receiver_heard: false,
+            link: LinkShaper::default(),
+            session: None,
+            warned_shaping: false,
         }
     }
 }
@@ -159,7 +177,11 @@ impl QSockSink {
             queue_delay_mean: interval_delay(previous_info.as_ref(), &info),
             delivered_bps: info.delivered_rate.map(Rate::bits_per_second),
             frame_interval: self.frame_interval(feedback, &counters),
-            path: self.path_observation(&settings, run, feedback, &counters),
+            path: self.path_observation(&settings, run, feedback, &counters, &info),
+            length: feedback
+                .previous_at
+                .replace(Instant::now())
+                .map_or(Duration::ZERO, |then| then.elapsed()),
         };
         // The encoder's setting is a better start than the delivered rate,
         // which is only what the source happened to offer.
@@ -172,6 +194,11 @@ impl QSockSink {
         let estimate = feedback.controller.estimate().unwrap_or(0);
         if settings.adapt_bitrate && estimate > 0 {
             feedback.encoder.follow(self, estimate);
+        }
+        // The host's clear queue says nothing of the path: only a stream
+        // whose receiver reports has an estimate of it to shape to.
+        if settings.shape_link && feedback.receiver_heard {
+            self.shape_link(run, feedback, &info, estimate);
         }
         let measured = observation
             .frame_interval
@@ -275,11 +302,20 @@ impl QSockSink {
         run: &Run,
         feedback: &mut Feedback,
         counters: &Counters,
+        info: &QInfo,
     ) -> Option<PathObservation> {
+        if let Some(report) = feedback
+            .session
+            .as_mut()
+            .and_then(SessionReports::next_report)
+        {
+            run.receiver.lock().report(report);
+        }
         let (since, ever) = {
             let mut view = run.receiver.lock();
             (view.take_since(), view.reports > 0)
         };
+        feedback.receiver_heard = ever;
         if counters.frames_total() > 0 && feedback.first_frame_at.is_none() {
             feedback.first_frame_at = Some(Instant::now());
         }
@@ -290,6 +326,8 @@ impl QSockSink {
             feedback.warned_no_reports = true;
             let why = if !settings.receiver_feedback {
                 "receiver-feedback is off".to_string()
+            } else if feedback.session.is_some() {
+                "the RTP session upstream has had no receiver report about the stream".to_string()
             } else if counters.rtp.is_none() {
                 "the stream is not RTP, and RTCP reports on RTP streams only".to_string()
             } else {
@@ -308,10 +346,47 @@ impl QSockSink {
                      sink's own port (bind-port); pipelines/h264-rtp-receive-rtcp.sh does")
             );
         }
+        // The receiver counts packets; what they weigh is what this host
+        // sends on average.
+        let packet_bits = (info.stats.sent_packets > 0)
+            .then(|| info.stats.sent_bytes as f64 * 8.0 / info.stats.sent_packets as f64);
+        let received_bps = since
+            .received_packet_rate()
+            .zip(packet_bits)
+            .map(|(packets, bits)| (packets * bits) as u64);
         (since.reports > 0).then_some(PathObservation {
             fraction_lost: since.fraction_lost,
             round_trip: since.round_trip,
+            received_bps,
         })
+    }
+
+    /// Sets the device's link rate just above the estimate; says once why
+    /// when it cannot.
+    fn shape_link(&self, run: &Run, feedback: &mut Feedback, info: &QInfo, estimate: u64) {
+        match feedback
+            .link
+            .follow(&run.device, info.scheduler, info.link_rate, estimate)
+        {
+            Ok(Some(change)) => gst::info!(
+                CAT,
+                imp = self,
+                "shape-link: {}'s link rate {:?} -> {} bit/s",
+                run.device,
+                change.from,
+                change.to
+            ),
+            Ok(None) => {}
+            Err(err) if !feedback.warned_shaping => {
+                feedback.warned_shaping = true;
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Settings,
+                    ("shape-link: cannot set {}'s link rate to follow the path's estimate:                       {err}. The path's queue stays in the router; shaping needs the                       privilege to install the {} scheduler (CAP_NET_ADMIN), or set                       shape-link=false", run.device, info.scheduler)
+                );
+            }
+            Err(_) => {}
+        }
     }
 
     /// Time between frames: the upstream framerate, else the measured PTS
@@ -426,6 +501,7 @@ fn stats_structure(
             info.delivered_rate.map_or(0, Rate::bits_per_second),
         )
         .field("estimated-bitrate", estimated_bitrate)
+        .field("link-rate", info.link_rate.map_or(0, Rate::bits_per_second))
         .field(
             "ipg-us",
             ipg.map_or(0, |ipg| u64::try_from(ipg.as_micros()).unwrap_or(u64::MAX)),

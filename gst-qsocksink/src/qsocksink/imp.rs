@@ -4,24 +4,24 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use parking_lot::Mutex;
-use qsock::{ErrorKind, QSocket, QosParams, StreamParams, WindowConstraint};
+use qsock::{ErrorKind, QSocket, QosParams};
 use socket2::{Domain, Protocol, Type};
 
 use super::destination::{bind_address, egress_device, resolve_destination};
 use super::feedback::{Feedback, FeedbackThread, Reported};
-use super::frames::{DropPolicy, FrameAssembler};
+use super::frames::FrameAssembler;
 use super::period::{self, full_packet_period_hint, LinkLimits, StreamPeriod};
 use super::receiver_feedback::{ReceiverFeedbackThread, ReceiverView};
 use super::run::{Counters, Run};
 use super::sender::Flushing;
-use super::SchedulerChoice;
+use super::session_reports::SessionReports;
+use super::settings::*;
 use qsock_frame::{Classifier, PayloadFormat};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -31,128 +31,6 @@ pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("QSocket sink"),
     )
 });
-
-const DEFAULT_HOST: &str = "127.0.0.1";
-const DEFAULT_PORT: u32 = 5004;
-const DEFAULT_BIND_ADDRESS: &str = "";
-const DEFAULT_DEVICE: &str = "";
-const DEFAULT_SCHEDULER: SchedulerChoice = SchedulerChoice::Auto;
-const DEFAULT_LINK_RATE: &str = "";
-const DEFAULT_DROPPABLE: DropPolicy = DropPolicy::NonReferenceAndPredicted;
-const DEFAULT_LATENCY_BUDGET_MS: u32 = 100;
-const DEFAULT_IPG_US: u64 = 0;
-const DEFAULT_LOSS_NUMERATOR: u32 = 2;
-const DEFAULT_LOSS_DENOMINATOR: u32 = 10;
-const DEFAULT_LOSSLESS: bool = false;
-const DEFAULT_QOS_INTERVAL_MS: u32 = 1000;
-const DEFAULT_ADAPT_BITRATE: bool = false;
-const DEFAULT_MIN_BITRATE: u64 = 250_000;
-const DEFAULT_MAX_BITRATE: u64 = 8_000_000;
-const DEFAULT_BIND_PORT: u32 = 0;
-const DEFAULT_RECEIVER_FEEDBACK: bool = true;
-const DEFAULT_RTCP_PORT: u32 = 0;
-const DEFAULT_KEY_UNIT_INTERVAL_MS: u32 = 500;
-
-/// The properties.
-#[derive(Debug, Clone)]
-pub(super) struct Settings {
-    pub host: String,
-    pub port: u32,
-    pub bind_address: String,
-    pub device: String,
-    pub scheduler: SchedulerChoice,
-    pub link_rate: String,
-    pub droppable: DropPolicy,
-    pub latency_budget_ms: u32,
-    pub ipg_us: u64,
-    pub loss_numerator: u32,
-    pub loss_denominator: u32,
-    pub lossless: bool,
-    pub qos_interval_ms: u32,
-    pub adapt_bitrate: bool,
-    pub min_bitrate: u64,
-    pub max_bitrate: u64,
-    pub bind_port: u32,
-    pub receiver_feedback: bool,
-    pub rtcp_port: u32,
-    pub key_unit_interval_ms: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            host: DEFAULT_HOST.into(),
-            port: DEFAULT_PORT,
-            bind_address: DEFAULT_BIND_ADDRESS.into(),
-            device: DEFAULT_DEVICE.into(),
-            scheduler: DEFAULT_SCHEDULER,
-            link_rate: DEFAULT_LINK_RATE.into(),
-            droppable: DEFAULT_DROPPABLE,
-            latency_budget_ms: DEFAULT_LATENCY_BUDGET_MS,
-            ipg_us: DEFAULT_IPG_US,
-            loss_numerator: DEFAULT_LOSS_NUMERATOR,
-            loss_denominator: DEFAULT_LOSS_DENOMINATOR,
-            lossless: DEFAULT_LOSSLESS,
-            qos_interval_ms: DEFAULT_QOS_INTERVAL_MS,
-            adapt_bitrate: DEFAULT_ADAPT_BITRATE,
-            min_bitrate: DEFAULT_MIN_BITRATE,
-            max_bitrate: DEFAULT_MAX_BITRATE,
-            bind_port: DEFAULT_BIND_PORT,
-            receiver_feedback: DEFAULT_RECEIVER_FEEDBACK,
-            rtcp_port: DEFAULT_RTCP_PORT,
-            key_unit_interval_ms: DEFAULT_KEY_UNIT_INTERVAL_MS,
-        }
-    }
-}
-
-impl Settings {
-    pub fn latency_budget(&self) -> Duration {
-        Duration::from_millis(u64::from(self.latency_budget_ms))
-    }
-
-    /// What the streaming thread copies out for each render.
-    pub fn send_settings(&self) -> SendSettings {
-        SendSettings {
-            droppable: self.droppable,
-            latency_budget: self.latency_budget(),
-            derives_ipg: self.ipg_us == 0,
-        }
-    }
-
-    /// The stream's attributes; `derived_ipg` stands in when `ipg` is 0.
-    pub fn stream_params(&self, derived_ipg: Option<Duration>) -> StreamParams {
-        let ipg = match self.ipg_us {
-            0 => derived_ipg,
-            us => Some(Duration::from_micros(us)),
-        };
-        // Every packet carries its frame's deadline; the period only sizes
-        // the stream's share of the link. Live video should leave as soon as
-        // the link is free, so the stream is work-conserving.
-        let stream = match ipg {
-            Some(ipg) => StreamParams::periodic(ipg, self.loss_numerator, self.loss_denominator)
-                .work_conserving(),
-            None => StreamParams {
-                window: WindowConstraint::new(self.loss_numerator, self.loss_denominator),
-                ..StreamParams::aperiodic()
-            },
-        };
-        if self.lossless {
-            stream.lossless()
-        } else {
-            stream
-        }
-    }
-}
-
-/// What the streaming thread needs of the settings for each buffer.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct SendSettings {
-    pub droppable: DropPolicy,
-    pub latency_budget: Duration,
-    /// `ipg=0`: the sink sizes the stream's period, and may shorten it for
-    /// a frame that would not leave in time.
-    pub derives_ipg: bool,
-}
 
 /// One run of the sink, from start to stop.
 #[derive(Debug)]
@@ -382,6 +260,18 @@ impl ObjectImpl for QSockSink {
                     .default_value(DEFAULT_BIND_PORT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("shape-link")
+                    .nick("Shape the link")
+                    .blurb(
+                        "Set the device's link rate a tenth above the path's estimate (once \
+                         the receiver reports), so that the queue forms in this host's \
+                         scheduler, with the stream guaranteed and other traffic behind it, \
+                         not in a router further on; for a device whose traffic all crosses \
+                         this path, by one sink; restored at stop",
+                    )
+                    .default_value(DEFAULT_SHAPE_LINK)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("receiver-feedback")
                     .nick("Receiver feedback")
                     .blurb(
@@ -453,6 +343,7 @@ impl ObjectImpl for QSockSink {
             "min-bitrate" => settings.min_bitrate = value.get().unwrap_or(DEFAULT_MIN_BITRATE),
             "max-bitrate" => settings.max_bitrate = value.get().unwrap_or(DEFAULT_MAX_BITRATE),
             "bind-port" => settings.bind_port = value.get().unwrap_or(DEFAULT_BIND_PORT),
+            "shape-link" => settings.shape_link = value.get().unwrap_or(DEFAULT_SHAPE_LINK),
             "receiver-feedback" => {
                 settings.receiver_feedback = value.get().unwrap_or(DEFAULT_RECEIVER_FEEDBACK)
             }
@@ -526,6 +417,7 @@ impl ObjectImpl for QSockSink {
             "max-bitrate" => settings.max_bitrate.to_value(),
             "bind-port" => settings.bind_port.to_value(),
             "receiver-feedback" => settings.receiver_feedback.to_value(),
+            "shape-link" => settings.shape_link.to_value(),
             "rtcp-port" => settings.rtcp_port.to_value(),
             "key-unit-interval" => settings.key_unit_interval_ms.to_value(),
             other => {
@@ -718,11 +610,28 @@ impl BaseSinkImpl for QSockSink {
             reported: Mutex::new(Reported::default()),
             receiver: Mutex::new(ReceiverView::default()),
         });
-        let receiver_feedback = if settings.receiver_feedback {
+        let session = settings
+            .receiver_feedback
+            .then(|| {
+                SessionReports::upstream_of(gst_base::prelude::BaseSinkExtManual::sink_pad(
+                    &*self.obj(),
+                ))
+            })
+            .flatten();
+        let receiver_feedback = if settings.receiver_feedback && session.is_none() {
             Some(self.listen_to_receiver(&settings, &run)?)
         } else {
             None
         };
+        if session.is_some() {
+            gst::info!(
+                CAT,
+                imp = self,
+                "an RTP session upstream exchanges the RTCP: reading the receiver's reports \
+                 from its statistics"
+            );
+            run.feedback.lock().session = session;
+        }
         let feedback = self.spawn_feedback(Arc::clone(&run))?;
         *self.state.lock() = State::Started(Box::new(Started {
             run,
@@ -751,6 +660,15 @@ impl BaseSinkImpl for QSockSink {
             }
         }
         let run = started.run;
+        let scheduler = run.period.socket().scheduler();
+        if let Err(err) = run.feedback.lock().link.restore(&run.device, scheduler) {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("shape-link: cannot give {} its link rate back: {err}; `qsockctl init --dev {} \
+                  --scheduler {scheduler} --rate RATE` sets it", run.device, run.device)
+            );
+        }
         *self.state.lock() = State::Stopped(run.reported.lock().clone());
         match Arc::try_unwrap(run) {
             Ok(run) => {

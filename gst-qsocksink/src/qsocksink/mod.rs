@@ -17,12 +17,15 @@ mod encoder;
 mod feedback;
 mod frames;
 mod imp;
+mod link_shaping;
 mod period;
 mod receiver_feedback;
 mod rtcp;
 mod run;
 mod scheduler;
 mod sender;
+mod session_reports;
+mod settings;
 
 glib::wrapper! {
     /// The `qsocksink` element.

@@ -24,17 +24,22 @@ use gst::subclass::prelude::*;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::Socket;
 
-use super::imp::{self, Settings, CAT};
+use super::imp::{self, CAT};
 use super::rtcp::{self, KeyUnitRequest, ReceptionReport, Refusal};
 use super::run::Run;
+use super::settings::Settings;
 use super::QSockSink;
 use crate::sys::{self, SenderInfo};
 
 /// RTCP datagrams read per second at most; a receiver sends a few.
 pub(super) const MAX_DATAGRAMS_PER_SECOND: u32 = 50;
 
-/// How often the sink sends a sender report.
-const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the sink sends a sender report. Each receiver report measures
+/// the round trip of the last sender report it echoes, and that report's
+/// way through the path's queue is what shows the queue: a report every
+/// quarter second gives each of a receiver's reports (AVPF: two a second)
+/// a fresh one, for about 200 bit/s.
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// RTP video's clock rate: the sender report's RTP time is on it.
 pub(super) const VIDEO_CLOCK_RATE: u64 = 90_000;
@@ -87,6 +92,39 @@ pub(super) struct ReportsSince {
     pub fraction_lost: f64,
     /// The latest round trip any of them measured.
     pub round_trip: Option<Duration>,
+    /// Packets the receiver got between the report before these and the
+    /// last of them.
+    pub received_packets: u64,
+    /// The time between those two reports' arrivals.
+    pub received_over: Duration,
+}
+
+impl ReportsSince {
+    /// The packets per second the receiver got, when the reports span long
+    /// enough to tell: two reports close together (an early one beside a
+    /// PLI) measure the report's timing, not the path.
+    pub fn received_packet_rate(&self) -> Option<f64> {
+        (self.received_over >= MIN_RECEIVED_SPAN)
+            .then(|| self.received_packets as f64 / self.received_over.as_secs_f64())
+    }
+}
+
+/// The shortest time between reports over which the packets received tell
+/// the path's rate.
+const MIN_RECEIVED_SPAN: Duration = Duration::from_millis(300);
+
+/// More packets than this between two reports is a receiver that started
+/// over, not a path.
+const MAX_PACKETS_BETWEEN_REPORTS: i64 = 1 << 20;
+
+/// Where the receiver's count stood at a report: when it arrived, the
+/// highest sequence and the cumulative loss.
+#[derive(Debug, Clone, Copy)]
+struct ReceptionMark {
+    at: Instant,
+    highest_sequence: u32,
+    cumulative_lost: i32,
+    echoed_sender_report: u32,
 }
 
 /// The receiver's view, shared by the two threads.
@@ -101,6 +139,7 @@ pub(super) struct ReceiverView {
     pub sender_reports: u64,
     /// Where the thread listens, for the stats structure and the warning.
     pub rtcp_port: Option<u16>,
+    mark: Option<ReceptionMark>,
 }
 
 impl ReceiverView {
@@ -109,13 +148,35 @@ impl ReceiverView {
         std::mem::take(&mut self.since)
     }
 
-    fn report(&mut self, report: ReceptionReport) {
+    pub fn report(&mut self, report: ReceptionReport) {
+        let now = Instant::now();
         self.reports += 1;
-        self.latest = Some((Instant::now(), report));
+        self.latest = Some((now, report));
+        let mark = ReceptionMark {
+            at: now,
+            highest_sequence: report.highest_sequence,
+            cumulative_lost: report.cumulative_lost,
+            echoed_sender_report: report.echoed_sender_report,
+        };
+        let previous = self.mark.replace(mark);
+        let fresh_round_trip = previous
+            .is_none_or(|previous| previous.echoed_sender_report != mark.echoed_sender_report);
+        if let Some(previous) = previous {
+            let sequences = i64::from(
+                mark.highest_sequence
+                    .wrapping_sub(previous.highest_sequence) as i32,
+            );
+            let lost = i64::from(mark.cumulative_lost) - i64::from(previous.cumulative_lost);
+            let received = sequences - lost;
+            if (0..MAX_PACKETS_BETWEEN_REPORTS).contains(&received) {
+                self.since.received_packets += received as u64;
+                self.since.received_over += now.duration_since(previous.at);
+            }
+        }
         let since = &mut self.since;
         since.reports += 1;
         since.fraction_lost = since.fraction_lost.max(report.fraction_lost);
-        if report.round_trip.is_some() {
+        if report.round_trip.is_some() && fresh_round_trip {
             since.round_trip = report.round_trip;
         }
     }
@@ -211,6 +272,7 @@ pub(super) fn spawn(
     let rtcp_socket = match UdpSocket::bind(listen) {
         Ok(socket) => {
             socket.set_nonblocking(true)?;
+            share_the_streams_class(&stream_socket, &socket);
             run.receiver.lock().rtcp_port = Some(settings.rtcp_port);
             Some(socket)
         }
@@ -361,10 +423,12 @@ impl Listener {
     }
 
     fn datagram(&mut self, datagram: &[u8], from: SocketAddr) {
-        let refusal = if !self.budget.take() {
-            Some(Refusal::Flood)
-        } else if !from_receiver(from.ip(), self.settings.destination.ip()) {
+        // The address first: datagrams from elsewhere must not spend the
+        // budget that the receiver's own reports need.
+        let refusal = if !from_receiver(from.ip(), self.settings.destination.ip()) {
             Some(Refusal::OtherAddress)
+        } else if !self.budget.take() {
+            Some(Refusal::Flood)
         } else {
             let ssrc = self.run.counters.lock().rtp.map(|source| source.ssrc);
             match ssrc {
@@ -460,11 +524,32 @@ impl Listener {
         let Some(to) = self.settings.receiver_rtcp() else {
             return;
         };
+        // Never waiting for room: this thread also reads the receiver's
+        // reports.
         let socket = self.rtcp_socket.as_ref().unwrap_or(&self.stream_socket);
-        match socket.send_to(&report, to) {
+        let sent = socket2::SockRef::from(socket).send_to_with_flags(
+            &report,
+            &to.into(),
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits(),
+        );
+        match sent {
             Ok(_) => self.run.receiver.lock().sender_reports += 1,
             Err(err) => gst::debug!(CAT, "sender report to {to}: {err}"),
         }
+    }
+}
+
+/// Puts the RTCP socket's packets in the stream's class (its priority, by
+/// which the kernel schedulers classify): the sender reports then wait where
+/// the stream's packets wait, so the round trip they measure is the
+/// stream's, and the host's bulk traffic cannot hold them back. Without the
+/// privilege to set it they go as best effort, which the debug log says.
+fn share_the_streams_class(stream_socket: &Socket, rtcp_socket: &UdpSocket) {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt::Priority};
+    let shared = getsockopt(stream_socket, Priority)
+        .and_then(|priority| setsockopt(rtcp_socket, Priority, &priority));
+    if let Err(err) = shared {
+        gst::debug!(CAT, "sender reports go as best effort: SO_PRIORITY: {err}");
     }
 }
 

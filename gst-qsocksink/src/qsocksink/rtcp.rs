@@ -28,11 +28,17 @@ pub(super) struct ReceptionReport {
     pub fraction_lost: f64,
     /// Packets lost since the receiver began (negative with duplicates).
     pub cumulative_lost: i32,
+    /// The extended highest sequence number received: with the loss, how
+    /// many packets arrived between two reports.
+    pub highest_sequence: u32,
     /// Interarrival jitter, in RTP timestamp units.
     pub jitter_ticks: u32,
     /// From the sender report it echoes; None before the receiver has had
     /// one, or when its echo is older than the clock allows to tell.
     pub round_trip: Option<Duration>,
+    /// Which sender report it echoes (LSR): a report echoing the same one
+    /// as the previous measures nothing new of the path.
+    pub echoed_sender_report: u32,
 }
 
 /// Which kind of key-unit request the receiver sent.
@@ -113,6 +119,12 @@ pub(super) fn read(datagram: &[u8], ssrc: u32, arrival: u32) -> Result<ReceiverM
     let mut concerns_us = false;
     for packet in packets {
         match packet {
+            // A reporter in the stream's own name is the sink's own RTCP
+            // reflected, or a forgery (RFC 3550 §8.2): never its receiver.
+            RtcpPacket::Report { reporter, .. }
+            | RtcpPacket::Feedback {
+                sender: reporter, ..
+            } if reporter == ssrc => {}
             RtcpPacket::Report { blocks, .. } => {
                 for block in blocks.iter().filter(|block| block.ssrc == ssrc) {
                     concerns_us = true;
@@ -168,8 +180,10 @@ fn reception_report(block: &ReportBlock, arrival: u32) -> ReceptionReport {
     ReceptionReport {
         fraction_lost: f64::from(block.fraction_lost) / 256.0,
         cumulative_lost: block.packets_lost,
+        highest_sequence: block.highest_sequence,
         jitter_ticks: block.jitter,
         round_trip,
+        echoed_sender_report: block.last_sender_report,
     }
 }
 

@@ -77,8 +77,11 @@ impl Counters {
 pub(super) struct Run {
     /// The socket, and the only writer of its stream's period.
     pub period: StreamPeriod,
+    /// Where the stream goes, and where its receiver's RTCP comes from.
     pub destination: SocketAddr,
+    /// The device the stream leaves by, whose scheduler it is in.
     pub device: String,
+    /// What the streaming thread counted, read by the feedback thread.
     pub counters: Mutex<Counters>,
     /// The previous frame waited for room: a new wait is not a new episode.
     pub pushing_back: AtomicBool,

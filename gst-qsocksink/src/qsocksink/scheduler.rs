@@ -5,7 +5,8 @@
 use gst::subclass::prelude::*;
 use qsock::{ErrorKind, InitParams, Rate, SchedulerName};
 
-use super::imp::{QSockSink, Settings, CAT};
+use super::imp::{QSockSink, CAT};
+use super::settings::Settings;
 
 /// Whether this process may install qdiscs: CAP_NET_ADMIN in its effective
 /// set (`CapEff` in /proc/self/status). Without it, each backend fails on the

@@ -12,9 +12,10 @@ use parking_lot::{Condvar, Mutex};
 use qsock::{Deadline, DropFlag, ErrorKind, PacketFlags};
 
 use super::frames::{fallback_info, Frame, FrameDropFlag};
-use super::imp::{QSockSink, SendSettings, Started, State, CAT};
+use super::imp::{QSockSink, Started, State, CAT};
 use super::receiver_feedback::RtpSource;
 use super::run::Run;
+use super::settings::SendSettings;
 use qsock_frame::FrameType;
 
 /// First wait after the scheduler pushes a packet back; doubled up to

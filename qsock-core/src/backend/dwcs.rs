@@ -43,7 +43,10 @@ use crate::tc::class::{self, ClassInfo, ClassVerb};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
-use tc::{txtime_value, DwcsClassOptions, DwcsQdiscOptions, TcDwcsQdiscXstats, TcDwcsXstats, KIND};
+use tc::{
+    txtime_value, DwcsClassOptions, DwcsQdiscOptions, TcDwcsQdiscXstats, TcDwcsXstats, UapiField,
+    KIND,
+};
 
 /// sch_dwcs's netlink options, xstats and per-packet value.
 mod tc;
@@ -203,21 +206,22 @@ fn stats_of(info: &ClassInfo) -> SchedulerStats {
 }
 
 fn class_stats(x: &TcDwcsXstats) -> SchedulerStats {
+    let counters = &x.counters;
     let mean = x
         .queue_delay_sum_ns
-        .checked_div(x.sent_packets)
+        .checked_div(counters.sent_packets)
         .unwrap_or(0);
     SchedulerStats {
-        sent_packets: x.sent_packets,
-        sent_bytes: x.sent_bytes,
+        sent_packets: counters.sent_packets,
+        sent_bytes: counters.sent_bytes,
         dropped: DropCounts {
-            late: x.drops_late,
-            window: x.drops_window,
-            frame: x.drops_frame,
-            queue_full: x.drops_queue_full,
+            late: counters.drops_late,
+            window: counters.drops_window,
+            frame: counters.drops_frame,
+            queue_full: counters.drops_queue_full,
         },
-        deadline_misses: x.deadline_misses,
-        window_violations: x.window_violations,
+        deadline_misses: counters.deadline_misses,
+        window_violations: counters.window_violations,
         queue_delay: Some(QueueDelay {
             mean: Duration::from_nanos(mean),
             max: Duration::from_nanos(x.queue_delay_max_ns),

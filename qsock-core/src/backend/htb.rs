@@ -13,7 +13,8 @@
 //! ```
 //!
 //! A socket is put in its class through `SO_PRIORITY` = `7173:N`, which HTB
-//! matches before any filter.
+//! matches before any filter. Filters on `7173:` send ARP and IPv6 neighbour
+//! discovery to HTB's direct queue, ahead of every class (see `tc::filter`).
 
 use netlink_packet_route::tc::{TcAttribute, TcHandle};
 use parking_lot::Mutex;
@@ -30,6 +31,7 @@ use crate::info::SchedulerStats;
 use crate::link::{best_effort_guarantee, full_packet_bytes, packet_bytes, stream_rate};
 use crate::params::{InitParams, QosParams, Rate, SchedulerName, StreamKind, StreamParams};
 use crate::tc::class::{self, ClassInfo, ClassVerb};
+use crate::tc::filter;
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc;
 use crate::tc::{handle_to_u32, Netlink, QSOCK_MAJOR};
@@ -365,6 +367,7 @@ impl KernelScheduler for Htb {
     /// the stream classes are fitted under it.
     fn update(&self, root: OurRoot<'_>, init: &InitParams) -> Result<Option<String>> {
         let OurRoot { nl, link, .. } = root;
+        filter::bypass_link_control(nl, link, class_handle(0))?;
         let Some(rate) = init.link_rate else {
             return Ok(None);
         };
@@ -389,9 +392,11 @@ impl KernelScheduler for Htb {
     }
 
     /// The link's class and best effort's, the qdisc's default: without it
-    /// the qdisc would hold back all traffic of no stream.
+    /// the qdisc would hold back all traffic of no stream. Neighbour
+    /// resolution skips the classes, or it would wait behind bulk traffic.
     fn populate(&self, nl: &Netlink, link: &Link, rate: Rate) -> Result<()> {
-        send_link_classes(nl, link, ClassVerb::Add, rate)
+        send_link_classes(nl, link, ClassVerb::Add, rate)?;
+        filter::bypass_link_control(nl, link, class_handle(0))
     }
 
     /// `tc class add dev DEV parent 7173:1 classid 7173:N htb rate R ceil C

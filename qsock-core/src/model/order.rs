@@ -75,55 +75,48 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rule1_earliest_deadline_first() {
-        // A looser window does not help against an earlier deadline.
-        let a = key(10, 5, 5, 9);
-        let b = key(11, 0, 9, 0);
-        assert_eq!(compare(&a, &b), Ordering::Less);
-        assert_eq!(compare(&b, &a), Ordering::Greater);
+    /// Asserts that the rules serve `first` before `second`, and that rule
+    /// `rule` is the one that should have decided.
+    #[track_caller]
+    fn assert_served_first(rule: u8, first: HeadKey, second: HeadKey) {
+        assert_eq!(
+            compare(&first, &second),
+            Ordering::Less,
+            "rule {rule}: {first:?} goes before {second:?}"
+        );
+        assert_eq!(
+            compare(&second, &first),
+            Ordering::Greater,
+            "rule {rule}: {second:?} goes after {first:?}"
+        );
     }
 
     #[test]
-    fn rule2_lowest_constraint_first() {
-        let a = key(10, 1, 4, 9);
-        let b = key(10, 1, 3, 0);
-        assert_eq!(compare(&a, &b), Ordering::Less);
-        // y' = 0 counts as constraint 0, tighter than any positive x'/y'.
-        let c = key(10, 0, 0, 9);
-        assert_eq!(compare(&c, &b), Ordering::Less);
-    }
-
-    #[test]
-    fn rule3_both_zero_highest_y_first() {
-        let a = key(10, 0, 7, 9);
-        let b = key(10, 0, 3, 0);
-        assert_eq!(compare(&a, &b), Ordering::Less);
-        let zero_zero = key(10, 0, 0, 0);
-        assert_eq!(compare(&b, &zero_zero), Ordering::Less);
-    }
-
-    #[test]
-    fn rule4_equal_nonzero_lowest_x_first() {
-        let a = key(10, 1, 2, 9);
-        let b = key(10, 2, 4, 0);
-        assert_eq!(compare(&a, &b), Ordering::Less);
-    }
-
-    #[test]
-    fn rule5_first_come_first_served() {
-        let a = key(10, 1, 2, 3);
-        let b = key(10, 1, 2, 4);
-        assert_eq!(compare(&a, &b), Ordering::Less);
-        let a = key(10, 0, 0, 3);
-        let b = key(10, 0, 0, 4);
-        assert_eq!(compare(&a, &b), Ordering::Less);
+    fn each_rule_decides_its_pairs() {
+        for (rule, first, second) in [
+            // A looser window does not help against an earlier deadline.
+            (1, key(10, 5, 5, 9), key(11, 0, 9, 0)),
+            // The lowest constraint x'/y'; y' = 0 counts as constraint 0,
+            // tighter than any positive x'/y'.
+            (2, key(10, 1, 4, 9), key(10, 1, 3, 0)),
+            (2, key(10, 0, 0, 9), key(10, 1, 3, 0)),
+            // Both constraints zero: the highest y', 0/0 last.
+            (3, key(10, 0, 7, 9), key(10, 0, 3, 0)),
+            (3, key(10, 0, 3, 0), key(10, 0, 0, 0)),
+            // Equal non-zero constraints: the lowest x'.
+            (4, key(10, 1, 2, 9), key(10, 2, 4, 0)),
+            // First come, first served.
+            (5, key(10, 1, 2, 3), key(10, 1, 2, 4)),
+            (5, key(10, 0, 0, 3), key(10, 0, 0, 4)),
+        ] {
+            assert_served_first(rule, first, second);
+        }
     }
 
     #[test]
     fn extreme_windows_do_not_overflow() {
         let a = key(0, u32::MAX, u32::MAX, 0);
         let b = key(0, u32::MAX - 1, u32::MAX, 1);
-        assert_eq!(compare(&b, &a), Ordering::Less);
+        assert_served_first(2, b, a);
     }
 }

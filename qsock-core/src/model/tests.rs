@@ -37,6 +37,26 @@ fn sched() -> Scheduler<()> {
     Scheduler::new(SchedulerConfig::default())
 }
 
+/// A scheduler configuration with no deadline resolution.
+fn config(link_rate: Option<u64>, limit: u32) -> SchedulerConfig {
+    SchedulerConfig {
+        link_rate,
+        limit,
+        resolution: 0,
+    }
+}
+
+/// A scheduler with the one stream A, configured `config`, holding
+/// `packets`, which arrived at 0.
+fn stream_a(config: StreamConfig, packets: impl IntoIterator<Item = Packet<()>>) -> Scheduler<()> {
+    let mut s = sched();
+    s.add_stream(A, config).unwrap();
+    for packet in packets {
+        s.enqueue(0, Class::Stream(A), packet).unwrap();
+    }
+    s
+}
+
 fn sent(next: Next<()>) -> Departure<()> {
     match next {
         Next::Send(d) => d,
@@ -84,11 +104,7 @@ fn from_params_maps_aperiodic_to_work_conserving() {
 
 #[test]
 fn non_work_conserving_streams_send_one_packet_per_period() {
-    let mut s = sched();
-    s.add_stream(A, periodic(0, 0, false)).unwrap();
-    for id in 1..=3 {
-        s.enqueue(0, Class::Stream(A), pkt(id)).unwrap();
-    }
+    let mut s = stream_a(periodic(0, 0, false), (1..=3).map(pkt));
     let d = sent(s.dequeue(0));
     assert_eq!((d.packet.id, d.deadline, d.late), (1, Some(10), false));
     assert_eq!(s.dequeue(0), Next::NotBefore(10));
@@ -102,11 +118,7 @@ fn non_work_conserving_streams_send_one_packet_per_period() {
 
 #[test]
 fn a_stalled_stream_catches_up_instead_of_drifting() {
-    let mut s = sched();
-    s.add_stream(A, periodic(0, 0, false)).unwrap();
-    for id in 1..=5 {
-        s.enqueue(0, Class::Stream(A), pkt(id)).unwrap();
-    }
+    let mut s = stream_a(periodic(0, 0, false), (1..=5).map(pkt));
     sent(s.dequeue(0));
     // Nobody called dequeue until 35 (say the device was busy): 2 (d = 20)
     // and 3 (d = 30) go late back to back, 4 (d = 40) goes in time, and the
@@ -132,13 +144,9 @@ fn a_stalled_stream_catches_up_instead_of_drifting() {
 
 #[test]
 fn work_conserving_streams_send_ahead() {
-    let mut s = sched();
     let mut c = periodic(0, 0, false);
     c.work_conserving = true;
-    s.add_stream(A, c).unwrap();
-    for id in 1..=3 {
-        s.enqueue(0, Class::Stream(A), pkt(id)).unwrap();
-    }
+    let mut s = stream_a(c, (1..=3).map(pkt));
     let deadlines: Vec<_> = (0..3).map(|_| sent(s.dequeue(0)).deadline).collect();
     assert_eq!(deadlines, [Some(10), Some(20), Some(30)]);
 }
@@ -146,12 +154,10 @@ fn work_conserving_streams_send_ahead() {
 #[test]
 fn explicit_deadlines_are_paced_on_their_own_track() {
     // A frame's packets share a deadline but still leave one per period.
-    let mut s = sched();
-    s.add_stream(A, periodic(0, 0, false)).unwrap();
-    for id in 1..=2 {
-        s.enqueue(0, Class::Stream(A), with_deadline(id, 100))
-            .unwrap();
-    }
+    let mut s = stream_a(
+        periodic(0, 0, false),
+        (1..=2).map(|id| with_deadline(id, 100)),
+    );
     assert_eq!(sent(s.dequeue(0)).deadline, Some(100));
     assert_eq!(s.dequeue(0), Next::NotBefore(10));
     assert_eq!(sent(s.dequeue(10)).deadline, Some(100));
@@ -192,11 +198,7 @@ fn precedence_picks_the_tighter_window_then_first_come() {
 
 #[test]
 fn lossy_late_packet_within_tolerance_is_dropped_late() {
-    let mut s = sched();
-    s.add_stream(A, periodic(1, 2, true)).unwrap();
-    for id in 1..=3 {
-        s.enqueue(0, Class::Stream(A), pkt(id)).unwrap();
-    }
+    let mut s = stream_a(periodic(1, 2, true), (1..=3).map(pkt));
     sent(s.dequeue(0));
     assert_eq!(s.window(A), Some((1, 1)));
     // Packet 2 (d = 20) is found late at 25; 1/1 - 1 = 0/0 restarts at 1/2.
@@ -212,11 +214,7 @@ fn lossy_late_packet_within_tolerance_is_dropped_late() {
 
 #[test]
 fn lossy_late_packet_beyond_tolerance_is_a_window_violation() {
-    let mut s = sched();
-    s.add_stream(A, periodic(0, 2, true)).unwrap();
-    for id in 1..=3 {
-        s.enqueue(0, Class::Stream(A), pkt(id)).unwrap();
-    }
+    let mut s = stream_a(periodic(0, 2, true), (1..=3).map(pkt));
     sent(s.dequeue(0));
     assert_eq!(s.window(A), Some((0, 1)));
     let d = sent(s.dequeue(25));
@@ -231,11 +229,7 @@ fn lossy_late_packet_beyond_tolerance_is_a_window_violation() {
 
 #[test]
 fn lossless_late_packet_is_sent_late_and_counted_once() {
-    let mut s = sched();
-    s.add_stream(A, periodic(0, 2, false)).unwrap();
-    for id in 1..=3 {
-        s.enqueue(0, Class::Stream(A), pkt(id)).unwrap();
-    }
+    let mut s = stream_a(periodic(0, 2, false), (1..=3).map(pkt));
     sent(s.dequeue(0));
     let d = sent(s.dequeue(25));
     assert_eq!((d.packet.id, d.deadline, d.late), (2, Some(20), true));
@@ -250,12 +244,7 @@ fn lossless_late_packet_is_sent_late_and_counted_once() {
 
 #[test]
 fn a_late_frame_is_dropped_whole_and_later_packets_of_it_too() {
-    let mut s = sched();
-    s.add_stream(A, periodic(2, 4, true)).unwrap();
-    for id in 1..=3 {
-        s.enqueue(0, Class::Stream(A), with_deadline(id, 5))
-            .unwrap();
-    }
+    let mut s = stream_a(periodic(2, 4, true), (1..=3).map(|id| with_deadline(id, 5)));
     // A non-droppable member of the frame survives the frame drop.
     let mut keep = with_deadline(4, 5);
     keep.drop = DropFlag::NonDroppable;
@@ -290,11 +279,7 @@ fn a_late_frame_is_dropped_whole_and_later_packets_of_it_too() {
 
 #[test]
 fn full_queue_drops_droppable_and_refuses_the_rest() {
-    let mut s = Scheduler::new(SchedulerConfig {
-        link_rate: None,
-        limit: 2,
-        resolution: 0,
-    });
+    let mut s = Scheduler::new(config(None, 2));
     s.add_stream(A, periodic(1, 2, true)).unwrap();
     s.enqueue(0, Class::Stream(A), pkt(1)).unwrap();
     s.enqueue(0, Class::Stream(A), pkt(2)).unwrap();
@@ -327,11 +312,7 @@ fn full_queue_drops_droppable_and_refuses_the_rest() {
 fn a_full_best_effort_queue_leaves_the_streams_their_room() {
     // A bulk transfer keeps best effort full; a stream's non-droppable
     // packet (an I-frame's) must still be taken.
-    let mut s = Scheduler::new(SchedulerConfig {
-        link_rate: None,
-        limit: 2,
-        resolution: 0,
-    });
+    let mut s = Scheduler::new(config(None, 2));
     s.add_stream(A, periodic(1, 2, true)).unwrap();
     s.enqueue(0, Class::BestEffort, pkt(1)).unwrap();
     s.enqueue(0, Class::BestEffort, pkt(2)).unwrap();
@@ -368,11 +349,8 @@ fn best_effort_goes_when_no_stream_is_eligible() {
 
 #[test]
 fn the_link_rate_spaces_departures() {
-    let mut s = Scheduler::new(SchedulerConfig {
-        link_rate: Some(1_000_000), // 100 bytes take 100 us
-        limit: 10,
-        resolution: 0,
-    });
+    // 100 bytes take 100 us.
+    let mut s = Scheduler::new(config(Some(1_000_000), 10));
     s.enqueue(0, Class::BestEffort, pkt(1)).unwrap();
     s.enqueue(0, Class::BestEffort, pkt(2)).unwrap();
     sent(s.dequeue(0));
@@ -380,22 +358,14 @@ fn the_link_rate_spaces_departures() {
     assert_eq!(s.dequeue(99_999), Next::NotBefore(100_000));
     sent(s.dequeue(100_000));
     // A zero rate means no limit rather than a division by zero.
-    s.set_config(SchedulerConfig {
-        link_rate: Some(0),
-        limit: 10,
-        resolution: 0,
-    });
+    s.set_config(config(Some(0), 10));
     s.enqueue(100_000, Class::BestEffort, pkt(3)).unwrap();
     sent(s.dequeue(100_000));
 }
 
 #[test]
 fn stats_fill_every_field() {
-    let mut s = sched();
-    s.add_stream(A, periodic(1, 3, true)).unwrap();
-    s.enqueue(0, Class::Stream(A), pkt(1)).unwrap();
-    s.enqueue(0, Class::Stream(A), pkt(2)).unwrap();
-    s.enqueue(0, Class::Stream(A), pkt(3)).unwrap();
+    let mut s = stream_a(periodic(1, 3, true), (1..=3).map(pkt));
     sent(s.dequeue(4));
     sent(s.dequeue(10));
     let st = s.stream_stats(A).unwrap();
@@ -436,11 +406,7 @@ fn changing_a_stream_restarts_its_window() {
 
 #[test]
 fn extreme_times_do_not_panic() {
-    let mut s = Scheduler::new(SchedulerConfig {
-        link_rate: Some(1),
-        limit: 10,
-        resolution: 0,
-    });
+    let mut s = Scheduler::new(config(Some(1), 10));
     let mut c = periodic(1, 2, true);
     c.period = u64::MAX;
     s.add_stream(A, c).unwrap();

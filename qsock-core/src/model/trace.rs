@@ -352,6 +352,15 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| Error::invalid(format!("missing {key}=")))
     }
 
+    /// Takes the first word, whichever it is; "" when none is left.
+    fn first(&mut self) -> &'a str {
+        if self.words.is_empty() {
+            ""
+        } else {
+            self.words.remove(0)
+        }
+    }
+
     /// Takes a bare word, if present.
     fn flag(&mut self, word: &str) -> bool {
         match self.words.iter().position(|w| *w == word) {
@@ -520,28 +529,18 @@ fn parse_statement(trace: &mut Trace, words: &[&str]) -> Result<()> {
                     id,
                     late: f.flag("late"),
                 },
-                "drop" => {
-                    let reason = f.words.first().copied().unwrap_or("");
-                    let reason = parse_drop_reason(reason)?;
-                    f.words.remove(0);
-                    Event::Drop {
-                        time,
-                        class,
-                        id,
-                        reason,
-                    }
-                }
-                _ => {
-                    let reason = f.words.first().copied().unwrap_or("");
-                    let reason = parse_refuse_reason(reason)?;
-                    f.words.remove(0);
-                    Event::Refuse {
-                        time,
-                        class,
-                        id,
-                        reason,
-                    }
-                }
+                "drop" => Event::Drop {
+                    time,
+                    class,
+                    id,
+                    reason: parse_drop_reason(f.first())?,
+                },
+                _ => Event::Refuse {
+                    time,
+                    class,
+                    id,
+                    reason: parse_refuse_reason(f.first())?,
+                },
             };
             f.finish()?;
             trace.expected.events.push(event);

@@ -99,58 +99,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn in_time_with_slack_only_shrinks_the_window() {
-        let mut w = Window::new(1, 4);
-        w.sent_in_time();
-        assert_eq!(w.current(), (1, 3));
-        w.sent_in_time();
-        assert_eq!(w.current(), (1, 2));
-        w.sent_in_time();
-        assert_eq!(w.current(), (1, 1));
+    fn in_time_sends_shrink_the_window_and_reset_it_at_zero_zero() {
+        for (x, y, after_each_send) in [
+            // Slack only shrinks the window.
+            (1, 4, &[(1, 3), (1, 2), (1, 1)][..]),
+            // Equal x and y shrink both: 1/1 -> 0/0 resets to the original.
+            (1, 1, &[(1, 1)]),
+            (2, 2, &[(1, 1)]),
+            (0, 2, &[(0, 1), (0, 2)]),
+            (0, 0, &[(0, 0)]),
+        ] {
+            let mut w = Window::new(x, y);
+            for &want in after_each_send {
+                w.sent_in_time();
+                assert_eq!(w.current(), want, "in-time sends from {x}/{y}");
+            }
+        }
     }
 
     #[test]
-    fn in_time_at_equal_x_and_y_shrinks_both_then_resets() {
-        let mut w = Window::new(1, 1);
-        w.sent_in_time();
-        // 1/1 -> 0/0 -> reset to the original.
-        assert_eq!(w.current(), (1, 1));
-        let mut w = Window::new(2, 2);
-        w.sent_in_time();
-        assert_eq!(w.current(), (1, 1));
-    }
-
-    #[test]
-    fn in_time_reaching_zero_zero_resets() {
-        let mut w = Window::new(0, 2);
-        w.sent_in_time();
-        assert_eq!(w.current(), (0, 1));
-        w.sent_in_time();
-        assert_eq!(w.current(), (0, 2));
-    }
-
-    #[test]
-    fn zero_zero_stays_put() {
-        let mut w = Window::new(0, 0);
-        w.sent_in_time();
-        assert_eq!(w.current(), (0, 0));
-        assert_eq!(w.missed(), MissOutcome::Violation);
-        assert_eq!(w.current(), (0, 0));
-        assert!(!w.is_tagged());
-    }
-
-    #[test]
-    fn miss_within_tolerance_spends_one_loss() {
-        let mut w = Window::new(2, 5);
-        assert_eq!(w.missed(), MissOutcome::WithinTolerance);
-        assert_eq!(w.current(), (1, 4));
-    }
-
-    #[test]
-    fn miss_reaching_zero_zero_resets() {
-        let mut w = Window::new(1, 1);
-        assert_eq!(w.missed(), MissOutcome::WithinTolerance);
-        assert_eq!(w.current(), (1, 1));
+    fn one_miss_spends_a_loss_or_is_a_violation() {
+        use MissOutcome::{Violation, WithinTolerance};
+        for (x, y, outcome, after) in [
+            (2, 5, WithinTolerance, (1, 4)),
+            // 1/1 - 1 = 0/0 resets to the original.
+            (1, 1, WithinTolerance, (1, 1)),
+            // 0/0 stays put, and untagged: there is no y' to raise.
+            (0, 0, Violation, (0, 0)),
+        ] {
+            let mut w = Window::new(x, y);
+            assert_eq!(w.missed(), outcome, "a miss at {x}/{y}");
+            assert_eq!(w.current(), after, "a miss at {x}/{y}");
+            assert!(!w.is_tagged(), "a miss at {x}/{y}");
+        }
     }
 
     #[test]

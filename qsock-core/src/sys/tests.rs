@@ -110,7 +110,7 @@ fn txtime_needs_no_privilege() {
     }
     // Run the send test again as nobody, with no capabilities, from a copy
     // of this test binary that nobody may read wherever the build put it.
-    let dir = crate::ctest::scratch_dir("txtime-nobody");
+    let dir = qsock_testbed::scratch_dir("txtime-nobody");
     let exe = dir.join("sys-tests");
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     let output = std::process::Command::new("setpriv")

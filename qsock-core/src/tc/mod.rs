@@ -9,6 +9,7 @@
 //! namespace) and holds no state between calls.
 
 pub(crate) mod class;
+pub(crate) mod filter;
 pub(crate) mod link;
 pub(crate) mod qdisc;
 

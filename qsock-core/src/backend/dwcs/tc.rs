@@ -136,12 +136,66 @@ nested_options! {
 #[cfg(test)]
 pub(crate) type FieldLayout = (&'static str, usize, usize);
 
-/// Declares a `#[repr(C)]` mirror of a uapi struct of fixed-width integers,
-/// a parser that reads each field at its `offset_of!` (so the test that
-/// checks the offsets against C also checks the parser), and the field table
-/// that test uses.
+/// A field of a uapi struct: a fixed-width integer, or a group of fields that
+/// C declares flat in each struct holding them (see [`DwcsCounters`]).
+pub(crate) trait UapiField: Sized {
+    /// Reads the value from exactly its bytes.
+    fn read(bytes: &[u8]) -> Option<Self>;
+
+    /// Writes the value into exactly its bytes.
+    #[cfg(test)]
+    fn write(&self, out: &mut [u8]);
+
+    /// The C fields the value stands for at `offset`: an integer is the one
+    /// field `name`, a group is its own fields.
+    #[cfg(test)]
+    fn layout(name: &'static str, offset: usize) -> Vec<FieldLayout>;
+
+    /// Reads the struct from the kernel's bytes. Longer input is accepted (a
+    /// newer module may append fields); shorter is not.
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        bytes
+            .get(..std::mem::size_of::<Self>())
+            .and_then(Self::read)
+    }
+
+    /// The struct's bytes as the kernel would send them.
+    #[cfg(test)]
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0; std::mem::size_of::<Self>()];
+        self.write(&mut out);
+        out
+    }
+}
+
+macro_rules! uapi_integers {
+    ($($ty:ident),*) => {$(
+        impl UapiField for $ty {
+            fn read(bytes: &[u8]) -> Option<Self> {
+                Some($ty::from_ne_bytes(bytes.try_into().ok()?))
+            }
+
+            #[cfg(test)]
+            fn write(&self, out: &mut [u8]) {
+                out.copy_from_slice(&self.to_ne_bytes());
+            }
+
+            #[cfg(test)]
+            fn layout(name: &'static str, offset: usize) -> Vec<FieldLayout> {
+                vec![(name, offset, std::mem::size_of::<$ty>())]
+            }
+        }
+    )*};
+}
+
+uapi_integers!(u32, u64);
+
+/// Declares a `#[repr(C)]` mirror of a uapi struct (or of a group of its
+/// fields) whose reader, writer and field table all go by each field's
+/// `offset_of!`, so the test that checks the table against C also checks the
+/// reader.
 macro_rules! uapi_struct {
-    ($(#[$meta:meta])* $name:ident = $c_name:literal {
+    ($(#[$meta:meta])* $name:ident $(= $c_name:literal)? {
         $($(#[$field_meta:meta])* $field:ident: $ty:ident,)*
     }) => {
         $(#[$meta])*
@@ -151,48 +205,50 @@ macro_rules! uapi_struct {
             $($(#[$field_meta])* pub(crate) $field: $ty,)*
         }
 
-        impl $name {
-            /// The C struct's name.
-            #[cfg(test)]
-            pub(crate) const C_NAME: &'static str = $c_name;
+        $(
+            impl $name {
+                /// The C struct's name.
+                #[cfg(test)]
+                pub(crate) const C_NAME: &'static str = $c_name;
+            }
+        )?
 
-            /// Every field: name, offset and size.
-            #[cfg(test)]
-            pub(crate) const FIELDS: &'static [FieldLayout] = &[
-                $((stringify!($field), std::mem::offset_of!($name, $field), std::mem::size_of::<$ty>()),)*
-            ];
-
-            /// Reads the struct from the kernel's bytes. Longer input is
-            /// accepted (a newer module may append fields); shorter is not.
-            pub(crate) fn parse(bytes: &[u8]) -> Option<$name> {
-                if bytes.len() < std::mem::size_of::<$name>() {
+        impl UapiField for $name {
+            fn read(bytes: &[u8]) -> Option<Self> {
+                if bytes.len() != std::mem::size_of::<$name>() {
                     return None;
                 }
                 Some($name {
                     $($field: {
                         let at = std::mem::offset_of!($name, $field);
-                        $ty::from_ne_bytes(bytes.get(at..at + std::mem::size_of::<$ty>())?.try_into().ok()?)
+                        $ty::read(bytes.get(at..at + std::mem::size_of::<$ty>())?)?
                     },)*
                 })
             }
 
-            /// The struct's bytes as the kernel would send them.
             #[cfg(test)]
-            pub(crate) fn to_bytes(self) -> Vec<u8> {
-                let mut out = vec![0; std::mem::size_of::<$name>()];
+            fn write(&self, out: &mut [u8]) {
                 $({
                     let at = std::mem::offset_of!($name, $field);
-                    out[at..at + std::mem::size_of::<$ty>()].copy_from_slice(&self.$field.to_ne_bytes());
+                    self.$field.write(&mut out[at..at + std::mem::size_of::<$ty>()]);
                 })*
-                out
+            }
+
+            #[cfg(test)]
+            fn layout(_: &'static str, offset: usize) -> Vec<FieldLayout> {
+                [$($ty::layout(stringify!($field), offset + std::mem::offset_of!($name, $field)),)*]
+                    .concat()
             }
         }
     };
 }
 
 uapi_struct! {
-    /// `struct tc_dwcs_xstats`: one class's counters.
-    TcDwcsXstats = "tc_dwcs_xstats" {
+    /// The counters each class keeps, which `struct tc_dwcs_xstats` carries
+    /// for one class and `struct tc_dwcs_qdisc_xstats` sums over all, best
+    /// effort included (sch_dwcs.c's `dwcs_add_counters`). Both structs
+    /// declare them flat, in this order.
+    DwcsCounters {
         /// Packets sent.
         sent_packets: u64,
         /// Bytes sent.
@@ -211,6 +267,14 @@ uapi_struct! {
         deadline_misses: u64,
         /// Window-constraints broken.
         window_violations: u64,
+    }
+}
+
+uapi_struct! {
+    /// `struct tc_dwcs_xstats`: one class's counters.
+    TcDwcsXstats = "tc_dwcs_xstats" {
+        /// What the class sent, dropped and missed.
+        counters: DwcsCounters,
         /// Queueing delay summed over sent packets.
         queue_delay_sum_ns: u64,
         /// Largest queueing delay.
@@ -237,24 +301,8 @@ uapi_struct! {
         classes: u32,
         /// Padding.
         pad: u32,
-        /// Packets sent, streams and best effort.
-        sent_packets: u64,
-        /// Bytes sent.
-        sent_bytes: u64,
-        /// Late, dropped with x' > 0.
-        drops_late: u64,
-        /// Late, dropped with x' == 0.
-        drops_window: u64,
-        /// The rest of late frames.
-        drops_frame: u64,
-        /// Droppable, queue full.
-        drops_queue_full: u64,
-        /// Non-droppable, queue full.
-        refused: u64,
-        /// Deadlines missed.
-        deadline_misses: u64,
-        /// Window-constraints broken.
-        window_violations: u64,
+        /// The counters summed over the streams and best effort.
+        totals: DwcsCounters,
         /// Best effort's packets sent.
         be_sent_packets: u64,
         /// Best effort's bytes sent.

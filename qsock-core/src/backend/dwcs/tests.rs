@@ -1,4 +1,7 @@
+use qsock_testbed::assert_mentions;
+
 use super::*;
+use tc::DwcsCounters;
 
 #[test]
 fn class_options_follow_the_stream() {
@@ -75,16 +78,17 @@ fn unknown_kind_says_how_to_get_the_module() {
         );
         let err = module_missing(kernel);
         assert_eq!(err.kind(), ErrorKind::NotSupported, "{err}");
-        for needle in [
-            "modprobe sch_dwcs",
-            "DKMS",
-            "kmod-dwcs/",
-            "htb",
-            "user",
-            extack,
-        ] {
-            assert!(err.message().contains(needle), "{needle}: {err}");
-        }
+        assert_mentions(
+            err.message(),
+            &[
+                "modprobe sch_dwcs",
+                "DKMS",
+                "kmod-dwcs/",
+                "htb",
+                "user",
+                extack,
+            ],
+        );
     }
     let other = Error::os("x", std::io::Error::from_raw_os_error(libc::EINVAL));
     assert_eq!(module_missing(other).kind(), ErrorKind::InvalidInput);
@@ -93,15 +97,17 @@ fn unknown_kind_says_how_to_get_the_module() {
 #[test]
 fn xstats_become_scheduler_stats() {
     let x = TcDwcsXstats {
-        sent_packets: 4,
-        sent_bytes: 4000,
-        drops_late: 1,
-        drops_window: 2,
-        drops_frame: 3,
-        drops_queue_full: 4,
-        refused: 5,
-        deadline_misses: 6,
-        window_violations: 7,
+        counters: DwcsCounters {
+            sent_packets: 4,
+            sent_bytes: 4000,
+            drops_late: 1,
+            drops_window: 2,
+            drops_frame: 3,
+            drops_queue_full: 4,
+            refused: 5,
+            deadline_misses: 6,
+            window_violations: 7,
+        },
         queue_delay_sum_ns: 4_000_000,
         queue_delay_max_ns: 3_000_000,
         backlog_packets: 2,

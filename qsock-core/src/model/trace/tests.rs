@@ -65,25 +65,19 @@ fn errors_name_the_line() {
 
 #[test]
 fn diff_marks_the_differing_lines() {
-    let expected = Outcome {
+    // One best-effort packet sent at 0.
+    let sent = |id| Outcome {
         events: vec![Event::Send {
             time: 0,
             class: Class::BestEffort,
-            id: 1,
+            id,
             late: false,
         }],
         windows: vec![],
     };
+    let expected = sent(1);
     assert!(expected.diff(&expected.clone()).is_none());
-    let actual = Outcome {
-        events: vec![Event::Send {
-            time: 0,
-            class: Class::BestEffort,
-            id: 2,
-            late: false,
-        }],
-        windows: vec![],
-    };
+    let actual = sent(2);
     let report = expected.diff(&actual).unwrap();
     assert!(
         report.contains("first difference at result line 1"),

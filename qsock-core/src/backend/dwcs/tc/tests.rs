@@ -10,9 +10,9 @@ use std::path::Path;
 use netlink_packet_core::{Emitable, NlaBuffer};
 
 use super::*;
-use crate::ctest::{cc, scratch_dir};
 use crate::flags::Deadline;
 use crate::sch_dwcs::*;
+use qsock_testbed::{assert_compiles, scratch_dir, strict_cc};
 
 /// Every constant of the header, with its Rust value.
 fn constants() -> Vec<(&'static str, u64)> {
@@ -49,17 +49,17 @@ fn constants() -> Vec<(&'static str, u64)> {
 }
 
 /// The structs: C name, size, fields.
-fn structs() -> Vec<(&'static str, usize, &'static [FieldLayout])> {
+fn structs() -> Vec<(&'static str, usize, Vec<FieldLayout>)> {
     vec![
         (
             TcDwcsXstats::C_NAME,
             std::mem::size_of::<TcDwcsXstats>(),
-            TcDwcsXstats::FIELDS,
+            TcDwcsXstats::layout(TcDwcsXstats::C_NAME, 0),
         ),
         (
             TcDwcsQdiscXstats::C_NAME,
             std::mem::size_of::<TcDwcsQdiscXstats>(),
-            TcDwcsQdiscXstats::FIELDS,
+            TcDwcsQdiscXstats::layout(TcDwcsQdiscXstats::C_NAME, 0),
         ),
     ]
 }
@@ -101,18 +101,12 @@ fn uapi_matches_the_c_header() {
     let source = dir.join("uapi.c");
     let binary = dir.join("uapi");
     std::fs::write(&source, program).unwrap();
-    let output = cc()
-        .args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(include_dir())
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("run the C compiler (cc)");
-    assert!(
-        output.status.success(),
-        "sch_dwcs.h does not compile with the names Rust mirrors:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_compiles(
+        strict_cc("gnu11", &include_dir())
+            .arg("-o")
+            .arg(&binary)
+            .arg(&source),
+        "sch_dwcs.h does not compile with the names Rust mirrors",
     );
     let run = std::process::Command::new(&binary).output().unwrap();
     assert!(run.status.success());
@@ -236,15 +230,17 @@ fn dumps_with_padding_and_unknown_attributes_parse() {
 #[test]
 fn xstats_parse_at_the_header_offsets() {
     let stats = TcDwcsXstats {
-        sent_packets: 1,
-        sent_bytes: 2,
-        drops_late: 3,
-        drops_window: 4,
-        drops_frame: 5,
-        drops_queue_full: 6,
-        refused: 7,
-        deadline_misses: 8,
-        window_violations: 9,
+        counters: DwcsCounters {
+            sent_packets: 1,
+            sent_bytes: 2,
+            drops_late: 3,
+            drops_window: 4,
+            drops_frame: 5,
+            drops_queue_full: 6,
+            refused: 7,
+            deadline_misses: 8,
+            window_violations: 9,
+        },
         queue_delay_sum_ns: 10,
         queue_delay_max_ns: 11,
         backlog_packets: 12,
