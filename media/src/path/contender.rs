@@ -22,8 +22,10 @@ const QOS_INTERVAL_MS: u32 = 500;
 /// One sender of the path experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathContender {
-    /// qsocksink on `scheduler`, `adapt-bitrate=true` steering x264enc, the
-    /// receiver sending RTCP (reports, PLI) to its port + 1.
+    /// qsocksink on `scheduler`, `adapt-bitrate=true` steering x264enc,
+    /// `shape-link=true` (every packet of the sender's device crosses the
+    /// router, so the device's link rate may follow the path's estimate),
+    /// the receiver sending RTCP (reports, PLI) to its port + 1.
     QSockSink {
         /// The backend the sink installs on the sender's device.
         scheduler: SchedulerName,
@@ -104,6 +106,7 @@ impl PathContender {
         Ok(match self {
             PathContender::QSockSink { .. } => format!(
                 "{payloader} ! {} name=sink link-rate={SENDER_LINK_RATE} adapt-bitrate=true \
+                 shape-link=true \
                  qos-interval={QOS_INTERVAL_MS} min-bitrate={MIN_BITRATE} \
                  max-bitrate={MAX_BITRATE}",
                 stream.sink_description(bed)
