@@ -56,6 +56,10 @@ pub fn run(demo: PathDemo, out_dir: &Path, interrupted: &Receiver<()>) -> Result
     let contenders = [
         PathContender::QSockSink {
             scheduler: demo.scheduler,
+            // The sink's default: with shape-link on, the device's link
+            // rate a tenth above an estimate near the router's own rate
+            // kept the router's queue full through the eval's dip (EVALUATION.md).
+            shape_link: false,
         },
         PathContender::UdpSink,
     ];

@@ -38,7 +38,8 @@ pub struct Args {
     /// Conditions to run: a, b, c, d.
     #[arg(long, value_delimiter = ',', default_values_t = ['a', 'b', 'c', 'd'])]
     pub conditions: Vec<char>,
-    /// Contenders: qsocksink-htb, qsocksink-user, udpsink, srtsink, gcc.
+    /// Contenders: qsocksink-htb, qsocksink-user (shape-link on; add
+    /// -unshaped for off), udpsink, srtsink, gcc.
     #[arg(long, value_delimiter = ',', value_parser = parse_contender,
           default_values = ["qsocksink-htb", "qsocksink-user", "udpsink", "srtsink", "gcc"])]
     pub contenders: Vec<PathContender>,
@@ -65,25 +66,28 @@ impl Default for Args {
 
 fn parse_contender(text: &str) -> Result<PathContender> {
     Ok(match text {
-        "qsocksink-htb" => PathContender::QSockSink {
-            scheduler: SchedulerName::Htb,
-        },
-        "qsocksink-user" => PathContender::QSockSink {
-            scheduler: SchedulerName::User,
-        },
-        "qsocksink-dwcs" => PathContender::QSockSink {
-            scheduler: SchedulerName::Dwcs,
-        },
+        "qsocksink-htb" => qsocksink(SchedulerName::Htb, true),
+        "qsocksink-user" => qsocksink(SchedulerName::User, true),
+        "qsocksink-dwcs" => qsocksink(SchedulerName::Dwcs, true),
+        "qsocksink-htb-unshaped" => qsocksink(SchedulerName::Htb, false),
+        "qsocksink-user-unshaped" => qsocksink(SchedulerName::User, false),
         "udpsink" => PathContender::UdpSink,
         "srtsink" => PathContender::SrtSink,
         "gcc" => PathContender::Gcc,
         _ => {
             return Err(format!(
-                "unknown contender {text:?}: give qsocksink-htb, qsocksink-user, qsocksink-dwcs, \
-                 udpsink, srtsink or gcc"
+                "unknown contender {text:?}: give qsocksink-htb, qsocksink-user, qsocksink-dwcs \
+                 (with -unshaped: shape-link off), udpsink, srtsink or gcc"
             ))
         }
     })
+}
+
+fn qsocksink(scheduler: SchedulerName, shape_link: bool) -> PathContender {
+    PathContender::QSockSink {
+        scheduler,
+        shape_link,
+    }
 }
 
 /// One condition: its letter, what it is, and its settings.

@@ -23,12 +23,14 @@ const QOS_INTERVAL_MS: u32 = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathContender {
     /// qsocksink on `scheduler`, `adapt-bitrate=true` steering x264enc,
-    /// `shape-link=true` (every packet of the sender's device crosses the
-    /// router, so the device's link rate may follow the path's estimate),
     /// the receiver sending RTCP (reports, PLI) to its port + 1.
     QSockSink {
         /// The backend the sink installs on the sender's device.
         scheduler: SchedulerName,
+        /// The sink's `shape-link`: the device's link rate follows the
+        /// path's estimate (right here: every packet of the sender's device
+        /// crosses the router).
+        shape_link: bool,
     },
     /// A plain udpsink; the encoder keeps its start bitrate.
     UdpSink,
@@ -47,7 +49,14 @@ impl PathContender {
     /// How tables and plots name it.
     pub fn label(&self) -> String {
         match self {
-            PathContender::QSockSink { scheduler } => format!("qsocksink ({scheduler})"),
+            PathContender::QSockSink {
+                scheduler,
+                shape_link: true,
+            } => format!("qsocksink ({scheduler})"),
+            PathContender::QSockSink {
+                scheduler,
+                shape_link: false,
+            } => format!("qsocksink ({scheduler}, shape-link off)"),
             PathContender::UdpSink => "udpsink".into(),
             PathContender::SrtSink => "srtsink".into(),
             PathContender::Gcc => "GCC (rtpgccbwe)".into(),
@@ -63,7 +72,7 @@ impl PathContender {
     pub(crate) fn stream(&self, port: u16, latency_budget: Duration) -> StreamSpec {
         let label = self.label();
         match *self {
-            PathContender::QSockSink { scheduler } => StreamSpec::new(
+            PathContender::QSockSink { scheduler, .. } => StreamSpec::new(
                 label,
                 SinkKind::QSockSink {
                     scheduler,
@@ -104,9 +113,9 @@ impl PathContender {
         );
         let start_bps = u64::from(video.bitrate_kbit) * 1000;
         Ok(match self {
-            PathContender::QSockSink { .. } => format!(
+            PathContender::QSockSink { shape_link, .. } => format!(
                 "{payloader} ! {} name=sink link-rate={SENDER_LINK_RATE} adapt-bitrate=true \
-                 shape-link=true \
+                 shape-link={shape_link} \
                  qos-interval={QOS_INTERVAL_MS} min-bitrate={MIN_BITRATE} \
                  max-bitrate={MAX_BITRATE}",
                 stream.sink_description(bed)
