@@ -5,6 +5,8 @@
 //! and the section must come out. Needs root; without it, the run must say
 //! so.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 #[test]
@@ -17,18 +19,9 @@ fn the_third_hosts_traffic_crosses_the_router_and_gcc_adapts_to_it() {
         .args(["--contenders", "udpsink,gcc"])
         .output()
         .expect("qsock-eval runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !nix::unistd::geteuid().is_root() {
-        assert!(!output.status.success(), "{stdout}");
-        assert!(stderr.contains("root"), "{stderr}");
-        eprintln!("SKIPPED the run: the test beds need root");
+    if !common::ran_as_root(&output) {
         return;
     }
-    assert!(
-        output.status.success(),
-        "qsock-eval failed: {stderr}\n{stdout}"
-    );
 
     let summary = out.path().join("path-host-summary.csv");
     let mut reader = csv::Reader::from_path(&summary).expect("the summary CSV");
