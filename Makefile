@@ -17,7 +17,10 @@ build: deps
 
 # Live 20 fps H.264 through qsocksink and through a plain udpsink, side by
 # side across a 10 Mbit/s bottleneck, while bulk TCP starts and stops: fps and
-# jitter every second, then a CSV and a PNG under target/demo/ (needs root).
+# jitter every second, then a CSV and a PNG under target/demo/; then the path
+# bed: qsocksink (the receiver sending RTCP) and a udpsink, each across a
+# router whose rate steps 3 -> 1 -> 3 Mbit/s, decodable fps and the sink's
+# estimate every second, a CSV and a PNG (needs root; about 40 s more).
 demo: build
 	$(RELEASE_DIR)/qsock-demo
 

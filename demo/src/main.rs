@@ -9,6 +9,12 @@
 //! transfer starts on the same link and later stops. Every second the frames
 //! each receiver got whole and their inter-frame jitter are printed side by
 //! side; at the end the series go to a CSV file and a PNG plot.
+//!
+//! Then the bottleneck moves beyond the host (`path`): qsocksink, adapting
+//! to the receiver's RTCP, and a udpsink cross a router whose rate steps
+//! down and back up.
+
+mod path;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,7 +71,20 @@ struct Args {
     /// own; sch_dwcs gives the streams and best effort this limit each).
     #[arg(long)]
     queue_limit: Option<u32>,
-    /// Where the CSV and the PNG go.
+    /// Seconds of the path part (the router's rate steps at a third and
+    /// two thirds); 0 leaves it out.
+    #[arg(long, default_value_t = 36)]
+    path_seconds: u64,
+    /// The router's rate before and after its dip, kbit/s.
+    #[arg(long, default_value_t = 3000)]
+    path_high_kbit: u64,
+    /// The router's rate in its dip, kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    path_low_kbit: u64,
+    /// Both path senders' start bitrate, kbit/s.
+    #[arg(long, default_value_t = 2500)]
+    path_start_kbit: u32,
+    /// Where the CSVs and the PNGs go.
     #[arg(long, default_value = "target/demo")]
     out_dir: PathBuf,
 }
@@ -102,6 +121,13 @@ fn run(args: &Args) -> Result<(), String> {
             "the bulk transfer must start before it stops, within --seconds {}: \
              --bulk-start {} --bulk-stop {}",
             args.seconds, args.bulk_start, args.bulk_stop
+        ));
+    }
+    if (1..9).contains(&args.path_seconds) {
+        return Err(format!(
+            "--path-seconds {}: give 9 or more (the router steps at a third and two thirds), \
+             or 0 to leave the path part out",
+            args.path_seconds
         ));
     }
     if !nix::unistd::geteuid().is_root() {
@@ -191,6 +217,7 @@ fn run(args: &Args) -> Result<(), String> {
     println!();
     println!("   t   {MANAGED:>34}     {UNMANAGED:>34}");
     let mut seconds_run = 0;
+    let mut stopped_early = false;
     let mut bulk_bytes_seen = 0;
     for second in 0..args.seconds {
         bulk.update().map_err(|e| e.to_string())?;
@@ -199,6 +226,7 @@ fn run(args: &Args) -> Result<(), String> {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                 println!("interrupted");
+                stopped_early = true;
                 break;
             }
         }
@@ -273,7 +301,20 @@ fn run(args: &Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     println!("series: {}", shown(&csv));
     println!("plot:   {}", shown(&png));
-    Ok(())
+    if args.path_seconds == 0 || stopped_early {
+        return Ok(());
+    }
+    path::run(
+        path::PathDemo {
+            seconds: args.path_seconds,
+            high_kbit: args.path_high_kbit,
+            low_kbit: args.path_low_kbit,
+            start_kbit: args.path_start_kbit,
+            scheduler: report.scheduler,
+        },
+        &args.out_dir,
+        &interrupted,
+    )
 }
 
 /// "20 fps (20 whole)   2.1 ms" for an interval: decodable frames, frames

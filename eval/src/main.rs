@@ -13,6 +13,7 @@ mod fig7;
 mod interrupt;
 mod lanes;
 mod output;
+mod path;
 mod plot;
 mod schedulers;
 mod table1;
@@ -56,6 +57,9 @@ enum Command {
     /// Figure 7: remote data acquisition, lossy EDF, lossless EDF and a plain
     /// socket, with a bulk TCP transfer from 30 s.
     Fig7(fig7::Args),
+    /// The path experiment (issue 12): the bottleneck in a router beyond
+    /// the host, each contender alone on a fresh bed, in four conditions.
+    Path(path::Args),
     /// Rebuilds summary.md from the sections in the output folder (after
     /// copying in results from elsewhere, e.g. the VM's).
     Summary,
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             Command::Fig4(args) => fig4::run(args, &results),
             Command::Fig6(args) => fig6::run(args, &results),
             Command::Fig7(args) => fig7::run(args, &results),
+            Command::Path(args) => path::run(args, &results),
             Command::Summary => Ok(()),
             Command::All { schedulers } => {
                 let mut table1_args = table1::Args::default();

@@ -10,7 +10,7 @@ use crate::Result;
 
 /// The experiments in the order the paper presents them; sections are
 /// gathered into `summary.md` in this order.
-pub const EXPERIMENTS: [&str; 5] = ["table1", "fig4", "fig5", "fig6", "fig7"];
+pub const EXPERIMENTS: [&str; 6] = ["table1", "fig4", "fig5", "fig6", "fig7", "path"];
 
 /// The output folder of one invocation, and the tag its files carry.
 #[derive(Debug)]

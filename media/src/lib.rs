@@ -15,6 +15,8 @@
 //!   seconds, the perturbation;
 //! - [`write_csv`] and [`plot_png`]: the series, as a table and as a figure
 //!   with the perturbations shaded;
+//! - [`path`]: the path experiment, a bottleneck in a router beyond the
+//!   host, its rate on a schedule, with cross traffic, one contender a bed;
 //! - [`NamespacePipeline`]: any gst-launch pipeline whose streaming threads
 //!   stay in one of the test bed's namespaces, for harnesses of their own.
 //!
@@ -25,6 +27,7 @@
 
 mod bulk;
 mod error;
+pub mod path;
 mod pipeline;
 mod plot;
 mod port_class;
@@ -60,6 +63,8 @@ const ELEMENTS: &[(&str, &str)] = &[
     ("rtpjitterbuffer", "gstreamer1.0-plugins-good"),
     ("udpsrc", "gstreamer1.0-plugins-good"),
     ("udpsink", "gstreamer1.0-plugins-good"),
+    ("rtpsession", "gstreamer1.0-plugins-good"),
+    ("rtpbin", "gstreamer1.0-plugins-good"),
 ];
 
 /// Initialises GStreamer and registers qsocksink with `register_qsocksink`

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -21,7 +22,8 @@ pub struct PlotStream<'a> {
     pub intervals: &'a [IntervalStats],
 }
 
-const PALETTE: [RGBColor; 4] = [
+/// One colour per stream (Okabe and Ito's, apart for colour-blind readers).
+pub(crate) const PALETTE: [RGBColor; 4] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -77,19 +79,7 @@ pub fn plot_png(
         (bottom, "inter-frame jitter (ms)", jitter_max, None),
     ];
     for (panel_index, (area, y_label, y_max, reference)) in panels.into_iter().enumerate() {
-        let mut chart = ChartBuilder::on(&area)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..end_s, 0.0..y_max)
-            .map_err(|e| plot_error(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc(y_label)
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(|e| plot_error(&e))?;
+        let mut chart = timeline_chart(&area, end_s, y_max, y_label).map_err(|e| plot_error(&e))?;
         chart
             .draw_series(bulk.iter().map(|p| {
                 Rectangle::new(
@@ -133,20 +123,52 @@ pub fn plot_png(
                 .draw_series(LineSeries::new(thin, color.mix(0.5).stroke_width(1)))
                 .map_err(|e| plot_error(&e))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| plot_error(&e))?;
+        legend(&mut chart).map_err(|e| plot_error(&e))?;
     }
     root.present().map_err(|e| plot_error(&e))
 }
 
+/// A chart over `[0, end_s)` seconds and `[0, y_max)` on `area`, its
+/// mesh drawn, the y axis labelled `y_label`.
+pub(crate) fn timeline_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    end_s: f64,
+    y_max: f64,
+    y_label: &str,
+) -> std::result::Result<Timeline<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..end_s, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_label)
+        .light_line_style(WHITE)
+        .draw()?;
+    Ok(chart)
+}
+
+/// A chart of [`timeline_chart`].
+pub(crate) type Timeline<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws the legend of `chart`'s labelled series, top right.
+pub(crate) fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Timeline<'a, DB>,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+}
+
 /// Gives plotters a sans-serif font: the system's, as fontconfig finds it
 /// (plotters draws text with ab_glyph, which brings no font of its own).
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {

@@ -13,6 +13,11 @@ pub(crate) const RTP_MTU: u32 = 1200;
 pub(crate) const RTP_CAPS: &str =
     "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96";
 
+/// The URI of the transport-wide congestion-control header extension
+/// (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+pub(crate) const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
 /// How a stream leaves the sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkKind {
@@ -50,6 +55,10 @@ pub struct StreamSpec {
     /// The receiver sends RTCP back (RTP streams): receiver reports every
     /// half second and PLI on loss, to the sender's port + 1.
     pub receiver_reports: bool,
+    /// The stream carries the transport-wide congestion-control header
+    /// extension as id 1, and the receiver's RTP session answers it with
+    /// TWCC feedback (with its receiver reports).
+    pub transport_cc: bool,
 }
 
 impl StreamSpec {
@@ -60,6 +69,7 @@ impl StreamSpec {
             sink,
             port,
             receiver_reports: false,
+            transport_cc: false,
         }
     }
 
@@ -69,6 +79,15 @@ impl StreamSpec {
         StreamSpec {
             receiver_reports: true,
             ..self
+        }
+    }
+
+    /// The same stream with receiver reports and TWCC feedback, as a WebRTC
+    /// receiver sends them to a GCC sender.
+    pub fn with_transport_cc(self) -> StreamSpec {
+        StreamSpec {
+            transport_cc: true,
+            ..self.with_receiver_reports()
         }
     }
 
@@ -106,6 +125,10 @@ impl StreamSpec {
                 "srtsrc name=source uri=\"srt://{host}:{port}?mode=listener\" latency={} \
                  ! capsfilter caps=\"{RTP_CAPS}\"",
                 latency.as_millis()
+            ),
+            _ if self.transport_cc => format!(
+                "udpsrc name=source address={host} port={port} \
+                 caps=\"{RTP_CAPS},extmap-1=(string){TWCC_URI}\""
             ),
             _ => format!("udpsrc name=source address={host} port={port} caps=\"{RTP_CAPS}\""),
         }

@@ -80,7 +80,7 @@ pub fn intervals(
 }
 
 /// The nearest-rank percentile `q` of sorted `values`.
-fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted.get(rank.max(1) - 1).copied()
 }

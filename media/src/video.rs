@@ -16,6 +16,9 @@ pub struct VideoSettings {
     pub bitrate_kbit: u32,
     /// Frames from one I-frame to the next.
     pub keyframe_interval: u32,
+    /// videotestsrc's pattern: `ball` (a moving ball, little to encode) or
+    /// `snow` (noise that keeps the encoder at its target bitrate).
+    pub pattern: &'static str,
 }
 
 impl Default for VideoSettings {
@@ -28,6 +31,7 @@ impl Default for VideoSettings {
             frames_per_second: 20,
             bitrate_kbit: 800,
             keyframe_interval: 20,
+            pattern: "ball",
         }
     }
 }
@@ -38,8 +42,8 @@ impl VideoSettings {
         Duration::from_secs(1) / self.frames_per_second.max(1)
     }
 
-    /// The live source and encoder, ending in a tee named `encoded` that
-    /// carries H.264 access units.
+    /// The live source and encoder (named `encoder`), ending in a tee named
+    /// `encoded` that carries H.264 access units.
     pub(crate) fn encoder(&self) -> String {
         let VideoSettings {
             width,
@@ -47,14 +51,15 @@ impl VideoSettings {
             frames_per_second,
             bitrate_kbit,
             keyframe_interval,
+            pattern,
         } = self;
         // threads=1: two cores are shared by the encoder, the receivers, the
         // bulk transfer and, in a VM, the emulator; x264's frame threads
         // would also add a frame of delay each.
         format!(
-            "videotestsrc is-live=true pattern=ball \
+            "videotestsrc is-live=true pattern={pattern} \
              ! video/x-raw,width={width},height={height},framerate={frames_per_second}/1 \
-             ! x264enc tune=zerolatency speed-preset=ultrafast threads=1 \
+             ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast threads=1 \
                bitrate={bitrate_kbit} key-int-max={keyframe_interval} \
              ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
              ! tee name=encoded"

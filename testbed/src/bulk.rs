@@ -29,6 +29,12 @@ impl BulkTransfer {
     /// Listens on the receiver's IPv4 address at `port`, connects from the
     /// sender's namespace and starts sending.
     pub fn start(bed: &TestBed, port: u16) -> Result<BulkTransfer> {
+        BulkTransfer::start_from(bed, bed.sender_ns(), port)
+    }
+
+    /// Like [`BulkTransfer::start`], connecting from the namespace
+    /// `from` (a [`RouterHost`](crate::RouterHost)'s, say) instead.
+    pub fn start_from(bed: &TestBed, from: &str, port: u16) -> Result<BulkTransfer> {
         let to = SocketAddr::from((bed.receiver_v4(), port));
         let listener = bed
             .run_in_receiver(move || TcpListener::bind(to))?
@@ -47,7 +53,7 @@ impl BulkTransfer {
                 .map_err(|source| traffic("bulk transfer: receiving".into(), source))
         });
         let stop_tx = Arc::clone(&stop);
-        let sending = bed.spawn_in_sender(move || {
+        let sending = crate::spawn_in(from.to_owned(), move || {
             send(to, &stop_tx)
                 .map_err(|source| traffic(format!("bulk transfer: sending to {to}"), source))
         });

@@ -128,6 +128,26 @@ pub struct TestBed {
     created: Vec<String>,
 }
 
+/// A host attached to a routed bed's router beside the sender
+/// ([`TestBed::add_router_host`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterHost {
+    namespace: String,
+    v4: Ipv4Addr,
+}
+
+impl RouterHost {
+    /// Its namespace, as `ip netns` names it.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Its IPv4 address.
+    pub fn v4(&self) -> Ipv4Addr {
+        self.v4
+    }
+}
+
 /// The router of a routed bed: its namespace and its two links.
 #[derive(Debug)]
 struct Router {
@@ -288,6 +308,51 @@ impl TestBed {
             .as_ref()
             .map(|router| router.ns.as_str())
             .ok_or(Error::NotRouted)
+    }
+
+    /// Attaches a host of its own to the router (a namespace, 198.19.255.1
+    /// and fd51:7175::1, its default route through the router): traffic it
+    /// sends to the receiver crosses the router's bottleneck without
+    /// passing the sender's device, as a neighbour's traffic does on a
+    /// shared uplink. It is removed with the bed.
+    pub fn add_router_host(&mut self) -> Result<RouterHost> {
+        let router_ns = self.router_ns()?.to_owned();
+        let pid = std::process::id();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let host = RouterHost {
+            namespace: format!("{}{n}-hst", namespace_prefix(pid)),
+            v4: Ipv4Addr::new(198, 19, 255, 1),
+        };
+        let (host_dev, router_dev) = (short_name(pid, 'h', n), short_name(pid, 'c', n));
+        run(Command::new("ip").args(["netns", "add", &host.namespace]))?;
+        self.created.push(host.namespace.clone());
+        self.ip(&host.namespace, &["link", "set", "lo", "up"])?;
+        veth((&host.namespace, &host_dev), (&router_ns, &router_dev))?;
+        // 198.19.255.0/24 and fd51:7175::/64: no bed's sender or receiver
+        // subnet (X is at most 251) uses them.
+        let host_v6 = Ipv6Addr::new(0xfd51, 0x7175, 0, 0, 0, 0, 0, 1);
+        let (gateway_v4, gateway_v6) = (
+            Ipv4Addr::new(198, 19, 255, 254),
+            Ipv6Addr::new(0xfd51, 0x7175, 0, 0, 0, 0, 0, 0xfe),
+        );
+        self.address(&host.namespace, &host_dev, host.v4, host_v6)?;
+        self.address(&router_ns, &router_dev, gateway_v4, gateway_v6)?;
+        self.ip(
+            &host.namespace,
+            &["route", "add", "default", "via", &gateway_v4.to_string()],
+        )?;
+        self.ip(
+            &host.namespace,
+            &[
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                &gateway_v6.to_string(),
+            ],
+        )?;
+        Ok(host)
     }
 
     /// The router's end of its link to the receiver: the path's bottleneck

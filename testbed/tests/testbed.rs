@@ -171,3 +171,32 @@ fn a_bulk_transfer_crosses_the_bottleneck_until_stopped() {
         .expect("enter");
     assert!(refused.is_err(), "the bulk listener outlived stop()");
 }
+
+#[test]
+fn a_host_on_the_router_sends_bulk_through_it_and_goes_with_the_bed() {
+    let Some(bed) = new_bed() else { return };
+    assert!(
+        matches!(
+            TestBed::new().and_then(|mut plain| plain.add_router_host()),
+            Err(qsock_testbed::Error::NotRouted)
+        ),
+        "a plain bed has no router to attach a host to"
+    );
+    drop(bed);
+    let mut routed = TestBed::routed().expect("a routed bed");
+    let host = routed.add_router_host().expect("a host on the router");
+    let bulk = qsock_testbed::BulkTransfer::start_from(&routed, host.namespace(), 5202)
+        .expect("start the transfer from the host");
+    assert!(
+        bulk.wait_for(1_000_000, Duration::from_secs(20)),
+        "only {} bytes crossed from {} in 20 s",
+        bulk.received_bytes(),
+        host.v4()
+    );
+    bulk.stop().expect("both ends ran without error");
+    drop(routed);
+    assert!(
+        !namespace_exists(host.namespace()),
+        "the host's namespace is gone with the bed"
+    );
+}

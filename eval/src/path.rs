@@ -1,0 +1,489 @@
+//! The path experiment (issue 12): the bottleneck is a router beyond the
+//! host. Each contender alone on a fresh sender → router → receiver bed, in
+//! four conditions: (a) the router at 1.5 Mbit/s; (b) the same with bulk
+//! TCP from the sender's host; (c) with bulk TCP from a third host through
+//! the router; (d) the router stepping 3 → 1 → 3 Mbit/s at a third and two
+//! thirds of the run. Per 5 s: decodable fps, I-frames lost, p99 one-way
+//! frame delay, the sender's estimate against the router's rate.
+
+use std::time::{Duration, Instant};
+
+use qsock::SchedulerName;
+use qsock_media::path::{
+    recovery_after, CrossTraffic, PathBed, PathContender, PathOutcome, PathRow, PathRun,
+    PathSettings, PathSummary, RouterSchedule,
+};
+use serde::Serialize;
+
+use crate::output::{markdown_table, Results};
+use crate::plot::{self, Panel, Series, PALETTE};
+use crate::Result;
+
+/// How often a run samples its sender and follows its schedules.
+const TICK: Duration = Duration::from_millis(100);
+/// The run goes on this long past its measured span, so that frames
+/// captured at its end can still arrive (router queue and jitter buffer).
+const TAIL: Duration = Duration::from_secs(1);
+/// Figures leave out the first seconds, the encoder's and estimators' start.
+const SETTLE: Duration = Duration::from_secs(5);
+/// Decodable frames per second a contender must keep: 95 % of 25.
+const TARGET_SHARE: f64 = 0.95;
+
+/// Options of `qsock-eval path`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Seconds of video per run (a multiple of 5, at least 15).
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Conditions to run: a, b, c, d.
+    #[arg(long, value_delimiter = ',', default_values_t = ['a', 'b', 'c', 'd'])]
+    pub conditions: Vec<char>,
+    /// Contenders: qsocksink-htb, qsocksink-user (shape-link on; add
+    /// -unshaped for off), udpsink, srtsink, gcc.
+    #[arg(long, value_delimiter = ',', value_parser = parse_contender,
+          default_values = ["qsocksink-htb", "qsocksink-user", "udpsink", "srtsink", "gcc"])]
+    pub contenders: Vec<PathContender>,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            seconds: 60,
+            conditions: vec!['a', 'b', 'c', 'd'],
+            contenders: [
+                "qsocksink-htb",
+                "qsocksink-user",
+                "udpsink",
+                "srtsink",
+                "gcc",
+            ]
+            .into_iter()
+            .filter_map(|name| parse_contender(name).ok())
+            .collect(),
+        }
+    }
+}
+
+fn parse_contender(text: &str) -> Result<PathContender> {
+    Ok(match text {
+        "qsocksink-htb" => qsocksink(SchedulerName::Htb, true),
+        "qsocksink-user" => qsocksink(SchedulerName::User, true),
+        "qsocksink-dwcs" => qsocksink(SchedulerName::Dwcs, true),
+        "qsocksink-htb-unshaped" => qsocksink(SchedulerName::Htb, false),
+        "qsocksink-user-unshaped" => qsocksink(SchedulerName::User, false),
+        "udpsink" => PathContender::UdpSink,
+        "srtsink" => PathContender::SrtSink,
+        "gcc" => PathContender::Gcc,
+        _ => {
+            return Err(format!(
+                "unknown contender {text:?}: give qsocksink-htb, qsocksink-user, qsocksink-dwcs \
+                 (with -unshaped: shape-link off), udpsink, srtsink or gcc"
+            ))
+        }
+    })
+}
+
+fn qsocksink(scheduler: SchedulerName, shape_link: bool) -> PathContender {
+    PathContender::QSockSink {
+        scheduler,
+        shape_link,
+    }
+}
+
+/// One condition: its letter, what it is, and its settings.
+struct Condition {
+    letter: char,
+    title: String,
+    settings: PathSettings,
+    /// The router's rate changes, for markers and recovery times.
+    steps: Vec<Duration>,
+}
+
+fn condition(letter: char, seconds: u64) -> Result<Condition> {
+    let secs = Duration::from_secs;
+    let base = PathSettings {
+        cross_start: secs(seconds / 6),
+        ..PathSettings::default()
+    };
+    Ok(match letter {
+        'a' => Condition {
+            letter,
+            title: "router 1.5 Mbit/s".into(),
+            settings: base,
+            steps: Vec::new(),
+        },
+        'b' => Condition {
+            letter,
+            title: format!(
+                "router 1.5 Mbit/s, bulk TCP from the sender's host from {} s",
+                seconds / 6
+            ),
+            settings: PathSettings {
+                cross: CrossTraffic::FromSender,
+                ..base
+            },
+            steps: Vec::new(),
+        },
+        'c' => Condition {
+            letter,
+            title: format!(
+                "router 1.5 Mbit/s, bulk TCP from a third host from {} s",
+                seconds / 6
+            ),
+            settings: PathSettings {
+                cross: CrossTraffic::FromThirdHost,
+                ..base
+            },
+            steps: Vec::new(),
+        },
+        'd' => {
+            let (down, up) = (secs(seconds / 3), secs(2 * seconds / 3));
+            Condition {
+                letter,
+                title: format!(
+                    "router 3 -> 1 -> 3 Mbit/s at {} s and {} s",
+                    down.as_secs(),
+                    up.as_secs()
+                ),
+                settings: PathSettings {
+                    router: RouterSchedule::stepping(
+                        3_000_000,
+                        &[(down, 1_000_000), (up, 3_000_000)],
+                    )
+                    .map_err(|e| e.to_string())?,
+                    ..base
+                },
+                steps: vec![down, up],
+            }
+        }
+        other => return Err(format!("unknown condition {other:?}: give a, b, c or d")),
+    })
+}
+
+/// One line of `path-TAG.csv`: one contender in one 5 s interval of one
+/// condition.
+#[derive(Debug, Serialize)]
+struct IntervalLine {
+    condition: char,
+    contender: String,
+    start_s: f64,
+    fps: f64,
+    decodable_fps: f64,
+    frames_sent: u32,
+    intra_sent: u32,
+    intra_lost: u32,
+    delay_p99_ms: Option<f64>,
+    estimate_bps: Option<f64>,
+    encoder_bps: Option<f64>,
+    router_bps: Option<f64>,
+}
+
+impl IntervalLine {
+    fn new(condition: char, contender: String, row: PathRow) -> IntervalLine {
+        IntervalLine {
+            condition,
+            contender,
+            start_s: row.start_s,
+            fps: row.fps,
+            decodable_fps: row.decodable_fps,
+            frames_sent: row.frames_sent,
+            intra_sent: row.intra_sent,
+            intra_lost: row.intra_lost,
+            delay_p99_ms: row.delay_p99_ms,
+            estimate_bps: row.estimate_bps,
+            encoder_bps: row.encoder_bps,
+            router_bps: row.router_bps,
+        }
+    }
+}
+
+/// One line of `path-TAG-summary.csv`: one contender in one condition,
+/// from 5 s to the end.
+#[derive(Debug, Serialize)]
+struct SummaryLine {
+    condition: char,
+    contender: String,
+    decodable_fps: f64,
+    intra_lost: u32,
+    intra_sent: u32,
+    delay_p99_ms: Option<f64>,
+    rate_over_router: Option<f64>,
+    /// (d): seconds from each step until decodable fps held at 95 %.
+    recovery_s: String,
+    /// Bytes the cross traffic delivered, per second of the run, in Mbit/s.
+    cross_mbit: f64,
+}
+
+/// Runs every condition and contender, one after the other, and writes
+/// the CSV files, one PNG per condition and the markdown section.
+pub fn run(args: &Args, results: &Results) -> Result<()> {
+    if args.seconds < 15 || args.seconds % 5 != 0 {
+        return Err(format!(
+            "--seconds {} must be a multiple of 5, at least 15",
+            args.seconds
+        ));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err("the path experiment builds network namespaces: run it as root".into());
+    }
+    qsock_media::init(gstqsocksink::plugin_register_static).map_err(|e| e.to_string())?;
+    gstrsrtp::plugin_register_static()
+        .map_err(|e| format!("gst-plugin-rtp (rtpgccbwe) does not register: {e}"))?;
+    let conditions = args
+        .conditions
+        .iter()
+        .map(|&letter| condition(letter, args.seconds))
+        .collect::<Result<Vec<_>>>()?;
+    let until = Duration::from_secs(args.seconds);
+    let (mut intervals, mut summaries, mut table) = (Vec::new(), Vec::new(), Vec::new());
+    for condition in &conditions {
+        let mut outcomes = Vec::new();
+        for &contender in &args.contenders {
+            println!(
+                "path ({}) {}: {} for {} s",
+                condition.letter,
+                condition.title,
+                contender.label(),
+                args.seconds
+            );
+            let outcome = run_one(&condition.settings, contender, until)
+                .map_err(|e| format!("path ({}) {}: {e}", condition.letter, contender.label()))?;
+            let summary = PathSummary::of(
+                &outcome.frames,
+                &outcome.sent,
+                &outcome.samples,
+                SETTLE,
+                until,
+            );
+            let recovery = recoveries(&outcome, &condition.steps, until);
+            println!(
+                "  decodable {:.1} fps, I-frames lost {}/{}, p99 delay {} ms, rate/router {}, recovery {}",
+                summary.decodable_fps,
+                summary.intra_lost,
+                summary.intra_sent,
+                figure(summary.delay_p99_ms, 0),
+                figure(summary.rate_over_router, 2),
+                recovery
+            );
+            for row in outcome.rows(Duration::from_secs(5), until) {
+                intervals.push(IntervalLine::new(condition.letter, contender.label(), row));
+            }
+            table.push(vec![
+                condition.letter.to_string(),
+                contender.label(),
+                format!("{:.1}", summary.decodable_fps),
+                format!("{} / {}", summary.intra_lost, summary.intra_sent),
+                figure(summary.delay_p99_ms, 0),
+                figure(summary.rate_over_router, 2),
+                recovery.clone(),
+            ]);
+            summaries.push(SummaryLine {
+                condition: condition.letter,
+                contender: contender.label(),
+                decodable_fps: summary.decodable_fps,
+                intra_lost: summary.intra_lost,
+                intra_sent: summary.intra_sent,
+                delay_p99_ms: summary.delay_p99_ms,
+                rate_over_router: summary.rate_over_router,
+                recovery_s: recovery,
+                cross_mbit: outcome.cross_bytes as f64 * 8.0 / 1e6 / args.seconds as f64,
+            });
+            outcomes.push(outcome);
+        }
+        draw(condition, &outcomes, args.seconds, results)?;
+    }
+    results.write_csv("path", None, &intervals)?;
+    results.write_csv("path", Some("summary"), &summaries)?;
+    results.write_section("path", &section(args, &conditions, &table, results))?;
+    Ok(())
+}
+
+/// One contender on a fresh bed for `until` (and the tail).
+fn run_one(
+    settings: &PathSettings,
+    contender: PathContender,
+    until: Duration,
+) -> Result<PathOutcome> {
+    let bed = PathBed::new(settings).map_err(|e| format!("cannot build the routed bed: {e}"))?;
+    let epoch = Instant::now();
+    let mut run = PathRun::start(bed, settings, contender, epoch).map_err(|e| e.to_string())?;
+    let end = until + TAIL;
+    let mut next = epoch;
+    while epoch.elapsed() < end {
+        run.tick().map_err(|e| e.to_string())?;
+        next += TICK;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    run.finish().map_err(|e| e.to_string())
+}
+
+/// "4 s, 2 s" for the steps of (d): how long after each the decodable rate
+/// held 95 % of nominal for good (per second, up to the next step); "-"
+/// without steps, "never" where it did not.
+fn recoveries(outcome: &PathOutcome, steps: &[Duration], until: Duration) -> String {
+    if steps.is_empty() {
+        return "-".into();
+    }
+    let fps = 1.0 / outcome.frame_interval.as_secs_f64();
+    let rows = outcome.rows(Duration::from_secs(1), until);
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, &step)| {
+            let next = steps.get(i + 1).copied().unwrap_or(until);
+            recovery_after(&rows, step, next, TARGET_SHARE * fps)
+                .map_or("never".into(), |d| format!("{} s", d.as_secs()))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn figure(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// `path-TAG-X.png`: decodable fps per 5 s, each sender's rate (its
+/// estimate, else its encoder's target) and the router's per second, and
+/// p99 frame delay per 5 s.
+fn draw(
+    condition: &Condition,
+    outcomes: &[PathOutcome],
+    seconds: u64,
+    results: &Results,
+) -> Result<()> {
+    let until = Duration::from_secs(seconds);
+    let series = |points: &dyn Fn(&PathOutcome) -> Vec<(f64, f64)>| -> Vec<Series> {
+        outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, outcome)| Series {
+                name: outcome.contender.label(),
+                color: PALETTE[i % PALETTE.len()],
+                points: points(outcome),
+            })
+            .collect()
+    };
+    let markers: Vec<(f64, String)> = condition
+        .steps
+        .iter()
+        .map(|step| (step.as_secs_f64(), "router rate steps".to_owned()))
+        .chain((condition.settings.cross != CrossTraffic::None).then(|| {
+            (
+                condition.settings.cross_start.as_secs_f64(),
+                "bulk TCP starts".to_owned(),
+            )
+        }))
+        .collect();
+    let panel = |title: &str, y_label: &str, steps: bool, series: Vec<Series>| Panel {
+        title: title.into(),
+        x_label: "time (s)".into(),
+        y_label: y_label.into(),
+        x_range: (0.0, seconds as f64),
+        y_max: None,
+        series,
+        markers: markers.clone(),
+        steps,
+    };
+    let mut rates = series(&|o| {
+        o.rows(Duration::from_secs(1), until)
+            .iter()
+            .filter_map(|r| Some((r.start_s, r.estimate_bps.or(r.encoder_bps)? / 1e6)))
+            .collect()
+    });
+    rates.push(Series {
+        name: "router".into(),
+        color: plotters::style::RGBColor(0, 0, 0),
+        points: outcomes.first().map_or(Vec::new(), |o| {
+            o.rows(Duration::from_secs(1), until)
+                .iter()
+                .filter_map(|r| Some((r.start_s, r.router_bps? / 1e6)))
+                .collect()
+        }),
+    });
+    plot::panels(
+        &results.path("path", Some(&condition.letter.to_string()), "png"),
+        &format!("Path ({}): {}", condition.letter, condition.title),
+        &[
+            panel(
+                "decodable frames per second, per 5 s",
+                "frames per second",
+                true,
+                series(&|o| {
+                    o.rows(Duration::from_secs(5), until)
+                        .iter()
+                        .map(|r| (r.start_s, r.decodable_fps))
+                        .collect()
+                }),
+            ),
+            panel(
+                "the sender's estimate (fixed senders: the encoder's target) and the router's rate, per second",
+                "Mbit/s",
+                true,
+                rates,
+            ),
+            panel(
+                "p99 one-way frame delay, capture to arrival, per 5 s",
+                "ms",
+                true,
+                series(&|o| {
+                    o.rows(Duration::from_secs(5), until)
+                        .iter()
+                        .filter_map(|r| Some((r.start_s, r.delay_p99_ms?)))
+                        .collect()
+                }),
+            ),
+        ],
+    )
+}
+
+fn section(
+    args: &Args,
+    conditions: &[Condition],
+    table: &[Vec<String>],
+    results: &Results,
+) -> String {
+    let plots: String = conditions
+        .iter()
+        .map(|c| {
+            format!(
+                "![Path ({})]({})\n\n",
+                c.letter,
+                results.file_name("path", Some(&c.letter.to_string()), "png")
+            )
+        })
+        .collect();
+    format!(
+        "## The path: a bottleneck beyond the host ({tag})\n\n\
+         Sender → router → receiver, the router's egress a token bucket (burst 15k, 300 ms of \
+         queue); {seconds} s of live H.264 (640x360, 25 fps, videotestsrc snow, x264 from \
+         2500 kbit/s, an I-frame a second) per contender, each alone on a fresh bed. \
+         Conditions: {conditions}. Figures from {settle} s to the end: decodable fps at the \
+         receiver, I-frames lost of those sent, p99 one-way frame delay (capture to the last \
+         packet's arrival), the mean of the sender's estimate over the router's rate (for \
+         fixed-rate senders their encoder's target), and for (d) how long after each step the \
+         decodable rate held 95 % of 25 fps. Data: `{csv}` (per 5 s) and `{summary}`.\n\n\
+         {table}\n{plots}",
+        tag = results.tag(),
+        seconds = args.seconds,
+        conditions = conditions
+            .iter()
+            .map(|c| format!("({}) {}", c.letter, c.title))
+            .collect::<Vec<_>>()
+            .join("; "),
+        settle = SETTLE.as_secs(),
+        csv = results.file_name("path", None, "csv"),
+        summary = results.file_name("path", Some("summary"), "csv"),
+        table = markdown_table(
+            &[
+                "condition",
+                "contender",
+                "decodable fps",
+                "I-frames lost / sent",
+                "p99 delay ms",
+                "rate / router",
+                "recovery after steps"
+            ],
+            table
+        ),
+    )
+}
