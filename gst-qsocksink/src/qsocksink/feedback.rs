@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
-use qsock::{ErrorKind, QInfo, Rate};
+use qsock::{ErrorKind, QInfo, Rate, SchedulerName};
 
 use super::bitrate::{
     interval_mean_delay, BitrateController, Observation, PathObservation, Signal,
@@ -365,6 +365,24 @@ impl QSockSink {
     /// Sets the device's link rate just above the estimate; says once why
     /// when it cannot.
     fn shape_link(&self, run: &Run, feedback: &mut Feedback, info: &QInfo, estimate: u64) {
+        // The user scheduler holds only this pipeline's packets: shaping it
+        // would hold back none of the host's other traffic, only the stream.
+        if info.scheduler == SchedulerName::User {
+            if !feedback.warned_shaping {
+                feedback.warned_shaping = true;
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Settings,
+                    (
+                        "shape-link has no effect on the user scheduler, which carries only this \
+                      pipeline's packets: the host's other traffic would not wait behind the \
+                      stream. It needs a kernel scheduler on {} (scheduler=htb)",
+                        run.device
+                    )
+                );
+            }
+            return;
+        }
         match feedback
             .link
             .follow(&run.device, info.scheduler, info.link_rate, estimate)
