@@ -176,7 +176,7 @@ fn reception_report(block: &ReportBlock, arrival: u32) -> ReceptionReport {
         .flatten()
         // A round trip over a minute is a clock step or a stale echo.
         .filter(|&units| units < 60 << 16)
-        .map(|units| Duration::from_micros(u64::from(units) * 1_000_000 / 65_536));
+        .map(compact_ntp_duration);
     ReceptionReport {
         fraction_lost: f64::from(block.fraction_lost) / 256.0,
         cumulative_lost: block.packets_lost,
@@ -193,6 +193,11 @@ pub(super) fn ntp_time(time: SystemTime) -> u64 {
     let seconds = since_unix.as_secs() + NTP_UNIX_OFFSET_SECS;
     let fraction = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
     (seconds << 32) | fraction
+}
+
+/// A span in the compact NTP format of LSR, DLSR and round trips (1/65536 s).
+pub(super) fn compact_ntp_duration(units: u32) -> Duration {
+    Duration::from_micros(u64::from(units) * 1_000_000 / 65_536)
 }
 
 /// The middle 32 bits of an NTP timestamp: LSR's and DLSR's format.

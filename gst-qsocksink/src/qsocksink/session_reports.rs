@@ -6,12 +6,10 @@
 //! the session's statistics of the stream's source instead of listening for
 //! RTCP itself (which would contend for the same port).
 
-use std::time::Duration;
-
 use gst::prelude::*;
 
 use super::encoder::upstream_elements;
-use super::rtcp::ReceptionReport;
+use super::rtcp::{self, ReceptionReport};
 
 /// The internal RTP session of an `rtpbin` or `rtpsession` upstream.
 #[derive(Debug)]
@@ -86,7 +84,7 @@ impl SessionReports {
         // The session keeps the round trip in 1/65536 s, as LSR and DLSR.
         let round_trip = Some(unsigned("rb-round-trip"))
             .filter(|&units| units > 0)
-            .map(|units| Duration::from_micros(u64::from(units) * 1_000_000 / 65_536));
+            .map(rtcp::compact_ntp_duration);
         Some(ReceptionReport {
             fraction_lost: f64::from(unsigned("rb-fractionlost")) / 256.0,
             cumulative_lost,
