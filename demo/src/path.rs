@@ -60,6 +60,7 @@ pub fn run(demo: PathDemo, out_dir: &Path, interrupted: &Receiver<()>) -> Result
             // rate a tenth above an estimate near the router's own rate
             // kept the router's queue full through the eval's dip (EVALUATION.md).
             shape_link: false,
+            transport_cc: false,
         },
         PathContender::UdpSink,
     ];

@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = ['a', 'b', 'c', 'd'])]
     pub conditions: Vec<char>,
     /// Contenders: qsocksink-htb, qsocksink-user (shape-link on; add
-    /// -unshaped for off), udpsink, srtsink, gcc.
+    /// -unshaped for off), qsocksink-htb-twcc (the receiver's TWCC feedback
+    /// too), udpsink, srtsink, gcc.
     #[arg(long, value_delimiter = ',', value_parser = parse_contender,
           default_values = ["qsocksink-htb", "qsocksink-user", "udpsink", "srtsink", "gcc"])]
     pub contenders: Vec<PathContender>,
@@ -67,6 +68,11 @@ impl Default for Args {
 fn parse_contender(text: &str) -> Result<PathContender> {
     Ok(match text {
         "qsocksink-htb" => qsocksink(SchedulerName::Htb, true),
+        "qsocksink-htb-twcc" => PathContender::QSockSink {
+            scheduler: SchedulerName::Htb,
+            shape_link: true,
+            transport_cc: true,
+        },
         "qsocksink-user" => qsocksink(SchedulerName::User, true),
         "qsocksink-dwcs" => qsocksink(SchedulerName::Dwcs, true),
         "qsocksink-htb-unshaped" => qsocksink(SchedulerName::Htb, false),
@@ -77,7 +83,8 @@ fn parse_contender(text: &str) -> Result<PathContender> {
         _ => {
             return Err(format!(
                 "unknown contender {text:?}: give qsocksink-htb, qsocksink-user, qsocksink-dwcs \
-                 (with -unshaped: shape-link off), udpsink, srtsink or gcc"
+                 (with -unshaped: shape-link off), qsocksink-htb-twcc (the receiver sends \
+                 TWCC feedback too), udpsink, srtsink or gcc"
             ))
         }
     })
@@ -87,6 +94,7 @@ fn qsocksink(scheduler: SchedulerName, shape_link: bool) -> PathContender {
     PathContender::QSockSink {
         scheduler,
         shape_link,
+        transport_cc: false,
     }
 }
 

@@ -18,6 +18,7 @@ mod bits;
 mod fragmentation;
 pub mod h264;
 mod h265;
+pub mod header_extension;
 pub mod mpeg_video;
 pub mod mpegts;
 mod reception;

@@ -52,6 +52,13 @@ const PATH_LOSS_CLEAR: f64 = 0.02;
 /// live stream's latency budget.
 pub const PATH_DELAY_TOLERANCE: Duration = Duration::from_millis(30);
 
+/// How long the least-delayed of an interval's packets may have waited
+/// above the path's own one-way delay (transport-wide feedback) before a
+/// queue counts as standing: past the receiver's 250 µs resolution and a
+/// frame's packets' wait for each other, well inside a live stream's
+/// latency budget.
+pub const STANDING_QUEUE_TOLERANCE: Duration = Duration::from_millis(20);
+
 /// How much shorter than the previous one a round trip must be for a queue
 /// on the path to count as draining: it is then left to drain, neither cut
 /// for again nor climbed on (the least round trip may have been measured
@@ -135,6 +142,10 @@ pub struct PathObservation {
     /// The rate the receiver got the stream at, where its reports spanned
     /// long enough to tell.
     pub received_bps: Option<u64>,
+    /// From transport-wide feedback, where the receiver sends it: the least
+    /// time any packet of the interval waited above the path's own
+    /// one-way delay.
+    pub standing_queue: Option<Duration>,
 }
 
 /// What drove the estimate's last change.
@@ -150,6 +161,9 @@ pub enum Signal {
     ReceiverLoss,
     /// The round trip to the receiver grew: a queue on the path.
     ReceiverDelay,
+    /// The receiver's transport-wide feedback showed a queue standing on
+    /// the way: packets waited above the path's own one-way delay.
+    StandingQueue,
     /// The receiver's reports showed the path clear.
     ReceiverClear,
 }
@@ -163,6 +177,7 @@ impl Signal {
             Signal::HostDelay => "host-delay",
             Signal::ReceiverLoss => "receiver-loss",
             Signal::ReceiverDelay => "receiver-delay",
+            Signal::StandingQueue => "standing-queue",
             Signal::ReceiverClear => "receiver-clear",
         }
     }
@@ -225,6 +240,7 @@ pub struct BitrateController {
     least_delay: Option<Duration>,
     least_round_trip: Option<Duration>,
     previous_round_trip: Option<Duration>,
+    previous_standing_queue: Option<Duration>,
     /// Time since the receiver's previous report: what a clear report
     /// vouches for.
     since_report: Duration,
@@ -245,6 +261,7 @@ impl BitrateController {
             least_delay: None,
             least_round_trip: None,
             previous_round_trip: None,
+            previous_standing_queue: None,
             since_report: Duration::ZERO,
             path_ceiling: None,
             hold: 0,
@@ -386,17 +403,33 @@ impl BitrateController {
                 .is_some_and(|previous| round_trip + DRAINING < previous);
             round_trip.saturating_sub(least) > PATH_DELAY_TOLERANCE
         });
+        let previous_standing = self.previous_standing_queue;
+        if path.standing_queue.is_some() {
+            self.previous_standing_queue = path.standing_queue;
+        }
+        let standing = path
+            .standing_queue
+            .is_some_and(|queue| queue > STANDING_QUEUE_TOLERANCE);
+        let standing_drains = path
+            .standing_queue
+            .zip(previous_standing)
+            .is_some_and(|(queue, previous)| queue + DRAINING < previous);
+        draining |= standing_drains;
         if path.fraction_lost > PATH_LOSS_CUT {
             PathVerdict::Congested(Signal::ReceiverLoss, path.fraction_lost)
         } else if queueing && !draining {
             PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
+        } else if standing && !draining {
+            PathVerdict::Congested(Signal::StandingQueue, 0.0)
         } else if path.fraction_lost <= PATH_LOSS_CLEAR
-            && path.round_trip.is_some()
+            && (path.round_trip.is_some() || path.standing_queue.is_some())
             && !queueing
+            && !standing
             && !draining
         {
-            // Only a report that measured the round trip anew shows that no
-            // queue builds.
+            // Only a report that measured the round trip anew, or
+            // transport-wide feedback on the interval's packets, shows that
+            // no queue builds.
             PathVerdict::Clear
         } else {
             PathVerdict::Unclear

@@ -24,6 +24,7 @@ use super::rtcp::Refusal;
 use super::run::{Counters, Run};
 use super::session_reports::SessionReports;
 use super::settings::Settings;
+use super::transport_wide::TransportWide;
 use qsock_frame::FrameType;
 
 /// How long after the first frame the receiver's first report is due: a
@@ -214,6 +215,7 @@ impl QSockSink {
 
         let mut stats = stats_structure(&run.device, &info, &counters, &observation, estimate, ipg);
         receiver_fields(&mut stats, &run.receiver.lock(), signal);
+        transport_wide_fields(&mut stats, &run.transport_wide.lock());
         if let Some(least) = least_round_trip {
             stats.set(
                 "least-round-trip-us",
@@ -355,10 +357,22 @@ impl QSockSink {
             .received_packet_rate()
             .zip(packet_bits)
             .map(|(packets, bits)| (packets * bits) as u64);
-        (since.reports > 0).then_some(PathObservation {
-            fraction_lost: since.fraction_lost,
+        // Transport-wide feedback tells the rate and the losses per packet,
+        // where receiver reports count them per report.
+        let transport_wide = run.transport_wide.lock().take_interval();
+        let Some(transport_wide) = transport_wide else {
+            return (since.reports > 0).then_some(PathObservation {
+                fraction_lost: since.fraction_lost,
+                round_trip: since.round_trip,
+                received_bps,
+                standing_queue: None,
+            });
+        };
+        Some(PathObservation {
+            fraction_lost: since.fraction_lost.max(transport_wide.lost_share),
             round_trip: since.round_trip,
-            received_bps,
+            received_bps: transport_wide.received_bps.or(received_bps),
+            standing_queue: transport_wide.standing_queue,
         })
     }
 
@@ -480,6 +494,18 @@ fn receiver_fields(stats: &mut gst::Structure, view: &ReceiverView, signal: Opti
     stats.set("key-units-asked", view.key_units_asked);
     stats.set("sender-reports", view.sender_reports);
     stats.set("estimate-signal", signal.map_or("none", Signal::name));
+}
+
+/// What the receiver's transport-wide feedback showed, in the
+/// `qsocksink-stats` structure.
+fn transport_wide_fields(stats: &mut gst::Structure, transport_wide: &TransportWide) {
+    stats.set("transport-wide-feedback", transport_wide.feedback_total);
+    if let Some(queue) = transport_wide.latest_standing_queue {
+        stats.set(
+            "standing-queue-us",
+            u64::try_from(queue.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
 }
 
 /// The `qsocksink-stats` structure of one report.

@@ -2,7 +2,7 @@
 //! the scheduler's figures back upstream and on the bus.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use gst::glib;
@@ -22,6 +22,7 @@ use super::run::{Counters, Run};
 use super::sender::Flushing;
 use super::session_reports::SessionReports;
 use super::settings::*;
+use super::transport_wide::{self, TransportWide};
 use qsock_frame::{Classifier, PayloadFormat};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -609,6 +610,8 @@ impl BaseSinkImpl for QSockSink {
             feedback: Mutex::new(Feedback::new(&settings)),
             reported: Mutex::new(Reported::default()),
             receiver: Mutex::new(ReceiverView::default()),
+            transport_wide_id: AtomicU8::new(0),
+            transport_wide: Mutex::new(TransportWide::default()),
         });
         let session = settings
             .receiver_feedback
@@ -694,6 +697,19 @@ impl BaseSinkImpl for QSockSink {
         let State::Started(started) = &mut *state else {
             return Err(gst::loggable_error!(CAT, "caps before start"));
         };
+        let transport_wide = transport_wide::extension_id(caps).unwrap_or(0);
+        if started
+            .run
+            .transport_wide_id
+            .swap(transport_wide, Ordering::Relaxed)
+            != transport_wide
+        {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "transport-wide sequence numbers in extension {transport_wide} (0: none)"
+            );
+        }
         if started.classifier.as_ref().map(Classifier::format) != Some(format) {
             gst::debug!(CAT, imp = self, "payload format {format:?}");
             started.classifier = Some(Classifier::new(format));

@@ -26,6 +26,7 @@ mod scheduler;
 mod sender;
 mod session_reports;
 mod settings;
+mod transport_wide;
 
 glib::wrapper! {
     /// The `qsocksink` element.

@@ -470,7 +470,13 @@ impl Listener {
                             for request in message.key_unit_requests {
                                 self.key_unit_request(request);
                             }
-                            None
+                            let mut transport_wide = self.run.transport_wide.lock();
+                            let unreadable = message
+                                .transport_wide
+                                .iter()
+                                .filter(|control| !transport_wide.feedback(control))
+                                .count();
+                            (unreadable > 0).then_some(Refusal::Malformed)
                         }
                         Err(refusal) => Some(refusal),
                     }

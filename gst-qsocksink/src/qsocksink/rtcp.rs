@@ -1,7 +1,7 @@
 //! What the receiver's RTCP says about this stream: reception reports
 //! (RFC 3550 §6.4) with the round-trip time from their LSR and DLSR, and
 //! requests for a key unit (PLI and FIR, RFC 4585 §6.3.1 and RFC 5104
-//! §4.3.1). Packets are parsed with GStreamer's RTCP buffer API (`crate::sys`);
+//! §4.3.1), and transport-wide congestion control feedback. Packets are parsed with GStreamer's RTCP buffer API (`crate::sys`);
 //! what does not concern the stream's source is left out here, and what
 //! cannot be trusted is refused with the reason, which the sink counts.
 
@@ -17,6 +17,9 @@ const RTCP_PACKET_TYPES: std::ops::RangeInclusive<u8> = 192..=223;
 /// PSFB message types.
 const PICTURE_LOSS_INDICATION: u32 = 1;
 const FULL_INTRA_REQUEST: u32 = 4;
+
+/// The RTPFB message type of transport-wide congestion control feedback.
+const TRANSPORT_WIDE_FEEDBACK: u32 = 15;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
@@ -64,6 +67,9 @@ impl KeyUnitRequest {
 pub(super) struct ReceiverMessage {
     pub reports: Vec<ReceptionReport>,
     pub key_unit_requests: Vec<KeyUnitRequest>,
+    /// The control information of transport-wide feedback about the
+    /// stream, left to [`super::transport_wide`] to read.
+    pub transport_wide: Vec<Vec<u8>>,
 }
 
 /// Why a datagram was not taken as the receiver's feedback.
@@ -154,6 +160,16 @@ pub(super) fn read(datagram: &[u8], ssrc: u32, arrival: u32) -> Result<ReceiverM
                 }
                 _ => {}
             },
+            RtcpPacket::Feedback {
+                payload_specific: false,
+                format: TRANSPORT_WIDE_FEEDBACK,
+                media,
+                control,
+                ..
+            } if media == ssrc => {
+                concerns_us = true;
+                message.transport_wide.push(control);
+            }
             RtcpPacket::Feedback { .. } | RtcpPacket::Other(_) => {}
         }
     }

@@ -3,13 +3,14 @@
 //! the latest report.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8};
 
 use parking_lot::Mutex;
 
 use super::feedback::{Feedback, Reported};
 use super::period::StreamPeriod;
 use super::receiver_feedback::{ReceiverView, RtpSource};
+use super::transport_wide::TransportWide;
 use qsock_frame::FrameType;
 
 /// What the sink counts itself, shared with the feedback thread.
@@ -91,4 +92,10 @@ pub(super) struct Run {
     pub reported: Mutex<Reported>,
     /// What the receiver's RTCP said, kept by the receiver-feedback thread.
     pub receiver: Mutex<ReceiverView>,
+    /// The caps' `extmap-ID` of the transport-wide sequence number; 0 when
+    /// the stream carries none.
+    pub transport_wide_id: AtomicU8,
+    /// When each numbered packet left, and what the receiver's
+    /// transport-wide feedback said of them.
+    pub transport_wide: Mutex<TransportWide>,
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -16,6 +16,7 @@ use super::imp::{QSockSink, Started, State, CAT};
 use super::receiver_feedback::{FrameRtp, RtpSource};
 use super::run::Run;
 use super::settings::SendSettings;
+use super::transport_wide;
 use qsock_frame::FrameType;
 
 /// First wait after the scheduler pushes a packet back; doubled up to
@@ -263,7 +264,17 @@ impl QSockSink {
             wait = (wait * 2).min(MAX_PUSH_BACK_WAIT);
         };
         run.pushing_back.store(waited, Ordering::Relaxed);
-        let sent_rtp = FrameRtp::of(&packets[..sent.min(packets.len())]);
+        let sent_packets = &packets[..sent.min(packets.len())];
+        let sent_rtp = FrameRtp::of(sent_packets);
+        let transport_wide_id = run.transport_wide_id.load(Ordering::Relaxed);
+        if transport_wide_id != 0 {
+            let numbered = transport_wide::numbered(sent_packets, transport_wide_id);
+            let now = Instant::now();
+            let mut transport_wide = run.transport_wide.lock();
+            for (sequence, size) in numbered {
+                transport_wide.sent(sequence, size, now);
+            }
+        }
         {
             let mut counters = run.counters.lock();
             counters.count_frame(frame_type, packets.len(), first.pts(), running_time);

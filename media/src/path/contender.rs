@@ -31,6 +31,10 @@ pub enum PathContender {
         /// path's estimate (right here: every packet of the sender's device
         /// crosses the router).
         shape_link: bool,
+        /// The payloader numbers packets with the transport-wide header
+        /// extension and the receiver's session answers with TWCC
+        /// feedback, which the sink reads beside the reports.
+        transport_cc: bool,
     },
     /// A plain udpsink; the encoder keeps its start bitrate.
     UdpSink,
@@ -51,12 +55,18 @@ impl PathContender {
         match self {
             PathContender::QSockSink {
                 scheduler,
-                shape_link: true,
-            } => format!("qsocksink ({scheduler})"),
-            PathContender::QSockSink {
-                scheduler,
-                shape_link: false,
-            } => format!("qsocksink ({scheduler}, shape-link off)"),
+                shape_link,
+                transport_cc,
+            } => {
+                let mut label = format!("qsocksink ({scheduler}");
+                if *transport_cc {
+                    label.push_str(", TWCC");
+                }
+                if !*shape_link {
+                    label.push_str(", shape-link off");
+                }
+                label + ")"
+            }
             PathContender::UdpSink => "udpsink".into(),
             PathContender::SrtSink => "srtsink".into(),
             PathContender::Gcc => "GCC (rtpgccbwe)".into(),
@@ -72,15 +82,25 @@ impl PathContender {
     pub(crate) fn stream(&self, port: u16, latency_budget: Duration) -> StreamSpec {
         let label = self.label();
         match *self {
-            PathContender::QSockSink { scheduler, .. } => StreamSpec::new(
-                label,
-                SinkKind::QSockSink {
-                    scheduler,
-                    latency_budget,
-                },
-                port,
-            )
-            .with_receiver_reports(),
+            PathContender::QSockSink {
+                scheduler,
+                transport_cc,
+                ..
+            } => {
+                let stream = StreamSpec::new(
+                    label,
+                    SinkKind::QSockSink {
+                        scheduler,
+                        latency_budget,
+                    },
+                    port,
+                );
+                if transport_cc {
+                    stream.with_transport_cc()
+                } else {
+                    stream.with_receiver_reports()
+                }
+            }
             PathContender::UdpSink => StreamSpec::new(label, SinkKind::UdpSink, port),
             PathContender::SrtSink => StreamSpec::new(
                 label,
@@ -112,12 +132,22 @@ impl PathContender {
             video.encoder()
         );
         let start_bps = u64::from(video.bitrate_kbit) * 1000;
+        // The payloader numbers every packet; the caps name the extension
+        // for the receiver's session to answer.
+        let numbered = format!(
+            " auto-header-extension=true ! application/x-rtp,extmap-1=(string){TWCC_URI}"
+        );
         Ok(match self {
-            PathContender::QSockSink { shape_link, .. } => format!(
-                "{payloader} ! {} name=sink link-rate={SENDER_LINK_RATE} adapt-bitrate=true \
+            PathContender::QSockSink {
+                shape_link,
+                transport_cc,
+                ..
+            } => format!(
+                "{payloader}{} ! {} name=sink link-rate={SENDER_LINK_RATE} adapt-bitrate=true \
                  shape-link={shape_link} \
                  qos-interval={QOS_INTERVAL_MS} min-bitrate={MIN_BITRATE} \
                  max-bitrate={MAX_BITRATE}",
+                if *transport_cc { numbered.as_str() } else { "" },
                 stream.sink_description(bed)
             ),
             PathContender::UdpSink | PathContender::SrtSink => {
@@ -134,8 +164,7 @@ impl PathContender {
                 let (receiver, sender, port) = (bed.receiver_v4(), bed.sender_v4(), stream.port);
                 let rtcp_port = port + 1;
                 format!(
-                    "{payloader} auto-header-extension=true \
-                     ! application/x-rtp,extmap-1=(string){TWCC_URI} \
+                    "{payloader}{numbered} \
                      ! rtpgccbwe name=bwe estimated-bitrate={start_bps} \
                        min-bitrate={MIN_BITRATE} max-bitrate={MAX_BITRATE} \
                      ! rtpbin.send_rtp_sink_0 \

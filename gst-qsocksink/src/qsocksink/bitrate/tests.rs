@@ -174,7 +174,48 @@ fn path(fraction_lost: f64, round_trip_ms: u64) -> Option<PathObservation> {
         fraction_lost,
         round_trip: Some(Duration::from_millis(round_trip_ms)),
         received_bps: None,
+        standing_queue: None,
     })
+}
+
+/// Transport-wide feedback alone: no fresh round trip, the interval's
+/// least wait `queue_ms`, the receiver getting `received_bps`.
+fn transport_wide(queue_ms: u64, received_bps: u64) -> Observation {
+    with_path(Some(PathObservation {
+        standing_queue: Some(Duration::from_millis(queue_ms)),
+        received_bps: Some(received_bps),
+        ..PathObservation::default()
+    }))
+}
+
+#[test]
+fn transport_wide_feedback_without_a_standing_queue_is_evidence_for_more() {
+    let mut controller = seeded(2_000_000);
+    assert_eq!(
+        controller.update(&transport_wide(2, 2_000_000)),
+        Some(2_200_000)
+    );
+    assert_eq!(controller.last_change(), Some(Signal::ReceiverClear));
+}
+
+#[test]
+fn a_standing_queue_cuts_below_what_arrived_and_a_draining_one_holds() {
+    let mut controller = seeded(2_000_000);
+    assert_eq!(
+        controller.update(&transport_wide(60, 1_500_000)),
+        Some(1_275_000)
+    );
+    assert_eq!(controller.last_change(), Some(Signal::StandingQueue));
+    // The hold after a cut, then the queue shrinking: neither cut nor
+    // climbed on.
+    controller.update(&transport_wide(50, 1_300_000));
+    controller.update(&transport_wide(40, 1_300_000));
+    assert_eq!(controller.update(&transport_wide(30, 1_300_000)), None);
+    // Standing, not shrinking: cut again.
+    assert_eq!(
+        controller.update(&transport_wide(30, 1_200_000)),
+        Some(1_020_000)
+    );
 }
 
 /// A report of a path queueing or losing while the receiver gets

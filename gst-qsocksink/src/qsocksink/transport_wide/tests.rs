@@ -1,0 +1,155 @@
+use super::*;
+use rtcp_types::{RtcpPacketWriterExt, TransportFeedback, TwccBuilder};
+
+/// A transport-wide feedback packet as rtpsession sends it; its FCI starts
+/// after the 12-byte feedback header.
+fn feedback_packet(base: u16, reference: u32, statuses: &[TwccPacketStatus]) -> Vec<u8> {
+    let packet =
+        TransportFeedback::builder_owned(TwccBuilder::new(base, reference, 0, statuses, None))
+            .sender_ssrc(1)
+            .media_ssrc(7);
+    let mut bytes = vec![0; 1500];
+    let length = packet
+        .write_into(&mut bytes)
+        .unwrap_or_else(|err| panic!("writing TWCC feedback: {err:?}"));
+    bytes.truncate(length);
+    bytes
+}
+
+fn fci(packet: &[u8]) -> &[u8] {
+    &packet[12..]
+}
+
+fn received(us: i64) -> TwccPacketStatus {
+    TwccPacketStatus::Received {
+        delta: i16::try_from(us / DELTA_UNIT_US).unwrap_or(i16::MAX),
+    }
+}
+
+/// Ten packets sent 10 ms apart from `start`, numbered from `base`.
+fn send_ten(transport: &mut TransportWide, base: u16, start: Instant) {
+    for i in 0..10u16 {
+        let at = start + Duration::from_millis(10 * u64::from(i));
+        transport.sent(base.wrapping_add(i), 1000, at);
+    }
+}
+
+#[test]
+fn packets_that_arrive_as_they_left_show_no_standing_queue_and_the_rate() {
+    let mut transport = TransportWide::default();
+    let start = transport.epoch + Duration::from_secs(1);
+    send_ten(&mut transport, 100, start);
+    // Arrivals 10 ms apart, the first 5 ms after the reference time.
+    let mut statuses = vec![received(5_000)];
+    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    assert!(transport.feedback(fci(&feedback_packet(100, 20, &statuses))));
+    let interval = transport
+        .take_interval()
+        .unwrap_or_else(|| panic!("feedback came"));
+    assert_eq!(interval.standing_queue, Some(Duration::ZERO));
+    assert_eq!(interval.lost_share, 0.0);
+    // 10 × 1000 bytes over 90 ms of arrivals is under the span that tells
+    // a rate.
+    assert_eq!(interval.received_bps, None);
+    assert_eq!(transport.take_interval(), None, "nothing since");
+}
+
+#[test]
+fn a_queue_that_builds_shows_as_the_least_wait_of_the_interval() {
+    let mut transport = TransportWide::default();
+    let start = transport.epoch + Duration::from_secs(1);
+    send_ten(&mut transport, 0, start);
+    let mut statuses = vec![received(5_000)];
+    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
+    transport.take_interval();
+    // The next ten left 10 ms apart and arrived 20 ms apart: each waited
+    // 10 ms more than the one before, the first of them 10 ms already.
+    let later = start + Duration::from_millis(100);
+    send_ten(&mut transport, 10, later);
+    send_ten(&mut transport, 20, later + Duration::from_millis(100));
+    // The next feedback's reference time is 64 ms on, so its first packet
+    // arrives 51 ms after it: 115 ms after the first reference.
+    let mut statuses = vec![received(51_000)];
+    statuses.extend(std::iter::repeat_n(received(20_000), 19));
+    assert!(transport.feedback(fci(&feedback_packet(10, 21, &statuses))));
+    let interval = transport
+        .take_interval()
+        .unwrap_or_else(|| panic!("feedback came"));
+    // The first batch met no queue (its one-way delay is the path's); the
+    // second's first packet left 100 ms after the first batch's first and
+    // arrived 110 ms after it.
+    assert_eq!(interval.standing_queue, Some(Duration::from_millis(10)));
+    // A 1000-byte packet every 20 ms.
+    assert_eq!(interval.received_bps, Some(400_000));
+}
+
+#[test]
+fn packets_not_received_count_as_lost_and_unknown_ones_are_left_out() {
+    let mut transport = TransportWide::default();
+    let start = transport.epoch + Duration::from_secs(1);
+    send_ten(&mut transport, 500, start);
+    let statuses = [
+        received(0),
+        TwccPacketStatus::NotReceived,
+        received(20_000),
+        TwccPacketStatus::NotReceived,
+    ];
+    assert!(transport.feedback(fci(&feedback_packet(500, 1, &statuses))));
+    // Numbers never sent (another sender's, or long gone) say nothing.
+    assert!(transport.feedback(fci(&feedback_packet(
+        9000,
+        2,
+        &[received(0), TwccPacketStatus::NotReceived]
+    ))));
+    let interval = transport
+        .take_interval()
+        .unwrap_or_else(|| panic!("feedback came"));
+    assert_eq!(interval.lost_share, 0.5);
+    assert_eq!(interval.feedback, 2);
+}
+
+#[test]
+fn truncated_feedback_is_refused() {
+    let mut transport = TransportWide::default();
+    let packet = feedback_packet(0, 1, &[received(0), received(300_000)]);
+    let fci = fci(&packet);
+    assert!(!transport.feedback(&fci[..6]));
+    // Without the last delta's second byte (the FCI is padded to 32 bits).
+    assert!(!transport.feedback(&fci[..fci.len() - 4]));
+    assert_eq!(transport.take_interval(), None);
+}
+
+#[test]
+fn the_reference_time_counts_on_across_its_wrap() {
+    let mut transport = TransportWide::default();
+    let last = (REFERENCE_WRAP - 1) as u32;
+    assert_eq!(
+        transport.unwrap_reference(last),
+        (REFERENCE_WRAP - 1) * REFERENCE_UNIT_US
+    );
+    assert_eq!(
+        transport.unwrap_reference(0),
+        REFERENCE_WRAP * REFERENCE_UNIT_US
+    );
+    assert_eq!(
+        transport.unwrap_reference(last),
+        (REFERENCE_WRAP - 1) * REFERENCE_UNIT_US
+    );
+}
+
+#[test]
+fn the_caps_extmap_names_the_extension_in_either_form() {
+    gst::init().unwrap_or_else(|err| panic!("gst::init: {err}"));
+    let plain = gst::Caps::builder("application/x-rtp")
+        .field("extmap-3", TRANSPORT_WIDE_URI)
+        .build();
+    assert_eq!(extension_id(&plain), Some(3));
+    let with_direction = gst::Caps::builder("application/x-rtp")
+        .field("extmap-2", "urn:ietf:params:rtp-hdrext:sdes:mid")
+        .field("extmap-5", gst::Array::new(["", TRANSPORT_WIDE_URI, ""]))
+        .build();
+    assert_eq!(extension_id(&with_direction), Some(5));
+    let none = gst::Caps::builder("application/x-rtp").build();
+    assert_eq!(extension_id(&none), None);
+}
