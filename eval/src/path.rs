@@ -73,6 +73,11 @@ fn parse_contender(text: &str) -> Result<PathContender> {
             shape_link: true,
             transport_cc: true,
         },
+        "qsocksink-htb-twcc-unshaped" => PathContender::QSockSink {
+            scheduler: SchedulerName::Htb,
+            shape_link: false,
+            transport_cc: true,
+        },
         "qsocksink-user" => qsocksink(SchedulerName::User, true),
         "qsocksink-dwcs" => qsocksink(SchedulerName::Dwcs, true),
         "qsocksink-htb-unshaped" => qsocksink(SchedulerName::Htb, false),

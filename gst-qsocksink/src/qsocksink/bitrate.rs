@@ -318,7 +318,9 @@ impl BitrateController {
         let host = self
             .host_congestion(observation)
             .filter(|_| !observation.host_shaped);
-        let path = observation.path.map(|path| self.path_verdict(path));
+        let path = observation
+            .path
+            .map(|path| self.path_verdict(beyond_the_host(path, observation)));
         self.since_report += observation.length;
         let vouched = std::mem::replace(&mut self.since_report, Duration::ZERO);
         if path.is_none() {
@@ -467,6 +469,19 @@ impl BitrateController {
 
     fn clamp(&self, bps: u64) -> u64 {
         bps.clamp(self.min_bps, self.max_bps)
+    }
+}
+
+/// The receiver's view of what lies beyond the host. Where the sink shapes
+/// the link, a packet's one-way delay (counted from when the sink handed
+/// it to the socket) includes its wait in the host's scheduler, which the
+/// shaping means to hold: cutting for it would narrow the link further,
+/// without end. The standing queue then says nothing of the path, and the
+/// round trip of the sender reports (which skip the host's queue) tells it.
+fn beyond_the_host(path: PathObservation, observation: &Observation) -> PathObservation {
+    PathObservation {
+        standing_queue: path.standing_queue.filter(|_| !observation.host_shaped),
+        ..path
     }
 }
 
