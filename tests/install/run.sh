@@ -128,9 +128,10 @@ check "the plugin is in GStreamer's own directory ($system_plugindir) and loads"
 pc_env=(env PKG_CONFIG_PATH="$dest/$libdir/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$dest"
   PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1)
 pc_flags() {
-  local flags want="-I$dest/usr/include -L$dest/$libdir -lqsock" modversion
+  local flags words want="-I$dest/usr/include -L$dest/$libdir -lqsock" modversion
   flags=$("${pc_env[@]}" pkg-config --cflags --libs qsock) || return 1
-  flags=$(echo $flags)
+  read -r -a words <<<"$flags"
+  flags=${words[*]}
   [ "$flags" = "$want" ] || { echo "pkg-config --cflags --libs qsock gives '$flags', expected '$want'"; return 1; }
   modversion=$("${pc_env[@]}" pkg-config --modversion qsock)
   [ "$modversion" = "$version" ] || { echo "qsock.pc's version is '$modversion', the workspace's $version"; return 1; }
