@@ -173,6 +173,10 @@ uninstall:
 	  $(DESTDIR)$(GST_PLUGINDIR)/libgstqsocksink.so $(DESTDIR)$(UNITDIR)/qsockd.service \
 	  $(DESTDIR)$(SYSUSERSDIR)/qsockd.conf
 	rm -rf $(DESTDIR)$(DKMS_SRCDIR)
+	@dkms_copy=/usr/src/$(DKMS_NAME)-$(DKMS_VERSION); \
+	if [ -z "$(DESTDIR)" ] && [ "$(DKMS_SRCDIR)" != "$$dkms_copy" ] && cmp -s $$dkms_copy/dkms.conf kmod-dwcs/dkms.conf; then \
+	  echo "rm -rf $$dkms_copy (dkms add's copy of $(DKMS_SRCDIR))"; rm -rf $$dkms_copy; \
+	fi
 	@config=$(DESTDIR)$(SYSCONFDIR)/qsock/qsockd.toml; \
 	if [ -e "$$config" ] && ! cmp -s "$$config" qsockd/qsockd.example.toml; then \
 	  echo "kept $$config: it differs from the example (the admin's settings); remove it by hand if they are no longer wanted"; \
