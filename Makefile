@@ -50,10 +50,15 @@ test-kmod:
 # Kernel tests: builds kmod-dwcs for each installed Debian kernel (when the
 # module is in the tree), boots each kernel under QEMU with virtme-ng (KVM if it
 # works, else emulation: about 70 s a kernel) and runs tests/vm/guest.sh in it.
+# Then the README's Deploy section, DKMS included, in one more boot of Debian
+# 12's default kernel (tests/vm/deploy.sh; about 8 minutes under emulation),
+# its logs in target/vm-deploy/VERSION/.
 test-vm: build
 	@bash tests/vm/build-modules.sh
 	@bash tests/c/run.sh --build-only
 	@bash tests/vm/run.sh
+	@test -n "$(EVAL_KVER)" || { echo "no linux-image-amd64 installed: run make deps"; exit 1; }
+	@QSOCK_VM_OUTROOT=$(CURDIR)/target/vm-deploy bash tests/vm/run.sh -k $(EVAL_KVER) -t 1500 -s tests/vm/deploy.sh
 
 # qsock.h is written by hand; this compiles it against the Rust side's struct
 # layouts, constants and function types (also part of test-rust).

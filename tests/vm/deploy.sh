@@ -1,57 +1,62 @@
 #!/usr/bin/env bash
-# SPDX-License-Identifier: GPL-2.0
-#
-# The README's Deploy section, inside a test VM, on the guest's throwaway
-# overlays of /usr, /etc and /var (the host's files are never written):
+# The README's Deploy section in a test VM (make test-vm boots Debian 12's
+# default kernel for it: bash tests/vm/run.sh -k VERSION -s tests/vm/deploy.sh),
+# on the guest's throwaway overlays of /usr, /etc and /var, so the host's
+# files are never written:
 #
 #   1. `make install PREFIX=/usr` from the host's release build;
 #   2. DKMS: `dkms add`, `dkms build` and `dkms install` of the installed
 #      source (/usr/src/sch_dwcs-VERSION) for the running kernel, then
 #      `modprobe sch_dwcs` loads the module DKMS built (updates/dkms/), not
 #      kmod-dwcs/build/'s;
-#   3. qsockd started on dwcs on a veth device, as the unit runs it (user
+#   3. qsockd started on dwcs on a veth device as the unit runs it (user
 #      qsock, CAP_NET_ADMIN alone, /run/qsock its own), and a gst-launch-1.0
-#      pipeline into qsocksink run by an unprivileged user created here,
-#      which finds the plugin with no environment variable and gets a dwcs
-#      class that carries its packets;
+#      pipeline into qsocksink run by an unprivileged user made here, which
+#      finds the plugin with no environment variable and gets a dwcs class
+#      that carries its packets;
 #   4. `make uninstall PREFIX=/usr`, which removes the DKMS module too.
 #
-#   bash kmod-dwcs/test/guest_deploy.sh KO          (as tests/vm/guest.sh runs it)
-#   bash kmod-dwcs/test/guest_deploy.sh VERSION     (as tests/vm/run.sh -s runs it)
+#   bash tests/vm/deploy.sh EXPECTED_KERNEL_VERSION
 #
-# The host must have the release build (make build). Exit 0 passed, 1
-# failed, 77 skipped.
+# Its own boot, apart from tests/vm/guest.sh's: it installs into the guest's
+# /usr and /lib/modules, and DKMS's build and depmod take minutes under
+# emulation. Ends with "qsock-vm: N passed, N failed, N skipped"; exits 1 if
+# anything failed.
 
 set -u
-REPO=${QSOCK_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/vm/lib.sh
 . "$REPO/tests/vm/lib.sh"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-case ${1:-} in
-*.ko | "") ;;
-*)
-	# Booted by run.sh on its own, without guest.sh's set-up.
-	vm_expect_kernel "$1" || exit 1
-	vm_hold_rx_timestamps
-	trap 'kill $vm_timestamp_holder 2>/dev/null' EXIT
-	;;
-esac
 kver=$(uname -r)
+echo "qsock-vm: kernel $kver"
+vm_expect_kernel "${1:-}" || exit 1
+# Receive timestamps held on before anything flows (tests/vm/lib.sh says why).
+vm_hold_rx_timestamps
+trap 'kill $vm_timestamp_holder 2>/dev/null' EXIT
 dkms_name=$(sed -n 's/^PACKAGE_NAME="\(.*\)"/\1/p' "$REPO/kmod-dwcs/dkms.conf")
 dkms_version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/kmod-dwcs/dkms.conf")
 export GST_REGISTRY=/tmp/qsock-deploy-registry.bin
 
-failures=0
+passed=0 failed=0 skipped=0
 step() { echo "== $*"; }
+pass() {
+	echo "ok   $*"
+	passed=$((passed + 1))
+}
 fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
+	echo "FAIL $*"
+	failed=$((failed + 1))
+}
+summary() {
+	echo "qsock-vm: $passed passed, $failed failed, $skipped skipped"
+	[ "$failed" -eq 0 ]
 }
 
 for tool in make dkms modprobe gst-launch-1.0; do
 	command -v "$tool" >/dev/null || { echo "no $tool in the guest (make deps installs it)"; exit 1; }
 done
-if ! grep -q '^sch_dwcs ' /proc/modules; then :; else
+if grep -q '^sch_dwcs ' /proc/modules; then
 	echo "sch_dwcs is loaded already: this script wants to load the one DKMS builds"
 	exit 1
 fi
@@ -59,13 +64,16 @@ fi
 # DKMS installs into /lib/modules/VERSION and runs depmod there: give it a
 # tmpfs overlay when the guest's view of the host's tree is read-only.
 modules=/lib/modules/$kver
-if ! touch "$modules/.qsock-write-probe" 2>/dev/null; then
-	mkdir -p /run/qsock-deploy-modules
-	mount -t tmpfs qsock-deploy-modules /run/qsock-deploy-modules &&
-		mkdir -p /run/qsock-deploy-modules/upper /run/qsock-deploy-modules/work &&
+writable_modules() {
+	local scratch=/run/qsock-deploy-modules
+	mkdir -p "$scratch" && mount -t tmpfs qsock-deploy-modules "$scratch" &&
+		mkdir -p "$scratch/upper" "$scratch/work" &&
 		mount -t overlay qsock-deploy-modules \
-			-o "lowerdir=$modules,upperdir=/run/qsock-deploy-modules/upper,workdir=/run/qsock-deploy-modules/work" \
-			"$modules" || { echo "cannot make $modules writable"; exit 1; }
+			-o "lowerdir=$modules,upperdir=$scratch/upper,workdir=$scratch/work" "$modules"
+}
+if ! touch "$modules/.qsock-write-probe" 2>/dev/null && ! writable_modules; then
+	echo "cannot make $modules writable"
+	exit 1
 fi
 rm -f "$modules/.qsock-write-probe"
 
@@ -73,11 +81,12 @@ rm -f "$modules/.qsock-write-probe"
 step "make install PREFIX=/usr"
 if ! make --no-print-directory -C "$REPO" install PREFIX=/usr >/tmp/qsock-deploy-install.log 2>&1; then
 	sed 's/^/   | /' /tmp/qsock-deploy-install.log
-	echo "FAIL: make install PREFIX=/usr"
+	fail "make install PREFIX=/usr"
+	summary
 	exit 1
 fi
 src=/usr/src/$dkms_name-$dkms_version
-[ -f "$src/dkms.conf" ] || fail "make install put no $src/dkms.conf"
+if [ -f "$src/dkms.conf" ]; then pass "make install PREFIX=/usr: $src/dkms.conf"; else fail "make install put no $src/dkms.conf"; fi
 
 # --- 2. DKMS ------------------------------------------------------------------------
 step "dkms add/build/install $dkms_name/$dkms_version for $kver"
@@ -97,15 +106,15 @@ done
 if [ $dkms_ok = 1 ]; then
 	status=$(dkms status -m "$dkms_name" -v "$dkms_version" -k "$kver")
 	echo "   dkms status: $status"
-	grep -q ': installed' <<<"$status" || fail "dkms status does not say installed: $status"
+	if grep -q ': installed' <<<"$status"; then pass "dkms add/build/install: $status"; else fail "dkms status does not say installed: $status"; fi
 	path=$(modinfo -n sch_dwcs 2>&1)
 	case $path in
-	"$modules"/updates/dkms/sch_dwcs.ko*) echo "   modinfo -n sch_dwcs: $path" ;;
+	"$modules"/updates/dkms/sch_dwcs.ko*) pass "modinfo -n sch_dwcs: $path" ;;
 	*) fail "modprobe would load '$path', not DKMS's $modules/updates/dkms/sch_dwcs.ko" ;;
 	esac
 	step "modprobe sch_dwcs"
 	if modprobe sch_dwcs && grep -q '^sch_dwcs ' /proc/modules; then
-		echo "   loaded: $(grep '^sch_dwcs ' /proc/modules | cut -d' ' -f1-3)"
+		pass "modprobe sch_dwcs: $(grep '^sch_dwcs ' /proc/modules | cut -d' ' -f1-3)"
 	else
 		fail "modprobe sch_dwcs"
 		dkms_ok=0
@@ -207,9 +216,11 @@ if [ $dkms_ok != 1 ]; then
 	fail "qsockd on dwcs: sch_dwcs is not loaded (DKMS above)"
 elif ! /usr/bin/qsockd --help 2>&1 | grep -q -- '--config'; then
 	# The daemon and the client side of issue 13 land on their own branches.
-	echo "   skipped: the installed /usr/bin/qsockd is no qsockd (the qsockd crate is not in this tree yet)"
-	skipped_daemon=1
-elif ! qsockd_scenario; then
+	echo "skip qsockd on dwcs: the installed /usr/bin/qsockd is no qsockd (the qsockd crate is not in this tree yet)"
+	skipped=$((skipped + 1))
+elif qsockd_scenario; then
+	pass "qsockd on dwcs, an unprivileged pipeline scheduled by it"
+else
 	fail "qsockd on dwcs with an unprivileged pipeline"
 fi
 cleanup_daemon
@@ -219,23 +230,15 @@ rm -rf /run/qsock
 grep -q '^sch_dwcs ' /proc/modules && { vm_unload_dwcs 10 0.5 || fail "rmmod sch_dwcs"; }
 step "make uninstall PREFIX=/usr"
 if make --no-print-directory -C "$REPO" uninstall PREFIX=/usr >/tmp/qsock-deploy-uninstall.log 2>&1; then
-	[ ! -e "$modules/updates/dkms/sch_dwcs.ko" ] && [ ! -e "$modules/updates/dkms/sch_dwcs.ko.xz" ] ||
-		fail "make uninstall left $modules/updates/dkms/sch_dwcs.ko"
-	[ -z "$(dkms status -m "$dkms_name" 2>/dev/null)" ] || fail "dkms still lists $dkms_name: $(dkms status -m "$dkms_name")"
-	for f in /usr/bin/qsockd /usr/bin/qsockctl "$src" /usr/lib/systemd/system/qsockd.service; do
-		[ ! -e "$f" ] || fail "make uninstall left $f"
+	left=()
+	for f in "$modules/updates/dkms/sch_dwcs.ko" "$modules/updates/dkms/sch_dwcs.ko.xz" /usr/bin/qsockd \
+		/usr/bin/qsockctl "$src" /usr/lib/systemd/system/qsockd.service /etc/qsock; do
+		[ ! -e "$f" ] || left+=("$f")
 	done
+	[ -z "$(dkms status -m "$dkms_name" 2>/dev/null)" ] || left+=("dkms status: $(dkms status -m "$dkms_name")")
+	if [ ${#left[@]} -eq 0 ]; then pass "make uninstall PREFIX=/usr, DKMS's module included"; else fail "make uninstall left ${left[*]}"; fi
 else
 	sed 's/^/   | /' /tmp/qsock-deploy-uninstall.log
 	fail "make uninstall PREFIX=/usr"
 fi
-
-if [ $failures -gt 0 ]; then
-	echo "guest_deploy: $failures failed"
-	exit 1
-fi
-if [ -n "${skipped_daemon:-}" ]; then
-	echo "guest_deploy: install, DKMS and uninstall passed; qsockd skipped: no qsockd crate in this tree"
-	exit 77
-fi
-echo "guest_deploy: install, DKMS, qsockd with an unprivileged pipeline, and uninstall passed"
+summary
