@@ -485,21 +485,64 @@ impl DwcsStream {
             stats_of(info).backlog_packets.max(info.stats.qlen)
         })
     }
+}
 
-    /// The error of a send, worded for what it means here.
-    fn send_error(&self, err: std::io::Error) -> Error {
-        match err.raw_os_error() {
-            Some(libc::ENOBUFS) => Error::new(
-                ErrorKind::QueueFull,
-                format!(
-                    "the dwcs queue on {} is full and refused a non-droppable packet (ENOBUFS): \
-                     nothing was dropped; send it again later",
-                    self.link.name
-                ),
+/// Sends one frame on a socket of a dwcs stream: with each packet's
+/// deadline and drop flag in `SCM_TXTIME` when the stream is `scheduled` (a
+/// datagram socket in a class of its own), as they are otherwise.
+/// `hides_icmp_errors`: qsock turned on the socket's `IP_RECVERR`, so the
+/// ICMP errors it queues are qsock's to keep from failing sends.
+pub(crate) fn send_scheduled(
+    socket: &Socket,
+    frame: &Frame<'_>,
+    scheduled: bool,
+    hides_icmp_errors: bool,
+    device: &str,
+) -> Result<usize> {
+    let send_error = |err: std::io::Error| match err.raw_os_error() {
+        Some(libc::ENOBUFS) => Error::new(
+            ErrorKind::QueueFull,
+            format!(
+                "the dwcs queue on {device} is full and refused a non-droppable packet (ENOBUFS): \
+                 nothing was dropped; send it again later"
             ),
-            _ => Error::os("sendmmsg failed", err),
-        }
+        ),
+        _ => Error::os("sendmmsg failed", err),
+    };
+    if !scheduled {
+        return frame
+            .send_without_values(
+                socket,
+                "dwcs-best-effort-flags",
+                "per-packet deadlines and drop flags are ignored for best-effort streams (and \
+                 stream sockets) on the dwcs scheduler: give the stream a period, or make it \
+                 aperiodic, for its packets to be scheduled by deadline",
+            )
+            .map_err(send_error);
     }
+    let Frame {
+        packets,
+        destination,
+        flags,
+    } = *frame;
+    let txtimes: Vec<u64> = (0..packets.len())
+        .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
+        .collect();
+    let mut resend =
+        |err: &std::io::Error| hides_icmp_errors && recv_err::resend_after(socket, err);
+    let sent = if txtimes.iter().all(|&value| value == 0) {
+        sys::send_datagrams_or_resend(socket.as_fd(), packets, destination, 0, &mut resend)
+    } else {
+        sys::send_datagrams_with_txtime(
+            socket.as_fd(),
+            packets,
+            destination,
+            &txtimes,
+            0,
+            &mut resend,
+        )
+    };
+    sent.map_err(send_error)
 }
 
 impl Attachment for DwcsStream {
@@ -553,40 +596,14 @@ impl Attachment for DwcsStream {
     /// to say: the deadline and drop flag on every packet, frame start on the
     /// first only.
     fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize> {
-        if self.class.is_none() || !self.state.datagram {
-            return frame
-                .send_without_values(
-                    socket,
-                    "dwcs-best-effort-flags",
-                    "per-packet deadlines and drop flags are ignored for best-effort streams (and \
-                     stream sockets) on the dwcs scheduler: give the stream a period, or make it \
-                     aperiodic, for its packets to be scheduled by deadline",
-                )
-                .map_err(|err| self.send_error(err));
-        }
-        let Frame {
-            packets,
-            destination,
-            flags,
-        } = *frame;
-        let txtimes: Vec<u64> = (0..packets.len())
-            .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
-            .collect();
-        let hides = self.state.hides_icmp_errors();
-        let mut resend = |err: &std::io::Error| hides && recv_err::resend_after(socket, err);
-        let sent = if txtimes.iter().all(|&value| value == 0) {
-            sys::send_datagrams_or_resend(socket.as_fd(), packets, destination, 0, &mut resend)
-        } else {
-            sys::send_datagrams_with_txtime(
-                socket.as_fd(),
-                packets,
-                destination,
-                &txtimes,
-                0,
-                &mut resend,
-            )
-        };
-        sent.map_err(|err| self.send_error(err))
+        let scheduled = self.class.is_some() && self.state.datagram;
+        send_scheduled(
+            socket,
+            frame,
+            scheduled,
+            self.state.hides_icmp_errors(),
+            &self.link.name,
+        )
     }
 
     /// The class's xstats; a best-effort stream reports the qdisc's FIFO.

@@ -4,4 +4,5 @@
 //! backends ([`classes`]).
 
 pub mod classes;
+pub(crate) mod client;
 pub mod protocol;
