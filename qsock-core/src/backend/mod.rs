@@ -146,7 +146,7 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
     fn detach(self: Box<Self>, socket: &Socket) -> Result<()>;
 }
 
-mod dwcs;
+pub(crate) mod dwcs;
 mod frame;
 pub(crate) mod htb;
 mod kernel;
