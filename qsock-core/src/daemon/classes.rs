@@ -224,9 +224,7 @@ impl DeviceClasses {
     /// The link rate the device's scheduler was given.
     pub fn link_rate(&self) -> Result<Option<Rate>> {
         match self.scheduler {
-            SchedulerName::Htb => {
-                Ok(htb::installed(&self.nl, &self.link.name)?.link_rate).map(Some)
-            }
+            SchedulerName::Htb => Ok(Some(htb::installed(&self.nl, &self.link.name)?.link_rate)),
             _ => Ok(dwcs::installed(&self.nl, &self.link.name)
                 .map(|(_, root)| dwcs::qdisc_link_rate(&root))?),
         }
