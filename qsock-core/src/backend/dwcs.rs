@@ -49,13 +49,13 @@ use tc::{
 };
 
 /// sch_dwcs's netlink options, xstats and per-packet value.
-mod tc;
+pub(crate) mod tc;
 
 /// The first minor a stream may get (classes hang off the qdisc directly).
-const FIRST_STREAM_MINOR: u16 = 1;
+pub(crate) const FIRST_STREAM_MINOR: u16 = 1;
 /// The last minor a stream may get; `ffff` is left alone, as `tc` reserves
 /// the all-ones minor in places.
-const LAST_STREAM_MINOR: u16 = 0xfffe;
+pub(crate) const LAST_STREAM_MINOR: u16 = 0xfffe;
 /// Where the kernel lists the module once loaded.
 const MODULE_PATH: &str = "/sys/module/sch_dwcs";
 
@@ -64,7 +64,7 @@ const MODULE_PATH: &str = "/sys/module/sch_dwcs";
 pub(crate) struct Dwcs;
 
 /// The qdisc's own handle, `7173:`: every class's parent.
-fn qdisc_handle() -> TcHandle {
+pub(crate) fn qdisc_handle() -> TcHandle {
     TcHandle {
         major: QSOCK_MAJOR,
         minor: 0,
@@ -143,7 +143,7 @@ fn describe_options(options: &DwcsQdiscOptions) -> String {
 
 /// The class a stream needs, or `None` for best-effort streams, which go to
 /// the qdisc's FIFO.
-fn class_options(stream: &StreamParams) -> Option<DwcsClassOptions> {
+pub(crate) fn class_options(stream: &StreamParams) -> Option<DwcsClassOptions> {
     let mut flags = 0;
     if stream.droppable {
         flags |= TC_DWCS_CLASS_F_DROPPABLE;
@@ -179,7 +179,7 @@ fn not_installed(device: &str) -> Error {
 }
 
 /// Checks that qsock's dwcs is the device's root.
-fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
+pub(crate) fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
     let link = link::lookup(nl, device)?;
     let records = DeviceRecords::of(&link)?;
     match qdisc::root(nl, &link)? {
@@ -189,7 +189,7 @@ fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
 }
 
 /// The link rate an installed sch_dwcs was given (its `rate` option).
-fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
+pub(crate) fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
     DwcsQdiscOptions::parse(&root.options)
         .rate
         .filter(|&rate| rate > 0)
@@ -198,7 +198,7 @@ fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
 
 /// A class's figures: the dwcs xstats where the kernel sent them, else the
 /// generic counters every class has.
-fn stats_of(info: &ClassInfo) -> SchedulerStats {
+pub(crate) fn stats_of(info: &ClassInfo) -> SchedulerStats {
     match info.xstats.as_deref().and_then(TcDwcsXstats::parse) {
         Some(x) => class_stats(&x),
         None => generic_class_stats(info),
@@ -247,7 +247,7 @@ fn best_effort_stats(q: &TcDwcsQdiscXstats) -> SchedulerStats {
 }
 
 /// Is `info` one of the stream classes of qsock's dwcs?
-fn is_stream_class(info: &ClassInfo) -> bool {
+pub(crate) fn is_stream_class(info: &ClassInfo) -> bool {
     info.handle.major == QSOCK_MAJOR && info.handle.minor != 0 && info.kind == KIND
 }
 

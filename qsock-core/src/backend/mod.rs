@@ -147,7 +147,7 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
 }
 
 mod delegated;
-mod dwcs;
+pub(crate) mod dwcs;
 mod frame;
 pub(crate) mod htb;
 mod kernel;

@@ -79,6 +79,12 @@ pub(crate) struct ClassClaim {
 }
 
 impl ClassClaim {
+    /// Records `owner` as the process the class is held for (a daemon
+    /// holding classes for its clients), in place of the holder.
+    pub(crate) fn record_owner(&mut self, owner: &StreamOwner) -> io::Result<()> {
+        write_owner(&mut self.lock, owner)
+    }
+
     /// Removes the record once its class is gone, then lets go of it.
     pub(crate) fn release(self) {
         let _ = fs::remove_file(&self.path);
