@@ -19,9 +19,7 @@ use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
 use qsock::daemon::protocol::{self, Reply, ReplyErrorKind, Request, PROTOCOL_VERSION};
-use qsock::{
-    ErrorKind, InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamParams,
-};
+use qsock::{ErrorKind, InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamParams};
 use qsock_testbed::{Qsockd, RunnableCopy, TestBed, TestUser};
 use socket2::{Domain, Protocol, Type};
 
@@ -119,7 +117,10 @@ fn role_stream_through_qsockd() {
         info.stats.sent_packets >= 100 && info.stats.sent_bytes >= 100_000,
         "qinfo through qsockd: {info:?}"
     );
-    assert_eq!(info.link_rate.map(|rate| rate.to_string()).as_deref(), Some(LINK_RATE));
+    assert_eq!(
+        info.link_rate.map(|rate| rate.to_string()).as_deref(),
+        Some(LINK_RATE)
+    );
     println!("ATTACHED sent_bytes={}", info.stats.sent_bytes);
     std::io::stdout().flush().unwrap();
     wait_for_root();

@@ -161,7 +161,13 @@ impl Qsockd {
     }
 
     /// [`Qsockd::start`] on another device of the sender's namespace.
-    pub fn start_on(bed: &TestBed, device: &str, scheduler: &str, rate: &str, socket: &Path) -> Qsockd {
+    pub fn start_on(
+        bed: &TestBed,
+        device: &str,
+        scheduler: &str,
+        rate: &str,
+        socket: &Path,
+    ) -> Qsockd {
         let binary = Qsockd::binary();
         let socket_arg = socket.to_string_lossy().into_owned();
         let mut child = bed
