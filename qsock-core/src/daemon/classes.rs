@@ -260,6 +260,21 @@ impl DeviceClasses {
         Ok(created)
     }
 
+    /// Whether `stream` gets a class of its own here: best-effort streams,
+    /// and on htb aperiodic ones too, stay in the device's best effort.
+    pub fn needs_class(&self, stream: &StreamParams) -> bool {
+        match self.scheduler {
+            SchedulerName::Htb => stream.kind == StreamKind::Periodic,
+            _ => stream.kind != StreamKind::BestEffort,
+        }
+    }
+
+    /// Returns a class taken but not used (its socket was refused) to the
+    /// prepared ones; its placeholder options are unchanged.
+    pub fn give_back(&mut self, class: StreamClass) {
+        self.prepared.push(class);
+    }
+
     /// How many classes are prepared.
     pub fn prepared(&self) -> usize {
         self.prepared.len()
