@@ -176,6 +176,38 @@ verify_unit() {
 }
 check "systemd-analyze verify qsockd.service: clean" verify_unit
 
+# The installed qsockd, from the installed config, as the unit runs it: a
+# user of its own (nobody here) with CAP_NET_ADMIN alone, /run/qsock its own
+# (a tmpfs, as RuntimeDirectory= gives it), on the config's device (a veth
+# eth0), in a network and mount namespace that end with the check.
+daemon_as_unit() {
+  [ "$(id -u)" = 0 ] || { echo "needs root (namespaces, setpriv)"; return 1; }
+  unshare --net --mount --propagation private -- bash -c '
+    dest=$1
+    ip link add eth0 type veth peer name eth0-peer && ip link set eth0-peer up && ip link set eth0 up && ip link set lo up || exit 1
+    mount -t tmpfs -o mode=0755,uid=65534,gid=65534 qsock-run /run/qsock 2>/dev/null ||
+      { mkdir -p /run/qsock && mount -t tmpfs -o mode=0755,uid=65534,gid=65534 qsock-run /run/qsock; } || exit 1
+    setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,+net_admin       --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin       "$dest/usr/bin/qsockd" --config "$dest/etc/qsock/qsockd.toml" 2>/run/qsock/log &
+    daemon=$!
+    for _ in $(seq 100); do
+      [ -S /run/qsock/qsockd.sock ] && break
+      kill -0 $daemon 2>/dev/null || break
+      sleep 0.1
+    done
+    status=0
+    if [ ! -S /run/qsock/qsockd.sock ]; then
+      echo "qsockd made no /run/qsock/qsockd.sock in 10 s"; status=1
+    elif ! tc qdisc show dev eth0 | grep -q "^qdisc htb 7173: root"; then
+      echo "qsockd did not install htb on eth0: $(tc qdisc show dev eth0)"; status=1
+    fi
+    kill $daemon 2>/dev/null
+    wait $daemon 2>/dev/null
+    [ $status = 0 ] || { echo "qsockd said:"; cat /run/qsock/log; }
+    exit $status
+  ' bash "$dest"
+}
+check "the installed qsockd serves the installed config as the unit runs it (uid nobody, CAP_NET_ADMIN alone)" daemon_as_unit
+
 same_sources() {
   local f
   for f in Kbuild Makefile dkms.conf sch_dwcs.c dwcs_core.c dwcs_core.h include/uapi/linux/sch_dwcs.h; do

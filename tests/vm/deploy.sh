@@ -167,12 +167,13 @@ qsockd_scenario() {
 	# 200 frames at 20 fps: 10 s of live video the receiver side discards.
 	ip netns exec "$ns_b" timeout 120 gst-launch-1.0 -q udpsrc port=5600 ! fakesink &
 	local receiver=$!
-	ip netns exec "$ns_a" runuser -u "$user" -- env GST_REGISTRY=/tmp/qsock-deploy-$user.bin \
-		timeout 120 gst-launch-1.0 -q videotestsrc is-live=true pattern=snow num-buffers=200 \
+	# -m prints the sink's qsocksink-stats messages, which name its scheduler.
+	ip netns exec "$ns_a" runuser -u "$user" -- env HOME="/home/$user" GST_REGISTRY="/home/$user/registry.bin" \
+		timeout 120 gst-launch-1.0 -m videotestsrc is-live=true pattern=snow num-buffers=200 \
 		! video/x-raw,width=320,height=180,framerate=20/1 \
 		! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=20 \
 		! rtph264pay config-interval=0 mtu=1200 \
-		! qsocksink host=10.98.0.2 port=5600 scheduler=dwcs latency-budget=100 \
+		! qsocksink host=10.98.0.2 port=5600 device="$dev" scheduler=dwcs latency-budget=100 qos-interval=200 \
 		>/tmp/qsock-deploy-pipeline.log 2>&1 &
 	local pipeline=$! carried=0 bytes
 	# The stream's class carries its packets while it runs: a dwcs class
@@ -207,7 +208,13 @@ qsockd_scenario() {
 		tail -n 20 /tmp/qsockd.log
 		return 1
 	}
-	echo "   $user's pipeline: a dwcs class carried $carried bytes; qsockd's log:"
+	if ! grep -q 'qsocksink-stats.*scheduler=(string)dwcs' /tmp/qsock-deploy-pipeline.log ||
+		grep -q 'scheduler=(string)user' /tmp/qsock-deploy-pipeline.log; then
+		echo "the sink's stats do not say dwcs:"
+		grep -m 3 'qsocksink-stats' /tmp/qsock-deploy-pipeline.log
+		return 1
+	fi
+	echo "   $user's pipeline: a dwcs class carried $carried bytes, the sink's stats say dwcs; qsockd's log:"
 	sed 's/^/   qsockd | /' /tmp/qsockd.log | tail -n 10
 }
 
