@@ -159,7 +159,7 @@ install: install-check
 	  echo "install -m 0644 qsockd/qsockd.example.toml $(DESTDIR)$(SYSCONFDIR)/qsock/qsockd.toml"; \
 	  install -m 0644 qsockd/qsockd.example.toml $(DESTDIR)$(SYSCONFDIR)/qsock/qsockd.toml; \
 	fi
-	cd kmod-dwcs && for f in $(DKMS_SOURCES); do install -m 0644 $$f $(DESTDIR)$(DKMS_SRCDIR)/$$f || exit 1; done
+	for f in $(DKMS_SOURCES); do install -m 0644 kmod-dwcs/$$f $(DESTDIR)$(DKMS_SRCDIR)/$$f || exit 1; done
 	@if [ -z "$(DESTDIR)" ]; then \
 	  ldconfig; \
 	  if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/qsockd.conf; \
