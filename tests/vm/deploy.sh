@@ -128,14 +128,19 @@ cleanup_daemon() {
 	[ -z "$daemon_pid" ] || { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; }
 	daemon_pid=
 	vm_netns_del "$ns_a" "$ns_b"
-	userdel -r "$user" 2>/dev/null
+	userdel "$user" 2>/dev/null
+	rm -rf "/tmp/$user"
 }
 
 # qsockd_scenario: prints what it saw, returns non-zero on a failure.
 qsockd_scenario() {
 	id qsock >/dev/null 2>&1 || { echo "make install created no user qsock (sysusers.d)"; return 1; }
 	vm_veth_pair "$ns_a" "$ns_b" "$dev" qdep1 10.98.0.1 10.98.0.2 || { echo "no veth pair"; return 1; }
-	useradd -m "$user" || { echo "useradd $user"; return 1; }
+	# useradd fails to write /etc/shadow on the guest's overlay of the
+	# host's /etc; systemd-sysusers (which made the user qsock) does not.
+	systemd-sysusers --inline "u $user - \"qsock deploy test\" /tmp/$user" ||
+		{ echo "cannot create the user $user"; return 1; }
+	install -d -o "$user" -m 0700 "/tmp/$user"
 	cat >/tmp/qsock-deploy.toml <<-EOF
 		socket = "/run/qsock/qsockd.sock"
 		[[device]]
@@ -168,7 +173,7 @@ qsockd_scenario() {
 	ip netns exec "$ns_b" timeout 120 gst-launch-1.0 -q udpsrc port=5600 ! fakesink &
 	local receiver=$!
 	# -m prints the sink's qsocksink-stats messages, which name its scheduler.
-	ip netns exec "$ns_a" runuser -u "$user" -- env HOME="/home/$user" GST_REGISTRY="/home/$user/registry.bin" \
+	ip netns exec "$ns_a" runuser -u "$user" -- env HOME="/tmp/$user" GST_REGISTRY="/tmp/$user/registry.bin" \
 		timeout 120 gst-launch-1.0 -m videotestsrc is-live=true pattern=snow num-buffers=200 \
 		! video/x-raw,width=320,height=180,framerate=20/1 \
 		! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=20 \
