@@ -77,6 +77,13 @@ if ! touch "$modules/.qsock-write-probe" 2>/dev/null && ! writable_modules; then
 fi
 rm -f "$modules/.qsock-write-probe"
 
+# virtme-ng binds a generated file over /etc/shadow, which the tools that
+# add users (systemd-sysusers here and in make install) cannot replace; the
+# overlay's own /etc/shadow beneath it they can.
+if mountpoint -q /etc/shadow; then
+	umount /etc/shadow || { echo "cannot unmount virtme-ng's /etc/shadow"; exit 1; }
+fi
+
 # --- 1. make install ----------------------------------------------------------------
 step "make install PREFIX=/usr"
 if ! make --no-print-directory -C "$REPO" install PREFIX=/usr >/tmp/qsock-deploy-install.log 2>&1; then
@@ -136,8 +143,6 @@ cleanup_daemon() {
 qsockd_scenario() {
 	id qsock >/dev/null 2>&1 || { echo "make install created no user qsock (sysusers.d)"; return 1; }
 	vm_veth_pair "$ns_a" "$ns_b" "$dev" qdep1 10.98.0.1 10.98.0.2 || { echo "no veth pair"; return 1; }
-	# useradd fails to write /etc/shadow on the guest's overlay of the
-	# host's /etc; systemd-sysusers (which made the user qsock) does not.
 	systemd-sysusers --inline "u $user - \"qsock deploy test\" /tmp/$user" ||
 		{ echo "cannot create the user $user"; return 1; }
 	install -d -o "$user" -m 0700 "/tmp/$user"
