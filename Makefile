@@ -161,10 +161,10 @@ install: install-check
 	fi
 	for f in $(DKMS_SOURCES); do install -m 0644 kmod-dwcs/$$f $(DESTDIR)$(DKMS_SRCDIR)/$$f || exit 1; done
 	@if [ -z "$(DESTDIR)" ]; then \
-	  ldconfig; \
-	  if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/qsockd.conf; \
+	  ldconfig || exit 1; \
+	  if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/qsockd.conf || exit 1; \
 	  else echo "no systemd-sysusers: create the system user qsock (useradd --system qsock) before starting qsockd" >&2; fi; \
-	  if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload || exit 1; fi; \
 	fi
 
 uninstall:
