@@ -168,8 +168,11 @@ qsockd_scenario() {
 		sleep 0.1
 		waited=$((waited + 1))
 	done
-	ip -n "$ns_a" -d qdisc show dev "$dev" | grep -q '^qdisc dwcs' ||
-		{ echo "qsockd did not install dwcs on $dev: $(ip -n "$ns_a" qdisc show dev "$dev")"; cat /tmp/qsockd.log; return 1; }
+	ip netns exec "$ns_a" tc qdisc show dev "$dev" | grep -q '^qdisc dwcs' || {
+		echo "qsockd did not install dwcs on $dev: $(ip netns exec "$ns_a" tc qdisc show dev "$dev")"
+		cat /tmp/qsockd.log
+		return 1
+	}
 
 	local classes_before
 	classes_before=$(ip netns exec "$ns_a" tc class show dev "$dev" | awk '/^class dwcs/ { printf "%s ", $3 }')
