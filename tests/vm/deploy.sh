@@ -23,6 +23,9 @@
 # emulation. Ends with "qsock-vm: N passed, N failed, N skipped"; exits 1 if
 # anything failed.
 
+# One compound command: bash reads it whole before running any of it, so an
+# edit of this file during a run does not change the run.
+{
 set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/vm/lib.sh
@@ -174,9 +177,6 @@ qsockd_scenario() {
 		return 1
 	}
 
-	local classes_before
-	classes_before=$(ip netns exec "$ns_a" tc class show dev "$dev" | awk '/^class dwcs/ { printf "%s ", $3 }')
-
 	# 200 frames at 20 fps: 10 s of live video the receiver side discards.
 	ip netns exec "$ns_b" timeout 120 gst-launch-1.0 -q udpsrc port=5600 ! fakesink &
 	local receiver=$!
@@ -188,20 +188,15 @@ qsockd_scenario() {
 		! rtph264pay config-interval=0 mtu=1200 \
 		! qsocksink host=10.98.0.2 port=5600 device="$dev" scheduler=dwcs latency-budget=100 qos-interval=200 \
 		>/tmp/qsock-deploy-pipeline.log 2>&1 &
-	local pipeline=$! carried=0 bytes
-	# The stream's class carries its packets while it runs: a dwcs class
-	# made after qsockd's start (so not best effort's) whose byte counter is
-	# above zero.
+	local pipeline=$! carried=""
+	# The stream's class carries its packets while it runs. dwcs's classes
+	# are streams' only (best effort is no class), qsockd's prepared ones
+	# carry nothing until a stream gets one: a class whose byte counter is
+	# above zero is the pipeline's.
 	while kill -0 "$pipeline" 2>/dev/null; do
-		bytes=$(ip netns exec "$ns_a" tc -s class show dev "$dev" |
-			awk -v before="$classes_before" '
-				BEGIN { n = split(before, old, " "); for (i = 1; i <= n; i++) skip[old[i]] = 1 }
-				/^class dwcs/ { c = (($3 in skip) ? "" : $3) }
-				/Sent/ && c != "" && $2 > max { max = $2 }
-				END { print max + 0 }')
-		if [ "${bytes:-0}" -gt 0 ]; then
-			carried=$bytes
-		fi
+		carried=$(ip netns exec "$ns_a" tc -s class show dev "$dev" |
+			awk '/^class dwcs/ { c = $3 } /Sent/ && c != "" && $2 > 0 { print c ": " $2 " bytes"; exit }')
+		[ -z "$carried" ] || break
 		sleep 0.5
 	done
 	wait "$pipeline"
@@ -215,7 +210,7 @@ qsockd_scenario() {
 		tail -n 20 /tmp/qsockd.log
 		return 1
 	fi
-	[ "$carried" -gt 0 ] || {
+	[ -n "$carried" ] || {
 		echo "no dwcs class carried the pipeline's packets:"
 		ip netns exec "$ns_a" tc -s class show dev "$dev"
 		tail -n 20 /tmp/qsockd.log
@@ -227,7 +222,7 @@ qsockd_scenario() {
 		grep -m 3 'qsocksink-stats' /tmp/qsock-deploy-pipeline.log
 		return 1
 	fi
-	echo "   $user's pipeline: a dwcs class carried $carried bytes, the sink's stats say dwcs; qsockd's log:"
+	echo "   $user's pipeline: its dwcs class carried packets ($carried), the sink's stats say dwcs; qsockd's log:"
 	sed 's/^/   qsockd | /' /tmp/qsockd.log | tail -n 10
 }
 
@@ -262,3 +257,5 @@ else
 	fail "make uninstall PREFIX=/usr"
 fi
 summary
+exit
+}
