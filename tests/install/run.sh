@@ -108,7 +108,9 @@ sed 's|^|       /|' "$work/installed-usr"
 no_debug_info() {
   local f=$1
   [ -f "$dest/$f" ] || { echo "$f not installed"; return 1; }
-  if readelf -S -W "$dest/$f" | grep -q '\.debug_info'; then
+  local sections
+  sections=$(readelf -S -W "$dest/$f") || { echo "readelf cannot read $f"; return 1; }
+  if grep -q '\.debug_info' <<<"$sections"; then
     echo "$f still has a .debug_info section (make install strips with strip --strip-debug)"
     return 1
   fi
@@ -120,8 +122,10 @@ for f in "${elves[@]}"; do
 done
 
 plugin_loads() {
-  GST_REGISTRY=$work/registry.bin gst-inspect-1.0 "$dest/$plugindir/libgstqsocksink.so" | grep -q qsocksink ||
-    { echo "gst-inspect-1.0 does not list qsocksink in the installed plugin"; return 1; }
+  local inspected
+  inspected=$(GST_REGISTRY=$work/registry.bin gst-inspect-1.0 "$dest/$plugindir/libgstqsocksink.so" 2>&1)
+  grep -q 'qsocksink: QSocket sink' <<<"$inspected" ||
+    { echo "gst-inspect-1.0 does not list qsocksink in the installed plugin:"; echo "$inspected"; return 1; }
 }
 check "the plugin is in GStreamer's own directory ($system_plugindir) and loads" plugin_loads
 
@@ -143,7 +147,8 @@ build_against_installed() {
   # shellcheck disable=SC2046 # pkg-config's flags are words
   ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -O2 tests/c/paper_api.c -o "$paper_api" \
     $("${pc_env[@]}" pkg-config --cflags --libs qsock) || return 1
-  readelf -d "$paper_api" | grep -q 'NEEDED.*\[libqsock\.so\]' || { echo "paper_api does not link libqsock.so"; return 1; }
+  grep -q 'NEEDED.*\[libqsock\.so\]' <<<"$(readelf -d "$paper_api")" ||
+    { echo "paper_api does not link libqsock.so"; return 1; }
 }
 if check "tests/c/paper_api.c builds with pkg-config's flags against the installed qsock.h and libqsock.so" build_against_installed; then
   run_paper_api() {
@@ -222,7 +227,7 @@ kver=$(ls -d /lib/modules/*/build 2>/dev/null | sed -e 's|^/lib/modules/||' -e '
 dkms_make() {
   cp -a "$dest/$dkms_dir" "$work/dkms-build"
   make -s -C "$work/dkms-build" KDIR="/lib/modules/$kver/build" modules &&
-    modinfo -F vermagic "$work/dkms-build/sch_dwcs.ko" | grep -q "^$kver "
+    grep -q "^$kver " <<<"$(modinfo -F vermagic "$work/dkms-build/sch_dwcs.ko")"
 }
 if [ -n "$kver" ]; then
   check "the installed DKMS source builds sch_dwcs.ko for $kver (dkms.conf's MAKE)" dkms_make
