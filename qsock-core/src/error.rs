@@ -16,6 +16,10 @@ pub enum ErrorKind {
     NotSupported,
     /// Another queueing discipline owns the device (`EBUSY`).
     Busy,
+    /// `qsockd` refused to admit the stream: the device's reservable share
+    /// or the user's quota has no room for it (`EBUSY`). The message is the
+    /// daemon's: what was asked, what is left, which setting grants more.
+    AdmissionRefused,
     /// The scheduler's queue is full and the packet must not be dropped: retry later (`ENOBUFS`).
     QueueFull,
     /// The socket is not a qsocket, or was already closed (`EBADF`).
@@ -89,7 +93,7 @@ impl Error {
             ErrorKind::PermissionDenied => libc::EPERM,
             ErrorKind::NoDevice => libc::ENODEV,
             ErrorKind::NotSupported => libc::EOPNOTSUPP,
-            ErrorKind::Busy => libc::EBUSY,
+            ErrorKind::Busy | ErrorKind::AdmissionRefused => libc::EBUSY,
             ErrorKind::QueueFull => libc::ENOBUFS,
             ErrorKind::NotAttached => libc::EBADF,
             ErrorKind::Os => self
@@ -106,8 +110,10 @@ impl Error {
             ErrorKind::PermissionDenied,
             format!(
                 "{what} on {device} needs CAP_NET_ADMIN (run as root, or grant the capability with \
-                 `setcap cap_net_admin+ep <program>`); without it, use the `user` scheduler, which \
-                 runs in the process and needs no privilege"
+                 `setcap cap_net_admin+ep <program>`, or start qsockd, which sets streams up for \
+                 callers without it when its socket, {}, exists); without it, use the `user` \
+                 scheduler, which runs in the process and needs no privilege",
+                crate::daemon::protocol::socket_path().display()
             ),
         )
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::params::{Rate, SchedulerName, WindowConstraint};
 
 /// Packets the scheduler dropped, by reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DropCounts {
     /// Late droppable packets, dropped while the stream was within its loss window.
     pub late: u64,
@@ -25,7 +25,7 @@ impl DropCounts {
 }
 
 /// Time packets spent queued in the scheduler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct QueueDelay {
     /// Mean over the packets sent so far.
     pub mean: Duration,
@@ -35,7 +35,7 @@ pub struct QueueDelay {
 
 /// What a backend knows of one stream. [`crate::QSocket::info`] adds what the
 /// socket itself knows.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SchedulerStats {
     /// Packets that left the scheduler.
     pub sent_packets: u64,
@@ -58,7 +58,7 @@ pub struct SchedulerStats {
 }
 
 /// The answer of [`crate::QSocket::info`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QInfo {
     /// The backend scheduling this socket.
     pub scheduler: SchedulerName,

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+pub mod daemon;
 mod error;
 mod flags;
 mod info;

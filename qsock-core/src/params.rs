@@ -13,7 +13,7 @@ pub const MAX_DEVICE_NAME: usize = libc::IFNAMSIZ - 1;
 
 /// A scheduler backend, named as in `qsockctl --scheduler`, `qos_params.name`
 /// and the GStreamer sink's `scheduler` property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum SchedulerName {
@@ -70,7 +70,9 @@ impl FromStr for SchedulerName {
 }
 
 /// A link rate in bits per second, written the way `tc` writes rates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Rate {
     bits_per_second: u64,
 }
@@ -209,7 +211,9 @@ impl FromStr for Rate {
 
 /// A stream's window-constraint: of every `old` consecutive packets at most
 /// `oln` may miss their deadlines. `0/0` means no loss is tolerated (pure EDF).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct WindowConstraint {
     /// Packets that may miss in a window (the paper's numerator, x).
     pub oln: u32,
@@ -244,7 +248,7 @@ impl WindowConstraint {
 }
 
 /// How a stream's traffic is timed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamKind {
     /// One packet every `ipg`; deadlines follow from the period unless a packet
@@ -257,7 +261,7 @@ pub enum StreamKind {
 }
 
 /// The scheduling attributes of one stream (the paper's `struct q_dwcs_attr`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct StreamParams {
     /// How the stream is timed.
     pub kind: StreamKind,
@@ -383,7 +387,7 @@ pub fn validate_device(device: &str) -> Result<()> {
 
 /// Which device and scheduler a socket is attached to, and its stream's
 /// attributes (the paper's `struct qos_params`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QosParams {
     /// The network interface the traffic leaves by.
     pub device: String,
@@ -412,7 +416,7 @@ impl QosParams {
 }
 
 /// What `qsockinit` installs on a device.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InitParams {
     /// The network interface.
     pub device: String,

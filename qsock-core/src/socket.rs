@@ -120,10 +120,11 @@ impl QSocket {
                 "only datagram (UDP) and stream (TCP) sockets can be attached",
             ));
         }
-        let backend = backend::resolve(&params.device, params.scheduler)?;
-        let mut resolved = params.clone();
-        resolved.scheduler = backend.name();
-        let attachment = backend.attach(socket, &resolved)?;
+        let (attachment, scheduler) = backend::attach(socket, params)?;
+        let resolved = QosParams {
+            scheduler,
+            ..params.clone()
+        };
         Ok((attachment, resolved, datagram))
     }
 

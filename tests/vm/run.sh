@@ -16,11 +16,13 @@
 # (space-separated versions, like -k), QSOCK_VM_TIMEOUT (like -t),
 # QSOCK_KMOD_DIR (passed to the guest: another module tree than kmod-dwcs/),
 # QSOCK_EVAL_ARGS (passed to the guest: eval/vm-eval.sh's extra options),
-# BENCH_* (passed to the guest: kmod-dwcs/test/bench.sh's settings).
+# BENCH_* (passed to the guest: kmod-dwcs/test/bench.sh's settings),
+# QSOCK_VM_OUTROOT (an absolute path for the per-kernel output directories,
+# default target/vm: a second run keeps the first's logs when it has another).
 #
 # The guest sees this machine's whole filesystem read-only (with throwaway
-# overlays on /etc, /tmp, /var...), except target/vm/VERSION/, which it may
-# write: QSOCK_VM_OUT names it inside the guest. Each guest's output is shown
+# overlays on /etc, /tmp, /var...), except target/vm/VERSION/ (see QSOCK_VM_OUTROOT), which it
+# may write: QSOCK_VM_OUT names it inside the guest. Each guest's output is shown
 # as it runs, prefixed with its kernel version, and kept in
 # target/vm/VERSION/guest.log; the kernel's console and the guest's stderr in
 # target/vm/VERSION/console.log, whose end is shown when a kernel fails. Exits non-zero if any kernel fails to boot,
@@ -123,7 +125,7 @@ kvm_probe() {
   return 1
 }
 
-outroot=$repo/target/vm
+outroot=${QSOCK_VM_OUTROOT:-$repo/target/vm}
 mkdir -p "$outroot"
 case $kvm_mode in
   1 | yes | on) use_kvm=1; kvm_why="QSOCK_VM_KVM=$kvm_mode" ;;

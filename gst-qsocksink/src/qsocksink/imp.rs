@@ -10,8 +10,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use parking_lot::Mutex;
-use qsock::{ErrorKind, QSocket, QosParams};
-use socket2::{Domain, Protocol, Type};
+use qsock::{ErrorKind, QosParams};
+use socket2::Domain;
 
 use super::destination::{bind_address, egress_device, resolve_destination};
 use super::feedback::{Feedback, FeedbackThread, Reported};
@@ -558,8 +558,9 @@ impl BaseSinkImpl for QSockSink {
             SocketAddr::V4(_) => Domain::IPV4,
             SocketAddr::V6(_) => Domain::IPV6,
         };
-        let socket =
-            QSocket::new(domain, Type::DGRAM, Some(Protocol::UDP), &params).map_err(|err| {
+        let socket = self
+            .open_socket(&settings, domain, &params)
+            .map_err(|err| {
                 let why = if settings.ipg_us > 0 && err.kind() == ErrorKind::InvalidInput {
                     full_packet_period_hint(settings.ipg_us, &device, link)
                 } else {

@@ -3,7 +3,8 @@
 //! back to the user scheduler.
 
 use gst::subclass::prelude::*;
-use qsock::{ErrorKind, InitParams, Rate, SchedulerName};
+use qsock::{ErrorKind, InitParams, QSocket, QosParams, Rate, SchedulerName};
+use socket2::{Domain, Protocol, Type};
 
 use super::imp::{QSockSink, CAT};
 use super::settings::Settings;
@@ -84,6 +85,10 @@ fn fallback_warning(
             .any(|(_, err)| err.kind() == ErrorKind::PermissionDenied)
     {
         add("run the pipeline as root or with CAP_NET_ADMIN".to_string());
+        add(format!(
+            "or start qsockd with {device} in its configuration, which schedules streams for \
+             pipelines without that privilege"
+        ));
     }
     for (scheduler, err) in passed_over {
         match err.kind() {
@@ -117,6 +122,52 @@ fn fallback_warning(
 }
 
 impl QSockSink {
+    /// `qsocket` with `params`. When qsockd refuses to admit the stream
+    /// and `scheduler=auto`, the user scheduler instead, saying once why,
+    /// in qsockd's words; any other scheduler setting fails with them.
+    pub(super) fn open_socket(
+        &self,
+        settings: &Settings,
+        domain: Domain,
+        params: &QosParams,
+    ) -> Result<QSocket, qsock::Error> {
+        let refused = match QSocket::new(domain, Type::DGRAM, Some(Protocol::UDP), params) {
+            Err(err)
+                if err.kind() == ErrorKind::AdmissionRefused
+                    && settings.scheduler.name() == SchedulerName::Auto =>
+            {
+                err
+            }
+            other => return other,
+        };
+        let mut user = InitParams::new(&params.device, SchedulerName::User);
+        user.link_rate = settings.link_rate.parse::<Rate>().ok();
+        qsock::qsockinit(&user)?;
+        let socket = QSocket::new(
+            domain,
+            Type::DGRAM,
+            Some(Protocol::UDP),
+            &QosParams {
+                scheduler: SchedulerName::User,
+                ..params.clone()
+            },
+        )?;
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Settings,
+            (
+                "scheduler=auto wanted the {} scheduler on {} but uses the user scheduler, which \
+                 cannot hold back other processes' traffic: {refused}. To have the kernel \
+                 scheduler, close other streams or raise this user's quota in qsockd's \
+                 configuration; or set scheduler=user to choose the user scheduler without this \
+                 warning",
+                params.scheduler,
+                params.device
+            )
+        );
+        Ok(socket)
+    }
+
     /// The scheduler to attach to: the installed one when it is what was
     /// asked for (or `auto` was), else what `qsockinit` installs now. `auto`
     /// installs the first kernel scheduler that works, else the user

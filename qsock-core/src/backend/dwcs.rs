@@ -49,13 +49,13 @@ use tc::{
 };
 
 /// sch_dwcs's netlink options, xstats and per-packet value.
-mod tc;
+pub(crate) mod tc;
 
 /// The first minor a stream may get (classes hang off the qdisc directly).
-const FIRST_STREAM_MINOR: u16 = 1;
+pub(crate) const FIRST_STREAM_MINOR: u16 = 1;
 /// The last minor a stream may get; `ffff` is left alone, as `tc` reserves
 /// the all-ones minor in places.
-const LAST_STREAM_MINOR: u16 = 0xfffe;
+pub(crate) const LAST_STREAM_MINOR: u16 = 0xfffe;
 /// Where the kernel lists the module once loaded.
 const MODULE_PATH: &str = "/sys/module/sch_dwcs";
 
@@ -64,7 +64,7 @@ const MODULE_PATH: &str = "/sys/module/sch_dwcs";
 pub(crate) struct Dwcs;
 
 /// The qdisc's own handle, `7173:`: every class's parent.
-fn qdisc_handle() -> TcHandle {
+pub(crate) fn qdisc_handle() -> TcHandle {
     TcHandle {
         major: QSOCK_MAJOR,
         minor: 0,
@@ -143,7 +143,7 @@ fn describe_options(options: &DwcsQdiscOptions) -> String {
 
 /// The class a stream needs, or `None` for best-effort streams, which go to
 /// the qdisc's FIFO.
-fn class_options(stream: &StreamParams) -> Option<DwcsClassOptions> {
+pub(crate) fn class_options(stream: &StreamParams) -> Option<DwcsClassOptions> {
     let mut flags = 0;
     if stream.droppable {
         flags |= TC_DWCS_CLASS_F_DROPPABLE;
@@ -179,7 +179,7 @@ fn not_installed(device: &str) -> Error {
 }
 
 /// Checks that qsock's dwcs is the device's root.
-fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
+pub(crate) fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
     let link = link::lookup(nl, device)?;
     let records = DeviceRecords::of(&link)?;
     match qdisc::root(nl, &link)? {
@@ -189,7 +189,7 @@ fn installed(nl: &Netlink, device: &str) -> Result<(Link, RootQdisc)> {
 }
 
 /// The link rate an installed sch_dwcs was given (its `rate` option).
-fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
+pub(crate) fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
     DwcsQdiscOptions::parse(&root.options)
         .rate
         .filter(|&rate| rate > 0)
@@ -198,7 +198,7 @@ fn qdisc_link_rate(root: &RootQdisc) -> Option<Rate> {
 
 /// A class's figures: the dwcs xstats where the kernel sent them, else the
 /// generic counters every class has.
-fn stats_of(info: &ClassInfo) -> SchedulerStats {
+pub(crate) fn stats_of(info: &ClassInfo) -> SchedulerStats {
     match info.xstats.as_deref().and_then(TcDwcsXstats::parse) {
         Some(x) => class_stats(&x),
         None => generic_class_stats(info),
@@ -247,7 +247,7 @@ fn best_effort_stats(q: &TcDwcsQdiscXstats) -> SchedulerStats {
 }
 
 /// Is `info` one of the stream classes of qsock's dwcs?
-fn is_stream_class(info: &ClassInfo) -> bool {
+pub(crate) fn is_stream_class(info: &ClassInfo) -> bool {
     info.handle.major == QSOCK_MAJOR && info.handle.minor != 0 && info.kind == KIND
 }
 
@@ -485,21 +485,64 @@ impl DwcsStream {
             stats_of(info).backlog_packets.max(info.stats.qlen)
         })
     }
+}
 
-    /// The error of a send, worded for what it means here.
-    fn send_error(&self, err: std::io::Error) -> Error {
-        match err.raw_os_error() {
-            Some(libc::ENOBUFS) => Error::new(
-                ErrorKind::QueueFull,
-                format!(
-                    "the dwcs queue on {} is full and refused a non-droppable packet (ENOBUFS): \
-                     nothing was dropped; send it again later",
-                    self.link.name
-                ),
+/// Sends one frame on a socket of a dwcs stream: with each packet's
+/// deadline and drop flag in `SCM_TXTIME` when the stream is `scheduled` (a
+/// datagram socket in a class of its own), as they are otherwise.
+/// `hides_icmp_errors`: qsock turned on the socket's `IP_RECVERR`, so the
+/// ICMP errors it queues are qsock's to keep from failing sends.
+pub(crate) fn send_scheduled(
+    socket: &Socket,
+    frame: &Frame<'_>,
+    scheduled: bool,
+    hides_icmp_errors: bool,
+    device: &str,
+) -> Result<usize> {
+    let send_error = |err: std::io::Error| match err.raw_os_error() {
+        Some(libc::ENOBUFS) => Error::new(
+            ErrorKind::QueueFull,
+            format!(
+                "the dwcs queue on {device} is full and refused a non-droppable packet (ENOBUFS): \
+                 nothing was dropped; send it again later"
             ),
-            _ => Error::os("sendmmsg failed", err),
-        }
+        ),
+        _ => Error::os("sendmmsg failed", err),
+    };
+    if !scheduled {
+        return frame
+            .send_without_values(
+                socket,
+                "dwcs-best-effort-flags",
+                "per-packet deadlines and drop flags are ignored for best-effort streams (and \
+                 stream sockets) on the dwcs scheduler: give the stream a period, or make it \
+                 aperiodic, for its packets to be scheduled by deadline",
+            )
+            .map_err(send_error);
     }
+    let Frame {
+        packets,
+        destination,
+        flags,
+    } = *frame;
+    let txtimes: Vec<u64> = (0..packets.len())
+        .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
+        .collect();
+    let mut resend =
+        |err: &std::io::Error| hides_icmp_errors && recv_err::resend_after(socket, err);
+    let sent = if txtimes.iter().all(|&value| value == 0) {
+        sys::send_datagrams_or_resend(socket.as_fd(), packets, destination, 0, &mut resend)
+    } else {
+        sys::send_datagrams_with_txtime(
+            socket.as_fd(),
+            packets,
+            destination,
+            &txtimes,
+            0,
+            &mut resend,
+        )
+    };
+    sent.map_err(send_error)
 }
 
 impl Attachment for DwcsStream {
@@ -553,40 +596,14 @@ impl Attachment for DwcsStream {
     /// to say: the deadline and drop flag on every packet, frame start on the
     /// first only.
     fn send_frame(&self, socket: &Socket, frame: &Frame<'_>) -> Result<usize> {
-        if self.class.is_none() || !self.state.datagram {
-            return frame
-                .send_without_values(
-                    socket,
-                    "dwcs-best-effort-flags",
-                    "per-packet deadlines and drop flags are ignored for best-effort streams (and \
-                     stream sockets) on the dwcs scheduler: give the stream a period, or make it \
-                     aperiodic, for its packets to be scheduled by deadline",
-                )
-                .map_err(|err| self.send_error(err));
-        }
-        let Frame {
-            packets,
-            destination,
-            flags,
-        } = *frame;
-        let txtimes: Vec<u64> = (0..packets.len())
-            .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
-            .collect();
-        let hides = self.state.hides_icmp_errors();
-        let mut resend = |err: &std::io::Error| hides && recv_err::resend_after(socket, err);
-        let sent = if txtimes.iter().all(|&value| value == 0) {
-            sys::send_datagrams_or_resend(socket.as_fd(), packets, destination, 0, &mut resend)
-        } else {
-            sys::send_datagrams_with_txtime(
-                socket.as_fd(),
-                packets,
-                destination,
-                &txtimes,
-                0,
-                &mut resend,
-            )
-        };
-        sent.map_err(|err| self.send_error(err))
+        let scheduled = self.class.is_some() && self.state.datagram;
+        send_scheduled(
+            socket,
+            frame,
+            scheduled,
+            self.state.hides_icmp_errors(),
+            &self.link.name,
+        )
     }
 
     /// The class's xstats; a best-effort stream reports the qdisc's FIFO.

@@ -41,20 +41,20 @@ use tc::{HtbClassInfo, HtbClassSpec, HtbGlob, KIND as HTB_KIND, MAX_QUANTUM};
 pub(crate) mod tc;
 
 /// The class that stands for the whole link.
-const ROOT_MINOR: u16 = 1;
+pub(crate) const ROOT_MINOR: u16 = 1;
 /// The default class: traffic of no stream.
 pub(crate) const BEST_EFFORT_MINOR: u16 = 0xfffe;
 /// The first minor a stream may get.
-const FIRST_STREAM_MINOR: u16 = 2;
+pub(crate) const FIRST_STREAM_MINOR: u16 = 2;
 /// Streams are served before best effort when both have tokens.
-const STREAM_PRIO: u32 = 0;
+pub(crate) const STREAM_PRIO: u32 = 0;
 /// Best effort's priority, below every stream.
 const BEST_EFFORT_PRIO: u32 = 1;
 /// A stream's bucket holds this many packets, so that the packets of one
 /// frame, sent back to back, leave back to back.
-const BURST_PACKETS: u32 = 4;
+pub(crate) const BURST_PACKETS: u32 = 4;
 /// Slowest class rate: HTB's ratespec counts whole bytes per second.
-const MIN_RATE: Rate = Rate::from_bits_per_second(1_000);
+pub(crate) const MIN_RATE: Rate = Rate::from_bits_per_second(1_000);
 
 /// `n` Mbit/s, for the tests of HTB's rates.
 #[cfg(test)]
@@ -72,7 +72,7 @@ pub(crate) fn direct_priority() -> u32 {
     handle_to_u32(class_handle(0))
 }
 
-fn class_handle(minor: u16) -> TcHandle {
+pub(crate) fn class_handle(minor: u16) -> TcHandle {
     TcHandle {
         major: QSOCK_MAJOR,
         minor,
@@ -80,7 +80,7 @@ fn class_handle(minor: u16) -> TcHandle {
 }
 
 /// What `tc` prints for qsock's root class, to word errors.
-fn root_class() -> TcHandle {
+pub(crate) fn root_class() -> TcHandle {
     class_handle(ROOT_MINOR)
 }
 
@@ -134,7 +134,7 @@ fn r2q_for(link: Rate) -> u32 {
 
 /// Sends a class of qsock's HTB (`tc class VERB ... htb ...`): the link's
 /// class hangs off the qdisc, every other class off the link's.
-fn send_class(
+pub(crate) fn send_class(
     nl: &Netlink,
     link: &Link,
     verb: ClassVerb,
@@ -220,7 +220,11 @@ fn fitted_stream_class(
 }
 
 /// The class a stream needs, or `None` for streams that stay best effort.
-fn stream_class(stream: &StreamParams, link_rate: Rate, mtu: u32) -> Result<Option<HtbClassSpec>> {
+pub(crate) fn stream_class(
+    stream: &StreamParams,
+    link_rate: Rate,
+    mtu: u32,
+) -> Result<Option<HtbClassSpec>> {
     if stream.kind != StreamKind::Periodic {
         return Ok(None);
     }
@@ -252,13 +256,13 @@ fn stream_class(stream: &StreamParams, link_rate: Rate, mtu: u32) -> Result<Opti
 }
 
 /// The device, its root qdisc and the link rate qsock gave it.
-struct Installed {
-    link: Link,
-    link_rate: Rate,
+pub(crate) struct Installed {
+    pub(crate) link: Link,
+    pub(crate) link_rate: Rate,
 }
 
 /// Checks that qsock's HTB is the device's root and reads its link rate.
-fn installed(nl: &Netlink, device: &str) -> Result<Installed> {
+pub(crate) fn installed(nl: &Netlink, device: &str) -> Result<Installed> {
     let link = link::lookup(nl, device)?;
     let records = DeviceRecords::of(&link)?;
     match qdisc::root(nl, &link)? {
@@ -287,12 +291,12 @@ fn installed(nl: &Netlink, device: &str) -> Result<Installed> {
 }
 
 /// HTB measures neither queueing delay nor windows: its generic counters.
-fn stats_of(info: &ClassInfo) -> SchedulerStats {
+pub(crate) fn stats_of(info: &ClassInfo) -> SchedulerStats {
     generic_class_stats(info)
 }
 
 /// Is `info` one of qsock's stream classes (not the link's, not best effort's)?
-fn is_stream_class(info: &ClassInfo) -> bool {
+pub(crate) fn is_stream_class(info: &ClassInfo) -> bool {
     info.handle.major == QSOCK_MAJOR
         && info.handle.minor != ROOT_MINOR
         && info.handle.minor != BEST_EFFORT_MINOR

@@ -146,7 +146,8 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
     fn detach(self: Box<Self>, socket: &Socket) -> Result<()>;
 }
 
-mod dwcs;
+mod delegated;
+pub(crate) mod dwcs;
 mod frame;
 pub(crate) mod htb;
 mod kernel;
@@ -476,9 +477,18 @@ pub(crate) fn require_device(device: &str) -> Result<()> {
 
 /// `qsockinit`: installs the scheduler on the device. For `auto`, tries each
 /// backend in order and says why each one before the chosen was passed over.
+///
+/// A caller without CAP_NET_ADMIN installs nothing: for a kernel scheduler
+/// (or `auto`) it is told whether the device already runs it, by qsockd or
+/// the root qdisc (see [`delegated::init`]).
 pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
     init.validate()?;
     require_device(&init.device)?;
+    if init.scheduler != SchedulerName::User && !owner::has_net_admin() {
+        if let Some(report) = delegated::init(init)? {
+            return Ok(report);
+        }
+    }
     if init.scheduler != SchedulerName::Auto {
         return registered(init.scheduler)?.install(init);
     }
@@ -506,6 +516,52 @@ pub fn qsockinit(init: &InitParams) -> Result<InitReport> {
             passed_over.join("; ")
         ),
     ))
+}
+
+/// `qsocket`/`qattach`: the socket's stream and the scheduler it runs
+/// under. A caller without CAP_NET_ADMIN has its kernel scheduler's stream
+/// set up by qsockd when qsockd's socket exists; `auto` then prefers
+/// qsockd's kernel scheduler, and falls back to a `user` scheduler this
+/// process runs for the device, saying why once.
+pub(crate) fn attach(
+    socket: &Socket,
+    params: &QosParams,
+) -> Result<(Box<dyn Attachment>, SchedulerName)> {
+    let wanted = params.scheduler;
+    if wanted != SchedulerName::User {
+        if let Some(path) = crate::daemon::client::route() {
+            require_device(&params.device)?;
+            match delegated::attach(&path, socket, params) {
+                Ok(attached) => return Ok(attached),
+                Err(err)
+                    if wanted == SchedulerName::Auto
+                        && user::User.is_installed(&params.device)? =>
+                {
+                    crate::notice::once(
+                        "auto-without-qsockd",
+                        &format!(
+                            "scheduler auto on {}: qsockd did not schedule the stream ({err}); it \
+                             uses the user scheduler, which cannot hold back other processes' \
+                             traffic",
+                            params.device
+                        ),
+                    );
+                    let user = QosParams {
+                        scheduler: SchedulerName::User,
+                        ..params.clone()
+                    };
+                    return Ok((user::User.attach(socket, &user)?, SchedulerName::User));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    let backend = resolve(&params.device, wanted)?;
+    let resolved = QosParams {
+        scheduler: backend.name(),
+        ..params.clone()
+    };
+    Ok((backend.attach(socket, &resolved)?, backend.name()))
 }
 
 /// The backend a new socket on `device` goes to: the one named, which must be

@@ -79,6 +79,12 @@ pub(crate) struct ClassClaim {
 }
 
 impl ClassClaim {
+    /// Records `owner` as the process the class is held for (a daemon
+    /// holding classes for its clients), in place of the holder.
+    pub(crate) fn record_owner(&mut self, owner: &StreamOwner) -> io::Result<()> {
+        write_owner(&mut self.lock, owner)
+    }
+
     /// Removes the record once its class is gone, then lets go of it.
     pub(crate) fn release(self) {
         let _ = fs::remove_file(&self.path);
@@ -101,16 +107,9 @@ impl Orphan {
     }
 }
 
-/// Does this process have CAP_NET_ADMIN (bit 12 of its effective set)?
-fn has_net_admin() -> bool {
-    const CAP_NET_ADMIN: u32 = 12;
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("CapEff:"))?;
-            u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
-        })
-        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+/// Does this process have CAP_NET_ADMIN in its effective set?
+pub(crate) fn has_net_admin() -> bool {
+    crate::sys::has_net_admin()
 }
 
 impl DeviceRecords {

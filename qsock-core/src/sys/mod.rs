@@ -416,3 +416,81 @@ pub fn netns_cookie(socket: BorrowedFd<'_>) -> io::Result<u64> {
     }
     Ok(cookie)
 }
+
+/// Takes ownership of a descriptor the kernel has just installed in this
+/// process for a received `SCM_RIGHTS` message, so that it is closed when
+/// dropped.
+pub fn own_received_fd(raw: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel installed `raw` in this process for the message just
+    // received and nothing else refers to it; the caller is its only owner.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) }
+}
+
+/// A socket's address family, type and protocol (`getsockopt` of
+/// `SO_DOMAIN`, `SO_TYPE` and `SO_PROTOCOL`); an error (`ENOTSOCK`) for a
+/// descriptor that is not a socket.
+pub fn socket_identity(socket: BorrowedFd<'_>) -> io::Result<(i32, i32, i32)> {
+    let read = |option: libc::c_int| -> io::Result<i32> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes (one c_int) through
+        // the pointer, which points at a live local c_int, and the length
+        // through `len`; the fd is borrowed, so it stays open for the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(value)
+    };
+    Ok((
+        read(libc::SO_DOMAIN)?,
+        read(libc::SO_TYPE)?,
+        read(libc::SO_PROTOCOL)?,
+    ))
+}
+
+/// Whether this thread's effective capability set holds CAP_NET_ADMIN
+/// (`capget(2)`): one system call, cheap enough to ask before every
+/// `qsocket`, and right after a privilege drop, which a cached answer would
+/// not be.
+pub fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget reads the header and, for version 3, writes two Data
+    // records (64-bit sets split in two 32-bit halves); both pointers point
+    // at live locals of exactly those layouts.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut Header,
+            data.as_mut_ptr(),
+        )
+    };
+    rc == 0 && data[0].effective & (1 << CAP_NET_ADMIN) != 0
+}

@@ -1,0 +1,509 @@
+//! Stream classes kept by `qsockd` on behalf of its clients.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use netlink_packet_route::tc::TcHandle;
+use socket2::SockRef;
+
+use crate::backend::dwcs::{self, tc::DwcsClassOptions};
+use crate::backend::htb::{
+    self,
+    tc::{HtbClassInfo, HtbClassSpec, MAX_QUANTUM},
+};
+use crate::backend::owner::{ClassClaim, DeviceRecords};
+use crate::backend::{is_ours, set_priority, StreamOwner};
+use crate::error::{Error, ErrorKind, Result};
+use crate::info::SchedulerStats;
+use crate::link::{full_packet_bytes, packet_bytes, stream_rate};
+use crate::params::{Rate, SchedulerName, StreamKind, StreamParams};
+use crate::sch_dwcs::{TC_DWCS_CLASS_F_APERIODIC, TC_DWCS_CLASS_F_DROPPABLE};
+use crate::tc::class::{self, ClassVerb};
+use crate::tc::link::{self, Link};
+use crate::tc::qdisc;
+use crate::tc::{handle_to_string, handle_to_u32, Netlink, QSOCK_MAJOR};
+
+/// The transport of a socket a client passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A UDP socket (IPv4 or IPv6).
+    Udp,
+    /// A TCP socket (IPv4 or IPv6).
+    Tcp,
+}
+
+/// Checks that `socket` is a UDP or TCP socket of the daemon's own network
+/// namespace (the one whose devices it manages); the error says what it is
+/// instead.
+pub fn check_client_socket(socket: BorrowedFd<'_>) -> Result<Transport> {
+    let (domain, kind, protocol) = crate::sys::socket_identity(socket).map_err(|err| {
+        let what = if err.raw_os_error() == Some(libc::ENOTSOCK) {
+            "the descriptor passed is not a socket".to_owned()
+        } else {
+            format!("the descriptor passed cannot be inspected ({err})")
+        };
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("{what}: pass the UDP or TCP socket whose traffic is to be scheduled"),
+        )
+    })?;
+    let transport = match (domain, kind, protocol) {
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_DGRAM, libc::IPPROTO_UDP) => Transport::Udp,
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM, libc::IPPROTO_TCP) => Transport::Tcp,
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the socket passed is of family {domain}, type {kind}, protocol {protocol}, \
+                     not an IPv4/IPv6 UDP or TCP socket: only those are scheduled"
+                ),
+            ))
+        }
+    };
+    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
+        .map_err(|err| Error::os("cannot open a socket to find the network namespace", err))?;
+    let ours = crate::sys::netns_cookie(probe.as_fd())
+        .map_err(|err| Error::os("cannot read this network namespace's cookie", err))?;
+    let theirs = crate::sys::netns_cookie(socket)
+        .map_err(|err| Error::os("cannot read the socket's network namespace cookie", err))?;
+    if ours != theirs {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the socket passed belongs to another network namespace than qsockd's: its traffic \
+             cannot reach the devices qsockd schedules; run a qsockd in that namespace",
+        ));
+    }
+    Ok(transport)
+}
+
+/// What a stream reserves of its device, in the terms admission compares:
+/// a rate. For HTB it is the class's guaranteed rate; for DWCS it is the
+/// link time its window requires, `(1 − x/y)·C/T` of the link (C the time
+/// one packet takes on the link, T the period), expressed as that share of
+/// the link rate so that quotas in bits per second apply to both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// The rate reserved.
+    pub rate: Rate,
+}
+
+impl Reservation {
+    /// Nothing reserved: best-effort and aperiodic streams.
+    pub const NONE: Reservation = Reservation {
+        rate: Rate::from_bits_per_second(0),
+    };
+
+    /// The share of a link of `link_rate` this reservation takes (the
+    /// utilisation for DWCS).
+    pub fn share_of(self, link_rate: Rate) -> f64 {
+        if link_rate.bits_per_second() == 0 {
+            return 0.0;
+        }
+        self.rate.bits_per_second() as f64 / link_rate.bits_per_second() as f64
+    }
+}
+
+/// A stream class held by the daemon: its handle and the daemon's hold on
+/// its record.
+#[derive(Debug)]
+pub struct StreamClass {
+    handle: TcHandle,
+    claim: ClassClaim,
+}
+
+impl StreamClass {
+    /// The class as `tc` prints it (`7173:N`).
+    pub fn id(&self) -> String {
+        handle_to_string(self.handle)
+    }
+
+    /// The `SO_PRIORITY` that puts a socket's packets in the class.
+    pub fn priority(&self) -> u32 {
+        handle_to_u32(self.handle)
+    }
+}
+
+/// A class found on the device at start that its holder (a previous daemon)
+/// let go of, now held again, with what its record says.
+#[derive(Debug)]
+pub struct AdoptedClass {
+    /// The class.
+    pub class: StreamClass,
+    /// Whom the record names; `None` without a record.
+    pub owner: Option<StreamOwner>,
+    /// What the class reserves, read from its options.
+    pub reservation: Reservation,
+}
+
+/// The classes of one device that runs qsock's htb or dwcs, kept by the
+/// daemon on its clients' behalf: prepared ahead with a placeholder rate,
+/// handed to a socket by `SO_PRIORITY`, then configured for the stream.
+#[derive(Debug)]
+pub struct DeviceClasses {
+    nl: Netlink,
+    link: Link,
+    records: DeviceRecords,
+    scheduler: SchedulerName,
+    prepared: Vec<StreamClass>,
+}
+
+/// The htb placeholder: the least rate HTB takes, and a burst of a few full
+/// packets, so that what a client sends before its class is configured
+/// leaves at once.
+fn htb_placeholder(mtu: u32) -> HtbClassSpec {
+    let burst = full_packet_bytes(mtu).saturating_mul(htb::BURST_PACKETS);
+    HtbClassSpec {
+        rate: htb::MIN_RATE,
+        ceil: htb::MIN_RATE,
+        burst,
+        cburst: burst,
+        prio: htb::STREAM_PRIO,
+        quantum: mtu.min(MAX_QUANTUM),
+    }
+}
+
+/// The dwcs placeholder: an aperiodic droppable class, which reserves nothing.
+fn dwcs_placeholder() -> DwcsClassOptions {
+    DwcsClassOptions {
+        period_ns: None,
+        oln: Some(0),
+        old: Some(0),
+        flags: Some(TC_DWCS_CLASS_F_APERIODIC | TC_DWCS_CLASS_F_DROPPABLE),
+    }
+}
+
+impl DeviceClasses {
+    /// The classes of `device`, which must run qsock's htb or dwcs now.
+    pub fn open(device: &str) -> Result<DeviceClasses> {
+        crate::backend::require_device(device)?;
+        let nl = Netlink::open()?;
+        let link = link::lookup(&nl, device)?;
+        let records = DeviceRecords::of(&link)?;
+        let scheduler = match qdisc::root(&nl, &link)? {
+            Some(root) if root.kind == htb::tc::KIND && is_ours(&records, &root)? => {
+                SchedulerName::Htb
+            }
+            Some(root) if root.kind == dwcs::tc::KIND && is_ours(&records, &root)? => {
+                SchedulerName::Dwcs
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::NotSupported,
+                    format!("no qsock kernel scheduler (htb or dwcs) is installed on {device}"),
+                ))
+            }
+        };
+        Ok(DeviceClasses {
+            nl,
+            link,
+            records,
+            scheduler,
+            prepared: Vec::new(),
+        })
+    }
+
+    /// The device's name.
+    pub fn device(&self) -> &str {
+        &self.link.name
+    }
+
+    /// The scheduler the device ran when opened.
+    pub fn scheduler(&self) -> SchedulerName {
+        self.scheduler
+    }
+
+    /// Whether qsock's root qdisc of that scheduler still is the device's
+    /// root (nobody replaced or removed it).
+    pub fn still_installed(&self) -> Result<bool> {
+        let kind = self.kind();
+        Ok(qdisc::root(&self.nl, &self.link)?.is_some_and(|root| {
+            root.kind == kind && matches!(is_ours(&self.records, &root), Ok(true))
+        }))
+    }
+
+    /// The link rate the device's scheduler was given.
+    pub fn link_rate(&self) -> Result<Option<Rate>> {
+        match self.scheduler {
+            SchedulerName::Htb => Ok(Some(htb::installed(&self.nl, &self.link.name)?.link_rate)),
+            _ => Ok(dwcs::installed(&self.nl, &self.link.name)
+                .map(|(_, root)| dwcs::qdisc_link_rate(&root))?),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.scheduler {
+            SchedulerName::Htb => htb::tc::KIND,
+            _ => dwcs::tc::KIND,
+        }
+    }
+
+    /// What `stream` would reserve on a link of `link_rate`; refuses a
+    /// stream the link could not carry at all.
+    pub fn reservation(&self, stream: &StreamParams, link_rate: Rate) -> Result<Reservation> {
+        stream.validate()?;
+        match self.scheduler {
+            SchedulerName::Htb => Ok(htb::stream_class(stream, link_rate, self.link.mtu)?
+                .map_or(Reservation::NONE, |spec| Reservation { rate: spec.rate })),
+            _ => Ok(dwcs_reservation(stream, self.link.mtu)),
+        }
+    }
+
+    /// Creates placeholder classes until `count` are prepared; returns how
+    /// many were created.
+    pub fn prepare(&mut self, count: usize) -> Result<usize> {
+        let mut created = 0;
+        while self.prepared.len() < count {
+            let class = self.create_placeholder()?;
+            self.prepared.push(class);
+            created += 1;
+        }
+        Ok(created)
+    }
+
+    /// Whether `stream` gets a class of its own here: best-effort streams,
+    /// and on htb aperiodic ones too, stay in the device's best effort.
+    pub fn needs_class(&self, stream: &StreamParams) -> bool {
+        match self.scheduler {
+            SchedulerName::Htb => stream.kind == StreamKind::Periodic,
+            _ => stream.kind != StreamKind::BestEffort,
+        }
+    }
+
+    /// Returns a class taken but not used (its socket was refused) to the
+    /// prepared ones; its placeholder options are unchanged.
+    pub fn give_back(&mut self, class: StreamClass) {
+        self.prepared.push(class);
+    }
+
+    /// How many classes are prepared.
+    pub fn prepared(&self) -> usize {
+        self.prepared.len()
+    }
+
+    /// A prepared class, or a placeholder created now when none is left.
+    pub fn take(&mut self) -> Result<StreamClass> {
+        match self.prepared.pop() {
+            Some(class) => Ok(class),
+            None => self.create_placeholder(),
+        }
+    }
+
+    fn create_placeholder(&self) -> Result<StreamClass> {
+        let _lock = self.records.lock()?;
+        let (parent, minors, options) = match self.scheduler {
+            SchedulerName::Htb => (
+                htb::root_class(),
+                htb::FIRST_STREAM_MINOR..=htb::BEST_EFFORT_MINOR - 1,
+                htb_placeholder(self.link.mtu).attribute(),
+            ),
+            _ => (
+                dwcs::qdisc_handle(),
+                dwcs::FIRST_STREAM_MINOR..=dwcs::LAST_STREAM_MINOR,
+                dwcs_placeholder().attribute(),
+            ),
+        };
+        let (handle, claim) = class::add_at_free_minor(
+            &self.nl,
+            &self.link,
+            parent,
+            minors,
+            self.kind(),
+            &options,
+            |minor| self.records.claim(minor),
+            ClassClaim::release,
+        )?;
+        Ok(StreamClass { handle, claim })
+    }
+
+    /// Puts the socket's packets in `class` (`SO_PRIORITY`); on dwcs, a UDP
+    /// socket also gets `SO_TXTIME` on CLOCK_MONOTONIC, which its packets'
+    /// deadlines travel in.
+    pub fn classify(&self, class: &StreamClass, socket: BorrowedFd<'_>) -> Result<()> {
+        let socket = SockRef::from(&socket);
+        set_priority(&socket, class.priority(), &self.link.name)?;
+        if self.scheduler == SchedulerName::Dwcs
+            && socket
+                .r#type()
+                .is_ok_and(|kind| kind == socket2::Type::DGRAM)
+        {
+            crate::sys::enable_txtime_monotonic(socket.as_fd())
+                .map_err(|err| Error::os("setsockopt(SO_TXTIME, CLOCK_MONOTONIC) failed", err))?;
+        }
+        Ok(())
+    }
+
+    /// The class of this device a socket is in, by its `SO_PRIORITY`; `None`
+    /// when that is not one of qsock's classes.
+    pub fn priority_minor(socket: BorrowedFd<'_>) -> Option<u16> {
+        let priority = SockRef::from(&socket).priority().ok()?;
+        (priority >> 16 == u32::from(QSOCK_MAJOR))
+            .then(|| u16::try_from(priority & 0xffff).ok())
+            .flatten()
+    }
+
+    /// The minor of `class`.
+    pub fn minor(class: &StreamClass) -> u16 {
+        class.handle.minor
+    }
+
+    /// Gives `class` the stream's parameters (`tc class change`), and
+    /// records `owner` as the process it is held for.
+    pub fn configure(
+        &self,
+        class: &mut StreamClass,
+        stream: &StreamParams,
+        link_rate: Rate,
+        owner: &StreamOwner,
+    ) -> Result<()> {
+        match self.scheduler {
+            SchedulerName::Htb => {
+                let spec = htb::stream_class(stream, link_rate, self.link.mtu)?
+                    .unwrap_or_else(|| htb_placeholder(self.link.mtu));
+                htb::send_class(&self.nl, &self.link, ClassVerb::Change, class.handle, &spec)?;
+            }
+            _ => {
+                let options = dwcs::class_options(stream).unwrap_or_else(dwcs_placeholder);
+                class::send(
+                    &self.nl,
+                    &self.link,
+                    ClassVerb::Change,
+                    dwcs::qdisc_handle(),
+                    class.handle,
+                    dwcs::tc::KIND,
+                    options.attribute(),
+                )?;
+            }
+        }
+        class
+            .claim
+            .record_owner(owner)
+            .map_err(|err| Error::os("cannot record the stream's owner", err))
+    }
+
+    /// The scheduler's figures for `class`.
+    pub fn stats(&self, class: &StreamClass) -> Result<SchedulerStats> {
+        let info = class::get_attached(&self.nl, &self.link, class.handle)?;
+        Ok(match self.scheduler {
+            SchedulerName::Htb => htb::stats_of(&info),
+            _ => dwcs::stats_of(&info),
+        })
+    }
+
+    /// Deletes `class` (`tc class del`) at once: what it still queues is
+    /// dropped, as its owner is gone or closed it.
+    pub fn remove(&self, class: StreamClass) -> Result<()> {
+        match class::delete(&self.nl, &self.link, class.handle) {
+            Ok(()) => {}
+            Err(err) if err.errno() == libc::ENOENT => {}
+            // A class that could not be deleted keeps its record, unheld
+            // once the daemon ends, for `qsockctl prune` to find.
+            Err(err) => return Err(err),
+        }
+        class.claim.release();
+        Ok(())
+    }
+
+    /// Takes hold of the device's stream classes that nobody holds (left by
+    /// a daemon that ended), with what their records say, for the caller to
+    /// keep or remove.
+    pub fn adopt_unheld(&mut self) -> Result<Vec<AdoptedClass>> {
+        let _lock = self.records.lock()?;
+        let mut adopted = Vec::new();
+        for info in class::list(&self.nl, &self.link)? {
+            let ours = match self.scheduler {
+                SchedulerName::Htb => htb::is_stream_class(&info),
+                _ => dwcs::is_stream_class(&info),
+            };
+            if !ours {
+                continue;
+            }
+            let Some((orphan, owner)) = self.records.orphan(info.handle.minor) else {
+                continue;
+            };
+            // Let go of the probe's lock, then claim the record as a holder.
+            drop(orphan);
+            let Some(mut claim) = self.records.claim(info.handle.minor)? else {
+                continue;
+            };
+            if let Some(owner) = &owner {
+                let _ = claim.record_owner(owner);
+            }
+            let reservation = match self.scheduler {
+                SchedulerName::Htb => info
+                    .rate()
+                    .filter(|&rate| rate > htb::MIN_RATE)
+                    .map_or(Reservation::NONE, |rate| Reservation { rate }),
+                _ => dwcs_class_reservation(&DwcsClassOptions::parse(&info.options), self.link.mtu),
+            };
+            adopted.push(AdoptedClass {
+                class: StreamClass {
+                    handle: info.handle,
+                    claim,
+                },
+                owner,
+                reservation,
+            });
+        }
+        Ok(adopted)
+    }
+}
+
+/// `(1 − x/y)` of a stream's rate: the share of its packets DWCS must send
+/// on time (all of them for `0/0`).
+fn window_share(rate: Rate, oln: u32, old: u32) -> Reservation {
+    let must = if old == 0 {
+        1.0
+    } else {
+        1.0 - f64::from(oln) / f64::from(old)
+    };
+    Reservation {
+        rate: Rate::from_bits_per_second((rate.bits_per_second() as f64 * must).ceil() as u64),
+    }
+}
+
+/// What a stream reserves on dwcs: periodic streams their windows' share of
+/// their rate; aperiodic and best-effort streams nothing.
+fn dwcs_reservation(stream: &StreamParams, mtu: u32) -> Reservation {
+    if stream.kind != StreamKind::Periodic {
+        return Reservation::NONE;
+    }
+    let rate = stream_rate(packet_bytes(stream.packet_size, mtu), stream.ipg);
+    window_share(rate, stream.window.oln, stream.window.old)
+}
+
+/// What an existing dwcs class reserves, from its options; the packet size
+/// is not among them, so a full packet is assumed.
+fn dwcs_class_reservation(options: &DwcsClassOptions, mtu: u32) -> Reservation {
+    let aperiodic = options
+        .flags
+        .is_some_and(|flags| flags & TC_DWCS_CLASS_F_APERIODIC != 0);
+    match options.period_ns.filter(|&period| period > 0 && !aperiodic) {
+        Some(period) => window_share(
+            stream_rate(full_packet_bytes(mtu), Duration::from_nanos(period)),
+            options.oln.unwrap_or(0),
+            options.old.unwrap_or(0),
+        ),
+        None => Reservation::NONE,
+    }
+}
+
+/// The record of a stream held for the client process `pid` of user `uid`.
+pub fn client_owner(pid: u32, uid: u32) -> StreamOwner {
+    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|arg| !arg.is_empty())
+                .map(|arg| String::from_utf8_lossy(arg).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    StreamOwner {
+        pid,
+        uid,
+        command,
+        since_unix_seconds: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs()),
+    }
+}

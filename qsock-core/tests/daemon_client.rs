@@ -1,0 +1,390 @@
+//! Kernel scheduling for a caller without CAP_NET_ADMIN, through the real
+//! `qsockd --foreground` running as root in a test bed's sender namespace.
+//!
+//! Each test runs as root: it builds the bed, starts qsockd, creates its
+//! users with `useradd` (removed at the end, also on failure) and runs a
+//! copy of this binary as them (`runuser`), in the sender's namespace; the
+//! `role_*` tests are what those copies run, and do nothing when run
+//! directly. Root then checks the kernel's side with `tc`.
+//!
+//! Needs root and `target/release/qsockd` (`cargo build --release -p
+//! qsockd`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::process::{Child, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use qsock::daemon::protocol::{self, Reply, ReplyErrorKind, Request, PROTOCOL_VERSION};
+use qsock::{ErrorKind, InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamParams};
+use qsock_testbed::{Qsockd, RunnableCopy, TestBed, TestUser};
+use socket2::{Domain, Protocol, Type};
+
+const ROLE: &str = "QSOCK_TEST_ROLE";
+const DEVICE: &str = "QSOCK_TEST_DEVICE";
+const RECEIVER: &str = "QSOCK_TEST_RECEIVER";
+const RECEIVER_PORT: u16 = 5004;
+/// The link qsockd gives the device: small enough that one stream of the
+/// role's can over-subscribe it.
+const LINK_RATE: &str = "100mbit";
+
+/// What a role runs with, when this process is that role.
+fn role(name: &str) -> Option<(String, SocketAddr)> {
+    if std::env::var(ROLE).ok()? != name {
+        return None;
+    }
+    let device = std::env::var(DEVICE).expect("the device is given");
+    let receiver = std::env::var(RECEIVER)
+        .expect("the receiver is given")
+        .parse()
+        .expect("the receiver is an address");
+    Some((device, receiver))
+}
+
+/// This process has no capability at all (runuser dropped them).
+fn assert_unprivileged() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(
+        u64::from_str_radix(&effective, 16).unwrap(),
+        0,
+        "the role must run without capabilities"
+    );
+}
+
+/// Waits for root's go-ahead on standard input.
+fn wait_for_root() {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+}
+
+fn periodic(device: &str, ipg: Duration) -> QosParams {
+    QosParams::new(
+        device,
+        SchedulerName::Htb,
+        StreamParams::periodic(ipg, 0, 0).with_packet_size(1000),
+    )
+}
+
+/// As the test user: qsockinit, a stream on htb that sends, qinfo, qchange,
+/// an over-subscribing stream refused, qclose.
+#[test]
+fn role_stream_through_qsockd() {
+    let Some((device, receiver)) = role("stream") else {
+        return;
+    };
+    assert_unprivileged();
+    let report = qsock::qsockinit(&InitParams::new(&device, SchedulerName::Htb)).unwrap();
+    assert_eq!(report.scheduler, SchedulerName::Htb);
+    assert!(report.reason.contains("qsockd"), "{}", report.reason);
+    let err = qsock::qsockinit(&InitParams::new(&device, SchedulerName::Dwcs)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.message().contains("qsockd"), "{err}");
+
+    // 1000-byte packets every millisecond: about 8.5 Mbit/s on the wire.
+    let mut qsocket = QSocket::new(
+        Domain::IPV4,
+        Type::DGRAM,
+        Some(Protocol::UDP),
+        &periodic(&device, Duration::from_millis(1)),
+    )
+    .unwrap();
+    assert_eq!(qsocket.scheduler(), SchedulerName::Htb);
+    let payload = [0x5a; 1000];
+    for _ in 0..100 {
+        qsocket
+            .send_to(&payload, &receiver, &PacketFlags::new())
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        let info = qsocket.info().unwrap();
+        if info.stats.sent_packets >= 100 || Instant::now() > deadline {
+            break info;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(info.scheduler, SchedulerName::Htb);
+    assert!(
+        info.stats.sent_packets >= 100 && info.stats.sent_bytes >= 100_000,
+        "qinfo through qsockd: {info:?}"
+    );
+    assert_eq!(
+        info.link_rate.map(|rate| rate.to_string()).as_deref(),
+        Some(LINK_RATE)
+    );
+    println!("ATTACHED sent_bytes={}", info.stats.sent_bytes);
+    std::io::stdout().flush().unwrap();
+    wait_for_root();
+
+    qsocket
+        .change(&periodic(&device, Duration::from_millis(2)))
+        .unwrap();
+
+    // 1000 bytes every 100 µs is some 85 Mbit/s: within the link, beyond
+    // the 80 % of it qsockd lets users reserve.
+    let refused = QSocket::new(
+        Domain::IPV4,
+        Type::DGRAM,
+        Some(Protocol::UDP),
+        &periodic(&device, Duration::from_micros(100)),
+    )
+    .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::AdmissionRefused, "{refused}");
+    assert_eq!(refused.errno(), libc::EBUSY, "{refused}");
+    assert!(refused.message().starts_with("qsockd: "), "{refused}");
+    println!("REFUSED {refused}");
+
+    qsocket.close().unwrap();
+    println!("ROLE OK");
+}
+
+/// As a second user: qsockd's stream numbers 0..16 name nothing of this
+/// user's, whoever holds them on other connections: every change, figure
+/// and close is refused.
+#[test]
+fn role_meddle() {
+    let Some(_) = role("meddle") else {
+        return;
+    };
+    assert_unprivileged();
+    let socket = protocol::connect_to(&protocol::socket_path()).unwrap();
+    let hello = protocol::call(
+        socket.as_fd(),
+        &Request::Hello {
+            version: PROTOCOL_VERSION,
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        hello,
+        Reply::Hello {
+            version: PROTOCOL_VERSION
+        }
+    );
+    for stream in 0..16 {
+        for request in [
+            Request::Change {
+                stream,
+                params: StreamParams::periodic(Duration::from_micros(20), 0, 0),
+            },
+            Request::Info { stream },
+            Request::Close { stream },
+        ] {
+            match protocol::call(socket.as_fd(), &request, None).unwrap() {
+                Reply::Error(refusal) => assert!(
+                    matches!(
+                        refusal.kind,
+                        ReplyErrorKind::NotAttached | ReplyErrorKind::PermissionDenied
+                    ),
+                    "{request:?}: {refusal:?}"
+                ),
+                other => panic!("{request:?} of another user's stream was answered {other:?}"),
+            }
+        }
+    }
+    println!("ROLE OK");
+}
+
+/// Everything a test needs: the bed, qsockd, a receiver, the copy users run.
+struct Setup {
+    bed: TestBed,
+    daemon: Qsockd,
+    copy: RunnableCopy,
+    receiver: SocketAddr,
+    _receiver_socket: UdpSocket,
+}
+
+fn setup(tag: &str) -> Setup {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the qsockd tests need root: they build namespaces, create users and run qsockd"
+    );
+    let bed = TestBed::new().unwrap();
+    let copy = RunnableCopy::of(&std::env::current_exe().unwrap(), tag);
+    let socket = copy.dir().join("qsockd.sock");
+    let daemon = Qsockd::start(&bed, "htb", LINK_RATE, &socket);
+    let receiver = SocketAddr::from((bed.receiver_v4(), RECEIVER_PORT));
+    let receiver_socket = bed
+        .run_in_receiver(move || UdpSocket::bind(receiver))
+        .unwrap()
+        .unwrap();
+    Setup {
+        bed,
+        daemon,
+        copy,
+        receiver,
+        _receiver_socket: receiver_socket,
+    }
+}
+
+impl Setup {
+    /// Starts this binary's `role_NAME` test as `user` in the sender's
+    /// namespace, talking to qsockd.
+    fn start_role(&self, user: &TestUser, name: &str) -> Child {
+        let test = format!("role_{}", role_test_name(name));
+        user.command_in_sender(
+            &self.bed,
+            self.copy.path(),
+            ["--exact", &test, "--nocapture", "--test-threads=1"],
+        )
+        .env(protocol::SOCKET_ENV, self.daemon.socket())
+        .env(ROLE, name)
+        .env(DEVICE, self.bed.sender_dev())
+        .env(RECEIVER, self.receiver.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    }
+
+    /// qsock's stream classes on the sender's device with their byte
+    /// counters (`tc -s class show`): every `7173:N` but the link's and
+    /// best effort's.
+    fn stream_classes(&self) -> Vec<(String, u64)> {
+        let shown = self
+            .bed
+            .tc_in_sender(&["-s", "class", "show", "dev", self.bed.sender_dev()])
+            .unwrap();
+        stream_classes(&shown)
+    }
+}
+
+fn role_test_name(name: &str) -> &str {
+    match name {
+        "stream" => "stream_through_qsockd",
+        other => other,
+    }
+}
+
+/// Parses `tc -s class show`: each class line, then its `Sent N bytes` line.
+fn stream_classes(shown: &str) -> Vec<(String, u64)> {
+    let mut classes = Vec::new();
+    let mut current: Option<String> = None;
+    for line in shown.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"class") {
+            current = words
+                .get(2)
+                .filter(|id| id.starts_with("7173:") && **id != "7173:1" && **id != "7173:fffe")
+                .map(|id| (*id).to_owned());
+        } else if words.first() == Some(&"Sent") {
+            if let Some(id) = current.take() {
+                classes.push((id, words.get(1).and_then(|n| n.parse().ok()).unwrap_or(0)));
+            }
+        }
+    }
+    classes
+}
+
+/// Reads the role's output up to a line starting with `marker`.
+fn read_until(stdout: &mut BufReader<ChildStdout>, marker: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line).unwrap();
+        seen.push_str(&line);
+        if read == 0 || line.starts_with(marker) {
+            return seen;
+        }
+    }
+}
+
+/// Waits for the role to end, and fails with its output unless it passed.
+fn finish(child: Child, earlier: &str) -> String {
+    let output = child.wait_with_output().unwrap();
+    let stdout = format!("{earlier}{}", String::from_utf8_lossy(&output.stdout));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("ROLE OK"),
+        "the role failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// Waits until qsockd has removed every stream class.
+fn wait_no_streams(setup: &Setup) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !setup.stream_classes().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "qsockd left stream classes behind: {:?}",
+            setup.stream_classes()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn unprivileged_stream_gets_its_htb_class_through_qsockd() {
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
+    let setup = setup("daemon-client-stream");
+    let user = TestUser::create("qsockt1");
+    let mut child = setup.start_role(&user, "stream");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let seen = read_until(&mut stdout, "ATTACHED");
+    if !seen.contains("ATTACHED") {
+        finish(child, &seen);
+        panic!("the role ended without attaching:\n{seen}");
+    }
+    let classes = setup.stream_classes();
+    assert_eq!(classes.len(), 1, "one stream class, not {classes:?}");
+    assert!(
+        classes[0].1 >= 100_000,
+        "the stream's class {} counted {} bytes of the 100,000 sent",
+        classes[0].0,
+        classes[0].1
+    );
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let rest = read_until(&mut stdout, "ROLE OK");
+    let stdout_text = finish(child, &format!("{seen}{rest}"));
+    assert!(stdout_text.contains("REFUSED qsockd: "), "{stdout_text}");
+    wait_no_streams(&setup);
+    drop(user);
+}
+
+#[test]
+fn a_second_user_cannot_change_or_close_the_first_users_stream() {
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
+    let setup = setup("daemon-client-meddle");
+    let first = TestUser::create("qsockt2");
+    let second = TestUser::create("qsockt3");
+    let mut holder = setup.start_role(&first, "stream");
+    let mut stdout = BufReader::new(holder.stdout.take().unwrap());
+    let seen = read_until(&mut stdout, "ATTACHED");
+    if !seen.contains("ATTACHED") {
+        finish(holder, &seen);
+        panic!("the first user ended without attaching:\n{seen}");
+    }
+    let before = setup.stream_classes();
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let meddler = setup.start_role(&second, "meddle");
+    finish(meddler, "");
+    let after = setup.stream_classes();
+    assert_eq!(
+        after.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        before.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        "the second user's requests changed the first user's classes"
+    );
+
+    writeln!(holder.stdin.take().unwrap(), "go").unwrap();
+    let rest = read_until(&mut stdout, "ROLE OK");
+    finish(holder, &format!("{seen}{rest}"));
+    wait_no_streams(&setup);
+}

@@ -1,0 +1,842 @@
+//! The event loop: one thread, `epoll` over the listening socket and every
+//! client, non-blocking in both directions, so that no client can hold up
+//! another. A client's hangup (exit, crash, `kill -9`) is an event like a
+//! request, and its classes go as soon as it is seen. What an attach need
+//! not wait for (giving a prepared class its stream's options, preparing
+//! the next) runs between events.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::socket::MsgFlags;
+use qsock::daemon::classes::{self, DeviceClasses, Reservation};
+use qsock::daemon::protocol::{
+    self, Frame, RecvError, Reply, ReplyError, ReplyErrorKind, Request, StreamId, PROTOCOL_VERSION,
+};
+use qsock::{QosParams, SchedulerName, StreamParams};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::clients::{Client, Stream};
+use crate::config::Config;
+use crate::devices::Device;
+
+/// The listening socket's epoll token; clients get the numbers above it.
+const LISTENER: u64 = 0;
+/// Requests read from one client before the others' turn.
+const REQUESTS_PER_TURN: usize = 16;
+/// How often the devices are looked at (root qdisc, restart grace).
+const TICK: Duration = Duration::from_secs(1);
+/// Connections waiting to be accepted: a thousand clients starting at once
+/// wait here instead of being refused.
+const BACKLOG: i32 = 4096;
+
+/// Work an attach leaves for after its reply.
+#[derive(Debug)]
+enum Work {
+    /// Give a stream's prepared class the stream's own options.
+    Configure { client: u64, stream: StreamId },
+    /// Prepare classes ahead on a device again.
+    Replenish(usize),
+}
+
+/// What to do with a connection after a request.
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// The daemon.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    devices: Vec<Device>,
+    epoll: Epoll,
+    listener: Socket,
+    /// The listener is out of the epoll set while descriptors ran out.
+    listener_paused: bool,
+    clients: HashMap<u64, Client>,
+    next_token: u64,
+    work: VecDeque<Work>,
+}
+
+/// A refusal reply.
+fn refusal(kind: ReplyErrorKind, message: impl Into<String>) -> Reply {
+    Reply::Error(ReplyError::new(kind, message))
+}
+
+/// A refusal from the library's error.
+fn refused(err: &qsock::Error) -> Reply {
+    Reply::Error(ReplyError::from(err))
+}
+
+/// Creates the listening socket at `path`: mode 0666 (each request is
+/// checked by the peer's credentials), after removing a socket file no
+/// daemon answers on; refuses to take over one that answers.
+fn listen_at(path: &Path) -> Result<Socket, String> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    }
+    if path.exists() {
+        if protocol::connect_to(path).is_ok() {
+            return Err(format!(
+                "another qsockd already serves {}: stop it first, or give this one another \
+                 --socket",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|err| format!("cannot remove the stale socket {}: {err}", path.display()))?;
+    }
+    let address = SockAddr::unix(path)
+        .map_err(|err| format!("cannot use {} as a socket path: {err}", path.display()))?;
+    let socket = Socket::new(Domain::UNIX, Type::SEQPACKET, None)
+        .and_then(|socket| socket.bind(&address).map(|()| socket))
+        .and_then(|socket| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+            socket.listen(BACKLOG)?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        })
+        .map_err(|err| format!("cannot listen on {}: {err}", path.display()))?;
+    Ok(socket)
+}
+
+impl Server {
+    /// Starts every configured device and listens on the configured socket.
+    pub fn start(config: Config) -> Result<Server, String> {
+        let devices = config
+            .devices
+            .iter()
+            .map(|device| Device::start(device, &config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let listener = listen_at(&config.socket)?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|err| format!("cannot create an epoll instance: {err}"))?;
+        epoll
+            .add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
+            .map_err(|err| format!("cannot watch the listening socket: {err}"))?;
+        log::info!(
+            "listening on {} (protocol version {PROTOCOL_VERSION}) for {}",
+            config.socket.display(),
+            devices
+                .iter()
+                .map(|device| format!(
+                    "{} ({} at {}, {:.0}% reservable)",
+                    device.config.name,
+                    device.config.scheduler,
+                    device.link_rate,
+                    device.config.reservable * 100.0
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(Server {
+            config,
+            devices,
+            epoll,
+            listener,
+            listener_paused: false,
+            clients: HashMap::new(),
+            next_token: LISTENER + 1,
+            work: VecDeque::new(),
+        })
+    }
+
+    /// Serves until the process is stopped.
+    pub fn run(&mut self) -> ! {
+        let mut events = vec![EpollEvent::empty(); 256];
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let timeout = if self.work.is_empty() {
+                let left = next_tick.saturating_duration_since(Instant::now());
+                EpollTimeout::try_from(left).unwrap_or(EpollTimeout::MAX)
+            } else {
+                EpollTimeout::ZERO
+            };
+            let ready = match self.epoll.wait(&mut events, timeout) {
+                Ok(ready) => ready,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(err) => {
+                    log::error!("epoll_wait failed: {err}");
+                    0
+                }
+            };
+            for event in &events[..ready] {
+                match event.data() {
+                    LISTENER => self.accept_all(),
+                    token => self.client_event(token, event.events()),
+                }
+            }
+            if let Some(work) = self.work.pop_front() {
+                self.do_work(work);
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                for device in &mut self.devices {
+                    device.tick(now);
+                }
+                next_tick = now + TICK;
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let socket = match self.listener.accept() {
+                Ok((socket, _)) => socket,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        // The waiting connections stay in the backlog until a
+                        // client leaves and frees a descriptor.
+                        log::warn!(
+                            "out of descriptors with {} clients connected ({err}): new \
+                             connections wait until one leaves",
+                            self.clients.len()
+                        );
+                        let _ = self.epoll.delete(&self.listener);
+                        self.listener_paused = true;
+                    } else {
+                        log::warn!("accept failed: {err}");
+                    }
+                    return;
+                }
+            };
+            let credentials = match protocol::peer_credentials(socket.as_fd()) {
+                Ok(credentials) => credentials,
+                Err(err) => {
+                    log::warn!("a client's credentials cannot be read ({err}): dropped");
+                    continue;
+                }
+            };
+            if let Err(err) = socket.set_nonblocking(true) {
+                log::warn!("cannot make a client's socket non-blocking ({err}): dropped");
+                continue;
+            }
+            let token = self.next_token;
+            self.next_token += 1;
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+            if let Err(err) = self.epoll.add(&socket, EpollEvent::new(flags, token)) {
+                log::warn!("cannot watch a client's socket ({err}): dropped");
+                continue;
+            }
+            let client = Client::new(
+                socket,
+                u32::try_from(credentials.pid()).unwrap_or(0),
+                credentials.uid(),
+                credentials.gid(),
+            );
+            self.clients.insert(token, client);
+        }
+    }
+
+    fn client_event(&mut self, token: u64, flags: EpollFlags) {
+        let Some(mut client) = self.clients.remove(&token) else {
+            return;
+        };
+        if flags.contains(EpollFlags::EPOLLOUT) && client.flush() {
+            let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+            let _ = self
+                .epoll
+                .modify(&client.socket, &mut EpollEvent::new(watch, token));
+        }
+        let mut flow = Flow::Continue;
+        for _ in 0..REQUESTS_PER_TURN {
+            match protocol::recv_frame(client.socket.as_fd(), MsgFlags::MSG_DONTWAIT) {
+                Ok(frame) => {
+                    flow = self.request(token, &mut client, frame);
+                    if matches!(flow, Flow::Close) {
+                        break;
+                    }
+                }
+                Err(RecvError::WouldBlock) => break,
+                Err(RecvError::Oversized) => {
+                    self.protocol_error(
+                        token,
+                        &mut client,
+                        format!(
+                            "a request longer than {} bytes: qsockd reads no more than that",
+                            protocol::MAX_MESSAGE_BYTES
+                        ),
+                    );
+                    flow = Flow::Close;
+                    break;
+                }
+                Err(RecvError::Closed) | Err(RecvError::Io(_)) => {
+                    flow = Flow::Close;
+                    break;
+                }
+            }
+        }
+        if matches!(flow, Flow::Continue)
+            && flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
+            && !flags.contains(EpollFlags::EPOLLIN)
+        {
+            flow = Flow::Close;
+        }
+        match flow {
+            Flow::Continue => {
+                self.clients.insert(token, client);
+            }
+            Flow::Close => self.drop_client(client),
+        }
+    }
+
+    /// Says what broke the protocol, then the caller closes the connection.
+    fn protocol_error(&mut self, token: u64, client: &mut Client, message: String) {
+        log::warn!(
+            "client pid {} uid {}: {message}; connection closed",
+            client.pid,
+            client.uid
+        );
+        let _ = self.reply(token, client, &refusal(ReplyErrorKind::Protocol, message));
+    }
+
+    /// Sends or queues `reply`; `Close` when the client left too many
+    /// replies unread.
+    fn reply(&mut self, token: u64, client: &mut Client, reply: &Reply) -> Flow {
+        let bytes = match protocol::encode(reply) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                log::error!("cannot encode a reply: {err}");
+                return Flow::Close;
+            }
+        };
+        match client.queue(bytes) {
+            Ok(false) => Flow::Continue,
+            Ok(true) => {
+                let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLOUT;
+                let _ = self
+                    .epoll
+                    .modify(&client.socket, &mut EpollEvent::new(watch, token));
+                Flow::Continue
+            }
+            Err(_) => {
+                log::warn!(
+                    "client pid {} uid {} left {} replies unread: dropped",
+                    client.pid,
+                    client.uid,
+                    crate::clients::OUTBOX_LIMIT
+                );
+                Flow::Close
+            }
+        }
+    }
+
+    /// Removes a client's classes and closes its connection.
+    fn drop_client(&mut self, mut client: Client) {
+        let _ = self.epoll.delete(&client.socket);
+        let streams = std::mem::take(&mut client.streams);
+        let classes = streams
+            .values()
+            .filter(|stream| stream.class.is_some())
+            .count();
+        for stream in streams.into_values() {
+            self.end_stream(&client, stream, "its client's connection closed");
+        }
+        if classes > 0 {
+            log::info!(
+                "client pid {} uid {} disconnected: its {classes} class(es) removed",
+                client.pid,
+                client.uid
+            );
+        }
+        drop(client);
+        if self.listener_paused {
+            let event = EpollEvent::new(EpollFlags::EPOLLIN, LISTENER);
+            if self.epoll.add(&self.listener, event).is_ok() {
+                self.listener_paused = false;
+            }
+        }
+    }
+
+    /// Removes a stream's class and lets go of its reservation.
+    fn end_stream(&mut self, client: &Client, stream: Stream, why: &str) {
+        let device = &mut self.devices[stream.device];
+        device.ledger.release(client.uid, stream.reservation);
+        if let Some(class) = stream.class {
+            device.remove(class, why);
+        }
+    }
+
+    fn request(&mut self, token: u64, client: &mut Client, frame: Frame) -> Flow {
+        let Frame { bytes, mut fds } = frame;
+        let request: Request = match protocol::decode(&bytes) {
+            Ok(request) => request,
+            Err(err) => {
+                self.protocol_error(
+                    token,
+                    client,
+                    format!("the message is not a qsockd request of protocol version {PROTOCOL_VERSION}: {err}"),
+                );
+                return Flow::Close;
+            }
+        };
+        let carries_fd = matches!(request, Request::Attach { .. } | Request::Change { .. });
+        if fds.len() > usize::from(carries_fd) {
+            let message = format!(
+                "{} descriptor(s) came with a request that takes {}: pass one socket with \
+                 Attach (or Change), nothing else",
+                fds.len(),
+                if carries_fd { "at most one" } else { "none" }
+            );
+            self.protocol_error(token, client, message);
+            return Flow::Close;
+        }
+        let passed = fds.pop();
+        if !client.greeted {
+            let Request::Hello { version } = request else {
+                self.protocol_error(
+                    token,
+                    client,
+                    "the first request must be Hello with the protocol version".to_owned(),
+                );
+                return Flow::Close;
+            };
+            if version != PROTOCOL_VERSION {
+                self.protocol_error(
+                    token,
+                    client,
+                    format!(
+                        "this qsockd speaks protocol version {PROTOCOL_VERSION}, the client \
+                         version {version}: use a qsock library of the same release as qsockd"
+                    ),
+                );
+                return Flow::Close;
+            }
+            client.greeted = true;
+            return self.reply(
+                token,
+                client,
+                &Reply::Hello {
+                    version: PROTOCOL_VERSION,
+                },
+            );
+        }
+        let reply = match request {
+            Request::Hello { .. } => {
+                self.protocol_error(token, client, "Hello was sent twice".to_owned());
+                return Flow::Close;
+            }
+            Request::Init {
+                device,
+                scheduler,
+                link_rate,
+            } => self.init(&device, scheduler, link_rate),
+            Request::Attach { params } => {
+                let Some(socket) = passed else {
+                    self.protocol_error(
+                        token,
+                        client,
+                        "Attach came without the socket to schedule: pass it with SCM_RIGHTS \
+                         in the same message"
+                            .to_owned(),
+                    );
+                    return Flow::Close;
+                };
+                self.attach(token, client, &params, socket)
+            }
+            Request::Change { stream, params } => self.change(client, stream, &params, passed),
+            Request::Info { stream } => self.info(client, stream),
+            Request::Close { stream } => match client.streams.remove(&stream) {
+                Some(entry) => {
+                    self.end_stream(client, entry, "its client closed it");
+                    Reply::Closed { stream }
+                }
+                None => not_attached(stream),
+            },
+        };
+        self.reply(token, client, &reply)
+    }
+
+    fn device_index(&self, name: &str) -> Result<usize, ReplyError> {
+        self.devices
+            .iter()
+            .position(|device| device.config.name == name)
+            .ok_or_else(|| {
+                let served: Vec<&str> = self
+                    .devices
+                    .iter()
+                    .map(|device| device.config.name.as_str())
+                    .collect();
+                ReplyError::new(
+                    ReplyErrorKind::NoDevice,
+                    format!(
+                        "qsockd does not schedule {name:?}: it serves {}; add a [[device]] named \
+                         {name:?} to its config and restart it",
+                        served.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// `qsockinit` without privilege: succeeds when the device runs that
+    /// scheduler already; qsockd installs nothing for a client.
+    fn init(
+        &self,
+        device: &str,
+        scheduler: SchedulerName,
+        link_rate: Option<qsock::Rate>,
+    ) -> Reply {
+        let index = match self.device_index(device) {
+            Ok(index) => index,
+            Err(_) => {
+                return refusal(
+                    ReplyErrorKind::PermissionDenied,
+                    format!(
+                        "qsockd does not keep {device}, and installing a scheduler needs \
+                         CAP_NET_ADMIN: add {device} to qsockd's config ({}), or run qsockinit \
+                         with the privilege",
+                        self.config.setting(device, "name")
+                    ),
+                )
+            }
+        };
+        let served = &self.devices[index];
+        let runs = served.scheduler();
+        if served.replaced || (scheduler != runs && scheduler != SchedulerName::Auto) {
+            let now = if served.replaced {
+                format!("qsock's {runs} was replaced behind qsockd's back")
+            } else {
+                format!("qsockd keeps {runs} on it")
+            };
+            return refusal(
+                ReplyErrorKind::PermissionDenied,
+                format!(
+                    "cannot install {scheduler} on {device} without CAP_NET_ADMIN: {now}; ask for \
+                     {runs} (or auto), or change {}",
+                    self.config.setting(device, "scheduler")
+                ),
+            );
+        }
+        let _ = link_rate;
+        Reply::Initialized {
+            device: device.to_owned(),
+            scheduler: runs,
+            link_rate: Some(served.link_rate),
+        }
+    }
+
+    fn attach(
+        &mut self,
+        token: u64,
+        client: &mut Client,
+        params: &QosParams,
+        socket: OwnedFd,
+    ) -> Reply {
+        if let Err(err) = params.validate() {
+            return refused(&err);
+        }
+        let index = match self.device_index(&params.device) {
+            Ok(index) => index,
+            Err(refusal) => return Reply::Error(refusal),
+        };
+        if let Err(err) = classes::check_client_socket(socket.as_fd()) {
+            return refused(&err);
+        }
+        let (user, groups) = client.account().clone();
+        let device = &mut self.devices[index];
+        let runs = device.scheduler();
+        if params.scheduler != runs && params.scheduler != SchedulerName::Auto {
+            return refusal(
+                ReplyErrorKind::NotSupported,
+                format!(
+                    "{} runs {runs} under qsockd, not {}: ask for {runs} or auto",
+                    params.device, params.scheduler
+                ),
+            );
+        }
+        if device.replaced {
+            return refusal(
+                ReplyErrorKind::NotSupported,
+                format!(
+                    "qsock's {runs} on {} was replaced behind qsockd's back: no class can be \
+                     made until qsockd is restarted",
+                    params.device
+                ),
+            );
+        }
+        if !device.allows(client.uid, &groups) {
+            return refusal(
+                ReplyErrorKind::PermissionDenied,
+                format!(
+                    "user {user} may not schedule traffic on {} through qsockd: add the user to \
+                     {} (or one of its groups to {})",
+                    params.device,
+                    self.config.setting(&params.device, "allow_users"),
+                    self.config.setting(&params.device, "allow_groups")
+                ),
+            );
+        }
+        let asked = match device.reservation(&params.stream) {
+            Ok(asked) => asked,
+            Err(err) => return refused(&err),
+        };
+        let needs_class = device.classes.needs_class(&params.stream);
+        let waiting = DeviceClasses::priority_minor(socket.as_fd())
+            .and_then(|minor| device.take_waiting(minor, client.uid));
+        if let Err(message) = device.ledger.admit(
+            client.uid,
+            &user,
+            asked,
+            Reservation::NONE,
+            &device.settings,
+        ) {
+            if let Some(adopted) = waiting {
+                device.remove(
+                    adopted.class,
+                    "its client attached it again, and was refused",
+                );
+            }
+            log::info!("refused pid {} uid {}: {message}", client.pid, client.uid);
+            return refusal(ReplyErrorKind::Busy, message);
+        }
+        let class = if !needs_class {
+            if let Some(adopted) = waiting {
+                device.remove(adopted.class, "its client attached it again as best effort");
+            }
+            None
+        } else {
+            let class = match waiting {
+                Some(adopted) => {
+                    log::info!(
+                        "{}: class {} taken back by pid {} uid {}",
+                        params.device,
+                        adopted.class.id(),
+                        client.pid,
+                        client.uid
+                    );
+                    adopted.class
+                }
+                None => match device.classes.take() {
+                    Ok(class) => class,
+                    Err(err) => return refused(&err),
+                },
+            };
+            if let Err(err) = device.classes.classify(&class, socket.as_fd()) {
+                device.classes.give_back(class);
+                return refused(&err);
+            }
+            Some(class)
+        };
+        // The daemon keeps no client's socket: its priority is set.
+        drop(socket);
+        device.ledger.hold(client.uid, asked);
+        let id = client.next_stream;
+        client.next_stream += 1;
+        let class_name = class
+            .as_ref()
+            .map_or_else(|| "best effort".to_owned(), |c| c.id());
+        let reply = Reply::Attached {
+            stream: id,
+            scheduler: runs,
+            class: class_name.clone(),
+            link_rate: Some(device.link_rate),
+        };
+        log::info!(
+            "{}: stream {id} of pid {} uid {} in {class_name}, reserving {} ({} reserved in all)",
+            params.device,
+            client.pid,
+            client.uid,
+            asked.rate,
+            device.ledger.held()
+        );
+        let configured = class.is_none();
+        client.streams.insert(
+            id,
+            Stream {
+                device: index,
+                class,
+                reservation: asked,
+                params: params.stream,
+                configured,
+            },
+        );
+        if !configured {
+            self.work.push_back(Work::Configure {
+                client: token,
+                stream: id,
+            });
+            self.work.push_back(Work::Replenish(index));
+        }
+        reply
+    }
+
+    /// Gives a stream's class its own options, unless done already.
+    fn configure(devices: &[Device], client: &Client, stream: &mut Stream) -> qsock::Result<()> {
+        if stream.configured {
+            return Ok(());
+        }
+        let device = &devices[stream.device];
+        if let Some(class) = stream.class.as_mut() {
+            let owner = classes::client_owner(client.pid, client.uid);
+            device
+                .classes
+                .configure(class, &stream.params, device.link_rate, &owner)?;
+        }
+        stream.configured = true;
+        Ok(())
+    }
+
+    fn do_work(&mut self, work: Work) {
+        match work {
+            Work::Configure { client, stream } => {
+                let Some(client) = self.clients.get_mut(&client) else {
+                    return;
+                };
+                let mut streams = std::mem::take(&mut client.streams);
+                if let Some(entry) = streams.get_mut(&stream) {
+                    if let Err(err) = Server::configure(&self.devices, client, entry) {
+                        log::warn!(
+                            "{}: cannot give stream {stream} of pid {} its options: {err}",
+                            self.devices[entry.device].config.name,
+                            client.pid
+                        );
+                    }
+                }
+                client.streams = streams;
+            }
+            Work::Replenish(index) => self.devices[index].replenish(),
+        }
+    }
+
+    fn change(
+        &mut self,
+        client: &mut Client,
+        id: StreamId,
+        params: &StreamParams,
+        socket: Option<OwnedFd>,
+    ) -> Reply {
+        let (user, _) = client.account().clone();
+        let Some(mut stream) = client.streams.remove(&id) else {
+            return not_attached(id);
+        };
+        let reply = self.change_stream(client, &user, &mut stream, params, socket);
+        client.streams.insert(id, stream);
+        match reply {
+            Ok(()) => Reply::Changed { stream: id },
+            Err(refusal) => Reply::Error(refusal),
+        }
+    }
+
+    fn change_stream(
+        &mut self,
+        client: &Client,
+        user: &str,
+        stream: &mut Stream,
+        params: &StreamParams,
+        socket: Option<OwnedFd>,
+    ) -> Result<(), ReplyError> {
+        if let Err(err) = params.validate() {
+            return Err(ReplyError::from(&err));
+        }
+        Server::configure(&self.devices, client, stream).map_err(|err| ReplyError::from(&err))?;
+        let device = &mut self.devices[stream.device];
+        let asked = device
+            .reservation(params)
+            .map_err(|err| ReplyError::from(&err))?;
+        device
+            .ledger
+            .admit(
+                client.uid,
+                user,
+                asked,
+                stream.reservation,
+                &device.settings,
+            )
+            .map_err(|message| ReplyError::new(ReplyErrorKind::Busy, message))?;
+        let needs_class = device.classes.needs_class(params);
+        match (stream.class.take(), needs_class) {
+            (Some(mut class), true) => {
+                let owner = classes::client_owner(client.pid, client.uid);
+                let configured =
+                    device
+                        .classes
+                        .configure(&mut class, params, device.link_rate, &owner);
+                stream.class = Some(class);
+                configured.map_err(|err| ReplyError::from(&err))?;
+            }
+            (Some(class), false) => device.remove(class, "its stream became best effort"),
+            (None, true) => {
+                let Some(socket) = socket else {
+                    return Err(ReplyError::new(
+                        ReplyErrorKind::InvalidInput,
+                        "a best-effort stream gains a class with this change: pass its socket \
+                         with the Change request (SCM_RIGHTS) for qsockd to set its priority",
+                    ));
+                };
+                classes::check_client_socket(socket.as_fd())
+                    .map_err(|err| ReplyError::from(&err))?;
+                let mut class = device
+                    .classes
+                    .take()
+                    .map_err(|err| ReplyError::from(&err))?;
+                if let Err(err) = device.classes.classify(&class, socket.as_fd()) {
+                    device.classes.give_back(class);
+                    return Err(ReplyError::from(&err));
+                }
+                let owner = classes::client_owner(client.pid, client.uid);
+                let configured =
+                    device
+                        .classes
+                        .configure(&mut class, params, device.link_rate, &owner);
+                stream.class = Some(class);
+                configured.map_err(|err| ReplyError::from(&err))?;
+                self.work.push_back(Work::Replenish(stream.device));
+            }
+            (None, false) => {}
+        }
+        let device = &mut self.devices[stream.device];
+        device.ledger.release(client.uid, stream.reservation);
+        device.ledger.hold(client.uid, asked);
+        stream.reservation = asked;
+        stream.params = *params;
+        Ok(())
+    }
+
+    fn info(&mut self, client: &mut Client, id: StreamId) -> Reply {
+        let Some(mut stream) = client.streams.remove(&id) else {
+            return not_attached(id);
+        };
+        let configured = Server::configure(&self.devices, client, &mut stream);
+        let device = &self.devices[stream.device];
+        let reply = match (configured, &stream.class) {
+            (Err(err), _) => refused(&err),
+            (Ok(()), Some(class)) => match device.classes.stats(class) {
+                Ok(stats) => Reply::Info {
+                    stream: id,
+                    scheduler: device.scheduler(),
+                    stats,
+                    link_rate: Some(device.link_rate),
+                },
+                Err(err) => refused(&err),
+            },
+            (Ok(()), None) => Reply::Info {
+                stream: id,
+                scheduler: device.scheduler(),
+                stats: qsock::SchedulerStats::default(),
+                link_rate: Some(device.link_rate),
+            },
+        };
+        client.streams.insert(id, stream);
+        reply
+    }
+}
+
+/// The refusal of a stream this connection did not attach.
+fn not_attached(stream: StreamId) -> Reply {
+    refusal(
+        ReplyErrorKind::NotAttached,
+        format!(
+            "stream {stream} is not one this connection attached: a client can change, read and \
+             close only the streams it created on its own connection"
+        ),
+    )
+}

@@ -1,0 +1,291 @@
+//! What the tests of scheduling through `qsockd` share: an unprivileged
+//! user made for the test ([`TestUser`]), `qsockd --foreground` running as
+//! root in a bed's sender namespace ([`Qsockd`]), and a copy of a test
+//! binary that such a user may run ([`RunnableCopy`]).
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::TestBed;
+
+/// A local user created with `useradd` for one test and removed with
+/// `userdel` when dropped, also when the test panics.
+#[derive(Debug)]
+pub struct TestUser {
+    name: String,
+    uid: u32,
+}
+
+impl TestUser {
+    /// Creates user `name` (no home, no login shell). A user of that name
+    /// left by an earlier, killed run is removed first.
+    pub fn create(name: &str) -> TestUser {
+        let _ = Command::new("userdel").arg(name).output();
+        let output = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+            .output()
+            .expect("run useradd (the passwd package)");
+        assert!(
+            output.status.success(),
+            "useradd {name} failed (the qsockd tests need root to create their users): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let id = Command::new("id")
+            .args(["-u", name])
+            .output()
+            .expect("run id");
+        let uid = String::from_utf8_lossy(&id.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("`id -u {name}` printed no uid"));
+        TestUser {
+            name: name.to_owned(),
+            uid,
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its uid.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// `ip netns exec SENDER runuser -u USER -- PROGRAM ARGS`: the program
+    /// in the bed's sender namespace as this user, without capabilities.
+    pub fn command_in_sender<I, S>(&self, bed: &TestBed, program: &Path, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = bed.command_in_sender("runuser", ["-u", &self.name, "--"]);
+        command.arg(program).args(args);
+        command
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let output = Command::new("userdel").arg(&self.name).output();
+        if !output.is_ok_and(|output| output.status.success()) {
+            eprintln!(
+                "qsock-testbed: could not remove test user {}: `userdel {}` by hand",
+                self.name, self.name
+            );
+        }
+    }
+}
+
+/// A copy of an executable in a directory every user may read, removed
+/// when dropped: the build's own may sit where a test user cannot reach.
+#[derive(Debug)]
+pub struct RunnableCopy {
+    dir: PathBuf,
+    exe: PathBuf,
+}
+
+impl RunnableCopy {
+    /// Copies `exe` (e.g. `std::env::current_exe()`) under `tag`.
+    pub fn of(exe: &Path, tag: &str) -> RunnableCopy {
+        let dir = std::env::temp_dir().join(format!("qsock-{tag}-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("create a directory for the copy");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
+            .expect("open the copy's directory to every user");
+        let name = exe.file_name().expect("an executable has a file name");
+        let copy = dir.join(name);
+        fs::copy(exe, &copy).unwrap_or_else(|err| panic!("copy {}: {err}", exe.display()));
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755))
+            .expect("make the copy executable");
+        RunnableCopy { dir, exe: copy }
+    }
+
+    /// The copy.
+    pub fn path(&self) -> &Path {
+        &self.exe
+    }
+
+    /// The directory it is in, which every user may write.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for RunnableCopy {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `qsockd --foreground` as root in a bed's sender namespace, stopped when
+/// dropped.
+#[derive(Debug)]
+pub struct Qsockd {
+    child: Child,
+    socket: PathBuf,
+    log: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl Qsockd {
+    /// The `qsockd` binary of the build the test binary belongs to
+    /// (`target/release/qsockd` beside `target/release/deps/TEST`).
+    pub fn binary() -> PathBuf {
+        let test = std::env::current_exe().expect("the test binary's path");
+        let profile = test
+            .parent()
+            .and_then(Path::parent)
+            .expect("a test binary sits in target/PROFILE/deps");
+        let binary = profile.join("qsockd");
+        assert!(
+            binary.is_file(),
+            "{} is missing: build it first (`cargo build --release -p qsockd`)",
+            binary.display()
+        );
+        binary
+    }
+
+    /// Starts `qsockd --foreground --socket SOCKET --device DEV --scheduler
+    /// SCHEDULER --rate RATE` on the bed's sender device and waits until its
+    /// socket accepts connections (or fails the test with its log).
+    pub fn start(bed: &TestBed, scheduler: &str, rate: &str, socket: &Path) -> Qsockd {
+        Qsockd::start_on(bed, bed.sender_dev(), scheduler, rate, socket)
+    }
+
+    /// [`Qsockd::start`] on another device of the sender's namespace.
+    pub fn start_on(
+        bed: &TestBed,
+        device: &str,
+        scheduler: &str,
+        rate: &str,
+        socket: &Path,
+    ) -> Qsockd {
+        let binary = Qsockd::binary();
+        let socket_arg = socket.to_string_lossy().into_owned();
+        let mut child = bed
+            .command_in_sender(
+                &binary.to_string_lossy(),
+                [
+                    "--foreground",
+                    "--socket",
+                    &socket_arg,
+                    "--device",
+                    device,
+                    "--scheduler",
+                    scheduler,
+                    "--rate",
+                    rate,
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {}: {err}", binary.display()));
+        let stderr = child.stderr.take().expect("qsockd's stderr is piped");
+        let (sender, log) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("qsockd: {line}");
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut daemon = Qsockd {
+            child,
+            socket: socket.to_owned(),
+            log,
+            lines: Vec::new(),
+        };
+        daemon.wait_listening();
+        daemon
+    }
+
+    /// Waits for the socket to accept a connection: qsockd binds it once
+    /// its devices are set up.
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if seqpacket_connects(&self.socket) {
+                return;
+            }
+            let socket = self.socket.display().to_string();
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // The log thread reads to the end and hangs up once qsockd is gone.
+                while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
+                    self.lines.push(line);
+                }
+                panic!(
+                    "qsockd exited ({status}) before listening at {socket}:\n{}",
+                    self.log_text()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "qsockd did not listen at {socket} within 20 s:\n{}",
+                    self.log_text()
+                );
+            }
+            // The log thread wakes us at each line qsockd writes.
+            if let Ok(line) = self.log.recv_timeout(Duration::from_millis(50)) {
+                self.lines.push(line);
+            }
+        }
+    }
+
+    /// Everything qsockd has logged so far.
+    pub fn log_text(&mut self) -> String {
+        while let Ok(line) = self.log.try_recv() {
+            self.lines.push(line);
+        }
+        self.lines.join("\n")
+    }
+
+    /// The socket it listens at.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+/// Whether a `SOCK_SEQPACKET` connection to `path` is accepted.
+fn seqpacket_connects(path: &Path) -> bool {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    let Ok(address) = UnixAddr::new(path) else {
+        return false;
+    };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &address).is_ok()
+}
+
+impl Drop for Qsockd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            let _ = self.log.recv_timeout(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
