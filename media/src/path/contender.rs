@@ -134,9 +134,8 @@ impl PathContender {
         let start_bps = u64::from(video.bitrate_kbit) * 1000;
         // The payloader numbers every packet; the caps name the extension
         // for the receiver's session to answer.
-        let numbered = format!(
-            " auto-header-extension=true ! application/x-rtp,extmap-1=(string){TWCC_URI}"
-        );
+        let numbered =
+            format!(" auto-header-extension=true ! application/x-rtp,extmap-1=(string){TWCC_URI}");
         Ok(match self {
             PathContender::QSockSink {
                 shape_link,
