@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use qsock::SchedulerName;
 use qsock_frame::FrameType;
-use qsock_media::{FrameArrival, FrameLoss, NamespacePipeline, Receiver};
+use qsock_media::{FrameArrival, FrameLoss, NamespacePipeline, Receiver, TWCC_URI};
 use qsock_testbed::{BulkTransfer, TestBed};
 
 mod plugin;
@@ -46,6 +46,9 @@ struct SenderSpec<'a> {
     /// An rtpbin between the payloader and the sink, exchanging the RTCP on
     /// port + 1 itself, as webrtc-like applications have.
     through_rtpbin: bool,
+    /// The payloader numbers packets with the transport-wide header
+    /// extension (id 1), for a receiver that answers with TWCC feedback.
+    transport_wide: bool,
 }
 
 impl SenderSpec<'_> {
@@ -54,6 +57,7 @@ impl SenderSpec<'_> {
             start_kbit,
             sink_extra: "",
             through_rtpbin: false,
+            transport_wide: false,
         }
     }
 }
@@ -66,7 +70,13 @@ fn start_sender(bed: &TestBed, spec: SenderSpec<'_>) -> NamespacePipeline {
         start_kbit,
         sink_extra,
         through_rtpbin,
+        transport_wide,
     } = spec;
+    let numbered = if transport_wide {
+        format!(" auto-header-extension=true ! application/x-rtp,extmap-1=(string){TWCC_URI}")
+    } else {
+        String::new()
+    };
     let sink = format!(
         "qsocksink name=sink host={receiver} port={PORT} device={} scheduler=htb \
          link-rate=100mbit adapt-bitrate=true qos-interval={QOS_INTERVAL_MS} \
@@ -93,7 +103,7 @@ fn start_sender(bed: &TestBed, spec: SenderSpec<'_>) -> NamespacePipeline {
          ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast threads=1 \
            bitrate={start_kbit} key-int-max={FPS} \
          ! video/x-h264,stream-format=byte-stream \
-         ! rtph264pay name=payloader config-interval=-1 mtu=1200 ssrc={SSRC} ! {into_sink}"
+         ! rtph264pay name=payloader config-interval=-1 mtu=1200 ssrc={SSRC}{numbered} ! {into_sink}"
     );
     let sender = NamespacePipeline::launch(&description, bed.sender_ns()).unwrap();
     bed.run_in_sender(|| sender.pipeline().set_state(gst::State::Playing))
@@ -190,7 +200,12 @@ struct PathRun {
 /// that sends RTCP.
 fn run_path(bed: &TestBed, spec: SenderSpec<'_>, length: Duration) -> PathRun {
     let epoch = Instant::now();
-    let receiver = Receiver::reporting(bed, SchedulerName::Htb, PORT, FPS, epoch).unwrap();
+    let receiver = if spec.transport_wide {
+        Receiver::reporting_transport_wide(bed, SchedulerName::Htb, PORT, FPS, epoch)
+    } else {
+        Receiver::reporting(bed, SchedulerName::Htb, PORT, FPS, epoch)
+    }
+    .unwrap();
     let sender = start_sender(bed, spec);
     let (reports, warnings) = collect(&sender, epoch, length);
     stop(bed, sender);
@@ -436,4 +451,56 @@ fn with_rtpbin_upstream_the_sink_reads_the_receivers_reports_from_the_session() 
         "the estimate fell below the router's rate at {fell:?}"
     );
     assert_decodes_after(&run, Duration::from_secs(8), Duration::from_secs(14));
+}
+
+#[test]
+fn with_transport_wide_feedback_the_sink_measures_the_routers_queue_and_cuts_below_its_rate() {
+    let Some(bed) = routed_bed() else { return };
+    bed.set_router_bottleneck("1500kbit", "15k", "300ms")
+        .unwrap();
+    let spec = SenderSpec {
+        transport_wide: true,
+        ..SenderSpec::starting_at(2500)
+    };
+    let run = run_path(&bed, spec, Duration::from_secs(15));
+    let last = run.reports.last().unwrap();
+    // rtpsession answers every 100 ms or so.
+    assert!(last.get("transport-wide-feedback") > 50, "{}", last.stats);
+    assert_eq!(last.get("rtcp-ignored-malformed"), 0, "{}", last.stats);
+    // The encoder starts above the router's rate: the router's queue
+    // stands at once, each packet's one-way delay shows it, and after the
+    // cut it drains.
+    let queues: Vec<(Duration, u64)> = run
+        .reports
+        .iter()
+        .filter(|report| report.stats.has_field("standing-queue-us"))
+        .map(|report| (report.at, report.get("standing-queue-us")))
+        .collect();
+    let (stood_at, stood) = queues
+        .iter()
+        .copied()
+        .max_by_key(|&(_, queue)| queue)
+        .unwrap_or_default();
+    assert!(
+        stood > 50_000 && stood_at <= Duration::from_secs(5),
+        "the largest standing queue: {stood} us at {stood_at:?}: {queues:?}"
+    );
+    assert!(
+        queues
+            .iter()
+            .any(|&(at, queue)| at > stood_at && queue < 20_000),
+        "the standing queue never drained after {stood_at:?}: {queues:?}"
+    );
+    let fell = run
+        .reports
+        .iter()
+        .find(|report| report.get("estimated-bitrate") < ROUTER_BPS)
+        .unwrap_or_else(|| panic!("the estimate never fell below the router's 1.5 Mbit/s"));
+    eprintln!("below the router's rate at {:.1} s", fell.at.as_secs_f64());
+    assert!(fell.at <= Duration::from_secs(5), "fell at {:?}", fell.at);
+    assert_decodes_after(
+        &run,
+        fell.at + Duration::from_secs(2),
+        Duration::from_secs(14),
+    );
 }

@@ -46,7 +46,7 @@ pub use port_class::install_port_classes;
 pub use receiver::{FrameArrival, FrameLoss, Receiver};
 pub use sender::Sender;
 pub use series::{write_csv, CsvStream};
-pub use sink::{SinkKind, StreamSpec};
+pub use sink::{SinkKind, StreamSpec, TWCC_URI};
 pub use stats::{intervals, IntervalStats};
 pub use video::VideoSettings;
 

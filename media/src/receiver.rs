@@ -89,7 +89,26 @@ impl Receiver {
         frames_per_second: u32,
         epoch: Instant,
     ) -> Result<Receiver> {
-        let stream = StreamSpec::new(
+        let stream = Self::qsocksink_stream(scheduler, port).with_receiver_reports();
+        Self::start_at(bed, &stream, frames_per_second, epoch)
+    }
+
+    /// The same receiver, its session also answering the stream's
+    /// transport-wide sequence numbers (header extension 1) with TWCC
+    /// feedback.
+    pub fn reporting_transport_wide(
+        bed: &TestBed,
+        scheduler: SchedulerName,
+        port: u16,
+        frames_per_second: u32,
+        epoch: Instant,
+    ) -> Result<Receiver> {
+        let stream = Self::qsocksink_stream(scheduler, port).with_transport_cc();
+        Self::start_at(bed, &stream, frames_per_second, epoch)
+    }
+
+    fn qsocksink_stream(scheduler: SchedulerName, port: u16) -> StreamSpec {
+        StreamSpec::new(
             scheduler.to_string(),
             SinkKind::QSockSink {
                 scheduler,
@@ -97,12 +116,19 @@ impl Receiver {
             },
             port,
         )
-        .with_receiver_reports();
+    }
+
+    fn start_at(
+        bed: &TestBed,
+        stream: &StreamSpec,
+        frames_per_second: u32,
+        epoch: Instant,
+    ) -> Result<Receiver> {
         let video = VideoSettings {
             frames_per_second,
             ..VideoSettings::default()
         };
-        Receiver::start(bed, &stream, &video, Duration::from_millis(200), epoch)
+        Receiver::start(bed, stream, &video, Duration::from_millis(200), epoch)
     }
 
     /// Starts receiving `stream` in the receiver's namespace. The jitter

@@ -15,7 +15,7 @@ pub(crate) const RTP_CAPS: &str =
 
 /// The URI of the transport-wide congestion-control header extension
 /// (draft-holmer-rmcat-transport-wide-cc-extensions-01).
-pub(crate) const TWCC_URI: &str =
+pub const TWCC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// How a stream leaves the sender.

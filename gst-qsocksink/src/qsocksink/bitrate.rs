@@ -419,10 +419,12 @@ impl BitrateController {
         draining |= standing_drains;
         if path.fraction_lost > PATH_LOSS_CUT {
             PathVerdict::Congested(Signal::ReceiverLoss, path.fraction_lost)
+        } else if standing && !draining {
+            // Per packet, and with no wait for the next sender report: the
+            // finer of the two views of a queue.
+            PathVerdict::Congested(Signal::StandingQueue, 0.0)
         } else if queueing && !draining {
             PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
-        } else if standing && !draining {
-            PathVerdict::Congested(Signal::StandingQueue, 0.0)
         } else if path.fraction_lost <= PATH_LOSS_CLEAR
             && (path.round_trip.is_some() || path.standing_queue.is_some())
             && !queueing

@@ -360,6 +360,11 @@ impl QSockSink {
         // Transport-wide feedback tells the rate and the losses per packet,
         // where receiver reports count them per report.
         let transport_wide = run.transport_wide.lock().take_interval();
+        gst::debug!(
+            CAT,
+            imp = self,
+            "transport-wide feedback: {transport_wide:?}"
+        );
         let Some(transport_wide) = transport_wide else {
             return (since.reports > 0).then_some(PathObservation {
                 fraction_lost: since.fraction_lost,
