@@ -82,7 +82,10 @@ impl Setup {
         args.extend(pipeline.split_whitespace().map(str::to_owned));
         user.command_in_sender(&self.bed, Path::new("gst-launch-1.0"), args)
             .env("GST_PLUGIN_PATH", dir)
-            .env("GST_REGISTRY", dir.join(format!("registry-{}.bin", user.name())))
+            .env(
+                "GST_REGISTRY",
+                dir.join(format!("registry-{}.bin", user.name())),
+            )
             .env("HOME", dir)
             .env(qsock::daemon::protocol::SOCKET_ENV, self.daemon.socket())
             .stdout(Stdio::piped())
@@ -196,7 +199,10 @@ fn a_stream_qsockd_cannot_admit_fails_with_htb_and_falls_back_with_auto() {
     // A full-size packet every 130 µs asks for some 93 Mbit/s: within the
     // 100 Mbit/s link, beyond the 80 % of it qsockd lets users reserve.
     let (ok, stdout, stderr) = finish(setup.launch(&user, 30, "scheduler=htb ipg=130"));
-    assert!(!ok, "the pipeline started although qsockd cannot admit it:\n{stdout}");
+    assert!(
+        !ok,
+        "the pipeline started although qsockd cannot admit it:\n{stdout}"
+    );
     let said = format!("{stdout}\n{stderr}");
     assert!(
         said.contains("cannot attach a socket to the htb scheduler") && said.contains("qsockd: "),

@@ -121,7 +121,14 @@ fn role_stream_through_qsockd() {
         info.link_rate.map(|rate| rate.to_string()).as_deref(),
         Some(LINK_RATE)
     );
-    println!("ATTACHED sent_bytes={}", info.stats.sent_bytes);
+    // qsockd put the socket in its class through SO_PRIORITY = major:minor.
+    let priority = qsocket.socket().priority().unwrap();
+    println!(
+        "ATTACHED class={:x}:{:x} sent_bytes={}",
+        priority >> 16,
+        priority & 0xffff,
+        info.stats.sent_bytes
+    );
     std::io::stdout().flush().unwrap();
     wait_for_root();
 
@@ -248,6 +255,14 @@ impl Setup {
         .unwrap()
     }
 
+    /// The byte counter of class `id`, if it exists.
+    fn bytes_of(&self, id: &str) -> Option<u64> {
+        self.stream_classes()
+            .into_iter()
+            .find(|(class, _)| class == id)
+            .map(|(_, bytes)| bytes)
+    }
+
     /// qsock's stream classes on the sender's device with their byte
     /// counters (`tc -s class show`): every `7173:N` but the link's and
     /// best effort's.
@@ -294,7 +309,8 @@ fn read_until(stdout: &mut BufReader<ChildStdout>, marker: &str) -> String {
         let mut line = String::new();
         let read = stdout.read_line(&mut line).unwrap();
         seen.push_str(&line);
-        if read == 0 || line.starts_with(marker) {
+        // libtest writes "test NAME ... " ahead of the test's first line.
+        if read == 0 || line.contains(marker) {
             return seen;
         }
     }
@@ -313,13 +329,21 @@ fn finish(child: Child, earlier: &str) -> String {
     stdout
 }
 
-/// Waits until qsockd has removed every stream class.
-fn wait_no_streams(setup: &Setup) {
+/// The class the role said its socket is in (`ATTACHED class=7173:N`).
+fn attached_class(seen: &str) -> String {
+    seen.split_whitespace()
+        .find_map(|word| word.strip_prefix("class="))
+        .unwrap_or_else(|| panic!("the role named no class:\n{seen}"))
+        .to_owned()
+}
+
+/// Waits until qsockd has removed the stream's class once its client closed it.
+fn wait_gone(setup: &Setup, class: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !setup.stream_classes().is_empty() {
+    while setup.bytes_of(class).is_some() {
         assert!(
             Instant::now() < deadline,
-            "qsockd left stream classes behind: {:?}",
+            "qsockd left the closed stream's class {class} behind: {:?}",
             setup.stream_classes()
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -340,19 +364,17 @@ fn unprivileged_stream_gets_its_htb_class_through_qsockd() {
         finish(child, &seen);
         panic!("the role ended without attaching:\n{seen}");
     }
-    let classes = setup.stream_classes();
-    assert_eq!(classes.len(), 1, "one stream class, not {classes:?}");
+    let class = attached_class(&seen);
+    let bytes = setup.bytes_of(&class);
     assert!(
-        classes[0].1 >= 100_000,
-        "the stream's class {} counted {} bytes of the 100,000 sent",
-        classes[0].0,
-        classes[0].1
+        bytes.is_some_and(|bytes| bytes >= 100_000),
+        "the stream's class {class} counted {bytes:?} bytes of the 100,000 sent"
     );
     writeln!(child.stdin.take().unwrap(), "go").unwrap();
     let rest = read_until(&mut stdout, "ROLE OK");
     let stdout_text = finish(child, &format!("{seen}{rest}"));
     assert!(stdout_text.contains("REFUSED qsockd: "), "{stdout_text}");
-    wait_no_streams(&setup);
+    wait_gone(&setup, &class);
     drop(user);
 }
 
@@ -371,20 +393,28 @@ fn a_second_user_cannot_change_or_close_the_first_users_stream() {
         finish(holder, &seen);
         panic!("the first user ended without attaching:\n{seen}");
     }
+    let class = attached_class(&seen);
     let before = setup.stream_classes();
-    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(
+        setup.bytes_of(&class).is_some(),
+        "{class} is not in {before:?}"
+    );
 
     let meddler = setup.start_role(&second, "meddle");
     finish(meddler, "");
-    let after = setup.stream_classes();
     assert_eq!(
-        after.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-        before.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-        "the second user's requests changed the first user's classes"
+        setup.bytes_of(&class),
+        before
+            .iter()
+            .find(|(id, _)| *id == class)
+            .map(|(_, bytes)| *bytes),
+        "the second user's requests changed the first user's class {class}: before {before:?}, \
+         after {:?}",
+        setup.stream_classes()
     );
 
     writeln!(holder.stdin.take().unwrap(), "go").unwrap();
     let rest = read_until(&mut stdout, "ROLE OK");
     finish(holder, &format!("{seen}{rest}"));
-    wait_no_streams(&setup);
+    wait_gone(&setup, &class);
 }
