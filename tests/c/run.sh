@@ -7,6 +7,9 @@
 #      namespace's lo: traffic to a local address always leaves by lo, so that
 #      is where the scheduler must sit to see it. The namespace is removed on
 #      exit.
+#   3. the same, unchanged, as a user created for the test (and removed on
+#      exit), without privilege: qsockd --foreground runs as root in the
+#      namespace and schedules the program's sockets on htb.
 # Every pass must succeed; a scheduler that is not available is a failure.
 # The dwcs pass needs sch_dwcs loaded, so it runs in the test VMs
 # (kmod-dwcs/test/guest_capi.sh, on the binary this builds).
@@ -22,7 +25,7 @@ out="$root/target/c"
 bin="$out/paper_api"
 lib="$root/target/release"
 
-cargo build --release -p qsock-capi
+cargo build --release -p qsock-capi -p qsockd
 mkdir -p "$out"
 "${CC:-cc}" -std=gnu11 -Wall -Wextra -Werror -O2 \
 	-I qsock-capi/include tests/c/paper_api.c \
@@ -33,6 +36,8 @@ if [ $build_only = 1 ]; then
 fi
 
 failed=()
+cleanup=()
+trap 'for step in "${cleanup[@]}"; do $step >/dev/null 2>&1 || true; done' EXIT
 
 echo "== pass 1: user scheduler on lo, unprivileged"
 if [ "$(id -u)" = 0 ]; then
@@ -50,7 +55,7 @@ if [ "$(id -u)" != 0 ]; then
 	failed+=("htb (not root)")
 else
 	ns="qsock-capi-$$"
-	trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
+	cleanup+=("ip netns del $ns")
 	ip netns add "$ns"
 	# A kernel scheduler sizes a periodic stream's rate from its ipg and
 	# the device's MTU; lo's 64 KiB would make the paper's ipg of 10 us
@@ -58,6 +63,51 @@ else
 	ip -n "$ns" link set lo mtu 1500 up
 	if ! ip netns exec "$ns" "$bin" lo htb 127.0.0.1; then
 		failed+=("htb")
+	fi
+fi
+
+echo "== pass 3: htb through qsockd on lo in a network namespace, as an unprivileged user"
+if [ "$(id -u)" != 0 ]; then
+	echo "run.sh: the qsockd pass needs root to create a namespace and a user" >&2
+	failed+=("qsockd (not root)")
+else
+	ns3="qsock-capi-qsockd-$$"
+	user=qsockt-capi
+	scratch=$(mktemp -d)
+	# The user must reach the program, the library and the socket.
+	chmod 755 "$scratch"
+	cp "$bin" "$lib/libqsock.so" "$scratch/"
+	cleanup=("rm -rf $scratch" "${cleanup[@]}")
+	userdel "$user" 2>/dev/null || true
+	useradd --no-create-home --shell /usr/sbin/nologin "$user"
+	cleanup=("userdel $user" "${cleanup[@]}")
+	ip netns add "$ns3"
+	cleanup=("ip netns del $ns3" "${cleanup[@]}")
+	ip -n "$ns3" link set lo mtu 1500 up
+	socket="$scratch/qsockd.sock"
+	ip netns exec "$ns3" "$lib/qsockd" --foreground --socket "$socket" --device lo \
+		--scheduler htb --rate 10gbit 2>"$scratch/qsockd.log" &
+	daemon=$!
+	cleanup=("kill $daemon" "${cleanup[@]}")
+	for _ in $(seq 200); do
+		if [ -S "$socket" ] || ! kill -0 "$daemon" 2>/dev/null; then
+			break
+		fi
+		sleep 0.05
+	done
+	if [ ! -S "$socket" ]; then
+		echo "run.sh: qsockd did not listen at $socket:" >&2
+		cat "$scratch/qsockd.log" >&2
+		failed+=("qsockd (no daemon)")
+	elif ! ip netns exec "$ns3" runuser -u "$user" -- env QSOCK_DAEMON_SOCKET="$socket" \
+		LD_LIBRARY_PATH="$scratch" "$scratch/paper_api" lo htb 127.0.0.1; then
+		echo "run.sh: qsockd's log:" >&2
+		cat "$scratch/qsockd.log" >&2
+		failed+=("htb through qsockd")
+	elif ! grep -q "uid $(id -u "$user") in 7173:" "$scratch/qsockd.log"; then
+		echo "run.sh: qsockd logged no stream of $user; paper_api went around it:" >&2
+		cat "$scratch/qsockd.log" >&2
+		failed+=("htb through qsockd (not through it)")
 	fi
 fi
 
