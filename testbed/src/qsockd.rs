@@ -136,21 +136,23 @@ pub struct Qsockd {
 }
 
 impl Qsockd {
-    /// The `qsockd` binary of the build the test binary belongs to
-    /// (`target/release/qsockd` beside `target/release/deps/TEST`).
+    /// The `qsockd` binary of the build the running program belongs to:
+    /// beside it (`target/release/qsock-eval`), or beside the folder of a
+    /// test binary (`target/release/deps/TEST`).
     pub fn binary() -> PathBuf {
-        let test = std::env::current_exe().expect("the test binary's path");
-        let profile = test
-            .parent()
-            .and_then(Path::parent)
-            .expect("a test binary sits in target/PROFILE/deps");
-        let binary = profile.join("qsockd");
-        assert!(
-            binary.is_file(),
-            "{} is missing: build it first (`cargo build --release -p qsockd`)",
-            binary.display()
-        );
-        binary
+        let exe = std::env::current_exe().expect("the running program's path");
+        let dir = exe.parent().expect("a program sits in a folder");
+        let found = [Some(dir), dir.parent()]
+            .into_iter()
+            .flatten()
+            .map(|dir| dir.join("qsockd"))
+            .find(|binary| binary.is_file());
+        found.unwrap_or_else(|| {
+            panic!(
+                "no qsockd beside {}: build it first (`cargo build --release -p qsockd`)",
+                exe.display()
+            )
+        })
     }
 
     /// Starts `qsockd --foreground --socket SOCKET --device DEV --scheduler
