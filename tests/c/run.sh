@@ -9,7 +9,8 @@
 #      exit.
 #   3. the same, unchanged, as a user created for the test (and removed on
 #      exit), without privilege: qsockd --foreground runs as root in the
-#      namespace and schedules the program's sockets on htb.
+#      namespace and schedules the program's sockets on htb; then
+#      tests/c/admission.c, a stream qsockd cannot admit refused with EBUSY.
 # Every pass must succeed; a scheduler that is not available is a failure.
 # The dwcs pass needs sch_dwcs loaded, so it runs in the test VMs
 # (kmod-dwcs/test/guest_capi.sh, on the binary this builds).
@@ -30,6 +31,9 @@ mkdir -p "$out"
 "${CC:-cc}" -std=gnu11 -Wall -Wextra -Werror -O2 \
 	-I qsock-capi/include tests/c/paper_api.c \
 	-L "$lib" -lqsock -Wl,-rpath,"$lib" -o "$bin"
+"${CC:-cc}" -std=gnu11 -Wall -Wextra -Werror -O2 \
+	-I qsock-capi/include tests/c/admission.c \
+	-L "$lib" -lqsock -Wl,-rpath,"$lib" -o "$out/admission"
 if [ $build_only = 1 ]; then
 	echo "run.sh: built $bin"
 	exit 0
@@ -76,7 +80,7 @@ else
 	scratch=$(mktemp -d)
 	# The user must reach the program, the library and the socket.
 	chmod 755 "$scratch"
-	cp "$bin" "$lib/libqsock.so" "$scratch/"
+	cp "$bin" "$out/admission" "$lib/libqsock.so" "$scratch/"
 	cleanup=("rm -rf $scratch" "${cleanup[@]}")
 	userdel "$user" 2>/dev/null || true
 	useradd --no-create-home --shell /usr/sbin/nologin "$user"
@@ -108,6 +112,9 @@ else
 		echo "run.sh: qsockd logged no stream of $user; paper_api went around it:" >&2
 		cat "$scratch/qsockd.log" >&2
 		failed+=("htb through qsockd (not through it)")
+	elif ! ip netns exec "$ns3" runuser -u "$user" -- env QSOCK_DAEMON_SOCKET="$socket" \
+		LD_LIBRARY_PATH="$scratch" "$scratch/admission" lo; then
+		failed+=("admission through qsockd")
 	fi
 fi
 

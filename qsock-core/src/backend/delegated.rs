@@ -5,6 +5,11 @@
 //! priority puts its packets in the class, and the per-packet values travel
 //! in `SCM_TXTIME`, which needs no privilege.
 //!
+//! qsockd gives the stream's class its options just after answering the
+//! attach; `qsocket` returns only after its next round trip (the first rate
+//! sample, see `QSocket::attach`), which qsockd answers once that is done,
+//! so the caller's first packets meet the stream's own class.
+//!
 //! When the daemon restarts, the connection closes and with it the stream's
 //! class. Until the stream's next request notices, its packets keep the
 //! priority of the class that is gone, which the root qdisc serves as best
