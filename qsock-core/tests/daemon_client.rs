@@ -13,14 +13,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
 use qsock::daemon::protocol::{self, Reply, ReplyErrorKind, Request, PROTOCOL_VERSION};
 use qsock::{ErrorKind, InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamParams};
-use qsock_testbed::{Qsockd, RunnableCopy, TestBed, TestUser};
+use qsock_testbed::{QsockdBed, TestUser};
 use socket2::{Domain, Protocol, Type};
 
 const ROLE: &str = "QSOCK_TEST_ROLE";
@@ -202,77 +202,29 @@ fn role_meddle() {
     println!("ROLE OK");
 }
 
-/// Everything a test needs: the bed, qsockd, a receiver, the copy users run.
-struct Setup {
-    bed: TestBed,
-    daemon: Qsockd,
-    copy: RunnableCopy,
-    receiver: SocketAddr,
-    _receiver_socket: UdpSocket,
+fn setup(tag: &str) -> QsockdBed {
+    let exe = std::env::current_exe().unwrap();
+    QsockdBed::start(&exe, tag, LINK_RATE, RECEIVER_PORT)
 }
 
-fn setup(tag: &str) -> Setup {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the qsockd tests need root: they build namespaces, create users and run qsockd"
-    );
-    let bed = TestBed::new().unwrap();
-    let copy = RunnableCopy::of(&std::env::current_exe().unwrap(), tag);
-    let socket = copy.dir().join("qsockd.sock");
-    let daemon = Qsockd::start(&bed, "htb", LINK_RATE, &socket);
-    let receiver = SocketAddr::from((bed.receiver_v4(), RECEIVER_PORT));
-    let receiver_socket = bed
-        .run_in_receiver(move || UdpSocket::bind(receiver))
-        .unwrap()
-        .unwrap();
-    Setup {
-        bed,
-        daemon,
-        copy,
-        receiver,
-        _receiver_socket: receiver_socket,
-    }
-}
-
-impl Setup {
-    /// Starts this binary's `role_NAME` test as `user` in the sender's
-    /// namespace, talking to qsockd.
-    fn start_role(&self, user: &TestUser, name: &str) -> Child {
-        let test = format!("role_{}", role_test_name(name));
-        user.command_in_sender(
-            &self.bed,
-            self.copy.path(),
-            ["--exact", &test, "--nocapture", "--test-threads=1"],
-        )
-        .env(protocol::SOCKET_ENV, self.daemon.socket())
-        .env(ROLE, name)
-        .env(DEVICE, self.bed.sender_dev())
-        .env(RECEIVER, self.receiver.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-    }
-
-    /// The byte counter of class `id`, if it exists.
-    fn bytes_of(&self, id: &str) -> Option<u64> {
-        self.stream_classes()
-            .into_iter()
-            .find(|(class, _)| class == id)
-            .map(|(_, bytes)| bytes)
-    }
-
-    /// qsock's stream classes on the sender's device with their byte
-    /// counters (`tc -s class show`): every `7173:N` but the link's and
-    /// best effort's.
-    fn stream_classes(&self) -> Vec<(String, u64)> {
-        let shown = self
-            .bed
-            .tc_in_sender(&["-s", "class", "show", "dev", self.bed.sender_dev()])
-            .unwrap();
-        stream_classes(&shown)
-    }
+/// Starts this binary's `role_NAME` test as `user` in the sender's
+/// namespace, talking to qsockd.
+fn start_role(setup: &QsockdBed, user: &TestUser, name: &str) -> Child {
+    let test = format!("role_{}", role_test_name(name));
+    user.command_in_sender(
+        &setup.bed,
+        setup.copy.path(),
+        ["--exact", &test, "--nocapture", "--test-threads=1"],
+    )
+    .env(protocol::SOCKET_ENV, setup.daemon.socket())
+    .env(ROLE, name)
+    .env(DEVICE, setup.bed.sender_dev())
+    .env(RECEIVER, setup.receiver.to_string())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
 }
 
 fn role_test_name(name: &str) -> &str {
@@ -280,26 +232,6 @@ fn role_test_name(name: &str) -> &str {
         "stream" => "stream_through_qsockd",
         other => other,
     }
-}
-
-/// Parses `tc -s class show`: each class line, then its `Sent N bytes` line.
-fn stream_classes(shown: &str) -> Vec<(String, u64)> {
-    let mut classes = Vec::new();
-    let mut current: Option<String> = None;
-    for line in shown.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first() == Some(&"class") {
-            current = words
-                .get(2)
-                .filter(|id| id.starts_with("7173:") && **id != "7173:1" && **id != "7173:fffe")
-                .map(|id| (*id).to_owned());
-        } else if words.first() == Some(&"Sent") {
-            if let Some(id) = current.take() {
-                classes.push((id, words.get(1).and_then(|n| n.parse().ok()).unwrap_or(0)));
-            }
-        }
-    }
-    classes
 }
 
 /// Reads the role's output up to a line starting with `marker`.
@@ -337,19 +269,6 @@ fn attached_class(seen: &str) -> String {
         .to_owned()
 }
 
-/// Waits until qsockd has removed the stream's class once its client closed it.
-fn wait_gone(setup: &Setup, class: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while setup.bytes_of(class).is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "qsockd left the closed stream's class {class} behind: {:?}",
-            setup.stream_classes()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn unprivileged_stream_gets_its_htb_class_through_qsockd() {
     if std::env::var_os(ROLE).is_some() {
@@ -357,7 +276,7 @@ fn unprivileged_stream_gets_its_htb_class_through_qsockd() {
     }
     let setup = setup("daemon-client-stream");
     let user = TestUser::create("qsockt1");
-    let mut child = setup.start_role(&user, "stream");
+    let mut child = start_role(&setup, &user, "stream");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let seen = read_until(&mut stdout, "ATTACHED");
     if !seen.contains("ATTACHED") {
@@ -374,7 +293,7 @@ fn unprivileged_stream_gets_its_htb_class_through_qsockd() {
     let rest = read_until(&mut stdout, "ROLE OK");
     let stdout_text = finish(child, &format!("{seen}{rest}"));
     assert!(stdout_text.contains("REFUSED qsockd: "), "{stdout_text}");
-    wait_gone(&setup, &class);
+    setup.wait_gone(&class);
     drop(user);
 }
 
@@ -386,7 +305,7 @@ fn a_second_user_cannot_change_or_close_the_first_users_stream() {
     let setup = setup("daemon-client-meddle");
     let first = TestUser::create("qsockt2");
     let second = TestUser::create("qsockt3");
-    let mut holder = setup.start_role(&first, "stream");
+    let mut holder = start_role(&setup, &first, "stream");
     let mut stdout = BufReader::new(holder.stdout.take().unwrap());
     let seen = read_until(&mut stdout, "ATTACHED");
     if !seen.contains("ATTACHED") {
@@ -400,7 +319,7 @@ fn a_second_user_cannot_change_or_close_the_first_users_stream() {
         "{class} is not in {before:?}"
     );
 
-    let meddler = setup.start_role(&second, "meddle");
+    let meddler = start_role(&setup, &second, "meddle");
     finish(meddler, "");
     assert_eq!(
         setup.bytes_of(&class),
@@ -416,5 +335,5 @@ fn a_second_user_cannot_change_or_close_the_first_users_stream() {
     writeln!(holder.stdin.take().unwrap(), "go").unwrap();
     let rest = read_until(&mut stdout, "ROLE OK");
     finish(holder, &format!("{seen}{rest}"));
-    wait_gone(&setup, &class);
+    setup.wait_gone(&class);
 }

@@ -291,3 +291,101 @@ impl Drop for Qsockd {
         let _ = self.child.wait();
     }
 }
+
+/// A bed whose sender runs qsockd on htb, with a UDP receiver that never
+/// reads (its buffer fills and the kernel drops the rest) and a copy of an
+/// executable that test users may run, beside qsockd's socket.
+#[derive(Debug)]
+pub struct QsockdBed {
+    /// The bed; qsockd schedules its sender's veth.
+    pub bed: TestBed,
+    /// qsockd.
+    pub daemon: Qsockd,
+    /// The copy users run.
+    pub copy: RunnableCopy,
+    /// Where the traffic goes.
+    pub receiver: std::net::SocketAddr,
+    _receiver_socket: std::net::UdpSocket,
+}
+
+impl QsockdBed {
+    /// A bed, qsockd on htb at `rate` (listening in `copy`'s folder), a
+    /// receiver at `port` and a copy of `exe` under `tag`. Fails the test
+    /// when not run as root.
+    pub fn start(exe: &Path, tag: &str, rate: &str, port: u16) -> QsockdBed {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the qsockd tests need root: they build namespaces, create users and run qsockd"
+        );
+        let bed = TestBed::new().expect("a test bed");
+        let copy = RunnableCopy::of(exe, tag);
+        let daemon = Qsockd::start(&bed, "htb", rate, &copy.dir().join("qsockd.sock"));
+        let receiver = std::net::SocketAddr::from((bed.receiver_v4(), port));
+        let receiver_socket = bed
+            .run_in_receiver(move || std::net::UdpSocket::bind(receiver))
+            .expect("enter the receiver's namespace")
+            .unwrap_or_else(|err| panic!("bind the receiver at {receiver}: {err}"));
+        QsockdBed {
+            bed,
+            daemon,
+            copy,
+            receiver,
+            _receiver_socket: receiver_socket,
+        }
+    }
+
+    /// qsock's stream classes on the sender's veth with their byte counts
+    /// (`tc -s class show`): every `7173:N` but the link's and best effort's,
+    /// qsockd's prepared ones included.
+    pub fn stream_classes(&self) -> Vec<(String, u64)> {
+        let shown = self
+            .bed
+            .tc_in_sender(&["-s", "class", "show", "dev", self.bed.sender_dev()])
+            .expect("tc class show");
+        let mut classes = Vec::new();
+        let mut current: Option<String> = None;
+        for line in shown.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.first() {
+                Some(&"class") => {
+                    current = words
+                        .get(2)
+                        .filter(|id| {
+                            id.starts_with("7173:") && **id != "7173:1" && **id != "7173:fffe"
+                        })
+                        .map(|id| (*id).to_owned());
+                }
+                Some(&"Sent") => {
+                    if let Some(id) = current.take() {
+                        let bytes = words.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+                        classes.push((id, bytes));
+                    }
+                }
+                _ => {}
+            }
+        }
+        classes
+    }
+
+    /// The byte count of class `id`, if it exists.
+    pub fn bytes_of(&self, id: &str) -> Option<u64> {
+        self.stream_classes()
+            .into_iter()
+            .find(|(class, _)| class == id)
+            .map(|(_, bytes)| bytes)
+    }
+
+    /// Waits until class `id` is gone (qsockd removes a stream's class once
+    /// its client closed it), or fails the test after five seconds.
+    pub fn wait_gone(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.bytes_of(id).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "qsockd left the closed stream's class {id} behind: {:?}",
+                self.stream_classes()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
