@@ -286,16 +286,9 @@ fn measure_through_qsockd(bed: &TestBed, args: &Args) -> Result<Vec<Row>> {
     let copy = RunnableCopy::of(&exe, "table1-qsockd");
     let socket = copy.dir().join("qsockd.sock");
     let daemon = Qsockd::start(bed, "htb", LINK_RATE, &socket);
+    // runuser leaves nobody no capability.
     let output = bed
-        .command_in_sender(
-            "setpriv",
-            [
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-            ],
-        )
+        .command_in_sender("runuser", ["-u", "nobody", "--"])
         .arg(copy.path())
         .args(["table1-qsockd-worker", "--device", &device])
         .args(["--destination", &destination.to_string()])
@@ -303,7 +296,7 @@ fn measure_through_qsockd(bed: &TestBed, args: &Args) -> Result<Vec<Row>> {
         .args(["--scale", &args.scale.to_string()])
         .env(qsock::daemon::protocol::SOCKET_ENV, daemon.socket())
         .output()
-        .map_err(|err| format!("cannot run the qsockd worker through setpriv: {err}"))?;
+        .map_err(|err| format!("cannot run the qsockd worker through runuser: {err}"))?;
     drop(daemon);
     bed.run_in_sender(|| qsock::reset(&device))
         .map_err(|err| err.to_string())?

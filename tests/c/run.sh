@@ -53,18 +53,23 @@ if ! "${unprivileged[@]}" "$bin" lo user 127.0.0.1; then
 	failed+=("user")
 fi
 
+# A namespace NAME, removed on exit, whose lo is up with an Ethernet MTU: a
+# kernel scheduler sizes a periodic stream's rate from its ipg and the
+# device's MTU; lo's 64 KiB would make the paper's ipg of 10 us ask for
+# 52 Gbit/s. An Ethernet MTU keeps it at 1.2 Gbit/s.
+lo_namespace() {
+	cleanup=("ip netns del $1" "${cleanup[@]}")
+	ip netns add "$1"
+	ip -n "$1" link set lo mtu 1500 up
+}
+
 echo "== pass 2: htb scheduler on lo in a network namespace"
 if [ "$(id -u)" != 0 ]; then
 	echo "run.sh: the htb pass needs root to create a network namespace" >&2
 	failed+=("htb (not root)")
 else
 	ns="qsock-capi-$$"
-	cleanup+=("ip netns del $ns")
-	ip netns add "$ns"
-	# A kernel scheduler sizes a periodic stream's rate from its ipg and
-	# the device's MTU; lo's 64 KiB would make the paper's ipg of 10 us
-	# ask for 52 Gbit/s. An Ethernet MTU keeps it at 1.2 Gbit/s.
-	ip -n "$ns" link set lo mtu 1500 up
+	lo_namespace "$ns"
 	if ! ip netns exec "$ns" "$bin" lo htb 127.0.0.1; then
 		failed+=("htb")
 	fi
@@ -85,9 +90,7 @@ else
 	userdel "$user" 2>/dev/null || true
 	useradd --no-create-home --shell /usr/sbin/nologin "$user"
 	cleanup=("userdel $user" "${cleanup[@]}")
-	ip netns add "$ns3"
-	cleanup=("ip netns del $ns3" "${cleanup[@]}")
-	ip -n "$ns3" link set lo mtu 1500 up
+	lo_namespace "$ns3"
 	socket="$scratch/qsockd.sock"
 	ip netns exec "$ns3" "$lib/qsockd" --foreground --socket "$socket" --device lo \
 		--scheduler htb --rate 10gbit 2>"$scratch/qsockd.log" &
