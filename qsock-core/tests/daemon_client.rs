@@ -121,12 +121,9 @@ fn role_stream_through_qsockd() {
         info.link_rate.map(|rate| rate.to_string()).as_deref(),
         Some(LINK_RATE)
     );
-    // qsockd put the socket in its class through SO_PRIORITY = major:minor.
-    let priority = qsocket.socket().priority().unwrap();
     println!(
-        "ATTACHED class={:x}:{:x} sent_bytes={}",
-        priority >> 16,
-        priority & 0xffff,
+        "ATTACHED class={} sent_bytes={}",
+        class_of(&qsocket),
         info.stats.sent_bytes
     );
     std::io::stdout().flush().unwrap();
@@ -152,6 +149,53 @@ fn role_stream_through_qsockd() {
 
     qsocket.close().unwrap();
     println!("ROLE OK");
+}
+
+/// As the test user: a stream attached, then (once root restarted qsockd)
+/// asked for its figures, which attaches it again on a new connection; its
+/// packets then count in the class its socket is in.
+#[test]
+fn role_restart() {
+    let Some((device, receiver)) = role("restart") else {
+        return;
+    };
+    assert_unprivileged();
+    let qsocket = QSocket::new(
+        Domain::IPV4,
+        Type::DGRAM,
+        Some(Protocol::UDP),
+        &periodic(&device, Duration::from_millis(1)),
+    )
+    .unwrap();
+    println!("ATTACHED class={}", class_of(&qsocket));
+    std::io::stdout().flush().unwrap();
+    wait_for_root();
+    let before = qsocket.info().unwrap().stats.sent_bytes;
+    let payload = [0x5a; 1000];
+    for _ in 0..50 {
+        qsocket
+            .send_to(&payload, &receiver, &PacketFlags::new())
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while qsocket.info().unwrap().stats.sent_bytes < before + 50_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the re-attached stream sent nothing"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("REATTACHED class={}", class_of(&qsocket));
+    std::io::stdout().flush().unwrap();
+    wait_for_root();
+    qsocket.close().unwrap();
+    println!("ROLE OK");
+}
+
+/// The class qsockd put the socket in: its SO_PRIORITY, major:minor.
+fn class_of(qsocket: &QSocket) -> String {
+    let priority = qsocket.socket().priority().unwrap();
+    format!("{:x}:{:x}", priority >> 16, priority & 0xffff)
 }
 
 /// As a second user: qsockd's stream numbers 0..16 name nothing of this
@@ -230,6 +274,7 @@ fn start_role(setup: &QsockdBed, user: &TestUser, name: &str) -> Child {
 fn role_test_name(name: &str) -> &str {
     match name {
         "stream" => "stream_through_qsockd",
+        "restart" => "restart",
         other => other,
     }
 }
@@ -335,5 +380,44 @@ fn a_second_user_cannot_change_or_close_the_first_users_stream() {
     writeln!(holder.stdin.take().unwrap(), "go").unwrap();
     let rest = read_until(&mut stdout, "ROLE OK");
     finish(holder, &format!("{seen}{rest}"));
+    setup.wait_gone(&class);
+}
+
+#[test]
+fn a_stream_is_attached_again_after_qsockd_restarts() {
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
+    let mut setup = setup("daemon-client-restart");
+    let user = TestUser::create("qsockt6");
+    let mut child = start_role(&setup, &user, "restart");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    let seen = read_until(&mut stdout, "ATTACHED");
+    if !seen.contains("ATTACHED") {
+        finish(child, &seen);
+        panic!("the role ended without attaching:\n{seen}");
+    }
+    setup.daemon.restart(&setup.bed);
+    writeln!(stdin, "go").unwrap();
+    let again = read_until(&mut stdout, "REATTACHED");
+    if !again.contains("REATTACHED") {
+        drop(stdin);
+        finish(child, &format!("{seen}{again}"));
+        panic!("the role did not attach again:\n{seen}{again}");
+    }
+    let class = attached_class(&again);
+    let bytes = setup.bytes_of(&class);
+    assert!(
+        bytes.is_some_and(|bytes| bytes >= 50_000),
+        "after the restart the stream's class {class} counted {bytes:?} bytes of the 50,000 \
+         sent; classes: {:?}\n{}",
+        setup.stream_classes(),
+        setup.daemon.log_text()
+    );
+    writeln!(stdin, "go").unwrap();
+    drop(stdin);
+    let rest = read_until(&mut stdout, "ROLE OK");
+    finish(child, &format!("{seen}{again}{rest}"));
     setup.wait_gone(&class);
 }

@@ -130,6 +130,9 @@ impl Drop for RunnableCopy {
 #[derive(Debug)]
 pub struct Qsockd {
     child: Child,
+    device: String,
+    scheduler: String,
+    rate: String,
     socket: PathBuf,
     log: mpsc::Receiver<String>,
     lines: Vec<String>,
@@ -203,6 +206,9 @@ impl Qsockd {
         });
         let mut daemon = Qsockd {
             child,
+            device: device.to_owned(),
+            scheduler: scheduler.to_owned(),
+            rate: rate.to_owned(),
             socket: socket.to_owned(),
             log,
             lines: Vec::new(),
@@ -274,8 +280,12 @@ fn seqpacket_connects(path: &Path) -> bool {
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &address).is_ok()
 }
 
-impl Drop for Qsockd {
-    fn drop(&mut self) {
+impl Qsockd {
+    /// Stops qsockd (SIGTERM, SIGKILL after five seconds) and waits for it.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -289,6 +299,20 @@ impl Drop for Qsockd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops qsockd and starts it again with the same arguments, as a
+    /// service manager restarts it; returns once the new one listens.
+    pub fn restart(&mut self, bed: &TestBed) {
+        self.stop();
+        let _ = fs::remove_file(&self.socket);
+        *self = Qsockd::start_on(bed, &self.device, &self.scheduler, &self.rate, &self.socket);
+    }
+}
+
+impl Drop for Qsockd {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
