@@ -19,20 +19,32 @@ fn over_subscription_is_refused_saying_what_is_left_and_which_setting_grants_mor
     let daemon = Daemon::start(&bed, "10mbit", &["--reservable", "0.5"]);
     let client = Client::connect(&daemon);
     let first = sender_udp(&bed);
-    let (stream, _) = attached(&client.attach(&bed, first.as_fd(), stream_every(Duration::from_millis(2))));
+    let (stream, _) =
+        attached(&client.attach(&bed, first.as_fd(), stream_every(Duration::from_millis(2))));
     let second = sender_udp(&bed);
     let reply = client.attach(&bed, second.as_fd(), stream_every(Duration::from_millis(2)));
     let (kind, message) = refusal(&reply);
     assert_eq!(kind, ReplyErrorKind::Busy, "{message}");
     qsock_testbed::assert_mentions(
         &message,
-        &["4248kbit", "5mbit", "752kbit", "--reservable", bed.sender_dev()],
+        &[
+            "4248kbit",
+            "5mbit",
+            "752kbit",
+            "--reservable",
+            bed.sender_dev(),
+        ],
     );
     assert_eq!(reply.clone(), reply);
-    let Reply::Error(err) = reply else { unreachable!() };
+    let Reply::Error(err) = reply else {
+        unreachable!()
+    };
     assert_eq!(err.into_error().kind(), qsock::ErrorKind::Busy);
     // Closing the first gives its share back.
-    assert_eq!(client.call(&Request::Close { stream }, None), Reply::Closed { stream });
+    assert_eq!(
+        client.call(&Request::Close { stream }, None),
+        Reply::Closed { stream }
+    );
     attached(&client.attach(&bed, second.as_fd(), stream_every(Duration::from_millis(2))));
 }
 

@@ -24,8 +24,14 @@ fn a_user_cannot_touch_another_users_stream() {
     let first_user = TestUser::create("qsockdt1");
     let second_user = TestUser::create("qsockdt2");
     let daemon = Daemon::start(&bed, "100mbit", &[]);
-    let (mut first, mut first_out) =
-        spawn_client(&bed, &daemon, Some(&first_user), "client_process_role", 10, "");
+    let (mut first, mut first_out) = spawn_client(
+        &bed,
+        &daemon,
+        Some(&first_user),
+        "client_process_role",
+        10,
+        "",
+    );
     client_reply(&mut first_out);
     let (stream, class) = attached(&reply(&client_reply(&mut first_out)));
     assert!(daemon
@@ -35,8 +41,14 @@ fn a_user_cannot_touch_another_users_stream() {
     // number: its own stream has that number on its own connection, so it
     // asks for the next one too, which is nobody's.
     let then = format!("info:{},close:{}", stream + 1, stream + 1);
-    let (mut second, mut second_out) =
-        spawn_client(&bed, &daemon, Some(&second_user), "client_process_role", 10, &then);
+    let (mut second, mut second_out) = spawn_client(
+        &bed,
+        &daemon,
+        Some(&second_user),
+        "client_process_role",
+        10,
+        &then,
+    );
     client_reply(&mut second_out);
     let (_, second_class) = attached(&reply(&client_reply(&mut second_out)));
     assert_ne!(second_class, class);

@@ -328,7 +328,15 @@ pub fn spawn_client(
         args.extend(["runuser", "-u", &user.name, "--"].map(str::to_owned));
     }
     args.extend(
-        [exe, "--exact", test, "--ignored", "--nocapture", "--test-threads=1"].map(str::to_owned),
+        [
+            exe,
+            "--exact",
+            test,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .map(str::to_owned),
     );
     let mut child = bed
         .command_in_sender(&args[0], &args[1..])
@@ -346,15 +354,18 @@ pub fn spawn_client(
     (child, stdout)
 }
 
-/// Reads the client process's lines until one starts with `REPLY `; its rest.
+/// Reads the client process's lines until one holds `REPLY `; what follows it.
 pub fn client_reply(stdout: &mut BufReader<std::process::ChildStdout>) -> String {
     let mut line = String::new();
     loop {
         line.clear();
-        let read = stdout.read_line(&mut line).expect("read the client's output");
+        let read = stdout
+            .read_line(&mut line)
+            .expect("read the client's output");
         assert!(read > 0, "the client process ended without a reply");
-        if let Some(reply) = line.strip_prefix("REPLY ") {
-            return reply.trim().to_owned();
+        // libtest may have started the line with the test's name.
+        if let Some(at) = line.find("REPLY ") {
+            return line[at + "REPLY ".len()..].trim().to_owned();
         }
     }
 }
@@ -371,7 +382,10 @@ pub fn client_process() {
     let socket = protocol::connect_to(Path::new(&var("QSOCKD_TEST_SOCKET"))).expect("connect");
     let call = |request: &Request, fd: Option<BorrowedFd<'_>>| {
         let reply = protocol::call(socket.as_fd(), request, fd).expect("a reply");
-        println!("REPLY {}", String::from_utf8_lossy(&protocol::encode(&reply).expect("encode")));
+        println!(
+            "REPLY {}",
+            String::from_utf8_lossy(&protocol::encode(&reply).expect("encode"))
+        );
         reply
     };
     call(
@@ -382,9 +396,16 @@ pub fn client_process() {
     );
     let udp = UdpSocket::bind((var("QSOCKD_TEST_SOURCE").as_str(), 0)).expect("a UDP socket");
     let period = Duration::from_millis(var("QSOCKD_TEST_PERIOD_MS").parse().expect("a period"));
-    let params = QosParams::new(var("QSOCKD_TEST_DEVICE"), SchedulerName::Htb, stream_every(period));
+    let params = QosParams::new(
+        var("QSOCKD_TEST_DEVICE"),
+        SchedulerName::Htb,
+        stream_every(period),
+    );
     call(&Request::Attach { params }, Some(udp.as_fd()));
-    for step in var("QSOCKD_TEST_THEN").split(',').filter(|step| !step.is_empty()) {
+    for step in var("QSOCKD_TEST_THEN")
+        .split(',')
+        .filter(|step| !step.is_empty())
+    {
         let (verb, id) = step.split_once(':').expect("verb:id");
         let stream = id.parse().expect("a stream id");
         match verb {
