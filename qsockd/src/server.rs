@@ -42,6 +42,8 @@ enum Work {
     Configure { client: u64, stream: StreamId },
     /// Prepare classes ahead on a device again.
     Replenish(usize),
+    /// Log a line.
+    Log(String),
 }
 
 /// What to do with a connection after a request.
@@ -62,6 +64,8 @@ pub struct Server {
     clients: HashMap<u64, Client>,
     next_token: u64,
     work: VecDeque<Work>,
+    /// The cookie of qsockd's network namespace, which passed sockets must share.
+    namespace: u64,
 }
 
 /// A refusal reply.
@@ -115,6 +119,7 @@ impl Server {
             .iter()
             .map(|device| Device::start(device, &config))
             .collect::<Result<Vec<_>, _>>()?;
+        let namespace = classes::namespace_cookie().map_err(|err| err.to_string())?;
         let listener = listen_at(&config.socket)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|err| format!("cannot create an epoll instance: {err}"))?;
@@ -145,6 +150,7 @@ impl Server {
             clients: HashMap::new(),
             next_token: LISTENER + 1,
             work: VecDeque::new(),
+            namespace,
         })
     }
 
@@ -538,7 +544,7 @@ impl Server {
             Ok(index) => index,
             Err(refusal) => return Reply::Error(refusal),
         };
-        if let Err(err) = classes::check_client_socket(socket.as_fd()) {
+        if let Err(err) = classes::check_client_socket(socket.as_fd(), self.namespace) {
             return refused(&err);
         }
         let (user, groups) = client.account().clone();
@@ -640,14 +646,15 @@ impl Server {
             class: class_name.clone(),
             link_rate: Some(device.link_rate),
         };
-        log::info!(
+        // Logging writes to stderr (the journal): after the reply.
+        self.work.push_back(Work::Log(format!(
             "{}: stream {id} of pid {} uid {} in {class_name}, reserving {} ({} reserved in all)",
             params.device,
             client.pid,
             client.uid,
             asked.rate,
             device.ledger.held()
-        );
+        )));
         let configured = class.is_none();
         client.streams.insert(
             id,
@@ -704,6 +711,7 @@ impl Server {
                 client.streams = streams;
             }
             Work::Replenish(index) => self.devices[index].replenish(),
+            Work::Log(line) => log::info!("{line}"),
         }
     }
 
@@ -772,7 +780,7 @@ impl Server {
                          with the Change request (SCM_RIGHTS) for qsockd to set its priority",
                     ));
                 };
-                classes::check_client_socket(socket.as_fd())
+                classes::check_client_socket(socket.as_fd(), self.namespace)
                     .map_err(|err| ReplyError::from(&err))?;
                 let mut class = device
                     .classes

@@ -15,8 +15,7 @@ use nix::sys::socket::MsgFlags;
 use qsock::daemon::protocol::{self, Reply, ReplyErrorKind, Request, PROTOCOL_VERSION};
 use qsock_testbed::TestBed;
 use support::{
-    attached, bed, measure_until, refusal, sender_udp, stream_classes, stream_every, Client,
-    Daemon,
+    attached, bed, measure_until, refusal, sender_udp, stream_classes, stream_every, Client, Daemon,
 };
 
 /// qsockd still admits a stream on a fresh connection.
@@ -73,11 +72,8 @@ fn descriptors_other_than_a_udp_or_tcp_socket_of_its_namespace_are_refused() {
     let daemon = Daemon::start(&bed, "100mbit", &[]);
     let client = Client::connect(&daemon);
     let check = |fd: &OwnedFd, needle: &str| {
-        let (kind, message) = refusal(&client.attach(
-            &bed,
-            fd.as_fd(),
-            stream_every(Duration::from_millis(50)),
-        ));
+        let (kind, message) =
+            refusal(&client.attach(&bed, fd.as_fd(), stream_every(Duration::from_millis(50))));
         assert_eq!(kind, ReplyErrorKind::InvalidInput, "{message}");
         assert!(message.contains(needle), "{needle:?} not in {message}");
     };
@@ -90,7 +86,11 @@ fn descriptors_other_than_a_udp_or_tcp_socket_of_its_namespace_are_refused() {
     check(&OwnedFd::from(elsewhere), "another network namespace");
     // A refusal of the socket keeps the connection.
     let socket = sender_udp(&bed);
-    attached(&client.attach(&bed, socket.as_fd(), stream_every(Duration::from_millis(50))));
+    attached(&client.attach(
+        &bed,
+        socket.as_fd(),
+        stream_every(Duration::from_millis(50)),
+    ));
 }
 
 #[test]
@@ -99,7 +99,11 @@ fn a_client_that_never_reads_its_replies_is_dropped_and_others_are_served() {
     let daemon = Daemon::start(&bed, "100mbit", &[]);
     let idle = Client::connect(&daemon);
     let socket = sender_udp(&bed);
-    attached(&idle.attach(&bed, socket.as_fd(), stream_every(Duration::from_millis(50))));
+    attached(&idle.attach(
+        &bed,
+        socket.as_fd(),
+        stream_every(Duration::from_millis(50)),
+    ));
     let request = protocol::encode(&Request::Info { stream: 99 }).expect("encode");
     let mut sent = 0;
     let outcome = loop {
@@ -107,7 +111,10 @@ fn a_client_that_never_reads_its_replies_is_dropped_and_others_are_served() {
             Ok(()) => sent += 1,
             Err(err) => break err,
         }
-        assert!(sent < 1_000_000, "qsockd took a million requests without dropping the client");
+        assert!(
+            sent < 1_000_000,
+            "qsockd took a million requests without dropping the client"
+        );
     };
     assert!(
         matches!(outcome.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)),
@@ -161,8 +168,13 @@ fn a_thousand_clients_at_once_are_served_and_leave_nothing_behind() {
     );
     let attach = protocol::encode(&Request::Attach { params }).expect("encode");
     for (connection, socket) in connections.iter().zip(&sockets) {
-        protocol::send_frame(connection.as_fd(), &attach, Some(socket.as_fd()), MsgFlags::empty())
-            .expect("attach");
+        protocol::send_frame(
+            connection.as_fd(),
+            &attach,
+            Some(socket.as_fd()),
+            MsgFlags::empty(),
+        )
+        .expect("attach");
     }
     let mut classes = std::collections::HashSet::new();
     for connection in &connections {
@@ -175,7 +187,11 @@ fn a_thousand_clients_at_once_are_served_and_leave_nothing_behind() {
         let (_, class) = attached(&read("attach"));
         assert!(classes.insert(class.clone()), "{class} given twice");
     }
-    assert_eq!(stream_classes(&bed), CLIENTS + 4, "a class per client and 4 prepared");
+    assert_eq!(
+        stream_classes(&bed),
+        CLIENTS + 4,
+        "a class per client and 4 prepared"
+    );
     drop(sockets);
     drop(connections);
     let settled = measure_until(Duration::from_secs(30), || stream_classes(&bed) == 4);
@@ -184,8 +200,13 @@ fn a_thousand_clients_at_once_are_served_and_leave_nothing_behind() {
         "{} stream classes left after every client left",
         stream_classes(&bed)
     );
-    eprintln!("{CLIENTS} clients' classes were removed {:?} after they left", settled.unwrap_or_default());
-    let after = measure_until(Duration::from_secs(5), || daemon.open_descriptors() == before);
+    eprintln!(
+        "{CLIENTS} clients' classes were removed {:?} after they left",
+        settled.unwrap_or_default()
+    );
+    let after = measure_until(Duration::from_secs(5), || {
+        daemon.open_descriptors() == before
+    });
     assert!(
         after.is_some(),
         "qsockd holds {} descriptors after the clients left, {before} before",

@@ -32,10 +32,19 @@ pub enum Transport {
     Tcp,
 }
 
-/// Checks that `socket` is a UDP or TCP socket of the daemon's own network
-/// namespace (the one whose devices it manages); the error says what it is
-/// instead.
-pub fn check_client_socket(socket: BorrowedFd<'_>) -> Result<Transport> {
+/// The cookie of the calling thread's network namespace: a daemon reads it
+/// once, for [`check_client_socket`].
+pub fn namespace_cookie() -> Result<u64> {
+    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
+        .map_err(|err| Error::os("cannot open a socket to find the network namespace", err))?;
+    crate::sys::netns_cookie(probe.as_fd())
+        .map_err(|err| Error::os("cannot read this network namespace's cookie", err))
+}
+
+/// Checks that `socket` is a UDP or TCP socket of the network namespace
+/// whose cookie is `namespace` (the daemon's own, whose devices it
+/// manages, from [`namespace_cookie`]); the error says what it is instead.
+pub fn check_client_socket(socket: BorrowedFd<'_>, namespace: u64) -> Result<Transport> {
     let (domain, kind, protocol) = crate::sys::socket_identity(socket).map_err(|err| {
         let what = if err.raw_os_error() == Some(libc::ENOTSOCK) {
             "the descriptor passed is not a socket".to_owned()
@@ -60,13 +69,9 @@ pub fn check_client_socket(socket: BorrowedFd<'_>) -> Result<Transport> {
             ))
         }
     };
-    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
-        .map_err(|err| Error::os("cannot open a socket to find the network namespace", err))?;
-    let ours = crate::sys::netns_cookie(probe.as_fd())
-        .map_err(|err| Error::os("cannot read this network namespace's cookie", err))?;
     let theirs = crate::sys::netns_cookie(socket)
         .map_err(|err| Error::os("cannot read the socket's network namespace cookie", err))?;
-    if ours != theirs {
+    if namespace != theirs {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "the socket passed belongs to another network namespace than qsockd's: its traffic \
