@@ -43,7 +43,7 @@ fn qsocket_through_qsockd_costs_one_round_trip_on_a_prepared_class() {
                 assert!(matches!(reply, Reply::Error(_)), "{reply:?}");
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let mut measure = |pause: Option<Duration>| {
+            let measure = |pause: Option<Duration>| {
                 let mut samples = Vec::with_capacity(ROUNDS);
                 for _ in 0..ROUNDS {
                     let start = Instant::now();
