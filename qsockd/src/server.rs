@@ -564,7 +564,7 @@ impl Server {
                 ReplyErrorKind::NotSupported,
                 format!(
                     "qsock's {runs} on {} was replaced behind qsockd's back: no class can be \
-                     made until qsockd is restarted",
+                     made until it is back (qsockd's log says how)",
                     params.device
                 ),
             );

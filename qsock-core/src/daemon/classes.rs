@@ -280,6 +280,14 @@ impl DeviceClasses {
         self.prepared.push(class);
     }
 
+    /// Lets go of the prepared classes without deleting them: for a device
+    /// whose root qdisc was removed, which took every class with it.
+    pub fn forget_prepared(&mut self) {
+        for class in self.prepared.drain(..) {
+            class.claim.release();
+        }
+    }
+
     /// How many classes are prepared.
     pub fn prepared(&self) -> usize {
         self.prepared.len()
