@@ -431,11 +431,13 @@ impl Server {
                 self.protocol_error(token, client, "Hello was sent twice".to_owned());
                 return Flow::Close;
             }
+            // The link rate asked for is not the caller's to set: the reply
+            // carries the one qsockd keeps.
             Request::Init {
                 device,
                 scheduler,
-                link_rate,
-            } => self.init(&device, scheduler, link_rate),
+                link_rate: _,
+            } => self.init(&device, scheduler),
             Request::Attach { params } => {
                 let Some(socket) = passed else {
                     self.protocol_error(
@@ -485,12 +487,7 @@ impl Server {
 
     /// `qsockinit` without privilege: succeeds when the device runs that
     /// scheduler already; qsockd installs nothing for a client.
-    fn init(
-        &self,
-        device: &str,
-        scheduler: SchedulerName,
-        link_rate: Option<qsock::Rate>,
-    ) -> Reply {
+    fn init(&self, device: &str, scheduler: SchedulerName) -> Reply {
         let index = match self.device_index(device) {
             Ok(index) => index,
             Err(_) => {
@@ -522,7 +519,6 @@ impl Server {
                 ),
             );
         }
-        let _ = link_rate;
         Reply::Initialized {
             device: device.to_owned(),
             scheduler: runs,
@@ -761,17 +757,13 @@ impl Server {
             )
             .map_err(|message| ReplyError::new(ReplyErrorKind::Busy, message))?;
         let needs_class = device.classes.needs_class(params);
-        match (stream.class.take(), needs_class) {
-            (Some(mut class), true) => {
-                let owner = classes::client_owner(client.pid, client.uid);
-                let configured =
-                    device
-                        .classes
-                        .configure(&mut class, params, device.link_rate, &owner);
-                stream.class = Some(class);
-                configured.map_err(|err| ReplyError::from(&err))?;
+        let mut gained = false;
+        let kept = match (stream.class.take(), needs_class) {
+            (Some(class), true) => Some(class),
+            (Some(class), false) => {
+                device.remove(class, "its stream became best effort");
+                None
             }
-            (Some(class), false) => device.remove(class, "its stream became best effort"),
             (None, true) => {
                 let Some(socket) = socket else {
                     return Err(ReplyError::new(
@@ -782,7 +774,7 @@ impl Server {
                 };
                 classes::check_client_socket(socket.as_fd(), self.namespace)
                     .map_err(|err| ReplyError::from(&err))?;
-                let mut class = device
+                let class = device
                     .classes
                     .take()
                     .map_err(|err| ReplyError::from(&err))?;
@@ -790,16 +782,21 @@ impl Server {
                     device.classes.give_back(class);
                     return Err(ReplyError::from(&err));
                 }
-                let owner = classes::client_owner(client.pid, client.uid);
-                let configured =
-                    device
-                        .classes
-                        .configure(&mut class, params, device.link_rate, &owner);
-                stream.class = Some(class);
-                configured.map_err(|err| ReplyError::from(&err))?;
-                self.work.push_back(Work::Replenish(stream.device));
+                gained = true;
+                Some(class)
             }
-            (None, false) => {}
+            (None, false) => None,
+        };
+        if let Some(mut class) = kept {
+            let owner = classes::client_owner(client.pid, client.uid);
+            let configured = device
+                .classes
+                .configure(&mut class, params, device.link_rate, &owner);
+            stream.class = Some(class);
+            configured.map_err(|err| ReplyError::from(&err))?;
+        }
+        if gained {
+            self.work.push_back(Work::Replenish(stream.device));
         }
         let device = &mut self.devices[stream.device];
         device.ledger.release(client.uid, stream.reservation);

@@ -187,11 +187,15 @@ fn a_thousand_clients_at_once_are_served_and_leave_nothing_behind() {
         let (_, class) = attached(&read("attach"));
         assert!(classes.insert(class.clone()), "{class} given twice");
     }
-    assert_eq!(
-        stream_classes(&bed),
-        CLIENTS + 4,
-        "a class per client and 4 prepared"
-    );
+    // Each client's class is in the kernel (the next prepared ones may
+    // still be on their way).
+    let shown = support::classes(&bed);
+    for class in &classes {
+        assert!(
+            shown.contains(&format!("class htb {class} ")),
+            "{class} is not in:\n{shown}"
+        );
+    }
     drop(sockets);
     drop(connections);
     let settled = measure_until(Duration::from_secs(30), || stream_classes(&bed) == 4);

@@ -502,21 +502,5 @@ fn dwcs_class_reservation(options: &DwcsClassOptions, mtu: u32) -> Reservation {
 
 /// The record of a stream held for the client process `pid` of user `uid`.
 pub fn client_owner(pid: u32, uid: u32) -> StreamOwner {
-    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|&b| b == 0)
-                .filter(|arg| !arg.is_empty())
-                .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
-    StreamOwner {
-        pid,
-        uid,
-        command,
-        since_unix_seconds: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs()),
-    }
+    crate::backend::owner::process(pid, uid)
 }

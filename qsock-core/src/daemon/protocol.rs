@@ -107,7 +107,11 @@ pub enum Request {
         /// The stream.
         stream: StreamId,
     },
-    /// `qclose` of one of this connection's streams: its class is removed.
+    /// `qclose` of one of this connection's streams: its class is removed
+    /// at once. The daemon keeps no client's socket, so a client that goes
+    /// on sending from it sets its `SO_PRIORITY` back to 0 first (which
+    /// needs no privilege), lest its packets name a class that is gone or
+    /// later another stream's.
     Close {
         /// The stream.
         stream: StreamId,
