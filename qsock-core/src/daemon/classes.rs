@@ -504,3 +504,52 @@ fn dwcs_class_reservation(options: &DwcsClassOptions, mtu: u32) -> Reservation {
 pub fn client_owner(pid: u32, uid: u32) -> StreamOwner {
     crate::backend::owner::process(pid, uid)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dwcs_stream_reserves_the_share_of_its_packets_its_window_must_send() {
+        // 1062 bytes on the wire every 2 ms: 4.248 Mbit/s; with 1 of every 4
+        // allowed to miss, three quarters of that.
+        let stream = StreamParams::periodic(Duration::from_millis(2), 1, 4).with_packet_size(1000);
+        assert_eq!(
+            dwcs_reservation(&stream, 1500).rate.bits_per_second(),
+            3_186_000
+        );
+        let strict = StreamParams::periodic(Duration::from_millis(2), 0, 0).with_packet_size(1000);
+        assert_eq!(
+            dwcs_reservation(&strict, 1500).rate.bits_per_second(),
+            4_248_000
+        );
+        assert_eq!(
+            dwcs_reservation(&StreamParams::aperiodic(), 1500),
+            Reservation::NONE
+        );
+        let share =
+            dwcs_reservation(&stream, 1500).share_of(Rate::from_bits_per_second(10_000_000));
+        assert!((share - 0.3186).abs() < 1e-9, "{share}");
+    }
+
+    #[test]
+    fn an_existing_dwcs_class_reserves_by_its_options_at_full_packets() {
+        let options = DwcsClassOptions {
+            period_ns: Some(2_000_000),
+            oln: Some(1),
+            old: Some(2),
+            flags: Some(TC_DWCS_CLASS_F_DROPPABLE),
+        };
+        // 1514 bytes every 2 ms is 6.056 Mbit/s; half must be sent.
+        assert_eq!(
+            dwcs_class_reservation(&options, 1500)
+                .rate
+                .bits_per_second(),
+            3_028_000
+        );
+        assert_eq!(
+            dwcs_class_reservation(&dwcs_placeholder(), 1500),
+            Reservation::NONE
+        );
+    }
+}
