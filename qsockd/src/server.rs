@@ -31,6 +31,9 @@ const LISTENER: u64 = 0;
 const REQUESTS_PER_TURN: usize = 16;
 /// How often the devices are looked at (root qdisc, restart grace).
 const TICK: Duration = Duration::from_secs(1);
+/// Streams one connection may hold: each holds a class of the kernel's
+/// 65534, whatever little it reserves.
+const STREAMS_PER_CONNECTION: usize = 256;
 /// Connections waiting to be accepted: a thousand clients starting at once
 /// wait here instead of being refused.
 const BACKLOG: i32 = 4096;
@@ -535,6 +538,15 @@ impl Server {
     ) -> Reply {
         if let Err(err) = params.validate() {
             return refused(&err);
+        }
+        if client.streams.len() >= STREAMS_PER_CONNECTION {
+            return refusal(
+                ReplyErrorKind::Busy,
+                format!(
+                    "this connection holds {STREAMS_PER_CONNECTION} streams, the most qsockd \
+                     keeps for one connection: close some, or open another connection"
+                ),
+            );
         }
         let index = match self.device_index(&params.device) {
             Ok(index) => index,
