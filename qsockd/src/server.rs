@@ -654,15 +654,6 @@ impl Server {
             class: class_name.clone(),
             link_rate: Some(device.link_rate),
         };
-        // Logging writes to stderr (the journal): after the reply.
-        self.work.push_back(Work::Log(format!(
-            "{}: stream {id} of pid {} uid {} in {class_name}, reserving {} ({} reserved in all)",
-            params.device,
-            client.pid,
-            client.uid,
-            asked.rate,
-            device.ledger.held()
-        )));
         let configured = class.is_none();
         client.streams.insert(
             id,
@@ -681,6 +672,16 @@ impl Server {
             });
             self.work.push_back(Work::Replenish(index));
         }
+        // Logging writes to stderr (the journal): after the reply, and after
+        // the class has its rate.
+        self.work.push_back(Work::Log(format!(
+            "{}: stream {id} of pid {} uid {} in {class_name}, reserving {} ({} reserved in all)",
+            params.device,
+            client.pid,
+            client.uid,
+            asked.rate,
+            device.ledger.held()
+        )));
         reply
     }
 
