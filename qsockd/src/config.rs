@@ -92,6 +92,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// How a refusal says to serve a device qsockd does not serve.
+    pub fn how_to_serve(&self, device: &str) -> String {
+        match &self.source {
+            Source::File(path) => format!(
+                "add a [[device]] named {device:?} to {} and restart qsockd",
+                path.display()
+            ),
+            Source::Arguments => format!("start qsockd with --device {device}"),
+        }
+    }
+
     /// How a refusal names the setting `field` of `device`.
     pub fn setting(&self, device: &str, field: &str) -> String {
         match &self.source {

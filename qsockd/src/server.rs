@@ -480,9 +480,9 @@ impl Server {
                 ReplyError::new(
                     ReplyErrorKind::NoDevice,
                     format!(
-                        "qsockd does not schedule {name:?}: it serves {}; add a [[device]] named \
-                         {name:?} to its config and restart it",
-                        served.join(", ")
+                        "qsockd does not schedule {name:?}: it serves {}; {}",
+                        served.join(", "),
+                        self.config.how_to_serve(name)
                     ),
                 )
             })
@@ -498,9 +498,8 @@ impl Server {
                     ReplyErrorKind::PermissionDenied,
                     format!(
                         "qsockd does not keep {device}, and installing a scheduler needs \
-                         CAP_NET_ADMIN: add {device} to qsockd's config ({}), or run qsockinit \
-                         with the privilege",
-                        self.config.setting(device, "name")
+                         CAP_NET_ADMIN: {}, or run qsockinit with the privilege",
+                        self.config.how_to_serve(device)
                     ),
                 )
             }

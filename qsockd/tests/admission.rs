@@ -83,6 +83,14 @@ fn init_succeeds_for_the_scheduler_qsockd_keeps_and_is_refused_for_another() {
     let (kind, message) = refusal(&client.call(&init(qsock::SchedulerName::Dwcs), None));
     assert_eq!(kind, ReplyErrorKind::PermissionDenied, "{message}");
     qsock_testbed::assert_mentions(&message, &["qsockd", "htb", "CAP_NET_ADMIN"]);
+    let elsewhere = Request::Init {
+        device: "qsockdnone0".to_owned(),
+        scheduler: qsock::SchedulerName::Htb,
+        link_rate: None,
+    };
+    let (kind, message) = refusal(&client.call(&elsewhere, None));
+    assert_eq!(kind, ReplyErrorKind::PermissionDenied, "{message}");
+    qsock_testbed::assert_mentions(&message, &["qsockdnone0", "--device qsockdnone0"]);
     let root = bed
         .tc_in_sender(&["qdisc", "show", "dev", bed.sender_dev()])
         .expect("tc qdisc show");
