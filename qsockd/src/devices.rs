@@ -196,19 +196,23 @@ impl Device {
                     self.config.scheduler
                 );
                 self.replaced = false;
+                self.replenish();
             }
             Ok(false) if !self.replaced => {
                 log::warn!(
                     "{}: qsock's {} root qdisc was replaced or removed behind qsockd's back: its \
-                     streams lost their classes and new ones are refused; restart qsockd (or run \
-                     `qsockctl init --dev {} --scheduler {} --rate {}`) to install it again",
+                     streams lost their classes and new ones are refused until it is back; remove \
+                     what replaced it (`tc qdisc del dev {} root`) and restart qsockd, or install \
+                     it as root (`qsockctl init --dev {} --scheduler {} --rate {}`)",
                     self.config.name,
                     self.config.scheduler,
+                    self.config.name,
                     self.config.name,
                     self.config.scheduler,
                     self.config.rate
                 );
                 self.replaced = true;
+                self.classes.forget_prepared();
             }
             Err(err) if !self.replaced => {
                 log::warn!("{}: cannot read the root qdisc: {err}", self.config.name);

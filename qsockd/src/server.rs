@@ -31,6 +31,9 @@ const LISTENER: u64 = 0;
 const REQUESTS_PER_TURN: usize = 16;
 /// How often the devices are looked at (root qdisc, restart grace).
 const TICK: Duration = Duration::from_secs(1);
+/// Streams one connection may hold: each holds a class of the kernel's
+/// 65534, whatever little it reserves.
+const STREAMS_PER_CONNECTION: usize = 256;
 /// Connections waiting to be accepted: a thousand clients starting at once
 /// wait here instead of being refused.
 const BACKLOG: i32 = 4096;
@@ -42,6 +45,8 @@ enum Work {
     Configure { client: u64, stream: StreamId },
     /// Prepare classes ahead on a device again.
     Replenish(usize),
+    /// Log a line.
+    Log(String),
 }
 
 /// What to do with a connection after a request.
@@ -62,6 +67,8 @@ pub struct Server {
     clients: HashMap<u64, Client>,
     next_token: u64,
     work: VecDeque<Work>,
+    /// The cookie of qsockd's network namespace, which passed sockets must share.
+    namespace: u64,
 }
 
 /// A refusal reply.
@@ -115,6 +122,7 @@ impl Server {
             .iter()
             .map(|device| Device::start(device, &config))
             .collect::<Result<Vec<_>, _>>()?;
+        let namespace = classes::namespace_cookie().map_err(|err| err.to_string())?;
         let listener = listen_at(&config.socket)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|err| format!("cannot create an epoll instance: {err}"))?;
@@ -145,6 +153,7 @@ impl Server {
             clients: HashMap::new(),
             next_token: LISTENER + 1,
             work: VecDeque::new(),
+            namespace,
         })
     }
 
@@ -425,11 +434,13 @@ impl Server {
                 self.protocol_error(token, client, "Hello was sent twice".to_owned());
                 return Flow::Close;
             }
+            // The link rate asked for is not the caller's to set: the reply
+            // carries the one qsockd keeps.
             Request::Init {
                 device,
                 scheduler,
-                link_rate,
-            } => self.init(&device, scheduler, link_rate),
+                link_rate: _,
+            } => self.init(&device, scheduler),
             Request::Attach { params } => {
                 let Some(socket) = passed else {
                     self.protocol_error(
@@ -469,9 +480,9 @@ impl Server {
                 ReplyError::new(
                     ReplyErrorKind::NoDevice,
                     format!(
-                        "qsockd does not schedule {name:?}: it serves {}; add a [[device]] named \
-                         {name:?} to its config and restart it",
-                        served.join(", ")
+                        "qsockd does not schedule {name:?}: it serves {}; {}",
+                        served.join(", "),
+                        self.config.how_to_serve(name)
                     ),
                 )
             })
@@ -479,12 +490,7 @@ impl Server {
 
     /// `qsockinit` without privilege: succeeds when the device runs that
     /// scheduler already; qsockd installs nothing for a client.
-    fn init(
-        &self,
-        device: &str,
-        scheduler: SchedulerName,
-        link_rate: Option<qsock::Rate>,
-    ) -> Reply {
+    fn init(&self, device: &str, scheduler: SchedulerName) -> Reply {
         let index = match self.device_index(device) {
             Ok(index) => index,
             Err(_) => {
@@ -492,9 +498,8 @@ impl Server {
                     ReplyErrorKind::PermissionDenied,
                     format!(
                         "qsockd does not keep {device}, and installing a scheduler needs \
-                         CAP_NET_ADMIN: add {device} to qsockd's config ({}), or run qsockinit \
-                         with the privilege",
-                        self.config.setting(device, "name")
+                         CAP_NET_ADMIN: {}, or run qsockinit with the privilege",
+                        self.config.how_to_serve(device)
                     ),
                 )
             }
@@ -516,7 +521,6 @@ impl Server {
                 ),
             );
         }
-        let _ = link_rate;
         Reply::Initialized {
             device: device.to_owned(),
             scheduler: runs,
@@ -534,11 +538,20 @@ impl Server {
         if let Err(err) = params.validate() {
             return refused(&err);
         }
+        if client.streams.len() >= STREAMS_PER_CONNECTION {
+            return refusal(
+                ReplyErrorKind::Busy,
+                format!(
+                    "this connection holds {STREAMS_PER_CONNECTION} streams, the most qsockd \
+                     keeps for one connection: close some, or open another connection"
+                ),
+            );
+        }
         let index = match self.device_index(&params.device) {
             Ok(index) => index,
             Err(refusal) => return Reply::Error(refusal),
         };
-        if let Err(err) = classes::check_client_socket(socket.as_fd()) {
+        if let Err(err) = classes::check_client_socket(socket.as_fd(), self.namespace) {
             return refused(&err);
         }
         let (user, groups) = client.account().clone();
@@ -558,7 +571,7 @@ impl Server {
                 ReplyErrorKind::NotSupported,
                 format!(
                     "qsock's {runs} on {} was replaced behind qsockd's back: no class can be \
-                     made until qsockd is restarted",
+                     made until it is back (qsockd's log says how)",
                     params.device
                 ),
             );
@@ -640,14 +653,6 @@ impl Server {
             class: class_name.clone(),
             link_rate: Some(device.link_rate),
         };
-        log::info!(
-            "{}: stream {id} of pid {} uid {} in {class_name}, reserving {} ({} reserved in all)",
-            params.device,
-            client.pid,
-            client.uid,
-            asked.rate,
-            device.ledger.held()
-        );
         let configured = class.is_none();
         client.streams.insert(
             id,
@@ -666,6 +671,16 @@ impl Server {
             });
             self.work.push_back(Work::Replenish(index));
         }
+        // Logging writes to stderr (the journal): after the reply, and after
+        // the class has its rate.
+        self.work.push_back(Work::Log(format!(
+            "{}: stream {id} of pid {} uid {} in {class_name}, reserving {} ({} reserved in all)",
+            params.device,
+            client.pid,
+            client.uid,
+            asked.rate,
+            device.ledger.held()
+        )));
         reply
     }
 
@@ -704,6 +719,7 @@ impl Server {
                 client.streams = streams;
             }
             Work::Replenish(index) => self.devices[index].replenish(),
+            Work::Log(line) => log::info!("{line}"),
         }
     }
 
@@ -753,17 +769,13 @@ impl Server {
             )
             .map_err(|message| ReplyError::new(ReplyErrorKind::Busy, message))?;
         let needs_class = device.classes.needs_class(params);
-        match (stream.class.take(), needs_class) {
-            (Some(mut class), true) => {
-                let owner = classes::client_owner(client.pid, client.uid);
-                let configured =
-                    device
-                        .classes
-                        .configure(&mut class, params, device.link_rate, &owner);
-                stream.class = Some(class);
-                configured.map_err(|err| ReplyError::from(&err))?;
+        let mut gained = false;
+        let kept = match (stream.class.take(), needs_class) {
+            (Some(class), true) => Some(class),
+            (Some(class), false) => {
+                device.remove(class, "its stream became best effort");
+                None
             }
-            (Some(class), false) => device.remove(class, "its stream became best effort"),
             (None, true) => {
                 let Some(socket) = socket else {
                     return Err(ReplyError::new(
@@ -772,9 +784,9 @@ impl Server {
                          with the Change request (SCM_RIGHTS) for qsockd to set its priority",
                     ));
                 };
-                classes::check_client_socket(socket.as_fd())
+                classes::check_client_socket(socket.as_fd(), self.namespace)
                     .map_err(|err| ReplyError::from(&err))?;
-                let mut class = device
+                let class = device
                     .classes
                     .take()
                     .map_err(|err| ReplyError::from(&err))?;
@@ -782,16 +794,21 @@ impl Server {
                     device.classes.give_back(class);
                     return Err(ReplyError::from(&err));
                 }
-                let owner = classes::client_owner(client.pid, client.uid);
-                let configured =
-                    device
-                        .classes
-                        .configure(&mut class, params, device.link_rate, &owner);
-                stream.class = Some(class);
-                configured.map_err(|err| ReplyError::from(&err))?;
-                self.work.push_back(Work::Replenish(stream.device));
+                gained = true;
+                Some(class)
             }
-            (None, false) => {}
+            (None, false) => None,
+        };
+        if let Some(mut class) = kept {
+            let owner = classes::client_owner(client.pid, client.uid);
+            let configured = device
+                .classes
+                .configure(&mut class, params, device.link_rate, &owner);
+            stream.class = Some(class);
+            configured.map_err(|err| ReplyError::from(&err))?;
+        }
+        if gained {
+            self.work.push_back(Work::Replenish(stream.device));
         }
         let device = &mut self.devices[stream.device];
         device.ledger.release(client.uid, stream.reservation);

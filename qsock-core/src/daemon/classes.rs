@@ -32,10 +32,19 @@ pub enum Transport {
     Tcp,
 }
 
-/// Checks that `socket` is a UDP or TCP socket of the daemon's own network
-/// namespace (the one whose devices it manages); the error says what it is
-/// instead.
-pub fn check_client_socket(socket: BorrowedFd<'_>) -> Result<Transport> {
+/// The cookie of the calling thread's network namespace: a daemon reads it
+/// once, for [`check_client_socket`].
+pub fn namespace_cookie() -> Result<u64> {
+    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
+        .map_err(|err| Error::os("cannot open a socket to find the network namespace", err))?;
+    crate::sys::netns_cookie(probe.as_fd())
+        .map_err(|err| Error::os("cannot read this network namespace's cookie", err))
+}
+
+/// Checks that `socket` is a UDP or TCP socket of the network namespace
+/// whose cookie is `namespace` (the daemon's own, whose devices it
+/// manages, from [`namespace_cookie`]); the error says what it is instead.
+pub fn check_client_socket(socket: BorrowedFd<'_>, namespace: u64) -> Result<Transport> {
     let (domain, kind, protocol) = crate::sys::socket_identity(socket).map_err(|err| {
         let what = if err.raw_os_error() == Some(libc::ENOTSOCK) {
             "the descriptor passed is not a socket".to_owned()
@@ -60,13 +69,9 @@ pub fn check_client_socket(socket: BorrowedFd<'_>) -> Result<Transport> {
             ))
         }
     };
-    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
-        .map_err(|err| Error::os("cannot open a socket to find the network namespace", err))?;
-    let ours = crate::sys::netns_cookie(probe.as_fd())
-        .map_err(|err| Error::os("cannot read this network namespace's cookie", err))?;
     let theirs = crate::sys::netns_cookie(socket)
         .map_err(|err| Error::os("cannot read the socket's network namespace cookie", err))?;
-    if ours != theirs {
+    if namespace != theirs {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "the socket passed belongs to another network namespace than qsockd's: its traffic \
@@ -273,6 +278,14 @@ impl DeviceClasses {
     /// prepared ones; its placeholder options are unchanged.
     pub fn give_back(&mut self, class: StreamClass) {
         self.prepared.push(class);
+    }
+
+    /// Lets go of the prepared classes without deleting them: for a device
+    /// whose root qdisc was removed, which took every class with it.
+    pub fn forget_prepared(&mut self) {
+        for class in self.prepared.drain(..) {
+            class.claim.release();
+        }
     }
 
     /// How many classes are prepared.
@@ -489,21 +502,54 @@ fn dwcs_class_reservation(options: &DwcsClassOptions, mtu: u32) -> Reservation {
 
 /// The record of a stream held for the client process `pid` of user `uid`.
 pub fn client_owner(pid: u32, uid: u32) -> StreamOwner {
-    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|&b| b == 0)
-                .filter(|arg| !arg.is_empty())
-                .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
-    StreamOwner {
-        pid,
-        uid,
-        command,
-        since_unix_seconds: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs()),
+    crate::backend::owner::process(pid, uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dwcs_stream_reserves_the_share_of_its_packets_its_window_must_send() {
+        // 1062 bytes on the wire every 2 ms: 4.248 Mbit/s; with 1 of every 4
+        // allowed to miss, three quarters of that.
+        let stream = StreamParams::periodic(Duration::from_millis(2), 1, 4).with_packet_size(1000);
+        assert_eq!(
+            dwcs_reservation(&stream, 1500).rate.bits_per_second(),
+            3_186_000
+        );
+        let strict = StreamParams::periodic(Duration::from_millis(2), 0, 0).with_packet_size(1000);
+        assert_eq!(
+            dwcs_reservation(&strict, 1500).rate.bits_per_second(),
+            4_248_000
+        );
+        assert_eq!(
+            dwcs_reservation(&StreamParams::aperiodic(), 1500),
+            Reservation::NONE
+        );
+        let share =
+            dwcs_reservation(&stream, 1500).share_of(Rate::from_bits_per_second(10_000_000));
+        assert!((share - 0.3186).abs() < 1e-9, "{share}");
+    }
+
+    #[test]
+    fn an_existing_dwcs_class_reserves_by_its_options_at_full_packets() {
+        let options = DwcsClassOptions {
+            period_ns: Some(2_000_000),
+            oln: Some(1),
+            old: Some(2),
+            flags: Some(TC_DWCS_CLASS_F_DROPPABLE),
+        };
+        // 1514 bytes every 2 ms is 6.056 Mbit/s; half must be sent.
+        assert_eq!(
+            dwcs_class_reservation(&options, 1500)
+                .rate
+                .bits_per_second(),
+            3_028_000
+        );
+        assert_eq!(
+            dwcs_class_reservation(&dwcs_placeholder(), 1500),
+            Reservation::NONE
+        );
     }
 }
