@@ -85,6 +85,21 @@ fn role_stream_through_qsockd() {
     let report = qsock::qsockinit(&InitParams::new(&device, SchedulerName::Htb)).unwrap();
     assert_eq!(report.scheduler, SchedulerName::Htb);
     assert!(report.reason.contains("qsockd"), "{}", report.reason);
+    let report = qsock::qsockinit(&InitParams::new(&device, SchedulerName::Auto)).unwrap();
+    assert_eq!(report.scheduler, SchedulerName::Htb, "{}", report.reason);
+    // auto prefers qsockd's kernel scheduler to the user scheduler.
+    let auto = QSocket::new(
+        Domain::IPV4,
+        Type::DGRAM,
+        Some(Protocol::UDP),
+        &QosParams {
+            scheduler: SchedulerName::Auto,
+            ..periodic(&device, Duration::from_millis(10))
+        },
+    )
+    .unwrap();
+    assert_eq!(auto.scheduler(), SchedulerName::Htb);
+    auto.close().unwrap();
     let err = qsock::qsockinit(&InitParams::new(&device, SchedulerName::Dwcs)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.message().contains("qsockd"), "{err}");
