@@ -621,7 +621,11 @@ fn section(rows: &[Row], results: &Results) -> String {
          Median over {rounds} interleaved rounds of the mean time per call; a ratio is the \
          median of the per-round ratios (the socket call measured in the same round, on the \
          same path, one column per backend's run). `qsendto`/`qsend` are timed until the \
-         scheduler has sent the packets. Data: `{csv}`.\n\n{table}",
+         scheduler has sent the packets. `qsocket` makes a round's sockets one after the \
+         other and closes them after; `qsocket, one live` closes each before making the next. \
+         The `{THROUGH_QSOCKD}` column is the same calls made by a caller without \
+         privilege (nobody) while `qsockd --foreground` schedules the device with htb. \
+         Data: `{csv}`.\n\n{table}",
         tag = results.tag(),
         rounds = rows.first().map_or(0, |r| r.rounds),
         csv = results.file_name("table1", None, "csv"),
