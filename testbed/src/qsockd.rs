@@ -102,7 +102,10 @@ impl RunnableCopy {
             .expect("open the copy's directory to every user");
         let name = exe.file_name().expect("an executable has a file name");
         let copy = dir.join(name);
-        fs::copy(exe, &copy).unwrap_or_else(|err| panic!("copy {}: {err}", exe.display()));
+        if let Err(err) = fs::copy(exe, &copy) {
+            let _ = fs::remove_dir_all(&dir);
+            panic!("copy {}: {err}", exe.display());
+        }
         fs::set_permissions(&copy, fs::Permissions::from_mode(0o755))
             .expect("make the copy executable");
         RunnableCopy { dir, exe: copy }
