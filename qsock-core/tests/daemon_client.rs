@@ -15,7 +15,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
 use qsock::daemon::protocol::{self, Reply, ReplyErrorKind, Request, PROTOCOL_VERSION};
@@ -266,24 +266,93 @@ fn setup(tag: &str) -> QsockdBed {
     QsockdBed::start(&exe, tag, LINK_RATE, RECEIVER_PORT)
 }
 
-/// Starts this binary's `role_NAME` test as `user` in the sender's
-/// namespace, talking to qsockd.
-fn start_role(setup: &QsockdBed, user: &TestUser, name: &str) -> Child {
-    let test = format!("role_{}", role_test_name(name));
-    user.command_in_sender(
-        &setup.bed,
-        setup.copy.path(),
-        ["--exact", &test, "--nocapture", "--test-threads=1"],
-    )
-    .env(protocol::SOCKET_ENV, setup.daemon.socket())
-    .env(ROLE, name)
-    .env(DEVICE, setup.bed.sender_dev())
-    .env(RECEIVER, setup.receiver.to_string())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap()
+/// A role running as a test user: this binary's `role_NAME` test in the
+/// sender's namespace, talking to qsockd, read line by line.
+struct Role {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    /// Everything it printed so far.
+    seen: String,
+}
+
+impl Role {
+    fn start(setup: &QsockdBed, user: &TestUser, name: &str) -> Role {
+        let test = format!("role_{}", role_test_name(name));
+        let mut child = user
+            .command_in_sender(
+                &setup.bed,
+                setup.copy.path(),
+                ["--exact", &test, "--nocapture", "--test-threads=1"],
+            )
+            .env(protocol::SOCKET_ENV, setup.daemon.socket())
+            .env(ROLE, name)
+            .env(DEVICE, setup.bed.sender_dev())
+            .env(RECEIVER, setup.receiver.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Role {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads up to the line that holds `marker` (libtest may write "test
+    /// NAME ... " ahead of it) and returns that line; fails with everything
+    /// the role said when it ends first.
+    fn expect(&mut self, marker: &str) -> String {
+        loop {
+            let mut line = String::new();
+            let read = self.stdout.read_line(&mut line).unwrap();
+            self.seen.push_str(&line);
+            if line.contains(marker) {
+                return line;
+            }
+            if read == 0 {
+                self.stdin.take();
+                let output = stderr_once_ended(&mut self.child);
+                panic!(
+                    "the role ended before saying {marker:?}:\n{}\n{output}",
+                    self.seen
+                );
+            }
+        }
+    }
+
+    /// Lets the role go on past its wait for root.
+    fn go(&mut self) {
+        writeln!(self.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+
+    /// Waits for the role to end, and fails with its output unless it
+    /// passed; everything it printed.
+    fn finish(mut self) -> String {
+        self.stdin.take();
+        self.expect("ROLE OK");
+        let stderr = stderr_once_ended(&mut self.child);
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the role failed ({status}):\n{}\n{stderr}",
+            self.seen
+        );
+        self.seen
+    }
+}
+
+/// Waits for `child` to end; what it wrote on standard error.
+fn stderr_once_ended(child: &mut Child) -> String {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    let _ = child.wait();
+    stderr
 }
 
 fn role_test_name(name: &str) -> &str {
@@ -292,33 +361,6 @@ fn role_test_name(name: &str) -> &str {
         "restart" => "restart",
         other => other,
     }
-}
-
-/// Reads the role's output up to a line starting with `marker`.
-fn read_until(stdout: &mut BufReader<ChildStdout>, marker: &str) -> String {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let read = stdout.read_line(&mut line).unwrap();
-        seen.push_str(&line);
-        // libtest writes "test NAME ... " ahead of the test's first line.
-        if read == 0 || line.contains(marker) {
-            return seen;
-        }
-    }
-}
-
-/// Waits for the role to end, and fails with its output unless it passed.
-fn finish(child: Child, earlier: &str) -> String {
-    let output = child.wait_with_output().unwrap();
-    let stdout = format!("{earlier}{}", String::from_utf8_lossy(&output.stdout));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("ROLE OK"),
-        "the role failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    stdout
 }
 
 /// The class the role said its socket is in (`ATTACHED class=7173:N`).
@@ -336,23 +378,16 @@ fn unprivileged_stream_gets_its_htb_class_through_qsockd() {
     }
     let setup = setup("daemon-client-stream");
     let user = TestUser::create("qsockt1");
-    let mut child = start_role(&setup, &user, "stream");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let seen = read_until(&mut stdout, "ATTACHED");
-    if !seen.contains("ATTACHED") {
-        finish(child, &seen);
-        panic!("the role ended without attaching:\n{seen}");
-    }
-    let class = attached_class(&seen);
+    let mut role = Role::start(&setup, &user, "stream");
+    let class = attached_class(&role.expect("ATTACHED"));
     let bytes = setup.bytes_of(&class);
     assert!(
         bytes.is_some_and(|bytes| bytes >= 100_000),
         "the stream's class {class} counted {bytes:?} bytes of the 100,000 sent"
     );
-    writeln!(child.stdin.take().unwrap(), "go").unwrap();
-    let rest = read_until(&mut stdout, "ROLE OK");
-    let stdout_text = finish(child, &format!("{seen}{rest}"));
-    assert!(stdout_text.contains("REFUSED qsockd: "), "{stdout_text}");
+    role.go();
+    let said = role.finish();
+    assert!(said.contains("REFUSED qsockd: "), "{said}");
     setup.wait_gone(&class);
     drop(user);
 }
@@ -365,22 +400,15 @@ fn a_second_user_cannot_change_or_close_the_first_users_stream() {
     let setup = setup("daemon-client-meddle");
     let first = TestUser::create("qsockt2");
     let second = TestUser::create("qsockt3");
-    let mut holder = start_role(&setup, &first, "stream");
-    let mut stdout = BufReader::new(holder.stdout.take().unwrap());
-    let seen = read_until(&mut stdout, "ATTACHED");
-    if !seen.contains("ATTACHED") {
-        finish(holder, &seen);
-        panic!("the first user ended without attaching:\n{seen}");
-    }
-    let class = attached_class(&seen);
+    let mut holder = Role::start(&setup, &first, "stream");
+    let class = attached_class(&holder.expect("ATTACHED"));
     let before = setup.stream_classes();
     assert!(
         setup.bytes_of(&class).is_some(),
         "{class} is not in {before:?}"
     );
 
-    let meddler = start_role(&setup, &second, "meddle");
-    finish(meddler, "");
+    Role::start(&setup, &second, "meddle").finish();
     assert_eq!(
         setup.bytes_of(&class),
         before
@@ -392,9 +420,8 @@ fn a_second_user_cannot_change_or_close_the_first_users_stream() {
         setup.stream_classes()
     );
 
-    writeln!(holder.stdin.take().unwrap(), "go").unwrap();
-    let rest = read_until(&mut stdout, "ROLE OK");
-    finish(holder, &format!("{seen}{rest}"));
+    holder.go();
+    holder.finish();
     setup.wait_gone(&class);
 }
 
@@ -405,23 +432,11 @@ fn a_stream_is_attached_again_after_qsockd_restarts() {
     }
     let mut setup = setup("daemon-client-restart");
     let user = TestUser::create("qsockt6");
-    let mut child = start_role(&setup, &user, "restart");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut stdin = child.stdin.take().unwrap();
-    let seen = read_until(&mut stdout, "ATTACHED");
-    if !seen.contains("ATTACHED") {
-        finish(child, &seen);
-        panic!("the role ended without attaching:\n{seen}");
-    }
+    let mut role = Role::start(&setup, &user, "restart");
+    role.expect("ATTACHED");
     setup.daemon.restart(&setup.bed);
-    writeln!(stdin, "go").unwrap();
-    let again = read_until(&mut stdout, "REATTACHED");
-    if !again.contains("REATTACHED") {
-        drop(stdin);
-        finish(child, &format!("{seen}{again}"));
-        panic!("the role did not attach again:\n{seen}{again}");
-    }
-    let class = attached_class(&again);
+    role.go();
+    let class = attached_class(&role.expect("REATTACHED"));
     let bytes = setup.bytes_of(&class);
     assert!(
         bytes.is_some_and(|bytes| bytes >= 50_000),
@@ -430,9 +445,7 @@ fn a_stream_is_attached_again_after_qsockd_restarts() {
         setup.stream_classes(),
         setup.daemon.log_text()
     );
-    writeln!(stdin, "go").unwrap();
-    drop(stdin);
-    let rest = read_until(&mut stdout, "ROLE OK");
-    finish(child, &format!("{seen}{again}{rest}"));
+    role.go();
+    role.finish();
     setup.wait_gone(&class);
 }

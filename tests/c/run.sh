@@ -63,11 +63,16 @@ lo_namespace() {
 	ip -n "$1" link set lo mtu 1500 up
 }
 
+# True as root; else says that pass $1 needs root ($2) and counts it failed.
+root_for() {
+	[ "$(id -u)" = 0 ] && return 0
+	echo "run.sh: the $1 pass needs root $2" >&2
+	failed+=("$1 (not root)")
+	return 1
+}
+
 echo "== pass 2: htb scheduler on lo in a network namespace"
-if [ "$(id -u)" != 0 ]; then
-	echo "run.sh: the htb pass needs root to create a network namespace" >&2
-	failed+=("htb (not root)")
-else
+if root_for htb "to create a network namespace"; then
 	ns="qsock-capi-$$"
 	lo_namespace "$ns"
 	if ! ip netns exec "$ns" "$bin" lo htb 127.0.0.1; then
@@ -76,10 +81,7 @@ else
 fi
 
 echo "== pass 3: htb through qsockd on lo in a network namespace, as an unprivileged user"
-if [ "$(id -u)" != 0 ]; then
-	echo "run.sh: the qsockd pass needs root to create a namespace and a user" >&2
-	failed+=("qsockd (not root)")
-else
+if root_for qsockd "to create a namespace and a user"; then
 	ns3="qsock-capi-qsockd-$$"
 	user=qsockt-capi
 	scratch=$(mktemp -d)
