@@ -104,29 +104,9 @@ fn role_stream_through_qsockd() {
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.message().contains("qsockd"), "{err}");
 
-    // 1000-byte packets every millisecond: about 8.5 Mbit/s on the wire.
-    let mut qsocket = QSocket::new(
-        Domain::IPV4,
-        Type::DGRAM,
-        Some(Protocol::UDP),
-        &periodic(&device, Duration::from_millis(1)),
-    )
-    .unwrap();
+    let mut qsocket = stream_of_a_millisecond(&device);
     assert_eq!(qsocket.scheduler(), SchedulerName::Htb);
-    let payload = [0x5a; 1000];
-    for _ in 0..100 {
-        qsocket
-            .send_to(&payload, &receiver, &PacketFlags::new())
-            .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let info = loop {
-        let info = qsocket.info().unwrap();
-        if info.stats.sent_packets >= 100 || Instant::now() > deadline {
-            break info;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let info = send_and_wait(&qsocket, receiver, 100);
     assert_eq!(info.scheduler, SchedulerName::Htb);
     assert!(
         info.stats.sent_packets >= 100 && info.stats.sent_bytes >= 100_000,
@@ -175,36 +155,54 @@ fn role_restart() {
         return;
     };
     assert_unprivileged();
-    let qsocket = QSocket::new(
-        Domain::IPV4,
-        Type::DGRAM,
-        Some(Protocol::UDP),
-        &periodic(&device, Duration::from_millis(1)),
-    )
-    .unwrap();
+    let qsocket = stream_of_a_millisecond(&device);
     println!("ATTACHED class={}", class_of(&qsocket));
     std::io::stdout().flush().unwrap();
     wait_for_root();
     let before = qsocket.info().unwrap().stats.sent_bytes;
-    let payload = [0x5a; 1000];
-    for _ in 0..50 {
-        qsocket
-            .send_to(&payload, &receiver, &PacketFlags::new())
-            .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while qsocket.info().unwrap().stats.sent_bytes < before + 50_000 {
-        assert!(
-            Instant::now() < deadline,
-            "the re-attached stream sent nothing"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let after = send_and_wait(&qsocket, receiver, 50).stats.sent_bytes;
+    assert!(
+        after >= before + 50_000,
+        "the re-attached stream sent {} of 50,000 bytes",
+        after - before
+    );
     println!("REATTACHED class={}", class_of(&qsocket));
     std::io::stdout().flush().unwrap();
     wait_for_root();
     qsocket.close().unwrap();
     println!("ROLE OK");
+}
+
+/// An htb stream of 1000-byte packets a millisecond apart: about 8.5
+/// Mbit/s on the wire.
+fn stream_of_a_millisecond(device: &str) -> QSocket {
+    QSocket::new(
+        Domain::IPV4,
+        Type::DGRAM,
+        Some(Protocol::UDP),
+        &periodic(device, Duration::from_millis(1)),
+    )
+    .unwrap()
+}
+
+/// Sends `count` packets of 1000 bytes and waits (ten seconds at most)
+/// until qinfo counts them sent; the last qinfo.
+fn send_and_wait(qsocket: &QSocket, receiver: SocketAddr, count: u64) -> qsock::QInfo {
+    let payload = [0x5a; 1000];
+    let before = qsocket.info().unwrap().stats.sent_packets;
+    for _ in 0..count {
+        qsocket
+            .send_to(&payload, &receiver, &PacketFlags::new())
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = qsocket.info().unwrap();
+        if info.stats.sent_packets >= before + count || Instant::now() > deadline {
+            return info;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The class qsockd put the socket in: its SO_PRIORITY, major:minor.
