@@ -17,6 +17,7 @@ mod clients;
 mod config;
 mod devices;
 mod server;
+mod worker;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -15,7 +15,8 @@ use nix::sys::socket::MsgFlags;
 use qsock::daemon::protocol::{self, Reply, ReplyErrorKind, Request, PROTOCOL_VERSION};
 use qsock_testbed::TestBed;
 use support::{
-    attached, bed, measure_until, refusal, sender_udp, stream_classes, stream_every, Client, Daemon,
+    attached, bed, measure_until, refusal, sender_udp, stream_classes, stream_every, Client,
+    Daemon, PREPARED,
 };
 
 /// qsockd still admits a stream on a fresh connection.
@@ -122,7 +123,7 @@ fn a_client_that_never_reads_its_replies_is_dropped_and_others_are_served() {
     );
     daemon.wait_for_line("replies unread: dropped", Duration::from_secs(5));
     eprintln!("the idle client was dropped after {sent} requests");
-    let gone = measure_until(Duration::from_secs(5), || stream_classes(&bed) == 4);
+    let gone = measure_until(Duration::from_secs(5), || stream_classes(&bed) == PREPARED);
     assert!(gone.is_some(), "the dropped client's class stayed");
     still_serves(&bed, &daemon);
 }
@@ -198,7 +199,7 @@ fn a_thousand_clients_at_once_are_served_and_leave_nothing_behind() {
     }
     drop(sockets);
     drop(connections);
-    let settled = measure_until(Duration::from_secs(30), || stream_classes(&bed) == 4);
+    let settled = measure_until(Duration::from_secs(30), || stream_classes(&bed) == PREPARED);
     assert!(
         settled.is_some(),
         "{} stream classes left after every client left",

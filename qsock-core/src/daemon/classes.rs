@@ -1,6 +1,7 @@
 //! Stream classes kept by `qsockd` on behalf of its clients.
 
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use netlink_packet_route::tc::TcHandle;
@@ -126,7 +127,24 @@ impl StreamClass {
     pub fn priority(&self) -> u32 {
         handle_to_u32(self.handle)
     }
+
+    /// The class's handle alone, for work on its options or figures done
+    /// apart from the class's holder.
+    pub fn key(&self) -> ClassKey {
+        ClassKey(self.handle)
+    }
+
+    /// Records `owner` as the process the class is held for.
+    pub fn record_owner(&mut self, owner: &StreamOwner) -> Result<()> {
+        self.claim
+            .record_owner(owner)
+            .map_err(|err| Error::os("cannot record the stream's owner", err))
+    }
 }
+
+/// Names a [`StreamClass`] without holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassKey(TcHandle);
 
 /// A class found on the device at start that its holder (a previous daemon)
 /// let go of, now held again, with what its record says.
@@ -143,23 +161,30 @@ pub struct AdoptedClass {
 /// The classes of one device that runs qsock's htb or dwcs, kept by the
 /// daemon on its clients' behalf: prepared ahead with a placeholder rate,
 /// handed to a socket by `SO_PRIORITY`, then configured for the stream.
+/// Shared between a daemon's threads: one hands prepared classes out while
+/// another talks to the kernel.
 #[derive(Debug)]
 pub struct DeviceClasses {
     nl: Netlink,
     link: Link,
     records: DeviceRecords,
     scheduler: SchedulerName,
-    prepared: Vec<StreamClass>,
+    placeholder_rate: Rate,
+    prepared: Mutex<Vec<StreamClass>>,
 }
 
-/// The htb placeholder: the least rate HTB takes, and a burst of a few full
-/// packets, so that what a client sends before its class is configured
-/// leaves at once.
-fn htb_placeholder(mtu: u32) -> HtbClassSpec {
+/// The htb placeholder: rate and ceil at the link's rate, and a burst of a
+/// few full packets. A client may send before its class is configured; HTB
+/// charges those packets to the class's tokens, and keeps that debt, in
+/// time, across a change of rate. At the link's rate a packet's debt is
+/// microseconds, where at a token rate it would hold the configured stream
+/// back for seconds.
+fn htb_placeholder(mtu: u32, rate: Rate) -> HtbClassSpec {
     let burst = full_packet_bytes(mtu).saturating_mul(htb::BURST_PACKETS);
+    let rate = rate.max(htb::MIN_RATE);
     HtbClassSpec {
-        rate: htb::MIN_RATE,
-        ceil: htb::MIN_RATE,
+        rate,
+        ceil: rate,
         burst,
         cburst: burst,
         prio: htb::STREAM_PRIO,
@@ -203,8 +228,19 @@ impl DeviceClasses {
             link,
             records,
             scheduler,
-            prepared: Vec::new(),
+            placeholder_rate: htb::MIN_RATE,
+            prepared: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Prepares classes for a link of `rate` (the placeholder's rate).
+    pub fn with_link_rate(mut self, rate: Rate) -> DeviceClasses {
+        self.placeholder_rate = rate;
+        self
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Vec<StreamClass>> {
+        self.prepared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The device's name.
@@ -255,11 +291,11 @@ impl DeviceClasses {
 
     /// Creates placeholder classes until `count` are prepared; returns how
     /// many were created.
-    pub fn prepare(&mut self, count: usize) -> Result<usize> {
+    pub fn prepare(&self, count: usize) -> Result<usize> {
         let mut created = 0;
-        while self.prepared.len() < count {
+        while self.prepared() < count {
             let class = self.create_placeholder()?;
-            self.prepared.push(class);
+            self.pool().push(class);
             created += 1;
         }
         Ok(created)
@@ -276,26 +312,27 @@ impl DeviceClasses {
 
     /// Returns a class taken but not used (its socket was refused) to the
     /// prepared ones; its placeholder options are unchanged.
-    pub fn give_back(&mut self, class: StreamClass) {
-        self.prepared.push(class);
+    pub fn give_back(&self, class: StreamClass) {
+        self.pool().push(class);
     }
 
     /// Lets go of the prepared classes without deleting them: for a device
     /// whose root qdisc was removed, which took every class with it.
-    pub fn forget_prepared(&mut self) {
-        for class in self.prepared.drain(..) {
+    pub fn forget_prepared(&self) {
+        for class in std::mem::take(&mut *self.pool()) {
             class.claim.release();
         }
     }
 
     /// How many classes are prepared.
     pub fn prepared(&self) -> usize {
-        self.prepared.len()
+        self.pool().len()
     }
 
     /// A prepared class, or a placeholder created now when none is left.
-    pub fn take(&mut self) -> Result<StreamClass> {
-        match self.prepared.pop() {
+    pub fn take(&self) -> Result<StreamClass> {
+        let prepared = self.pool().pop();
+        match prepared {
             Some(class) => Ok(class),
             None => self.create_placeholder(),
         }
@@ -307,7 +344,7 @@ impl DeviceClasses {
             SchedulerName::Htb => (
                 htb::root_class(),
                 htb::FIRST_STREAM_MINOR..=htb::BEST_EFFORT_MINOR - 1,
-                htb_placeholder(self.link.mtu).attribute(),
+                htb_placeholder(self.link.mtu, self.placeholder_rate).attribute(),
             ),
             _ => (
                 dwcs::qdisc_handle(),
@@ -359,20 +396,15 @@ impl DeviceClasses {
         class.handle.minor
     }
 
-    /// Gives `class` the stream's parameters (`tc class change`), and
-    /// records `owner` as the process it is held for.
-    pub fn configure(
-        &self,
-        class: &mut StreamClass,
-        stream: &StreamParams,
-        link_rate: Rate,
-        owner: &StreamOwner,
-    ) -> Result<()> {
+    /// Gives the class `class` names the stream's parameters (`tc class
+    /// change`).
+    pub fn configure(&self, class: ClassKey, stream: &StreamParams, link_rate: Rate) -> Result<()> {
+        let ClassKey(handle) = class;
         match self.scheduler {
             SchedulerName::Htb => {
                 let spec = htb::stream_class(stream, link_rate, self.link.mtu)?
-                    .unwrap_or_else(|| htb_placeholder(self.link.mtu));
-                htb::send_class(&self.nl, &self.link, ClassVerb::Change, class.handle, &spec)?;
+                    .unwrap_or_else(|| htb_placeholder(self.link.mtu, self.placeholder_rate));
+                htb::send_class(&self.nl, &self.link, ClassVerb::Change, handle, &spec)?;
             }
             _ => {
                 let options = dwcs::class_options(stream).unwrap_or_else(dwcs_placeholder);
@@ -381,21 +413,19 @@ impl DeviceClasses {
                     &self.link,
                     ClassVerb::Change,
                     dwcs::qdisc_handle(),
-                    class.handle,
+                    handle,
                     dwcs::tc::KIND,
                     options.attribute(),
                 )?;
             }
         }
-        class
-            .claim
-            .record_owner(owner)
-            .map_err(|err| Error::os("cannot record the stream's owner", err))
+        Ok(())
     }
 
-    /// The scheduler's figures for `class`.
-    pub fn stats(&self, class: &StreamClass) -> Result<SchedulerStats> {
-        let info = class::get_attached(&self.nl, &self.link, class.handle)?;
+    /// The scheduler's figures for the class `class` names.
+    pub fn stats(&self, class: ClassKey) -> Result<SchedulerStats> {
+        let ClassKey(handle) = class;
+        let info = class::get_attached(&self.nl, &self.link, handle)?;
         Ok(match self.scheduler {
             SchedulerName::Htb => htb::stats_of(&info),
             _ => dwcs::stats_of(&info),
@@ -419,7 +449,7 @@ impl DeviceClasses {
     /// Takes hold of the device's stream classes that nobody holds (left by
     /// a daemon that ended), with what their records say, for the caller to
     /// keep or remove.
-    pub fn adopt_unheld(&mut self) -> Result<Vec<AdoptedClass>> {
+    pub fn adopt_unheld(&self) -> Result<Vec<AdoptedClass>> {
         let _lock = self.records.lock()?;
         let mut adopted = Vec::new();
         for info in class::list(&self.nl, &self.link)? {
@@ -444,7 +474,9 @@ impl DeviceClasses {
             let reservation = match self.scheduler {
                 SchedulerName::Htb => info
                     .rate()
-                    .filter(|&rate| rate > htb::MIN_RATE)
+                    // A placeholder, prepared or not yet configured,
+                    // reserves nothing.
+                    .filter(|&rate| rate > htb::MIN_RATE && rate != self.placeholder_rate)
                     .map_or(Reservation::NONE, |rate| Reservation { rate }),
                 _ => dwcs_class_reservation(&DwcsClassOptions::parse(&info.options), self.link.mtu),
             };

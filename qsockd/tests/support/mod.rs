@@ -261,6 +261,10 @@ pub fn has_class(bed: &TestBed, id: &str) -> bool {
         .any(|line| line.split_whitespace().nth(2) == Some(id))
 }
 
+/// The classes qsockd keeps prepared on a device when no stream holds one
+/// (`PREPARED_CLASSES` of qsockd's `devices.rs`).
+pub const PREPARED: usize = 128;
+
 /// How many stream classes the sender's htb has (all but the link's and
 /// best effort's).
 pub fn stream_classes(bed: &TestBed) -> usize {
