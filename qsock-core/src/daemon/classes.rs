@@ -165,7 +165,9 @@ pub struct AdoptedClass {
 /// another talks to the kernel.
 #[derive(Debug)]
 pub struct DeviceClasses {
-    nl: Netlink,
+    /// One request at a time: the kernel refuses a second dump on a socket
+    /// while one runs (EBUSY), and the daemon's threads share it.
+    nl: Mutex<Netlink>,
     link: Link,
     records: DeviceRecords,
     scheduler: SchedulerName,
@@ -224,7 +226,7 @@ impl DeviceClasses {
             }
         };
         Ok(DeviceClasses {
-            nl,
+            nl: Mutex::new(nl),
             link,
             records,
             scheduler,
@@ -237,6 +239,10 @@ impl DeviceClasses {
     pub fn with_link_rate(mut self, rate: Rate) -> DeviceClasses {
         self.placeholder_rate = rate;
         self
+    }
+
+    fn netlink(&self) -> MutexGuard<'_, Netlink> {
+        self.nl.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn pool(&self) -> MutexGuard<'_, Vec<StreamClass>> {
@@ -257,7 +263,7 @@ impl DeviceClasses {
     /// root (nobody replaced or removed it).
     pub fn still_installed(&self) -> Result<bool> {
         let kind = self.kind();
-        Ok(qdisc::root(&self.nl, &self.link)?.is_some_and(|root| {
+        Ok(qdisc::root(&self.netlink(), &self.link)?.is_some_and(|root| {
             root.kind == kind && matches!(is_ours(&self.records, &root), Ok(true))
         }))
     }
@@ -265,8 +271,8 @@ impl DeviceClasses {
     /// The link rate the device's scheduler was given.
     pub fn link_rate(&self) -> Result<Option<Rate>> {
         match self.scheduler {
-            SchedulerName::Htb => Ok(Some(htb::installed(&self.nl, &self.link.name)?.link_rate)),
-            _ => Ok(dwcs::installed(&self.nl, &self.link.name)
+            SchedulerName::Htb => Ok(Some(htb::installed(&self.netlink(), &self.link.name)?.link_rate)),
+            _ => Ok(dwcs::installed(&self.netlink(), &self.link.name)
                 .map(|(_, root)| dwcs::qdisc_link_rate(&root))?),
         }
     }
@@ -353,7 +359,7 @@ impl DeviceClasses {
             ),
         };
         let (handle, claim) = class::add_at_free_minor(
-            &self.nl,
+            &self.netlink(),
             &self.link,
             parent,
             minors,
@@ -404,12 +410,12 @@ impl DeviceClasses {
             SchedulerName::Htb => {
                 let spec = htb::stream_class(stream, link_rate, self.link.mtu)?
                     .unwrap_or_else(|| htb_placeholder(self.link.mtu, self.placeholder_rate));
-                htb::send_class(&self.nl, &self.link, ClassVerb::Change, handle, &spec)?;
+                htb::send_class(&self.netlink(), &self.link, ClassVerb::Change, handle, &spec)?;
             }
             _ => {
                 let options = dwcs::class_options(stream).unwrap_or_else(dwcs_placeholder);
                 class::send(
-                    &self.nl,
+                    &self.netlink(),
                     &self.link,
                     ClassVerb::Change,
                     dwcs::qdisc_handle(),
@@ -425,7 +431,7 @@ impl DeviceClasses {
     /// The scheduler's figures for the class `class` names.
     pub fn stats(&self, class: ClassKey) -> Result<SchedulerStats> {
         let ClassKey(handle) = class;
-        let info = class::get_attached(&self.nl, &self.link, handle)?;
+        let info = class::get_attached(&self.netlink(), &self.link, handle)?;
         Ok(match self.scheduler {
             SchedulerName::Htb => htb::stats_of(&info),
             _ => dwcs::stats_of(&info),
@@ -435,7 +441,7 @@ impl DeviceClasses {
     /// Deletes `class` (`tc class del`) at once: what it still queues is
     /// dropped, as its owner is gone or closed it.
     pub fn remove(&self, class: StreamClass) -> Result<()> {
-        match class::delete(&self.nl, &self.link, class.handle) {
+        match class::delete(&self.netlink(), &self.link, class.handle) {
             Ok(()) => {}
             Err(err) if err.errno() == libc::ENOENT => {}
             // A class that could not be deleted keeps its record, unheld
@@ -452,7 +458,7 @@ impl DeviceClasses {
     pub fn adopt_unheld(&self) -> Result<Vec<AdoptedClass>> {
         let _lock = self.records.lock()?;
         let mut adopted = Vec::new();
-        for info in class::list(&self.nl, &self.link)? {
+        for info in class::list(&self.netlink(), &self.link)? {
             let ours = match self.scheduler {
                 SchedulerName::Htb => htb::is_stream_class(&info),
                 _ => dwcs::is_stream_class(&info),
