@@ -263,15 +263,19 @@ impl DeviceClasses {
     /// root (nobody replaced or removed it).
     pub fn still_installed(&self) -> Result<bool> {
         let kind = self.kind();
-        Ok(qdisc::root(&self.netlink(), &self.link)?.is_some_and(|root| {
-            root.kind == kind && matches!(is_ours(&self.records, &root), Ok(true))
-        }))
+        Ok(
+            qdisc::root(&self.netlink(), &self.link)?.is_some_and(|root| {
+                root.kind == kind && matches!(is_ours(&self.records, &root), Ok(true))
+            }),
+        )
     }
 
     /// The link rate the device's scheduler was given.
     pub fn link_rate(&self) -> Result<Option<Rate>> {
         match self.scheduler {
-            SchedulerName::Htb => Ok(Some(htb::installed(&self.netlink(), &self.link.name)?.link_rate)),
+            SchedulerName::Htb => Ok(Some(
+                htb::installed(&self.netlink(), &self.link.name)?.link_rate,
+            )),
             _ => Ok(dwcs::installed(&self.netlink(), &self.link.name)
                 .map(|(_, root)| dwcs::qdisc_link_rate(&root))?),
         }
@@ -410,7 +414,13 @@ impl DeviceClasses {
             SchedulerName::Htb => {
                 let spec = htb::stream_class(stream, link_rate, self.link.mtu)?
                     .unwrap_or_else(|| htb_placeholder(self.link.mtu, self.placeholder_rate));
-                htb::send_class(&self.netlink(), &self.link, ClassVerb::Change, handle, &spec)?;
+                htb::send_class(
+                    &self.netlink(),
+                    &self.link,
+                    ClassVerb::Change,
+                    handle,
+                    &spec,
+                )?;
             }
             _ => {
                 let options = dwcs::class_options(stream).unwrap_or_else(dwcs_placeholder);
