@@ -181,6 +181,7 @@ impl Server {
                     token => self.client_event(token, event.events()),
                 }
             }
+            self.worker.start_held();
             let now = Instant::now();
             if now >= next_tick {
                 for device in &mut self.devices {

@@ -105,6 +105,9 @@ pub struct Finished {
 #[derive(Debug)]
 pub struct Worker {
     jobs: Sender<Job>,
+    /// Jobs held until the event loop's replies are sent: waking the
+    /// worker before them would have it compete for the CPU with them.
+    held: Vec<Job>,
     finished: Receiver<Finished>,
     /// Readable when outcomes wait: the event loop polls it.
     wake: UnixStream,
@@ -123,15 +126,23 @@ impl Worker {
             .spawn(move || serve(&devices, &incoming, &outcomes, waker))?;
         Ok(Worker {
             jobs,
+            held: Vec::new(),
             finished,
             wake,
         })
     }
 
-    /// Queues `job`.
-    pub fn send(&self, job: Job) {
-        if self.jobs.send(job).is_err() {
-            log::error!("the kernel worker thread ended: a job was lost");
+    /// Queues `job`, for [`Worker::start_held`] to hand over.
+    pub fn send(&mut self, job: Job) {
+        self.held.push(job);
+    }
+
+    /// Hands the queued jobs to the worker thread, in order.
+    pub fn start_held(&mut self) {
+        for job in self.held.drain(..) {
+            if self.jobs.send(job).is_err() {
+                log::error!("the kernel worker thread ended: a job was lost");
+            }
         }
     }
 
