@@ -60,6 +60,9 @@ enum Command {
     /// The path experiment (issue 12): the bottleneck in a router beyond
     /// the host, each contender alone on a fresh bed, in four conditions.
     Path(path::Args),
+    /// Table 1's qsockd column, run unprivileged by `table1` itself.
+    #[command(hide = true)]
+    Table1QsockdWorker(table1::WorkerArgs),
     /// Rebuilds summary.md from the sections in the output folder (after
     /// copying in results from elsewhere, e.g. the VM's).
     Summary,
@@ -74,6 +77,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Table1QsockdWorker(args) = &cli.command {
+        // Unprivileged, with nothing to write: no results folder.
+        return match table1::worker(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("qsock-eval: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     interrupt::install();
     let outcome = output::Results::open(&cli.out, &cli.tag).and_then(|results| {
         match &cli.command {
@@ -82,7 +95,7 @@ fn main() -> ExitCode {
             Command::Fig6(args) => fig6::run(args, &results),
             Command::Fig7(args) => fig7::run(args, &results),
             Command::Path(args) => path::run(args, &results),
-            Command::Summary => Ok(()),
+            Command::Summary | Command::Table1QsockdWorker(_) => Ok(()),
             Command::All { schedulers } => {
                 let mut table1_args = table1::Args::default();
                 table1_args.schedulers.clone_from(schedulers);

@@ -13,8 +13,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use qsock::{Deadline, InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamParams};
-use qsock_testbed::TestBed;
-use serde::Serialize;
+use qsock_testbed::{Qsockd, RunnableCopy, TestBed};
+use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::output::{markdown_table, Results};
@@ -23,6 +23,15 @@ use crate::{schedulers, Result};
 const PAYLOAD: [u8; 1000] = [0x42; 1000];
 const RECEIVER_PORT: u16 = 9;
 const LINK_RATE: &str = "10gbit";
+/// The measured streams' period: 1000-byte packets a millisecond apart
+/// reserve some 8.5 Mbit/s each, so that a round's hundred streams fit in
+/// the link (and in what qsockd lets users reserve), while being
+/// work-conserving lets each use the whole link.
+const STREAM_IPG: Duration = Duration::from_millis(1);
+/// The period `qchange` switches to and back from.
+const CHANGED_IPG: Duration = Duration::from_millis(2);
+/// How the qsockd column is labelled.
+const THROUGH_QSOCKD: &str = "htb via qsockd";
 
 /// Options of `qsock-eval table1`.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,12 +58,13 @@ impl Default for Args {
     }
 }
 
-/// One line of `table1-TAG.csv`.
-#[derive(Debug, Clone, Serialize)]
+/// One line of `table1-TAG.csv`; also what the unprivileged worker of the
+/// qsockd column hands back, one JSON line each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Row {
     scheduler: String,
-    call: &'static str,
-    equivalent: &'static str,
+    call: String,
+    equivalent: String,
     /// Median over rounds of the mean time of one qsock call.
     qsock_ns: f64,
     /// Median over rounds of the mean time of the equivalent socket call.
@@ -104,6 +114,17 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
         }
         rows.extend(measured);
     }
+    if schedulers::chosen(&args.schedulers).contains(&SchedulerName::Htb) {
+        println!(
+            "table1: measuring htb through qsockd, unprivileged ({} rounds)",
+            args.rounds
+        );
+        let measured = measure_through_qsockd(&bed, args)?;
+        for row in &measured {
+            println!("  {:<10} {:>12.0} ns", row.call, row.qsock_ns);
+        }
+        rows.extend(measured);
+    }
     let csv = results.write_csv("table1", None, &rows)?;
     println!("table1: {}", csv.display());
     results.write_section("table1", &section(&rows, results))?;
@@ -128,9 +149,6 @@ fn measure(bed: &TestBed, scheduler: SchedulerName, args: &Args) -> Result<Vec<R
         .map_err(|err| format!("cannot bind the receiver at {destination}: {err}"))?;
 
     let mut rows = Vec::new();
-    let mut push = |call, equivalent, rounds: Vec<Round>| {
-        rows.push(summarize(scheduler, call, equivalent, &rounds));
-    };
 
     // qsockinit first, on a device with nothing attached yet.
     let mut inits = Vec::new();
@@ -144,29 +162,51 @@ fn measure(bed: &TestBed, scheduler: SchedulerName, args: &Args) -> Result<Vec<R
             calls: 1,
         });
     }
-    push("qsockinit", "-", inits);
+    rows.push(summarize(&scheduler.to_string(), "qsockinit", "-", &inits));
 
-    let params = stream_params(&device, scheduler);
-    let other_params = {
-        let mut other = params.clone();
-        other.stream.ipg = Duration::from_micros(2);
-        other
+    let params = stream_params(&device, scheduler, STREAM_IPG);
+    let other_params = stream_params(&device, scheduler, CHANGED_IPG);
+    rows.extend(measure_calls(
+        &scheduler.to_string(),
+        &params,
+        &other_params,
+        destination,
+        args,
+    )?);
+    qsock::reset(&device).map_err(|err| format!("qsock reset on {device}: {err}"))?;
+    Ok(rows)
+}
+
+/// Every call after `qsockinit`, on streams of `params` (and `other` for
+/// `qchange`), sending to `destination`; the rows are labelled `label`.
+fn measure_calls(
+    label: &str,
+    params: &QosParams,
+    other_params: &QosParams,
+    destination: SocketAddr,
+    args: &Args,
+) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut push = |call, equivalent, rounds: Vec<Round>| {
+        rows.push(summarize(label, call, equivalent, &rounds));
     };
     let (mut create, mut close, mut attach, mut change) = (vec![], vec![], vec![], vec![]);
+    let mut create_alone = vec![];
     let (mut sendto, mut send, mut info) = (vec![], vec![], vec![]);
     let sockets_per_round = scaled(100, args.scale);
     let sends_per_round = scaled(20_000, args.scale);
     let infos_per_round = scaled(2_000, args.scale);
     let plain_destination = SockAddr::from(destination);
     for _ in 0..args.rounds {
-        let (created, closed) = create_and_close(&params, sockets_per_round)?;
+        let (created, closed) = create_and_close(params, sockets_per_round)?;
         create.push(created);
         close.push(closed);
-        attach.push(attach_round(&params, sockets_per_round)?);
-        change.push(change_round(&params, &other_params, sockets_per_round)?);
+        create_alone.push(create_one_at_a_time(params, sockets_per_round)?);
+        attach.push(attach_round(params, sockets_per_round)?);
+        change.push(change_round(params, other_params, sockets_per_round)?);
 
         let plain = udp_socket()?;
-        let qsocket = QSocket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP), &params)
+        let qsocket = QSocket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP), params)
             .map_err(|err| format!("qsocket: {err}"))?;
         sendto.push(Round {
             socket: Some(time(sends_per_round, || {
@@ -204,23 +244,123 @@ fn measure(bed: &TestBed, scheduler: SchedulerName, args: &Args) -> Result<Vec<R
         qsocket.close().map_err(|err| format!("qclose: {err}"))?;
     }
     push("qsocket", "socket", create);
+    push("qsocket, one live", "socket", create_alone);
     push("qattach", "-", attach);
     push("qchange", "-", change);
     push("qsendto", "sendto", sendto);
     push("qsend", "send", send);
     push("qinfo", "-", info);
     push("qclose", "close", close);
-    qsock::reset(&device).map_err(|err| format!("qsock reset on {device}: {err}"))?;
     Ok(rows)
 }
 
-/// A fast periodic stream, so that its class or pacing never holds the
-/// measurement back.
-fn stream_params(device: &str, scheduler: SchedulerName) -> QosParams {
+/// Options of the worker that measures the qsockd column.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// The device qsockd schedules.
+    #[arg(long)]
+    device: String,
+    /// Where the sends go.
+    #[arg(long)]
+    destination: SocketAddr,
+    /// As `table1 --rounds`.
+    #[arg(long)]
+    rounds: u32,
+    /// As `table1 --scale`.
+    #[arg(long)]
+    scale: f64,
+}
+
+/// The qsockd column: qsockd --foreground runs as root on the sender's
+/// veth (htb at the same link rate), and a copy of this program measures the
+/// calls as nobody, without capabilities, in the sender's namespace
+/// ([`worker`]), handing back its rows.
+fn measure_through_qsockd(bed: &TestBed, args: &Args) -> Result<Vec<Row>> {
+    let device = bed.sender_dev().to_owned();
+    let destination = SocketAddr::from((bed.receiver_v4(), RECEIVER_PORT));
+    let _receiver = bed
+        .run_in_receiver(move || UdpSocket::bind(destination))
+        .map_err(|err| err.to_string())?
+        .map_err(|err| format!("cannot bind the receiver at {destination}: {err}"))?;
+    let exe = std::env::current_exe().map_err(|err| format!("this program's path: {err}"))?;
+    let copy = RunnableCopy::of(&exe, "table1-qsockd");
+    let socket = copy.dir().join("qsockd.sock");
+    let daemon = Qsockd::start(bed, "htb", LINK_RATE, &socket);
+    // runuser leaves nobody no capability.
+    let output = bed
+        .command_in_sender("runuser", ["-u", "nobody", "--"])
+        .arg(copy.path())
+        .args(["table1-qsockd-worker", "--device", &device])
+        .args(["--destination", &destination.to_string()])
+        .args(["--rounds", &args.rounds.to_string()])
+        .args(["--scale", &args.scale.to_string()])
+        .env(qsock::daemon::protocol::SOCKET_ENV, daemon.socket())
+        .output()
+        .map_err(|err| format!("cannot run the qsockd worker through runuser: {err}"))?;
+    drop(daemon);
+    bed.run_in_sender(|| qsock::reset(&device))
+        .map_err(|err| err.to_string())?
+        .map_err(|err| format!("qsock reset on {device} after qsockd: {err}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "the unprivileged qsockd worker failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("ROW "))
+        .map(|json| serde_json::from_str(json).map_err(|err| format!("worker row {json}: {err}")))
+        .collect()
+}
+
+/// `qsock-eval table1-qsockd-worker`: the calls through qsockd, as the
+/// unprivileged caller [`measure_through_qsockd`] starts; prints one `ROW`
+/// line of JSON per call.
+pub fn worker(args: &WorkerArgs) -> Result<()> {
+    let init = InitParams::new(args.device.clone(), SchedulerName::Htb);
+    let mut inits = Vec::new();
+    for _ in 0..args.rounds {
+        let started = Instant::now();
+        let report = qsock::qsockinit(&init).map_err(|err| format!("qsockinit: {err}"))?;
+        inits.push(Round {
+            qsock: started.elapsed(),
+            socket: None,
+            calls: 1,
+        });
+        if !report.reason.contains("qsockd") {
+            return Err(format!("qsockinit did not ask qsockd: {}", report.reason));
+        }
+    }
+    let mut rows = vec![summarize(THROUGH_QSOCKD, "qsockinit", "-", &inits)];
+    let measured = Args {
+        schedulers: vec![SchedulerName::Htb],
+        rounds: args.rounds,
+        scale: args.scale,
+    };
+    rows.extend(measure_calls(
+        THROUGH_QSOCKD,
+        &stream_params(&args.device, SchedulerName::Htb, STREAM_IPG),
+        &stream_params(&args.device, SchedulerName::Htb, CHANGED_IPG),
+        args.destination,
+        &measured,
+    )?);
+    for row in &rows {
+        let json = serde_json::to_string(row).map_err(|err| format!("a row as JSON: {err}"))?;
+        println!("ROW {json}");
+    }
+    Ok(())
+}
+
+/// A periodic stream of `ipg` that may use the whole link, so that its
+/// class or pacing never holds the measurement back.
+fn stream_params(device: &str, scheduler: SchedulerName, ipg: Duration) -> QosParams {
     QosParams::new(
         device,
         scheduler,
-        StreamParams::periodic(Duration::from_micros(1), 0, 0)
+        StreamParams::periodic(ipg, 0, 0)
             .work_conserving()
             .with_packet_size(PAYLOAD.len() as u32),
     )
@@ -274,6 +414,31 @@ fn create_and_close(params: &QosParams, count: u32) -> Result<(Round, Round)> {
             calls: count,
         },
     ))
+}
+
+/// `qsocket` against `socket(2)` with one socket open at a time, each
+/// closed before the next is made (only the creation is timed): the cost
+/// of a stream set up on its own, where a batch of them may outrun the
+/// classes a scheduler keeps prepared.
+fn create_one_at_a_time(params: &QosParams, count: u32) -> Result<Round> {
+    let mut plain = Duration::ZERO;
+    let mut qsock = Duration::ZERO;
+    for _ in 0..count {
+        let started = Instant::now();
+        let socket = udp_socket()?;
+        plain += started.elapsed();
+        drop(socket);
+        let started = Instant::now();
+        let qsocket = QSocket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP), params)
+            .map_err(|err| format!("qsocket: {err}"))?;
+        qsock += started.elapsed();
+        qsocket.close().map_err(|err| format!("qclose: {err}"))?;
+    }
+    Ok(Round {
+        qsock,
+        socket: Some(plain),
+        calls: count,
+    })
 }
 
 /// `qattach` on sockets made beforehand (no socket call does the same).
@@ -368,12 +533,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-fn summarize(
-    scheduler: SchedulerName,
-    call: &'static str,
-    equivalent: &'static str,
-    rounds: &[Round],
-) -> Row {
+fn summarize(label: &str, call: &str, equivalent: &str, rounds: &[Round]) -> Row {
     let per_call = |total: Duration, calls: u32| total.as_secs_f64() * 1e9 / f64::from(calls);
     let qsock_ns = median(rounds.iter().map(|r| per_call(r.qsock, r.calls)).collect());
     let socket: Vec<f64> = rounds
@@ -388,9 +548,9 @@ fn summarize(
         })
         .collect();
     Row {
-        scheduler: scheduler.to_string(),
-        call,
-        equivalent,
+        scheduler: label.to_owned(),
+        call: call.to_owned(),
+        equivalent: equivalent.to_owned(),
         qsock_ns,
         socket_ns: (!socket.is_empty()).then(|| median(socket)),
         ratio: (!ratios.is_empty()).then(|| median(ratios)),
@@ -425,7 +585,7 @@ fn section(rows: &[Row], results: &Results) -> String {
     let calls: Vec<(&str, &str)> = rows
         .iter()
         .filter(|row| row.scheduler == schedulers[0])
-        .map(|row| (row.call, row.equivalent))
+        .map(|row| (row.call.as_str(), row.equivalent.as_str()))
         .collect();
     let mut table = Vec::new();
     for (call, equivalent) in calls {
@@ -461,7 +621,11 @@ fn section(rows: &[Row], results: &Results) -> String {
          Median over {rounds} interleaved rounds of the mean time per call; a ratio is the \
          median of the per-round ratios (the socket call measured in the same round, on the \
          same path, one column per backend's run). `qsendto`/`qsend` are timed until the \
-         scheduler has sent the packets. Data: `{csv}`.\n\n{table}",
+         scheduler has sent the packets. `qsocket` makes a round's sockets one after the \
+         other and closes them after; `qsocket, one live` closes each before making the next. \
+         The `{THROUGH_QSOCKD}` column is the same calls made by a caller without \
+         privilege (nobody) while `qsockd --foreground` schedules the device with htb. \
+         Data: `{csv}`.\n\n{table}",
         tag = results.tag(),
         rounds = rows.first().map_or(0, |r| r.rounds),
         csv = results.file_name("table1", None, "csv"),

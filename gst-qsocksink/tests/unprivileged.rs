@@ -10,12 +10,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read;
-use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use qsock_testbed::{Qsockd, RunnableCopy, TestBed, TestUser};
+use qsock_testbed::{QsockdBed, TestUser};
 
 const RECEIVER_PORT: u16 = 5004;
 const LINK_RATE: &str = "100mbit";
@@ -33,96 +32,38 @@ fn plugin() -> PathBuf {
     plugin
 }
 
-struct Setup {
-    bed: TestBed,
-    daemon: Qsockd,
-    plugin: RunnableCopy,
-    receiver: SocketAddr,
-    _receiver_socket: UdpSocket,
+fn setup(tag: &str) -> QsockdBed {
+    QsockdBed::start(&plugin(), tag, LINK_RATE, RECEIVER_PORT)
 }
 
-fn setup(tag: &str) -> Setup {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "these tests need root: they build namespaces, create users and run qsockd"
+/// `gst-launch-1.0 -m` of snow, encoded with x264 and packetised for RTP,
+/// into qsocksink with `sink_properties`, as `user`.
+fn launch(setup: &QsockdBed, user: &TestUser, buffers: u32, sink_properties: &str) -> Child {
+    let pipeline = format!(
+        "videotestsrc is-live=true pattern=snow num-buffers={buffers} ! \
+         video/x-raw,width=320,height=240,framerate=30/1 ! \
+         x264enc tune=zerolatency speed-preset=ultrafast bitrate=1500 key-int-max=30 ! \
+         rtph264pay config-interval=-1 pt=96 ! \
+         qsocksink host={} port={} device={} qos-interval=200 {sink_properties}",
+        setup.receiver.ip(),
+        setup.receiver.port(),
+        setup.bed.sender_dev()
     );
-    let bed = TestBed::new().unwrap();
-    let plugin = RunnableCopy::of(&plugin(), tag);
-    let daemon = Qsockd::start(&bed, "htb", LINK_RATE, &plugin.dir().join("qsockd.sock"));
-    let receiver = SocketAddr::from((bed.receiver_v4(), RECEIVER_PORT));
-    let receiver_socket = bed
-        .run_in_receiver(move || UdpSocket::bind(receiver))
+    let dir = setup.copy.dir();
+    let mut args = vec!["-m".to_owned()];
+    args.extend(pipeline.split_whitespace().map(str::to_owned));
+    user.command_in_sender(&setup.bed, Path::new("gst-launch-1.0"), args)
+        .env("GST_PLUGIN_PATH", dir)
+        .env(
+            "GST_REGISTRY",
+            dir.join(format!("registry-{}.bin", user.name())),
+        )
+        .env("HOME", dir)
+        .env(qsock::daemon::protocol::SOCKET_ENV, setup.daemon.socket())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap()
-        .unwrap();
-    Setup {
-        bed,
-        daemon,
-        plugin,
-        receiver,
-        _receiver_socket: receiver_socket,
-    }
-}
-
-impl Setup {
-    /// `gst-launch-1.0 -m` of snow, encoded with x264 and packetised for
-    /// RTP, into qsocksink with `sink_properties`, as `user`.
-    fn launch(&self, user: &TestUser, buffers: u32, sink_properties: &str) -> Child {
-        let pipeline = format!(
-            "videotestsrc is-live=true pattern=snow num-buffers={buffers} ! \
-             video/x-raw,width=320,height=240,framerate=30/1 ! \
-             x264enc tune=zerolatency speed-preset=ultrafast bitrate=1500 key-int-max=30 ! \
-             rtph264pay config-interval=-1 pt=96 ! \
-             qsocksink host={} port={} device={} qos-interval=200 {sink_properties}",
-            self.receiver.ip(),
-            self.receiver.port(),
-            self.bed.sender_dev()
-        );
-        let dir = self.plugin.dir();
-        let mut args = vec!["-m".to_owned()];
-        args.extend(pipeline.split_whitespace().map(str::to_owned));
-        user.command_in_sender(&self.bed, Path::new("gst-launch-1.0"), args)
-            .env("GST_PLUGIN_PATH", dir)
-            .env(
-                "GST_REGISTRY",
-                dir.join(format!("registry-{}.bin", user.name())),
-            )
-            .env("HOME", dir)
-            .env(qsock::daemon::protocol::SOCKET_ENV, self.daemon.socket())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    /// qsock's stream classes on the sender's device and their byte counts.
-    fn stream_classes(&self) -> Vec<(String, u64)> {
-        let shown = self
-            .bed
-            .tc_in_sender(&["-s", "class", "show", "dev", self.bed.sender_dev()])
-            .unwrap();
-        let mut classes = Vec::new();
-        let mut current = None;
-        for line in shown.lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words.first() {
-                Some(&"class") => {
-                    current = words
-                        .get(2)
-                        .filter(|id| {
-                            id.starts_with("7173:") && **id != "7173:1" && **id != "7173:fffe"
-                        })
-                        .map(|id| (*id).to_owned());
-                }
-                Some(&"Sent") => {
-                    if let Some(id) = current.take() {
-                        classes.push((id, words[1].parse().unwrap_or(0)));
-                    }
-                }
-                _ => {}
-            }
-        }
-        classes
-    }
 }
 
 /// Waits for the pipeline; its standard output and error.
@@ -150,16 +91,23 @@ fn an_unprivileged_pipeline_gets_its_htb_class_through_qsockd() {
     let setup = setup("qsocksink-unprivileged");
     let user = TestUser::create("qsockt4");
     // 300 frames at 30 fps: ten seconds to watch the class's counters.
-    let child = setup.launch(&user, 300, "scheduler=htb");
+    let child = launch(&setup, &user, 300, "scheduler=htb");
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut first: Option<(String, u64)> = None;
+    // qsockd keeps empty classes prepared ahead: the stream's is the one
+    // that counts bytes.
     let grew = loop {
-        let classes = setup.stream_classes();
-        match (&first, classes.as_slice()) {
-            (None, [(id, bytes)]) if *bytes > 0 => first = Some((id.clone(), *bytes)),
+        let counting: Vec<(String, u64)> = setup
+            .stream_classes()
+            .into_iter()
+            .filter(|(_, bytes)| *bytes > 0)
+            .collect();
+        match (&first, counting.as_slice()) {
+            (None, [(id, bytes)]) => first = Some((id.clone(), *bytes)),
             (Some((id, before)), [(now_id, now)]) if now_id == id && now > before => {
                 break Some((id.clone(), *before, *now));
             }
+            (_, [_, _, ..]) => panic!("more than one class counts bytes: {counting:?}"),
             _ => {}
         }
         if Instant::now() > deadline {
@@ -181,15 +129,7 @@ fn an_unprivileged_pipeline_gets_its_htb_class_through_qsockd() {
         !stdout.contains("scheduler=(string)user"),
         "the sink used the user scheduler:\n{stdout}"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !setup.stream_classes().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the pipeline's class outlived it: {:?}",
-            setup.stream_classes()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    setup.wait_gone(&class);
 }
 
 #[test]
@@ -198,7 +138,7 @@ fn a_stream_qsockd_cannot_admit_fails_with_htb_and_falls_back_with_auto() {
     let user = TestUser::create("qsockt5");
     // A full-size packet every 130 µs asks for some 93 Mbit/s: within the
     // 100 Mbit/s link, beyond the 80 % of it qsockd lets users reserve.
-    let (ok, stdout, stderr) = finish(setup.launch(&user, 30, "scheduler=htb ipg=130"));
+    let (ok, stdout, stderr) = finish(launch(&setup, &user, 30, "scheduler=htb ipg=130"));
     assert!(
         !ok,
         "the pipeline started although qsockd cannot admit it:\n{stdout}"
@@ -209,7 +149,7 @@ fn a_stream_qsockd_cannot_admit_fails_with_htb_and_falls_back_with_auto() {
         "the failure does not give qsockd's refusal:\n{said}"
     );
 
-    let (ok, stdout, stderr) = finish(setup.launch(&user, 30, "scheduler=auto ipg=130"));
+    let (ok, stdout, stderr) = finish(launch(&setup, &user, 30, "scheduler=auto ipg=130"));
     let said = format!("{stdout}\n{stderr}");
     assert!(ok, "scheduler=auto did not fall back:\n{said}");
     assert!(

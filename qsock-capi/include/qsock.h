@@ -12,11 +12,16 @@
  *   EINVAL      bad parameters or attributes (including NULL attributes and
  *               names not NUL-terminated within IFNAMSIZ)
  *   EFAULT      a NULL pointer where the call needs one
- *   EPERM       missing privilege (CAP_NET_ADMIN for the dwcs and htb schedulers)
+ *   EPERM       missing privilege (CAP_NET_ADMIN for the dwcs and htb schedulers;
+ *               without it, qsocket, qattach, qchange, qinfo and qclose go
+ *               through qsockd when its socket exists: /run/qsock/qsockd.sock,
+ *               or the path in QSOCK_DAEMON_SOCKET)
  *   ENODEV      no such network device
  *   EOPNOTSUPP  unknown scheduler name, or the scheduler is not available or
  *               not installed on the device (call qsockinit first)
- *   EBUSY       another queueing discipline owns the device
+ *   EBUSY       another queueing discipline owns the device, or qsockd refused
+ *               to admit the stream (the message is qsockd's: what was asked,
+ *               what is left, which setting grants more)
  *   ENOBUFS     the scheduler's queue is full for a non-droppable packet:
  *               retry it later
  *   EBADF       the descriptor is not a qsocket

@@ -87,7 +87,7 @@ impl QSocket {
     pub fn attach(socket: Socket, params: &QosParams) -> std::result::Result<Self, AttachError> {
         match QSocket::attach_inner(&socket, params) {
             Ok((attachment, resolved, datagram)) => {
-                let sent_bytes = attachment.stats().map(|s| s.sent_bytes).unwrap_or(0);
+                let sent_bytes = attachment.sent_bytes_at_attach().unwrap_or(0);
                 let domain = socket.domain().ok();
                 Ok(QSocket {
                     socket,

@@ -13,14 +13,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
 use qsock::daemon::protocol::{self, Reply, ReplyErrorKind, Request, PROTOCOL_VERSION};
 use qsock::{ErrorKind, InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamParams};
-use qsock_testbed::{Qsockd, RunnableCopy, TestBed, TestUser};
+use qsock_testbed::{QsockdBed, TestUser};
 use socket2::{Domain, Protocol, Type};
 
 const ROLE: &str = "QSOCK_TEST_ROLE";
@@ -85,33 +85,28 @@ fn role_stream_through_qsockd() {
     let report = qsock::qsockinit(&InitParams::new(&device, SchedulerName::Htb)).unwrap();
     assert_eq!(report.scheduler, SchedulerName::Htb);
     assert!(report.reason.contains("qsockd"), "{}", report.reason);
+    let report = qsock::qsockinit(&InitParams::new(&device, SchedulerName::Auto)).unwrap();
+    assert_eq!(report.scheduler, SchedulerName::Htb, "{}", report.reason);
+    // auto prefers qsockd's kernel scheduler to the user scheduler.
+    let auto = QSocket::new(
+        Domain::IPV4,
+        Type::DGRAM,
+        Some(Protocol::UDP),
+        &QosParams {
+            scheduler: SchedulerName::Auto,
+            ..periodic(&device, Duration::from_millis(10))
+        },
+    )
+    .unwrap();
+    assert_eq!(auto.scheduler(), SchedulerName::Htb);
+    auto.close().unwrap();
     let err = qsock::qsockinit(&InitParams::new(&device, SchedulerName::Dwcs)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.message().contains("qsockd"), "{err}");
 
-    // 1000-byte packets every millisecond: about 8.5 Mbit/s on the wire.
-    let mut qsocket = QSocket::new(
-        Domain::IPV4,
-        Type::DGRAM,
-        Some(Protocol::UDP),
-        &periodic(&device, Duration::from_millis(1)),
-    )
-    .unwrap();
+    let mut qsocket = stream_of_a_millisecond(&device);
     assert_eq!(qsocket.scheduler(), SchedulerName::Htb);
-    let payload = [0x5a; 1000];
-    for _ in 0..100 {
-        qsocket
-            .send_to(&payload, &receiver, &PacketFlags::new())
-            .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let info = loop {
-        let info = qsocket.info().unwrap();
-        if info.stats.sent_packets >= 100 || Instant::now() > deadline {
-            break info;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let info = send_and_wait(&qsocket, receiver, 100);
     assert_eq!(info.scheduler, SchedulerName::Htb);
     assert!(
         info.stats.sent_packets >= 100 && info.stats.sent_bytes >= 100_000,
@@ -121,7 +116,11 @@ fn role_stream_through_qsockd() {
         info.link_rate.map(|rate| rate.to_string()).as_deref(),
         Some(LINK_RATE)
     );
-    println!("ATTACHED sent_bytes={}", info.stats.sent_bytes);
+    println!(
+        "ATTACHED class={} sent_bytes={}",
+        class_of(&qsocket),
+        info.stats.sent_bytes
+    );
     std::io::stdout().flush().unwrap();
     wait_for_root();
 
@@ -145,6 +144,71 @@ fn role_stream_through_qsockd() {
 
     qsocket.close().unwrap();
     println!("ROLE OK");
+}
+
+/// As the test user: a stream attached, then (once root restarted qsockd)
+/// asked for its figures, which attaches it again on a new connection; its
+/// packets then count in the class its socket is in.
+#[test]
+fn role_restart() {
+    let Some((device, receiver)) = role("restart") else {
+        return;
+    };
+    assert_unprivileged();
+    let qsocket = stream_of_a_millisecond(&device);
+    println!("ATTACHED class={}", class_of(&qsocket));
+    std::io::stdout().flush().unwrap();
+    wait_for_root();
+    let before = qsocket.info().unwrap().stats.sent_bytes;
+    let after = send_and_wait(&qsocket, receiver, 50).stats.sent_bytes;
+    assert!(
+        after >= before + 50_000,
+        "the re-attached stream sent {} of 50,000 bytes",
+        after - before
+    );
+    println!("REATTACHED class={}", class_of(&qsocket));
+    std::io::stdout().flush().unwrap();
+    wait_for_root();
+    qsocket.close().unwrap();
+    println!("ROLE OK");
+}
+
+/// An htb stream of 1000-byte packets a millisecond apart: about 8.5
+/// Mbit/s on the wire.
+fn stream_of_a_millisecond(device: &str) -> QSocket {
+    QSocket::new(
+        Domain::IPV4,
+        Type::DGRAM,
+        Some(Protocol::UDP),
+        &periodic(device, Duration::from_millis(1)),
+    )
+    .unwrap()
+}
+
+/// Sends `count` packets of 1000 bytes and waits (ten seconds at most)
+/// until qinfo counts them sent; the last qinfo.
+fn send_and_wait(qsocket: &QSocket, receiver: SocketAddr, count: u64) -> qsock::QInfo {
+    let payload = [0x5a; 1000];
+    let before = qsocket.info().unwrap().stats.sent_packets;
+    for _ in 0..count {
+        qsocket
+            .send_to(&payload, &receiver, &PacketFlags::new())
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = qsocket.info().unwrap();
+        if info.stats.sent_packets >= before + count || Instant::now() > deadline {
+            return info;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The class qsockd put the socket in: its SO_PRIORITY, major:minor.
+fn class_of(qsocket: &QSocket) -> String {
+    let priority = qsocket.socket().priority().unwrap();
+    format!("{:x}:{:x}", priority >> 16, priority & 0xffff)
 }
 
 /// As a second user: qsockd's stream numbers 0..16 name nothing of this
@@ -195,135 +259,114 @@ fn role_meddle() {
     println!("ROLE OK");
 }
 
-/// Everything a test needs: the bed, qsockd, a receiver, the copy users run.
-struct Setup {
-    bed: TestBed,
-    daemon: Qsockd,
-    copy: RunnableCopy,
-    receiver: SocketAddr,
-    _receiver_socket: UdpSocket,
+fn setup(tag: &str) -> QsockdBed {
+    let exe = std::env::current_exe().unwrap();
+    QsockdBed::start(&exe, tag, LINK_RATE, RECEIVER_PORT)
 }
 
-fn setup(tag: &str) -> Setup {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the qsockd tests need root: they build namespaces, create users and run qsockd"
-    );
-    let bed = TestBed::new().unwrap();
-    let copy = RunnableCopy::of(&std::env::current_exe().unwrap(), tag);
-    let socket = copy.dir().join("qsockd.sock");
-    let daemon = Qsockd::start(&bed, "htb", LINK_RATE, &socket);
-    let receiver = SocketAddr::from((bed.receiver_v4(), RECEIVER_PORT));
-    let receiver_socket = bed
-        .run_in_receiver(move || UdpSocket::bind(receiver))
-        .unwrap()
-        .unwrap();
-    Setup {
-        bed,
-        daemon,
-        copy,
-        receiver,
-        _receiver_socket: receiver_socket,
-    }
+/// A role running as a test user: this binary's `role_NAME` test in the
+/// sender's namespace, talking to qsockd, read line by line.
+struct Role {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    /// Everything it printed so far.
+    seen: String,
 }
 
-impl Setup {
-    /// Starts this binary's `role_NAME` test as `user` in the sender's
-    /// namespace, talking to qsockd.
-    fn start_role(&self, user: &TestUser, name: &str) -> Child {
+impl Role {
+    fn start(setup: &QsockdBed, user: &TestUser, name: &str) -> Role {
         let test = format!("role_{}", role_test_name(name));
-        user.command_in_sender(
-            &self.bed,
-            self.copy.path(),
-            ["--exact", &test, "--nocapture", "--test-threads=1"],
-        )
-        .env(protocol::SOCKET_ENV, self.daemon.socket())
-        .env(ROLE, name)
-        .env(DEVICE, self.bed.sender_dev())
-        .env(RECEIVER, self.receiver.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        let mut child = user
+            .command_in_sender(
+                &setup.bed,
+                setup.copy.path(),
+                ["--exact", &test, "--nocapture", "--test-threads=1"],
+            )
+            .env(protocol::SOCKET_ENV, setup.daemon.socket())
+            .env(ROLE, name)
+            .env(DEVICE, setup.bed.sender_dev())
+            .env(RECEIVER, setup.receiver.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Role {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            seen: String::new(),
+        }
     }
 
-    /// qsock's stream classes on the sender's device with their byte
-    /// counters (`tc -s class show`): every `7173:N` but the link's and
-    /// best effort's.
-    fn stream_classes(&self) -> Vec<(String, u64)> {
-        let shown = self
-            .bed
-            .tc_in_sender(&["-s", "class", "show", "dev", self.bed.sender_dev()])
-            .unwrap();
-        stream_classes(&shown)
+    /// Reads up to the line that holds `marker` (libtest may write "test
+    /// NAME ... " ahead of it) and returns that line; fails with everything
+    /// the role said when it ends first.
+    fn expect(&mut self, marker: &str) -> String {
+        loop {
+            let mut line = String::new();
+            let read = self.stdout.read_line(&mut line).unwrap();
+            self.seen.push_str(&line);
+            if line.contains(marker) {
+                return line;
+            }
+            if read == 0 {
+                self.stdin.take();
+                let output = stderr_once_ended(&mut self.child);
+                panic!(
+                    "the role ended before saying {marker:?}:\n{}\n{output}",
+                    self.seen
+                );
+            }
+        }
     }
+
+    /// Lets the role go on past its wait for root.
+    fn go(&mut self) {
+        writeln!(self.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+
+    /// Waits for the role to end, and fails with its output unless it
+    /// passed; everything it printed.
+    fn finish(mut self) -> String {
+        self.stdin.take();
+        self.expect("ROLE OK");
+        let stderr = stderr_once_ended(&mut self.child);
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the role failed ({status}):\n{}\n{stderr}",
+            self.seen
+        );
+        self.seen
+    }
+}
+
+/// Waits for `child` to end; what it wrote on standard error.
+fn stderr_once_ended(child: &mut Child) -> String {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    let _ = child.wait();
+    stderr
 }
 
 fn role_test_name(name: &str) -> &str {
     match name {
         "stream" => "stream_through_qsockd",
+        "restart" => "restart",
         other => other,
     }
 }
 
-/// Parses `tc -s class show`: each class line, then its `Sent N bytes` line.
-fn stream_classes(shown: &str) -> Vec<(String, u64)> {
-    let mut classes = Vec::new();
-    let mut current: Option<String> = None;
-    for line in shown.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first() == Some(&"class") {
-            current = words
-                .get(2)
-                .filter(|id| id.starts_with("7173:") && **id != "7173:1" && **id != "7173:fffe")
-                .map(|id| (*id).to_owned());
-        } else if words.first() == Some(&"Sent") {
-            if let Some(id) = current.take() {
-                classes.push((id, words.get(1).and_then(|n| n.parse().ok()).unwrap_or(0)));
-            }
-        }
-    }
-    classes
-}
-
-/// Reads the role's output up to a line starting with `marker`.
-fn read_until(stdout: &mut BufReader<ChildStdout>, marker: &str) -> String {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let read = stdout.read_line(&mut line).unwrap();
-        seen.push_str(&line);
-        if read == 0 || line.starts_with(marker) {
-            return seen;
-        }
-    }
-}
-
-/// Waits for the role to end, and fails with its output unless it passed.
-fn finish(child: Child, earlier: &str) -> String {
-    let output = child.wait_with_output().unwrap();
-    let stdout = format!("{earlier}{}", String::from_utf8_lossy(&output.stdout));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("ROLE OK"),
-        "the role failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    stdout
-}
-
-/// Waits until qsockd has removed every stream class.
-fn wait_no_streams(setup: &Setup) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !setup.stream_classes().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "qsockd left stream classes behind: {:?}",
-            setup.stream_classes()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The class the role said its socket is in (`ATTACHED class=7173:N`).
+fn attached_class(seen: &str) -> String {
+    seen.split_whitespace()
+        .find_map(|word| word.strip_prefix("class="))
+        .unwrap_or_else(|| panic!("the role named no class:\n{seen}"))
+        .to_owned()
 }
 
 #[test]
@@ -333,26 +376,17 @@ fn unprivileged_stream_gets_its_htb_class_through_qsockd() {
     }
     let setup = setup("daemon-client-stream");
     let user = TestUser::create("qsockt1");
-    let mut child = setup.start_role(&user, "stream");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let seen = read_until(&mut stdout, "ATTACHED");
-    if !seen.contains("ATTACHED") {
-        finish(child, &seen);
-        panic!("the role ended without attaching:\n{seen}");
-    }
-    let classes = setup.stream_classes();
-    assert_eq!(classes.len(), 1, "one stream class, not {classes:?}");
+    let mut role = Role::start(&setup, &user, "stream");
+    let class = attached_class(&role.expect("ATTACHED"));
+    let bytes = setup.bytes_of(&class);
     assert!(
-        classes[0].1 >= 100_000,
-        "the stream's class {} counted {} bytes of the 100,000 sent",
-        classes[0].0,
-        classes[0].1
+        bytes.is_some_and(|bytes| bytes >= 100_000),
+        "the stream's class {class} counted {bytes:?} bytes of the 100,000 sent"
     );
-    writeln!(child.stdin.take().unwrap(), "go").unwrap();
-    let rest = read_until(&mut stdout, "ROLE OK");
-    let stdout_text = finish(child, &format!("{seen}{rest}"));
-    assert!(stdout_text.contains("REFUSED qsockd: "), "{stdout_text}");
-    wait_no_streams(&setup);
+    role.go();
+    let said = role.finish();
+    assert!(said.contains("REFUSED qsockd: "), "{said}");
+    setup.wait_gone(&class);
     drop(user);
 }
 
@@ -364,27 +398,52 @@ fn a_second_user_cannot_change_or_close_the_first_users_stream() {
     let setup = setup("daemon-client-meddle");
     let first = TestUser::create("qsockt2");
     let second = TestUser::create("qsockt3");
-    let mut holder = setup.start_role(&first, "stream");
-    let mut stdout = BufReader::new(holder.stdout.take().unwrap());
-    let seen = read_until(&mut stdout, "ATTACHED");
-    if !seen.contains("ATTACHED") {
-        finish(holder, &seen);
-        panic!("the first user ended without attaching:\n{seen}");
-    }
+    let mut holder = Role::start(&setup, &first, "stream");
+    let class = attached_class(&holder.expect("ATTACHED"));
     let before = setup.stream_classes();
-    assert_eq!(before.len(), 1, "{before:?}");
-
-    let meddler = setup.start_role(&second, "meddle");
-    finish(meddler, "");
-    let after = setup.stream_classes();
-    assert_eq!(
-        after.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-        before.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-        "the second user's requests changed the first user's classes"
+    assert!(
+        setup.bytes_of(&class).is_some(),
+        "{class} is not in {before:?}"
     );
 
-    writeln!(holder.stdin.take().unwrap(), "go").unwrap();
-    let rest = read_until(&mut stdout, "ROLE OK");
-    finish(holder, &format!("{seen}{rest}"));
-    wait_no_streams(&setup);
+    Role::start(&setup, &second, "meddle").finish();
+    assert_eq!(
+        setup.bytes_of(&class),
+        before
+            .iter()
+            .find(|(id, _)| *id == class)
+            .map(|(_, bytes)| *bytes),
+        "the second user's requests changed the first user's class {class}: before {before:?}, \
+         after {:?}",
+        setup.stream_classes()
+    );
+
+    holder.go();
+    holder.finish();
+    setup.wait_gone(&class);
+}
+
+#[test]
+fn a_stream_is_attached_again_after_qsockd_restarts() {
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
+    let mut setup = setup("daemon-client-restart");
+    let user = TestUser::create("qsockt6");
+    let mut role = Role::start(&setup, &user, "restart");
+    role.expect("ATTACHED");
+    setup.daemon.restart(&setup.bed);
+    role.go();
+    let class = attached_class(&role.expect("REATTACHED"));
+    let bytes = setup.bytes_of(&class);
+    assert!(
+        bytes.is_some_and(|bytes| bytes >= 50_000),
+        "after the restart the stream's class {class} counted {bytes:?} bytes of the 50,000 \
+         sent; classes: {:?}\n{}",
+        setup.stream_classes(),
+        setup.daemon.log_text()
+    );
+    role.go();
+    role.finish();
+    setup.wait_gone(&class);
 }

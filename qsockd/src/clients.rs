@@ -25,9 +25,9 @@ pub struct Stream {
     pub reservation: Reservation,
     /// Its attributes.
     pub params: StreamParams,
-    /// Whether its class has the stream's own options yet (a prepared
-    /// class starts with a placeholder's).
-    pub configured: bool,
+    /// Whether its class's record names the client yet (written after the
+    /// attach's reply).
+    pub recorded: bool,
 }
 
 /// A connection and what the daemon keeps for it.
@@ -49,6 +49,8 @@ pub struct Client {
     pub next_stream: StreamId,
     /// The streams attached on this connection.
     pub streams: BTreeMap<StreamId, Stream>,
+    /// Replies waiting for the kernel worker; no request is read meanwhile.
+    pub waiting: usize,
     outbox: VecDeque<Vec<u8>>,
 }
 
@@ -68,6 +70,7 @@ impl Client {
             greeted: false,
             next_stream: 1,
             streams: BTreeMap::new(),
+            waiting: 0,
             outbox: VecDeque::new(),
         }
     }
@@ -110,6 +113,11 @@ impl Client {
         }
         self.outbox.push_back(bytes);
         Ok(true)
+    }
+
+    /// Whether every reply was sent.
+    pub fn outbox_is_empty(&self) -> bool {
+        self.outbox.is_empty()
     }
 
     /// Sends what the outbox holds while the socket takes it; whether it is

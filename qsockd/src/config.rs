@@ -92,6 +92,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// How a refusal says to serve a device qsockd does not serve.
+    pub fn how_to_serve(&self, device: &str) -> String {
+        match &self.source {
+            Source::File(path) => format!(
+                "add a [[device]] named {device:?} to {} and restart qsockd",
+                path.display()
+            ),
+            Source::Arguments => format!("start qsockd with --device {device}"),
+        }
+    }
+
     /// How a refusal names the setting `field` of `device`.
     pub fn setting(&self, device: &str, field: &str) -> String {
         match &self.source {
@@ -221,8 +232,8 @@ impl FileDevice {
     }
 }
 
-/// Reads the config file at `path`; `socket` (from `--socket` or the
-/// environment) overrides the file's.
+/// Reads the config file at `path`; `socket` (from `--socket`) and then
+/// `QSOCK_DAEMON_SOCKET` override the file's.
 pub fn from_file(path: &Path, socket: Option<PathBuf>) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         ConfigError(format!(
@@ -232,6 +243,14 @@ pub fn from_file(path: &Path, socket: Option<PathBuf>) -> Result<Config, ConfigE
         ))
     })?;
     parse(&text, path, socket)
+}
+
+/// The socket `QSOCK_DAEMON_SOCKET` names, which clients look up too: it
+/// wins over a config file's.
+fn socket_from_environment() -> Option<PathBuf> {
+    std::env::var_os(qsock::daemon::protocol::SOCKET_ENV)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Reads config text as if from `path`.
@@ -260,6 +279,7 @@ pub fn parse(text: &str, path: &Path, socket: Option<PathBuf>) -> Result<Config,
     }
     Ok(Config {
         socket: socket
+            .or_else(socket_from_environment)
             .or(file.socket)
             .unwrap_or_else(qsock::daemon::protocol::socket_path),
         devices,

@@ -2,6 +2,7 @@
 //! classes, their ledger, who may use them, and the classes a previous
 //! qsockd left for their clients to take back.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qsock::daemon::classes::{AdoptedClass, DeviceClasses, Reservation, StreamClass};
@@ -11,9 +12,10 @@ use crate::admission::{Ledger, Settings};
 use crate::config::{Config, DeviceConfig};
 
 /// Classes kept prepared per device, so that an attach only sets
-/// `SO_PRIORITY`: enough for a burst of sockets opened together (a
-/// pipeline's audio and video), few enough to hold no real share.
-pub const PREPARED_CLASSES: usize = 4;
+/// `SO_PRIORITY`: enough for a burst of sockets opened together (an
+/// application opening a hundred streams at once, as Table 1 does), as
+/// making one takes longer than an attach. An idle class holds no share.
+pub const PREPARED_CLASSES: usize = 128;
 
 /// How long a class left by a previous qsockd waits for its client to
 /// attach the same socket again before it is removed.
@@ -33,8 +35,8 @@ pub struct Waiting {
 pub struct Device {
     /// Its configuration.
     pub config: DeviceConfig,
-    /// Its classes.
-    pub classes: DeviceClasses,
+    /// Its classes, shared with the worker that talks to the kernel.
+    pub classes: Arc<DeviceClasses>,
     /// The link rate its scheduler runs at.
     pub link_rate: Rate,
     /// Its reservations.
@@ -71,6 +73,7 @@ impl Device {
         let classes =
             DeviceClasses::open(&config.name).map_err(|err| format!("{}: {err}", config.name))?;
         let link_rate = classes.link_rate().ok().flatten().unwrap_or(config.rate);
+        let classes = Arc::new(classes.with_link_rate(link_rate));
         let ledger = Ledger::new(
             &config.name,
             link_rate,
@@ -196,19 +199,23 @@ impl Device {
                     self.config.scheduler
                 );
                 self.replaced = false;
+                self.replenish();
             }
             Ok(false) if !self.replaced => {
                 log::warn!(
                     "{}: qsock's {} root qdisc was replaced or removed behind qsockd's back: its \
-                     streams lost their classes and new ones are refused; restart qsockd (or run \
-                     `qsockctl init --dev {} --scheduler {} --rate {}`) to install it again",
+                     streams lost their classes and new ones are refused until it is back; remove \
+                     what replaced it (`tc qdisc del dev {} root`) and restart qsockd, or install \
+                     it as root (`qsockctl init --dev {} --scheduler {} --rate {}`)",
                     self.config.name,
                     self.config.scheduler,
+                    self.config.name,
                     self.config.name,
                     self.config.scheduler,
                     self.config.rate
                 );
                 self.replaced = true;
+                self.classes.forget_prepared();
             }
             Err(err) if !self.replaced => {
                 log::warn!("{}: cannot read the root qdisc: {err}", self.config.name);

@@ -3,12 +3,21 @@
 //! applications connect over a Unix socket, pass the socket they want
 //! scheduled, and get a class of their own within the share and quota the
 //! configuration allows (see `qsock::daemon::protocol`).
+//!
+//! A restart keeps running streams' traffic scheduled: qsockd removes no
+//! class when it stops, and at start it takes hold of the classes the
+//! previous qsockd held (their records under `/run/qsock`, which must
+//! survive the restart). A class whose client process still runs is kept,
+//! its reservation counted, for 30 s, in which the client attaches the same
+//! socket again and gets the same class back; a class whose client is gone,
+//! or that nobody takes back in time, is removed.
 
 mod admission;
 mod clients;
 mod config;
 mod devices;
 mod server;
+mod worker;
 
 use std::io::Write;
 use std::path::PathBuf;

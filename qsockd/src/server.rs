@@ -1,11 +1,13 @@
 //! The event loop: one thread, `epoll` over the listening socket and every
 //! client, non-blocking in both directions, so that no client can hold up
 //! another. A client's hangup (exit, crash, `kill -9`) is an event like a
-//! request, and its classes go as soon as it is seen. What an attach need
-//! not wait for (giving a prepared class its stream's options, preparing
-//! the next) runs between events.
+//! request, and its classes go as soon as it is seen. Netlink work (giving
+//! a prepared class its stream's options, preparing the next, removing,
+//! reading figures) runs on the kernel worker's thread; a request whose
+//! reply needs the kernel's answer is answered when its job is done, and
+//! its client's next requests wait until then, so replies keep their order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -24,25 +26,22 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::clients::{Client, Stream};
 use crate::config::Config;
 use crate::devices::Device;
+use crate::worker::{Finished, Job, Waiter, Waiting, Worker};
 
 /// The listening socket's epoll token; clients get the numbers above it.
 const LISTENER: u64 = 0;
+/// The kernel worker's wake-up descriptor's epoll token.
+const WORKER: u64 = u64::MAX;
 /// Requests read from one client before the others' turn.
 const REQUESTS_PER_TURN: usize = 16;
 /// How often the devices are looked at (root qdisc, restart grace).
 const TICK: Duration = Duration::from_secs(1);
+/// Streams one connection may hold: each holds a class of the kernel's
+/// 65534, whatever little it reserves.
+const STREAMS_PER_CONNECTION: usize = 256;
 /// Connections waiting to be accepted: a thousand clients starting at once
 /// wait here instead of being refused.
 const BACKLOG: i32 = 4096;
-
-/// Work an attach leaves for after its reply.
-#[derive(Debug)]
-enum Work {
-    /// Give a stream's prepared class the stream's own options.
-    Configure { client: u64, stream: StreamId },
-    /// Prepare classes ahead on a device again.
-    Replenish(usize),
-}
 
 /// What to do with a connection after a request.
 enum Flow {
@@ -61,7 +60,9 @@ pub struct Server {
     listener_paused: bool,
     clients: HashMap<u64, Client>,
     next_token: u64,
-    work: VecDeque<Work>,
+    worker: Worker,
+    /// The cookie of qsockd's network namespace, which passed sockets must share.
+    namespace: u64,
 }
 
 /// A refusal reply.
@@ -115,12 +116,21 @@ impl Server {
             .iter()
             .map(|device| Device::start(device, &config))
             .collect::<Result<Vec<_>, _>>()?;
+        let namespace = classes::namespace_cookie().map_err(|err| err.to_string())?;
         let listener = listen_at(&config.socket)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|err| format!("cannot create an epoll instance: {err}"))?;
         epoll
             .add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
             .map_err(|err| format!("cannot watch the listening socket: {err}"))?;
+        let worker = Worker::start(devices.iter().map(|d| d.classes.clone()).collect())
+            .map_err(|err| format!("cannot start the kernel worker thread: {err}"))?;
+        epoll
+            .add(
+                worker.wake_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, WORKER),
+            )
+            .map_err(|err| format!("cannot watch the kernel worker: {err}"))?;
         log::info!(
             "listening on {} (protocol version {PROTOCOL_VERSION}) for {}",
             config.socket.display(),
@@ -144,7 +154,8 @@ impl Server {
             listener_paused: false,
             clients: HashMap::new(),
             next_token: LISTENER + 1,
-            work: VecDeque::new(),
+            worker,
+            namespace,
         })
     }
 
@@ -153,12 +164,8 @@ impl Server {
         let mut events = vec![EpollEvent::empty(); 256];
         let mut next_tick = Instant::now() + TICK;
         loop {
-            let timeout = if self.work.is_empty() {
-                let left = next_tick.saturating_duration_since(Instant::now());
-                EpollTimeout::try_from(left).unwrap_or(EpollTimeout::MAX)
-            } else {
-                EpollTimeout::ZERO
-            };
+            let left = next_tick.saturating_duration_since(Instant::now());
+            let timeout = EpollTimeout::try_from(left).unwrap_or(EpollTimeout::MAX);
             let ready = match self.epoll.wait(&mut events, timeout) {
                 Ok(ready) => ready,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -170,12 +177,11 @@ impl Server {
             for event in &events[..ready] {
                 match event.data() {
                     LISTENER => self.accept_all(),
+                    WORKER => self.finish_jobs(),
                     token => self.client_event(token, event.events()),
                 }
             }
-            if let Some(work) = self.work.pop_front() {
-                self.do_work(work);
-            }
+            self.worker.start_held();
             let now = Instant::now();
             if now >= next_tick {
                 for device in &mut self.devices {
@@ -242,13 +248,13 @@ impl Server {
             return;
         };
         if flags.contains(EpollFlags::EPOLLOUT) && client.flush() {
-            let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-            let _ = self
-                .epoll
-                .modify(&client.socket, &mut EpollEvent::new(watch, token));
+            self.watch(token, &client);
         }
         let mut flow = Flow::Continue;
         for _ in 0..REQUESTS_PER_TURN {
+            if client.waiting > 0 {
+                break;
+            }
             match protocol::recv_frame(client.socket.as_fd(), MsgFlags::MSG_DONTWAIT) {
                 Ok(frame) => {
                     flow = self.request(token, &mut client, frame);
@@ -275,17 +281,92 @@ impl Server {
                 }
             }
         }
-        if matches!(flow, Flow::Continue)
-            && flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
+        // A client waiting for a reply is not read from: its hangup is the
+        // end of it.
+        let hung_up = flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
             && !flags.contains(EpollFlags::EPOLLIN)
-        {
+            || client.waiting > 0 && flags.contains(EpollFlags::EPOLLRDHUP);
+        if matches!(flow, Flow::Continue) && hung_up {
             flow = Flow::Close;
         }
         match flow {
             Flow::Continue => {
+                self.watch(token, &client);
                 self.clients.insert(token, client);
             }
             Flow::Close => self.drop_client(client),
+        }
+    }
+
+    /// Watches a client for requests unless it waits for a reply, and for
+    /// room to write while replies wait in its outbox.
+    fn watch(&self, token: u64, client: &Client) {
+        let mut watch = EpollFlags::EPOLLRDHUP;
+        if client.waiting == 0 {
+            watch |= EpollFlags::EPOLLIN;
+        }
+        if !client.outbox_is_empty() {
+            watch |= EpollFlags::EPOLLOUT;
+        }
+        let _ = self
+            .epoll
+            .modify(&client.socket, &mut EpollEvent::new(watch, token));
+    }
+
+    /// Answers the requests whose jobs the kernel worker finished.
+    fn finish_jobs(&mut self) {
+        for Finished { waiter, result } in self.worker.finished() {
+            let Waiter {
+                token,
+                stream: id,
+                request,
+            } = waiter;
+            // A client that left had its streams ended already.
+            let Some(mut client) = self.clients.remove(&token) else {
+                continue;
+            };
+            client.waiting = client.waiting.saturating_sub(1);
+            let reply = match (request, result) {
+                (Waiting::Close, _) => Reply::Closed { stream: id },
+                (Waiting::Change { .. }, Ok(_)) => Reply::Changed { stream: id },
+                (
+                    Waiting::Change {
+                        asked,
+                        previous,
+                        previous_params,
+                    },
+                    Err(refusal),
+                ) => {
+                    if let Some(stream) = client.streams.get_mut(&id) {
+                        let ledger = &mut self.devices[stream.device].ledger;
+                        ledger.release(client.uid, asked);
+                        ledger.hold(client.uid, previous);
+                        stream.reservation = previous;
+                        stream.params = previous_params;
+                    }
+                    Reply::Error(refusal)
+                }
+                (Waiting::Info, Ok(stats)) => match client.streams.get(&id) {
+                    Some(stream) => {
+                        let device = &self.devices[stream.device];
+                        Reply::Info {
+                            stream: id,
+                            scheduler: device.scheduler(),
+                            stats: stats.unwrap_or_default(),
+                            link_rate: Some(device.link_rate),
+                        }
+                    }
+                    None => not_attached(id),
+                },
+                (Waiting::Info, Err(refusal)) => Reply::Error(refusal),
+            };
+            match self.reply(token, &mut client, &reply) {
+                Flow::Continue => {
+                    self.watch(token, &client);
+                    self.clients.insert(token, client);
+                }
+                Flow::Close => self.drop_client(client),
+            }
         }
     }
 
@@ -312,10 +393,7 @@ impl Server {
         match client.queue(bytes) {
             Ok(false) => Flow::Continue,
             Ok(true) => {
-                let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLOUT;
-                let _ = self
-                    .epoll
-                    .modify(&client.socket, &mut EpollEvent::new(watch, token));
+                self.watch(token, client);
                 Flow::Continue
             }
             Err(_) => {
@@ -339,7 +417,7 @@ impl Server {
             .filter(|stream| stream.class.is_some())
             .count();
         for stream in streams.into_values() {
-            self.end_stream(&client, stream, "its client's connection closed");
+            self.end_stream(&client, stream, "its client's connection closed", None);
         }
         if classes > 0 {
             log::info!(
@@ -357,12 +435,29 @@ impl Server {
         }
     }
 
-    /// Removes a stream's class and lets go of its reservation.
-    fn end_stream(&mut self, client: &Client, stream: Stream, why: &str) {
+    /// Lets go of a stream's reservation and has its class removed; whether
+    /// `waiter` waits for the removal (else it may be answered now).
+    fn end_stream(
+        &mut self,
+        client: &Client,
+        stream: Stream,
+        why: &str,
+        waiter: Option<Waiter>,
+    ) -> bool {
         let device = &mut self.devices[stream.device];
         device.ledger.release(client.uid, stream.reservation);
-        if let Some(class) = stream.class {
-            device.remove(class, why);
+        match stream.class {
+            Some(class) => {
+                let waits = waiter.is_some();
+                self.worker.send(Job::Remove {
+                    device: stream.device,
+                    class,
+                    why: why.to_owned(),
+                    waiter,
+                });
+                waits
+            }
+            None => false,
         }
     }
 
@@ -425,11 +520,13 @@ impl Server {
                 self.protocol_error(token, client, "Hello was sent twice".to_owned());
                 return Flow::Close;
             }
+            // The link rate asked for is not the caller's to set: the reply
+            // carries the one qsockd keeps.
             Request::Init {
                 device,
                 scheduler,
-                link_rate,
-            } => self.init(&device, scheduler, link_rate),
+                link_rate: _,
+            } => Some(self.init(&device, scheduler)),
             Request::Attach { params } => {
                 let Some(socket) = passed else {
                     self.protocol_error(
@@ -441,19 +538,38 @@ impl Server {
                     );
                     return Flow::Close;
                 };
-                self.attach(token, client, &params, socket)
+                Some(self.attach(client, &params, socket))
             }
-            Request::Change { stream, params } => self.change(client, stream, &params, passed),
-            Request::Info { stream } => self.info(client, stream),
+            Request::Change { stream, params } => {
+                self.change(token, client, stream, &params, passed)
+            }
+            Request::Info { stream } => self.info(token, client, stream),
             Request::Close { stream } => match client.streams.remove(&stream) {
                 Some(entry) => {
-                    self.end_stream(client, entry, "its client closed it");
-                    Reply::Closed { stream }
+                    let waiter = Waiter {
+                        token,
+                        stream,
+                        request: Waiting::Close,
+                    };
+                    if self.end_stream(client, entry, "its client closed it", Some(waiter)) {
+                        client.waiting += 1;
+                        None
+                    } else {
+                        Some(Reply::Closed { stream })
+                    }
                 }
-                None => not_attached(stream),
+                None => Some(not_attached(stream)),
             },
         };
-        self.reply(token, client, &reply)
+        match reply {
+            Some(reply) => {
+                let flow = self.reply(token, client, &reply);
+                Server::record_owners(client);
+                flow
+            }
+            // Answered when the kernel worker is done.
+            None => Flow::Continue,
+        }
     }
 
     fn device_index(&self, name: &str) -> Result<usize, ReplyError> {
@@ -469,9 +585,9 @@ impl Server {
                 ReplyError::new(
                     ReplyErrorKind::NoDevice,
                     format!(
-                        "qsockd does not schedule {name:?}: it serves {}; add a [[device]] named \
-                         {name:?} to its config and restart it",
-                        served.join(", ")
+                        "qsockd does not schedule {name:?}: it serves {}; {}",
+                        served.join(", "),
+                        self.config.how_to_serve(name)
                     ),
                 )
             })
@@ -479,12 +595,7 @@ impl Server {
 
     /// `qsockinit` without privilege: succeeds when the device runs that
     /// scheduler already; qsockd installs nothing for a client.
-    fn init(
-        &self,
-        device: &str,
-        scheduler: SchedulerName,
-        link_rate: Option<qsock::Rate>,
-    ) -> Reply {
+    fn init(&self, device: &str, scheduler: SchedulerName) -> Reply {
         let index = match self.device_index(device) {
             Ok(index) => index,
             Err(_) => {
@@ -492,9 +603,8 @@ impl Server {
                     ReplyErrorKind::PermissionDenied,
                     format!(
                         "qsockd does not keep {device}, and installing a scheduler needs \
-                         CAP_NET_ADMIN: add {device} to qsockd's config ({}), or run qsockinit \
-                         with the privilege",
-                        self.config.setting(device, "name")
+                         CAP_NET_ADMIN: {}, or run qsockinit with the privilege",
+                        self.config.how_to_serve(device)
                     ),
                 )
             }
@@ -516,7 +626,6 @@ impl Server {
                 ),
             );
         }
-        let _ = link_rate;
         Reply::Initialized {
             device: device.to_owned(),
             scheduler: runs,
@@ -524,21 +633,24 @@ impl Server {
         }
     }
 
-    fn attach(
-        &mut self,
-        token: u64,
-        client: &mut Client,
-        params: &QosParams,
-        socket: OwnedFd,
-    ) -> Reply {
+    fn attach(&mut self, client: &mut Client, params: &QosParams, socket: OwnedFd) -> Reply {
         if let Err(err) = params.validate() {
             return refused(&err);
+        }
+        if client.streams.len() >= STREAMS_PER_CONNECTION {
+            return refusal(
+                ReplyErrorKind::Busy,
+                format!(
+                    "this connection holds {STREAMS_PER_CONNECTION} streams, the most qsockd \
+                     keeps for one connection: close some, or open another connection"
+                ),
+            );
         }
         let index = match self.device_index(&params.device) {
             Ok(index) => index,
             Err(refusal) => return Reply::Error(refusal),
         };
-        if let Err(err) = classes::check_client_socket(socket.as_fd()) {
+        if let Err(err) = classes::check_client_socket(socket.as_fd(), self.namespace) {
             return refused(&err);
         }
         let (user, groups) = client.account().clone();
@@ -558,7 +670,7 @@ impl Server {
                 ReplyErrorKind::NotSupported,
                 format!(
                     "qsock's {runs} on {} was replaced behind qsockd's back: no class can be \
-                     made until qsockd is restarted",
+                     made until it is back (qsockd's log says how)",
                     params.device
                 ),
             );
@@ -640,15 +752,17 @@ impl Server {
             class: class_name.clone(),
             link_rate: Some(device.link_rate),
         };
-        log::info!(
-            "{}: stream {id} of pid {} uid {} in {class_name}, reserving {} ({} reserved in all)",
-            params.device,
-            client.pid,
-            client.uid,
-            asked.rate,
-            device.ledger.held()
-        );
-        let configured = class.is_none();
+        if let Some(class) = &class {
+            self.worker.send(Job::Configure {
+                device: index,
+                class: class.key(),
+                params: params.stream,
+                link_rate: device.link_rate,
+                waiter: None,
+            });
+            self.worker.send(Job::Replenish(index));
+        }
+        let recorded = class.is_none();
         client.streams.insert(
             id,
             Stream {
@@ -656,76 +770,77 @@ impl Server {
                 class,
                 reservation: asked,
                 params: params.stream,
-                configured,
+                recorded,
             },
         );
-        if !configured {
-            self.work.push_back(Work::Configure {
-                client: token,
-                stream: id,
-            });
-            self.work.push_back(Work::Replenish(index));
-        }
+        // Logging writes to stderr (the journal): after the reply, and after
+        // the class has its rate.
+        self.worker.send(Job::Log(format!(
+            "{}: stream {id} of pid {} uid {} in {class_name}, reserving {} ({} reserved in all)",
+            params.device,
+            client.pid,
+            client.uid,
+            asked.rate,
+            device.ledger.held()
+        )));
         reply
     }
 
-    /// Gives a stream's class its own options, unless done already.
-    fn configure(devices: &[Device], client: &Client, stream: &mut Stream) -> qsock::Result<()> {
-        if stream.configured {
-            return Ok(());
-        }
-        let device = &devices[stream.device];
-        if let Some(class) = stream.class.as_mut() {
-            let owner = classes::client_owner(client.pid, client.uid);
-            device
-                .classes
-                .configure(class, &stream.params, device.link_rate, &owner)?;
-        }
-        stream.configured = true;
-        Ok(())
-    }
-
-    fn do_work(&mut self, work: Work) {
-        match work {
-            Work::Configure { client, stream } => {
-                let Some(client) = self.clients.get_mut(&client) else {
-                    return;
-                };
-                let mut streams = std::mem::take(&mut client.streams);
-                if let Some(entry) = streams.get_mut(&stream) {
-                    if let Err(err) = Server::configure(&self.devices, client, entry) {
-                        log::warn!(
-                            "{}: cannot give stream {stream} of pid {} its options: {err}",
-                            self.devices[entry.device].config.name,
-                            client.pid
-                        );
-                    }
-                }
-                client.streams = streams;
+    /// Records the client as the owner of the classes it was given, for
+    /// a restarted qsockd to find: after the reply, as it writes a file.
+    fn record_owners(client: &mut Client) {
+        let owner = classes::client_owner(client.pid, client.uid);
+        for (id, stream) in &mut client.streams {
+            if stream.recorded {
+                continue;
             }
-            Work::Replenish(index) => self.devices[index].replenish(),
+            stream.recorded = true;
+            if let Some(Err(err)) = stream.class.as_mut().map(|c| c.record_owner(&owner)) {
+                log::warn!(
+                    "cannot record pid {} as the owner of stream {id}'s class: {err}",
+                    client.pid
+                );
+            }
         }
     }
 
     fn change(
         &mut self,
+        token: u64,
         client: &mut Client,
         id: StreamId,
         params: &StreamParams,
         socket: Option<OwnedFd>,
-    ) -> Reply {
+    ) -> Option<Reply> {
         let (user, _) = client.account().clone();
         let Some(mut stream) = client.streams.remove(&id) else {
-            return not_attached(id);
+            return Some(not_attached(id));
         };
-        let reply = self.change_stream(client, &user, &mut stream, params, socket);
+        let waiter = Waiter {
+            token,
+            stream: id,
+            request: Waiting::Change {
+                asked: stream.reservation,
+                previous: stream.reservation,
+                previous_params: stream.params,
+            },
+        };
+        let outcome = self.change_stream(client, &user, &mut stream, params, socket, waiter);
         client.streams.insert(id, stream);
-        match reply {
-            Ok(()) => Reply::Changed { stream: id },
-            Err(refusal) => Reply::Error(refusal),
+        match outcome {
+            Ok(true) => {
+                client.waiting += 1;
+                None
+            }
+            Ok(false) => Some(Reply::Changed { stream: id }),
+            Err(refusal) => Some(Reply::Error(refusal)),
         }
     }
 
+    /// Admits the change and sends the kernel its part; whether `waiter`
+    /// waits for it. The new reservation is held at once (and given back
+    /// if the kernel refuses), so that no attach is admitted meanwhile on
+    /// what the change takes.
     fn change_stream(
         &mut self,
         client: &Client,
@@ -733,11 +848,11 @@ impl Server {
         stream: &mut Stream,
         params: &StreamParams,
         socket: Option<OwnedFd>,
-    ) -> Result<(), ReplyError> {
+        mut waiter: Waiter,
+    ) -> Result<bool, ReplyError> {
         if let Err(err) = params.validate() {
             return Err(ReplyError::from(&err));
         }
-        Server::configure(&self.devices, client, stream).map_err(|err| ReplyError::from(&err))?;
         let device = &mut self.devices[stream.device];
         let asked = device
             .reservation(params)
@@ -753,17 +868,21 @@ impl Server {
             )
             .map_err(|message| ReplyError::new(ReplyErrorKind::Busy, message))?;
         let needs_class = device.classes.needs_class(params);
-        match (stream.class.take(), needs_class) {
-            (Some(mut class), true) => {
-                let owner = classes::client_owner(client.pid, client.uid);
-                let configured =
-                    device
-                        .classes
-                        .configure(&mut class, params, device.link_rate, &owner);
+        let job = match (stream.class.take(), needs_class) {
+            (Some(class), true) => {
+                let key = class.key();
                 stream.class = Some(class);
-                configured.map_err(|err| ReplyError::from(&err))?;
+                Some(key)
             }
-            (Some(class), false) => device.remove(class, "its stream became best effort"),
+            (Some(class), false) => {
+                self.worker.send(Job::Remove {
+                    device: stream.device,
+                    class,
+                    why: "its stream became best effort".to_owned(),
+                    waiter: None,
+                });
+                None
+            }
             (None, true) => {
                 let Some(socket) = socket else {
                     return Err(ReplyError::new(
@@ -772,7 +891,7 @@ impl Server {
                          with the Change request (SCM_RIGHTS) for qsockd to set its priority",
                     ));
                 };
-                classes::check_client_socket(socket.as_fd())
+                classes::check_client_socket(socket.as_fd(), self.namespace)
                     .map_err(|err| ReplyError::from(&err))?;
                 let mut class = device
                     .classes
@@ -783,50 +902,65 @@ impl Server {
                     return Err(ReplyError::from(&err));
                 }
                 let owner = classes::client_owner(client.pid, client.uid);
-                let configured =
-                    device
-                        .classes
-                        .configure(&mut class, params, device.link_rate, &owner);
+                if let Err(err) = class.record_owner(&owner) {
+                    log::warn!(
+                        "cannot record pid {} as the owner of class {}: {err}",
+                        client.pid,
+                        class.id()
+                    );
+                }
+                let key = class.key();
                 stream.class = Some(class);
-                configured.map_err(|err| ReplyError::from(&err))?;
-                self.work.push_back(Work::Replenish(stream.device));
+                self.worker.send(Job::Replenish(stream.device));
+                Some(key)
             }
-            (None, false) => {}
-        }
+            (None, false) => None,
+        };
         let device = &mut self.devices[stream.device];
         device.ledger.release(client.uid, stream.reservation);
         device.ledger.hold(client.uid, asked);
+        if let Waiting::Change { asked: held, .. } = &mut waiter.request {
+            *held = asked;
+        }
         stream.reservation = asked;
         stream.params = *params;
-        Ok(())
+        let Some(class) = job else {
+            return Ok(false);
+        };
+        self.worker.send(Job::Configure {
+            device: stream.device,
+            class,
+            params: *params,
+            link_rate: device.link_rate,
+            waiter: Some(waiter),
+        });
+        Ok(true)
     }
 
-    fn info(&mut self, client: &mut Client, id: StreamId) -> Reply {
-        let Some(mut stream) = client.streams.remove(&id) else {
-            return not_attached(id);
+    fn info(&mut self, token: u64, client: &mut Client, id: StreamId) -> Option<Reply> {
+        let Some(stream) = client.streams.get(&id) else {
+            return Some(not_attached(id));
         };
-        let configured = Server::configure(&self.devices, client, &mut stream);
         let device = &self.devices[stream.device];
-        let reply = match (configured, &stream.class) {
-            (Err(err), _) => refused(&err),
-            (Ok(()), Some(class)) => match device.classes.stats(class) {
-                Ok(stats) => Reply::Info {
-                    stream: id,
-                    scheduler: device.scheduler(),
-                    stats,
-                    link_rate: Some(device.link_rate),
-                },
-                Err(err) => refused(&err),
-            },
-            (Ok(()), None) => Reply::Info {
+        let Some(class) = &stream.class else {
+            return Some(Reply::Info {
                 stream: id,
                 scheduler: device.scheduler(),
                 stats: qsock::SchedulerStats::default(),
                 link_rate: Some(device.link_rate),
-            },
+            });
         };
-        client.streams.insert(id, stream);
-        reply
+        self.worker.send(Job::Stats {
+            device: stream.device,
+            class: class.key(),
+            waiter: Waiter {
+                token,
+                stream: id,
+                request: Waiting::Info,
+            },
+        });
+        client.waiting += 1;
+        None
     }
 }
 

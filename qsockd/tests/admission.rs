@@ -61,3 +61,71 @@ fn a_users_quota_bounds_its_streams_and_names_its_setting() {
     assert_eq!(kind, ReplyErrorKind::Busy, "{message}");
     qsock_testbed::assert_mentions(&message, &["quota", "5mbit", "752kbit", "--default-quota"]);
 }
+
+#[test]
+fn init_succeeds_for_the_scheduler_qsockd_keeps_and_is_refused_for_another() {
+    let bed = bed();
+    let daemon = Daemon::start(&bed, "100mbit", &[]);
+    let client = Client::connect(&daemon);
+    let init = |scheduler| Request::Init {
+        device: bed.sender_dev().to_owned(),
+        scheduler,
+        link_rate: None,
+    };
+    assert_eq!(
+        client.call(&init(qsock::SchedulerName::Htb), None),
+        Reply::Initialized {
+            device: bed.sender_dev().to_owned(),
+            scheduler: qsock::SchedulerName::Htb,
+            link_rate: Some(qsock::Rate::from_bits_per_second(100_000_000)),
+        }
+    );
+    let (kind, message) = refusal(&client.call(&init(qsock::SchedulerName::Dwcs), None));
+    assert_eq!(kind, ReplyErrorKind::PermissionDenied, "{message}");
+    qsock_testbed::assert_mentions(&message, &["qsockd", "htb", "CAP_NET_ADMIN"]);
+    let elsewhere = Request::Init {
+        device: "qsockdnone0".to_owned(),
+        scheduler: qsock::SchedulerName::Htb,
+        link_rate: None,
+    };
+    let (kind, message) = refusal(&client.call(&elsewhere, None));
+    assert_eq!(kind, ReplyErrorKind::PermissionDenied, "{message}");
+    qsock_testbed::assert_mentions(&message, &["qsockdnone0", "--device qsockdnone0"]);
+    let root = bed
+        .tc_in_sender(&["qdisc", "show", "dev", bed.sender_dev()])
+        .expect("tc qdisc show");
+    assert!(root.contains("qdisc htb 7173: root"), "{root}");
+}
+
+#[test]
+fn a_root_qdisc_replaced_behind_its_back_is_logged_and_new_streams_are_refused() {
+    let bed = bed();
+    let daemon = Daemon::start(&bed, "100mbit", &[]);
+    bed.tc_in_sender(&[
+        "qdisc",
+        "replace",
+        "dev",
+        bed.sender_dev(),
+        "root",
+        "handle",
+        "1:",
+        "pfifo",
+    ])
+    .expect("replace the root qdisc");
+    daemon.wait_for_line(
+        "replaced or removed behind qsockd's back",
+        Duration::from_secs(5),
+    );
+    let client = Client::connect(&daemon);
+    let socket = sender_udp(&bed);
+    let (kind, message) = refusal(&client.attach(
+        &bed,
+        socket.as_fd(),
+        stream_every(Duration::from_millis(20)),
+    ));
+    assert_eq!(kind, ReplyErrorKind::NotSupported, "{message}");
+    assert!(
+        message.contains("replaced behind qsockd's back"),
+        "{message}"
+    );
+}

@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use qsock::daemon::protocol::{self, Reply, ReplyErrorKind};
-use support::{attached, bed, client_reply, has_class, refusal, spawn_client, Daemon, TestUser};
+use support::{
+    attached, bed, client_reply, finish, has_class, refusal, spawn_client, Daemon, TestUser,
+};
 
 #[test]
 #[ignore = "the client process of the other tests; runs only when they start it"]
@@ -24,7 +26,7 @@ fn a_user_cannot_touch_another_users_stream() {
     let first_user = TestUser::create("qsockdt1");
     let second_user = TestUser::create("qsockdt2");
     let daemon = Daemon::start(&bed, "100mbit", &[]);
-    let (mut first, mut first_out) = spawn_client(
+    let (first, mut first_out) = spawn_client(
         &bed,
         &daemon,
         Some(&first_user),
@@ -41,7 +43,7 @@ fn a_user_cannot_touch_another_users_stream() {
     // number: its own stream has that number on its own connection, so it
     // asks for the next one too, which is nobody's.
     let then = format!("info:{},close:{}", stream + 1, stream + 1);
-    let (mut second, mut second_out) = spawn_client(
+    let (second, mut second_out) = spawn_client(
         &bed,
         &daemon,
         Some(&second_user),
@@ -58,8 +60,49 @@ fn a_user_cannot_touch_another_users_stream() {
         assert!(message.contains("its own connection"), "{message}");
     }
     assert!(has_class(&bed, &class), "the first user's class went");
-    let _ = second.kill();
-    let _ = first.kill();
-    let _ = second.wait();
-    let _ = first.wait();
+    finish(second);
+    finish(first);
+}
+
+#[test]
+fn a_config_files_users_and_quotas_decide_who_may_reserve_what() {
+    let bed = bed();
+    let allowed = TestUser::create("qsockdt3");
+    let other = TestUser::create("qsockdt4");
+    // One stream of 1062 bytes every 10 ms is 849.6 kbit/s: one fits
+    // qsockdt3's quota, two do not.
+    let daemon = Daemon::start_with_config(
+        &bed,
+        r#"
+        [[device]]
+        name = "DEVICE"
+        scheduler = "htb"
+        rate = "100mbit"
+        allow_users = ["qsockdt3"]
+        [device.quota]
+        qsockdt3 = "1mbit"
+        "#,
+    );
+    let (first, mut first_out) =
+        spawn_client(&bed, &daemon, Some(&allowed), "client_process_role", 10, "");
+    client_reply(&mut first_out);
+    attached(&reply(&client_reply(&mut first_out)));
+    let (second, mut second_out) =
+        spawn_client(&bed, &daemon, Some(&allowed), "client_process_role", 10, "");
+    client_reply(&mut second_out);
+    let (kind, message) = refusal(&reply(&client_reply(&mut second_out)));
+    assert_eq!(kind, ReplyErrorKind::Busy, "{message}");
+    qsock_testbed::assert_mentions(
+        &message,
+        &["qsockdt3", "1mbit", "[device.quota]", "qsockd.toml"],
+    );
+    let (third, mut third_out) =
+        spawn_client(&bed, &daemon, Some(&other), "client_process_role", 10, "");
+    client_reply(&mut third_out);
+    let (kind, message) = refusal(&reply(&client_reply(&mut third_out)));
+    assert_eq!(kind, ReplyErrorKind::PermissionDenied, "{message}");
+    qsock_testbed::assert_mentions(&message, &["qsockdt4", "allow_users"]);
+    for child in [first, second, third] {
+        finish(child);
+    }
 }

@@ -49,7 +49,7 @@ mod text;
 pub use bulk::BulkTransfer;
 pub use c_compiler::{assert_compiles, scratch_dir, strict_cc};
 pub use dwcs::{dwcs_expected, dwcs_loaded, dwcs_test_runs, DWCS_MODULE};
-pub use qsockd::{Qsockd, RunnableCopy, TestUser};
+pub use qsockd::{Qsockd, QsockdBed, RunnableCopy, TestUser};
 pub use text::assert_mentions;
 
 /// Where `ip netns` keeps its named namespaces.

@@ -102,7 +102,10 @@ impl RunnableCopy {
             .expect("open the copy's directory to every user");
         let name = exe.file_name().expect("an executable has a file name");
         let copy = dir.join(name);
-        fs::copy(exe, &copy).unwrap_or_else(|err| panic!("copy {}: {err}", exe.display()));
+        if let Err(err) = fs::copy(exe, &copy) {
+            let _ = fs::remove_dir_all(&dir);
+            panic!("copy {}: {err}", exe.display());
+        }
         fs::set_permissions(&copy, fs::Permissions::from_mode(0o755))
             .expect("make the copy executable");
         RunnableCopy { dir, exe: copy }
@@ -130,27 +133,32 @@ impl Drop for RunnableCopy {
 #[derive(Debug)]
 pub struct Qsockd {
     child: Child,
+    device: String,
+    scheduler: String,
+    rate: String,
     socket: PathBuf,
     log: mpsc::Receiver<String>,
     lines: Vec<String>,
 }
 
 impl Qsockd {
-    /// The `qsockd` binary of the build the test binary belongs to
-    /// (`target/release/qsockd` beside `target/release/deps/TEST`).
+    /// The `qsockd` binary of the build the running program belongs to:
+    /// beside it (`target/release/qsock-eval`), or beside the folder of a
+    /// test binary (`target/release/deps/TEST`).
     pub fn binary() -> PathBuf {
-        let test = std::env::current_exe().expect("the test binary's path");
-        let profile = test
-            .parent()
-            .and_then(Path::parent)
-            .expect("a test binary sits in target/PROFILE/deps");
-        let binary = profile.join("qsockd");
-        assert!(
-            binary.is_file(),
-            "{} is missing: build it first (`cargo build --release -p qsockd`)",
-            binary.display()
-        );
-        binary
+        let exe = std::env::current_exe().expect("the running program's path");
+        let dir = exe.parent().expect("a program sits in a folder");
+        let found = [Some(dir), dir.parent()]
+            .into_iter()
+            .flatten()
+            .map(|dir| dir.join("qsockd"))
+            .find(|binary| binary.is_file());
+        found.unwrap_or_else(|| {
+            panic!(
+                "no qsockd beside {}: build it first (`cargo build --release -p qsockd`)",
+                exe.display()
+            )
+        })
     }
 
     /// Starts `qsockd --foreground --socket SOCKET --device DEV --scheduler
@@ -201,6 +209,9 @@ impl Qsockd {
         });
         let mut daemon = Qsockd {
             child,
+            device: device.to_owned(),
+            scheduler: scheduler.to_owned(),
+            rate: rate.to_owned(),
             socket: socket.to_owned(),
             log,
             lines: Vec::new(),
@@ -272,8 +283,12 @@ fn seqpacket_connects(path: &Path) -> bool {
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &address).is_ok()
 }
 
-impl Drop for Qsockd {
-    fn drop(&mut self) {
+impl Qsockd {
+    /// Stops qsockd (SIGTERM, SIGKILL after five seconds) and waits for it.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -287,5 +302,117 @@ impl Drop for Qsockd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops qsockd and starts it again with the same arguments, as a
+    /// service manager restarts it; returns once the new one listens.
+    pub fn restart(&mut self, bed: &TestBed) {
+        self.stop();
+        let _ = fs::remove_file(&self.socket);
+        *self = Qsockd::start_on(bed, &self.device, &self.scheduler, &self.rate, &self.socket);
+    }
+}
+
+impl Drop for Qsockd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A bed whose sender runs qsockd on htb, with a UDP receiver that never
+/// reads (its buffer fills and the kernel drops the rest) and a copy of an
+/// executable that test users may run, beside qsockd's socket.
+#[derive(Debug)]
+pub struct QsockdBed {
+    /// The bed; qsockd schedules its sender's veth.
+    pub bed: TestBed,
+    /// qsockd.
+    pub daemon: Qsockd,
+    /// The copy users run.
+    pub copy: RunnableCopy,
+    /// Where the traffic goes.
+    pub receiver: std::net::SocketAddr,
+    _receiver_socket: std::net::UdpSocket,
+}
+
+impl QsockdBed {
+    /// A bed, qsockd on htb at `rate` (listening in `copy`'s folder), a
+    /// receiver at `port` and a copy of `exe` under `tag`. Fails the test
+    /// when not run as root.
+    pub fn start(exe: &Path, tag: &str, rate: &str, port: u16) -> QsockdBed {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the qsockd tests need root: they build namespaces, create users and run qsockd"
+        );
+        let bed = TestBed::new().expect("a test bed");
+        let copy = RunnableCopy::of(exe, tag);
+        let daemon = Qsockd::start(&bed, "htb", rate, &copy.dir().join("qsockd.sock"));
+        let receiver = std::net::SocketAddr::from((bed.receiver_v4(), port));
+        let receiver_socket = bed
+            .run_in_receiver(move || std::net::UdpSocket::bind(receiver))
+            .expect("enter the receiver's namespace")
+            .unwrap_or_else(|err| panic!("bind the receiver at {receiver}: {err}"));
+        QsockdBed {
+            bed,
+            daemon,
+            copy,
+            receiver,
+            _receiver_socket: receiver_socket,
+        }
+    }
+
+    /// qsock's stream classes on the sender's veth with their byte counts
+    /// (`tc -s class show`): every `7173:N` but the link's and best effort's,
+    /// qsockd's prepared ones included.
+    pub fn stream_classes(&self) -> Vec<(String, u64)> {
+        let shown = self
+            .bed
+            .tc_in_sender(&["-s", "class", "show", "dev", self.bed.sender_dev()])
+            .expect("tc class show");
+        let mut classes = Vec::new();
+        let mut current: Option<String> = None;
+        for line in shown.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.first() {
+                Some(&"class") => {
+                    current = words
+                        .get(2)
+                        .filter(|id| {
+                            id.starts_with("7173:") && **id != "7173:1" && **id != "7173:fffe"
+                        })
+                        .map(|id| (*id).to_owned());
+                }
+                Some(&"Sent") => {
+                    if let Some(id) = current.take() {
+                        let bytes = words.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+                        classes.push((id, bytes));
+                    }
+                }
+                _ => {}
+            }
+        }
+        classes
+    }
+
+    /// The byte count of class `id`, if it exists.
+    pub fn bytes_of(&self, id: &str) -> Option<u64> {
+        self.stream_classes()
+            .into_iter()
+            .find(|(class, _)| class == id)
+            .map(|(_, bytes)| bytes)
+    }
+
+    /// Waits until class `id` is gone (qsockd removes a stream's class once
+    /// its client closed it), or fails the test after five seconds.
+    pub fn wait_gone(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.bytes_of(id).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "qsockd left the closed stream's class {id} behind: {:?}",
+                self.stream_classes()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 }

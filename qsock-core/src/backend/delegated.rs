@@ -5,6 +5,11 @@
 //! priority puts its packets in the class, and the per-packet values travel
 //! in `SCM_TXTIME`, which needs no privilege.
 //!
+//! qsockd gives the stream's class its options just after answering the
+//! attach; `qsocket` returns only after its next round trip (the first rate
+//! sample, see `QSocket::attach`), which qsockd answers once that is done,
+//! so the caller's first packets meet the stream's own class.
+//!
 //! When the daemon restarts, the connection closes and with it the stream's
 //! class. Until the stream's next request notices, its packets keep the
 //! priority of the class that is gone, which the root qdisc serves as best
@@ -203,6 +208,13 @@ impl Attachment for DelegatedStream {
         }
     }
 
+    /// No round trip: the class qsockd gives a new stream has carried
+    /// nothing of it yet. Asking would also make `qsocket` wait while qsockd
+    /// finishes, after its answer, what the attach left it to do.
+    fn sent_bytes_at_attach(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     /// The rate the daemon gave with the last attach or figures: `qinfo`
     /// asks for the figures first, so it is never older than the call.
     fn link_rate(&self) -> Result<Option<Rate>> {
@@ -226,9 +238,10 @@ impl Attachment for DelegatedStream {
 
 /// `qsockinit` from a caller without CAP_NET_ADMIN, for a kernel scheduler
 /// (or `auto`): succeeds when the device already runs it, as qsockd (when
-/// its socket exists) or the device's root qdisc says; else refuses with
-/// `PermissionDenied` naming qsockd. `None` for `auto` on a device without
-/// a kernel scheduler this caller can use: `auto` goes on to `user`.
+/// its socket exists) or the device's root qdisc says; qsockd's refusal is
+/// `PermissionDenied` naming qsockd. `None` where neither runs it (and for
+/// `auto` refused by qsockd): the caller goes on to install, which fails
+/// for want of the privilege, or for `auto` ends at `user`.
 pub(crate) fn init(init: &InitParams) -> Result<Option<InitReport>> {
     let device = &init.device;
     let wanted = init.scheduler;
@@ -283,7 +296,10 @@ pub(crate) fn init(init: &InitParams) -> Result<Option<InitReport>> {
     }
 }
 
-/// [`init`] without a daemon: the device's root qdisc decides.
+/// [`init`] without a daemon: the device's root qdisc decides. `None` when
+/// it does not run the scheduler: the install is then tried, and says what
+/// stops it (a device without a known speed, else the missing privilege,
+/// naming qsockd).
 fn init_from_root_qdisc(init: &InitParams) -> Result<Option<InitReport>> {
     let device = &init.device;
     let path = crate::daemon::protocol::socket_path();
@@ -308,20 +324,5 @@ fn init_from_root_qdisc(init: &InitParams) -> Result<Option<InitReport>> {
             }));
         }
     }
-    if init.scheduler == SchedulerName::Auto {
-        return Ok(None);
-    }
-    Err(Error::new(
-        ErrorKind::PermissionDenied,
-        format!(
-            "installing the {wanted} scheduler on {device} needs CAP_NET_ADMIN, and no qsockd \
-             (the service that holds it for unprivileged callers) listens at {} \
-             (QSOCK_DAEMON_SOCKET names another socket): start qsockd with this device \
-             (`qsockd --foreground --device {device} --scheduler {wanted} --rate RATE`, or its \
-             configuration file), or run as root, or use the `user` scheduler, which runs in \
-             the process and needs no privilege",
-            path.display(),
-            wanted = init.scheduler,
-        ),
-    ))
+    Ok(None)
 }

@@ -138,6 +138,12 @@ pub(crate) trait Attachment: Send + Sync + std::fmt::Debug {
     /// The scheduler's figures for this stream.
     fn stats(&self) -> Result<SchedulerStats>;
 
+    /// The bytes the stream's class had sent when it was attached, from
+    /// which `qinfo` measures the first delivered rate.
+    fn sent_bytes_at_attach(&self) -> Result<u64> {
+        self.stats().map(|stats| stats.sent_bytes)
+    }
+
     /// The link rate the device's scheduler was given, if it has one.
     fn link_rate(&self) -> Result<Option<Rate>>;
 

@@ -137,7 +137,13 @@ impl DeviceRecords {
 
 /// This process's description, for the records.
 fn this_process() -> StreamOwner {
-    let command = fs::read("/proc/self/cmdline")
+    process(std::process::id(), nix::unistd::getuid().as_raw())
+}
+
+/// The description of process `pid` of user `uid`, for the records: its
+/// command line, and now as the time it took the stream.
+pub(crate) fn process(pid: u32, uid: u32) -> StreamOwner {
+    let command = fs::read(format!("/proc/{pid}/cmdline"))
         .map(|raw| {
             raw.split(|&b| b == 0)
                 .filter(|arg| !arg.is_empty())
@@ -147,8 +153,8 @@ fn this_process() -> StreamOwner {
         })
         .unwrap_or_default();
     StreamOwner {
-        pid: std::process::id(),
-        uid: nix::unistd::getuid().as_raw(),
+        pid,
+        uid,
         command,
         since_unix_seconds: SystemTime::now()
             .duration_since(UNIX_EPOCH)

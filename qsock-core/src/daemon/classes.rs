@@ -1,6 +1,7 @@
 //! Stream classes kept by `qsockd` on behalf of its clients.
 
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use netlink_packet_route::tc::TcHandle;
@@ -32,10 +33,19 @@ pub enum Transport {
     Tcp,
 }
 
-/// Checks that `socket` is a UDP or TCP socket of the daemon's own network
-/// namespace (the one whose devices it manages); the error says what it is
-/// instead.
-pub fn check_client_socket(socket: BorrowedFd<'_>) -> Result<Transport> {
+/// The cookie of the calling thread's network namespace: a daemon reads it
+/// once, for [`check_client_socket`].
+pub fn namespace_cookie() -> Result<u64> {
+    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
+        .map_err(|err| Error::os("cannot open a socket to find the network namespace", err))?;
+    crate::sys::netns_cookie(probe.as_fd())
+        .map_err(|err| Error::os("cannot read this network namespace's cookie", err))
+}
+
+/// Checks that `socket` is a UDP or TCP socket of the network namespace
+/// whose cookie is `namespace` (the daemon's own, whose devices it
+/// manages, from [`namespace_cookie`]); the error says what it is instead.
+pub fn check_client_socket(socket: BorrowedFd<'_>, namespace: u64) -> Result<Transport> {
     let (domain, kind, protocol) = crate::sys::socket_identity(socket).map_err(|err| {
         let what = if err.raw_os_error() == Some(libc::ENOTSOCK) {
             "the descriptor passed is not a socket".to_owned()
@@ -60,13 +70,9 @@ pub fn check_client_socket(socket: BorrowedFd<'_>) -> Result<Transport> {
             ))
         }
     };
-    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)
-        .map_err(|err| Error::os("cannot open a socket to find the network namespace", err))?;
-    let ours = crate::sys::netns_cookie(probe.as_fd())
-        .map_err(|err| Error::os("cannot read this network namespace's cookie", err))?;
     let theirs = crate::sys::netns_cookie(socket)
         .map_err(|err| Error::os("cannot read the socket's network namespace cookie", err))?;
-    if ours != theirs {
+    if namespace != theirs {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "the socket passed belongs to another network namespace than qsockd's: its traffic \
@@ -121,7 +127,24 @@ impl StreamClass {
     pub fn priority(&self) -> u32 {
         handle_to_u32(self.handle)
     }
+
+    /// The class's handle alone, for work on its options or figures done
+    /// apart from the class's holder.
+    pub fn key(&self) -> ClassKey {
+        ClassKey(self.handle)
+    }
+
+    /// Records `owner` as the process the class is held for.
+    pub fn record_owner(&mut self, owner: &StreamOwner) -> Result<()> {
+        self.claim
+            .record_owner(owner)
+            .map_err(|err| Error::os("cannot record the stream's owner", err))
+    }
 }
+
+/// Names a [`StreamClass`] without holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassKey(TcHandle);
 
 /// A class found on the device at start that its holder (a previous daemon)
 /// let go of, now held again, with what its record says.
@@ -138,23 +161,32 @@ pub struct AdoptedClass {
 /// The classes of one device that runs qsock's htb or dwcs, kept by the
 /// daemon on its clients' behalf: prepared ahead with a placeholder rate,
 /// handed to a socket by `SO_PRIORITY`, then configured for the stream.
+/// Shared between a daemon's threads: one hands prepared classes out while
+/// another talks to the kernel.
 #[derive(Debug)]
 pub struct DeviceClasses {
-    nl: Netlink,
+    /// One request at a time: the kernel refuses a second dump on a socket
+    /// while one runs (EBUSY), and the daemon's threads share it.
+    nl: Mutex<Netlink>,
     link: Link,
     records: DeviceRecords,
     scheduler: SchedulerName,
-    prepared: Vec<StreamClass>,
+    placeholder_rate: Rate,
+    prepared: Mutex<Vec<StreamClass>>,
 }
 
-/// The htb placeholder: the least rate HTB takes, and a burst of a few full
-/// packets, so that what a client sends before its class is configured
-/// leaves at once.
-fn htb_placeholder(mtu: u32) -> HtbClassSpec {
+/// The htb placeholder: rate and ceil at the link's rate, and a burst of a
+/// few full packets. A client may send before its class is configured; HTB
+/// charges those packets to the class's tokens, and keeps that debt, in
+/// time, across a change of rate. At the link's rate a packet's debt is
+/// microseconds, where at a token rate it would hold the configured stream
+/// back for seconds.
+fn htb_placeholder(mtu: u32, rate: Rate) -> HtbClassSpec {
     let burst = full_packet_bytes(mtu).saturating_mul(htb::BURST_PACKETS);
+    let rate = rate.max(htb::MIN_RATE);
     HtbClassSpec {
-        rate: htb::MIN_RATE,
-        ceil: htb::MIN_RATE,
+        rate,
+        ceil: rate,
         burst,
         cburst: burst,
         prio: htb::STREAM_PRIO,
@@ -194,12 +226,27 @@ impl DeviceClasses {
             }
         };
         Ok(DeviceClasses {
-            nl,
+            nl: Mutex::new(nl),
             link,
             records,
             scheduler,
-            prepared: Vec::new(),
+            placeholder_rate: htb::MIN_RATE,
+            prepared: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Prepares classes for a link of `rate` (the placeholder's rate).
+    pub fn with_link_rate(mut self, rate: Rate) -> DeviceClasses {
+        self.placeholder_rate = rate;
+        self
+    }
+
+    fn netlink(&self) -> MutexGuard<'_, Netlink> {
+        self.nl.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Vec<StreamClass>> {
+        self.prepared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The device's name.
@@ -216,16 +263,20 @@ impl DeviceClasses {
     /// root (nobody replaced or removed it).
     pub fn still_installed(&self) -> Result<bool> {
         let kind = self.kind();
-        Ok(qdisc::root(&self.nl, &self.link)?.is_some_and(|root| {
-            root.kind == kind && matches!(is_ours(&self.records, &root), Ok(true))
-        }))
+        Ok(
+            qdisc::root(&self.netlink(), &self.link)?.is_some_and(|root| {
+                root.kind == kind && matches!(is_ours(&self.records, &root), Ok(true))
+            }),
+        )
     }
 
     /// The link rate the device's scheduler was given.
     pub fn link_rate(&self) -> Result<Option<Rate>> {
         match self.scheduler {
-            SchedulerName::Htb => Ok(Some(htb::installed(&self.nl, &self.link.name)?.link_rate)),
-            _ => Ok(dwcs::installed(&self.nl, &self.link.name)
+            SchedulerName::Htb => Ok(Some(
+                htb::installed(&self.netlink(), &self.link.name)?.link_rate,
+            )),
+            _ => Ok(dwcs::installed(&self.netlink(), &self.link.name)
                 .map(|(_, root)| dwcs::qdisc_link_rate(&root))?),
         }
     }
@@ -250,11 +301,11 @@ impl DeviceClasses {
 
     /// Creates placeholder classes until `count` are prepared; returns how
     /// many were created.
-    pub fn prepare(&mut self, count: usize) -> Result<usize> {
+    pub fn prepare(&self, count: usize) -> Result<usize> {
         let mut created = 0;
-        while self.prepared.len() < count {
+        while self.prepared() < count {
             let class = self.create_placeholder()?;
-            self.prepared.push(class);
+            self.pool().push(class);
             created += 1;
         }
         Ok(created)
@@ -271,18 +322,27 @@ impl DeviceClasses {
 
     /// Returns a class taken but not used (its socket was refused) to the
     /// prepared ones; its placeholder options are unchanged.
-    pub fn give_back(&mut self, class: StreamClass) {
-        self.prepared.push(class);
+    pub fn give_back(&self, class: StreamClass) {
+        self.pool().push(class);
+    }
+
+    /// Lets go of the prepared classes without deleting them: for a device
+    /// whose root qdisc was removed, which took every class with it.
+    pub fn forget_prepared(&self) {
+        for class in std::mem::take(&mut *self.pool()) {
+            class.claim.release();
+        }
     }
 
     /// How many classes are prepared.
     pub fn prepared(&self) -> usize {
-        self.prepared.len()
+        self.pool().len()
     }
 
     /// A prepared class, or a placeholder created now when none is left.
-    pub fn take(&mut self) -> Result<StreamClass> {
-        match self.prepared.pop() {
+    pub fn take(&self) -> Result<StreamClass> {
+        let prepared = self.pool().pop();
+        match prepared {
             Some(class) => Ok(class),
             None => self.create_placeholder(),
         }
@@ -294,7 +354,7 @@ impl DeviceClasses {
             SchedulerName::Htb => (
                 htb::root_class(),
                 htb::FIRST_STREAM_MINOR..=htb::BEST_EFFORT_MINOR - 1,
-                htb_placeholder(self.link.mtu).attribute(),
+                htb_placeholder(self.link.mtu, self.placeholder_rate).attribute(),
             ),
             _ => (
                 dwcs::qdisc_handle(),
@@ -303,7 +363,7 @@ impl DeviceClasses {
             ),
         };
         let (handle, claim) = class::add_at_free_minor(
-            &self.nl,
+            &self.netlink(),
             &self.link,
             parent,
             minors,
@@ -346,43 +406,42 @@ impl DeviceClasses {
         class.handle.minor
     }
 
-    /// Gives `class` the stream's parameters (`tc class change`), and
-    /// records `owner` as the process it is held for.
-    pub fn configure(
-        &self,
-        class: &mut StreamClass,
-        stream: &StreamParams,
-        link_rate: Rate,
-        owner: &StreamOwner,
-    ) -> Result<()> {
+    /// Gives the class `class` names the stream's parameters (`tc class
+    /// change`).
+    pub fn configure(&self, class: ClassKey, stream: &StreamParams, link_rate: Rate) -> Result<()> {
+        let ClassKey(handle) = class;
         match self.scheduler {
             SchedulerName::Htb => {
                 let spec = htb::stream_class(stream, link_rate, self.link.mtu)?
-                    .unwrap_or_else(|| htb_placeholder(self.link.mtu));
-                htb::send_class(&self.nl, &self.link, ClassVerb::Change, class.handle, &spec)?;
+                    .unwrap_or_else(|| htb_placeholder(self.link.mtu, self.placeholder_rate));
+                htb::send_class(
+                    &self.netlink(),
+                    &self.link,
+                    ClassVerb::Change,
+                    handle,
+                    &spec,
+                )?;
             }
             _ => {
                 let options = dwcs::class_options(stream).unwrap_or_else(dwcs_placeholder);
                 class::send(
-                    &self.nl,
+                    &self.netlink(),
                     &self.link,
                     ClassVerb::Change,
                     dwcs::qdisc_handle(),
-                    class.handle,
+                    handle,
                     dwcs::tc::KIND,
                     options.attribute(),
                 )?;
             }
         }
-        class
-            .claim
-            .record_owner(owner)
-            .map_err(|err| Error::os("cannot record the stream's owner", err))
+        Ok(())
     }
 
-    /// The scheduler's figures for `class`.
-    pub fn stats(&self, class: &StreamClass) -> Result<SchedulerStats> {
-        let info = class::get_attached(&self.nl, &self.link, class.handle)?;
+    /// The scheduler's figures for the class `class` names.
+    pub fn stats(&self, class: ClassKey) -> Result<SchedulerStats> {
+        let ClassKey(handle) = class;
+        let info = class::get_attached(&self.netlink(), &self.link, handle)?;
         Ok(match self.scheduler {
             SchedulerName::Htb => htb::stats_of(&info),
             _ => dwcs::stats_of(&info),
@@ -392,7 +451,7 @@ impl DeviceClasses {
     /// Deletes `class` (`tc class del`) at once: what it still queues is
     /// dropped, as its owner is gone or closed it.
     pub fn remove(&self, class: StreamClass) -> Result<()> {
-        match class::delete(&self.nl, &self.link, class.handle) {
+        match class::delete(&self.netlink(), &self.link, class.handle) {
             Ok(()) => {}
             Err(err) if err.errno() == libc::ENOENT => {}
             // A class that could not be deleted keeps its record, unheld
@@ -406,10 +465,10 @@ impl DeviceClasses {
     /// Takes hold of the device's stream classes that nobody holds (left by
     /// a daemon that ended), with what their records say, for the caller to
     /// keep or remove.
-    pub fn adopt_unheld(&mut self) -> Result<Vec<AdoptedClass>> {
+    pub fn adopt_unheld(&self) -> Result<Vec<AdoptedClass>> {
         let _lock = self.records.lock()?;
         let mut adopted = Vec::new();
-        for info in class::list(&self.nl, &self.link)? {
+        for info in class::list(&self.netlink(), &self.link)? {
             let ours = match self.scheduler {
                 SchedulerName::Htb => htb::is_stream_class(&info),
                 _ => dwcs::is_stream_class(&info),
@@ -431,7 +490,9 @@ impl DeviceClasses {
             let reservation = match self.scheduler {
                 SchedulerName::Htb => info
                     .rate()
-                    .filter(|&rate| rate > htb::MIN_RATE)
+                    // A placeholder, prepared or not yet configured,
+                    // reserves nothing.
+                    .filter(|&rate| rate > htb::MIN_RATE && rate != self.placeholder_rate)
                     .map_or(Reservation::NONE, |rate| Reservation { rate }),
                 _ => dwcs_class_reservation(&DwcsClassOptions::parse(&info.options), self.link.mtu),
             };
@@ -489,21 +550,54 @@ fn dwcs_class_reservation(options: &DwcsClassOptions, mtu: u32) -> Reservation {
 
 /// The record of a stream held for the client process `pid` of user `uid`.
 pub fn client_owner(pid: u32, uid: u32) -> StreamOwner {
-    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|&b| b == 0)
-                .filter(|arg| !arg.is_empty())
-                .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
-    StreamOwner {
-        pid,
-        uid,
-        command,
-        since_unix_seconds: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs()),
+    crate::backend::owner::process(pid, uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dwcs_stream_reserves_the_share_of_its_packets_its_window_must_send() {
+        // 1062 bytes on the wire every 2 ms: 4.248 Mbit/s; with 1 of every 4
+        // allowed to miss, three quarters of that.
+        let stream = StreamParams::periodic(Duration::from_millis(2), 1, 4).with_packet_size(1000);
+        assert_eq!(
+            dwcs_reservation(&stream, 1500).rate.bits_per_second(),
+            3_186_000
+        );
+        let strict = StreamParams::periodic(Duration::from_millis(2), 0, 0).with_packet_size(1000);
+        assert_eq!(
+            dwcs_reservation(&strict, 1500).rate.bits_per_second(),
+            4_248_000
+        );
+        assert_eq!(
+            dwcs_reservation(&StreamParams::aperiodic(), 1500),
+            Reservation::NONE
+        );
+        let share =
+            dwcs_reservation(&stream, 1500).share_of(Rate::from_bits_per_second(10_000_000));
+        assert!((share - 0.3186).abs() < 1e-9, "{share}");
+    }
+
+    #[test]
+    fn an_existing_dwcs_class_reserves_by_its_options_at_full_packets() {
+        let options = DwcsClassOptions {
+            period_ns: Some(2_000_000),
+            oln: Some(1),
+            old: Some(2),
+            flags: Some(TC_DWCS_CLASS_F_DROPPABLE),
+        };
+        // 1514 bytes every 2 ms is 6.056 Mbit/s; half must be sent.
+        assert_eq!(
+            dwcs_class_reservation(&options, 1500)
+                .rate
+                .bits_per_second(),
+            3_028_000
+        );
+        assert_eq!(
+            dwcs_class_reservation(&dwcs_placeholder(), 1500),
+            Reservation::NONE
+        );
     }
 }

@@ -107,7 +107,11 @@ pub enum Request {
         /// The stream.
         stream: StreamId,
     },
-    /// `qclose` of one of this connection's streams: its class is removed.
+    /// `qclose` of one of this connection's streams: its class is removed
+    /// at once. The daemon keeps no client's socket, so a client that goes
+    /// on sending from it sets its `SO_PRIORITY` back to 0 first (which
+    /// needs no privilege), lest its packets name a class that is gone or
+    /// later another stream's.
     Close {
         /// The stream.
         stream: StreamId,
@@ -348,12 +352,27 @@ pub fn send_message(
 /// `flags` may hold `MSG_DONTWAIT`. Descriptors that came with an oversized
 /// packet are closed.
 pub fn recv_frame(socket: BorrowedFd<'_>, flags: MsgFlags) -> Result<Frame, RecvError> {
-    // One byte more than allowed tells a message of exactly the limit from a
-    // longer one, besides MSG_TRUNC.
-    let mut bytes = vec![0u8; MAX_MESSAGE_BYTES + 1];
+    RECEIVE_BUFFER.with_borrow_mut(|buffer| recv_frame_into(socket, flags, buffer))
+}
+
+std::thread_local! {
+    /// Each thread's buffer for receiving: zeroed once, not per message.
+    /// One byte more than allowed tells a message of exactly the limit from
+    /// a longer one, besides MSG_TRUNC.
+    static RECEIVE_BUFFER: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0u8; MAX_MESSAGE_BYTES + 1]);
+}
+
+/// [`recv_frame`] through `buffer`, which holds one byte more than the
+/// longest message.
+fn recv_frame_into(
+    socket: BorrowedFd<'_>,
+    flags: MsgFlags,
+    buffer: &mut [u8],
+) -> Result<Frame, RecvError> {
     let mut control = nix::cmsg_space!([std::os::fd::RawFd; 4]);
     let (len, fds, truncated) = loop {
-        let mut iov = [IoSliceMut::new(&mut bytes)];
+        let mut iov = [IoSliceMut::new(buffer)];
         match recvmsg::<UnixAddr>(
             socket.as_raw_fd(),
             &mut iov,
@@ -386,8 +405,10 @@ pub fn recv_frame(socket: BorrowedFd<'_>, flags: MsgFlags) -> Result<Frame, Recv
         // A sequenced-packet socket reads an empty packet at end of file.
         return Err(RecvError::Closed);
     }
-    bytes.truncate(len);
-    Ok(Frame { bytes, fds })
+    Ok(Frame {
+        bytes: buffer[..len].to_vec(),
+        fds,
+    })
 }
 
 /// Sends `request` (with `fd` for `Attach`) and waits for its reply: the

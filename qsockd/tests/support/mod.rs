@@ -41,11 +41,28 @@ impl Daemon {
     /// `qsockd --foreground` on the sender's veth with htb at `rate` and
     /// `extra` arguments; returns once it listens.
     pub fn start(bed: &TestBed, rate: &str, extra: &[&str]) -> Daemon {
+        let socket = Daemon::scratch(bed).join("qsockd.sock");
+        Daemon::start_at(bed, &socket, rate, extra)
+    }
+
+    /// `qsockd --config FILE` with `config` as the file, in which
+    /// `DEVICE` stands for the sender's veth.
+    pub fn start_with_config(bed: &TestBed, config: &str) -> Daemon {
+        let socket = Daemon::scratch(bed).join("qsockd.sock");
+        let file = socket.with_file_name("qsockd.toml");
+        std::fs::write(&file, config.replace("DEVICE", bed.sender_dev()))
+            .expect("write the config");
+        let file = file.to_str().expect("a UTF-8 path").to_owned();
+        let socket_arg = socket.to_str().expect("a UTF-8 socket path").to_owned();
+        Daemon::spawn(bed, &socket, &["--config", &file, "--socket", &socket_arg])
+    }
+
+    /// A scratch directory others may search, for the socket.
+    fn scratch(bed: &TestBed) -> PathBuf {
         let dir = qsock_testbed::scratch_dir(&format!("qsockd-{}", bed.sender_ns()));
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("make the scratch directory searchable");
-        let socket = dir.join("qsockd.sock");
-        Daemon::start_at(bed, &socket, rate, extra)
+        dir
     }
 
     /// The same, listening at `socket`.
@@ -63,8 +80,12 @@ impl Daemon {
             rate,
         ];
         args.extend_from_slice(extra);
+        Daemon::spawn(bed, socket, &args)
+    }
+
+    fn spawn(bed: &TestBed, socket: &Path, args: &[&str]) -> Daemon {
         let mut child = bed
-            .command_in_sender(env!("CARGO_BIN_EXE_qsockd"), &args)
+            .command_in_sender(env!("CARGO_BIN_EXE_qsockd"), args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -240,6 +261,10 @@ pub fn has_class(bed: &TestBed, id: &str) -> bool {
         .any(|line| line.split_whitespace().nth(2) == Some(id))
 }
 
+/// The classes qsockd keeps prepared on a device when no stream holds one
+/// (`PREPARED_CLASSES` of qsockd's `devices.rs`).
+pub const PREPARED: usize = 128;
+
 /// How many stream classes the sender's htb has (all but the link's and
 /// best effort's).
 pub fn stream_classes(bed: &TestBed) -> usize {
@@ -354,7 +379,15 @@ pub fn spawn_client(
     (child, stdout)
 }
 
-/// Reads the client process's lines until one starts with `REPLY `; its rest.
+/// Ends a client process the way it ends on its own: its stdin closes
+/// and it exits (through `runuser`, which a signal would not reach).
+pub fn finish(mut child: Child) {
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait for the client process");
+    assert!(status.success(), "the client process failed: {status}");
+}
+
+/// Reads the client process's lines until one holds `REPLY `; what follows it.
 pub fn client_reply(stdout: &mut BufReader<std::process::ChildStdout>) -> String {
     let mut line = String::new();
     loop {
@@ -363,8 +396,9 @@ pub fn client_reply(stdout: &mut BufReader<std::process::ChildStdout>) -> String
             .read_line(&mut line)
             .expect("read the client's output");
         assert!(read > 0, "the client process ended without a reply");
-        if let Some(reply) = line.strip_prefix("REPLY ") {
-            return reply.trim().to_owned();
+        // libtest may have started the line with the test's name.
+        if let Some(at) = line.find("REPLY ") {
+            return line[at + "REPLY ".len()..].trim().to_owned();
         }
     }
 }
