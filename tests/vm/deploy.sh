@@ -144,34 +144,6 @@ cleanup_daemon() {
 	rm -rf "/tmp/$user"
 }
 
-# start_qsockd RATE LOG: qsockd serving $dev on dwcs at RATE, started as
-# the unit runs it (its RuntimeDirectory=, User=, AmbientCapabilities= and
-# CapabilityBoundingSet=), logging to LOG; returns once it listens.
-start_qsockd() {
-	local rate=$1 log=$2 config=/tmp/qsock-deploy-$1.toml
-	cat >"$config" <<-EOF
-		socket = "/run/qsock/qsockd.sock"
-		[[device]]
-		name = "$dev"
-		scheduler = "dwcs"
-		rate = "$rate"
-		reservable = 0.8
-	EOF
-	install -d -o qsock -g qsock -m 0755 /run/qsock
-	rm -f /run/qsock/qsockd.sock
-	ip netns exec "$ns_a" setpriv --reuid=qsock --regid=qsock --init-groups \
-		--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
-		/usr/bin/qsockd --config "$config" 2>"$log" &
-	daemon_pid=$!
-	local waited=0
-	until [ -S /run/qsock/qsockd.sock ] && grep -q 'listening on' "$log"; do
-		kill -0 "$daemon_pid" 2>/dev/null || { echo "qsockd exited:"; cat "$log"; return 1; }
-		[ $waited -lt 300 ] || { echo "qsockd did not listen after 30 s:"; cat "$log"; return 1; }
-		sleep 0.1
-		waited=$((waited + 1))
-	done
-}
-
 # qsockd_scenario: prints what it saw, returns non-zero on a failure.
 qsockd_scenario() {
 	id qsock >/dev/null 2>&1 || { echo "make install created no user qsock (sysusers.d)"; return 1; }
@@ -179,7 +151,28 @@ qsockd_scenario() {
 	systemd-sysusers --inline "u $user - \"qsock deploy test\" /tmp/$user" ||
 		{ echo "cannot create the user $user"; return 1; }
 	install -d -o "$user" -m 0700 "/tmp/$user"
-	start_qsockd 10mbit /tmp/qsockd.log || return 1
+	cat >/tmp/qsock-deploy.toml <<-EOF
+		socket = "/run/qsock/qsockd.sock"
+		[[device]]
+		name = "$dev"
+		scheduler = "dwcs"
+		rate = "10mbit"
+		reservable = 0.8
+	EOF
+	# What the unit's RuntimeDirectory=, User=, AmbientCapabilities= and
+	# CapabilityBoundingSet= give it.
+	install -d -o qsock -g qsock -m 0755 /run/qsock
+	ip netns exec "$ns_a" setpriv --reuid=qsock --regid=qsock --init-groups \
+		--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
+		/usr/bin/qsockd --config /tmp/qsock-deploy.toml 2>/tmp/qsockd.log &
+	daemon_pid=$!
+	local waited=0
+	until [ -S /run/qsock/qsockd.sock ]; do
+		kill -0 "$daemon_pid" 2>/dev/null || { echo "qsockd exited:"; cat /tmp/qsockd.log; return 1; }
+		[ $waited -lt 300 ] || { echo "no /run/qsock/qsockd.sock after 30 s:"; cat /tmp/qsockd.log; return 1; }
+		sleep 0.1
+		waited=$((waited + 1))
+	done
 	ip netns exec "$ns_a" tc qdisc show dev "$dev" | grep -q '^qdisc dwcs' || {
 		echo "qsockd did not install dwcs on $dev: $(ip netns exec "$ns_a" tc qdisc show dev "$dev")"
 		cat /tmp/qsockd.log
@@ -246,7 +239,26 @@ paper_scenario() {
 	cc -std=gnu11 -Wall -Wextra -Werror -O2 "$REPO/tests/c/paper_api.c" -o "$bin" \
 		$(pkg-config --cflags --libs qsock) || { echo "paper_api does not build against the installed libqsock"; return 1; }
 	chown "$user" "$bin"
-	start_qsockd 10gbit /tmp/qsockd-paper.log || return 1
+	cat >/tmp/qsock-deploy-paper.toml <<-EOF
+		socket = "/run/qsock/qsockd.sock"
+		[[device]]
+		name = "$dev"
+		scheduler = "dwcs"
+		rate = "10gbit"
+		reservable = 0.8
+	EOF
+	install -d -o qsock -g qsock -m 0755 /run/qsock
+	ip netns exec "$ns_a" setpriv --reuid=qsock --regid=qsock --init-groups \
+		--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
+		/usr/bin/qsockd --config /tmp/qsock-deploy-paper.toml 2>/tmp/qsockd-paper.log &
+	daemon_pid=$!
+	local waited=0
+	until [ -S /run/qsock/qsockd.sock ] && grep -q 'listening on' /tmp/qsockd-paper.log; do
+		kill -0 "$daemon_pid" 2>/dev/null || { echo "qsockd exited:"; cat /tmp/qsockd-paper.log; return 1; }
+		[ $waited -lt 300 ] || { echo "qsockd did not listen after 30 s:"; cat /tmp/qsockd-paper.log; return 1; }
+		sleep 0.1
+		waited=$((waited + 1))
+	done
 	if ! ip netns exec "$ns_a" runuser -u "$user" -- "$bin" "$dev" dwcs 10.98.0.2 >/tmp/qsock-deploy-paper.out 2>&1; then
 		echo "paper_api as $user through qsockd on dwcs failed:"
 		tail -n 20 /tmp/qsock-deploy-paper.out
@@ -276,6 +288,7 @@ if [ $dkms_ok = 1 ] && [ -n "$daemon_pid" ]; then
 	kill "$daemon_pid" 2>/dev/null
 	wait "$daemon_pid" 2>/dev/null
 	daemon_pid=
+	rm -f /run/qsock/qsockd.sock
 	if paper_scenario; then
 		pass "paper_api through qsockd on dwcs, unprivileged"
 	else
