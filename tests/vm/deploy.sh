@@ -13,9 +13,7 @@
 #      qsock, CAP_NET_ADMIN alone, /run/qsock its own), and a gst-launch-1.0
 #      pipeline into qsocksink run by an unprivileged user made here, which
 #      finds the plugin with no environment variable and gets a dwcs class
-#      that carries its packets; then the paper's program (tests/c/paper_api.c,
-#      built with `pkg-config --cflags --libs qsock`) run unchanged by that
-#      user through qsockd on dwcs;
+#      that carries its packets;
 #   4. `make uninstall PREFIX=/usr`, which removes the DKMS module too.
 #
 #   bash tests/vm/deploy.sh EXPECTED_KERNEL_VERSION
