@@ -146,6 +146,10 @@ pub struct PathObservation {
     /// time any packet of the interval waited above the path's own
     /// one-way delay.
     pub standing_queue: Option<Duration>,
+    /// The standing queue was counted from the packets' departure from
+    /// the device, not their hand-over to the socket: it leaves out the
+    /// host's own queue.
+    pub standing_queue_beyond_the_host: bool,
 }
 
 /// What drove the estimate's last change.
@@ -475,14 +479,17 @@ impl BitrateController {
 }
 
 /// The receiver's view of what lies beyond the host. Where the sink shapes
-/// the link, a packet's one-way delay (counted from when the sink handed
-/// it to the socket) includes its wait in the host's scheduler, which the
-/// shaping means to hold: cutting for it would narrow the link further,
-/// without end. The standing queue then says nothing of the path, and the
-/// round trip of the sender reports (which skip the host's queue) tells it.
+/// the link and a packet's one-way delay is counted from when the sink
+/// handed it to the socket (the device's departure times are not read),
+/// the delay includes its wait in the host's scheduler, which the shaping
+/// means to hold: cutting for it would narrow the link further, without
+/// end. The standing queue then says nothing of the path, and the round
+/// trip of the sender reports (which skip the host's queue) tells it.
 fn beyond_the_host(path: PathObservation, observation: &Observation) -> PathObservation {
     PathObservation {
-        standing_queue: path.standing_queue.filter(|_| !observation.host_shaped),
+        standing_queue: path
+            .standing_queue
+            .filter(|_| path.standing_queue_beyond_the_host || !observation.host_shaped),
         ..path
     }
 }

@@ -371,6 +371,7 @@ impl QSockSink {
                 round_trip: since.round_trip,
                 received_bps,
                 standing_queue: None,
+                standing_queue_beyond_the_host: false,
             });
         };
         Some(PathObservation {
@@ -378,6 +379,7 @@ impl QSockSink {
             round_trip: since.round_trip,
             received_bps: transport_wide.received_bps.or(received_bps),
             standing_queue: transport_wide.standing_queue,
+            standing_queue_beyond_the_host: transport_wide.beyond_the_host,
         })
     }
 
@@ -505,6 +507,7 @@ fn receiver_fields(stats: &mut gst::Structure, view: &ReceiverView, signal: Opti
 /// `qsocksink-stats` structure.
 fn transport_wide_fields(stats: &mut gst::Structure, transport_wide: &TransportWide) {
     stats.set("transport-wide-feedback", transport_wide.feedback_total);
+    stats.set("departure-times", transport_wide.departures_total);
     if let Some(queue) = transport_wide.latest_standing_queue {
         stats.set(
             "standing-queue-us",

@@ -12,6 +12,7 @@ use gst::prelude::*;
 use qsock::SchedulerName;
 
 mod bitrate;
+mod departure;
 mod destination;
 mod encoder;
 mod feedback;

@@ -9,11 +9,16 @@
 //! Only RTCP from the receiver's address about the stream's own source
 //! counts; anything else, and anything beyond [`MAX_DATAGRAMS_PER_SECOND`],
 //! is counted by reason and otherwise ignored.
+//!
+//! Once the stream's packets carry transport-wide sequence numbers, the
+//! thread also reads when each left the device (the stream socket's error
+//! queue, [`super::departure`]), for the transport-wide delays.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,10 +29,12 @@ use gst::subclass::prelude::*;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::Socket;
 
+use super::departure::{self, StreamPorts, Unavailable};
 use super::imp::{self, CAT};
 use super::rtcp::{self, KeyUnitRequest, ReceptionReport, Refusal};
 use super::run::Run;
 use super::settings::Settings;
+use super::transport_wide;
 use super::QSockSink;
 use crate::sys::{self, SenderInfo};
 
@@ -40,6 +47,10 @@ pub(super) const MAX_DATAGRAMS_PER_SECOND: u32 = 50;
 /// quarter second gives each of a receiver's reports (AVPF: two a second)
 /// a fresh one, for about 200 bit/s.
 const SENDER_REPORT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long departure times may fail to come, once asked for, while the
+/// receiver's transport-wide feedback comes, before the sink says so.
+const DEPARTURES_DUE: Duration = Duration::from_secs(2);
 
 /// RTP video's clock rate: the sender report's RTP time is on it.
 pub(super) const VIDEO_CLOCK_RATE: u64 = 90_000;
@@ -324,6 +335,8 @@ pub(super) fn spawn(
         budget: Budget::new(),
         last_key_unit: None,
         next_sender_report: Instant::now(),
+        departures: Departures::NotAsked,
+        departure_buffer: Vec::new(),
     };
     let thread = std::thread::Builder::new()
         .name("qsocksink-rtcp".into())
@@ -380,11 +393,28 @@ struct Listener {
     budget: Budget,
     last_key_unit: Option<Instant>,
     next_sender_report: Instant,
+    departures: Departures,
+    departure_buffer: Vec<u8>,
+}
+
+/// Whether the stream's departure times are read.
+#[derive(Debug)]
+enum Departures {
+    /// Not before the stream's packets carry transport-wide numbers.
+    NotAsked,
+    Reading {
+        ports: StreamPorts,
+        since: Instant,
+        /// Whether the sink said that none came.
+        said_none: bool,
+    },
+    Unavailable,
 }
 
 impl Listener {
     fn run(&mut self, woken: &UnixStream) {
         loop {
+            self.ask_for_departures();
             let wait = self
                 .next_sender_report
                 .saturating_duration_since(Instant::now());
@@ -399,10 +429,7 @@ impl Listener {
                     fds.push(PollFd::new(socket.as_fd(), PollFlags::POLLIN));
                 }
                 match poll(&mut fds, timeout) {
-                    Ok(_) => fds
-                        .iter()
-                        .map(|fd| fd.any().unwrap_or(false))
-                        .collect::<Vec<_>>(),
+                    Ok(_) => fds.iter().map(|fd| fd.revents()).collect::<Vec<_>>(),
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(err) => {
                         gst::warning!(CAT, "receiver feedback stops: poll failed: {err}");
@@ -410,19 +437,116 @@ impl Listener {
                     }
                 }
             };
-            if readable[0] {
+            let has = |index: usize, flags: PollFlags| {
+                readable
+                    .get(index)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|events| events.intersects(flags))
+            };
+            let any = PollFlags::POLLIN | PollFlags::POLLERR | PollFlags::POLLHUP;
+            if has(0, any) {
                 return;
             }
-            if readable[1] {
+            if has(1, PollFlags::POLLERR) {
+                self.read_departures();
+            }
+            if has(1, PollFlags::POLLIN) {
                 self.drain(false);
             }
-            if readable.get(2) == Some(&true) {
+            if has(2, any) {
                 self.drain(true);
             }
             if Instant::now() >= self.next_sender_report {
                 self.send_sender_report();
                 self.next_sender_report = Instant::now() + SENDER_REPORT_INTERVAL;
             }
+        }
+    }
+
+    /// Asks for the stream's departure times once its packets carry
+    /// transport-wide numbers; says once why they are not read.
+    fn ask_for_departures(&mut self) {
+        match &mut self.departures {
+            Departures::NotAsked => {
+                if self.run.transport_wide_id.load(Ordering::Relaxed) == 0 {
+                    return;
+                }
+                match departure::enable(&self.stream_socket, self.settings.destination) {
+                    Ok(ports) => {
+                        self.departures = Departures::Reading {
+                            ports,
+                            since: Instant::now(),
+                            said_none: false,
+                        }
+                    }
+                    Err(Unavailable(why)) => {
+                        self.departures = Departures::Unavailable;
+                        self.say_hand_over_times(&why);
+                    }
+                }
+            }
+            Departures::Reading {
+                since, said_none, ..
+            } => {
+                if *said_none || since.elapsed() < DEPARTURES_DUE {
+                    return;
+                }
+                let (departures, feedback) = {
+                    let transport_wide = self.run.transport_wide.lock();
+                    (
+                        transport_wide.departures_total,
+                        transport_wide.feedback_total,
+                    )
+                };
+                if departures == 0 && feedback > 0 {
+                    *said_none = true;
+                    self.say_hand_over_times(
+                        "the device took no software timestamps of the stream's packets (its \
+                         driver does not take them, or net.core.tstamp_allow_data is 0)",
+                    );
+                }
+            }
+            Departures::Unavailable => {}
+        }
+    }
+
+    fn say_hand_over_times(&self, why: &str) {
+        if let Some(element) = self.element.upgrade() {
+            gst::element_info!(
+                element,
+                gst::ResourceError::Read,
+                ("the transport-wide delays are counted from the hand-over to the socket, \
+                     and so include this host's queue: {why}")
+            );
+        }
+    }
+
+    /// Reads when the stream's packets left the device.
+    fn read_departures(&mut self) {
+        let Departures::Reading { ports, .. } = self.departures else {
+            // Nothing asked for timestamps: what is queued is the
+            // scheduler's to read.
+            return;
+        };
+        let id = self.run.transport_wide_id.load(Ordering::Relaxed);
+        let mut departed = Vec::new();
+        let read = departure::take(
+            &self.stream_socket,
+            ports,
+            &mut self.departure_buffer,
+            |rtp, at| {
+                if let Some(&(sequence, _)) = transport_wide::numbered(&[rtp], id).first() {
+                    departed.push((sequence, at));
+                }
+            },
+        );
+        if let Err(err) = read {
+            gst::debug!(CAT, "reading departure times: {err}");
+        }
+        let mut transport_wide = self.run.transport_wide.lock();
+        for (sequence, at) in departed {
+            transport_wide.departed(sequence, at);
         }
     }
 

@@ -3,10 +3,12 @@
 //! numbers every packet in a header extension (`auto-header-extension` with
 //! the URI below as an `extmap` in the caps), and the receiver's
 //! `rtpsession` tells, several times a second, when each numbered packet
-//! arrived. With when each left this host, that gives the one-way delay of
-//! every packet; its least value over time is the path's own, and what a
-//! packet waited above it is the queue it met, in this host's scheduler or
-//! further on. A queue that stands through a whole interval (even the
+//! arrived. With when each left this host (its departure from the device,
+//! see [`super::departure`], else its hand-over to the socket), that gives
+//! the one-way delay of every packet; its least value over time is the
+//! path's own, and what a packet waited above it is the queue it met:
+//! further on, or also in this host's scheduler when only the hand-over is
+//! known. A queue that stands through a whole interval (even the
 //! least-delayed packet of it waited) is what GCC's delay-based detector
 //! looks for; here it is read directly, without the round trip's wait for
 //! the next sender report. What arrived in the interval is also the rate
@@ -50,7 +52,8 @@ const MIN_RATE_SPAN: Duration = Duration::from_millis(200);
 struct SentPacket {
     sequence: u16,
     size: u32,
-    at: Instant,
+    handed_over: Instant,
+    departed: Option<Instant>,
 }
 
 /// What the transport-wide feedback showed over one interval.
@@ -66,6 +69,9 @@ pub(super) struct TransportWideInterval {
     pub lost_share: f64,
     /// Feedback packets in the interval.
     pub feedback: u64,
+    /// The delays were counted from the packets' departure from the
+    /// device: the standing queue is beyond the host.
+    pub beyond_the_host: bool,
 }
 
 /// The packets sent with a transport-wide sequence number and what the
@@ -84,6 +90,9 @@ pub(super) struct TransportWide {
     pub feedback_total: u64,
     /// The standing queue of the latest interval that had one measured.
     pub latest_standing_queue: Option<Duration>,
+    /// Departure times taken from the device since the sink started; once
+    /// one came, only packets with one count for the delay.
+    pub departures_total: u64,
 }
 
 #[derive(Debug, Default)]
@@ -107,19 +116,44 @@ impl Default for TransportWide {
             interval: Accumulated::default(),
             feedback_total: 0,
             latest_standing_queue: None,
+            departures_total: 0,
         }
     }
 }
 
 impl TransportWide {
-    /// Notes that the packet numbered `sequence`, `size` bytes, left at
-    /// `at`.
+    /// Notes that the packet numbered `sequence`, `size` bytes, was
+    /// handed to the socket at `at`.
     pub fn sent(&mut self, sequence: u16, size: usize, at: Instant) {
-        self.sent[usize::from(sequence) % HISTORY] = Some(SentPacket {
+        let slot = &mut self.sent[usize::from(sequence) % HISTORY];
+        // The departure can be read before the streaming thread notes the
+        // hand-over.
+        let departed = slot
+            .filter(|sent| sent.sequence == sequence)
+            .and_then(|sent| sent.departed);
+        *slot = Some(SentPacket {
             sequence,
             size: u32::try_from(size).unwrap_or(u32::MAX),
-            at,
+            handed_over: at,
+            departed,
         });
+    }
+
+    /// Notes that the packet numbered `sequence` left the device at `at`.
+    pub fn departed(&mut self, sequence: u16, at: Instant) {
+        self.departures_total += 1;
+        let slot = &mut self.sent[usize::from(sequence) % HISTORY];
+        match slot {
+            Some(sent) if sent.sequence == sequence => sent.departed = Some(at),
+            _ => {
+                *slot = Some(SentPacket {
+                    sequence,
+                    size: 0,
+                    handed_over: at,
+                    departed: Some(at),
+                })
+            }
+        }
     }
 
     /// Takes one feedback message's FCI; false when it does not parse.
@@ -148,17 +182,16 @@ impl TransportWide {
             let Some(sent) = self.known(sequence) else {
                 continue;
             };
-            let sent_us =
-                i64::try_from(sent.at.duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX);
-            let one_way_us = arrival_us - sent_us;
-            let base_us = self.base_delay(sent.at, one_way_us);
+            if let Some(left) = self.left(&sent) {
+                let left_us =
+                    i64::try_from(left.duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX);
+                let one_way_us = arrival_us - left_us;
+                let base_us = self.base_delay(left, one_way_us);
+                let queue_us = (one_way_us - base_us).max(0);
+                let least = &mut self.interval.least_queue_us;
+                *least = Some(least.map_or(queue_us, |least| least.min(queue_us)));
+            }
             let interval = &mut self.interval;
-            let queue_us = (one_way_us - base_us).max(0);
-            interval.least_queue_us = Some(
-                interval
-                    .least_queue_us
-                    .map_or(queue_us, |least| least.min(queue_us)),
-            );
             interval.received += 1;
             interval.bytes += u64::from(sent.size);
             interval.first_arrival_us = Some(
@@ -210,7 +243,20 @@ impl TransportWide {
                 interval.lost as f64 / covered as f64
             },
             feedback: interval.feedback,
+            beyond_the_host: self.departures_total > 0,
         })
+    }
+
+    /// When `sent` left, for its one-way delay: its departure from the
+    /// device once departures are read (a packet whose departure was not
+    /// read does not count), else its hand-over to the socket. The two
+    /// are never mixed: the base delay is of one or the other.
+    fn left(&self, sent: &SentPacket) -> Option<Instant> {
+        if self.departures_total > 0 {
+            sent.departed
+        } else {
+            Some(sent.handed_over)
+        }
     }
 
     fn known(&self, sequence: u16) -> Option<SentPacket> {

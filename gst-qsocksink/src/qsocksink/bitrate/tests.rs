@@ -175,6 +175,7 @@ fn path(fraction_lost: f64, round_trip_ms: u64) -> Option<PathObservation> {
         round_trip: Some(Duration::from_millis(round_trip_ms)),
         received_bps: None,
         standing_queue: None,
+        standing_queue_beyond_the_host: false,
     })
 }
 
@@ -398,4 +399,28 @@ fn a_queue_in_a_host_shaped_to_the_estimate_does_not_cut_it() {
         ..with_path(path(0.3, 20))
     };
     assert!(controller.update(&lossy).is_some_and(|bps| bps < 2_200_000));
+}
+
+#[test]
+fn in_a_shaped_host_only_a_queue_timed_from_the_device_cuts() {
+    let shaped = |beyond_the_host| Observation {
+        host_shaped: true,
+        ..with_path(Some(PathObservation {
+            standing_queue: Some(Duration::from_millis(60)),
+            standing_queue_beyond_the_host: beyond_the_host,
+            received_bps: Some(1_500_000),
+            ..PathObservation::default()
+        }))
+    };
+    // Timed from the hand-over, the wait includes the shaped queue the host
+    // holds on purpose.
+    let mut controller = seeded(2_000_000);
+    controller.update(&shaped(false));
+    assert_ne!(controller.last_change(), Some(Signal::StandingQueue));
+    // Timed from the device's departure, it is the path's.
+    let mut controller = seeded(2_000_000);
+    assert!(controller
+        .update(&shaped(true))
+        .is_some_and(|bps| bps < 1_500_000));
+    assert_eq!(controller.last_change(), Some(Signal::StandingQueue));
 }

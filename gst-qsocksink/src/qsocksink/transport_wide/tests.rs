@@ -153,3 +153,73 @@ fn the_caps_extmap_names_the_extension_in_either_form() {
     let none = gst::Caps::builder("application/x-rtp").build();
     assert_eq!(extension_id(&none), None);
 }
+
+#[test]
+fn a_wait_in_the_host_before_departure_is_not_a_queue_on_the_path() {
+    let mut transport = TransportWide::default();
+    let start = transport.epoch + Duration::from_secs(1);
+    // All ten handed over at once; the host's scheduler let them go 10 ms
+    // apart (the first at once), and they arrived as they left.
+    for i in 0..10u16 {
+        transport.sent(i, 1000, start);
+        transport.departed(i, start + Duration::from_millis(10 * u64::from(i)));
+    }
+    let mut statuses = vec![received(5_000)];
+    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
+    transport.take_interval();
+    // The next ten were handed over 30 ms before the first of them left
+    // (counted from the hand-over, each shows at least that wait in the
+    // host) and arrived as they left. The departure of one (11) was not
+    // read: it counts for neither the base nor the queue.
+    let later = start + Duration::from_millis(100);
+    let handed_over = later - Duration::from_millis(30);
+    for i in 10..20u16 {
+        let left = later + Duration::from_millis(10 * u64::from(i - 10));
+        // Half the departures are read before the streaming thread notes
+        // the hand-over.
+        if i % 2 == 0 {
+            transport.departed(i, left);
+            transport.sent(i, 1000, handed_over);
+        } else {
+            transport.sent(i, 1000, handed_over);
+            if i != 11 {
+                transport.departed(i, left);
+            }
+        }
+    }
+    // Arrivals from 100 ms after the first batch's first, 10 ms apart.
+    let mut statuses = vec![received(41_000)];
+    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    assert!(transport.feedback(fci(&feedback_packet(10, 21, &statuses))));
+    let interval = transport
+        .take_interval()
+        .unwrap_or_else(|| panic!("feedback came"));
+    assert_eq!(interval.standing_queue, Some(Duration::ZERO));
+    assert!(interval.beyond_the_host);
+    assert_eq!(interval.lost_share, 0.0);
+    assert_eq!(transport.departures_total, 19);
+}
+
+#[test]
+fn without_departures_the_hand_over_times_the_delay() {
+    let mut transport = TransportWide::default();
+    let start = transport.epoch + Duration::from_secs(1);
+    // Handed over at once, arriving 10 ms apart: from the hand-over, each
+    // after the first waited 10 ms more.
+    for i in 0..10u16 {
+        transport.sent(i, 1000, start);
+    }
+    let mut statuses = vec![received(5_000)];
+    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
+    let interval = transport
+        .take_interval()
+        .unwrap_or_else(|| panic!("feedback came"));
+    assert!(!interval.beyond_the_host);
+    assert_eq!(interval.standing_queue, Some(Duration::ZERO));
+    assert_eq!(
+        transport.base.back().map(|&(_, least)| least),
+        Some(20 * REFERENCE_UNIT_US + 5_000 - 1_000_000)
+    );
+}
