@@ -41,6 +41,12 @@ pub use params::{
 pub use route::{device_mtu, egress_device};
 pub use socket::{AttachError, QSocket};
 
+/// Whether this thread holds CAP_NET_ADMIN in its effective set: whether
+/// it installs schedulers and classes itself, or goes through qsockd.
+pub fn has_net_admin() -> bool {
+    sys::has_net_admin()
+}
+
 /// Nanoseconds on `CLOCK_MONOTONIC`, the clock of every [`Deadline`].
 pub fn monotonic_now() -> u64 {
     sys::monotonic_nanos()

@@ -9,23 +9,6 @@ use socket2::{Domain, Protocol, Type};
 use super::imp::{QSockSink, CAT};
 use super::settings::Settings;
 
-/// Whether this process may install qdiscs: CAP_NET_ADMIN in its effective
-/// set (`CapEff` in /proc/self/status). Without it, each backend fails on the
-/// first thing it checks, which need not be the privilege (a device without
-/// a known speed fails htb before it asks the kernel).
-fn has_net_admin() -> bool {
-    const CAP_NET_ADMIN: u32 = 12;
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                let mask = line.strip_prefix("CapEff:")?.trim();
-                u64::from_str_radix(mask, 16).ok()
-            })
-        })
-        .is_some_and(|mask| mask & (1 << CAP_NET_ADMIN) != 0)
-}
-
 /// Whether `err` is a device that does not report its speed, which only a
 /// link rate fixes.
 fn lacks_speed(err: &qsock::Error) -> bool {
@@ -72,7 +55,7 @@ fn fallback_warning(
     passed_over: &[(SchedulerName, qsock::Error)],
     settings: &Settings,
 ) -> String {
-    let privileged = has_net_admin();
+    let privileged = qsock::has_net_admin();
     let mut fixes = Vec::new();
     let mut add = |fix: String| {
         if !fixes.contains(&fix) {

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use qsock::daemon::protocol::{self, Reply, ReplyErrorKind, Request, PROTOCOL_VERSION};
 use qsock::{QosParams, SchedulerName, StreamParams};
 use qsock_testbed::TestBed;
+pub use qsock_testbed::TestUser;
 
 /// A bed, or a panic saying that the tests need root.
 pub fn bed() -> TestBed {
@@ -292,43 +293,6 @@ pub fn measure_until(timeout: Duration, mut done: impl FnMut() -> bool) -> Optio
     }
 }
 
-/// An unprivileged user made for a test with `useradd`, removed with
-/// `userdel` when dropped (a test that fails included).
-pub struct TestUser {
-    /// Its name.
-    pub name: String,
-}
-
-impl TestUser {
-    /// Creates user `name` (no home, no login shell).
-    pub fn create(name: &str) -> TestUser {
-        let _ = Command::new("userdel").arg(name).output();
-        let status = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
-            .status()
-            .expect("run useradd");
-        assert!(status.success(), "useradd {name} failed: {status}");
-        TestUser {
-            name: name.to_owned(),
-        }
-    }
-
-    /// Its uid.
-    pub fn uid(&self) -> u32 {
-        nix::unistd::User::from_name(&self.name)
-            .expect("getpwnam")
-            .expect("the user exists")
-            .uid
-            .as_raw()
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).output();
-    }
-}
-
 /// The environment variable that makes this test binary a client process
 /// (see [`client_process`]).
 pub const CLIENT_ROLE: &str = "QSOCKD_TEST_CLIENT";
@@ -350,7 +314,7 @@ pub fn spawn_client(
     let exe = exe.to_str().expect("a UTF-8 path");
     let mut args: Vec<String> = Vec::new();
     if let Some(user) = user {
-        args.extend(["runuser", "-u", &user.name, "--"].map(str::to_owned));
+        args.extend(["runuser", "-u", user.name(), "--"].map(str::to_owned));
     }
     args.extend(
         [
