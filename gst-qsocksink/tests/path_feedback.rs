@@ -467,6 +467,15 @@ fn with_transport_wide_feedback_the_sink_measures_the_routers_queue_and_cuts_bel
     // rtpsession answers every 100 ms or so.
     assert!(last.get("transport-wide-feedback") > 50, "{}", last.stats);
     assert_eq!(last.get("rtcp-ignored-malformed"), 0, "{}", last.stats);
+    // Each packet's departure from the sender's device is read back, so
+    // the wait in the host's own HTB class is not counted as the path's:
+    // all but those sent before the caps named the extension.
+    let (departures, sent) = (last.get("departure-times"), last.get("sent-packets"));
+    assert!(
+        departures * 10 >= sent * 9 && departures <= sent,
+        "{departures} departure times of {sent} packets: {}",
+        last.stats
+    );
     // The encoder starts above the router's rate: the router's queue
     // stands at once, each packet's one-way delay shows it, and after the
     // cut it drains.
