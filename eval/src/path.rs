@@ -173,8 +173,9 @@ fn condition(letter: char, seconds: u64) -> Result<Condition> {
     })
 }
 
-/// One line of `path-TAG.csv`: one contender in one 5 s interval of one
-/// condition.
+/// One line of `path-TAG.csv` (5 s intervals) or `path-TAG-seconds.csv`
+/// (1 s, where recoveries are counted): one contender in one interval of
+/// one condition.
 #[derive(Debug, Serialize)]
 struct IntervalLine {
     condition: char,
@@ -248,7 +249,8 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
         .map(|&letter| condition(letter, args.seconds))
         .collect::<Result<Vec<_>>>()?;
     let until = Duration::from_secs(args.seconds);
-    let (mut intervals, mut summaries, mut table) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut intervals, mut seconds, mut summaries, mut table) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for condition in &conditions {
         let mut outcomes = Vec::new();
         for &contender in &args.contenders {
@@ -281,6 +283,9 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
             for row in outcome.rows(Duration::from_secs(5), until) {
                 intervals.push(IntervalLine::new(condition.letter, contender.label(), row));
             }
+            for row in outcome.rows(Duration::from_secs(1), until) {
+                seconds.push(IntervalLine::new(condition.letter, contender.label(), row));
+            }
             table.push(vec![
                 condition.letter.to_string(),
                 contender.label(),
@@ -306,6 +311,7 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
         draw(condition, &outcomes, args.seconds, results)?;
     }
     results.write_csv("path", None, &intervals)?;
+    results.write_csv("path", Some("seconds"), &seconds)?;
     results.write_csv("path", Some("summary"), &summaries)?;
     results.write_section("path", &section(args, &conditions, &table, results))?;
     Ok(())
@@ -474,7 +480,8 @@ fn section(
          receiver, I-frames lost of those sent, p99 one-way frame delay (capture to the last \
          packet's arrival), the mean of the sender's estimate over the router's rate (for \
          fixed-rate senders their encoder's target), and for (d) how long after each step the \
-         decodable rate held 95 % of 25 fps. Data: `{csv}` (per 5 s) and `{summary}`.\n\n\
+         decodable rate held 95 % of 25 fps. Data: `{csv}` (per 5 s), `{per_second}` (per \
+         second) and `{summary}`.\n\n\
          {table}\n{plots}",
         tag = results.tag(),
         seconds = args.seconds,
@@ -485,6 +492,7 @@ fn section(
             .join("; "),
         settle = SETTLE.as_secs(),
         csv = results.file_name("path", None, "csv"),
+        per_second = results.file_name("path", Some("seconds"), "csv"),
         summary = results.file_name("path", Some("summary"), "csv"),
         table = markdown_table(
             &[

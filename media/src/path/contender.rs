@@ -49,6 +49,10 @@ pub enum PathContender {
     Gcc,
 }
 
+/// The rate-control buffer webrtcsink gives x264enc, in milliseconds: no
+/// frame larger than 120 ms of the bitrate.
+pub(crate) const WEBRTCSINK_X264_VBV_MS: u32 = 120;
+
 impl PathContender {
     /// How tables and plots name it.
     pub fn label(&self) -> String {

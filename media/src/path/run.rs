@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use qsock_testbed::{BulkTransfer, RouterHost, TestBed};
 
-use super::contender::PathContender;
+use super::contender::{PathContender, WEBRTCSINK_X264_VBV_MS};
 use super::rows::{path_rows, PathRow, PathSample};
 use super::schedule::{CrossTraffic, RouterSchedule};
 use super::sent::{SentFrame, SentFrames};
@@ -140,6 +140,11 @@ impl PathRun {
         )?;
         let description = contender.sender_description(bed, &settings.video, &stream)?;
         let sender = NamespacePipeline::launch(&description, bed.sender_ns())?;
+        if contender == PathContender::Gcc {
+            sender
+                .element("encoder")?
+                .set_property("vbv-buf-capacity", WEBRTCSINK_X264_VBV_MS);
+        }
         // The system clock's time at the epoch: capture times are clock times.
         let epoch_clock =
             gst::SystemClock::obtain()
