@@ -1,6 +1,8 @@
 //! The nearest upstream encoder whose bitrate property and unit are known:
 //! found once, read to seed the estimate, written to follow it.
 
+use std::time::Duration;
+
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -19,6 +21,9 @@ pub(super) struct UpstreamEncoder {
     searched: bool,
     /// The bitrate last written, in bits per second.
     applied: Option<u64>,
+    /// The encoder's rate-control buffer as it was set before the sink
+    /// bounded it, and the bound last written, in milliseconds.
+    frame_buffer: Option<(u64, u64)>,
 }
 
 impl UpstreamEncoder {
@@ -90,14 +95,19 @@ impl UpstreamEncoder {
         found
     }
 
-    /// Sets the encoder's bitrate to `bps`, unless it was set to it already.
-    pub fn follow(&mut self, sink: &QSockSink, bps: u64) {
-        if self.applied == Some(bps) {
-            return;
-        }
+    /// Sets the encoder's bitrate to `bps`, unless it was set to it
+    /// already, and keeps its rate-control buffer, where it has one, within
+    /// `frame_buffer` (see [`super::bitrate::frame_buffer`]).
+    pub fn follow(&mut self, sink: &QSockSink, bps: u64, frame_buffer: Duration) {
         let Some((encoder, unit)) = self.encoder(sink, true) else {
             return;
         };
+        if let Some(property) = unit.frame_buffer_ms {
+            self.bound_frame_buffer(sink, &encoder, property, frame_buffer);
+        }
+        if self.applied == Some(bps) {
+            return;
+        }
         let units = unit.to_units(bps);
         if write_unsigned(&encoder, unit.property, units) {
             gst::debug!(
@@ -109,6 +119,44 @@ impl UpstreamEncoder {
             );
             self.applied = Some(bps);
         }
+    }
+}
+
+impl UpstreamEncoder {
+    /// Lowers the encoder's rate-control buffer to `bound`, never above
+    /// what it was set to before; says once what it did.
+    fn bound_frame_buffer(
+        &mut self,
+        sink: &QSockSink,
+        encoder: &gst::Element,
+        property: &'static str,
+        bound: Duration,
+    ) {
+        let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+        let own = match self.frame_buffer {
+            Some((_, written)) if written == bound_ms => return,
+            Some((own, _)) => own,
+            None => {
+                let Some(own) = read_unsigned(encoder, property) else {
+                    return;
+                };
+                own
+            }
+        };
+        let ms = own.min(bound_ms);
+        if !write_unsigned(encoder, property, ms) {
+            return;
+        }
+        if self.frame_buffer.is_none() && ms < own {
+            gst::info!(
+                CAT,
+                imp = sink,
+                "adapt-bitrate: {}::{property} = {ms} ms (was {own}): no frame takes longer than \
+                 {ms} ms to leave at the bitrate (latency-budget)",
+                encoder.name()
+            );
+        }
+        self.frame_buffer = Some((own, bound_ms));
     }
 }
 

@@ -12,7 +12,7 @@ use gst_base::prelude::*;
 use qsock::{ErrorKind, QInfo, Rate, SchedulerName};
 
 use super::bitrate::{
-    interval_mean_delay, BitrateController, Observation, PathObservation, Signal,
+    frame_buffer, interval_mean_delay, BitrateController, Observation, PathObservation, Signal,
 };
 use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
@@ -192,10 +192,18 @@ impl QSockSink {
                 feedback.controller.seed(bps);
             }
         }
-        feedback.controller.update(&observation);
+        if let Some(changed) = feedback.controller.update(&observation) {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "estimate {changed} bit/s ({}) from {observation:?}",
+                feedback.controller.last_change().map_or("-", Signal::name)
+            );
+        }
         let estimate = feedback.controller.estimate().unwrap_or(0);
         if settings.adapt_bitrate && estimate > 0 {
-            feedback.encoder.follow(self, estimate);
+            let buffer = frame_buffer(settings.latency_budget(), observation.frame_interval);
+            feedback.encoder.follow(self, estimate, buffer);
         }
         // The host's clear queue says nothing of the path: only a stream
         // whose receiver reports has an estimate of it to shape to.
@@ -371,6 +379,7 @@ impl QSockSink {
                 round_trip: since.round_trip,
                 received_bps,
                 standing_queue: None,
+                queue_at_end: None,
                 standing_queue_beyond_the_host: false,
             });
         };
@@ -379,6 +388,7 @@ impl QSockSink {
             round_trip: since.round_trip,
             received_bps: transport_wide.received_bps.or(received_bps),
             standing_queue: transport_wide.standing_queue,
+            queue_at_end: transport_wide.queue_at_end,
             standing_queue_beyond_the_host: transport_wide.beyond_the_host,
         })
     }
@@ -422,7 +432,14 @@ impl QSockSink {
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Settings,
-                    ("shape-link: cannot set {}'s link rate to follow the path's estimate:                       {err}. The path's queue stays in the router; shaping needs the                       privilege to install the {} scheduler (CAP_NET_ADMIN), or set                       shape-link=false", run.device, info.scheduler)
+                    (
+                        "shape-link: cannot set {}'s link rate to follow the path's estimate: \
+                         {err}. The path's queue stays in the router; shaping needs the \
+                         privilege to install the {} scheduler (CAP_NET_ADMIN), or set \
+                         shape-link=false",
+                        run.device,
+                        info.scheduler
+                    )
                 );
             }
             Err(_) => {}

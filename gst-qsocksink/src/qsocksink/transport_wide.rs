@@ -62,6 +62,10 @@ pub(super) struct TransportWideInterval {
     /// The least time any of the interval's packets waited above the path's
     /// own delay: a queue that stood the whole interval.
     pub standing_queue: Option<Duration>,
+    /// The least wait of the packets the interval's last feedback message
+    /// covered (the last tenth of a second or so): a queue forming as the
+    /// interval ended.
+    pub queue_at_end: Option<Duration>,
     /// The rate the receiver got the stream at, from the bytes of the
     /// packets that arrived and the span of their arrivals.
     pub received_bps: Option<u64>,
@@ -98,6 +102,8 @@ pub(super) struct TransportWide {
 #[derive(Debug, Default)]
 struct Accumulated {
     least_queue_us: Option<i64>,
+    /// The least wait of the packets the latest feedback message covered.
+    latest_message_queue_us: Option<i64>,
     received: u64,
     lost: u64,
     bytes: u64,
@@ -169,6 +175,7 @@ impl TransportWide {
         self.feedback_total += 1;
         self.interval.feedback += 1;
         let mut arrival_us = reference_us;
+        let mut message_queue_us: Option<i64> = None;
         for (sequence, status) in packets {
             let TwccPacketStatus::Received { delta } = status else {
                 if self.known(sequence).is_some() {
@@ -190,6 +197,8 @@ impl TransportWide {
                 let queue_us = (one_way_us - base_us).max(0);
                 let least = &mut self.interval.least_queue_us;
                 *least = Some(least.map_or(queue_us, |least| least.min(queue_us)));
+                message_queue_us =
+                    Some(message_queue_us.map_or(queue_us, |least| least.min(queue_us)));
             }
             let interval = &mut self.interval;
             interval.received += 1;
@@ -205,6 +214,9 @@ impl TransportWide {
                     .map_or(arrival_us, |last| last.max(arrival_us)),
             );
         }
+        if message_queue_us.is_some() {
+            self.interval.latest_message_queue_us = message_queue_us;
+        }
         true
     }
 
@@ -216,6 +228,9 @@ impl TransportWide {
         }
         let standing_queue = interval
             .least_queue_us
+            .map(|us| Duration::from_micros(us.unsigned_abs()));
+        let queue_at_end = interval
+            .latest_message_queue_us
             .map(|us| Duration::from_micros(us.unsigned_abs()));
         if standing_queue.is_some() {
             self.latest_standing_queue = standing_queue;
@@ -236,6 +251,7 @@ impl TransportWide {
         let covered = interval.received + interval.lost;
         Some(TransportWideInterval {
             standing_queue,
+            queue_at_end,
             received_bps,
             lost_share: if covered == 0 {
                 0.0

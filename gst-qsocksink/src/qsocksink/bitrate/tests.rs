@@ -175,6 +175,7 @@ fn path(fraction_lost: f64, round_trip_ms: u64) -> Option<PathObservation> {
         round_trip: Some(Duration::from_millis(round_trip_ms)),
         received_bps: None,
         standing_queue: None,
+        queue_at_end: None,
         standing_queue_beyond_the_host: false,
     })
 }
@@ -216,6 +217,53 @@ fn a_standing_queue_cuts_below_what_arrived_and_a_draining_one_holds() {
     assert_eq!(
         controller.update(&transport_wide(30, 1_200_000)),
         Some(1_020_000)
+    );
+}
+
+#[test]
+fn a_queue_forming_stops_the_climb_before_it_stands() {
+    let mut controller = seeded(2_000_000);
+    assert_eq!(controller.update(&transport_wide(12, 2_000_000)), None);
+    assert_eq!(controller.last_change(), Some(Signal::Start));
+    // A queue forming as the interval ended, though none stood all
+    // through it.
+    let mut controller = seeded(2_000_000);
+    let forming = with_path(Some(PathObservation {
+        standing_queue: Some(Duration::ZERO),
+        queue_at_end: Some(Duration::from_millis(12)),
+        received_bps: Some(2_000_000),
+        ..PathObservation::default()
+    }));
+    assert_eq!(controller.update(&forming), None);
+    // Within the receiver's noise: clear.
+    let mut controller = seeded(2_000_000);
+    assert_eq!(
+        controller.update(&transport_wide(4, 2_000_000)),
+        Some(2_200_000)
+    );
+}
+
+#[test]
+fn a_long_queue_is_cut_for_to_drain_within_a_second() {
+    // 300 ms standing: the cut leaves 30 % of what arrived below it.
+    let mut controller = seeded(3_000_000);
+    assert_eq!(
+        controller.update(&transport_wide(300, 1_000_000)),
+        Some(700_000)
+    );
+    // However long the queue, half of what arrived is left.
+    let mut controller = seeded(3_000_000);
+    assert_eq!(
+        controller.update(&transport_wide(900, 1_000_000)),
+        Some(500_000)
+    );
+    // Without transport-wide feedback the round trip above the least
+    // tells the queue: 20 ms least, 270 ms now.
+    let mut controller = seeded(3_000_000);
+    controller.update(&with_path(path(0.0, 20)));
+    assert_eq!(
+        controller.update(&congested(0.5, 270, 1_000_000)),
+        Some(750_000)
     );
 }
 
@@ -287,6 +335,38 @@ fn near_the_last_congestion_the_climb_slows_and_past_it_resumes() {
     assert_eq!(
         controller.update(&with_path(path(0.0, 20))),
         Some(1_400_000)
+    );
+}
+
+#[test]
+fn past_the_last_congestion_only_what_the_stream_sends_resumes_the_climb() {
+    let mut controller = seeded(2_000_000);
+    controller.update(&with_path(path(0.0, 20)));
+    controller.update(&congested(0.0, 120, 1_000_000));
+    for _ in 0..2 {
+        controller.update(&with_path(path(0.0, 20)));
+    }
+    // The encoder falls 10 % short of each target: at 1.3 Mbit/s asked
+    // (past 115 % of the 1 Mbit/s ceiling) it sends 1.17 Mbit/s, still
+    // near it, so the climb keeps its quarter step until what it sends
+    // passes 1.15 Mbit/s.
+    let mut climbed = Vec::new();
+    for _ in 0..9 {
+        let asked = controller.estimate().unwrap_or_default();
+        let short = delivering(asked * 9 / 10, with_path(path(0.0, 20)));
+        climbed.extend(controller.update(&short));
+    }
+    assert_eq!(
+        climbed,
+        [
+            900_000, 950_000, 1_000_000, 1_050_000, 1_100_000, 1_150_000, 1_200_000, 1_250_000,
+            1_300_000
+        ]
+    );
+    let asked = controller.estimate().unwrap_or_default();
+    assert_eq!(
+        controller.update(&delivering(asked * 9 / 10, with_path(path(0.0, 20)))),
+        Some(1_500_000)
     );
 }
 
@@ -382,6 +462,24 @@ fn encoder_units() {
         Some(1)
     );
     assert!(encoder_bitrate("theoraenc").is_none());
+}
+
+#[test]
+fn only_x264enc_bounds_its_frames_while_playing() {
+    let buffer = |name| encoder_bitrate(name).and_then(|e| e.frame_buffer_ms);
+    assert_eq!(buffer("x264enc"), Some("vbv-buf-capacity"));
+    // vp8enc's buffer-size is fixed once it plays.
+    assert_eq!(buffer("vp8enc"), None);
+    assert_eq!(buffer("x265enc"), None);
+}
+
+#[test]
+fn a_frame_leaves_within_the_budget_but_the_buffer_holds_two_frames() {
+    let ms = Duration::from_millis;
+    assert_eq!(frame_buffer(ms(100), Some(ms(40))), ms(100));
+    assert_eq!(frame_buffer(ms(100), None), ms(100));
+    assert_eq!(frame_buffer(ms(60), Some(ms(40))), ms(80));
+    assert_eq!(frame_buffer(Duration::ZERO, None), ms(1));
 }
 
 #[test]

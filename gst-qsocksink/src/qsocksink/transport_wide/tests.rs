@@ -85,6 +85,28 @@ fn a_queue_that_builds_shows_as_the_least_wait_of_the_interval() {
 }
 
 #[test]
+fn a_queue_forming_late_in_the_interval_shows_at_its_end() {
+    let mut transport = TransportWide::default();
+    let start = transport.epoch + Duration::from_secs(1);
+    send_ten(&mut transport, 0, start);
+    let mut statuses = vec![received(5_000)];
+    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
+    // The next ten left 100 ms later, and each waited 30 ms: the first
+    // batch arrived 285 ms after it left, these 315 ms; the reference time
+    // is 128 ms on, so the first arrives 7 ms after it.
+    send_ten(&mut transport, 10, start + Duration::from_millis(100));
+    let mut statuses = vec![received(7_000)];
+    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    assert!(transport.feedback(fci(&feedback_packet(10, 22, &statuses))));
+    let interval = transport
+        .take_interval()
+        .unwrap_or_else(|| panic!("feedback came"));
+    assert_eq!(interval.standing_queue, Some(Duration::ZERO));
+    assert_eq!(interval.queue_at_end, Some(Duration::from_millis(30)));
+}
+
+#[test]
 fn packets_not_received_count_as_lost_and_unknown_ones_are_left_out() {
     let mut transport = TransportWide::default();
     let start = transport.epoch + Duration::from_secs(1);
