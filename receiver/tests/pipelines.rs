@@ -528,6 +528,16 @@ fn with_a_stock_rtcp_receiver(
             "the sink refused the stock receiver's RTCP ({key})"
         );
     }
+    // Before the stream's first packet the sink cannot tell a report about
+    // it: a receiver reporting every 500 ms sends one or two then. After
+    // it, rtpsession's minimal compound packets (an RR without blocks and
+    // its SDES, tens a second beside TWCC) are no refusal.
+    let other_source = last_field(&stats, "rtcp-ignored-other-source").unwrap_or(0);
+    assert!(
+        other_source <= 4,
+        "the sink refused {other_source} of the stock receiver's RTCP datagrams as about \
+         another source"
+    );
     assert!(
         last_field(&stats, "round-trip-us").is_some(),
         "no round-trip-us: the receiver's reports did not echo the sink's sender reports"

@@ -38,8 +38,11 @@ use super::transport_wide;
 use super::QSockSink;
 use crate::sys::{self, SenderInfo};
 
-/// RTCP datagrams read per second at most; a receiver sends a few.
-pub(super) const MAX_DATAGRAMS_PER_SECOND: u32 = 50;
+/// RTCP datagrams read per second at most: a receiver sends a few reports
+/// a second, and with transport-wide feedback some 25 messages more (a
+/// stock rtpsession's); this leaves room for their bursts and still bounds
+/// what a flood costs.
+pub(super) const MAX_DATAGRAMS_PER_SECOND: u32 = 200;
 
 /// How often the sink sends a sender report. Each receiver report measures
 /// the round trip of the last sender report it echoes, and that report's

@@ -123,6 +123,11 @@ pub(super) fn read(datagram: &[u8], ssrc: u32, arrival: u32) -> Result<ReceiverM
     let packets = sys::parse_rtcp(datagram).ok_or(Refusal::Malformed)?;
     let mut message = ReceiverMessage::default();
     let mut concerns_us = false;
+    // Anything about another source, or in the stream's own name: what
+    // makes a datagram that says nothing of the stream a refusal rather
+    // than a receiver's minimal compound packet (an RR without report
+    // blocks and its SDES, which rtpsession sends beside its feedback).
+    let mut concerns_another = false;
     for packet in packets {
         match packet {
             // A reporter in the stream's own name is the sink's own RTCP
@@ -130,11 +135,15 @@ pub(super) fn read(datagram: &[u8], ssrc: u32, arrival: u32) -> Result<ReceiverM
             RtcpPacket::Report { reporter, .. }
             | RtcpPacket::Feedback {
                 sender: reporter, ..
-            } if reporter == ssrc => {}
+            } if reporter == ssrc => concerns_another = true,
             RtcpPacket::Report { blocks, .. } => {
-                for block in blocks.iter().filter(|block| block.ssrc == ssrc) {
-                    concerns_us = true;
-                    message.reports.push(reception_report(block, arrival));
+                for block in &blocks {
+                    if block.ssrc == ssrc {
+                        concerns_us = true;
+                        message.reports.push(reception_report(block, arrival));
+                    } else {
+                        concerns_another = true;
+                    }
                 }
             }
             RtcpPacket::Feedback {
@@ -158,7 +167,7 @@ pub(super) fn read(datagram: &[u8], ssrc: u32, arrival: u32) -> Result<ReceiverM
                     concerns_us = true;
                     message.key_unit_requests.push(KeyUnitRequest::FullIntra);
                 }
-                _ => {}
+                _ => concerns_another = true,
             },
             RtcpPacket::Feedback {
                 payload_specific: false,
@@ -170,10 +179,11 @@ pub(super) fn read(datagram: &[u8], ssrc: u32, arrival: u32) -> Result<ReceiverM
                 concerns_us = true;
                 message.transport_wide.push(control);
             }
-            RtcpPacket::Feedback { .. } | RtcpPacket::Other(_) => {}
+            RtcpPacket::Feedback { .. } => concerns_another = true,
+            RtcpPacket::Other(_) => {}
         }
     }
-    if concerns_us {
+    if concerns_us || !concerns_another {
         Ok(message)
     } else {
         Err(Refusal::OtherSource)

@@ -89,6 +89,26 @@ fn key_unit_requests_for_the_stream_are_read_and_others_are_not_ours() {
 }
 
 #[test]
+fn a_minimal_compound_packet_is_no_refusal_and_says_nothing() {
+    init();
+    // An RR without report blocks and an SDES with the receiver's CNAME,
+    // as rtpsession sends beside its transport-wide feedback.
+    let empty_report = packet(0, 201, &RECEIVER.to_be_bytes());
+    let mut sdes = RECEIVER.to_be_bytes().to_vec();
+    sdes.extend_from_slice(&[1, 6]);
+    sdes.extend_from_slice(b"r@host");
+    sdes.extend_from_slice(&[0, 0, 0, 0]);
+    let minimal = [empty_report.clone(), packet(1, 202, &sdes)].concat();
+    assert_eq!(read(&minimal, OURS, 0), Ok(ReceiverMessage::default()));
+    // With a block about another source, it is about someone else.
+    let other = [receiver_report(7, 0, 0, 0), packet(1, 202, &sdes)].concat();
+    assert_eq!(read(&other, OURS, 0), Err(Refusal::OtherSource));
+    // In the stream's own name, a forgery.
+    let forged = packet(0, 201, &OURS.to_be_bytes());
+    assert_eq!(read(&forged, OURS, 0), Err(Refusal::OtherSource));
+}
+
+#[test]
 fn malformed_and_truncated_packets_are_refused() {
     init();
     let report = receiver_report(OURS, 0, 0, 0);
