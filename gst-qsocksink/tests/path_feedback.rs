@@ -406,6 +406,10 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
     assert!(last.get("receiver-reports") > 10, "{}", last.stats);
     // The estimate probes around the router's rate: a little above it
     // until the queue it builds shows in the round trip, then cut below.
+    // It is x264enc's target, and x264enc, its buffer held within the
+    // latency budget, sends about a tenth less than its target: the
+    // estimate passes the router's rate by that much more before the
+    // stream does.
     let mut settled_estimates: Vec<f64> = reports
         .iter()
         .filter(|report| report.at > settled)
@@ -422,7 +426,7 @@ fn the_estimate_falls_below_the_routers_rate_and_no_i_frame_is_lost_after() {
         "the estimate's median is {median:.2} of the router's rate"
     );
     assert!(
-        highest <= 1.15,
+        highest <= 1.25,
         "the estimate rose to {highest:.2} of the router's rate"
     );
 }
