@@ -480,24 +480,20 @@ fn with_transport_wide_feedback_the_sink_measures_the_routers_queue_and_cuts_bel
         "{departures} departure times of {sent} packets: {}",
         last.stats
     );
-    // The encoder starts above the router's rate: the router's queue
-    // stands at once, each packet's one-way delay shows it, and after the
-    // cut it drains.
+    // The encoder starts above the router's rate, and the estimate then
+    // probes it: a queue stands in the router, each packet's one-way delay
+    // shows it, and after the cut it drains. (At the very start the
+    // router's queue may be in the least delay seen so far, and the
+    // receiver's losses show the overload first.)
     let queues: Vec<(Duration, u64)> = run
         .reports
         .iter()
         .filter(|report| report.stats.has_field("standing-queue-us"))
         .map(|report| (report.at, report.get("standing-queue-us")))
         .collect();
-    let (stood_at, stood) = queues
-        .iter()
-        .copied()
-        .max_by_key(|&(_, queue)| queue)
-        .unwrap_or_default();
-    assert!(
-        stood > 50_000 && stood_at <= Duration::from_secs(5),
-        "the largest standing queue: {stood} us at {stood_at:?}: {queues:?}"
-    );
+    let Some((stood_at, _)) = queues.iter().copied().find(|&(_, queue)| queue > 50_000) else {
+        panic!("no standing queue over 50 ms: {queues:?}");
+    };
     assert!(
         queues
             .iter()
