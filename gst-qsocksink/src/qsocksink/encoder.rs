@@ -120,9 +120,7 @@ impl UpstreamEncoder {
             self.applied = Some(bps);
         }
     }
-}
 
-impl UpstreamEncoder {
     /// Lowers the encoder's rate-control buffer to `bound`, never above
     /// what it was set to before; says once what it did.
     fn bound_frame_buffer(

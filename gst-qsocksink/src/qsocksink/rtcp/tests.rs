@@ -98,7 +98,7 @@ fn a_minimal_compound_packet_is_no_refusal_and_says_nothing() {
     sdes.extend_from_slice(&[1, 6]);
     sdes.extend_from_slice(b"r@host");
     sdes.extend_from_slice(&[0, 0, 0, 0]);
-    let minimal = [empty_report.clone(), packet(1, 202, &sdes)].concat();
+    let minimal = [empty_report, packet(1, 202, &sdes)].concat();
     assert_eq!(read(&minimal, OURS, 0), Ok(ReceiverMessage::default()));
     // With a block about another source, it is about someone else.
     let other = [receiver_report(7, 0, 0, 0), packet(1, 202, &sdes)].concat();

@@ -26,6 +26,14 @@ fn received(us: i64) -> TwccPacketStatus {
     }
 }
 
+/// `count` packets received, the first `first_us` after the feedback's
+/// reference time, the rest `apart_us` after the one before.
+fn arrivals(first_us: i64, apart_us: i64, count: usize) -> Vec<TwccPacketStatus> {
+    let mut statuses = vec![received(first_us)];
+    statuses.extend(std::iter::repeat_n(received(apart_us), count - 1));
+    statuses
+}
+
 /// Ten packets sent 10 ms apart from `start`, numbered from `base`.
 fn send_ten(transport: &mut TransportWide, base: u16, start: Instant) {
     for i in 0..10u16 {
@@ -40,8 +48,7 @@ fn packets_that_arrive_as_they_left_show_no_standing_queue_and_the_rate() {
     let start = transport.epoch + Duration::from_secs(1);
     send_ten(&mut transport, 100, start);
     // Arrivals 10 ms apart, the first 5 ms after the reference time.
-    let mut statuses = vec![received(5_000)];
-    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    let statuses = arrivals(5_000, 10_000, 10);
     assert!(transport.feedback(fci(&feedback_packet(100, 20, &statuses))));
     let interval = transport
         .take_interval()
@@ -59,8 +66,7 @@ fn a_queue_that_builds_shows_as_the_least_wait_of_the_interval() {
     let mut transport = TransportWide::default();
     let start = transport.epoch + Duration::from_secs(1);
     send_ten(&mut transport, 0, start);
-    let mut statuses = vec![received(5_000)];
-    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    let statuses = arrivals(5_000, 10_000, 10);
     assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
     transport.take_interval();
     // The next ten left 10 ms apart and arrived 20 ms apart: each waited
@@ -70,8 +76,7 @@ fn a_queue_that_builds_shows_as_the_least_wait_of_the_interval() {
     send_ten(&mut transport, 20, later + Duration::from_millis(100));
     // The next feedback's reference time is 64 ms on, so its first packet
     // arrives 51 ms after it: 115 ms after the first reference.
-    let mut statuses = vec![received(51_000)];
-    statuses.extend(std::iter::repeat_n(received(20_000), 19));
+    let statuses = arrivals(51_000, 20_000, 20);
     assert!(transport.feedback(fci(&feedback_packet(10, 21, &statuses))));
     let interval = transport
         .take_interval()
@@ -89,15 +94,13 @@ fn a_queue_forming_late_in_the_interval_shows_at_its_end() {
     let mut transport = TransportWide::default();
     let start = transport.epoch + Duration::from_secs(1);
     send_ten(&mut transport, 0, start);
-    let mut statuses = vec![received(5_000)];
-    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    let statuses = arrivals(5_000, 10_000, 10);
     assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
     // The next ten left 100 ms later, and each waited 30 ms: the first
     // batch arrived 285 ms after it left, these 315 ms; the reference time
     // is 128 ms on, so the first arrives 7 ms after it.
     send_ten(&mut transport, 10, start + Duration::from_millis(100));
-    let mut statuses = vec![received(7_000)];
-    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    let statuses = arrivals(7_000, 10_000, 10);
     assert!(transport.feedback(fci(&feedback_packet(10, 22, &statuses))));
     let interval = transport
         .take_interval()
@@ -186,8 +189,7 @@ fn a_wait_in_the_host_before_departure_is_not_a_queue_on_the_path() {
         transport.sent(i, 1000, start);
         transport.departed(i, start + Duration::from_millis(10 * u64::from(i)));
     }
-    let mut statuses = vec![received(5_000)];
-    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    let statuses = arrivals(5_000, 10_000, 10);
     assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
     transport.take_interval();
     // The next ten were handed over 30 ms before the first of them left
@@ -211,8 +213,7 @@ fn a_wait_in_the_host_before_departure_is_not_a_queue_on_the_path() {
         }
     }
     // Arrivals from 100 ms after the first batch's first, 10 ms apart.
-    let mut statuses = vec![received(41_000)];
-    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    let statuses = arrivals(41_000, 10_000, 10);
     assert!(transport.feedback(fci(&feedback_packet(10, 21, &statuses))));
     let interval = transport
         .take_interval()
@@ -232,8 +233,7 @@ fn without_departures_the_hand_over_times_the_delay() {
     for i in 0..10u16 {
         transport.sent(i, 1000, start);
     }
-    let mut statuses = vec![received(5_000)];
-    statuses.extend(std::iter::repeat_n(received(10_000), 9));
+    let statuses = arrivals(5_000, 10_000, 10);
     assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
     let interval = transport
         .take_interval()
