@@ -116,6 +116,15 @@ impl Rate {
         ))
     }
 
+    /// The rate at which `bytes` left over `elapsed`; None over no time.
+    pub fn of(bytes: u64, elapsed: Duration) -> Option<Rate> {
+        let nanos = elapsed.as_nanos();
+        (nanos > 0).then(|| {
+            let bits = u128::from(bytes) * 8 * 1_000_000_000 / nanos;
+            Rate::from_bits_per_second(u64::try_from(bits).unwrap_or(u64::MAX))
+        })
+    }
+
     /// How long `bytes` take to leave at this rate.
     pub fn transmit_time(self, bytes: u64) -> Duration {
         if self.bits_per_second == 0 {

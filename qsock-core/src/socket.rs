@@ -297,11 +297,10 @@ impl QSocket {
         let now = sys::monotonic_nanos();
         let mut sample = self.last_sample.lock();
         let elapsed = now.saturating_sub(sample.at_nanos);
-        let delivered_rate = (elapsed > 0).then(|| {
-            let bytes = stats.sent_bytes.saturating_sub(sample.sent_bytes);
-            let bits = u128::from(bytes) * 8 * 1_000_000_000 / u128::from(elapsed);
-            Rate::from_bits_per_second(u64::try_from(bits).unwrap_or(u64::MAX))
-        });
+        let delivered_rate = Rate::of(
+            stats.sent_bytes.saturating_sub(sample.sent_bytes),
+            Duration::from_nanos(elapsed),
+        );
         *sample = RateSample {
             at_nanos: now,
             sent_bytes: stats.sent_bytes,

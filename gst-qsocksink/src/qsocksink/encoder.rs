@@ -1,5 +1,6 @@
 //! The nearest upstream encoder whose bitrate property and unit are known:
-//! found once, read to seed the estimate, written to follow it.
+//! found once, read to seed the estimate, written to follow it (asked for
+//! what makes it send the estimate, see [`super::encoder_target`]).
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::bitrate::{encoder_bitrate, EncoderBitrate};
+use super::encoder_target::EncoderTarget;
 use super::imp::{QSockSink, CAT};
 
 /// How far upstream the sink looks for an encoder or a framerate.
@@ -21,6 +23,8 @@ pub(super) struct UpstreamEncoder {
     searched: bool,
     /// The bitrate last written, in bits per second.
     applied: Option<u64>,
+    /// How much of what it is asked for the encoder makes.
+    target: EncoderTarget,
     /// The encoder's rate-control buffer as it was set before the sink
     /// bounded it, and the bound last written, in milliseconds.
     frame_buffer: Option<(u64, u64)>,
@@ -95,16 +99,27 @@ impl UpstreamEncoder {
         found
     }
 
-    /// Sets the encoder's bitrate to `bps`, unless it was set to it
-    /// already, and keeps its rate-control buffer, where it has one, within
-    /// `frame_buffer` (see [`super::bitrate::frame_buffer`]).
-    pub fn follow(&mut self, sink: &QSockSink, bps: u64, frame_buffer: Duration) {
+    /// Sets the encoder's bitrate to what makes it send `estimate_bps`,
+    /// having made `output_bps` over the `length` of the interval now
+    /// ending, unless it was set to it already, and keeps its rate-control
+    /// buffer, where it has one, within `frame_buffer` (see
+    /// [`super::bitrate::frame_buffer`]).
+    pub fn follow(
+        &mut self,
+        sink: &QSockSink,
+        estimate_bps: u64,
+        output_bps: u64,
+        length: Duration,
+        frame_buffer: Duration,
+    ) {
         let Some((encoder, unit)) = self.encoder(sink, true) else {
             return;
         };
         if let Some(property) = unit.frame_buffer_ms {
             self.bound_frame_buffer(sink, &encoder, property, frame_buffer);
         }
+        self.target.observe(output_bps, length);
+        let bps = self.target.for_estimate(estimate_bps);
         if self.applied == Some(bps) {
             return;
         }
@@ -119,6 +134,12 @@ impl UpstreamEncoder {
             );
             self.applied = Some(bps);
         }
+    }
+
+    /// The bitrate last written, in bits per second, and the share of it
+    /// the encoder makes, once learnt.
+    pub fn applied(&self) -> Option<(u64, Option<f64>)> {
+        self.applied.map(|bps| (bps, self.target.output_share()))
     }
 
     /// Lowers the encoder's rate-control buffer to `bound`, never above

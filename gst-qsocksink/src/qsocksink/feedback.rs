@@ -203,7 +203,14 @@ impl QSockSink {
         let estimate = feedback.controller.estimate().unwrap_or(0);
         if settings.adapt_bitrate && estimate > 0 {
             let buffer = frame_buffer(settings.latency_budget(), observation.frame_interval);
-            feedback.encoder.follow(self, estimate, buffer);
+            let output = Rate::of(
+                counters.offered_bytes - feedback.previous_counters.offered_bytes,
+                observation.length,
+            )
+            .map_or(0, Rate::bits_per_second);
+            feedback
+                .encoder
+                .follow(self, estimate, output, observation.length, buffer);
         }
         // The host's clear queue says nothing of the path: only a stream
         // whose receiver reports has an estimate of it to shape to.
@@ -219,6 +226,7 @@ impl QSockSink {
         feedback.previous_info = Some(info.clone());
         let signal = feedback.controller.last_change();
         let least_round_trip = feedback.controller.least_round_trip();
+        let encoder_applied = feedback.encoder.applied();
         drop(guard);
 
         let mut stats = stats_structure(&run.device, &info, &counters, &observation, estimate, ipg);
@@ -229,6 +237,12 @@ impl QSockSink {
                 "least-round-trip-us",
                 u64::try_from(least.as_micros()).unwrap_or(u64::MAX),
             );
+        }
+        if let Some((bps, share)) = encoder_applied {
+            stats.set("encoder-bitrate", bps);
+            if let Some(share) = share {
+                stats.set("encoder-output-share", share);
+            }
         }
         if end_of_stream {
             stats.set("end-of-stream", true);

@@ -15,6 +15,7 @@ mod bitrate;
 mod departure;
 mod destination;
 mod encoder;
+mod encoder_target;
 mod feedback;
 mod frames;
 mod imp;

@@ -20,6 +20,9 @@ pub(super) struct Counters {
     pub packets: [u64; 4],
     pub sink_dropped: [u64; 4],
     pub offered_packets: u64,
+    /// Bytes of the packets counted in `offered_packets`: what the encoder
+    /// made, as sent.
+    pub offered_bytes: u64,
     pub send_frame_calls: u64,
     pub push_back_waits: u64,
     pub frame_interval_sum_ns: u64,
@@ -41,12 +44,13 @@ impl Counters {
         self.frames.iter().sum()
     }
 
-    /// Counts a frame of `packets` handed to the scheduler (one
+    /// Counts a frame of `packets` (`bytes` in all) handed to the scheduler (one
     /// `send_frame` call), with its PTS and running time.
     pub fn count_frame(
         &mut self,
         frame_type: FrameType,
         packets: usize,
+        bytes: usize,
         pts: Option<gst::ClockTime>,
         running_time: Option<gst::ClockTime>,
     ) {
@@ -56,6 +60,7 @@ impl Counters {
         self.frames[index] += 1;
         self.packets[index] += packets;
         self.offered_packets += packets;
+        self.offered_bytes += bytes as u64;
         self.largest_frame_packets = self.largest_frame_packets.max(packets);
         if let Some(pts) = pts {
             if let Some(previous) = self.last_frame_pts {

@@ -277,7 +277,8 @@ impl QSockSink {
         }
         {
             let mut counters = run.counters.lock();
-            counters.count_frame(frame_type, packets.len(), first.pts(), running_time);
+            let bytes = packets.iter().map(|packet| packet.len()).sum();
+            counters.count_frame(frame_type, packets.len(), bytes, first.pts(), running_time);
             counters.rtp = RtpSource::after(counters.rtp, sent_rtp);
         }
         gst::trace!(
