@@ -61,10 +61,19 @@ pub const STANDING_QUEUE_TOLERANCE: Duration = Duration::from_millis(20);
 
 /// How long the least-delayed of an interval's packets may have waited
 /// above the path's own one-way delay for the interval still to show the
-/// path clear for a climb: a queue just forming stops the climb before it
-/// stands long enough to cut for, and before a receiver's jitter buffer
-/// gives up on a frame.
+/// path clear for a climb: past it the path is full, and the estimate
+/// settles just below what arrived ([`AT_CAPACITY_FACTOR`]) before the
+/// queue stands long enough to cut for, and before a receiver's jitter
+/// buffer gives up on a frame; a queue this long forming as the interval
+/// ends stops the climb.
 pub const CLEAR_QUEUE: Duration = Duration::from_millis(5);
+
+/// What a queue just standing leaves of what arrived: far enough below the
+/// path's rate for the few milliseconds of queue to drain within a second,
+/// close enough to it that the stream keeps nearly all the path carries.
+/// A stream that only stopped climbing there would hold the queue, or let
+/// it grow until it stood long enough to cut for, a quarter below.
+const AT_CAPACITY_FACTOR: f64 = 0.95;
 
 /// How much shorter than the previous one a round trip must be for a queue
 /// on the path to count as draining: it is then left to drain, neither cut
@@ -190,6 +199,10 @@ pub enum Signal {
     /// The receiver's transport-wide feedback showed a queue standing on
     /// the way: packets waited above the path's own one-way delay.
     StandingQueue,
+    /// The receiver's transport-wide feedback showed a queue just forming:
+    /// every packet of the interval waited a little, so the path is full,
+    /// and what arrived is its rate.
+    QueueForming,
     /// The receiver's reports showed the path clear.
     ReceiverClear,
 }
@@ -204,6 +217,7 @@ impl Signal {
             Signal::ReceiverLoss => "receiver-loss",
             Signal::ReceiverDelay => "receiver-delay",
             Signal::StandingQueue => "standing-queue",
+            Signal::QueueForming => "queue-forming",
             Signal::ReceiverClear => "receiver-clear",
         }
     }
@@ -382,6 +396,17 @@ impl BitrateController {
             let queue = path_seen.and_then(|path| self.queue_on_path(path));
             let cut = (through * decrease_factor(queue)) as u64;
             (cut.min(current), Some(signal))
+        } else if path == Some(PathVerdict::AtCapacity) {
+            // No hold: the cut is small, and the next interval's queue
+            // shows whether it drains.
+            let through = observation
+                .path
+                .and_then(|path| path.received_bps)
+                .filter(|&bps| bps > 0)
+                .unwrap_or(carried);
+            self.path_ceiling = Some(through);
+            let settled = (through as f64 * AT_CAPACITY_FACTOR) as u64;
+            (settled.min(current), Some(Signal::QueueForming))
         } else if path == Some(PathVerdict::Clear)
             && observation.sent_packets > 0
             && !self.app_limited(observation, current)
@@ -460,6 +485,8 @@ impl BitrateController {
             PathVerdict::Congested(Signal::StandingQueue, 0.0)
         } else if queueing && !draining {
             PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
+        } else if path.standing_queue.is_some_and(|queue| queue > CLEAR_QUEUE) && !draining {
+            PathVerdict::AtCapacity
         } else if path.fraction_lost <= PATH_LOSS_CLEAR
             && (path.round_trip.is_some() || path.standing_queue.is_some())
             && !queueing
@@ -548,6 +575,9 @@ fn beyond_the_host(path: PathObservation, observation: &Observation) -> PathObse
 enum PathVerdict {
     /// Cut, for this signal, from what got through (the share lost).
     Congested(Signal, f64),
+    /// A queue just forms: the path is full; settle just below what
+    /// arrived.
+    AtCapacity,
     /// Little loss and no queue: evidence that the estimate gets through.
     Clear,
     /// Some loss, no queue: hold.

@@ -9,7 +9,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
-use super::bitrate::{encoder_bitrate, EncoderBitrate};
+use super::bitrate::{encoder_bitrate, frame_buffer, EncoderBitrate};
 use super::encoder_target::EncoderTarget;
 use super::imp::{QSockSink, CAT};
 
@@ -102,24 +102,29 @@ impl UpstreamEncoder {
     /// Sets the encoder's bitrate to what makes it send `estimate_bps`,
     /// having made `output_bps` over the `length` of the interval now
     /// ending, unless it was set to it already, and keeps its rate-control
-    /// buffer, where it has one, within `frame_buffer` (see
-    /// [`super::bitrate::frame_buffer`]).
+    /// buffer, where it has one, small enough for any frame to leave within
+    /// `latency_budget` at the estimate (see
+    /// [`super::bitrate::frame_buffer`]): a buffer of the budget at a
+    /// bitrate asked for above the estimate would let a frame take longer.
     pub fn follow(
         &mut self,
         sink: &QSockSink,
         estimate_bps: u64,
-        output_bps: u64,
-        length: Duration,
-        frame_buffer: Duration,
+        output: (u64, Duration),
+        latency_budget: Duration,
+        frame_interval: Option<Duration>,
     ) {
         let Some((encoder, unit)) = self.encoder(sink, true) else {
             return;
         };
-        if let Some(property) = unit.frame_buffer_ms {
-            self.bound_frame_buffer(sink, &encoder, property, frame_buffer);
-        }
+        let (output_bps, length) = output;
         self.target.observe(output_bps, length);
         let bps = self.target.for_estimate(estimate_bps);
+        if let Some(property) = unit.frame_buffer_ms {
+            let at_estimate = latency_budget.mul_f64(estimate_bps as f64 / bps.max(1) as f64);
+            let bound = frame_buffer(at_estimate, frame_interval);
+            self.bound_frame_buffer(sink, &encoder, property, bound);
+        }
         if self.applied == Some(bps) {
             return;
         }

@@ -12,7 +12,7 @@ use gst_base::prelude::*;
 use qsock::{ErrorKind, QInfo, Rate, SchedulerName};
 
 use super::bitrate::{
-    frame_buffer, interval_mean_delay, BitrateController, Observation, PathObservation, Signal,
+    interval_mean_delay, BitrateController, Observation, PathObservation, Signal,
 };
 use super::encoder::upstream_elements;
 use super::encoder::UpstreamEncoder;
@@ -202,15 +202,18 @@ impl QSockSink {
         }
         let estimate = feedback.controller.estimate().unwrap_or(0);
         if settings.adapt_bitrate && estimate > 0 {
-            let buffer = frame_buffer(settings.latency_budget(), observation.frame_interval);
             let output = Rate::of(
                 counters.offered_bytes - feedback.previous_counters.offered_bytes,
                 observation.length,
             )
             .map_or(0, Rate::bits_per_second);
-            feedback
-                .encoder
-                .follow(self, estimate, output, observation.length, buffer);
+            feedback.encoder.follow(
+                self,
+                estimate,
+                (output, observation.length),
+                settings.latency_budget(),
+                observation.frame_interval,
+            );
         }
         // The host's clear queue says nothing of the path: only a stream
         // whose receiver reports has an estimate of it to shape to.

@@ -221,10 +221,26 @@ fn a_standing_queue_cuts_below_what_arrived_and_a_draining_one_holds() {
 }
 
 #[test]
-fn a_queue_forming_stops_the_climb_before_it_stands() {
+fn a_queue_just_standing_settles_below_what_arrived_and_one_forming_stops_the_climb() {
+    // Every packet waited 12 ms: the path is full at what arrived.
     let mut controller = seeded(2_000_000);
-    assert_eq!(controller.update(&transport_wide(12, 2_000_000)), None);
-    assert_eq!(controller.last_change(), Some(Signal::Start));
+    assert_eq!(
+        controller.update(&transport_wide(12, 1_800_000)),
+        Some(1_710_000)
+    );
+    assert_eq!(controller.last_change(), Some(Signal::QueueForming));
+    // Draining: neither cut nor climbed on; then, with no hold, the first
+    // clear interval climbs.
+    assert_eq!(controller.update(&transport_wide(6, 1_710_000)), None);
+    assert!(controller.update(&transport_wide(1, 1_710_000)).unwrap() > 1_710_000);
+    // Standing a little, not draining: settled again.
+    assert_eq!(
+        controller.update(&transport_wide(8, 1_600_000)),
+        Some(1_520_000)
+    );
+    // Already below what arrived: held, not raised.
+    let mut controller = seeded(1_000_000);
+    assert_eq!(controller.update(&transport_wide(12, 1_500_000)), None);
     // A queue forming as the interval ended, though none stood all
     // through it.
     let mut controller = seeded(2_000_000);
