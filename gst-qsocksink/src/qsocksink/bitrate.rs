@@ -59,13 +59,12 @@ pub const PATH_DELAY_TOLERANCE: Duration = Duration::from_millis(30);
 /// latency budget.
 pub const STANDING_QUEUE_TOLERANCE: Duration = Duration::from_millis(20);
 
-/// How long the least-delayed of an interval's packets may have waited
-/// above the path's own one-way delay for the interval still to show the
-/// path clear for a climb: past it the path is full, and the estimate
-/// settles just below what arrived ([`AT_CAPACITY_FACTOR`]) before the
-/// queue stands long enough to cut for, and before a receiver's jitter
-/// buffer gives up on a frame; a queue this long forming as the interval
-/// ends stops the climb.
+/// How long the least-delayed of an interval's packets, or of its last
+/// 200 ms of arrivals, may have waited above the path's own one-way delay
+/// for the interval still to show the path clear for a climb: past it the
+/// path is full, and the estimate settles just below what arrived
+/// ([`AT_CAPACITY_FACTOR`]) before the queue stands long enough to cut
+/// for, and before a receiver's jitter buffer gives up on a frame.
 pub const CLEAR_QUEUE: Duration = Duration::from_millis(5);
 
 /// What a queue just standing leaves of what arrived: far enough below the
@@ -200,8 +199,8 @@ pub enum Signal {
     /// the way: packets waited above the path's own one-way delay.
     StandingQueue,
     /// The receiver's transport-wide feedback showed a queue just forming:
-    /// every packet of the interval waited a little, so the path is full,
-    /// and what arrived is its rate.
+    /// every packet of the interval, or of its last 200 ms, waited a
+    /// little, so the path is full, and what arrived is its rate.
     QueueForming,
     /// The receiver's reports showed the path clear.
     ReceiverClear,
@@ -468,7 +467,7 @@ impl BitrateController {
         let standing = path
             .standing_queue
             .is_some_and(|queue| queue > STANDING_QUEUE_TOLERANCE);
-        let forming = path
+        let full = path
             .standing_queue
             .max(path.queue_at_end)
             .is_some_and(|queue| queue > CLEAR_QUEUE);
@@ -485,12 +484,12 @@ impl BitrateController {
             PathVerdict::Congested(Signal::StandingQueue, 0.0)
         } else if queueing && !draining {
             PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
-        } else if path.standing_queue.is_some_and(|queue| queue > CLEAR_QUEUE) && !draining {
+        } else if full && !draining {
             PathVerdict::AtCapacity
         } else if path.fraction_lost <= PATH_LOSS_CLEAR
             && (path.round_trip.is_some() || path.standing_queue.is_some())
             && !queueing
-            && !forming
+            && !full
             && !draining
         {
             // Only a report that measured the round trip anew, or

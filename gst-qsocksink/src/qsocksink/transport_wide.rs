@@ -43,6 +43,14 @@ const REFERENCE_WRAP: i64 = 1 << 24;
 const BASE_HISTORY: usize = 6;
 const BASE_BUCKET: Duration = Duration::from_secs(10);
 
+/// How long a queue must stand, packet after packet, to show as the queue
+/// at an interval's end: longer than the packets of one large frame take
+/// to cross a bottleneck the stream nearly fills (an I-frame within a
+/// 100 ms budget), so that a frame's own burst is not taken for a queue,
+/// and short against an interval, so that a queue forming shows before it
+/// stands through a whole one.
+const RECENT_ARRIVALS: Duration = Duration::from_millis(200);
+
 /// The shortest span of arrivals over which the bytes that arrived tell the
 /// path's rate.
 const MIN_RATE_SPAN: Duration = Duration::from_millis(200);
@@ -62,9 +70,8 @@ pub(super) struct TransportWideInterval {
     /// The least time any of the interval's packets waited above the path's
     /// own delay: a queue that stood the whole interval.
     pub standing_queue: Option<Duration>,
-    /// The least wait of the packets the interval's last feedback message
-    /// covered (the last tenth of a second or so): a queue forming as the
-    /// interval ended.
+    /// The least wait of the packets that arrived in the last
+    /// [`RECENT_ARRIVALS`]: a queue forming as the interval ended.
     pub queue_at_end: Option<Duration>,
     /// The rate the receiver got the stream at, from the bytes of the
     /// packets that arrived and the span of their arrivals.
@@ -90,6 +97,9 @@ pub(super) struct TransportWide {
     /// per bucket, the newest last.
     base: VecDeque<(Instant, i64)>,
     interval: Accumulated,
+    /// The arrival and the wait of each packet that arrived in the last
+    /// [`RECENT_ARRIVALS`], in microseconds, the latest last.
+    recent: VecDeque<(i64, i64)>,
     /// Feedback packets since the sink started.
     pub feedback_total: u64,
     /// The standing queue of the latest interval that had one measured.
@@ -102,8 +112,6 @@ pub(super) struct TransportWide {
 #[derive(Debug, Default)]
 struct Accumulated {
     least_queue_us: Option<i64>,
-    /// The least wait of the packets the latest feedback message covered.
-    latest_message_queue_us: Option<i64>,
     received: u64,
     lost: u64,
     bytes: u64,
@@ -120,6 +128,7 @@ impl Default for TransportWide {
             reference_us: None,
             base: VecDeque::with_capacity(BASE_HISTORY + 1),
             interval: Accumulated::default(),
+            recent: VecDeque::new(),
             feedback_total: 0,
             latest_standing_queue: None,
             departures_total: 0,
@@ -175,7 +184,6 @@ impl TransportWide {
         self.feedback_total += 1;
         self.interval.feedback += 1;
         let mut arrival_us = reference_us;
-        let mut message_queue_us: Option<i64> = None;
         for (sequence, status) in packets {
             let TwccPacketStatus::Received { delta } = status else {
                 if self.known(sequence).is_some() {
@@ -197,8 +205,7 @@ impl TransportWide {
                 let queue_us = (one_way_us - base_us).max(0);
                 let least = &mut self.interval.least_queue_us;
                 *least = Some(least.map_or(queue_us, |least| least.min(queue_us)));
-                message_queue_us =
-                    Some(message_queue_us.map_or(queue_us, |least| least.min(queue_us)));
+                self.note_recent(arrival_us, queue_us);
             }
             let interval = &mut self.interval;
             interval.received += 1;
@@ -214,10 +221,35 @@ impl TransportWide {
                     .map_or(arrival_us, |last| last.max(arrival_us)),
             );
         }
-        if message_queue_us.is_some() {
-            self.interval.latest_message_queue_us = message_queue_us;
-        }
         true
+    }
+
+    /// Keeps the wait of a packet that arrived at `arrival_us`, and those
+    /// of the packets before it that arrived within [`RECENT_ARRIVALS`].
+    fn note_recent(&mut self, arrival_us: i64, queue_us: i64) {
+        self.recent.push_back((arrival_us, queue_us));
+        let window_us = i64::try_from(RECENT_ARRIVALS.as_micros()).unwrap_or(i64::MAX);
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(at, _)| at < arrival_us - window_us)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The least wait of the packets that arrived in the last
+    /// [`RECENT_ARRIVALS`], once arrivals span most of it: fewer say
+    /// nothing of a queue that stands.
+    fn recent_queue(&self) -> Option<Duration> {
+        let first = self.recent.iter().map(|&(at, _)| at).min()?;
+        let last = self.recent.iter().map(|&(at, _)| at).max()?;
+        let window_us = i64::try_from(RECENT_ARRIVALS.as_micros()).unwrap_or(i64::MAX);
+        if last - first < window_us / 2 {
+            return None;
+        }
+        let least = self.recent.iter().map(|&(_, queue)| queue).min()?;
+        Some(Duration::from_micros(least.unsigned_abs()))
     }
 
     /// What the feedback since the last call showed; None when none came.
@@ -229,9 +261,7 @@ impl TransportWide {
         let standing_queue = interval
             .least_queue_us
             .map(|us| Duration::from_micros(us.unsigned_abs()));
-        let queue_at_end = interval
-            .latest_message_queue_us
-            .map(|us| Duration::from_micros(us.unsigned_abs()));
+        let queue_at_end = self.recent_queue();
         if standing_queue.is_some() {
             self.latest_standing_queue = standing_queue;
         }

@@ -96,17 +96,53 @@ fn a_queue_forming_late_in_the_interval_shows_at_its_end() {
     send_ten(&mut transport, 0, start);
     let statuses = arrivals(5_000, 10_000, 10);
     assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
-    // The next ten left 100 ms later, and each waited 30 ms: the first
-    // batch arrived 285 ms after it left, these 315 ms; the reference time
-    // is 128 ms on, so the first arrives 7 ms after it.
-    send_ten(&mut transport, 10, start + Duration::from_millis(100));
-    let statuses = arrivals(7_000, 10_000, 10);
+    // The next thirty left 100 ms later, 10 ms apart, and each waited
+    // 30 ms: the first batch arrived 285 ms after it left, these 315 ms;
+    // the reference time is 128 ms on, so the first arrives 7 ms after it.
+    let later = start + Duration::from_millis(100);
+    for batch in 0..3u16 {
+        let at = later + Duration::from_millis(100 * u64::from(batch));
+        send_ten(&mut transport, 10 + 10 * batch, at);
+    }
+    let statuses = arrivals(7_000, 10_000, 30);
     assert!(transport.feedback(fci(&feedback_packet(10, 22, &statuses))));
     let interval = transport
         .take_interval()
         .unwrap_or_else(|| panic!("feedback came"));
     assert_eq!(interval.standing_queue, Some(Duration::ZERO));
     assert_eq!(interval.queue_at_end, Some(Duration::from_millis(30)));
+}
+
+#[test]
+fn one_large_frame_waiting_for_itself_is_no_queue_at_the_end() {
+    let mut transport = TransportWide::default();
+    let start = transport.epoch + Duration::from_secs(1);
+    // Frames 40 ms apart, packets crossing the bottleneck 4 ms each: ten
+    // frames of five packets, then one of thirty sent at once (120 ms at
+    // the bottleneck), then two of five that wait behind it.
+    let mut frames: Vec<(u64, usize)> = (0..10).map(|frame| (40 * frame, 5)).collect();
+    frames.extend([(400, 30), (440, 5), (480, 5)]);
+    let mut statuses = Vec::new();
+    let (mut sequence, mut free_ms, mut previous_us) = (0u16, 0, 0);
+    for (left_ms, packets) in frames {
+        for _ in 0..packets {
+            transport.sent(sequence, 1000, start + Duration::from_millis(left_ms));
+            sequence += 1;
+            let crossed_ms = free_ms.max(left_ms) + 4;
+            free_ms = crossed_ms;
+            let arrival_us = i64::try_from(crossed_ms * 1000).unwrap();
+            statuses.push(received(arrival_us - previous_us));
+            previous_us = arrival_us;
+        }
+    }
+    assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
+    let interval = transport
+        .take_interval()
+        .unwrap_or_else(|| panic!("feedback came"));
+    // The last packets waited over 60 ms, but within the last 200 ms of
+    // arrivals the large frame's first packet met no queue.
+    assert_eq!(interval.standing_queue, Some(Duration::ZERO));
+    assert_eq!(interval.queue_at_end, Some(Duration::ZERO));
 }
 
 #[test]
