@@ -100,10 +100,10 @@ impl UpstreamEncoder {
     }
 
     /// Sets the encoder's bitrate to what makes it send `estimate_bps`,
-    /// having made `output_bps` over the `length` of the interval now
-    /// ending, unless it was set to it already, and keeps its rate-control
-    /// buffer, where it has one, small enough for any frame to leave within
-    /// `latency_budget` at the estimate (see
+    /// `output` being what it made (bits per second, over the length of
+    /// the interval now ending), unless it was set to it already, and keeps
+    /// its rate-control buffer, where it has one, small enough for any
+    /// frame to leave within `latency_budget` at the estimate (see
     /// [`super::bitrate::frame_buffer`]): a buffer of the budget at a
     /// bitrate asked for above the estimate would let a frame take longer.
     pub fn follow(
