@@ -373,6 +373,12 @@ impl BitrateController {
             .delivered_bps
             .filter(|&bps| bps > 0)
             .map_or(current, |bps| bps.min(current));
+        // What arrived at the receiver, where its feedback spanned long
+        // enough to tell.
+        let received = observation
+            .path
+            .and_then(|path| path.received_bps)
+            .filter(|&bps| bps > 0);
         let (next, signal) = if self.hold > 0 {
             self.hold -= 1;
             (current, None)
@@ -385,10 +391,6 @@ impl BitrateController {
             // in it, and what left less what was lost bounds it: the
             // receiver's count is as coarse as its reports' timing.
             let sent_through = carried as f64 * (1.0 - lost);
-            let received = observation
-                .path
-                .and_then(|path| path.received_bps)
-                .filter(|&bps| bps > 0);
             let through = received.map_or(sent_through, |bps| sent_through.min(bps as f64));
             // Where the path congested is what arrived there, when known.
             self.path_ceiling = Some(received.unwrap_or(through as u64));
@@ -398,11 +400,7 @@ impl BitrateController {
         } else if path == Some(PathVerdict::AtCapacity) {
             // No hold: the cut is small, and the next interval's queue
             // shows whether it drains.
-            let through = observation
-                .path
-                .and_then(|path| path.received_bps)
-                .filter(|&bps| bps > 0)
-                .unwrap_or(carried);
+            let through = received.unwrap_or(carried);
             self.path_ceiling = Some(through);
             let settled = (through as f64 * AT_CAPACITY_FACTOR) as u64;
             (settled.min(current), Some(Signal::QueueForming))
