@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use qsock::Rate;
 use rtcp_types::{FciParser, Twcc, TwccPacketStatus};
 
 /// The header extension's URI in `extmap-ID` of the caps.
@@ -50,6 +51,7 @@ const BASE_BUCKET: Duration = Duration::from_secs(10);
 /// and short against an interval, so that a queue forming shows before it
 /// stands through a whole one.
 const RECENT_ARRIVALS: Duration = Duration::from_millis(200);
+const RECENT_ARRIVALS_US: i64 = RECENT_ARRIVALS.as_micros() as i64;
 
 /// The shortest span of arrivals over which the bytes that arrived tell the
 /// path's rate.
@@ -228,11 +230,10 @@ impl TransportWide {
     /// of the packets before it that arrived within [`RECENT_ARRIVALS`].
     fn note_recent(&mut self, arrival_us: i64, queue_us: i64) {
         self.recent.push_back((arrival_us, queue_us));
-        let window_us = i64::try_from(RECENT_ARRIVALS.as_micros()).unwrap_or(i64::MAX);
         while self
             .recent
             .front()
-            .is_some_and(|&(at, _)| at < arrival_us - window_us)
+            .is_some_and(|&(at, _)| at < arrival_us - RECENT_ARRIVALS_US)
         {
             self.recent.pop_front();
         }
@@ -244,8 +245,7 @@ impl TransportWide {
     fn recent_queue(&self) -> Option<Duration> {
         let first = self.recent.iter().map(|&(at, _)| at).min()?;
         let last = self.recent.iter().map(|&(at, _)| at).max()?;
-        let window_us = i64::try_from(RECENT_ARRIVALS.as_micros()).unwrap_or(i64::MAX);
-        if last - first < window_us / 2 {
+        if last - first < RECENT_ARRIVALS_US / 2 {
             return None;
         }
         let least = self.recent.iter().map(|&(_, queue)| queue).min()?;
@@ -273,10 +273,9 @@ impl TransportWide {
             .filter(|&span| span >= MIN_RATE_SPAN)
             // The span runs from the first arrival to the last: the first
             // packet's bytes came before it.
-            .map(|span| {
-                let packets = interval.received as f64;
-                let bytes = interval.bytes as f64 * (packets - 1.0) / packets;
-                (bytes * 8.0 / span.as_secs_f64()).round() as u64
+            .and_then(|span| {
+                let bytes = interval.bytes * (interval.received - 1) / interval.received;
+                Rate::of(bytes, span).map(Rate::bits_per_second)
             });
         let covered = interval.received + interval.lost;
         Some(TransportWideInterval {
