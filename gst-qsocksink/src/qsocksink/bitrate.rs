@@ -7,7 +7,9 @@
 //! least seen, cut the estimate to three quarters of what left the host.
 //! The receiver's reports (RTCP) show the rest of the path: loss beyond
 //! [`PATH_LOSS_CUT`] cuts the estimate to a little below what got through,
-//! and a round trip standing [`PATH_DELAY_TOLERANCE`] above the least seen
+//! a lighter loss while the stream sends its estimate settles it just below
+//! what got through (once per climb: a loss that goes on is the path's
+//! own), and a round trip standing [`PATH_DELAY_TOLERANCE`] above the least seen
 //! (a queue building in a router) cuts it too. Only a report that shows the
 //! path clear lets the estimate climb, by a small fixed step, and only while
 //! the stream actually sends near the estimate: the host's clear queue says
@@ -202,6 +204,10 @@ pub enum Signal {
     /// every packet of the interval, or of its last 200 ms, waited a
     /// little, so the path is full, and what arrived is its rate.
     QueueForming,
+    /// The receiver lost a few packets, too few to cut for, while the
+    /// stream sent its estimate: the path is full, and what got through is
+    /// its rate.
+    ReceiverLightLoss,
     /// The receiver's reports showed the path clear.
     ReceiverClear,
 }
@@ -217,6 +223,7 @@ impl Signal {
             Signal::ReceiverDelay => "receiver-delay",
             Signal::StandingQueue => "standing-queue",
             Signal::QueueForming => "queue-forming",
+            Signal::ReceiverLightLoss => "receiver-light-loss",
             Signal::ReceiverClear => "receiver-clear",
         }
     }
@@ -285,6 +292,11 @@ pub struct BitrateController {
     since_report: Duration,
     /// What the path carried when it last congested.
     path_ceiling: Option<u64>,
+    /// The estimate settled on a light loss and has not climbed since: a
+    /// loss that goes on after one settle is the path's own (radio, a
+    /// flaky hop), not a queue, and settling on it again and again would
+    /// ratchet the estimate down to its floor.
+    settled_on_light_loss: bool,
     hold: u32,
     last_change: Option<Signal>,
 }
@@ -303,6 +315,7 @@ impl BitrateController {
             previous_standing_queue: None,
             since_report: Duration::ZERO,
             path_ceiling: None,
+            settled_on_light_loss: false,
             hold: 0,
             last_change: None,
         }
@@ -360,7 +373,8 @@ impl BitrateController {
         let path_seen = observation
             .path
             .map(|path| beyond_the_host(path, observation));
-        let path = path_seen.map(|path| self.path_verdict(path));
+        let app_limited = self.app_limited(observation, current);
+        let path = path_seen.map(|path| self.path_verdict(path, app_limited));
         self.since_report += observation.length;
         let vouched = std::mem::replace(&mut self.since_report, Duration::ZERO);
         if path.is_none() {
@@ -387,6 +401,7 @@ impl BitrateController {
             ((carried as f64 * DECREASE_FACTOR) as u64, Some(signal))
         } else if let Some(PathVerdict::Congested(signal, lost)) = path {
             self.hold = HOLD_AFTER_DECREASE;
+            self.settled_on_light_loss = false;
             // What arrived is what the path carries while a queue stands
             // in it, and what left less what was lost bounds it: the
             // receiver's count is as coarse as its reports' timing.
@@ -397,17 +412,23 @@ impl BitrateController {
             let queue = path_seen.and_then(|path| self.queue_on_path(path));
             let cut = (through * decrease_factor(queue)) as u64;
             (cut.min(current), Some(signal))
-        } else if path == Some(PathVerdict::AtCapacity) {
+        } else if let Some(PathVerdict::AtCapacity(signal, lost)) = path {
             // No hold: the cut is small, and the next interval's queue
             // shows whether it drains.
-            let through = received.unwrap_or(carried);
+            // A queue forming delays but loses nothing: what arrived is the
+            // path's rate. A loss bounds it by what left less what was lost.
+            let sent_through = (carried as f64 * (1.0 - lost)) as u64;
+            let through = match received {
+                Some(bps) if lost > 0.0 => bps.min(sent_through),
+                Some(bps) => bps,
+                None => sent_through,
+            };
             self.path_ceiling = Some(through);
+            self.settled_on_light_loss |= signal == Signal::ReceiverLightLoss;
             let settled = (through as f64 * AT_CAPACITY_FACTOR) as u64;
-            (settled.min(current), Some(Signal::QueueForming))
-        } else if path == Some(PathVerdict::Clear)
-            && observation.sent_packets > 0
-            && !self.app_limited(observation, current)
-        {
+            (settled.min(current), Some(signal))
+        } else if path == Some(PathVerdict::Clear) && observation.sent_packets > 0 && !app_limited {
+            self.settled_on_light_loss = false;
             (
                 self.climb(current, carried, vouched),
                 Some(Signal::ReceiverClear),
@@ -444,8 +465,9 @@ impl BitrateController {
         }
     }
 
-    /// What the receiver's reports say of the path beyond the host.
-    fn path_verdict(&mut self, path: PathObservation) -> PathVerdict {
+    /// What the receiver's reports say of the path beyond the host, the
+    /// stream sending well below its estimate when `app_limited`.
+    fn path_verdict(&mut self, path: PathObservation, app_limited: bool) -> PathVerdict {
         let mut draining = false;
         let queueing = path.round_trip.is_some_and(|round_trip| {
             let least = self
@@ -483,7 +505,17 @@ impl BitrateController {
         } else if queueing && !draining {
             PathVerdict::Congested(Signal::ReceiverDelay, 0.0)
         } else if full && !draining {
-            PathVerdict::AtCapacity
+            PathVerdict::AtCapacity(Signal::QueueForming, 0.0)
+        } else if path.fraction_lost > PATH_LOSS_CLEAR
+            && !draining
+            && !app_limited
+            && !self.settled_on_light_loss
+        {
+            // A router whose queue was full before the first round trip
+            // was measured shows no queue growing, only a few packets
+            // lost report after report: holding there keeps the stream
+            // above the path for as long as the loss stays light.
+            PathVerdict::AtCapacity(Signal::ReceiverLightLoss, path.fraction_lost)
         } else if path.fraction_lost <= PATH_LOSS_CLEAR
             && (path.round_trip.is_some() || path.standing_queue.is_some())
             && !queueing
@@ -572,12 +604,12 @@ fn beyond_the_host(path: PathObservation, observation: &Observation) -> PathObse
 enum PathVerdict {
     /// Cut, for this signal, from what got through (the share lost).
     Congested(Signal, f64),
-    /// A queue just forms: the path is full; settle just below what
-    /// arrived.
-    AtCapacity,
+    /// A queue just forms, or a few packets are lost (with the share
+    /// lost): the path is full; settle just below what arrived.
+    AtCapacity(Signal, f64),
     /// Little loss and no queue: evidence that the estimate gets through.
     Clear,
-    /// Some loss, no queue: hold.
+    /// Some loss, no queue, already settled for it: hold.
     Unclear,
 }
 

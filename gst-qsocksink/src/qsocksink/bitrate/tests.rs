@@ -417,9 +417,31 @@ fn loss_at_the_receiver_cuts_below_what_got_through() {
     // 60 % of 2.5 Mbit/s got through; 85 % of that.
     assert_eq!(controller.update(&lossy), Some(1_275_000));
     assert_eq!(controller.last_change(), Some(Signal::ReceiverLoss));
-    // Some loss, below the cut: neither a cut nor a climb.
-    let mut holding = seeded(1_000_000);
-    assert_eq!(holding.update(&with_path(path(0.05, 20))), None);
+}
+
+#[test]
+fn a_light_loss_settles_below_what_got_through_once_per_climb() {
+    // The router's queue was full before the first round trip was
+    // measured: the round trip stays where it was, and the receiver loses
+    // a few percent, report after report.
+    let mut controller = seeded(1_700_000);
+    let lossy = |fraction_lost| Observation {
+        delivered_bps: Some(1_600_000),
+        ..with_path(path(fraction_lost, 343))
+    };
+    // 96 % of 1.6 Mbit/s got through; 95 % of that.
+    assert_eq!(controller.update(&lossy(0.04)), Some(1_459_200));
+    assert_eq!(controller.last_change(), Some(Signal::ReceiverLightLoss));
+    // The loss goes on: the path's own, not a queue; held.
+    assert_eq!(controller.update(&lossy(0.04)), None);
+    assert_eq!(controller.update(&lossy(0.05)), None);
+    // A clear report climbs and re-arms the settle.
+    assert!(controller.update(&lossy(0.0)).is_some());
+    assert!(controller.update(&lossy(0.04)).unwrap() < 1_500_000);
+    // A stream sending well below its estimate proves nothing by its
+    // loss.
+    let mut idle = seeded(4_000_000);
+    assert_eq!(idle.update(&lossy(0.04)), None);
 }
 
 #[test]
