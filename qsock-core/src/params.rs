@@ -434,6 +434,14 @@ pub struct InitParams {
     /// The rate the scheduler may send at in all: it becomes the bottleneck
     /// where queues form and are ordered. `None` uses the device's speed.
     pub link_rate: Option<Rate>,
+    /// The most the device's traffic of no stream (best effort) may send:
+    /// where this host's traffic crosses a bottleneck narrower than the
+    /// link further on, its bulk traffic waits here, behind the streams,
+    /// while the streams keep their own rates and send at the link's.
+    /// `None` keeps the cap the scheduler has (none, when installed); a
+    /// rate at or above the link rate lifts it. Only `htb` classes best
+    /// effort apart from the streams.
+    pub best_effort_rate: Option<Rate>,
     /// Most packets queued in the scheduler at once; `None` takes the default.
     pub limit: Option<u32>,
     /// How finely the scheduler tells deadlines apart; `None` takes
@@ -450,6 +458,7 @@ impl InitParams {
             device: device.into(),
             scheduler,
             link_rate: None,
+            best_effort_rate: None,
             limit: None,
             deadline_resolution: None,
         }
@@ -471,6 +480,13 @@ impl InitParams {
         self
     }
 
+    /// The same, with best effort capped at `rate` (see
+    /// [`InitParams::best_effort_rate`]).
+    pub fn with_best_effort_rate(mut self, rate: Rate) -> Self {
+        self.best_effort_rate = Some(rate);
+        self
+    }
+
     /// The same, with a deadline resolution.
     pub fn with_deadline_resolution(mut self, resolution: Duration) -> Self {
         self.deadline_resolution = Some(resolution);
@@ -488,6 +504,9 @@ impl InitParams {
             )));
         }
         if let Some(rate) = self.link_rate {
+            rate.validate(&format!("{}bit", rate.bits_per_second()))?;
+        }
+        if let Some(rate) = self.best_effort_rate {
             rate.validate(&format!("{}bit", rate.bits_per_second()))?;
         }
         if self.limit == Some(0) {

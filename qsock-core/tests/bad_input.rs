@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 use qsock::{
-    qsockinit, ErrorKind, InitParams, PacketFlags, QSocket, QosParams, SchedulerName, StreamParams,
+    qsockinit, ErrorKind, InitParams, PacketFlags, QSocket, QosParams, Rate, SchedulerName,
+    StreamParams,
 };
 use socket2::{Domain, Socket, Type};
 
@@ -164,6 +165,12 @@ fn qsockinit_refuses_bad_params() {
         // Not loaded on a development machine.
         (
             InitParams::new("lo", SchedulerName::Dwcs),
+            ErrorKind::NotSupported,
+        ),
+        // The user scheduler never sees the host's other traffic.
+        (
+            InitParams::new("lo", SchedulerName::User)
+                .with_best_effort_rate(Rate::from_bits_per_second(1_000_000)),
             ErrorKind::NotSupported,
         ),
     ];

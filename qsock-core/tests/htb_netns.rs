@@ -417,6 +417,104 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
     assert!(tcp_bps > 5e6, "{summary}");
 }
 
+#[test]
+fn a_cap_on_best_effort_holds_bulk_traffic_back_and_leaves_the_streams_the_link() {
+    let _turn = turn();
+    let Some(bed) = bed_with_htb_at_10_mbit() else {
+        return;
+    };
+    let capped = htb_init(&bed, mbit(10)).with_best_effort_rate(mbit(2));
+    let init = bed.run_in_sender(|| qsockinit(&capped)).unwrap().unwrap();
+    assert!(
+        init.reason.contains("best effort is capped at 2mbit"),
+        "{init:?}"
+    );
+    let classes = tc_show(&bed, "class");
+    let best_effort = classes
+        .lines()
+        .find(|line| line.starts_with("class htb 7173:fffe"))
+        .unwrap_or_else(|| panic!("no best-effort class: {classes}"));
+    assert!(best_effort.contains(" ceil 2Mbit "), "{best_effort}");
+    let shown = bed
+        .run_in_sender(|| report(bed.sender_dev()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown.best_effort_rate, Some(mbit(2)));
+    assert_eq!(shown.link_rate, Some(mbit(10)));
+
+    // A stream of 3.9 Mbit/s on the wire, beside TCP: above the cap, and
+    // not held to it.
+    let (_server, client) = iperf3_filling_the_link(&bed, "5203", "5");
+    let managed_rx = receiver_socket(&bed);
+    let managed_to = managed_rx.local_addr().unwrap();
+    let managed_seen = std::thread::spawn(move || receive(managed_rx, Duration::from_secs(3)));
+    const PAYLOAD: usize = 938;
+    const IPG: Duration = Duration::from_millis(2);
+    const PACKETS: u64 = 1500;
+    let params = htb_stream(
+        &bed,
+        StreamParams::periodic(IPG, 0, 0)
+            .with_packet_size(PAYLOAD as u32)
+            .work_conserving(),
+    );
+    let sent = bed
+        .run_in_sender(|| -> qsock::Result<u64> {
+            let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
+            let mut packet = [0u8; PAYLOAD];
+            let mut sent = 0;
+            let start = Instant::now();
+            for i in 0..PACKETS {
+                let due = start + IPG * u32::try_from(i).expect("fits");
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                packet[..8].copy_from_slice(&qsock::monotonic_now().to_ne_bytes());
+                if managed
+                    .send_to(&packet, &managed_to, &PacketFlags::new())
+                    .is_ok()
+                {
+                    sent += 1;
+                }
+            }
+            managed.close()?;
+            Ok(sent)
+        })
+        .unwrap()
+        .unwrap();
+    let capped_tcp = iperf3_received_bps(&client.wait_for_output());
+    let managed = managed_seen.join().unwrap();
+    let summary = format!(
+        "stream: sent {sent} received {} p95 {:?}; TCP {:.2} Mbit/s under a 2 Mbit/s cap",
+        managed.received,
+        managed.percentile(0.95),
+        capped_tcp / 1e6
+    );
+    eprintln!("{summary}");
+    assert_eq!(sent, PACKETS, "{summary}");
+    assert!(managed.received * 100 >= sent * 99, "{summary}");
+    assert!(
+        managed.percentile(0.95) < Duration::from_millis(30),
+        "{summary}"
+    );
+    assert!(capped_tcp < 2.3e6, "TCP passed its cap: {summary}");
+    assert!(capped_tcp > 0.5e6, "TCP was starved: {summary}");
+
+    // A cap at the link rate lifts it.
+    let lifted = htb_init(&bed, mbit(10)).with_best_effort_rate(mbit(10));
+    let init = bed.run_in_sender(|| qsockinit(&lifted)).unwrap().unwrap();
+    assert!(
+        init.reason.contains("best effort may use the whole link"),
+        "{init:?}"
+    );
+    let (_server, client) = iperf3_filling_the_link(&bed, "5204", "3");
+    let free_tcp = iperf3_received_bps(&client.wait_for_output());
+    assert!(
+        free_tcp > 5e6,
+        "TCP got {:.2} Mbit/s with the cap lifted",
+        free_tcp / 1e6
+    );
+}
+
 fn iperf3_received_bps(json: &str) -> f64 {
     let value: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| {
         panic!("iperf3 -J did not print JSON ({e}): {json}");

@@ -55,6 +55,13 @@ enum Command {
         /// form and are ordered. Defaults to the device's speed.
         #[arg(long, value_name = "RATE")]
         rate: Option<String>,
+        /// The most the device's traffic of no stream may send (htb only),
+        /// as tc writes rates: where the host's traffic crosses a narrower
+        /// bottleneck further on, its bulk traffic waits here while the
+        /// streams keep the link. A rate at or above the link's lifts the
+        /// cap; left out, the cap stays as it is.
+        #[arg(long, value_name = "RATE")]
+        best_effort_rate: Option<String>,
         /// Most packets queued in the scheduler at once.
         #[arg(long, value_name = "PACKETS")]
         limit: Option<u32>,
@@ -167,6 +174,7 @@ fn run(command: Command) -> qsock::Result<()> {
             device,
             scheduler,
             rate,
+            best_effort_rate,
             limit,
             resolution,
         } => {
@@ -176,6 +184,10 @@ fn run(command: Command) -> qsock::Result<()> {
             }
             let mut init = InitParams::new(self::device(device)?, scheduler);
             init.link_rate = rate.as_deref().map(str::parse::<Rate>).transpose()?;
+            init.best_effort_rate = best_effort_rate
+                .as_deref()
+                .map(str::parse::<Rate>)
+                .transpose()?;
             init.limit = limit;
             init.deadline_resolution = resolution.as_deref().map(parse_duration).transpose()?;
             let report = qsock::qsockinit(&init)?;

@@ -50,7 +50,13 @@ pub(crate) fn print_report(report: &DeviceReport) {
         );
     }
     if let Some(best_effort) = &report.best_effort {
-        println!("best effort");
+        match report
+            .best_effort_rate
+            .filter(|&cap| Some(cap) != report.link_rate)
+        {
+            Some(cap) => println!("best effort, capped at {cap}"),
+            None => println!("best effort"),
+        }
         print_stats(best_effort);
     }
 }

@@ -273,6 +273,13 @@ pub(crate) fn init(init: &InitParams) -> Result<Option<InitReport>> {
                      sets it"
                 ));
             }
+            if let Some(asked) = init.best_effort_rate {
+                reason.push_str(&format!(
+                    "; the cap on best effort asked for ({asked}) is not applied: it would hold \
+                     back every user's traffic on {device}, which only qsockd's administrator \
+                     decides"
+                ));
+            }
             Ok(Some(InitReport {
                 scheduler,
                 device: device.clone(),

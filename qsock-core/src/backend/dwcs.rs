@@ -360,6 +360,7 @@ impl KernelScheduler for Dwcs {
     const NAME: SchedulerName = SchedulerName::Dwcs;
     const KIND: &'static str = KIND;
     const LABEL: &'static str = "dwcs";
+    const CAPS_BEST_EFFORT: bool = false;
 
     /// `tc qdisc change` of the options `init` names that differ.
     fn update(&self, root: OurRoot<'_>, init: &InitParams) -> Result<Option<String>> {

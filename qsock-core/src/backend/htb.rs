@@ -8,9 +8,12 @@
 //! ```text
 //! qdisc htb 7173: root default fffe
 //! class htb 7173:1    rate LINK ceil LINK              (the link)
-//! class htb 7173:fffe rate LINK/100 ceil LINK prio 1   (best effort)
+//! class htb 7173:fffe rate LINK/100 ceil LINK|CAP prio 1   (best effort)
 //! class htb 7173:N    rate STREAM ceil STREAM|LINK prio 0   (one per stream, N >= 2)
 //! ```
+//!
+//! A cap on best effort (`InitParams::best_effort_rate`) is best effort's
+//! ceiling: the streams keep theirs, the link's.
 //!
 //! A socket is put in its class through `SO_PRIORITY` = `7173:N`, which HTB
 //! matches before any filter. Filters on `7173:` send ARP and IPv6 neighbour
@@ -62,6 +65,12 @@ fn mbit(n: u64) -> Rate {
     Rate::from_bits_per_second(n * 1_000_000)
 }
 
+/// `n` kbit/s, for the tests of HTB's rates.
+#[cfg(test)]
+fn kbit(n: u64) -> Rate {
+    Rate::from_bits_per_second(n * 1_000)
+}
+
 /// The `htb` backend.
 #[derive(Debug)]
 pub(crate) struct Htb;
@@ -99,15 +108,16 @@ fn link_class(rate: Rate, mtu: u32) -> HtbClassSpec {
     }
 }
 
-fn best_effort_class(link: Rate, mtu: u32) -> HtbClassSpec {
+fn best_effort_class(link: Rate, cap: Option<Rate>, mtu: u32) -> HtbClassSpec {
     // A small guarantee keeps best effort from starving entirely; the rest it
-    // borrows up to the link rate whenever streams leave room.
-    let rate = best_effort_guarantee(link);
+    // borrows up to the link rate (or its cap) whenever streams leave room.
+    let ceil = cap.map_or(link, |cap| cap.min(link));
+    let rate = best_effort_guarantee(link).min(ceil);
     HtbClassSpec {
         rate,
-        ceil: link,
+        ceil,
         burst: burst_for(rate, mtu),
-        cburst: burst_for(link, mtu),
+        cburst: burst_for(ceil, mtu),
         prio: BEST_EFFORT_PRIO,
         quantum: quantum_for(link, mtu),
     }
@@ -149,16 +159,41 @@ pub(crate) fn send_class(
     class::send(nl, link, verb, parent, handle, HTB_KIND, spec.attribute())
 }
 
-/// Sends the classes a link of `rate` sizes: the link's and best effort's.
-fn send_link_classes(nl: &Netlink, link: &Link, verb: ClassVerb, rate: Rate) -> Result<()> {
+/// Sends the classes a link of `rate` sizes: the link's and best effort's,
+/// best effort capped at `best_effort_cap` where one is given below it.
+fn send_link_classes(
+    nl: &Netlink,
+    link: &Link,
+    verb: ClassVerb,
+    rate: Rate,
+    best_effort_cap: Option<Rate>,
+) -> Result<()> {
     send_class(nl, link, verb, root_class(), &link_class(rate, link.mtu))?;
+    send_best_effort_class(nl, link, verb, rate, best_effort_cap)
+}
+
+fn send_best_effort_class(
+    nl: &Netlink,
+    link: &Link,
+    verb: ClassVerb,
+    rate: Rate,
+    cap: Option<Rate>,
+) -> Result<()> {
     send_class(
         nl,
         link,
         verb,
         class_handle(BEST_EFFORT_MINOR),
-        &best_effort_class(rate, link.mtu),
+        &best_effort_class(rate, cap, link.mtu),
     )
+}
+
+/// Best effort's cap on a device: its ceiling, where below the link's.
+fn best_effort_cap(nl: &Netlink, link: &Link, link_rate: Option<Rate>) -> Result<Option<Rate>> {
+    let ceil = class::get(nl, link, class_handle(BEST_EFFORT_MINOR))?
+        .and_then(|info| info.htb())
+        .map(|htb| htb.ceil);
+    Ok(ceil.filter(|&ceil| link_rate.is_some_and(|link| ceil < link)))
 }
 
 /// After the link rate changed from `old_link` to `link`: an HTB class may
@@ -308,7 +343,6 @@ pub(crate) fn is_stream_class(info: &ClassInfo) -> bool {
 fn admit(
     device: &str,
     link_rate: Rate,
-    mtu: u32,
     live: &[ClassInfo],
     replacing: Option<TcHandle>,
     rate: Rate,
@@ -322,7 +356,7 @@ fn admit(
         .filter_map(|info| info.rate())
         .map(Rate::bits_per_second)
         .fold(0, u64::saturating_add);
-    let best_effort = best_effort_class(link_rate, mtu).rate.bits_per_second();
+    let best_effort = best_effort_guarantee(link_rate).bits_per_second();
     let left = link_rate
         .bits_per_second()
         .saturating_sub(held)
@@ -364,7 +398,7 @@ fn create_stream_class(
         HTB_KIND,
         &spec.attribute(),
         is_stream_class,
-        |live| admit(&link.name, link_rate, link.mtu, live, None, spec.rate),
+        |live| admit(&link.name, link_rate, live, None, spec.rate),
     )
 }
 
@@ -372,28 +406,41 @@ impl KernelScheduler for Htb {
     const NAME: SchedulerName = SchedulerName::Htb;
     const KIND: &'static str = HTB_KIND;
     const LABEL: &'static str = "HTB";
+    const CAPS_BEST_EFFORT: bool = true;
 
     /// A new link rate: the link's and best effort's classes follow it, and
-    /// the stream classes are fitted under it.
+    /// the stream classes are fitted under it. A new cap on best effort:
+    /// its class's ceiling.
     fn update(&self, root: OurRoot<'_>, init: &InitParams) -> Result<Option<String>> {
         let OurRoot { nl, link, .. } = root;
         filter::bypass_link_control(nl, link, class_handle(0))?;
-        let Some(rate) = init.link_rate else {
+        let current = class::get(nl, link, root_class())?.and_then(|c| c.rate());
+        let Some(rate) = init.link_rate.or(current) else {
             return Ok(None);
         };
-        let current = class::get(nl, link, root_class())?.and_then(|c| c.rate());
-        if current == Some(rate) {
-            return Ok(None);
+        let cap_before = best_effort_cap(nl, link, current)?;
+        let cap = init
+            .best_effort_rate
+            .or(cap_before)
+            .filter(|&cap| cap < rate);
+        let mut changes = Vec::new();
+        if current != Some(rate) {
+            send_link_classes(nl, link, ClassVerb::Change, rate, cap)?;
+            let refitted = refit_streams(nl, link, current, rate)?;
+            changes.push(format!("its link rate is now {rate}"));
+            if refitted > 0 {
+                changes.push(format!("{refitted} stream class(es) were fitted under it"));
+            }
+        } else if cap != cap_before {
+            send_best_effort_class(nl, link, ClassVerb::Change, rate, cap)?;
         }
-        send_link_classes(nl, link, ClassVerb::Change, rate)?;
-        let refitted = refit_streams(nl, link, current, rate)?;
-        let mut changed = format!("its link rate is now {rate}");
-        if refitted > 0 {
-            changed.push_str(&format!(
-                " and {refitted} stream class(es) were fitted under it"
-            ));
+        if cap != cap_before {
+            changes.push(match cap {
+                Some(cap) => format!("best effort is capped at {cap}"),
+                None => "best effort may use the whole link".into(),
+            });
         }
-        Ok(Some(changed))
+        Ok((!changes.is_empty()).then(|| changes.join(" and ")))
     }
 
     fn root_options(&self, _init: &InitParams, rate: Rate) -> (TcAttribute, String) {
@@ -404,8 +451,8 @@ impl KernelScheduler for Htb {
     /// The link's class and best effort's, the qdisc's default: without it
     /// the qdisc would hold back all traffic of no stream. Neighbour
     /// resolution skips the classes, or it would wait behind bulk traffic.
-    fn populate(&self, nl: &Netlink, link: &Link, rate: Rate) -> Result<()> {
-        send_link_classes(nl, link, ClassVerb::Add, rate)?;
+    fn populate(&self, nl: &Netlink, link: &Link, init: &InitParams, rate: Rate) -> Result<()> {
+        send_link_classes(nl, link, ClassVerb::Add, rate, init.best_effort_rate)?;
         filter::bypass_link_control(nl, link, class_handle(0))
     }
 
@@ -445,7 +492,10 @@ impl KernelScheduler for Htb {
             }
             match info.handle.minor {
                 ROOT_MINOR => report.link_rate = info.rate(),
-                BEST_EFFORT_MINOR => report.best_effort = Some(stats_of(&info)),
+                BEST_EFFORT_MINOR => {
+                    report.best_effort = Some(stats_of(&info));
+                    report.best_effort_rate = info.htb().map(|htb| htb.ceil);
+                }
                 _ => report
                     .streams
                     .push(kernel_stream_report(&records, &info, stats_of(&info))),
@@ -506,14 +556,7 @@ impl Attachment for HtbStream {
             (Some((handle, claim)), Some(spec)) => {
                 let changed = self.records.lock().and_then(|_lock| {
                     let live = class::list(&nl, link)?;
-                    admit(
-                        &link.name,
-                        link_rate,
-                        link.mtu,
-                        &live,
-                        Some(handle),
-                        spec.rate,
-                    )?;
+                    admit(&link.name, link_rate, &live, Some(handle), spec.rate)?;
                     send_class(&nl, link, ClassVerb::Change, handle, &spec)
                 });
                 if let Err(err) = changed {
@@ -617,6 +660,20 @@ mod tests {
             stream_class(&stream, mbit(10), 1486).unwrap().unwrap().rate,
             mbit(1)
         );
+    }
+
+    #[test]
+    fn a_cap_on_best_effort_is_its_ceiling_within_the_link() {
+        let open = best_effort_class(mbit(10), None, 1500);
+        assert_eq!((open.rate, open.ceil), (kbit(100), mbit(10)));
+        let capped = best_effort_class(mbit(10), Some(mbit(2)), 1500);
+        assert_eq!((capped.rate, capped.ceil), (kbit(100), mbit(2)));
+        let above = best_effort_class(mbit(10), Some(mbit(20)), 1500);
+        assert_eq!(above.ceil, mbit(10));
+        // A cap below best effort's guarantee is the guarantee too: HTB
+        // refuses a ceiling below the rate.
+        let tight = best_effort_class(mbit(10), Some(kbit(50)), 1500);
+        assert_eq!((tight.rate, tight.ceil), (kbit(50), kbit(50)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::{
     begin_kernel_report, busy, installed_scheduler, is_ours, reset_kernel_root, Attachment,
     Backend, DeviceReport, InitReport, PrunedStream,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::params::{InitParams, QosParams, Rate, SchedulerName};
 use crate::tc::link::{self, Link};
 use crate::tc::qdisc::{self, RootQdisc};
@@ -37,6 +37,9 @@ pub(crate) trait KernelScheduler: Send + Sync {
     const KIND: &'static str;
     /// How reasons name the qdisc (`HTB`, `dwcs`).
     const LABEL: &'static str;
+    /// Whether it classes best effort apart from the streams, so that
+    /// `InitParams::best_effort_rate` can cap it alone.
+    const CAPS_BEST_EFFORT: bool;
 
     /// On a device whose root is qsock's qdisc of this kind already: applies
     /// what `init` changes, and says what changed (`None` when nothing did).
@@ -57,8 +60,9 @@ pub(crate) trait KernelScheduler: Send + Sync {
         err
     }
 
-    /// What the fresh root needs under it before it may carry traffic.
-    fn populate(&self, _nl: &Netlink, _link: &Link, _rate: Rate) -> Result<()> {
+    /// What the fresh root needs under it, as `init` asks, before it may
+    /// carry traffic.
+    fn populate(&self, _nl: &Netlink, _link: &Link, _init: &InitParams, _rate: Rate) -> Result<()> {
         Ok(())
     }
 
@@ -131,6 +135,17 @@ pub(crate) fn speed_unknown(device: &str) -> Error {
 /// where `init` changes it), `Busy` for a root someone installed on purpose.
 fn install<B: KernelScheduler>(backend: &B, init: &InitParams) -> Result<InitReport> {
     init.validate()?;
+    if init.best_effort_rate.is_some() && !B::CAPS_BEST_EFFORT {
+        return Err(Error::new(
+            ErrorKind::NotSupported,
+            format!(
+                "{} queues the traffic of no stream in one queue under the link rate and \
+                 cannot cap it apart from the streams: use scheduler htb, narrow the whole \
+                 link (link_rate), or leave best_effort_rate unset",
+                B::LABEL
+            ),
+        ));
+    }
     let nl = Netlink::open()?;
     let link = link::lookup(&nl, &init.device)?;
     let device = &init.device;
@@ -177,7 +192,7 @@ fn install<B: KernelScheduler>(backend: &B, init: &InitParams) -> Result<InitRep
         records.forget_root();
         return Err(backend.root_refused(err));
     }
-    if let Err(err) = backend.populate(&nl, &link, rate) {
+    if let Err(err) = backend.populate(&nl, &link, init, rate) {
         // A root without what it needs could hold every packet back: put
         // the kernel's default back.
         let _ = qdisc::delete_root(&nl, &link);

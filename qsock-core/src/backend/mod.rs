@@ -93,6 +93,10 @@ pub struct DeviceReport {
     pub streams: Vec<StreamReport>,
     /// Traffic of no stream.
     pub best_effort: Option<SchedulerStats>,
+    /// The most traffic of no stream may send, where the scheduler classes
+    /// it apart from the streams (`htb`: best effort's ceiling, the link
+    /// rate unless capped).
+    pub best_effort_rate: Option<Rate>,
 }
 
 /// A scheduler backend. Each method says which `tc` operation it stands for.
@@ -287,6 +291,7 @@ pub(crate) fn begin_kernel_report(
         link_rate: None,
         streams: Vec::new(),
         best_effort: None,
+        best_effort_rate: None,
     };
     Ok((report, ours))
 }

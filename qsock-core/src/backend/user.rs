@@ -307,6 +307,17 @@ impl Backend for User {
 
     fn install(&self, init: &InitParams) -> Result<InitReport> {
         init.validate()?;
+        if init.best_effort_rate.is_some() {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                format!(
+                    "the user scheduler carries only this process's streams: the host's other \
+                     traffic on {} never passes through it, so it has no best effort to cap; \
+                     use scheduler htb, or leave best_effort_rate unset",
+                    init.device
+                ),
+            ));
+        }
         let mut devices = devices();
         if let Some(existing) = devices.get(&init.device) {
             let mut state = existing.state.lock();
@@ -428,6 +439,7 @@ impl Backend for User {
             link_rate: state.link_rate,
             streams,
             best_effort: Some(state.model.best_effort_stats()),
+            best_effort_rate: None,
         })
     }
 
