@@ -183,7 +183,7 @@ impl QSockSink {
                 .previous_at
                 .replace(Instant::now())
                 .map_or(Duration::ZERO, |then| then.elapsed()),
-            host_shaped: settings.shape_link && feedback.link.is_shaping(),
+            host_shaped: settings.shape_link && feedback.link.holds_the_stream(),
         };
         // The encoder's setting is a better start than the delivered rate,
         // which is only what the source happened to offer.
@@ -218,7 +218,8 @@ impl QSockSink {
         // The host's clear queue says nothing of the path: only a stream
         // whose receiver reports has an estimate of it to shape to.
         if settings.shape_link && feedback.receiver_heard {
-            self.shape_link(run, feedback, &info, estimate);
+            let stream_bps = observation.delivered_bps.unwrap_or(0);
+            self.shape_link(run, feedback, &info, estimate, stream_bps);
         }
         let measured = observation
             .frame_interval
@@ -230,6 +231,7 @@ impl QSockSink {
         let signal = feedback.controller.last_change();
         let least_round_trip = feedback.controller.least_round_trip();
         let encoder_applied = feedback.encoder.applied();
+        let best_effort_cap = feedback.link.best_effort_cap();
         drop(guard);
 
         let mut stats = stats_structure(&run.device, &info, &counters, &observation, estimate, ipg);
@@ -246,6 +248,9 @@ impl QSockSink {
             if let Some(share) = share {
                 stats.set("encoder-output-share", share);
             }
+        }
+        if let Some(cap) = best_effort_cap {
+            stats.set("best-effort-cap", cap);
         }
         if end_of_stream {
             stats.set("end-of-stream", true);
@@ -412,7 +417,14 @@ impl QSockSink {
 
     /// Sets the device's link rate just above the estimate; says once why
     /// when it cannot.
-    fn shape_link(&self, run: &Run, feedback: &mut Feedback, info: &QInfo, estimate: u64) {
+    fn shape_link(
+        &self,
+        run: &Run,
+        feedback: &mut Feedback,
+        info: &QInfo,
+        estimate: u64,
+        stream_bps: u64,
+    ) {
         // The user scheduler holds only this pipeline's packets: shaping it
         // would hold back none of the host's other traffic, only the stream.
         if info.scheduler == SchedulerName::User {
@@ -431,14 +443,17 @@ impl QSockSink {
             }
             return;
         }
-        match feedback
-            .link
-            .follow(&run.device, info.scheduler, info.link_rate, estimate)
-        {
+        match feedback.link.follow(
+            &run.device,
+            info.scheduler,
+            info.link_rate,
+            estimate,
+            stream_bps,
+        ) {
             Ok(Some(change)) => gst::info!(
                 CAT,
                 imp = self,
-                "shape-link: {}'s link rate {:?} -> {} bit/s",
+                "shape-link: {} {:?} -> {:?}",
                 run.device,
                 change.from,
                 change.to
@@ -450,10 +465,9 @@ impl QSockSink {
                     self,
                     gst::ResourceError::Settings,
                     (
-                        "shape-link: cannot set {}'s link rate to follow the path's estimate: \
-                         {err}. The path's queue stays in the router; shaping needs the \
-                         privilege to install the {} scheduler (CAP_NET_ADMIN), or set \
-                         shape-link=false",
+                        "shape-link: cannot hold {}'s traffic to the path's estimate: {err}. \
+                         The path's queue stays in the router; shaping needs the privilege to \
+                         change the {} scheduler (CAP_NET_ADMIN), or set shape-link=false",
                         run.device,
                         info.scheduler
                     )

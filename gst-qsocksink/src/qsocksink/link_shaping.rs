@@ -1,45 +1,73 @@
-//! Shaping the device's link just above the path's estimate (`shape-link`),
-//! so that the queue a bottleneck further on would hold forms in this host's
-//! scheduler instead: there the stream keeps its guaranteed rate, frames are
-//! dropped whole and the host's other traffic waits behind the video, where a
-//! router drops blindly.
+//! Holding this host's traffic just above the path's estimate
+//! (`shape-link`), so that the queue a bottleneck further on would hold
+//! forms in this host's scheduler instead, where the host's other traffic
+//! waits behind the video and a router cannot drop the video blindly.
 //!
-//! The device's link rate is the scheduler's, shared by every stream on it:
-//! only a device whose traffic all crosses this stream's bottleneck (a host
+//! On `htb`, which classes the traffic of no stream apart, only that
+//! traffic is held: best effort is capped at what the stream leaves of the
+//! estimate with headroom, and the stream's own frames leave as fast as the
+//! device takes them (a frame paced through the host at the estimate would
+//! reach the receiver later than through the router, which drains it at
+//! the path's full rate). On `dwcs`, whose best effort shares the link with
+//! the streams, the whole link follows the estimate: the stream's frames
+//! then wait in the host, where frames past their deadline are dropped
+//! whole.
+//!
+//! Either way the device's scheduler is shared by every stream on it: only
+//! a device whose traffic all crosses this stream's bottleneck (a host
 //! behind one uplink) should be shaped, and by one sink.
 
 use qsock::{InitParams, Rate, SchedulerName};
 
-/// The link is shaped this far above the stream's estimate: room for the
-/// stream's larger frames and for the host's other traffic, while the total
+/// The traffic the host sends towards the path is held this far above the
+/// stream's estimate: room for the host's other traffic, while the total
 /// stays near what the path carries (the estimate stands below it).
 const LINK_HEADROOM: f64 = 1.1;
 
-/// The link rate is changed only when it would move by more than this
-/// share: each change refits every class on the device.
+/// The link rate (or best effort's cap) is changed only when it would move
+/// by more than this share of the estimate: each change is a `tc class
+/// change`, and a narrowed link's refits every class on the device.
 const CHANGE_THRESHOLD: f64 = 0.05;
 
-/// The link rate the sink set, and the one to give back.
+/// What the sink holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Held {
+    /// The device's whole link, to this rate in bit/s.
+    Link(u64),
+    /// Only the traffic of no stream, to this rate in bit/s.
+    BestEffort(u64),
+}
+
+impl Held {
+    fn bits_per_second(self) -> u64 {
+        match self {
+            Held::Link(bps) | Held::BestEffort(bps) => bps,
+        }
+    }
+}
+
+/// What the sink set on the device, and the link rate to give back.
 #[derive(Debug, Default)]
 pub(super) struct LinkShaper {
     /// The device's link rate before the sink shaped it.
     original: Option<Rate>,
-    /// The rate the sink last set, in bit/s.
-    shaped: Option<u64>,
+    /// What the sink last set.
+    held: Option<Held>,
     /// Shaping was refused once: the sink said why and stopped trying.
     refused: bool,
 }
 
-/// A change the sink made to the device's link rate.
+/// A change the sink made to the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Shaped {
-    pub from: Option<u64>,
-    pub to: u64,
+    pub from: Option<Held>,
+    pub to: Held,
 }
 
 impl LinkShaper {
-    /// Follows `estimate_bps`: sets the device's link rate to it with
-    /// headroom when it moved enough. `link_rate` is the rate the
+    /// Follows `estimate_bps`, the stream having sent `stream_bps` in the
+    /// interval: caps best effort (`htb`) or narrows the link (`dwcs`) when
+    /// what it would set moved enough. `link_rate` is the rate the
     /// scheduler reports now, kept to be given back.
     pub fn follow(
         &mut self,
@@ -47,34 +75,50 @@ impl LinkShaper {
         scheduler: SchedulerName,
         link_rate: Option<Rate>,
         estimate_bps: u64,
+        stream_bps: u64,
     ) -> Result<Option<Shaped>, qsock::Error> {
         if self.refused || estimate_bps == 0 {
             return Ok(None);
         }
-        if self.shaped.is_none() {
+        if self.held.is_none() {
             self.original = link_rate;
         }
-        let target = (estimate_bps as f64 * LINK_HEADROOM) as u64;
+        let total = (estimate_bps as f64 * LINK_HEADROOM) as u64;
+        let wanted = match scheduler {
+            SchedulerName::Htb => {
+                // What the stream leaves of the total, and never less than
+                // the headroom: a stream that sent little this interval
+                // may send its estimate the next.
+                let least = total.saturating_sub(estimate_bps);
+                Held::BestEffort(total.saturating_sub(stream_bps).max(least))
+            }
+            _ => Held::Link(total),
+        };
         // Never above what the scheduler was given: shaping only narrows.
-        let target = self
-            .original
-            .map_or(target, |original| target.min(original.bits_per_second()));
-        let current = self.shaped.or(self.original.map(Rate::bits_per_second));
-        let moved = current.is_none_or(|current| {
-            (target as f64 - current as f64).abs() > current as f64 * CHANGE_THRESHOLD
+        let wanted = match (wanted, self.original) {
+            (Held::Link(bps), Some(original)) => Held::Link(bps.min(original.bits_per_second())),
+            (wanted, _) => wanted,
+        };
+        let moved = self.held.is_none_or(|held| {
+            held != wanted
+                && (held.bits_per_second().abs_diff(wanted.bits_per_second()) as f64)
+                    > estimate_bps as f64 * CHANGE_THRESHOLD
         });
         if !moved {
             return Ok(None);
         }
-        let init =
-            InitParams::new(device, scheduler).with_link_rate(Rate::from_bits_per_second(target));
+        let init = InitParams::new(device, scheduler);
+        let init = match wanted {
+            Held::Link(bps) => init.with_link_rate(Rate::from_bits_per_second(bps)),
+            Held::BestEffort(bps) => init.with_best_effort_rate(Rate::from_bits_per_second(bps)),
+        };
         match qsock::qsockinit(&init) {
             Ok(_) => {
                 let change = Shaped {
-                    from: current,
-                    to: target,
+                    from: self.held,
+                    to: wanted,
                 };
-                self.shaped = Some(target);
+                self.held = Some(wanted);
                 Ok(Some(change))
             }
             Err(err) => {
@@ -84,19 +128,40 @@ impl LinkShaper {
         }
     }
 
-    /// The sink has the device's link rate following the estimate.
-    pub fn is_shaping(&self) -> bool {
-        self.shaped.is_some()
+    /// The sink has the device's whole link following the estimate: the
+    /// stream's own frames wait in the host's scheduler.
+    pub fn holds_the_stream(&self) -> bool {
+        matches!(self.held, Some(Held::Link(_)))
     }
 
-    /// Gives the device its link rate back, if the sink changed it.
-    pub fn restore(&mut self, device: &str, scheduler: SchedulerName) -> Result<(), qsock::Error> {
-        if self.shaped.take().is_none() {
-            return Ok(());
+    /// The cap the sink set on best effort, in bit/s.
+    pub fn best_effort_cap(&self) -> Option<u64> {
+        match self.held {
+            Some(Held::BestEffort(bps)) => Some(bps),
+            _ => None,
         }
+    }
+
+    /// Gives the device back what the sink changed: its link rate, or best
+    /// effort the whole link.
+    pub fn restore(&mut self, device: &str, scheduler: SchedulerName) -> Result<(), qsock::Error> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
         let mut init = InitParams::new(device, scheduler);
-        if let Some(original) = self.original {
-            init = init.with_link_rate(original);
+        match held {
+            Held::Link(_) => {
+                if let Some(original) = self.original {
+                    init = init.with_link_rate(original);
+                }
+            }
+            Held::BestEffort(_) => {
+                // A cap at the link rate (or above it) lifts the cap.
+                let link = self
+                    .original
+                    .unwrap_or(Rate::from_bits_per_second(u64::MAX));
+                init = init.with_best_effort_rate(link);
+            }
         }
         qsock::qsockinit(&init).map(|_| ())
     }
