@@ -218,8 +218,8 @@ impl QSockSink {
         // The host's clear queue says nothing of the path: only a stream
         // whose receiver reports has an estimate of it to shape to.
         if settings.shape_link && feedback.receiver_heard {
-            let stream_bps = observation.delivered_bps.unwrap_or(0);
-            self.shape_link(run, feedback, &info, estimate, stream_bps);
+            let stream = (observation.delivered_bps.unwrap_or(0), observation.length);
+            self.shape_link(run, feedback, &info, estimate, stream);
         }
         let measured = observation
             .frame_interval
@@ -423,7 +423,7 @@ impl QSockSink {
         feedback: &mut Feedback,
         info: &QInfo,
         estimate: u64,
-        stream_bps: u64,
+        stream: (u64, Duration),
     ) {
         // The user scheduler holds only this pipeline's packets: shaping it
         // would hold back none of the host's other traffic, only the stream.
@@ -448,7 +448,7 @@ impl QSockSink {
             info.scheduler,
             info.link_rate,
             estimate,
-            stream_bps,
+            stream,
         ) {
             Ok(Some(change)) => gst::info!(
                 CAT,

@@ -17,12 +17,21 @@
 //! a device whose traffic all crosses this stream's bottleneck (a host
 //! behind one uplink) should be shaped, and by one sink.
 
+use std::time::Duration;
+
 use qsock::{InitParams, Rate, SchedulerName};
 
 /// The traffic the host sends towards the path is held this far above the
 /// stream's estimate: room for the host's other traffic, while the total
 /// stays near what the path carries (the estimate stands below it).
 const LINK_HEADROOM: f64 = 1.1;
+
+/// How long the stream's rate, which best effort's cap leaves room for,
+/// takes to follow a change: long against a group of pictures, whose
+/// I-frame doubles one interval's rate and whose P-frames halve the next
+/// (a cap that followed them would open for the host's traffic just
+/// before the next I-frame), short against a scene.
+const STREAM_RATE_SETTLE: Duration = Duration::from_secs(5);
 
 /// The link rate (or best effort's cap) is changed only when it would move
 /// by more than this share of the estimate: each change is a `tc class
@@ -53,6 +62,8 @@ pub(super) struct LinkShaper {
     original: Option<Rate>,
     /// What the sink last set.
     held: Option<Held>,
+    /// The stream's rate, smoothed over [`STREAM_RATE_SETTLE`], in bit/s.
+    stream_bps: Option<f64>,
     /// Shaping was refused once: the sink said why and stopped trying.
     refused: bool,
 }
@@ -64,41 +75,51 @@ pub(super) struct Shaped {
     pub to: Held,
 }
 
+/// What to hold on `scheduler` for a stream whose estimate is
+/// `estimate_bps` and which sent `stream_bps` of late, on a link given
+/// `original`.
+fn wanted(
+    scheduler: SchedulerName,
+    estimate_bps: u64,
+    stream_bps: f64,
+    original: Option<Rate>,
+) -> Held {
+    let total = (estimate_bps as f64 * LINK_HEADROOM) as u64;
+    match scheduler {
+        SchedulerName::Htb => {
+            // What the stream leaves of the total, and never less than the
+            // headroom: a stream that sent little of late may send its
+            // estimate the next moment.
+            let least = total.saturating_sub(estimate_bps);
+            Held::BestEffort(total.saturating_sub(stream_bps as u64).max(least))
+        }
+        // Never above what the scheduler was given: shaping only narrows.
+        _ => Held::Link(original.map_or(total, |original| total.min(original.bits_per_second()))),
+    }
+}
+
 impl LinkShaper {
-    /// Follows `estimate_bps`, the stream having sent `stream_bps` in the
-    /// interval: caps best effort (`htb`) or narrows the link (`dwcs`) when
-    /// what it would set moved enough. `link_rate` is the rate the
-    /// scheduler reports now, kept to be given back.
+    /// Follows `estimate_bps`, the stream having sent `stream` (bit/s,
+    /// over an interval of that length): caps best effort (`htb`) or
+    /// narrows the link (`dwcs`) when what it would set moved enough.
+    /// `link_rate` is the rate the scheduler reports now, kept to be given
+    /// back.
     pub fn follow(
         &mut self,
         device: &str,
         scheduler: SchedulerName,
         link_rate: Option<Rate>,
         estimate_bps: u64,
-        stream_bps: u64,
+        stream: (u64, Duration),
     ) -> Result<Option<Shaped>, qsock::Error> {
+        let stream_bps = self.smooth_stream_rate(stream);
         if self.refused || estimate_bps == 0 {
             return Ok(None);
         }
         if self.held.is_none() {
             self.original = link_rate;
         }
-        let total = (estimate_bps as f64 * LINK_HEADROOM) as u64;
-        let wanted = match scheduler {
-            SchedulerName::Htb => {
-                // What the stream leaves of the total, and never less than
-                // the headroom: a stream that sent little this interval
-                // may send its estimate the next.
-                let least = total.saturating_sub(estimate_bps);
-                Held::BestEffort(total.saturating_sub(stream_bps).max(least))
-            }
-            _ => Held::Link(total),
-        };
-        // Never above what the scheduler was given: shaping only narrows.
-        let wanted = match (wanted, self.original) {
-            (Held::Link(bps), Some(original)) => Held::Link(bps.min(original.bits_per_second())),
-            (wanted, _) => wanted,
-        };
+        let wanted = wanted(scheduler, estimate_bps, stream_bps, self.original);
         let moved = self.held.is_none_or(|held| {
             held != wanted
                 && (held.bits_per_second().abs_diff(wanted.bits_per_second()) as f64)
@@ -126,6 +147,17 @@ impl LinkShaper {
                 Err(err)
             }
         }
+    }
+
+    /// The stream's rate over the last few seconds, `stream` added.
+    fn smooth_stream_rate(&mut self, (bps, length): (u64, Duration)) -> f64 {
+        let weight = (length.as_secs_f64() / STREAM_RATE_SETTLE.as_secs_f64()).min(1.0);
+        let smoothed = match self.stream_bps {
+            Some(smoothed) => smoothed + (bps as f64 - smoothed) * weight,
+            None => bps as f64,
+        };
+        self.stream_bps = Some(smoothed);
+        smoothed
     }
 
     /// The sink has the device's whole link following the estimate: the
@@ -164,5 +196,57 @@ impl LinkShaper {
             }
         }
         qsock::qsockinit(&init).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_htb_best_effort_gets_what_the_stream_leaves_of_the_headroom() {
+        let link = Some(Rate::from_bits_per_second(100_000_000));
+        // The stream sends its estimate: best effort gets the tenth above.
+        assert_eq!(
+            wanted(SchedulerName::Htb, 1_000_000, 1_000_000.0, link),
+            Held::BestEffort(100_000)
+        );
+        // Simple content, half the estimate: the rest is best effort's.
+        assert_eq!(
+            wanted(SchedulerName::Htb, 1_000_000, 500_000.0, link),
+            Held::BestEffort(600_000)
+        );
+        // Above its estimate: still the tenth.
+        assert_eq!(
+            wanted(SchedulerName::Htb, 1_000_000, 1_300_000.0, link),
+            Held::BestEffort(100_000)
+        );
+    }
+
+    #[test]
+    fn on_dwcs_the_link_follows_the_estimate_and_only_narrows() {
+        let link = Some(Rate::from_bits_per_second(2_000_000));
+        assert_eq!(
+            wanted(SchedulerName::Dwcs, 1_000_000, 1_000_000.0, link),
+            Held::Link(1_100_000)
+        );
+        assert_eq!(
+            wanted(SchedulerName::Dwcs, 3_000_000, 1_000_000.0, link),
+            Held::Link(2_000_000)
+        );
+    }
+
+    #[test]
+    fn an_i_frames_interval_does_not_open_the_cap() {
+        let mut shaper = LinkShaper::default();
+        let half = Duration::from_millis(500);
+        for _ in 0..20 {
+            shaper.smooth_stream_rate((1_000_000, half));
+        }
+        // An interval without the I-frame sends a third less.
+        let smoothed = shaper.smooth_stream_rate((650_000, half));
+        assert!(smoothed > 950_000.0, "{smoothed}");
+        let cap = wanted(SchedulerName::Htb, 1_000_000, smoothed, None);
+        assert!(cap.bits_per_second() < 150_000, "{cap:?}");
     }
 }
