@@ -26,6 +26,14 @@ use qsock::{InitParams, Rate, SchedulerName};
 /// stays near what the path carries (the estimate stands below it).
 const LINK_HEADROOM: f64 = 1.1;
 
+/// A stream sending below this share of its estimate, over seconds, is
+/// limited by its content (a still scene), not by the path: best effort may
+/// have what it leaves below this share. A stream above it is taken to send
+/// its estimate, whatever it sent of late: during a climb its rate lags the
+/// estimate, and a cap that opened by the lag would let the host's traffic
+/// fill the path's queue just as the stream reaches its rate.
+const CONTENT_LIMITED: f64 = 0.7;
+
 /// How long the stream's rate, which best effort's cap leaves room for,
 /// takes to follow a change: long against a group of pictures, whose
 /// I-frame doubles one interval's rate and whose P-frames halve the next
@@ -87,11 +95,9 @@ fn wanted(
     let total = (estimate_bps as f64 * LINK_HEADROOM) as u64;
     match scheduler {
         SchedulerName::Htb => {
-            // What the stream leaves of the total, and never less than the
-            // headroom: a stream that sent little of late may send its
-            // estimate the next moment.
-            let least = total.saturating_sub(estimate_bps);
-            Held::BestEffort(total.saturating_sub(stream_bps as u64).max(least))
+            let headroom = total.saturating_sub(estimate_bps);
+            let unused = (estimate_bps as f64 * CONTENT_LIMITED - stream_bps).max(0.0);
+            Held::BestEffort(headroom + unused as u64)
         }
         // Never above what the scheduler was given: shaping only narrows.
         _ => Held::Link(original.map_or(total, |original| total.min(original.bits_per_second()))),
@@ -211,10 +217,17 @@ mod tests {
             wanted(SchedulerName::Htb, 1_000_000, 1_000_000.0, link),
             Held::BestEffort(100_000)
         );
-        // Simple content, half the estimate: the rest is best effort's.
+        // Simple content, half the estimate: what it leaves below 70 %
+        // is best effort's too.
         assert_eq!(
             wanted(SchedulerName::Htb, 1_000_000, 500_000.0, link),
-            Held::BestEffort(600_000)
+            Held::BestEffort(300_000)
+        );
+        // Climbing, its rate a little behind the estimate: the cap does
+        // not open by the lag.
+        assert_eq!(
+            wanted(SchedulerName::Htb, 1_000_000, 850_000.0, link),
+            Held::BestEffort(100_000)
         );
         // Above its estimate: still the tenth.
         assert_eq!(
