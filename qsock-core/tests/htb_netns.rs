@@ -352,25 +352,18 @@ fn a_managed_stream_keeps_its_rate_under_iperf3_and_an_unmanaged_one_does_not() 
         .run_in_sender(|| -> qsock::Result<(u64, u64)> {
             let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
             let unmanaged = unmanaged_socket(&bed);
-            let mut packet = [0u8; PAYLOAD];
             let (mut managed_sent, mut unmanaged_sent) = (0, 0);
-            let start = Instant::now();
-            for i in 0..PACKETS {
-                let due = start + IPG * u32::try_from(i).expect("fits");
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                packet[..8].copy_from_slice(&qsock::monotonic_now().to_ne_bytes());
+            send_stamped::<PAYLOAD>(PACKETS, IPG, |packet| {
                 if managed
-                    .send_to(&packet, &managed_to, &PacketFlags::new())
+                    .send_to(packet, &managed_to, &PacketFlags::new())
                     .is_ok()
                 {
                     managed_sent += 1;
                 }
-                if unmanaged.send_to(&packet, unmanaged_to).is_ok() {
+                if unmanaged.send_to(packet, unmanaged_to).is_ok() {
                     unmanaged_sent += 1;
                 }
-            }
+            });
             managed.close()?;
             Ok((managed_sent, unmanaged_sent))
         })
@@ -460,22 +453,15 @@ fn a_cap_on_best_effort_holds_bulk_traffic_back_and_leaves_the_streams_the_link(
     let sent = bed
         .run_in_sender(|| -> qsock::Result<u64> {
             let managed = QSocket::new(Domain::IPV4, Type::DGRAM, None, &params)?;
-            let mut packet = [0u8; PAYLOAD];
             let mut sent = 0;
-            let start = Instant::now();
-            for i in 0..PACKETS {
-                let due = start + IPG * u32::try_from(i).expect("fits");
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                packet[..8].copy_from_slice(&qsock::monotonic_now().to_ne_bytes());
+            send_stamped::<PAYLOAD>(PACKETS, IPG, |packet| {
                 if managed
-                    .send_to(&packet, &managed_to, &PacketFlags::new())
+                    .send_to(packet, &managed_to, &PacketFlags::new())
                     .is_ok()
                 {
                     sent += 1;
                 }
-            }
+            });
             managed.close()?;
             Ok(sent)
         })
@@ -513,6 +499,21 @@ fn a_cap_on_best_effort_holds_bulk_traffic_back_and_leaves_the_streams_the_link(
         "TCP got {:.2} Mbit/s with the cap lifted",
         free_tcp / 1e6
     );
+}
+
+/// Hands `send` `packets` datagrams of `N` bytes, one every `ipg`, each
+/// stamped in its first 8 bytes with its send time (for [`receive`]).
+fn send_stamped<const N: usize>(packets: u64, ipg: Duration, mut send: impl FnMut(&[u8])) {
+    let mut packet = [0u8; N];
+    let start = Instant::now();
+    for i in 0..packets {
+        let due = start + ipg * u32::try_from(i).expect("fits");
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        packet[..8].copy_from_slice(&qsock::monotonic_now().to_ne_bytes());
+        send(&packet);
+    }
 }
 
 fn iperf3_received_bps(json: &str) -> f64 {

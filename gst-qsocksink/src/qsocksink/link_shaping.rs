@@ -212,28 +212,31 @@ mod tests {
     #[test]
     fn on_htb_best_effort_gets_what_the_stream_leaves_of_the_headroom() {
         let link = Some(Rate::from_bits_per_second(100_000_000));
-        // The stream sends its estimate: best effort gets the tenth above.
-        assert_eq!(
-            wanted(SchedulerName::Htb, 1_000_000, 1_000_000.0, link),
-            Held::BestEffort(100_000)
-        );
-        // Simple content, half the estimate: what it leaves below 70 %
-        // is best effort's too.
-        assert_eq!(
-            wanted(SchedulerName::Htb, 1_000_000, 500_000.0, link),
-            Held::BestEffort(300_000)
-        );
-        // Climbing, its rate a little behind the estimate: the cap does
-        // not open by the lag.
-        assert_eq!(
-            wanted(SchedulerName::Htb, 1_000_000, 850_000.0, link),
-            Held::BestEffort(100_000)
-        );
-        // Above its estimate: still the tenth.
-        assert_eq!(
-            wanted(SchedulerName::Htb, 1_000_000, 1_300_000.0, link),
-            Held::BestEffort(100_000)
-        );
+        let cases = [
+            (
+                1_000_000.0,
+                100_000,
+                "sending its estimate: the tenth above",
+            ),
+            (
+                500_000.0,
+                300_000,
+                "simple content: what it leaves below 70 % too",
+            ),
+            (
+                850_000.0,
+                100_000,
+                "climbing, a little behind: the lag opens nothing",
+            ),
+            (1_300_000.0, 100_000, "above its estimate: still the tenth"),
+        ];
+        for (stream_bps, cap, case) in cases {
+            assert_eq!(
+                wanted(SchedulerName::Htb, 1_000_000, stream_bps, link),
+                Held::BestEffort(cap),
+                "{case}"
+            );
+        }
     }
 
     #[test]
