@@ -415,8 +415,8 @@ impl QSockSink {
         })
     }
 
-    /// Sets the device's link rate just above the estimate; says once why
-    /// when it cannot.
+    /// Holds the host's traffic just above the estimate (see
+    /// [`super::link_shaping`]); says once why when it cannot.
     fn shape_link(
         &self,
         run: &Run,

@@ -4,14 +4,14 @@
 //! waits behind the video and a router cannot drop the video blindly.
 //!
 //! On `htb`, which classes the traffic of no stream apart, only that
-//! traffic is held: best effort is capped at what the stream leaves of the
-//! estimate with headroom, and the stream's own frames leave as fast as the
-//! device takes them (a frame paced through the host at the estimate would
-//! reach the receiver later than through the router, which drains it at
-//! the path's full rate). On `dwcs`, whose best effort shares the link with
-//! the streams, the whole link follows the estimate: the stream's frames
-//! then wait in the host, where frames past their deadline are dropped
-//! whole.
+//! traffic is held: best effort is capped at a tenth of the estimate (and
+//! what a stream limited by its content leaves), and the stream's own
+//! frames leave as fast as the device takes them (a frame paced through the
+//! host at the estimate would reach the receiver later than through the
+//! router, which drains it at the path's full rate). On `dwcs`, whose best
+//! effort shares the link with the streams, the whole link follows the
+//! estimate: the stream's frames then wait in the host, where frames past
+//! their deadline are dropped whole.
 //!
 //! Either way the device's scheduler is shared by every stream on it: only
 //! a device whose traffic all crosses this stream's bottleneck (a host
