@@ -402,11 +402,7 @@ impl BitrateController {
         } else if let Some(PathVerdict::Congested(signal, lost)) = path {
             self.hold = HOLD_AFTER_DECREASE;
             self.settled_on_light_loss = false;
-            // What arrived is what the path carries while a queue stands
-            // in it, and what left less what was lost bounds it: the
-            // receiver's count is as coarse as its reports' timing.
-            let sent_through = carried as f64 * (1.0 - lost);
-            let through = received.map_or(sent_through, |bps| sent_through.min(bps as f64));
+            let through = got_through(carried, lost, received);
             // Where the path congested is what arrived there, when known.
             self.path_ceiling = Some(received.unwrap_or(through as u64));
             let queue = path_seen.and_then(|path| self.queue_on_path(path));
@@ -416,12 +412,10 @@ impl BitrateController {
             // No hold: the cut is small, and the next interval's queue
             // shows whether it drains.
             // A queue forming delays but loses nothing: what arrived is the
-            // path's rate. A loss bounds it by what left less what was lost.
-            let sent_through = (carried as f64 * (1.0 - lost)) as u64;
+            // path's rate, even above what left this interval.
             let through = match received {
-                Some(bps) if lost > 0.0 => bps.min(sent_through),
-                Some(bps) => bps,
-                None => sent_through,
+                Some(bps) if lost == 0.0 => bps,
+                _ => got_through(carried, lost, received) as u64,
             };
             self.path_ceiling = Some(through);
             self.settled_on_light_loss |= signal == Signal::ReceiverLightLoss;
@@ -573,6 +567,15 @@ impl BitrateController {
     fn clamp(&self, bps: u64) -> u64 {
         bps.clamp(self.min_bps, self.max_bps)
     }
+}
+
+/// What got through of `carried` with the share `lost` lost: what arrived,
+/// where the receiver's feedback tells it (the path's rate while a queue
+/// stands in it), bounded by what left less what was lost, since the
+/// receiver's count is as coarse as its reports' timing.
+fn got_through(carried: u64, lost: f64, received: Option<u64>) -> f64 {
+    let sent_through = carried as f64 * (1.0 - lost);
+    received.map_or(sent_through, |bps| sent_through.min(bps as f64))
 }
 
 /// What a cut on the receiver's evidence leaves of what got through: room
