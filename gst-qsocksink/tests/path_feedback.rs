@@ -130,10 +130,6 @@ impl Report {
     fn get(&self, field: &str) -> u64 {
         self.stats.get::<u64>(field).unwrap_or(0)
     }
-
-    fn has(&self, field: &str) -> bool {
-        self.stats.has_field(field)
-    }
 }
 
 /// The sender's reports and warnings until `length` has passed; fails on
@@ -351,7 +347,7 @@ fn assert_decodes_after(run: &PathRun, settled: Duration, until: Duration) {
 }
 
 #[test]
-fn with_bulk_traffic_from_the_host_shape_link_holds_it_in_the_host() {
+fn with_bulk_traffic_from_the_host_shape_link_keeps_the_queue_in_the_host() {
     let Some(bed) = routed_bed() else { return };
     bed.set_router_bottleneck("1500kbit", "15k", "300ms")
         .unwrap();
@@ -365,37 +361,26 @@ fn with_bulk_traffic_from_the_host_shape_link_holds_it_in_the_host() {
     let bulk_bytes = bulk.stop().unwrap();
     eprintln!("bulk TCP carried {bulk_bytes} bytes");
     assert!(bulk_bytes > 0, "the bulk transfer carried nothing");
-    // The host's other traffic is held to what the stream leaves of the
-    // estimate: the router's queue drains and the stream, which the cap
-    // does not hold, keeps its rate.
-    let caps: Vec<(Duration, u64)> = run
+    // The host's link follows the estimate: the router's queue drains and
+    // the stream keeps its rate in the host's scheduler.
+    let shaped_at = run
         .reports
         .iter()
-        .filter(|report| report.has("best-effort-cap"))
-        .map(|report| (report.at, report.get("best-effort-cap")))
-        .collect();
-    eprintln!("best effort's cap: {caps:?}");
-    let capped_at = caps.first().map(|(at, _)| *at);
+        .find(|report| (1..=2 * ROUTER_BPS).contains(&report.get("link-rate")))
+        .map(|report| report.at);
+    eprintln!("the host's link shaped from {shaped_at:?}");
     assert!(
-        capped_at.is_some_and(|at| at <= Duration::from_secs(6)),
-        "best effort was not capped within 6 s"
-    );
-    assert!(
-        caps.iter().all(|(_, cap)| *cap < ROUTER_BPS),
-        "best effort was capped above the router's rate"
+        shaped_at.is_some_and(|at| at <= Duration::from_secs(6)),
+        "the host's link was not shaped near the path's rate within 6 s"
     );
     assert_decodes_after(&run, Duration::from_secs(8), Duration::from_secs(24));
-    // The link and best effort are given back at stop.
-    let report = bed
+    // The link rate is given back at stop.
+    let link = bed
         .run_in_sender(|| qsock::report(bed.sender_dev()))
         .unwrap()
-        .unwrap();
-    let link = report.link_rate.map(qsock::Rate::bits_per_second);
-    assert_eq!(
-        report.best_effort_rate.map(qsock::Rate::bits_per_second),
-        link,
-        "best effort is still capped after stop"
-    );
+        .unwrap()
+        .link_rate
+        .map(qsock::Rate::bits_per_second);
     assert_eq!(link, Some(100_000_000), "the link rate after stop");
 }
 

@@ -183,7 +183,7 @@ impl QSockSink {
                 .previous_at
                 .replace(Instant::now())
                 .map_or(Duration::ZERO, |then| then.elapsed()),
-            host_shaped: settings.shape_link && feedback.link.holds_the_stream(),
+            host_shaped: settings.shape_link && feedback.link.is_shaping(),
         };
         // The encoder's setting is a better start than the delivered rate,
         // which is only what the source happened to offer.
@@ -218,8 +218,7 @@ impl QSockSink {
         // The host's clear queue says nothing of the path: only a stream
         // whose receiver reports has an estimate of it to shape to.
         if settings.shape_link && feedback.receiver_heard {
-            let stream = (observation.delivered_bps.unwrap_or(0), observation.length);
-            self.shape_link(run, feedback, &info, estimate, stream);
+            self.shape_link(run, feedback, &info, estimate);
         }
         let measured = observation
             .frame_interval
@@ -231,7 +230,6 @@ impl QSockSink {
         let signal = feedback.controller.last_change();
         let least_round_trip = feedback.controller.least_round_trip();
         let encoder_applied = feedback.encoder.applied();
-        let best_effort_cap = feedback.link.best_effort_cap();
         drop(guard);
 
         let mut stats = stats_structure(&run.device, &info, &counters, &observation, estimate, ipg);
@@ -248,9 +246,6 @@ impl QSockSink {
             if let Some(share) = share {
                 stats.set("encoder-output-share", share);
             }
-        }
-        if let Some(cap) = best_effort_cap {
-            stats.set("best-effort-cap", cap);
         }
         if end_of_stream {
             stats.set("end-of-stream", true);
@@ -415,16 +410,9 @@ impl QSockSink {
         })
     }
 
-    /// Holds the host's traffic just above the estimate (see
-    /// [`super::link_shaping`]); says once why when it cannot.
-    fn shape_link(
-        &self,
-        run: &Run,
-        feedback: &mut Feedback,
-        info: &QInfo,
-        estimate: u64,
-        stream: (u64, Duration),
-    ) {
+    /// Sets the device's link rate just above the estimate; says once why
+    /// when it cannot.
+    fn shape_link(&self, run: &Run, feedback: &mut Feedback, info: &QInfo, estimate: u64) {
         // The user scheduler holds only this pipeline's packets: shaping it
         // would hold back none of the host's other traffic, only the stream.
         if info.scheduler == SchedulerName::User {
@@ -443,17 +431,14 @@ impl QSockSink {
             }
             return;
         }
-        match feedback.link.follow(
-            &run.device,
-            info.scheduler,
-            info.link_rate,
-            estimate,
-            stream,
-        ) {
+        match feedback
+            .link
+            .follow(&run.device, info.scheduler, info.link_rate, estimate)
+        {
             Ok(Some(change)) => gst::info!(
                 CAT,
                 imp = self,
-                "shape-link: {} {:?} -> {:?}",
+                "shape-link: {}'s link rate {:?} -> {} bit/s",
                 run.device,
                 change.from,
                 change.to
@@ -465,9 +450,10 @@ impl QSockSink {
                     self,
                     gst::ResourceError::Settings,
                     (
-                        "shape-link: cannot hold {}'s traffic to the path's estimate: {err}. \
-                         The path's queue stays in the router; shaping needs the privilege to \
-                         change the {} scheduler (CAP_NET_ADMIN), or set shape-link=false",
+                        "shape-link: cannot set {}'s link rate to follow the path's estimate: \
+                         {err}. The path's queue stays in the router; shaping needs the \
+                         privilege to install the {} scheduler (CAP_NET_ADMIN), or set \
+                         shape-link=false",
                         run.device,
                         info.scheduler
                     )
