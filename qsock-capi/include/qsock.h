@@ -103,11 +103,18 @@ struct q_dwcs_attr {
 	uint32_t stream_flags; /* DWCS_* flags; 0 = a droppable periodic stream */
 };
 
-/* What qsockinit takes in qos_params.attributes (or NULL for defaults). */
+/*
+ * What qsockinit takes in qos_params.attributes (or NULL for defaults).
+ * best_effort_kbit caps the device's traffic of no stream, so that where
+ * this host's traffic crosses a narrower link further on its bulk traffic
+ * waits here, behind the streams, which keep the whole rate. Only htb
+ * classes best effort apart (anything else is EOPNOTSUPP); a cap at or above
+ * the rate lifts it. Through qsockd it is not applied, and the reason says so.
+ */
 struct qsock_init_attr {
-	uint64_t rate;     /* bits per second in all; 0 = the device's speed */
-	uint32_t limit;    /* packets queued at most; 0 = the default */
-	uint32_t reserved; /* must be 0 */
+	uint64_t rate;             /* bits per second in all; 0 = the device's speed */
+	uint32_t limit;            /* packets queued at most; 0 = the default */
+	uint32_t best_effort_kbit; /* kbit/s; 0 = keep the cap there is (none when installed) */
 };
 
 /*

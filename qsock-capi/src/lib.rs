@@ -98,7 +98,7 @@ c_struct! {
     qsock_init_attr {
         rate: u64,
         limit: u32,
-        reserved: u32,
+        best_effort_kbit: u32,
     }
 }
 
@@ -247,14 +247,11 @@ pub(crate) fn init_params(
     let scheduler = scheduler_name(params)?;
     let mut init = InitParams::new(device, scheduler);
     if let Some(attributes) = attributes {
-        if attributes.reserved != 0 {
-            return Err(Error::invalid(
-                "qsock_init_attr.reserved must be 0: zero the struct before filling it",
-            ));
-        }
         init.link_rate =
             (attributes.rate != 0).then(|| Rate::from_bits_per_second(attributes.rate));
         init.limit = (attributes.limit != 0).then_some(attributes.limit);
+        init.best_effort_rate = (attributes.best_effort_kbit != 0)
+            .then(|| Rate::from_bits_per_second(u64::from(attributes.best_effort_kbit) * 1000));
     }
     init.validate()?;
     Ok(init)

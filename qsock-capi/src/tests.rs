@@ -273,18 +273,26 @@ fn params_refused_with_their_errno() {
 
 #[test]
 fn init_attributes() {
-    let attributes = |rate, reserved| qsock_init_attr {
+    let attributes = |rate, best_effort_kbit| qsock_init_attr {
         rate,
         limit: 0,
-        reserved,
+        best_effort_kbit,
     };
     let init = init_params(&params("lo", "user"), Some(&attributes(10_000_000, 0))).unwrap();
     assert_eq!(init.link_rate, Some(Rate::from_bits_per_second(10_000_000)));
-    assert_eq!(init.limit, None);
+    assert_eq!((init.limit, init.best_effort_rate), (None, None));
     let defaults = init_params(&params("lo", "auto"), None).unwrap();
     assert_eq!((defaults.link_rate, defaults.limit), (None, None));
-    let err = init_params(&params("lo", "user"), Some(&attributes(0, 7))).unwrap_err();
-    assert_eq!(err.errno(), libc::EINVAL);
+    let capped = init_params(&params("lo", "htb"), Some(&attributes(0, 2_000))).unwrap();
+    assert_eq!(
+        capped.best_effort_rate,
+        Some(Rate::from_bits_per_second(2_000_000))
+    );
+    let widest = init_params(&params("lo", "htb"), Some(&attributes(0, u32::MAX))).unwrap();
+    assert_eq!(
+        widest.best_effort_rate,
+        Some(Rate::from_bits_per_second(u64::from(u32::MAX) * 1000))
+    );
 }
 
 #[test]

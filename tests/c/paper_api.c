@@ -202,7 +202,7 @@ static int finish(void)
 static int paper_init(void)
 {
 	struct qos_params params;
-	struct qsock_init_attr init = { .rate = 10000000000u, .limit = 0, .reserved = 0 };
+	struct qsock_init_attr init = { .rate = 10000000000u, .limit = 0, .best_effort_kbit = 0 };
 	int err = 0;
 
 	fill(&params, dev, sched, &init);
@@ -246,7 +246,6 @@ static void paper_stream_params(struct qos_params *params, struct q_dwcs_attr *a
 static void init_errors(void)
 {
 	struct qos_params params;
-	struct qsock_init_attr bad = { .rate = 0, .limit = 0, .reserved = 7 };
 
 	fill(&params, dev, "cbq", NULL);
 	EXPECT_FAIL(qsockinit(&params), EOPNOTSUPP, "dwcs, htb, user or auto");
@@ -258,9 +257,33 @@ static void init_errors(void)
 	fill(&params, dev, sched, NULL);
 	memset(params.name, 'y', IFNAMSIZ);
 	EXPECT_FAIL(qsockinit(&params), EINVAL, "NUL-terminated");
-	fill(&params, dev, sched, &bad);
-	EXPECT_FAIL(qsockinit(&params), EINVAL, "reserved must be 0");
 	EXPECT_FAIL(qsockinit(NULL), EFAULT, "NULL");
+}
+
+/*
+ * A cap on best effort, then lifted by asking for the whole rate: htb holds
+ * the device's traffic of no stream apart from the streams; the others have
+ * no best effort of their own to cap, and say which scheduler does.
+ */
+static void best_effort_cap(void)
+{
+	struct qos_params params;
+	struct qsock_init_attr cap = { .rate = 10000000000u, .best_effort_kbit = 2000 };
+	struct qsock_init_attr lift = { .rate = 10000000000u, .best_effort_kbit = 10000000 };
+	int err;
+
+	fill(&params, dev, sched, &cap);
+	if (strcmp(sched, "htb") != 0) {
+		EXPECT_FAIL(qsockinit(&params), EOPNOTSUPP, "use scheduler htb");
+		return;
+	}
+	err = qsockinit(&params);
+	CHECK(err == 0, "qsockinit(dev %s, best effort capped at 2 Mbit/s) = %d, errno %s: %s",
+	      dev, err, strerror(errno), qsock_last_error());
+	fill(&params, dev, sched, &lift);
+	err = qsockinit(&params);
+	CHECK(err == 0, "qsockinit(dev %s, the cap lifted) = %d, errno %s: %s", dev, err,
+	      strerror(errno), qsock_last_error());
 }
 
 /* Sections 3.1.2 and 3.1.3: qsocket, then qsendto with flags. */
@@ -717,6 +740,7 @@ int main(int argc, char **argv)
 	if (paper_init() < 0)
 		return finish();
 	init_errors();
+	best_effort_cap();
 
 	open_receiver(argc > 3 ? argv[3] : "127.0.0.1");
 	fd = paper_socket();

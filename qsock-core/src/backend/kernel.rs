@@ -141,7 +141,7 @@ fn install<B: KernelScheduler>(backend: &B, init: &InitParams) -> Result<InitRep
             format!(
                 "{} queues the traffic of no stream in one queue under the link rate and \
                  cannot cap it apart from the streams: use scheduler htb, narrow the whole \
-                 link (link_rate), or leave best_effort_rate unset",
+                 link (its rate), or ask for no cap on best effort",
                 B::LABEL
             ),
         ));

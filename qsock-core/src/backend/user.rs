@@ -313,7 +313,7 @@ impl Backend for User {
                 format!(
                     "the user scheduler carries only this process's streams: the host's other \
                      traffic on {} never passes through it, so it has no best effort to cap; \
-                     use scheduler htb, or leave best_effort_rate unset",
+                     use scheduler htb, or ask for no cap on best effort",
                     init.device
                 ),
             ));
