@@ -5,6 +5,11 @@
 //! a packet's one-way delay is the path's and the path's queues' alone; the
 //! time between the hand-over to the socket and this departure is the
 //! host's own queue, which `shape-link` holds on purpose.
+//!
+//! The error queue also carries ICMP errors where `IP_RECVERR` is on (the
+//! dwcs backend sets it to see the qdisc's refusals): read here, they are
+//! skipped, and the backend makes a send that such an error failed once
+//! more, as it does for one it reads itself.
 
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
@@ -12,8 +17,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::socket::{
-    getsockopt, recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
-    TimestampingFlag,
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage, TimestampingFlag,
 };
 
 /// The largest packet read back: a jumbo frame's, with its headers.
@@ -38,21 +42,6 @@ pub(super) fn enable(
     socket: &UdpSocket,
     destination: SocketAddr,
 ) -> Result<StreamPorts, Unavailable> {
-    // With IP_RECVERR on (the dwcs backend asks for it to see the qdisc's
-    // refusals), the error queue carries ICMP errors that the backend
-    // reads when a send fails: reading it here would take them away.
-    let recv_err = if destination.is_ipv6() {
-        getsockopt(socket, sockopt::Ipv6RecvErr)
-    } else {
-        getsockopt(socket, sockopt::Ipv4RecvErr)
-    };
-    if recv_err.unwrap_or(false) {
-        return Err(Unavailable(
-            "the socket's error queue carries the scheduler's errors (IP_RECVERR, as the dwcs \
-             backend sets it)"
-                .into(),
-        ));
-    }
     let source = socket
         .local_addr()
         .map_err(|err| Unavailable(format!("the socket has no local address: {err}")))?
@@ -69,7 +58,8 @@ pub(super) fn enable(
 
 /// Reads what `socket`'s error queue holds and gives `departed` each of the
 /// stream's packets (from its RTP header on) with when it left. Entries
-/// that are not the stream's packets, or carry no timestamp, are dropped.
+/// that are not the stream's packets, or carry no timestamp (ICMP errors),
+/// are dropped.
 pub(super) fn take(
     socket: &UdpSocket,
     ports: StreamPorts,

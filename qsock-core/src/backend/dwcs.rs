@@ -529,8 +529,10 @@ pub(crate) fn send_scheduled(
     let txtimes: Vec<u64> = (0..packets.len())
         .map(|i| txtime_value(flags, i == 0 && flags.frame_start))
         .collect();
-    let mut resend =
-        |err: &std::io::Error| hides_icmp_errors && recv_err::resend_after(socket, err);
+    let mut retried = false;
+    let mut resend = |err: &std::io::Error| {
+        hides_icmp_errors && recv_err::resend_after(socket, err, &mut retried)
+    };
     let sent = if txtimes.iter().all(|&value| value == 0) {
         sys::send_datagrams_or_resend(socket.as_fd(), packets, destination, 0, &mut resend)
     } else {

@@ -58,12 +58,35 @@ fn is_icmp(error: &QueuedError) -> bool {
     )
 }
 
+/// The errors the kernel turns ICMP errors into (`icmp_err_convert`,
+/// `icmpv6_err_convert`, parameter problems as `EPROTO`).
+const ICMP_ERRNOS: [i32; 10] = [
+    libc::ENETUNREACH,
+    libc::EHOSTUNREACH,
+    libc::ENOPROTOOPT,
+    libc::ECONNREFUSED,
+    libc::EMSGSIZE,
+    libc::EOPNOTSUPP,
+    libc::EHOSTDOWN,
+    libc::ENONET,
+    libc::EPROTO,
+    libc::EACCES,
+];
+
 /// Whether a send on `socket` that failed with `failure` should be made
 /// again: the failure was an ICMP error that a plain socket would not have
 /// reported (any ICMP error on an unconnected socket; a soft one on a
 /// connected socket). Empties the socket's error queue either way, so that
 /// it neither holds on to receive memory nor leaves a pending error behind.
-pub(crate) fn resend_after(socket: &Socket, failure: &io::Error) -> bool {
+///
+/// The error queue may have another reader: one that reads the socket's
+/// transmit timestamps there (`SO_TIMESTAMPING`) takes the ICMP errors
+/// queued among them. The send then fails for an error that is no longer
+/// queued; a failure that an ICMP error could have caused and no queued one
+/// explains is made once more (`retried` says whether it was), and a
+/// failure of the send's own comes back. A connected socket is then not
+/// told of a hard ICMP error that such a reader took.
+pub(crate) fn resend_after(socket: &Socket, failure: &io::Error, retried: &mut bool) -> bool {
     // The qdisc's refusal and a full buffer come from the send itself.
     if sys::is_pushback(failure) {
         return false;
@@ -72,13 +95,16 @@ pub(crate) fn resend_after(socket: &Socket, failure: &io::Error) -> bool {
         return false;
     };
     let icmp: Vec<&QueuedError> = queued.iter().filter(|e| is_icmp(e)).collect();
-    // A failure no queued ICMP error explains is the send's own (no route,
-    // too big, not permitted): it is reported as a plain socket reports it.
     if !icmp
         .iter()
         .any(|error| Some(error.errno) == failure.raw_os_error())
     {
-        return false;
+        let could_be_icmp = failure
+            .raw_os_error()
+            .is_some_and(|errno| ICMP_ERRNOS.contains(&errno));
+        // Otherwise the failure is the send's own (no route, too big, not
+        // permitted): it is reported as a plain socket reports it.
+        return could_be_icmp && !std::mem::replace(retried, true);
     }
     let connected = socket.peer_addr().is_ok();
     !(connected && icmp.iter().any(|error| is_hard(error)))

@@ -38,9 +38,19 @@ fn recv_err_socket(domain: Domain) -> Socket {
 
 /// The dwcs backend's send: `send_frame`'s resend rule over `packets`.
 fn send(socket: &Socket, packets: &[&[u8]], to: Option<&SockAddr>) -> io::Result<usize> {
+    let mut retried = false;
     sys::send_datagrams_or_resend(socket.as_fd(), packets, to, 0, &mut |err| {
-        resend_after(socket, err)
+        resend_after(socket, err, &mut retried)
     })
+}
+
+/// How a test sends: as the backend does on a socket.
+type SendFn = fn(&Socket, &[&[u8]], Option<&SockAddr>) -> io::Result<usize>;
+
+/// A send on a socket whose `IP_RECVERR` the backend did not turn on: it
+/// asks `resend_after` nothing.
+fn send_plain(socket: &Socket, packets: &[&[u8]], to: Option<&SockAddr>) -> io::Result<usize> {
+    sys::send_datagrams(socket.as_fd(), packets, to, 0)
 }
 
 /// Sends one datagram to `to` and waits until the ICMP error it draws is
@@ -104,7 +114,8 @@ fn a_connected_socket_reports_port_unreachable_as_a_plain_one_does() {
         let to = SockAddr::from(port_nobody_listens_on(domain));
         let plain = Socket::new(domain, Type::DGRAM, None).unwrap();
         let socket = recv_err_socket(domain);
-        for sender in [&plain, &socket] {
+        let sends: [(&Socket, SendFn); 2] = [(&plain, send_plain), (&socket, send)];
+        for (sender, send) in sends {
             sender.connect(&to).unwrap();
             send(sender, &[b"first"], None).unwrap();
             assert!(
@@ -130,8 +141,43 @@ fn failures_of_the_send_itself_are_not_resent() {
     assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{err}");
     assert!(!resend_after(
         &socket,
-        &io::Error::from_raw_os_error(libc::ENOBUFS)
+        &io::Error::from_raw_os_error(libc::ENOBUFS),
+        &mut false
     ));
+}
+
+#[test]
+fn a_send_failed_by_an_icmp_error_another_reader_took_is_made_once_more() {
+    for domain in [Domain::IPV4, Domain::IPV6] {
+        let to = SockAddr::from(port_nobody_listens_on(domain));
+        let socket = recv_err_socket(domain);
+        draw_icmp_error(&socket, &to);
+        let failure = sys::send_datagrams(socket.as_fd(), &[b"fails"], Some(&to), 0).unwrap_err();
+        assert_eq!(
+            failure.raw_os_error(),
+            Some(libc::ECONNREFUSED),
+            "{domain:?}"
+        );
+        // A reader of transmit timestamps empties the queue first.
+        let taken = sys::take_queued_errors(socket.as_fd()).unwrap();
+        assert!(taken.iter().any(is_icmp), "{domain:?}: {taken:?}");
+        let mut retried = false;
+        assert!(resend_after(&socket, &failure, &mut retried), "{domain:?}");
+        assert!(retried, "{domain:?}");
+        // Once: a failure that comes back is the send's own.
+        assert!(!resend_after(&socket, &failure, &mut retried), "{domain:?}");
+        assert_eq!(
+            send(&socket, &[b"goes"], Some(&to)).unwrap(),
+            1,
+            "{domain:?}"
+        );
+        // A failure no ICMP error causes is not made again at all.
+        let not_permitted = io::Error::from_raw_os_error(libc::EPERM);
+        assert!(
+            !resend_after(&socket, &not_permitted, &mut false),
+            "{domain:?}"
+        );
+    }
 }
 
 #[test]
