@@ -8,9 +8,10 @@
 # builds it), runs target/release/qsock-eval on the dwcs backend with tag
 # `vm`, writing into $QSOCK_VM_OUT/eval (the one folder the guest may write,
 # kept on the host under target/vm/VERSION/), and unloads the module.
-# Subcommands: the arguments, else `table1 fig4 fig6 fig7` (table1 with
+# Subcommands: the arguments, else `table1 fig4 fig6 fig7 path` (table1 with
 # fewer, smaller rounds, fig4 with qsocksink alone, on dwcs and on htb, and
-# fig6 with qsocksink alone: the guest is slow).
+# fig6 with qsocksink alone: the guest is slow; path with qsocksink on dwcs
+# and on htb, each with the receiver's TWCC feedback).
 # QSOCK_EVAL_ARGS adds options to every subcommand.
 # The guest is emulated when KVM does not work (tests/vm/run.sh says which):
 # then its timing figures are the emulator's, and EVALUATION.md says so.
@@ -36,19 +37,22 @@ trap 'rmmod sch_dwcs 2>/dev/null' EXIT
 mkdir -p "$out"
 
 subcommands=("$@")
-[ ${#subcommands[@]} -gt 0 ] || subcommands=(table1 fig4 fig6 fig7)
+[ ${#subcommands[@]} -gt 0 ] || subcommands=(table1 fig4 fig6 fig7 path)
 status=0
 for sub in "${subcommands[@]}"; do
-  extra=()
+  extra=(--schedulers dwcs)
   case $sub in
-    table1) extra=(--rounds 3 --scale 0.25) ;;
+    table1) extra+=(--rounds 3 --scale 0.25) ;;
     # htb beside dwcs, as a control: both run in the same emulated guest,
     # so the jitter they share is the guest's, not the scheduler's.
-    fig4 | fig5) extra=(--qsock-only --schedulers htb) ;;
-    fig6) extra=(--qsock-only) ;;
+    fig4 | fig5) extra=(--qsock-only --schedulers dwcs,htb) ;;
+    fig6) extra+=(--qsock-only) ;;
+    # The path bed has no --schedulers: its contenders name theirs. htb
+    # runs beside dwcs in the same guest, as a control.
+    path) extra=(--contenders qsocksink-dwcs-twcc,qsocksink-htb-twcc) ;;
   esac
   # shellcheck disable=SC2086 # QSOCK_EVAL_ARGS is a list of options
-  "$eval_bin" --out "$out" --tag vm "$sub" --schedulers dwcs "${extra[@]}" ${QSOCK_EVAL_ARGS:-} || status=1
+  "$eval_bin" --out "$out" --tag vm "$sub" "${extra[@]}" ${QSOCK_EVAL_ARGS:-} || status=1
 done
 echo "qsock-vm: evaluation results in $out"
 exit $status

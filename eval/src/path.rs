@@ -8,7 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use qsock::SchedulerName;
 use qsock_media::path::{
     recovery_after, CrossTraffic, PathBed, PathContender, PathOutcome, PathRow, PathRun,
     PathSettings, PathSummary, RouterSchedule,
@@ -38,9 +37,9 @@ pub struct Args {
     /// Conditions to run: a, b, c, d.
     #[arg(long, value_delimiter = ',', default_values_t = ['a', 'b', 'c', 'd'])]
     pub conditions: Vec<char>,
-    /// Contenders: qsocksink-htb, qsocksink-user (shape-link on; add
-    /// -unshaped for off), qsocksink-htb-twcc (the receiver's TWCC feedback
-    /// too), udpsink, srtsink, gcc.
+    /// Contenders: qsocksink-htb, qsocksink-user, qsocksink-dwcs (add -twcc
+    /// for the receiver's TWCC feedback too, then -unshaped for shape-link
+    /// off), udpsink, srtsink, gcc.
     #[arg(long, value_delimiter = ',', value_parser = parse_contender,
           default_values = ["qsocksink-htb", "qsocksink-user", "udpsink", "srtsink", "gcc"])]
     pub contenders: Vec<PathContender>,
@@ -66,41 +65,34 @@ impl Default for Args {
 }
 
 fn parse_contender(text: &str) -> Result<PathContender> {
+    let unknown = || {
+        format!(
+            "unknown contender {text:?}: give qsocksink-SCHEDULER (htb, user or dwcs; add \
+             -twcc for the receiver's TWCC feedback too, then -unshaped for shape-link off), \
+             udpsink, srtsink or gcc"
+        )
+    };
     Ok(match text {
-        "qsocksink-htb" => qsocksink(SchedulerName::Htb, true),
-        "qsocksink-htb-twcc" => PathContender::QSockSink {
-            scheduler: SchedulerName::Htb,
-            shape_link: true,
-            transport_cc: true,
-        },
-        "qsocksink-htb-twcc-unshaped" => PathContender::QSockSink {
-            scheduler: SchedulerName::Htb,
-            shape_link: false,
-            transport_cc: true,
-        },
-        "qsocksink-user" => qsocksink(SchedulerName::User, true),
-        "qsocksink-dwcs" => qsocksink(SchedulerName::Dwcs, true),
-        "qsocksink-htb-unshaped" => qsocksink(SchedulerName::Htb, false),
-        "qsocksink-user-unshaped" => qsocksink(SchedulerName::User, false),
         "udpsink" => PathContender::UdpSink,
         "srtsink" => PathContender::SrtSink,
         "gcc" => PathContender::Gcc,
         _ => {
-            return Err(format!(
-                "unknown contender {text:?}: give qsocksink-htb, qsocksink-user, qsocksink-dwcs \
-                 (with -unshaped: shape-link off), qsocksink-htb-twcc (the receiver sends \
-                 TWCC feedback too), udpsink, srtsink or gcc"
-            ))
+            let rest = text.strip_prefix("qsocksink-").ok_or_else(unknown)?;
+            let (rest, shape_link) = match rest.strip_suffix("-unshaped") {
+                Some(rest) => (rest, false),
+                None => (rest, true),
+            };
+            let (scheduler, transport_cc) = match rest.strip_suffix("-twcc") {
+                Some(rest) => (rest, true),
+                None => (rest, false),
+            };
+            PathContender::QSockSink {
+                scheduler: scheduler.parse().map_err(|_| unknown())?,
+                shape_link,
+                transport_cc,
+            }
         }
     })
-}
-
-fn qsocksink(scheduler: SchedulerName, shape_link: bool) -> PathContender {
-    PathContender::QSockSink {
-        scheduler,
-        shape_link,
-        transport_cc: false,
-    }
 }
 
 /// One condition: its letter, what it is, and its settings.
