@@ -400,8 +400,16 @@ impl QSockSink {
                 standing_queue_beyond_the_host: false,
             });
         };
+        // A receiver report counts as lost every number it did not get,
+        // those the host's own scheduler dropped too; where departures are
+        // read, the transport-wide share counts only packets that left.
+        let fraction_lost = if transport_wide.beyond_the_host {
+            transport_wide.lost_share
+        } else {
+            since.fraction_lost.max(transport_wide.lost_share)
+        };
         Some(PathObservation {
-            fraction_lost: since.fraction_lost.max(transport_wide.lost_share),
+            fraction_lost,
             round_trip: since.round_trip,
             received_bps: transport_wide.received_bps.or(received_bps),
             standing_queue: transport_wide.standing_queue,

@@ -188,7 +188,12 @@ impl TransportWide {
         let mut arrival_us = reference_us;
         for (sequence, status) in packets {
             let TwccPacketStatus::Received { delta } = status else {
-                if self.known(sequence).is_some() {
+                // Once departures are read, a packet that never left was
+                // dropped by the host's scheduler, not lost on the path.
+                if self
+                    .known(sequence)
+                    .is_some_and(|sent| self.left(&sent).is_some())
+                {
                     self.interval.lost += 1;
                 }
                 continue;

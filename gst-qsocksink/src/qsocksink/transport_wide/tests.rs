@@ -261,6 +261,32 @@ fn a_wait_in_the_host_before_departure_is_not_a_queue_on_the_path() {
 }
 
 #[test]
+fn a_packet_the_hosts_scheduler_dropped_is_not_lost_on_the_path() {
+    let mut transport = TransportWide::default();
+    let start = transport.epoch + Duration::from_secs(1);
+    send_ten(&mut transport, 0, start);
+    // The scheduler dropped 2 and 3 late; 7 left and was lost on the way.
+    for i in (0..10u16).filter(|i| ![2, 3].contains(i)) {
+        transport.departed(i, start + Duration::from_millis(10 * u64::from(i)));
+    }
+    let statuses: Vec<TwccPacketStatus> = (0..10)
+        .map(|i| match i {
+            2 | 3 | 7 => TwccPacketStatus::NotReceived,
+            0 => received(5_000),
+            1 | 8 => received(10_000),
+            4 => received(30_000),
+            _ => received(10_000),
+        })
+        .collect();
+    assert!(transport.feedback(fci(&feedback_packet(0, 20, &statuses))));
+    let interval = transport
+        .take_interval()
+        .unwrap_or_else(|| panic!("feedback came"));
+    assert!(interval.beyond_the_host);
+    assert_eq!(interval.lost_share, 1.0 / 8.0);
+}
+
+#[test]
 fn without_departures_the_hand_over_times_the_delay() {
     let mut transport = TransportWide::default();
     let start = transport.epoch + Duration::from_secs(1);
