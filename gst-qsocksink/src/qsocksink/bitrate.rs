@@ -378,7 +378,10 @@ impl BitrateController {
             .path
             .map(|path| beyond_the_host(path, observation));
         let app_limited = self.app_limited(observation, current);
-        let path = path_seen.map(|path| self.path_verdict(path, app_limited));
+        let path = path_seen.map(|path| {
+            let round_trip_counts = round_trip_is_the_paths(path, observation);
+            self.path_verdict(path, app_limited, round_trip_counts)
+        });
         self.since_report += observation.length;
         let vouched = std::mem::replace(&mut self.since_report, Duration::ZERO);
         if path.is_none() {
@@ -464,8 +467,14 @@ impl BitrateController {
     }
 
     /// What the receiver's reports say of the path beyond the host, the
-    /// stream sending well below its estimate when `app_limited`.
-    fn path_verdict(&mut self, path: PathObservation, app_limited: bool) -> PathVerdict {
+    /// stream sending well below its estimate when `app_limited`; a round
+    /// trip grown is a queue on the path when `round_trip_counts`.
+    fn path_verdict(
+        &mut self,
+        path: PathObservation,
+        app_limited: bool,
+        round_trip_counts: bool,
+    ) -> PathVerdict {
         let mut draining = false;
         let queueing = path.round_trip.is_some_and(|round_trip| {
             let least = self
@@ -476,7 +485,7 @@ impl BitrateController {
                 .previous_round_trip
                 .replace(round_trip)
                 .is_some_and(|previous| round_trip + DRAINING < previous);
-            round_trip.saturating_sub(least) > PATH_DELAY_TOLERANCE
+            round_trip_counts && round_trip.saturating_sub(least) > PATH_DELAY_TOLERANCE
         });
         let previous_standing = self.previous_standing_queue;
         if path.standing_queue.is_some() {
@@ -597,7 +606,7 @@ fn decrease_factor(queue: Option<Duration>) -> f64 {
 /// the delay includes its wait in the host's scheduler, which the shaping
 /// means to hold: cutting for it would narrow the link further, without
 /// end. The standing queue then says nothing of the path, and the round
-/// trip of the sender reports (which skip the host's queue) tells it.
+/// trip of the sender reports tells it.
 fn beyond_the_host(path: PathObservation, observation: &Observation) -> PathObservation {
     let beyond = path.standing_queue_beyond_the_host || !observation.host_shaped;
     PathObservation {
@@ -605,6 +614,17 @@ fn beyond_the_host(path: PathObservation, observation: &Observation) -> PathObse
         queue_at_end: path.queue_at_end.filter(|_| beyond),
         ..path
     }
+}
+
+/// Whether a round trip grown says a queue stands on the path. The sender
+/// reports cross the host's scheduler as its traffic of no stream: on the
+/// link that `shape-link` narrows they wait behind the streams (dwcs serves
+/// them only when no stream's packet is due) or behind the host's bulk
+/// traffic (htb's best effort). Where the packets' departures time their
+/// one-way delay, that per-packet view is the path's own and tells its
+/// queue; the round trip then tells the host's as well, and is left out.
+fn round_trip_is_the_paths(path: PathObservation, observation: &Observation) -> bool {
+    !(observation.host_shaped && path.standing_queue_beyond_the_host)
 }
 
 /// What one interval's reports say of the path.

@@ -563,3 +563,31 @@ fn in_a_shaped_host_only_a_queue_timed_from_the_device_cuts() {
         .is_some_and(|bps| bps < 1_500_000));
     assert_eq!(controller.last_change(), Some(Signal::StandingQueue));
 }
+
+#[test]
+fn in_a_shaped_host_whose_departures_are_read_a_longer_round_trip_is_the_hosts_queue() {
+    // The sender reports waited behind the stream in the shaped link; the
+    // packets, timed from their departure, met no queue on the path.
+    let round_trip = |ms, beyond_the_host| Observation {
+        host_shaped: true,
+        ..with_path(Some(PathObservation {
+            round_trip: Some(Duration::from_millis(ms)),
+            standing_queue: Some(Duration::ZERO),
+            standing_queue_beyond_the_host: beyond_the_host,
+            ..PathObservation::default()
+        }))
+    };
+    let mut controller = seeded(1_000_000);
+    let before = controller.update(&round_trip(5, true)).unwrap();
+    assert!(controller
+        .update(&round_trip(150, true))
+        .is_some_and(|bps| bps > before));
+    assert_eq!(controller.last_change(), Some(Signal::ReceiverClear));
+    // Without the departures, the round trip is the view of the path.
+    let mut controller = seeded(1_000_000);
+    let before = controller.update(&round_trip(5, false)).unwrap();
+    assert!(controller
+        .update(&round_trip(150, false))
+        .is_some_and(|bps| bps < before));
+    assert_eq!(controller.last_change(), Some(Signal::ReceiverDelay));
+}
