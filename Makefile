@@ -82,14 +82,21 @@ eval: deps
 	$(RELEASE_DIR)/qsock-eval all
 
 # The evaluation's dwcs runs, in one VM boot of Debian 12's default kernel
-# (linux-image-amd64's), copied into eval/results/ next to the host's.
+# (linux-image-amd64's), copied into eval/results/ next to the host's; the
+# path experiment's in another, of the newest kernel installed: qsocksink
+# reads its packets' departures from veth's software transmit timestamps,
+# which the default kernel's veth does not take.
 EVAL_KVER ?= $(shell dpkg-query -W -f='$${Depends}' linux-image-amd64 2>/dev/null | sed -e 's/^linux-image-//' -e 's/ .*//')
+EVAL_PATH_KVER ?= $(shell ls /boot/vmlinuz-* 2>/dev/null | sed 's,^/boot/vmlinuz-,,' | sort -V | tail -n 1)
 eval-vm: deps
 	@test -n "$(EVAL_KVER)" || { echo "no linux-image-amd64 installed: run make deps, or give EVAL_KVER=VERSION"; exit 1; }
 	$(CARGO) build --release -p qsock-eval
 	@bash tests/vm/build-modules.sh $(EVAL_KVER)
 	@bash tests/vm/run.sh -k $(EVAL_KVER) -t 1200 -s eval/vm-eval.sh
 	cp target/vm/$(EVAL_KVER)/eval/*-vm* eval/results/
+	@bash tests/vm/build-modules.sh $(EVAL_PATH_KVER)
+	@bash tests/vm/run.sh -k $(EVAL_PATH_KVER) -t 1200 -s eval/vm-eval.sh -- path
+	cp target/vm/$(EVAL_PATH_KVER)/eval/path-vm* eval/results/
 	$(RELEASE_DIR)/qsock-eval summary
 
 clean:

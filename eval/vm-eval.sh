@@ -8,10 +8,12 @@
 # builds it), runs target/release/qsock-eval on the dwcs backend with tag
 # `vm`, writing into $QSOCK_VM_OUT/eval (the one folder the guest may write,
 # kept on the host under target/vm/VERSION/), and unloads the module.
-# Subcommands: the arguments, else `table1 fig4 fig6 fig7 path` (table1 with
+# Subcommands: the arguments, else `table1 fig4 fig6 fig7` (table1 with
 # fewer, smaller rounds, fig4 with qsocksink alone, on dwcs and on htb, and
-# fig6 with qsocksink alone: the guest is slow; path with qsocksink on dwcs
-# and on htb, each with the receiver's TWCC feedback).
+# fig6 with qsocksink alone: the guest is slow). `path` runs qsocksink on
+# dwcs and on htb, each with the receiver's TWCC feedback; make eval-vm
+# runs it in a kernel whose veth takes software transmit timestamps (the
+# sink's departure times), which Debian 12's default kernel's does not.
 # QSOCK_EVAL_ARGS adds options to every subcommand.
 # The guest is emulated when KVM does not work (tests/vm/run.sh says which):
 # then its timing figures are the emulator's, and EVALUATION.md says so.
@@ -37,7 +39,7 @@ trap 'rmmod sch_dwcs 2>/dev/null' EXIT
 mkdir -p "$out"
 
 subcommands=("$@")
-[ ${#subcommands[@]} -gt 0 ] || subcommands=(table1 fig4 fig6 fig7 path)
+[ ${#subcommands[@]} -gt 0 ] || subcommands=(table1 fig4 fig6 fig7)
 status=0
 for sub in "${subcommands[@]}"; do
   extra=(--schedulers dwcs)
