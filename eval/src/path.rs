@@ -12,6 +12,7 @@ use qsock_media::path::{
     recovery_after, CrossTraffic, PathBed, PathContender, PathOutcome, PathRow, PathRun,
     PathSettings, PathSummary, RouterSchedule,
 };
+use qsock_media::VideoSettings;
 use serde::Serialize;
 
 use crate::output::{markdown_table, Results};
@@ -43,6 +44,11 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_parser = parse_contender,
           default_values = ["qsocksink-htb", "qsocksink-user", "udpsink", "srtsink", "gcc"])]
     pub contenders: Vec<PathContender>,
+    /// Scales the bed down for a slow (emulated) host: the router's rates,
+    /// the video's bitrate and its bounds by this factor, the picture's
+    /// area with them (0.1 to 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
 }
 
 impl Default for Args {
@@ -60,6 +66,7 @@ impl Default for Args {
             .into_iter()
             .filter_map(|name| parse_contender(name).ok())
             .collect(),
+            scale: 1.0,
         }
     }
 }
@@ -104,23 +111,53 @@ struct Condition {
     steps: Vec<Duration>,
 }
 
-fn condition(letter: char, seconds: u64) -> Result<Condition> {
+/// The issue's bed, its rates and picture scaled by `scale`.
+fn scaled_settings(scale: f64, seconds: u64) -> PathSettings {
+    let base = PathSettings::default();
+    let times = |bps: u64| (bps as f64 * scale) as u64;
+    // Area in proportion to the bitrate: as many bits per pixel. x264 takes
+    // even sizes.
+    let side = |pixels: u32| ((f64::from(pixels) * scale.sqrt() / 2.0).round() as u32 * 2).max(16);
+    let (min, max) = base.bitrate_bounds;
+    PathSettings {
+        video: VideoSettings {
+            width: side(base.video.width),
+            height: side(base.video.height),
+            bitrate_kbit: (f64::from(base.video.bitrate_kbit) * scale).round() as u32,
+            ..base.video
+        },
+        router: RouterSchedule::constant(times(1_500_000)),
+        bitrate_bounds: (times(min), times(max)),
+        cross_start: Duration::from_secs(seconds / 6),
+        ..base
+    }
+}
+
+/// A rate as the conditions' titles give it.
+fn rate_text(bps: u64) -> String {
+    if bps >= 1_000_000 {
+        format!("{} Mbit/s", bps as f64 / 1e6)
+    } else {
+        format!("{} kbit/s", bps / 1000)
+    }
+}
+
+fn condition(letter: char, seconds: u64, scale: f64) -> Result<Condition> {
     let secs = Duration::from_secs;
-    let base = PathSettings {
-        cross_start: secs(seconds / 6),
-        ..PathSettings::default()
-    };
+    let base = scaled_settings(scale, seconds);
+    let times = |bps: u64| (bps as f64 * scale) as u64;
+    let router = rate_text(times(1_500_000));
     Ok(match letter {
         'a' => Condition {
             letter,
-            title: "router 1.5 Mbit/s".into(),
+            title: format!("router {router}"),
             settings: base,
             steps: Vec::new(),
         },
         'b' => Condition {
             letter,
             title: format!(
-                "router 1.5 Mbit/s, bulk TCP from the sender's host from {} s",
+                "router {router}, bulk TCP from the sender's host from {} s",
                 seconds / 6
             ),
             settings: PathSettings {
@@ -132,7 +169,7 @@ fn condition(letter: char, seconds: u64) -> Result<Condition> {
         'c' => Condition {
             letter,
             title: format!(
-                "router 1.5 Mbit/s, bulk TCP from a third host from {} s",
+                "router {router}, bulk TCP from a third host from {} s",
                 seconds / 6
             ),
             settings: PathSettings {
@@ -143,19 +180,20 @@ fn condition(letter: char, seconds: u64) -> Result<Condition> {
         },
         'd' => {
             let (down, up) = (secs(seconds / 3), secs(2 * seconds / 3));
+            let (high, low) = (times(3_000_000), times(1_000_000));
             Condition {
                 letter,
                 title: format!(
-                    "router 3 -> 1 -> 3 Mbit/s at {} s and {} s",
+                    "router {} -> {} -> {} at {} s and {} s",
+                    rate_text(high),
+                    rate_text(low),
+                    rate_text(high),
                     down.as_secs(),
                     up.as_secs()
                 ),
                 settings: PathSettings {
-                    router: RouterSchedule::stepping(
-                        3_000_000,
-                        &[(down, 1_000_000), (up, 3_000_000)],
-                    )
-                    .map_err(|e| e.to_string())?,
+                    router: RouterSchedule::stepping(high, &[(down, low), (up, high)])
+                        .map_err(|e| e.to_string())?,
                     ..base
                 },
                 steps: vec![down, up],
@@ -229,6 +267,12 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
             args.seconds
         ));
     }
+    if !(0.1..=1.0).contains(&args.scale) {
+        return Err(format!(
+            "--scale {} is out of range: give 0.1 to 1 (1 is the issue's bed)",
+            args.scale
+        ));
+    }
     if !nix::unistd::geteuid().is_root() {
         return Err("the path experiment builds network namespaces: run it as root".into());
     }
@@ -238,7 +282,7 @@ pub fn run(args: &Args, results: &Results) -> Result<()> {
     let conditions = args
         .conditions
         .iter()
-        .map(|&letter| condition(letter, args.seconds))
+        .map(|&letter| condition(letter, args.seconds, args.scale))
         .collect::<Result<Vec<_>>>()?;
     let until = Duration::from_secs(args.seconds);
     let (mut intervals, mut seconds, mut summaries, mut table) =
@@ -453,6 +497,7 @@ fn section(
     table: &[Vec<String>],
     results: &Results,
 ) -> String {
+    let video = scaled_settings(args.scale, args.seconds).video;
     let plots: String = conditions
         .iter()
         .map(|c| {
@@ -466,8 +511,8 @@ fn section(
     format!(
         "## The path: a bottleneck beyond the host ({tag})\n\n\
          Sender → router → receiver, the router's egress a token bucket (burst 15k, 300 ms of \
-         queue); {seconds} s of live H.264 (640x360, 25 fps, videotestsrc snow, x264 from \
-         2500 kbit/s, an I-frame a second) per contender, each alone on a fresh bed. \
+         queue); {seconds} s of live H.264 ({width}x{height}, 25 fps, videotestsrc snow, x264 \
+         from {kbit} kbit/s, an I-frame a second) per contender, each alone on a fresh bed. \
          Conditions: {conditions}. Figures from {settle} s to the end: decodable fps at the \
          receiver, I-frames lost of those sent, p99 one-way frame delay (capture to the last \
          packet's arrival), the mean of the sender's estimate over the router's rate (for \
@@ -477,6 +522,9 @@ fn section(
          {table}\n{plots}",
         tag = results.tag(),
         seconds = args.seconds,
+        width = video.width,
+        height = video.height,
+        kbit = video.bitrate_kbit,
         conditions = conditions
             .iter()
             .map(|c| format!("({}) {}", c.letter, c.title))

@@ -13,9 +13,6 @@ use crate::{Error, Result, SinkKind, StreamSpec, VideoSettings};
 /// The rate a scheduler qsocksink installs on the sender's device runs at:
 /// far above the router's, so that the bottleneck is the router.
 const SENDER_LINK_RATE: &str = "100mbit";
-/// Bounds of the adaptive senders' bitrate, bits per second.
-pub(crate) const MIN_BITRATE: u64 = 200_000;
-pub(crate) const MAX_BITRATE: u64 = 4_000_000;
 /// qsocksink's reports, ms.
 const QOS_INTERVAL_MS: u32 = 500;
 
@@ -122,11 +119,12 @@ impl PathContender {
     /// The sender's pipeline: `video`'s encoder (named `encoder`), a queue
     /// that drops its oldest second rather than stall, a payloader named
     /// `payloader`, and the contender's sink (`sink`; GCC's estimator is
-    /// `bwe`).
+    /// `bwe`). An adaptive sender keeps its bitrate within `bounds`.
     pub(crate) fn sender_description(
         &self,
         bed: &TestBed,
         video: &VideoSettings,
+        (min_bitrate, max_bitrate): (u64, u64),
         stream: &StreamSpec,
     ) -> Result<String> {
         let payloader = format!(
@@ -148,8 +146,8 @@ impl PathContender {
             } => format!(
                 "{payloader}{} ! {} name=sink link-rate={SENDER_LINK_RATE} adapt-bitrate=true \
                  shape-link={shape_link} \
-                 qos-interval={QOS_INTERVAL_MS} min-bitrate={MIN_BITRATE} \
-                 max-bitrate={MAX_BITRATE}",
+                 qos-interval={QOS_INTERVAL_MS} min-bitrate={min_bitrate} \
+                 max-bitrate={max_bitrate}",
                 if *transport_cc { numbered.as_str() } else { "" },
                 stream.sink_description(bed)
             ),
@@ -169,7 +167,7 @@ impl PathContender {
                 format!(
                     "{payloader}{numbered} \
                      ! rtpgccbwe name=bwe estimated-bitrate={start_bps} \
-                       min-bitrate={MIN_BITRATE} max-bitrate={MAX_BITRATE} \
+                       min-bitrate={min_bitrate} max-bitrate={max_bitrate} \
                      ! rtpbin.send_rtp_sink_0 \
                      rtpbin name=rtpbin rtp-profile=avpf \
                      rtpbin.send_rtp_src_0 ! udpsink name=sink host={receiver} port={port} \

@@ -39,6 +39,8 @@ pub struct PathSettings {
     pub latency_budget: Duration,
     /// How long the receiver's jitter buffer waits for a missing packet.
     pub jitter_latency: Duration,
+    /// The adaptive senders' bounds on their bitrate, bits per second.
+    pub bitrate_bounds: (u64, u64),
 }
 
 impl Default for PathSettings {
@@ -62,6 +64,7 @@ impl Default for PathSettings {
             cross_connections: 1,
             latency_budget: Duration::from_millis(100),
             jitter_latency: Duration::from_millis(200),
+            bitrate_bounds: (200_000, 4_000_000),
         }
     }
 }
@@ -138,7 +141,8 @@ impl PathRun {
             settings.jitter_latency,
             epoch,
         )?;
-        let description = contender.sender_description(bed, &settings.video, &stream)?;
+        let description =
+            contender.sender_description(bed, &settings.video, settings.bitrate_bounds, &stream)?;
         let sender = NamespacePipeline::launch(&description, bed.sender_ns())?;
         if contender == PathContender::Gcc {
             sender
