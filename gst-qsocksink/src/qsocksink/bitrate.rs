@@ -115,6 +115,11 @@ const PAST_CEILING: f64 = 1.15;
 /// queue in its router.
 const NEAR_CEILING_GROWTH: f64 = 0.03;
 
+/// From the ceiling on, until the stream sends [`PAST_CEILING`] above it,
+/// the share a second: GCC's pace away from its last maximum. The path may
+/// have grown; a climb at 3 % a second would take 8 s to prove it.
+const AT_CEILING_GROWTH: f64 = 0.08;
+
 /// The share of the estimate the stream must actually send for a clear
 /// report to count as evidence for more: an encoder that cannot fill its
 /// target proves nothing about a higher one.
@@ -558,7 +563,8 @@ impl BitrateController {
 
     /// The estimate a clear report vouching for `vouched` time lifts
     /// `current` to, the stream sending `carried`: at full pace up to near
-    /// where the path last congested, by a few percent a second from there.
+    /// where the path last congested, by a few percent a second from there,
+    /// a little faster past it.
     fn climb(&mut self, current: u64, carried: u64, vouched: Duration) -> u64 {
         let vouched = vouched.min(CLIMB_SPAN_CAP).as_secs_f64();
         let share = vouched / CLIMB_TIME.as_secs_f64();
@@ -574,7 +580,12 @@ impl BitrateController {
         if full <= near {
             return full;
         }
-        let slow = ((current as f64 * NEAR_CEILING_GROWTH * vouched) as u64).max(MIN_STEP_BPS);
+        let growth = if current >= ceiling {
+            AT_CEILING_GROWTH
+        } else {
+            NEAR_CEILING_GROWTH
+        };
+        let slow = ((current as f64 * growth * vouched) as u64).max(MIN_STEP_BPS);
         current.saturating_add(slow).max(near)
     }
 

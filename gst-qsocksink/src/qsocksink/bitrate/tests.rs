@@ -342,8 +342,8 @@ const FULL_STEP: u64 = 666_666;
 
 /// After a cut for congestion at 1 Mbit/s, the estimate climbing on clear
 /// seconds, the stream sending `sent(asked)`: a full step up to 90 % of the
-/// ceiling, then 3 % a second while the stream sends no more than 115 % of
-/// it, then full steps again.
+/// ceiling, then 3 % a second up to it and 8 % a second past it while the
+/// stream sends no more than 115 % of it, then full steps again.
 fn climb_past_the_last_congestion(sent: impl Fn(u64) -> u64) {
     let mut controller = seeded(2_000_000);
     controller.update(&with_path(path(0.0, 20)));
@@ -360,9 +360,10 @@ fn climb_past_the_last_congestion(sent: impl Fn(u64) -> u64) {
     let mut slow_steps = 0;
     while sent(asked) <= 1_150_000 {
         let next = controller.update(&a_clear_second(sent(asked))).unwrap();
+        let growth = if asked >= 1_000_000 { 1.08 } else { 1.03 };
         assert!(
-            (next as f64 / asked as f64 - 1.03).abs() < 1e-5,
-            "{asked} -> {next}: not 3 % up"
+            (next as f64 / asked as f64 - growth).abs() < 1e-5,
+            "{asked} -> {next}: not {growth} times"
         );
         asked = next;
         slow_steps += 1;
@@ -372,11 +373,11 @@ fn climb_past_the_last_congestion(sent: impl Fn(u64) -> u64) {
         controller.update(&a_clear_second(sent(asked))),
         Some(asked + FULL_STEP)
     );
-    assert!(slow_steps >= 8, "{slow_steps} slow steps");
+    assert!(slow_steps >= 5, "{slow_steps} slow steps");
 }
 
 #[test]
-fn near_the_last_congestion_the_climb_slows_to_3_percent_a_second_and_past_it_resumes() {
+fn near_the_last_congestion_the_climb_slows_to_a_few_percent_a_second_and_past_it_resumes() {
     climb_past_the_last_congestion(|asked| asked);
 }
 
@@ -384,7 +385,7 @@ fn near_the_last_congestion_the_climb_slows_to_3_percent_a_second_and_past_it_re
 fn past_the_last_congestion_only_what_the_stream_sends_resumes_the_climb() {
     // The encoder falls 10 % short of each target: at 1.2 Mbit/s asked
     // (past 115 % of the 1 Mbit/s ceiling) it sends 1.08 Mbit/s, still
-    // near it, so the climb keeps its slow pace until what it sends
+    // near it, so the climb keeps its slower pace until what it sends
     // passes 1.15 Mbit/s.
     climb_past_the_last_congestion(|asked| asked * 9 / 10);
 }
