@@ -12,9 +12,9 @@
 # fewer, smaller rounds, fig4 with qsocksink alone, on dwcs and on htb, and
 # fig6 with qsocksink alone: the guest is slow). `path` runs qsocksink on
 # dwcs and on htb, each with the receiver's TWCC feedback, on a bed scaled
-# to 0.4 of the issue's; make eval-vm
-# runs it in a kernel whose veth takes software transmit timestamps (the
-# sink's departure times), which Debian 12's default kernel's does not.
+# to 0.4 of the issue's; make eval-vm runs it in a kernel whose veth takes
+# software transmit timestamps (the sink's departure times), which Debian
+# 12's default kernel's does not.
 # QSOCK_EVAL_ARGS adds options to every subcommand.
 # The guest is emulated when KVM does not work (tests/vm/run.sh says which):
 # then its timing figures are the emulator's, and EVALUATION.md says so.

@@ -111,10 +111,15 @@ struct Condition {
     steps: Vec<Duration>,
 }
 
+/// `bps` scaled by `scale`.
+fn scaled(bps: u64, scale: f64) -> u64 {
+    (bps as f64 * scale) as u64
+}
+
 /// The bed, its rates and picture scaled by `scale`.
 fn scaled_settings(scale: f64, seconds: u64) -> PathSettings {
     let base = PathSettings::default();
-    let times = |bps: u64| (bps as f64 * scale) as u64;
+    let times = |bps: u64| scaled(bps, scale);
     // Area in proportion to the bitrate: as many bits per pixel. x264 takes
     // even sizes.
     let side = |pixels: u32| ((f64::from(pixels) * scale.sqrt() / 2.0).round() as u32 * 2).max(16);
@@ -145,8 +150,7 @@ fn rate_text(bps: u64) -> String {
 fn condition(letter: char, seconds: u64, scale: f64) -> Result<Condition> {
     let secs = Duration::from_secs;
     let base = scaled_settings(scale, seconds);
-    let times = |bps: u64| (bps as f64 * scale) as u64;
-    let router = rate_text(times(1_500_000));
+    let router = rate_text(base.router.rate_at(Duration::ZERO));
     Ok(match letter {
         'a' => Condition {
             letter,
@@ -180,7 +184,7 @@ fn condition(letter: char, seconds: u64, scale: f64) -> Result<Condition> {
         },
         'd' => {
             let (down, up) = (secs(seconds / 3), secs(2 * seconds / 3));
-            let (high, low) = (times(3_000_000), times(1_000_000));
+            let (high, low) = (scaled(3_000_000, scale), scaled(1_000_000, scale));
             Condition {
                 letter,
                 title: format!(

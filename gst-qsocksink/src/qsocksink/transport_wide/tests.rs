@@ -273,7 +273,6 @@ fn a_packet_the_hosts_scheduler_dropped_is_not_lost_on_the_path() {
         .map(|i| match i {
             2 | 3 | 7 => TwccPacketStatus::NotReceived,
             0 => received(5_000),
-            1 | 8 => received(10_000),
             4 => received(30_000),
             _ => received(10_000),
         })
