@@ -96,8 +96,9 @@ const DRAIN_WITHIN: Duration = Duration::from_secs(1);
 const LEAST_DECREASE_FACTOR: f64 = 0.5;
 
 /// Near the rate at which the path last congested (within this share of
-/// it), the estimate climbs by [`NEAR_CEILING_GROWTH`] instead of its full
-/// pace.
+/// it), the estimate climbs at a quarter of its pace: the queue it probes
+/// for builds slowly enough for the round trip to show it before the
+/// router drops.
 const NEAR_CEILING: f64 = 0.9;
 
 /// When the stream sends above the rate at which the path last congested
@@ -107,18 +108,8 @@ const NEAR_CEILING: f64 = 0.9;
 /// an estimate that far above the ceiling may carry no more than it.
 const PAST_CEILING: f64 = 1.15;
 
-/// Near the ceiling, the share of itself the estimate grows by per second
-/// of clear reports: about GCC's additive increase at these rates (half a
-/// packet per round trip and 100 ms). In proportion to the estimate, not to
-/// the range: a fixed step probes a narrow path as often as a wide one is
-/// probed at many times the pace, and every probe of the path stands a
-/// queue in its router.
-const NEAR_CEILING_GROWTH: f64 = 0.03;
-
-/// From the ceiling on, until the stream sends [`PAST_CEILING`] above it,
-/// the share a second: GCC's pace away from its last maximum. The path may
-/// have grown; a climb at 3 % a second would take 8 s to prove it.
-const AT_CEILING_GROWTH: f64 = 0.08;
+/// The pace near the ceiling, as a share of the full pace.
+const NEAR_CEILING_PACE: f64 = 0.25;
 
 /// The share of the estimate the stream must actually send for a clear
 /// report to count as evidence for more: an encoder that cannot fill its
@@ -563,11 +554,9 @@ impl BitrateController {
 
     /// The estimate a clear report vouching for `vouched` time lifts
     /// `current` to, the stream sending `carried`: at full pace up to near
-    /// where the path last congested, by a few percent a second from there,
-    /// a little faster past it.
+    /// where the path last congested, at a quarter of it from there.
     fn climb(&mut self, current: u64, carried: u64, vouched: Duration) -> u64 {
-        let vouched = vouched.min(CLIMB_SPAN_CAP).as_secs_f64();
-        let share = vouched / CLIMB_TIME.as_secs_f64();
+        let share = vouched.min(CLIMB_SPAN_CAP).as_secs_f64() / CLIMB_TIME.as_secs_f64();
         let full = current.saturating_add(((self.max_bps as f64 * share) as u64).max(MIN_STEP_BPS));
         let Some(ceiling) = self.path_ceiling else {
             return full;
@@ -580,12 +569,7 @@ impl BitrateController {
         if full <= near {
             return full;
         }
-        let growth = if current >= ceiling {
-            AT_CEILING_GROWTH
-        } else {
-            NEAR_CEILING_GROWTH
-        };
-        let slow = ((current as f64 * growth * vouched) as u64).max(MIN_STEP_BPS);
+        let slow = ((self.max_bps as f64 * share * NEAR_CEILING_PACE) as u64).max(MIN_STEP_BPS);
         current.saturating_add(slow).max(near)
     }
 
